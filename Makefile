@@ -1,0 +1,54 @@
+# plugmesh: `make run` starts the whole mesh, `make test` runs the tests.
+# The Makefile builds its own virtual environment; nothing else needs installing by hand.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv gen gen-check run test lint format protodeps clean
+
+help:
+	@echo "make run    start the whole mesh (plugmesh up)"
+	@echo "make test   run the test suite"
+	@echo "make lint   ruff, mypy, buf lint/format, generated-code check"
+	@echo "make gen    regenerate Python code from protos/"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+protodeps: $(STAMP)
+	$(BIN)/python tools/protodeps.py
+
+gen: protodeps
+	$(BIN)/python tools/gen_protos.py
+
+gen-check: protodeps
+	$(BIN)/python tools/gen_protos.py --check
+
+run: $(STAMP)
+	$(BIN)/plugmesh up
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: protodeps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/buf lint
+	$(BIN)/buf format --diff --exit-code protos
+	$(BIN)/python tools/gen_protos.py --check
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	$(BIN)/buf format -w protos
+
+clean:
+	rm -rf $(VENV) .build .mypy_cache .ruff_cache .pytest_cache
