@@ -1,0 +1,101 @@
+"""Settings every plugmesh process reads once from the environment.
+
+Nothing below an entry point reads ``os.environ``: the entry point calls
+:meth:`MeshConfig.from_env` and passes the frozen result down.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_REGISTRY_ADDRESS = "127.0.0.1:50050"
+DEFAULT_NATS_ADDRESS = "127.0.0.1:4222"
+
+#: Default listen addresses of the processes, by the name ``plugmesh serve`` knows them by.
+DEFAULT_ADDRESSES: Mapping[str, str] = {
+    "registry": DEFAULT_REGISTRY_ADDRESS,
+    "gateway": "127.0.0.1:50051",
+    "gateway-http": "127.0.0.1:8080",
+    "users": "127.0.0.1:50061",
+    "audit": "127.0.0.1:50062",
+    "machine-users": "127.0.0.1:50063",
+}
+
+
+def address_variable(process: str) -> str:
+    """Return the environment variable that holds a process's listen address.
+
+    >>> address_variable("machine-users")
+    'PLUGMESH_MACHINE_USERS_ADDRESS'
+    >>> address_variable("gateway")
+    'PLUGMESH_GATEWAY_GRPC_ADDRESS'
+    """
+    if process == "gateway":
+        process = "gateway-grpc"
+    return "PLUGMESH_" + process.upper().replace("-", "_") + "_ADDRESS"
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    """Settings shared by every process of the mesh."""
+
+    data_dir: Path
+    registry_address: str
+    registration_secret: str | None
+    nats_url: str
+    database_url: str | None
+    log_level: str
+    shutdown_grace_seconds: float
+    advertise_host: str | None
+    addresses: Mapping[str, str]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MeshConfig:
+        """Read the settings from ``env`` (default: the process environment)."""
+        env = os.environ if env is None else env
+        addresses = {
+            name: env.get(address_variable(name)) or default
+            for name, default in DEFAULT_ADDRESSES.items()
+        }
+        nats_address = env.get("PLUGMESH_NATS_ADDRESS") or DEFAULT_NATS_ADDRESS
+        return cls(
+            data_dir=Path(env.get("PLUGMESH_DATA_DIR") or ".plugmesh"),
+            registry_address=addresses["registry"],
+            registration_secret=env.get("PLUGMESH_REGISTRATION_SECRET") or None,
+            nats_url=env.get("PLUGMESH_NATS_URL") or f"nats://{nats_address}",
+            database_url=env.get("PLUGMESH_DATABASE_URL") or None,
+            log_level=(env.get("PLUGMESH_LOG_LEVEL") or "INFO").upper(),
+            shutdown_grace_seconds=_float(env, "PLUGMESH_SHUTDOWN_GRACE_SECONDS", 5.0),
+            advertise_host=env.get("PLUGMESH_ADVERTISE_HOST") or None,
+            addresses=addresses,
+        )
+
+    def address_of(self, process: str) -> str:
+        """Return the configured listen address of ``process`` (e.g. ``"users"``)."""
+        try:
+            return self.addresses[process]
+        except KeyError:
+            raise ConfigError(f"no address is configured for process {process!r}") from None
+
+    def database_url_for(self, process: str) -> str:
+        """Return the database URL of ``process``: the configured one or its SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / (process + '.db')}"
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None

@@ -1,0 +1,243 @@
+"""A plugin's gRPC server: its servicers plus health, reflection, registration and shutdown.
+
+A Python plugin is its servicer plus a few lines::
+
+    config = MeshConfig.from_env()
+    server = PluginServer(
+        "users",
+        [Servicer.of(users_pb2, "UserService", users_pb2_grpc.add_UserServiceServicer_to_server,
+                     UserService(store))],
+        address=config.address_of("users"),
+        config=config,
+    )
+    sys.exit(run(server))
+
+Shutdown runs in order: health NOT_SERVING, deregister, stop with grace, close clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from meshkit.config import MeshConfig
+from meshkit.descriptors import file_descriptor_set, plugin_version
+from meshkit.health import SERVING, HealthServicer
+from meshkit.interceptors import ErrorInterceptor
+from meshkit.logging import configure_logging
+from meshkit.reflection import enable_reflection
+from meshkit.registration import Registrar, Registration
+
+log = logging.getLogger(__name__)
+
+Closer = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Servicer:
+    """One gRPC service implementation and how to add it to a server."""
+
+    descriptor: descriptor.ServiceDescriptor
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    implementation: object
+
+    @classmethod
+    def of(
+        cls,
+        pb2: ModuleType,
+        service: str,
+        add_to_server: Callable[[Any, grpc.aio.Server], None],
+        implementation: object,
+    ) -> Servicer:
+        """Build a Servicer from a generated ``*_pb2`` module and the service's short name."""
+        return cls(pb2.DESCRIPTOR.services_by_name[service], add_to_server, implementation)
+
+    @property
+    def name(self) -> str:
+        """The full name, for example ``plugmesh.users.v1.UserService``."""
+        return self.descriptor.full_name
+
+
+class PluginServer:
+    """A ``grpc.aio`` server with health, reflection and registration.
+
+    Args:
+        name: The service's short name in the registry, for example ``"users"``.
+        servicers: The plugin's own services.
+        address: Where to listen, ``host:port``; port 0 picks a free port.
+        config: The mesh settings.
+        register: Whether to register with the registry (the registry itself does not).
+        metadata: Extra metadata sent at registration.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        servicers: Sequence[Servicer],
+        *,
+        address: str,
+        config: MeshConfig,
+        register: bool = True,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.health = HealthServicer()
+        self._servicers = tuple(servicers)
+        self._listen = address
+        self._config = config
+        self._register = register
+        self._metadata = dict(metadata or {})
+        self._server: grpc.aio.Server | None = None
+        self._registrar: Registrar | None = None
+        self._startups: list[Closer] = []
+        self._closers: list[Closer] = []
+        self._address = ""
+        self._stopping: asyncio.Task[None] | None = None
+
+    @property
+    def address(self) -> str:
+        """The address the server listens on, with the real port; empty before start."""
+        return self._address
+
+    @property
+    def registrar(self) -> Registrar | None:
+        """The registrar, once started with ``register=True``."""
+        return self._registrar
+
+    @property
+    def config(self) -> MeshConfig:
+        """The mesh settings the server was built with."""
+        return self._config
+
+    def add_startup(self, startup: Closer) -> None:
+        """Run ``startup`` inside the event loop before the server starts serving."""
+        self._startups.append(startup)
+
+    def add_closer(self, closer: Closer) -> None:
+        """Run ``closer`` at shutdown, after the server stopped (newest first)."""
+        self._closers.append(closer)
+
+    async def start(self) -> None:
+        """Bind, serve, report SERVING and start registering. Safe to call twice."""
+        if self._server is not None:
+            return
+        for startup in self._startups:
+            await startup()
+        server = grpc.aio.server(interceptors=[ErrorInterceptor(f"{self.name}.plugmesh")])
+        for servicer in self._servicers:
+            servicer.add_to_server(servicer.implementation, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = [s.name for s in self._servicers]
+        enable_reflection(
+            server, [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+        )
+        host, _, _ = self._listen.rpartition(":")
+        port = server.add_insecure_port(self._listen)
+        self._address = f"{self._advertised_host(host)}:{port}"
+        await server.start()
+        self._server = server
+        for service_name in names:
+            await self.health.set(service_name, SERVING)
+        log.info("serving", extra={"address": self._address, "services": names})
+        if self._register:
+            self._registrar = Registrar(
+                Registration(
+                    service=self.name,
+                    address=self._address,
+                    version=plugin_version(self._servicers[0].descriptor) if names else "",
+                    grpc_services=tuple(names),
+                    file_descriptor_set=file_descriptor_set(s.descriptor for s in self._servicers),
+                    metadata=self._metadata,
+                ),
+                registry_address=self._config.registry_address,
+                secret=self._config.registration_secret,
+            )
+            await self._registrar.start()
+
+    async def wait(self) -> None:
+        """Return when the server has stopped or its registration was refused for good."""
+        if self._server is None:
+            return
+        # Shielded: cancelling wait_for_termination() breaks a later server.stop().
+        waits: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(asyncio.shield(self._server.wait_for_termination()))
+        ]
+        if self._registrar is not None:
+            waits.append(asyncio.ensure_future(self._registrar.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    async def stop(self, grace_seconds: float | None = None) -> None:
+        """NOT_SERVING, deregister, stop with grace, close clients. Safe to call twice."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(grace_seconds))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, grace_seconds: float | None) -> None:
+        grace = self._config.shutdown_grace_seconds if grace_seconds is None else grace_seconds
+        await self.health.enter_graceful_shutdown()
+        if self._registrar is not None:
+            await self._registrar.close()
+        if self._server is not None:
+            await self._server.stop(grace)
+        for closer in reversed(self._closers):
+            try:
+                await closer()
+            except Exception:
+                log.exception("closing a client failed")
+        log.info("stopped")
+
+    def _advertised_host(self, host: str) -> str:
+        if self._config.advertise_host:
+            return self._config.advertise_host
+        if host in ("", "0.0.0.0", "[::]", "::"):
+            return "127.0.0.1"
+        return host
+
+
+async def serve(server: PluginServer) -> int:
+    """Run ``server`` until SIGTERM or SIGINT, then stop it gracefully.
+
+    Returns the process exit code: 0 after a signal, 1 when the registration was refused.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    stopped = asyncio.ensure_future(stop.wait())
+    finished = asyncio.ensure_future(server.wait())
+    try:
+        await asyncio.wait([stopped, finished], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        finished.cancel()
+        await server.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    refused = server.registrar.refused if server.registrar else None
+    return 1 if refused else 0
+
+
+def run(server: PluginServer) -> int:
+    """Configure JSON logging and run ``server`` in a new event loop until it stops.
+
+    Returns the exit code for ``sys.exit``.
+    """
+    configure_logging(server.name, server.config.log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(serve(server))
+    return 130
