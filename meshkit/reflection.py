@@ -9,6 +9,7 @@ default pool, so reflection can describe itself under both names.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
@@ -47,10 +48,30 @@ def _renamed(type_name: str) -> str:
     return type_name.replace(".grpc.reflection.v1alpha.", ".grpc.reflection.v1.", 1)
 
 
+class _ReflectionServicer(reflection_async.ReflectionServicer):
+    """The library's servicer, also finding methods: the upb pool only finds their service."""
+
+    def _file_containing_symbol(
+        self, request: reflection_pb2.ServerReflectionRequest, fully_qualified_name: str
+    ) -> reflection_pb2.ServerReflectionResponse:
+        base: Any = super()  # the stubs leave the base class's helpers out
+        found: reflection_pb2.ServerReflectionResponse = base._file_containing_symbol(
+            request, fully_qualified_name
+        )
+        service, _, method = fully_qualified_name.rpartition(".")
+        if found.HasField("error_response") and service:
+            try:
+                if descriptor_pool.Default().FindServiceByName(service).methods_by_name.get(method):
+                    found = base._file_containing_symbol(request, service)
+            except KeyError:
+                pass
+        return found
+
+
 def enable_reflection(server: grpc.aio.Server, service_names: Iterable[str]) -> None:
     """Serve reflection v1alpha and v1 on ``server`` for ``service_names``."""
     _register_v1_descriptor()
-    servicer = reflection_async.ReflectionServicer([*service_names, V1ALPHA, V1])
+    servicer = _ReflectionServicer([*service_names, V1ALPHA, V1])
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]  # untyped in the stubs
     v1 = grpc.method_handlers_generic_handler(
         V1,

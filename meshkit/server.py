@@ -77,6 +77,7 @@ class PluginServer:
         address: Where to listen, ``host:port``; port 0 picks a free port.
         config: The mesh settings.
         register: Whether to register with the registry (the registry itself does not).
+        version: The version to register; default: the first servicer's contract version.
         metadata: Extra metadata sent at registration.
     """
 
@@ -88,6 +89,7 @@ class PluginServer:
         address: str,
         config: MeshConfig,
         register: bool = True,
+        version: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
@@ -96,6 +98,7 @@ class PluginServer:
         self._listen = address
         self._config = config
         self._register = register
+        self._version = version
         self._metadata = dict(metadata or {})
         self._server: grpc.aio.Server | None = None
         self._registrar: Registrar | None = None
@@ -154,7 +157,7 @@ class PluginServer:
                 Registration(
                     service=self.name,
                     address=self._address,
-                    version=plugin_version(self._servicers[0].descriptor) if names else "",
+                    version=self._version or self._contract_version(),
                     grpc_services=tuple(names),
                     file_descriptor_set=file_descriptor_set(s.descriptor for s in self._servicers),
                     metadata=self._metadata,
@@ -199,6 +202,9 @@ class PluginServer:
             except Exception:
                 log.exception("closing a client failed")
         log.info("stopped")
+
+    def _contract_version(self) -> str:
+        return plugin_version(self._servicers[0].descriptor) if self._servicers else ""
 
     def _advertised_host(self, host: str) -> str:
         if self._config.advertise_host:

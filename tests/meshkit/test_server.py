@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2
 from google.rpc import code_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -89,16 +90,34 @@ async def test_reflection_lists_services_under_both_versions(
     }
 
 
-async def test_reflection_v1_describes_itself(fake_registry: Served) -> None:
+@pytest.mark.parametrize(
+    ("symbol", "file"),
+    [
+        pytest.param(
+            "grpc.reflection.v1.ServerReflection", "grpc/reflection/v1/reflection.proto", id="v1"
+        ),
+        pytest.param(
+            "plugmesh.registry.v1.RegistryService.GetService",
+            "plugmesh/registry/v1/registry.proto",
+            id="method",
+        ),
+        pytest.param("grpc.health.v1.Health.List", "grpc_health/v1/health.proto", id="health"),
+    ],
+)
+async def test_reflection_finds_the_file_defining_a_symbol(
+    fake_registry: Served, symbol: str, file: str
+) -> None:
     _, server = fake_registry
     async with grpc.aio.insecure_channel(server.address) as channel:
         stub: Any = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]  # the stubs are sync-only
-        request = reflection_pb2.ServerReflectionRequest(
-            file_containing_symbol="grpc.reflection.v1.ServerReflection"
-        )
+        request = reflection_pb2.ServerReflectionRequest(file_containing_symbol=symbol)
         reply = await anext(aiter(stub.ServerReflectionInfo(iter([request]))))
     assert not reply.HasField("error_response")
-    assert reply.file_descriptor_response.file_descriptor_proto
+    names = [
+        descriptor_pb2.FileDescriptorProto.FromString(raw).name
+        for raw in reply.file_descriptor_response.file_descriptor_proto
+    ]
+    assert names[0] == file
 
 
 async def test_mesh_error_reaches_caller_as_status_with_error_info(fake_registry: Served) -> None:
