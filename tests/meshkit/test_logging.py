@@ -1,0 +1,33 @@
+"""Logs are JSON objects, one per line, carrying the process and extra fields."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from meshkit.logging import JsonFormatter
+
+
+def test_log_record_becomes_one_json_object_with_extra_fields() -> None:
+    record = logging.LogRecord(
+        "meshkit.test", logging.WARNING, __file__, 1, "hello %s", ("x",), None
+    )
+    record.service = "users"
+    entry = json.loads(JsonFormatter("users").format(record))
+    assert entry["level"] == "warning"
+    assert entry["process"] == "users"
+    assert entry["message"] == "hello x"
+    assert entry["service"] == "users"
+    assert entry["time"].endswith("Z")
+
+
+def test_exception_is_carried_in_the_entry() -> None:
+    try:
+        raise ValueError("broken")
+    except ValueError:
+        record = logging.LogRecord(
+            "meshkit.test", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    entry = json.loads(JsonFormatter("users").format(record))
+    assert "ValueError: broken" in entry["exception"]
