@@ -1,0 +1,265 @@
+"""``plugmesh.registry.v1.RegistryService``: the only place protobuf meets the domain.
+
+Each method translates its request into a call on :class:`~registry.core.Registry` and
+the result back into a response. Errors are :mod:`meshkit.errors` exceptions; the server's
+error interceptor turns them into ``google.rpc.Status``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import grpc
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from meshkit.errors import InvalidArgument, ResourceExhausted, Unauthenticated, Unavailable
+from plugmesh.options.v1 import options_pb2
+from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
+from registry.broadcast import BroadcastClosed, WatcherOverflowed
+from registry.core import Registry
+from registry.model import (
+    ChangeKind,
+    Dependency,
+    DependencyCheck,
+    Health,
+    HttpRoute,
+    Instance,
+    Registration,
+    ServiceChange,
+    ServiceView,
+)
+
+SECRET_METADATA_KEY = "plugmesh-registration-secret"
+
+_HEALTH = {
+    Health.UNKNOWN: registry_pb2.HEALTH_STATUS_UNKNOWN,
+    Health.SERVING: registry_pb2.HEALTH_STATUS_SERVING,
+    Health.NOT_SERVING: registry_pb2.HEALTH_STATUS_NOT_SERVING,
+    Health.UNREACHABLE: registry_pb2.HEALTH_STATUS_UNREACHABLE,
+}
+_CHANGE = {
+    ChangeKind.UPSERTED: registry_pb2.CHANGE_TYPE_UPSERTED,
+    ChangeKind.REMOVED: registry_pb2.CHANGE_TYPE_REMOVED,
+}
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
+    """Serves the registry API over a :class:`Registry`.
+
+    Args:
+        registry: The state behind the API.
+        registration_secret: When set, RegisterInstance, RenewLease and
+            DeregisterInstance need it in the ``plugmesh-registration-secret`` metadata.
+    """
+
+    def __init__(self, registry: Registry, *, registration_secret: str | None = None) -> None:
+        self._registry = registry
+        self._secret = registration_secret
+
+    async def RegisterInstance(
+        self, request: registry_pb2.RegisterInstanceRequest, context: Context
+    ) -> registry_pb2.RegisterInstanceResponse:
+        """Register or refresh an instance."""
+        self._authenticate(context)
+        descriptors = request.file_descriptor_set
+        registration = Registration(
+            service=request.service,
+            address=request.address,
+            version=request.version,
+            grpc_services=tuple(request.grpc_services),
+            file_descriptor_set=(
+                descriptors.SerializeToString(deterministic=True) if descriptors.file else None
+            ),
+            metadata=dict(request.metadata),
+        )
+        instance = await self._registry.register(registration)
+        lease = duration_pb2.Duration()
+        lease.FromNanoseconds(round(self._registry.lease_seconds * 1e9))
+        return registry_pb2.RegisterInstanceResponse(
+            instance=_instance(instance), lease_duration=lease
+        )
+
+    async def RenewLease(
+        self, request: registry_pb2.RenewLeaseRequest, context: Context
+    ) -> registry_pb2.RenewLeaseResponse:
+        """Renew an instance's lease."""
+        self._authenticate(context)
+        _require("instance_id", request.instance_id)
+        expires = self._registry.renew(request.instance_id)
+        return registry_pb2.RenewLeaseResponse(lease_expire_time=_timestamp(expires))
+
+    async def DeregisterInstance(
+        self, request: registry_pb2.DeregisterInstanceRequest, context: Context
+    ) -> registry_pb2.DeregisterInstanceResponse:
+        """Remove an instance; removing an unknown one succeeds."""
+        self._authenticate(context)
+        _require("instance_id", request.instance_id)
+        await self._registry.deregister(request.instance_id)
+        return registry_pb2.DeregisterInstanceResponse()
+
+    async def GetService(
+        self, request: registry_pb2.GetServiceRequest, context: Context
+    ) -> registry_pb2.GetServiceResponse:
+        """Get one service."""
+        _require("service", request.service)
+        return registry_pb2.GetServiceResponse(
+            service=_service(self._registry.get(request.service))
+        )
+
+    async def ListServices(
+        self, request: registry_pb2.ListServicesRequest, context: Context
+    ) -> registry_pb2.ListServicesResponse:
+        """List every service, ordered by name."""
+        return registry_pb2.ListServicesResponse(
+            services=[_service(view) for view in self._registry.list_services()]
+        )
+
+    async def WatchServices(
+        self, request: registry_pb2.WatchServicesRequest, context: Context
+    ) -> AsyncIterator[registry_pb2.WatchServicesResponse]:
+        """Stream every service, then SYNCED, then every change.
+
+        A watcher that leaves too many changes unread gets RESOURCE_EXHAUSTED (reason
+        ``WATCHER_TOO_SLOW``) and should watch again; at shutdown watchers get
+        UNAVAILABLE (reason ``SHUTTING_DOWN``).
+        """
+        snapshot, subscription = self._registry.subscribe()
+        with subscription:
+            for view in snapshot:
+                yield registry_pb2.WatchServicesResponse(
+                    change_type=registry_pb2.CHANGE_TYPE_UPSERTED, service=_service(view)
+                )
+            yield registry_pb2.WatchServicesResponse(change_type=registry_pb2.CHANGE_TYPE_SYNCED)
+            while True:
+                try:
+                    change = await subscription.get()
+                except WatcherOverflowed as exc:
+                    raise ResourceExhausted(
+                        f"the watcher fell behind: {exc}; watch again", reason="WATCHER_TOO_SLOW"
+                    ) from exc
+                except BroadcastClosed as exc:
+                    raise Unavailable(str(exc), reason="SHUTTING_DOWN") from exc
+                yield _change(change)
+
+    async def GetServiceSchema(
+        self, request: registry_pb2.GetServiceSchemaRequest, context: Context
+    ) -> registry_pb2.GetServiceSchemaResponse:
+        """Return a service's descriptors."""
+        _require("service", request.service)
+        spec = self._registry.get(request.service).spec
+        response = registry_pb2.GetServiceSchemaResponse(schema_digest=spec.schema_digest)
+        response.file_descriptor_set.ParseFromString(spec.schema)
+        return response
+
+    async def ListEventServices(
+        self, request: registry_pb2.ListEventServicesRequest, context: Context
+    ) -> registry_pb2.ListEventServicesResponse:
+        """List the producers and consumers of an event type."""
+        _require("event_type", request.event_type)
+        producers, consumers = self._registry.event_services(request.event_type)
+        return registry_pb2.ListEventServicesResponse(producers=producers, consumers=consumers)
+
+    async def CheckDependencies(
+        self, request: registry_pb2.CheckDependenciesRequest, context: Context
+    ) -> registry_pb2.CheckDependenciesResponse:
+        """Check a service's declared dependencies."""
+        _require("service", request.service)
+        checks = self._registry.check_dependencies(request.service)
+        return registry_pb2.CheckDependenciesResponse(
+            satisfied=all(check.satisfied or check.dependency.optional for check in checks),
+            checks=[_check(check) for check in checks],
+        )
+
+    def _authenticate(self, context: Context) -> None:
+        if self._secret is None:
+            return
+        sent = ""
+        for key, value in context.invocation_metadata() or ():
+            if key == SECRET_METADATA_KEY:
+                sent = value if isinstance(value, str) else value.decode("utf-8", "replace")
+        if not sent:
+            raise Unauthenticated(
+                f"the registration secret is missing from the {SECRET_METADATA_KEY!r} metadata",
+                reason="REGISTRATION_SECRET_MISSING",
+            )
+        if not hmac.compare_digest(sent.encode(), self._secret.encode()):
+            raise Unauthenticated(
+                "the registration secret is wrong", reason="REGISTRATION_SECRET_INVALID"
+            )
+
+
+def _require(field: str, value: str) -> None:
+    if not value:
+        raise InvalidArgument(
+            f"{field} is required", reason="INVALID_FIELD", metadata={"field": field}
+        )
+
+
+def _timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    timestamp = timestamp_pb2.Timestamp()
+    timestamp.FromDatetime(value)
+    return timestamp
+
+
+def _instance(instance: Instance) -> registry_pb2.Instance:
+    record = instance.record
+    return registry_pb2.Instance(
+        instance_id=record.instance_id,
+        service=record.service,
+        address=record.address,
+        version=record.version,
+        metadata=dict(record.metadata),
+        health=_HEALTH[instance.health],
+        register_time=_timestamp(record.register_time),
+        lease_expire_time=_timestamp(record.lease_expire_time),
+        health_change_time=_timestamp(instance.health_change_time),
+    )
+
+
+def _dependency(dependency: Dependency) -> options_pb2.Dependency:
+    return options_pb2.Dependency(
+        service=dependency.service,
+        version_range=dependency.version_range,
+        optional=dependency.optional,
+    )
+
+
+def _route(route: HttpRoute) -> registry_pb2.HttpRoute:
+    return registry_pb2.HttpRoute(method=route.method, path=route.path, rpc=route.rpc)
+
+
+def _service(view: ServiceView) -> registry_pb2.Service:
+    spec = view.spec
+    return registry_pb2.Service(
+        name=spec.name,
+        version=spec.version,
+        grpc_services=spec.grpc_services,
+        produces=spec.produces,
+        consumes=spec.consumes,
+        dependencies=[_dependency(d) for d in spec.dependencies],
+        routes=[_route(r) for r in spec.routes],
+        instances=[_instance(i) for i in view.instances],
+        health=_HEALTH[view.health],
+        schema_digest=spec.schema_digest,
+    )
+
+
+def _change(change: ServiceChange) -> registry_pb2.WatchServicesResponse:
+    if change.service is None:
+        service = registry_pb2.Service(name=change.name)
+    else:
+        service = _service(change.service)
+    return registry_pb2.WatchServicesResponse(change_type=_CHANGE[change.kind], service=service)
+
+
+def _check(check: DependencyCheck) -> registry_pb2.DependencyCheck:
+    return registry_pb2.DependencyCheck(
+        dependency=_dependency(check.dependency),
+        satisfied=check.satisfied,
+        found_version=check.found_version,
+        reason=check.reason,
+    )

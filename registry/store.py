@@ -1,0 +1,211 @@
+"""Persistence of registrations with sqlmodel, so they survive a registry restart.
+
+Only what registration declares is stored: each service's contract and each instance's
+address, version and metadata. Health and lease renewals live in memory; after a restart
+health starts UNKNOWN and every lease starts afresh.
+
+Every database call runs on one worker thread, in submission order, so the event loop
+never blocks on the database and writes are applied in the order they were made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import JSON, Column, LargeBinary
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
+
+from registry.model import Dependency, HttpRoute, InstanceRecord, ServiceSpec
+
+_T = TypeVar("_T")
+
+
+class ServiceRow(SQLModel, table=True):
+    """A service's contract."""
+
+    __tablename__ = "registry_services"
+
+    name: str = Field(primary_key=True)
+    version: str
+    grpc_services: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    produces: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    consumes: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    dependencies: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    routes: list[dict[str, str]] = Field(sa_column=Column(JSON, nullable=False))
+    schema_bytes: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    schema_digest: str
+
+
+class InstanceRow(SQLModel, table=True):
+    """One registered instance."""
+
+    __tablename__ = "registry_instances"
+
+    instance_id: str = Field(primary_key=True)
+    service: str = Field(index=True)
+    address: str
+    version: str
+    metadata_: dict[str, str] = Field(sa_column=Column("metadata", JSON, nullable=False))
+    register_time: datetime
+    lease_expire_time: datetime
+
+
+_TABLES = [ServiceRow.__table__, InstanceRow.__table__]  # type: ignore[attr-defined]  # set by sqlmodel at class creation
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """Everything the store holds."""
+
+    services: list[ServiceSpec]
+    instances: list[InstanceRecord]
+
+
+class RegistryStore:
+    """Stores services and instances in any SQLAlchemy database.
+
+    Args:
+        url: A SQLAlchemy URL; for a SQLite file its directory is created.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._engine: Engine | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def open(self) -> None:
+        """Connect and create the tables when missing. Safe to call twice."""
+        if self._engine is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-store")
+        self._engine = await self._run(_create_engine, self._url)
+
+    async def close(self) -> None:
+        """Finish pending writes and disconnect. Safe to call twice."""
+        engine, self._engine = self._engine, None
+        executor, self._executor = self._executor, None
+        if engine is not None and executor is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, engine.dispose)
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+    async def load(self) -> StoredState:
+        """Return every stored service and instance."""
+        return await self._run(self._load)
+
+    async def save(self, spec: ServiceSpec, instance: InstanceRecord) -> None:
+        """Store a service's contract and one of its instances, in one transaction."""
+        await self._run(self._save, spec, instance)
+
+    async def delete_instance(self, instance_id: str, *, drop_service: str | None = None) -> None:
+        """Delete an instance and, when named, its service, in one transaction."""
+        await self._run(self._delete, instance_id, drop_service)
+
+    async def _run(self, function: Callable[..., _T], *args: Any) -> _T:
+        if self._executor is None:
+            raise RuntimeError("the registry store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(function, *args))
+
+    def _session(self) -> Session:
+        if self._engine is None:
+            raise RuntimeError("the registry store is not open")
+        return Session(self._engine, expire_on_commit=False)
+
+    def _load(self) -> StoredState:
+        with self._session() as session:
+            services = [_spec(row) for row in session.exec(select(ServiceRow))]
+            instances = [_record(row) for row in session.exec(select(InstanceRow))]
+        return StoredState(services=services, instances=instances)
+
+    def _save(self, spec: ServiceSpec, instance: InstanceRecord) -> None:
+        with self._session() as session:
+            session.merge(_service_row(spec))
+            session.merge(_instance_row(instance))
+            session.commit()
+
+    def _delete(self, instance_id: str, drop_service: str | None) -> None:
+        with self._session() as session:
+            session.exec(delete(InstanceRow).where(InstanceRow.instance_id == instance_id))  # type: ignore[arg-type]  # sqlmodel types the column as str
+            if drop_service is not None:
+                session.exec(delete(ServiceRow).where(ServiceRow.name == drop_service))  # type: ignore[arg-type]  # sqlmodel types the column as str
+            session.commit()
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        # The one worker thread is not the thread that created the engine.
+        connect_args["check_same_thread"] = False
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args=connect_args)
+    SQLModel.metadata.create_all(engine, tables=_TABLES)
+    return engine
+
+
+def _service_row(spec: ServiceSpec) -> ServiceRow:
+    return ServiceRow(
+        name=spec.name,
+        version=spec.version,
+        grpc_services=list(spec.grpc_services),
+        produces=list(spec.produces),
+        consumes=list(spec.consumes),
+        dependencies=[
+            {"service": d.service, "version_range": d.version_range, "optional": d.optional}
+            for d in spec.dependencies
+        ],
+        routes=[{"method": r.method, "path": r.path, "rpc": r.rpc} for r in spec.routes],
+        schema_bytes=spec.schema,
+        schema_digest=spec.schema_digest,
+    )
+
+
+def _spec(row: ServiceRow) -> ServiceSpec:
+    return ServiceSpec(
+        name=row.name,
+        version=row.version,
+        grpc_services=tuple(row.grpc_services),
+        produces=tuple(row.produces),
+        consumes=tuple(row.consumes),
+        dependencies=tuple(
+            Dependency(str(d["service"]), str(d["version_range"]), bool(d["optional"]))
+            for d in row.dependencies
+        ),
+        routes=tuple(HttpRoute(r["method"], r["path"], r["rpc"]) for r in row.routes),
+        schema=row.schema_bytes,
+        schema_digest=row.schema_digest,
+    )
+
+
+def _instance_row(record: InstanceRecord) -> InstanceRow:
+    return InstanceRow(
+        instance_id=record.instance_id,
+        service=record.service,
+        address=record.address,
+        version=record.version,
+        metadata_=dict(record.metadata),
+        register_time=record.register_time,
+        lease_expire_time=record.lease_expire_time,
+    )
+
+
+def _record(row: InstanceRow) -> InstanceRecord:
+    return InstanceRecord(
+        instance_id=row.instance_id,
+        service=row.service,
+        address=row.address,
+        version=row.version,
+        metadata=dict(row.metadata_),
+        register_time=row.register_time,
+        lease_expire_time=row.lease_expire_time,
+    )

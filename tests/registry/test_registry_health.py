@@ -1,0 +1,140 @@
+"""Health: pushed by each instance's Health/Watch stream, seen within one second."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from plugmesh.options.v1 import options_pb2
+from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
+from registry.testing import (
+    Contract,
+    FakePlugin,
+    Method,
+    StartPlugin,
+    contract_file,
+    eventually,
+)
+
+if TYPE_CHECKING:
+    Stub = registry_pb2_grpc.RegistryServiceAsyncStub
+
+WIDGETS = Contract(
+    package="test.widgets.v1",
+    service="WidgetService",
+    methods=[Method("GetWidget", [("GET", "/v1/widgets/{id}")])],
+    plugin=options_pb2.Plugin(version="1.0.0"),
+)
+SERVING = registry_pb2.HEALTH_STATUS_SERVING
+NOT_SERVING = registry_pb2.HEALTH_STATUS_NOT_SERVING
+UNREACHABLE = registry_pb2.HEALTH_STATUS_UNREACHABLE
+
+# The design's requirement: an instance that stops serving is out of rotation within 1 s.
+WITHIN_ONE_SECOND = 1.0
+
+
+async def register(stub: Stub, plugin: FakePlugin) -> str:
+    response = await stub.RegisterInstance(
+        registry_pb2.RegisterInstanceRequest(
+            service="widgets",
+            address=plugin.address,
+            grpc_services=list(plugin.services),
+            file_descriptor_set=plugin.files,
+        )
+    )
+    return response.instance.instance_id
+
+
+async def wait_for_health(
+    stub: Stub, health: registry_pb2.HealthStatus.ValueType, *, timeout_seconds: float = 5.0
+) -> registry_pb2.Service:
+    async def check() -> registry_pb2.Service | None:
+        got = await stub.GetService(registry_pb2.GetServiceRequest(service="widgets"))
+        return got.service if got.service.instances[0].health == health else None
+
+    name = registry_pb2.HealthStatus.Name(health)
+    return await eventually(check, timeout_seconds=timeout_seconds, what=f"health {name}")
+
+
+async def test_registered_instance_becomes_serving(stub: Stub, start_plugin: StartPlugin) -> None:
+    plugin = await start_plugin([contract_file(WIDGETS)], [WIDGETS.full_name])
+
+    await register(stub, plugin)
+
+    service = await wait_for_health(stub, SERVING)
+    assert service.health == SERVING
+
+
+async def test_not_serving_instance_is_seen_within_one_second(
+    stub: Stub, start_plugin: StartPlugin
+) -> None:
+    plugin = await start_plugin([contract_file(WIDGETS)], [WIDGETS.full_name])
+    await register(stub, plugin)
+    await wait_for_health(stub, SERVING)
+
+    await plugin.set_serving(False)
+
+    service = await wait_for_health(stub, NOT_SERVING, timeout_seconds=WITHIN_ONE_SECOND)
+    assert service.health != SERVING
+    await plugin.set_serving(True)
+    await wait_for_health(stub, SERVING)
+
+
+async def test_killed_instance_is_unreachable_within_one_second(
+    stub: Stub, start_plugin: StartPlugin
+) -> None:
+    plugin = await start_plugin([contract_file(WIDGETS)], [WIDGETS.full_name])
+    await register(stub, plugin)
+    await wait_for_health(stub, SERVING)
+
+    await plugin.stop(grace_seconds=None)
+
+    service = await wait_for_health(stub, UNREACHABLE, timeout_seconds=WITHIN_ONE_SECOND)
+    assert service.health == UNREACHABLE
+
+
+async def test_health_changes_are_pushed_to_watchers(stub: Stub, start_plugin: StartPlugin) -> None:
+    plugin = await start_plugin([contract_file(WIDGETS)], [WIDGETS.full_name])
+    await register(stub, plugin)
+    await wait_for_health(stub, SERVING)
+    call = stub.WatchServices(registry_pb2.WatchServicesRequest())
+    try:
+        async with asyncio.timeout(5):
+            message = await call.read()
+            while getattr(message, "change_type", None) != registry_pb2.CHANGE_TYPE_SYNCED:
+                message = await call.read()
+
+            await plugin.set_serving(False)
+
+            change = await call.read()
+        assert isinstance(change, registry_pb2.WatchServicesResponse)
+        assert change.service.name == "widgets"
+        assert change.service.instances[0].health == NOT_SERVING
+        assert change.service.health == NOT_SERVING
+    finally:
+        call.cancel()
+
+
+async def test_service_serves_while_any_instance_serves(
+    stub: Stub, start_plugin: StartPlugin
+) -> None:
+    first = await start_plugin([contract_file(WIDGETS)], [WIDGETS.full_name])
+    second = await start_plugin([contract_file(WIDGETS)], [WIDGETS.full_name])
+    await register(stub, first)
+    await register(stub, second)
+
+    async def both_serving() -> registry_pb2.Service | None:
+        got = await stub.GetService(registry_pb2.GetServiceRequest(service="widgets"))
+        healthy = all(i.health == SERVING for i in got.service.instances)
+        return got.service if healthy else None
+
+    await eventually(both_serving, what="both instances serving")
+    await first.stop()
+
+    async def one_down() -> registry_pb2.Service | None:
+        got = await stub.GetService(registry_pb2.GetServiceRequest(service="widgets"))
+        states = sorted(i.health for i in got.service.instances)
+        return got.service if states == [SERVING, UNREACHABLE] else None
+
+    service = await eventually(one_down, what="one instance unreachable")
+    assert service.health == SERVING
