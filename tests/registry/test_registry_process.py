@@ -93,3 +93,10 @@ async def test_entry_point_serves_until_sigterm(tmp_path: Path) -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def test_package_exports_exactly_its_public_api() -> None:
+    import registry
+
+    assert sorted(registry.__all__) == registry.__all__
+    assert all(hasattr(registry, name) for name in registry.__all__)
