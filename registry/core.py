@@ -20,9 +20,10 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 
-from meshkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from registry import schemas
 from registry.broadcast import Broadcaster, Subscription
+from registry.conflicts import check_conflicts
 from registry.events import EventDispatcher, EventPublisher, LoggingEventPublisher
 from registry.events import RegistryEvent as Event
 from registry.events import RegistryEventType as EventType
@@ -119,7 +120,10 @@ class Registry:
         self._specs = {spec.name: spec for spec in state.services}
         for record in state.instances:
             if record.service not in self._specs:
-                log.warning("dropping an instance of an unknown service", extra={"id": record})
+                log.warning(
+                    "dropping an instance of an unknown service",
+                    extra={"id": record.instance_id, "service": record.service},
+                )
                 continue
             record = replace(record, lease_expire_time=now + self._lease)
             self._instances[record.instance_id] = Instance(record, Health.UNKNOWN, now)
@@ -174,7 +178,7 @@ class Registry:
             schema_digest=contract.schema_digest,
         )
         async with self._lock:
-            self._check_conflicts(spec)
+            check_conflicts(spec, self._specs.values())
             now = self._clock()
             existing = self._instance_at(spec.name, registration.address)
             record = InstanceRecord(
@@ -316,36 +320,6 @@ class Registry:
                 reason="INVALID_SCHEMA",
                 metadata={"address": registration.address},
             ) from exc
-
-    def _check_conflicts(self, spec: ServiceSpec) -> None:
-        for other in self._specs.values():
-            if other.name == spec.name:
-                continue
-            for grpc_service in spec.grpc_services:
-                if grpc_service in other.grpc_services:
-                    raise AlreadyExists(
-                        f"gRPC service {grpc_service} is already served by service {other.name!r}",
-                        reason="SERVICE_CONFLICT",
-                        metadata={"grpc_service": grpc_service, "owner": other.name},
-                    )
-            owned = {(r.method, schemas.normalize_path(r.path)): r for r in other.routes}
-            for route in spec.routes:
-                taken = owned.get((route.method, schemas.normalize_path(route.path)))
-                if taken is not None:
-                    raise AlreadyExists(
-                        f"HTTP route {route.method} {route.path} of {route.rpc} is already "
-                        f"served by service {other.name!r} "
-                        f"({taken.method} {taken.path} of {taken.rpc})",
-                        reason="ROUTE_CONFLICT",
-                        metadata={
-                            "method": route.method,
-                            "path": route.path,
-                            "rpc": route.rpc,
-                            "owner": other.name,
-                            "owner_path": taken.path,
-                            "owner_rpc": taken.rpc,
-                        },
-                    )
 
     def _instance_at(self, service: str, address: str) -> Instance | None:
         for instance in self._instances.values():

@@ -202,12 +202,23 @@ async def test_malformed_registration_is_refused_naming_the_field(
     assert field in (caught.value.details() or "")
 
 
-async def test_conflicting_route_is_refused_naming_the_route_and_its_owner(stub: Stub) -> None:
+@pytest.mark.parametrize(
+    ("bindings", "method", "path"),
+    [
+        ([("GET", "/v1/widgets/{id}")], "GET", "/v1/widgets/{id}"),
+        ([("GET", "/v1/{name=widgets/*}")], "GET", "/v1/{name=widgets/*}"),
+        ([("POST", "/v1/gadgets"), ("GET", "/api/widgets")], "GET", "/api/widgets"),
+    ],
+    ids=["renamed-variable", "variable-pattern", "additional-binding"],
+)
+async def test_conflicting_route_is_refused_naming_the_route_and_its_owner(
+    stub: Stub, bindings: list[tuple[str, str]], method: str, path: str
+) -> None:
     await stub.RegisterInstance(register_request())
     rival = Contract(
         package="test.gadgets.v1",
         service="GadgetService",
-        methods=[Method("GetGadget", [("GET", "/v1/widgets/{id}")])],
+        methods=[Method("GetGadget", bindings)],
     )
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -216,12 +227,14 @@ async def test_conflicting_route_is_refused_naming_the_route_and_its_owner(stub:
     assert code_and_reason(caught.value) == (grpc.StatusCode.ALREADY_EXISTS, "ROUTE_CONFLICT")
     info = error_info(caught.value)
     assert info is not None
-    assert info.metadata["method"] == "GET"
-    assert info.metadata["path"] == "/v1/widgets/{id}"
+    assert (info.metadata["method"], info.metadata["path"]) == (method, path)
     assert info.metadata["owner"] == "widgets"
+    assert info.metadata["rpc"] == "test.gadgets.v1.GadgetService.GetGadget"
     details = caught.value.details() or ""
-    assert "GET /v1/widgets/{id}" in details
+    assert f"{method} {path}" in details
     assert "'widgets'" in details
+    listed = await stub.ListServices(registry_pb2.ListServicesRequest())
+    assert "gadgets" not in [s.name for s in listed.services]
 
 
 async def test_conflicting_grpc_service_is_refused_naming_its_owner(stub: Stub) -> None:
