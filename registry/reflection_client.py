@@ -55,7 +55,7 @@ async def fetch_descriptors(
     """Fetch the descriptors of ``grpc_services`` from the instance at ``address``.
 
     When ``grpc_services`` is empty, every service the instance lists is taken except
-    health checking and reflection.
+    health checking and reflection; there may be none.
 
     Raises:
         ReflectionError: the instance cannot be reached or does not describe a service.
@@ -71,8 +71,6 @@ async def fetch_descriptors(
             call = open_stream(timeout=timeout_seconds)
             session = _Session(call)
             services = tuple(grpc_services) or await session.list_services()
-            if not services:
-                raise ReflectionError(f"the instance at {address} lists no gRPC service")
             files: dict[str, descriptor_pb2.FileDescriptorProto] = {}
             for service in services:
                 session.add(files, await session.ask(_Request(file_containing_symbol=service)))

@@ -65,7 +65,8 @@ def read_contract(
     """Read the contract of ``grpc_services`` from ``files``.
 
     When ``grpc_services`` is empty, every service defined in ``files`` except health
-    checking and reflection is taken. Imports missing from ``files`` are filled in from
+    checking and reflection is taken; a process serving none (the gateway, whose gRPC port
+    only proxies) has an empty contract. Imports missing from ``files`` are filled in from
     the registry's own descriptor pool (well-known types, ``google.api``, the plugmesh
     options) when it has them.
 
@@ -81,8 +82,6 @@ def read_contract(
             for service in file.service
             if not is_infrastructure(f"{_prefix(file.package)}{service.name}")
         ]
-        if not grpc_services:
-            raise SchemaError("the descriptors define no gRPC service")
     services = list(dict.fromkeys(grpc_services))
     owners = _service_owners(by_name.values())
     missing = [name for name in services if name not in owners]

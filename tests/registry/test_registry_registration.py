@@ -292,6 +292,20 @@ async def test_schema_sent_at_registration_is_returned_as_sent(stub: Stub) -> No
     assert {f.name for f in schema.file_descriptor_set.file} == {f.name for f in sent.file}
 
 
+async def test_process_serving_only_health_and_reflection_registers_with_no_contract(
+    stub: Stub, start_plugin: StartPlugin
+) -> None:
+    gateway = await start_plugin([], [])
+
+    await stub.RegisterInstance(
+        registry_pb2.RegisterInstanceRequest(service="gateway", address=gateway.address)
+    )
+
+    got = await stub.GetService(registry_pb2.GetServiceRequest(service="gateway"))
+    assert (list(got.service.grpc_services), list(got.service.routes)) == ([], [])
+    assert [i.address for i in got.service.instances] == [gateway.address]
+
+
 async def test_registration_of_an_unreachable_instance_without_schema_is_unavailable(
     stub: Stub, start_plugin: StartPlugin
 ) -> None:

@@ -101,9 +101,8 @@ def test_registry_contract_is_read_from_its_generated_descriptors() -> None:
             ["a.v1.A"],
             "missing/thing.proto",
         ),
-        ([descriptor_pb2.FileDescriptorProto(name="empty.proto")], [], "no gRPC service"),
     ],
-    ids=["unknown-service", "missing-import", "no-service"],
+    ids=["unknown-service", "missing-import"],
 )
 def test_unusable_descriptors_are_refused_with_the_reason(
     files: list[descriptor_pb2.FileDescriptorProto], services: list[str], message: str
@@ -130,3 +129,10 @@ def test_path_templates_compare_with_variable_names_erased(
     left: str, right: str, same: bool
 ) -> None:
     assert (normalize_path(left) == normalize_path(right)) is same
+
+
+def test_process_serving_no_grpc_service_has_an_empty_contract() -> None:
+    contract = read_contract([descriptor_pb2.FileDescriptorProto(name="empty.proto")], [])
+
+    assert (contract.grpc_services, contract.routes, contract.version) == ((), (), "")
+    assert descriptor_pb2.FileDescriptorSet.FromString(contract.schema).file == []
