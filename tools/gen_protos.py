@@ -43,7 +43,11 @@ def generate(out: Path) -> None:
         f"--mypy_grpc_out={out}",
         *files,
     ]
-    subprocess.run(command, check=True, cwd=PROTOS)
+    # protoc-gen-mypy reports every file it writes on stderr; show its output only on failure.
+    done = subprocess.run(command, cwd=PROTOS, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(done.returncode)
     for directory in [out / "plugmesh", *(p for p in (out / "plugmesh").rglob("*") if p.is_dir())]:
         (directory / "__init__.py").touch()
         (directory / "py.typed").touch()
