@@ -6,13 +6,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv gen gen-check run test lint format protodeps clean
+.PHONY: help venv gen gen-check run test lint breaking format protodeps clean
+
+# What `make breaking` compares protos/ against: a branch, tag or commit.
+AGAINST ?= main
 
 help:
 	@echo "make run    start the whole mesh (plugmesh up)"
 	@echo "make test   run the test suite"
 	@echo "make lint   ruff, mypy, buf lint/format, generated-code check"
 	@echo "make gen    regenerate Python code from protos/"
+	@echo "make breaking AGAINST=<rev>   buf breaking of protos/ against a revision"
 
 venv: $(STAMP)
 
@@ -44,6 +48,12 @@ lint: protodeps
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code protos
 	$(BIN)/python tools/gen_protos.py --check
+
+breaking: protodeps
+	rm -rf .build/against && mkdir -p .build/against/.build
+	git archive $(AGAINST) protos buf.yaml | tar -x -C .build/against
+	cp -r .build/protodeps .build/against/.build/protodeps
+	$(BIN)/buf breaking --against .build/against
 
 format: $(STAMP)
 	$(BIN)/ruff format .
