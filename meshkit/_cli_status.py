@@ -1,0 +1,169 @@
+"""The registry's view of the mesh, as ``plugmesh status`` and ``plugmesh up`` print it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+import grpc
+from grpc_health.v1 import health_pb2
+
+from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
+
+_PREFIX = "HEALTH_STATUS_"
+SERVING = "SERVING"
+# The typed stubs of grpc_health lack the stub methods, so the call is spelled out.
+_HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+
+
+class RegistryUnreachable(Exception):
+    """The registry did not answer."""
+
+    def __init__(self, address: str, detail: str) -> None:
+        super().__init__(f"cannot reach the registry at {address}: {detail}")
+        self.address = address
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class MeshView:
+    """What the registry reported: its own health and every registered service."""
+
+    registry_address: str
+    registry_health: str
+    services: Sequence[registry_pb2.Service]
+
+    def health_of(self, name: str) -> str:
+        """Health of the process called ``name`` (``UNREGISTERED`` when unknown)."""
+        if name == "registry":
+            return self.registry_health
+        for service in self.services:
+            if _same_name(service.name, name):
+                return health_name(service.health)
+        return "UNREGISTERED"
+
+    def not_serving(self, names: Collection[str]) -> list[str]:
+        """Those of ``names`` that are not SERVING."""
+        return [name for name in names if self.health_of(name) != SERVING]
+
+
+def _same_name(a: str, b: str) -> bool:
+    # "machine-users" and "machineusers" name the same process.
+    return a.replace("-", "").replace("_", "") == b.replace("-", "").replace("_", "")
+
+
+def health_name(health: registry_pb2.HealthStatus.ValueType) -> str:
+    """``HEALTH_STATUS_SERVING`` → ``SERVING``."""
+    return registry_pb2.HealthStatus.Name(health).removeprefix(_PREFIX)
+
+
+async def fetch_view(address: str, timeout_seconds: float = 3.0) -> MeshView:
+    """Ask the registry at ``address`` for every service and for its own health.
+
+    Raises:
+        RegistryUnreachable: The registry did not answer in time.
+    """
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            listed = await registry_pb2_grpc.RegistryServiceStub(channel).ListServices(
+                registry_pb2.ListServicesRequest(), timeout=timeout_seconds
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise RegistryUnreachable(address, f"{exc.code().name}: {exc.details()}") from exc
+        check = channel.unary_unary(
+            _HEALTH_CHECK,
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        try:
+            checked = await check(health_pb2.HealthCheckRequest(), timeout=timeout_seconds)
+            own = health_pb2.HealthCheckResponse.ServingStatus.Name(checked.status)
+        except grpc.aio.AioRpcError:
+            own = "UNKNOWN"
+    return MeshView(address, own, list(listed.services))
+
+
+async def wait_until_serving(
+    address: str,
+    names: Collection[str],
+    *,
+    timeout_seconds: float,
+    interval_seconds: float = 0.2,
+    check: Callable[[], None] = lambda: None,
+) -> MeshView:
+    """Poll the registry until every one of ``names`` is SERVING or the time is up.
+
+    ``check`` runs before each poll and may raise to give up early. Returns the last
+    view; check :meth:`MeshView.not_serving` for what never came up.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        check()
+        try:
+            view = await fetch_view(address, timeout_seconds=min(3.0, timeout_seconds))
+        except RegistryUnreachable:
+            if time.monotonic() > deadline:
+                raise
+        else:
+            if not view.not_serving(names) or time.monotonic() > deadline:
+                return view
+        await asyncio.sleep(interval_seconds)
+
+
+def _lease(instance: registry_pb2.Instance, now: float) -> str:
+    if not instance.HasField("lease_expire_time"):
+        return "-"
+    left = instance.lease_expire_time.ToNanoseconds() / 1e9 - now
+    return f"in {left:.0f}s" if left >= 0 else f"expired {-left:.0f}s ago"
+
+
+def status_rows(view: MeshView, now: float | None = None) -> list[tuple[str, ...]]:
+    """One row per instance: service, version, instance address, health, lease expiry."""
+    now = time.time() if now is None else now
+    rows: list[tuple[str, ...]] = []
+    if not any(_same_name(s.name, "registry") for s in view.services):
+        rows.append(("registry", "-", view.registry_address, view.registry_health, "-"))
+    for service in sorted(view.services, key=lambda s: s.name):
+        if not service.instances:
+            rows.append(
+                (service.name, service.version or "-", "-", health_name(service.health), "-")
+            )
+        for instance in sorted(service.instances, key=lambda i: i.address):
+            rows.append(
+                (
+                    service.name,
+                    instance.version or service.version or "-",
+                    instance.address,
+                    health_name(instance.health),
+                    _lease(instance, now),
+                )
+            )
+    return rows
+
+
+STATUS_HEADERS = ("SERVICE", "VERSION", "INSTANCE", "HEALTH", "LEASE EXPIRES")
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain text table with columns padded to their widest cell."""
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]
+    return "\n".join(lines)
+
+
+async def print_status(address: str, out: TextIO, err: TextIO, timeout_seconds: float) -> int:
+    """``plugmesh status``: print the table; 1 when the registry cannot be reached."""
+    try:
+        view = await fetch_view(address, timeout_seconds)
+    except RegistryUnreachable as exc:
+        print(f"plugmesh: {exc}", file=err)
+        print("plugmesh: is the mesh running? start it with `plugmesh up`", file=err)
+        return 1
+    print(render_table(STATUS_HEADERS, status_rows(view)), file=out)
+    return 0

@@ -1,0 +1,160 @@
+"""The ``plugmesh`` command.
+
+- ``plugmesh up [--data-dir DIR] [--verbose]``: the whole mesh on this machine, supervised:
+  the embedded nats-server (unless ``PLUGMESH_NATS_URL`` is set), the registry, the
+  gateway and the plugins, each its own process with its log in ``<data dir>/logs/``.
+  Restarts a process that dies; Ctrl-C or SIGTERM stops everything.
+- ``plugmesh status [--registry ADDRESS]``: the registry's view; exit code 1 when the
+  registry cannot be reached.
+- ``plugmesh serve <name>``: one process in the foreground (compose, Kubernetes).
+
+Configuration comes from ``PLUGMESH_`` environment variables, listed in
+:data:`meshkit.processes.ENVIRONMENT` and at the end of ``plugmesh --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from meshkit.config import DEFAULT_NATS_ADDRESS, DEFAULT_REGISTRY_ADDRESS
+from meshkit.processes import (
+    ENVIRONMENT,
+    NATS,
+    process_named,
+    process_names,
+    split_address,
+)
+
+__all__ = ["build_parser", "main", "registry_address"]
+
+
+def _environment_epilog() -> str:
+    width = max(len(v.name) for v in ENVIRONMENT)
+    lines = ["environment (defaults in brackets):"]
+    lines += [f"  {v.name:<{width}}  [{v.default}] {v.description}" for v in ENVIRONMENT]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``plugmesh``."""
+    parser = argparse.ArgumentParser(
+        prog="plugmesh",
+        description="Run and inspect a plugmesh gRPC service mesh.",
+        epilog=_environment_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="start the whole mesh and supervise it")
+    up.add_argument("--data-dir", help="state directory (default: $PLUGMESH_DATA_DIR)")
+    up.add_argument("-v", "--verbose", action="store_true", help="echo every process's log lines")
+
+    status = commands.add_parser("status", help="print the registry's view of the mesh")
+    status.add_argument(
+        "--registry",
+        metavar="ADDRESS",
+        help="registry address (default: $PLUGMESH_REGISTRY_ADDRESS, or the one "
+        "`plugmesh up` uses in the data dir)",
+    )
+    status.add_argument("--data-dir", help="state directory (default: $PLUGMESH_DATA_DIR)")
+    status.add_argument(
+        "--timeout", type=float, default=3.0, metavar="SECONDS", help="how long to wait"
+    )
+
+    serve = commands.add_parser("serve", help="run one process in the foreground")
+    serve.add_argument("name", choices=process_names(), help="the process to run")
+    return parser
+
+
+def _data_dir(flag: str | None, env: Mapping[str, str]) -> Path:
+    return Path(flag or env.get("PLUGMESH_DATA_DIR") or ".plugmesh")
+
+
+def registry_address(flag: str | None, data_dir: Path, env: Mapping[str, str]) -> str:
+    """The registry to ask: the flag, else the environment, else the one ``up`` runs."""
+    if flag:
+        return flag
+    configured = env.get("PLUGMESH_REGISTRY_ADDRESS")
+    if configured and not configured.endswith(":0"):
+        return configured
+    from meshkit._cli_state import read_state
+
+    state = read_state(data_dir)
+    if state is not None:
+        address = state.get("addresses", {}).get("PLUGMESH_REGISTRY_ADDRESS")
+        if isinstance(address, str):
+            return address
+    return DEFAULT_REGISTRY_ADDRESS
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("plugmesh: %(message)s"))
+    logger = logging.getLogger("meshkit")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+
+
+def _up(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from meshkit._cli_up import UpSettings, run_up
+
+    _configure_logging(args.verbose)
+    settings = UpSettings.from_env(env, data_dir=args.data_dir, verbose=args.verbose)
+    return asyncio.run(run_up(settings, sys.stdout))
+
+
+def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from meshkit._cli_status import print_status
+
+    address = registry_address(args.registry, _data_dir(args.data_dir, env), env)
+    return asyncio.run(print_status(address, sys.stdout, sys.stderr, args.timeout))
+
+
+def _serve(name: str, env: Mapping[str, str]) -> int:
+    data_dir = _data_dir(None, env)
+    if name == NATS:
+        from meshkit.natsd import exec_nats_server
+
+        host, port = split_address(env.get("PLUGMESH_NATS_ADDRESS") or DEFAULT_NATS_ADDRESS)
+        exec_nats_server(data_dir / "jetstream", host=host, port=port)
+    secret_file = data_dir / "registration.secret"
+    if not env.get("PLUGMESH_REGISTRATION_SECRET") and secret_file.is_file():
+        # Lets a process started by hand join a mesh that `plugmesh up` runs.
+        os.environ["PLUGMESH_REGISTRATION_SECRET"] = secret_file.read_text().strip()
+    module_name = process_named(name).module + ".__main__"
+    module = importlib.import_module(module_name)
+    entry = getattr(module, "main", None)
+    if not callable(entry):
+        print(f"plugmesh: {module_name} has no main()", file=sys.stderr)
+        return 2
+    result = entry()
+    if inspect.isawaitable(result):
+        result = asyncio.run(result)  # type: ignore[arg-type]  # an awaitable main()
+    return result if isinstance(result, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``plugmesh`` with ``argv`` (default: the command line); return the exit code."""
+    args = build_parser().parse_args(argv)
+    env = os.environ
+    try:
+        if args.command == "up":
+            return _up(args, env)
+        if args.command == "status":
+            return _status(args, env)
+        return _serve(args.name, env)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

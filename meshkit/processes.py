@@ -1,0 +1,201 @@
+"""The processes of the mesh and the environment variables that configure them.
+
+:data:`PROCESSES` is the one table of what ``plugmesh up`` starts and ``plugmesh serve``
+runs: each process's name, its Python module, and the variables holding its addresses.
+:data:`ENVIRONMENT` is the one table of every ``PLUGMESH_`` variable; the README's
+configuration table is generated from it (``python -m meshkit.processes``).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from meshkit.config import DEFAULT_ADDRESSES, DEFAULT_NATS_ADDRESS, address_variable
+
+__all__ = [
+    "ENVIRONMENT",
+    "NATS",
+    "PROCESSES",
+    "EnvVar",
+    "ProcessSpec",
+    "environment_table",
+    "join_address",
+    "process_named",
+    "process_names",
+    "resolve_ports",
+    "split_address",
+]
+
+#: Name of the embedded NATS server in ``plugmesh serve`` and in progress output.
+NATS = "nats"
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One configuration variable: its name, default and meaning."""
+
+    name: str
+    default: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One Python process of the mesh.
+
+    Attributes:
+        name: Name in ``plugmesh serve <name>``, in logs and in the registry.
+        module: Module run as ``python -m <module>``; its ``__main__`` has ``main()``.
+        address_vars: Variables holding its listen addresses; the first is its gRPC
+            address, the one waited on at start.
+        registers: Whether it registers itself with the registry (the registry does not).
+    """
+
+    name: str
+    module: str
+    address_vars: tuple[str, ...]
+    registers: bool = True
+
+    @property
+    def grpc_address_var(self) -> str:
+        """The variable holding the gRPC address."""
+        return self.address_vars[0]
+
+
+#: Every Python process, in start order: the registry first, the others depend on it.
+PROCESSES: tuple[ProcessSpec, ...] = (
+    ProcessSpec("registry", "registry", (address_variable("registry"),), registers=False),
+    ProcessSpec(
+        "gateway",
+        "gateway",
+        (address_variable("gateway"), address_variable("gateway-http")),
+    ),
+    ProcessSpec("users", "services.users", (address_variable("users"),)),
+    ProcessSpec("audit", "services.audit", (address_variable("audit"),)),
+    ProcessSpec("machine-users", "services.machineusers", (address_variable("machine-users"),)),
+)
+
+
+def _address_description(process: str) -> str:
+    if process == "gateway":
+        return "gRPC address of the gateway (ingress proxy, aggregated reflection)"
+    if process == "gateway-http":
+        return "HTTP/JSON address of the gateway"
+    return f"gRPC address of the {process} process"
+
+
+#: Every ``PLUGMESH_`` variable. A port of 0 in an address makes ``plugmesh up`` pick a
+#: free port and hand the concrete address to every child.
+ENVIRONMENT: tuple[EnvVar, ...] = (
+    EnvVar(
+        "PLUGMESH_DATA_DIR",
+        "./.plugmesh",
+        "state: SQLite databases, JetStream store, logs/, registration.secret, admin.token",
+    ),
+    EnvVar(
+        "PLUGMESH_NATS_URL",
+        "(embedded)",
+        "external NATS (with JetStream); when unset `plugmesh up` runs an embedded nats-server",
+    ),
+    EnvVar(
+        "PLUGMESH_NATS_ADDRESS",
+        DEFAULT_NATS_ADDRESS,
+        "listen address of the embedded nats-server",
+    ),
+    *(
+        EnvVar(address_variable(process), default, _address_description(process))
+        for process, default in DEFAULT_ADDRESSES.items()
+    ),
+    EnvVar(
+        "PLUGMESH_REGISTRATION_SECRET",
+        "(generated)",
+        "shared secret a process needs to register; `plugmesh up` generates one into "
+        "<data dir>/registration.secret (mode 0600) when unset",
+    ),
+    EnvVar(
+        "PLUGMESH_DATABASE_URL",
+        "(SQLite in the data dir)",
+        "database of every process, for example postgresql+psycopg://…",
+    ),
+    EnvVar("PLUGMESH_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    EnvVar(
+        "PLUGMESH_SHUTDOWN_GRACE_SECONDS",
+        "5",
+        "how long a process lets in-flight calls finish on SIGTERM",
+    ),
+    EnvVar(
+        "PLUGMESH_ADVERTISE_HOST",
+        "(the listen host)",
+        "host a process registers under, when it listens on 0.0.0.0",
+    ),
+)
+
+
+def process_names() -> tuple[str, ...]:
+    """Names ``plugmesh serve`` accepts: ``nats`` and every Python process."""
+    return (NATS, *(spec.name for spec in PROCESSES))
+
+
+def process_named(name: str) -> ProcessSpec:
+    """Return the process called ``name``.
+
+    Raises:
+        KeyError: No process has that name.
+    """
+    for spec in PROCESSES:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """Split ``host:port`` (or ``[v6]:port``) into its host and port.
+
+    Raises:
+        ValueError: The address has no numeric port.
+    """
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"address {address!r} is not host:port")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def join_address(host: str, port: int) -> str:
+    """Join a host and a port into ``host:port``, bracketing IPv6 hosts."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def resolve_ports(addresses: Mapping[str, str]) -> dict[str, str]:
+    """Replace port 0 in each address by a distinct free port on the same host.
+
+    The sockets probing for free ports stay bound until every port is picked, so two
+    addresses never get the same port.
+    """
+    resolved: dict[str, str] = {}
+    probes: list[socket.socket] = []
+    try:
+        for key, address in addresses.items():
+            host, port = split_address(address)
+            if port == 0:
+                probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+                probes.append(probe)
+                probe.bind((host, 0))
+                port = probe.getsockname()[1]
+            resolved[key] = join_address(host, port)
+    finally:
+        for probe in probes:
+            probe.close()
+    return resolved
+
+
+def environment_table() -> str:
+    """Render :data:`ENVIRONMENT` as a Markdown table for the README."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{v.name}` | `{v.default}` | {v.description} |" for v in ENVIRONMENT]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(environment_table())
