@@ -37,7 +37,13 @@ from meshkit._cli_status import (
 )
 from meshkit.config import DEFAULT_ADDRESSES, DEFAULT_NATS_ADDRESS, address_variable
 from meshkit.natsd import NatsServerError, nats_command, wait_until_accepting
-from meshkit.processes import PROCESSES, ProcessSpec, resolve_ports, split_address
+from meshkit.processes import (
+    PROCESSES,
+    AddressUnavailable,
+    ProcessSpec,
+    resolve_ports,
+    split_address,
+)
 from meshkit.supervisor import Child, ChildSpec, Supervisor, describe_returncode
 
 NATS_ADDRESS_VAR = "PLUGMESH_NATS_ADDRESS"
@@ -187,6 +193,7 @@ class _Mesh:
                 timeout_seconds=s.start_timeout_seconds,
                 check=self._no_exits,
             )
+            self._no_exits()
         except (RegistryUnreachable, StartupFailed) as exc:
             print(f"plugmesh: {exc}", file=sys.stderr)
             return 1
@@ -252,7 +259,7 @@ def _signal_handlers(handler: Callable[[signal.Signals], None]) -> Iterator[None
             loop.remove_signal_handler(sig)
 
 
-def _child_env(settings: UpSettings, addresses: Mapping[str, str], secret: str) -> dict[str, str]:
+def child_env(settings: UpSettings, addresses: Mapping[str, str], secret: str) -> dict[str, str]:
     env = dict(settings.environ)
     env.update(addresses)
     env["PLUGMESH_DATA_DIR"] = str(settings.data_dir)
@@ -262,7 +269,7 @@ def _child_env(settings: UpSettings, addresses: Mapping[str, str], secret: str) 
     return env
 
 
-class _LogEcho:
+class LogEcho:
     """Copies new lines of the children's logs to ``out`` (``--verbose``)."""
 
     def __init__(self, paths: Mapping[str, Path], out: TextIO) -> None:
@@ -321,8 +328,13 @@ async def run_up(settings: UpSettings, out: TextIO) -> int:
         print(f"plugmesh: already up in {data_dir} (pid {running['pid']})", file=sys.stderr)
         return 1
     secret = settings.registration_secret or load_or_create_secret(data_dir / SECRET_FILE)
-    addresses = resolve_ports(settings.addresses)
-    env = _child_env(settings, addresses, secret)
+    try:
+        addresses = resolve_ports(settings.addresses)
+    except AddressUnavailable as exc:
+        print(f"plugmesh: {exc}; is another mesh running?", file=sys.stderr)
+        print(f"plugmesh: set {exc.variable} (port 0 picks a free port)", file=sys.stderr)
+        return 1
+    env = child_env(settings, addresses, secret)
     state = UpState(data_dir / STATE_FILE, addresses, env["PLUGMESH_NATS_URL"])
     stop = asyncio.Event()
     supervisor = Supervisor(grace_seconds=settings.grace_seconds, listener=state)
@@ -336,11 +348,11 @@ async def run_up(settings: UpSettings, out: TextIO) -> int:
             print(f"{sig.name} again: killing every process", file=out, flush=True)
             supervisor.kill()
 
-    echo: _LogEcho | None = None
+    echo: LogEcho | None = None
     echoing: asyncio.Task[None] | None = None
     if settings.verbose:
         names = ["nats", *(p.name for p in PROCESSES)]
-        echo = _LogEcho({name: mesh.log_path(name) for name in names}, out)
+        echo = LogEcho({name: mesh.log_path(name) for name in names}, out)
         echoing = asyncio.create_task(echo.run(), name="echo logs")
     try:
         with _signal_handlers(on_signal):

@@ -193,6 +193,7 @@ class Child:
         self._started_at = 0.0
         self._monitor: asyncio.Task[None] | None = None
         self._stopping: asyncio.Future[None] | None = None
+        self._halted = False
 
     @property
     def name(self) -> str:
@@ -218,8 +219,13 @@ class Child:
             self._stopping = asyncio.ensure_future(self._stop(grace_seconds))
         await asyncio.shield(self._stopping)
 
+    def halt(self) -> None:
+        """Restart it no more: it is about to be stopped."""
+        self._halted = True
+
     def kill(self) -> None:
-        """SIGKILL the process group now; :meth:`stop` still has to be awaited."""
+        """SIGKILL the process group now, for good; :meth:`stop` still has to be awaited."""
+        self._halted = True
         if self._process is not None and self._process.returncode is None:
             _signal_group(self._process.pid, signal.SIGKILL)
 
@@ -274,8 +280,10 @@ class Child:
                 # Whatever it left behind in its group goes with it.
                 _signal_group(process.pid, signal.SIGKILL)
                 self._process = None
-                self.exits += 1
                 self.last_returncode = returncode
+                if self._halted:
+                    return
+                self.exits += 1
                 if uptime >= self._policy.reset_after_seconds:
                     failures = 0
                 delay = self._policy.delay_seconds(failures)
@@ -295,6 +303,8 @@ class Child:
             failures += 1
             self.status = ChildStatus.BACKOFF
             await asyncio.sleep(delay)
+            if self._halted:
+                return
             self.restarts += 1
             try:
                 await self._spawn()
@@ -358,6 +368,10 @@ class Supervisor:
             child.kill()
 
     async def _stop(self) -> None:
+        # Nothing is restarted any more, not even a child of an earlier batch that dies
+        # while the later ones stop.
+        for child in self.children:
+            child.halt()
         for batch in reversed(self._batches):
             await asyncio.gather(*(child.stop(self._grace_seconds) for child in batch))
 

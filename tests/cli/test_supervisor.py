@@ -193,6 +193,25 @@ while True:
     assert order[2:] == ["registry", "nats"]
 
 
+async def test_killed_children_are_not_restarted() -> None:
+    recorder = Recorder()
+    supervisor = Supervisor(policy=QUICK, grace_seconds=1.0, listener=recorder)
+    children = await supervisor.start(
+        ChildSpec("a", python("import time; time.sleep(60)")),
+        ChildSpec("b", python("import time; time.sleep(60)")),
+    )
+    pids = [child.pid for child in children]
+
+    supervisor.kill()
+    await asyncio.sleep(10 * QUICK.initial_backoff_seconds)
+    await supervisor.stop()
+
+    assert recorder.exits == []
+    assert [child.restarts for child in children] == [0, 0]
+    assert [child.last_returncode for child in children] == [-signal.SIGKILL] * 2
+    assert not any(pid_alive(pid) for pid in pids if pid is not None)
+
+
 async def test_output_goes_to_the_log_file(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "talker.log"
     script = "import sys; print('to stdout'); print('to stderr', file=sys.stderr)"
