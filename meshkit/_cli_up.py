@@ -222,12 +222,17 @@ class _Mesh:
             "nats", nats_command(store, host=host, port=port), log_path=self.log_path("nats")
         )
         (child,) = await self.supervisor.start(spec)
-        await wait_until_accepting(
-            host,
-            port,
-            timeout_seconds=self.settings.start_timeout_seconds,
-            alive=lambda: child.exits == 0,
-        )
+        try:
+            await wait_until_accepting(
+                host,
+                port,
+                timeout_seconds=self.settings.start_timeout_seconds,
+                alive=lambda: child.exits == 0,
+            )
+        except NatsServerError:
+            if child.exits:
+                raise _exited(child, self.log_path("nats")) from None
+            raise
         progress.done("nats", f"up (nats://{address}, JetStream)")
 
     async def _start_process(
