@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 Closer = Callable[[], Awaitable[None]]
 
 
+class AddressInUseError(OSError):
+    """The server could not bind its listen address."""
+
+
 @dataclass(frozen=True)
 class Servicer:
     """One gRPC service implementation and how to add it to a server."""
@@ -136,7 +140,11 @@ class PluginServer:
             return
         for startup in self._startups:
             await startup()
-        server = grpc.aio.server(interceptors=[ErrorInterceptor(f"{self.name}.plugmesh")])
+        # No SO_REUSEPORT: a second server on a taken port must fail, not share its traffic.
+        server = grpc.aio.server(
+            interceptors=[ErrorInterceptor(f"{self.name}.plugmesh")],
+            options=[("grpc.so_reuseport", 0)],
+        )
         for servicer in self._servicers:
             servicer.add_to_server(servicer.implementation, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -145,7 +153,10 @@ class PluginServer:
             server, [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
         )
         host, _, _ = self._listen.rpartition(":")
-        port = server.add_insecure_port(self._listen)
+        try:
+            port = server.add_insecure_port(self._listen)
+        except RuntimeError as exc:
+            raise AddressInUseError(f"{self.name} cannot listen on {self._listen}: {exc}") from exc
         self._address = f"{self._advertised_host(host)}:{port}"
         await server.start()
         self._server = server

@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from meshkit.errors import error_info, status_of
 from meshkit.health import NOT_SERVING, SERVING
-from meshkit.server import PluginServer
+from meshkit.server import AddressInUseError, PluginServer
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from tests.meshkit.fake_registry import FakeRegistry
 
@@ -171,3 +171,10 @@ async def test_stop_is_safe_to_call_twice(fake_registry: Served) -> None:
     _, server = fake_registry
     await server.stop(0)
     await server.stop(0)
+
+
+async def test_a_second_server_on_a_taken_port_fails_loudly(fake_registry: Served) -> None:
+    _, server = fake_registry
+    second = PluginServer("other", [], address=server.address, config=server.config, register=False)
+    with pytest.raises(AddressInUseError, match="other cannot listen on"):
+        await second.start()
