@@ -132,6 +132,21 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "(the listen host)",
         "host a process registers under, when it listens on 0.0.0.0",
     ),
+    EnvVar(
+        "PLUGMESH_REGISTRY_DATABASE_URL",
+        "(PLUGMESH_DATABASE_URL)",
+        "the registry's own database, when it should differ from the others'",
+    ),
+    EnvVar(
+        "PLUGMESH_REGISTRY_LEASE_SECONDS",
+        "10",
+        "how long a registration lives without a renewal",
+    ),
+    EnvVar(
+        "PLUGMESH_REGISTRY_REFLECTION_TIMEOUT_SECONDS",
+        "5",
+        "deadline for fetching an instance's schema over server reflection",
+    ),
 )
 
 
