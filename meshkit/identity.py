@@ -1,0 +1,103 @@
+"""Who is calling: the identity the gateway verified, passed to plugins as metadata.
+
+The gateway authenticates a caller (a machine token or a JWT) and forwards the result in
+two metadata entries: ``x-plugmesh-identity`` (compact JSON) and
+``x-plugmesh-identity-signature`` (HMAC-SHA256 of it, hex). The HMAC key is derived from
+the mesh registration secret, so a client that calls a plugin directly cannot forge an
+identity; the gateway drops both entries when a client sends them. Without a secret (a
+development setup), no identity can be verified and every caller is anonymous.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from meshkit.errors import Unauthenticated
+
+IDENTITY_KEY = "x-plugmesh-identity"
+SIGNATURE_KEY = "x-plugmesh-identity-signature"
+_KEY_LABEL = b"plugmesh identity v1"
+
+
+class PrincipalKind(enum.Enum):
+    """What kind of principal a caller is."""
+
+    USER = "user"
+    MACHINE = "machine"
+    SERVICE = "service"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A verified caller.
+
+    Attributes:
+        kind: A person, a machine user (API token) or a mesh service.
+        subject: The user id, machine user id or service name.
+        admin: Whether the caller has admin rights on the plugmesh API.
+        email: The person's email, when known.
+    """
+
+    kind: PrincipalKind
+    subject: str
+    admin: bool = False
+    email: str = ""
+
+
+def signing_key(registration_secret: str | None) -> bytes | None:
+    """The HMAC key for identities, derived from the mesh secret; None without one."""
+    if not registration_secret:
+        return None
+    return hmac.new(registration_secret.encode(), _KEY_LABEL, hashlib.sha256).digest()
+
+
+def to_metadata(identity: Identity, key: bytes) -> tuple[tuple[str, str], ...]:
+    """The two metadata entries that carry ``identity``, signed with ``key``."""
+    payload = json.dumps(
+        {
+            "kind": identity.kind.value,
+            "sub": identity.subject,
+            "admin": identity.admin,
+            "email": identity.email,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    signature = hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
+    return ((IDENTITY_KEY, payload), (SIGNATURE_KEY, signature))
+
+
+def from_metadata(
+    metadata: Iterable[tuple[str, str | bytes]] | None, key: bytes | None
+) -> Identity | None:
+    """Return the verified identity in ``metadata``, or None for an anonymous caller.
+
+    Raises:
+        Unauthenticated: an identity is present but its signature does not verify.
+    """
+    entries = {k: v for k, v in metadata or () if isinstance(v, str)}
+    payload = entries.get(IDENTITY_KEY)
+    if payload is None or key is None:
+        return None
+    expected = hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, entries.get(SIGNATURE_KEY, "")):
+        raise Unauthenticated(
+            "the caller's identity is not signed by the gateway", reason="IDENTITY_FORGED"
+        )
+    try:
+        fields = json.loads(payload)
+        return Identity(
+            kind=PrincipalKind(fields["kind"]),
+            subject=str(fields["sub"]),
+            admin=bool(fields.get("admin", False)),
+            email=str(fields.get("email", "")),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Unauthenticated(
+            "the caller's identity is malformed", reason="IDENTITY_MALFORMED"
+        ) from exc
