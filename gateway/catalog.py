@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 
 import grpc
 from google.protobuf import descriptor, message, message_factory
@@ -152,7 +152,7 @@ class Catalog:
 
         return unsubscribe
 
-    async def changes(self) -> AsyncIterator[Snapshot]:
+    async def changes(self) -> AsyncGenerator[Snapshot, None]:
         """Yield the current snapshot, then the latest one after each change (coalesced:
         a slow reader skips intermediate snapshots, never the last)."""
         seen = -1
@@ -214,10 +214,10 @@ class Catalog:
             async for change in call:
                 kind = change.change_type
                 if kind == registry_pb2.CHANGE_TYPE_SYNCED and fresh is not None:
-                    self._publish(fresh)
-                    fresh = None
                     self._connected = True
                     self._ready.set()
+                    self._publish(fresh)
+                    fresh = None
                     log.info("catalog synced", extra={"services": len(self._snapshot.services)})
                 elif kind == registry_pb2.CHANGE_TYPE_UPSERTED:
                     service = await self._service(change.service, stub)

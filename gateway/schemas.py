@@ -99,8 +99,8 @@ class Schema:
             return None
         return message.file.name if member in message.fields_by_name else None
 
-    def file_with_imports(self, name: str) -> Iterator[bytes]:
-        """``name`` serialized, then every file it imports, transitively."""
+    def file_with_imports(self, name: str) -> Iterator[tuple[str, bytes]]:
+        """``name`` and its serialized form, then every file it imports, transitively."""
         seen: set[str] = set()
         pending = [name]
         while pending:
@@ -108,7 +108,7 @@ class Schema:
             if current in seen or current not in self.files:
                 continue
             seen.add(current)
-            yield self.files[current]
+            yield current, self.files[current]
             pending.extend(d.name for d in self.pool.FindFileByName(current).dependencies)
 
     def extension(self, message: str, number: int) -> str | None:

@@ -147,6 +147,17 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "5",
         "deadline for fetching an instance's schema over server reflection",
     ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_DEFAULT_DEADLINE_SECONDS",
+        "30",
+        "deadline of a call through the gateway whose client sets none (gRPC: calls with a"
+        " single response only)",
+    ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_MAX_BODY_BYTES",
+        "4194304",
+        "largest HTTP request body (413 above it) and largest gRPC request message",
+    ),
 )
 
 

@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from gateway.app import Gateway
 from gateway.catalog import Catalog
+from gateway.config import GatewayConfig
 from gateway.upstream import Upstreams
+from meshkit.config import MeshConfig
 from meshkit.registration import Backoff
 from registry.app import RegistryServer
 from registry.testing import eventually
@@ -68,3 +71,22 @@ async def serving_instances(catalog: Catalog, service: str, count: int) -> None:
         return True if found and len(found.serving_instances) == count else None
 
     await eventually(check, what=f"{count} serving instances of {service}")
+
+
+@pytest.fixture
+async def gateway(registry: RegistryServer) -> AsyncIterator[Gateway]:
+    """The whole gateway on free ports, registered with ``registry`` and synced."""
+    mesh = MeshConfig.from_env(
+        {"PLUGMESH_REGISTRY_ADDRESS": registry.address, "PLUGMESH_SHUTDOWN_GRACE_SECONDS": "0.5"}
+    )
+    config = GatewayConfig(
+        grpc_address="127.0.0.1:0",
+        http_address="127.0.0.1:0",
+        default_deadline_seconds=5.0,
+        mesh=mesh,
+    )
+    gateway = Gateway(config, registry_backoff=FAST)
+    await gateway.start()
+    assert await gateway.catalog.wait_ready(timeout_seconds=5)
+    yield gateway
+    await gateway.stop()

@@ -34,6 +34,12 @@ _F = descriptor_pb2.FieldDescriptorProto
 _SAFE = descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS
 
 
+def _json(name: str) -> str:
+    # What protoc fills in: lowerCamelCase.
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
 def _file() -> descriptor_pb2.FileDescriptorProto:
     file = descriptor_pb2.FileDescriptorProto(
         name=FILE,
@@ -51,7 +57,9 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
         ],
         start=1,
     ):
-        request.field.add(name=name, number=number, type=kind, label=_F.LABEL_OPTIONAL)
+        request.field.add(
+            name=name, number=number, type=kind, label=_F.LABEL_OPTIONAL, json_name=_json(name)
+        )
     response = file.message_type.add(name="EchoResponse")
     for number, (name, kind, label) in enumerate(
         [
@@ -62,7 +70,7 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
         ],
         start=1,
     ):
-        response.field.add(name=name, number=number, type=kind, label=label)
+        response.field.add(name=name, number=number, type=kind, label=label, json_name=_json(name))
     service = file.service.add(name="EchoService")
     service.options.Extensions[options_pb2.plugin].version = "1.0.0"
     for name, client, server, safe in [

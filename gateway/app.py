@@ -1,0 +1,200 @@
+"""The gateway process: catalog, upstreams, the gRPC ingress and the HTTP server.
+
+Usable in-process (tests)::
+
+    gateway = Gateway(GatewayConfig(grpc_address="127.0.0.1:0", http_address="127.0.0.1:0",
+                                    mesh=mesh))
+    await gateway.start()
+    gateway.grpc_address        # "127.0.0.1:<port>"
+    await gateway.stop()
+
+Startup: follow the registry (the catalog syncs in the background), open upstreams,
+serve the ingress (and HTTP), then register as service ``gateway``. Its contract is
+empty: the gateway serves no gRPC service of its own, and since the registry would
+otherwise read its contract over reflection (which lists every plugin), it sends a
+descriptor set holding only the health protocol. The gateway reports NOT_SERVING until
+the catalog has synced once.
+
+Shutdown, safe to call twice: NOT_SERVING, deregister, stop HTTP and the ingress with
+grace, then stop following the catalog and close the upstream channels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from google.protobuf import descriptor_pb2
+from grpc_health.v1 import health_pb2
+
+from gateway.catalog import Catalog
+from gateway.config import GatewayConfig
+from gateway.health import GatewayHealth, HealthSync
+from gateway.ingress import IngressServer
+from gateway.upstream import Upstreams
+from meshkit.logging import configure_logging
+from meshkit.registration import Backoff, Registrar, Registration
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "gateway"
+VERSION = "0.1.0"
+
+
+class Gateway:
+    """The whole gateway, with an explicit, idempotent lifecycle.
+
+    Args:
+        config: The gateway's settings.
+        register: Whether to register with the registry.
+        registry_backoff: Delays between reconnections of the registry watch.
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        register: bool = True,
+        registry_backoff: Backoff | None = None,
+    ) -> None:
+        self.config = config
+        self.catalog = Catalog(
+            config.registry_address,
+            secret=config.mesh.registration_secret,
+            backoff=registry_backoff,
+        )
+        self.upstreams = Upstreams(self.catalog, close_grace_seconds=config.shutdown_grace_seconds)
+        self.health = GatewayHealth()
+        self._health_sync = HealthSync(self.catalog, self.health)
+        self.ingress = IngressServer(
+            self.catalog,
+            self.upstreams,
+            self.health,
+            address=config.grpc_address,
+            default_deadline_seconds=config.default_deadline_seconds,
+            max_message_bytes=config.max_body_bytes,
+        )
+        self._register = register
+        self._registrar: Registrar | None = None
+        self._started = False
+        self._stopping: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+
+    @property
+    def grpc_address(self) -> str:
+        """The ingress address other processes reach, with the real port."""
+        host, _, _ = self.config.grpc_address.rpartition(":")
+        return f"{self._advertised(host)}:{self.ingress.port}"
+
+    @property
+    def registrar(self) -> Registrar | None:
+        """The registrar, once started with ``register=True``."""
+        return self._registrar
+
+    async def start(self) -> None:
+        """Follow the registry, serve, register. Safe to call twice."""
+        if self._started:
+            return
+        self._started = True
+        await self.catalog.start()
+        await self.upstreams.start()
+        await self._health_sync.start()
+        await self.ingress.start()
+        if self._register:
+            self._registrar = Registrar(
+                Registration(
+                    service=SERVICE_NAME,
+                    address=self.grpc_address,
+                    version=VERSION,
+                    grpc_services=(),
+                    file_descriptor_set=_health_only(),
+                    metadata={"http_address": self.config.http_address},
+                ),
+                registry_address=self.config.registry_address,
+                secret=self.config.mesh.registration_secret,
+            )
+            await self._registrar.start()
+        log.info("gateway started", extra={"grpc_address": self.grpc_address})
+
+    async def wait(self) -> None:
+        """Return once stopped, or when the registration was refused for good."""
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._stopped.wait())]
+        if self._registrar is not None:
+            waits.append(asyncio.ensure_future(self._registrar.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    async def stop(self, grace_seconds: float | None = None) -> None:
+        """Stop gracefully. Safe to call twice."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(grace_seconds))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, grace_seconds: float | None) -> None:
+        grace = self.config.shutdown_grace_seconds if grace_seconds is None else grace_seconds
+        try:
+            await self.health.enter_graceful_shutdown()
+            if self._registrar is not None:
+                await self._registrar.close()
+            await self.ingress.stop(grace)
+            await self._health_sync.close()
+            await self.upstreams.close()
+            await self.catalog.close()
+        finally:
+            self._stopped.set()
+        log.info("gateway stopped")
+
+    def _advertised(self, host: str) -> str:
+        if self.config.mesh.advertise_host:
+            return self.config.mesh.advertise_host
+        if host in ("", "0.0.0.0", "[::]", "::"):
+            return "127.0.0.1"
+        return host
+
+
+def _health_only() -> descriptor_pb2.FileDescriptorSet:
+    # Non-empty, so the registry does not ask the gateway's (aggregated) reflection; it
+    # defines only infrastructure, so the contract is empty.
+    files = descriptor_pb2.FileDescriptorSet()
+    health_pb2.DESCRIPTOR.CopyToProto(files.file.add())
+    return files
+
+
+async def serve(gateway: Gateway) -> int:
+    """Run ``gateway`` until SIGTERM or SIGINT, then stop it gracefully.
+
+    Returns the exit code: 0 after a signal, 1 when the registration was refused.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await gateway.start()
+        stopped = asyncio.ensure_future(stop.wait())
+        finished = asyncio.ensure_future(gateway.wait())
+        try:
+            await asyncio.wait([stopped, finished], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            finished.cancel()
+    finally:
+        await gateway.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    refused = gateway.registrar.refused if gateway.registrar else None
+    return 1 if refused else 0
+
+
+def run(config: GatewayConfig) -> int:
+    """Configure JSON logging and run the gateway until it stops; returns the exit code."""
+    configure_logging(SERVICE_NAME, config.mesh.log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(serve(Gateway(config)))
+    return 130

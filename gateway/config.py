@@ -1,0 +1,93 @@
+"""The gateway's settings, read once from the environment at the entry point.
+
+| variable | default | meaning |
+|---|---|---|
+| ``PLUGMESH_GATEWAY_GRPC_ADDRESS`` | ``127.0.0.1:50051`` | gRPC ingress |
+| ``PLUGMESH_GATEWAY_HTTP_ADDRESS`` | ``127.0.0.1:8080`` | HTTP/JSON |
+| ``PLUGMESH_GATEWAY_DEFAULT_DEADLINE_SECONDS`` | ``30`` | deadline of a call that sets none |
+| ``PLUGMESH_GATEWAY_MAX_BODY_BYTES`` | ``4194304`` | largest HTTP body / gRPC request message |
+
+and the mesh-wide ones of :class:`meshkit.config.MeshConfig` (registry address,
+registration secret, shutdown grace, log level, advertised host).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from meshkit.config import ConfigError, MeshConfig
+
+DEFAULT_DEADLINE_SECONDS = 30.0
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Settings of the gateway process.
+
+    Attributes:
+        grpc_address: Listen address of the gRPC ingress; port 0 picks a free port.
+        http_address: Listen address of the HTTP/JSON server; port 0 picks a free port.
+        default_deadline_seconds: Deadline of a call whose client sets none (for gRPC,
+            only calls with a single response: a response stream may stay open).
+        max_body_bytes: Largest HTTP request body, and largest gRPC request message.
+        mesh: The mesh-wide settings.
+    """
+
+    grpc_address: str = "127.0.0.1:50051"
+    http_address: str = "127.0.0.1:8080"
+    default_deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    mesh: MeshConfig = field(default_factory=lambda: MeshConfig.from_env({}))
+
+    @property
+    def registry_address(self) -> str:
+        """Where the registry serves."""
+        return self.mesh.registry_address
+
+    @property
+    def shutdown_grace_seconds(self) -> float:
+        """How long calls in flight may finish on shutdown."""
+        return self.mesh.shutdown_grace_seconds
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
+        """Read the settings from ``env`` (default: the process environment).
+
+        Raises:
+            ConfigError: a variable holds a value that cannot be used.
+        """
+        mesh = MeshConfig.from_env(env)
+        values = os.environ if env is None else env
+        return cls(
+            grpc_address=mesh.address_of("gateway"),
+            http_address=mesh.address_of("gateway-http"),
+            default_deadline_seconds=_positive(
+                values,
+                "PLUGMESH_GATEWAY_DEFAULT_DEADLINE_SECONDS",
+                DEFAULT_DEADLINE_SECONDS,
+                float,
+            ),
+            max_body_bytes=int(
+                _positive(values, "PLUGMESH_GATEWAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, int)
+            ),
+            mesh=mesh,
+        )
+
+
+def _positive(
+    env: Mapping[str, str], name: str, default: float, kind: type[int] | type[float]
+) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        unit = "a number of seconds" if kind is float else "a whole number of bytes"
+        raise ConfigError(f"{name} must be {unit}, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value

@@ -1,0 +1,247 @@
+"""The gateway's gRPC port: a proxy for every registered service, plus health and reflection.
+
+Any method of any service in the catalog is proxied by its full name without decoding
+its messages (bytes in, bytes out); the cardinality comes from the method's descriptor.
+What crosses the proxy:
+
+- request metadata, filtered by :func:`gateway.metadata.request_metadata` (no hop-by-hop,
+  reserved or client-sent identity headers);
+- the deadline: the client's, or ``default_deadline_seconds`` for calls with a single
+  response (a response stream without a client deadline stays open, as a watch must);
+- cancellation, both ways;
+- the upstream's initial and trailing metadata, status code and message, and the
+  ``grpc-status-details-bin`` trailer, so ``google.rpc.Status`` details survive.
+
+A method no registered service serves gets UNIMPLEMENTED naming it. The gateway's own
+``grpc.health.v1.Health`` and server reflection (:mod:`gateway.reflection`) are served
+by the same server and take precedence over the proxy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any, NoReturn
+
+import grpc
+from grpc_health.v1 import health_pb2_grpc
+
+from gateway.catalog import Catalog
+from gateway.health import GatewayHealth
+from gateway.metadata import request_metadata, response_metadata
+from gateway.model import Method
+from gateway.reflection import AggregatedReflection, add_reflection
+from gateway.upstream import ResponseStream, Upstreams
+
+log = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+Handler = Any  # grpc.RpcMethodHandler is generic only in the stubs
+
+
+class AddressInUseError(OSError):
+    """The ingress could not bind its listen address."""
+
+
+class ProxyHandler(grpc.GenericRpcHandler):
+    """Routes every call by its method name to an upstream instance."""
+
+    def __init__(
+        self, catalog: Catalog, upstreams: Upstreams, *, default_deadline_seconds: float
+    ) -> None:
+        self._catalog = catalog
+        self._upstreams = upstreams
+        self._default_deadline = default_deadline_seconds
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler:
+        name = handler_call_details.method
+        method = self._catalog.method(name)
+        # Handlers must be coroutine or async generator functions (partials of them):
+        # grpc.aio runs any other callable in a thread.
+        if method is None:
+            return grpc.stream_stream_rpc_method_handler(partial(_unknown, name))
+        if method.client_streaming and method.server_streaming:
+            return grpc.stream_stream_rpc_method_handler(partial(_bidi, self, method))
+        if method.client_streaming:
+            return grpc.stream_unary_rpc_method_handler(partial(_client_stream, self, method))
+        if method.server_streaming:
+            return grpc.unary_stream_rpc_method_handler(partial(_server_stream, self, method))
+        return grpc.unary_unary_rpc_method_handler(partial(_unary, self, method))
+
+    def timeout(self, context: Context, *, single_response: bool) -> float | None:
+        """The deadline left for the upstream call, in seconds."""
+        remaining = context.time_remaining()
+        if remaining is not None:
+            return max(remaining, 0.0)
+        return self._default_deadline if single_response else None
+
+    @property
+    def upstreams(self) -> Upstreams:
+        """Where calls go."""
+        return self._upstreams
+
+
+async def _unknown(name: str, requests: AsyncIterator[bytes], context: Context) -> None:
+    await context.abort(
+        grpc.StatusCode.UNIMPLEMENTED, f"method {name} is not served by any registered service"
+    )
+
+
+async def _unary(proxy: ProxyHandler, method: Method, request: bytes, context: Context) -> bytes:
+    try:
+        reply = await proxy.upstreams.unary(
+            method,
+            request,
+            timeout_seconds=proxy.timeout(context, single_response=True),
+            metadata=request_metadata(context.invocation_metadata()),
+        )
+    except grpc.aio.AioRpcError as exc:
+        await _abort(context, exc)
+    await context.send_initial_metadata(response_metadata(reply.initial_metadata))
+    context.set_trailing_metadata(response_metadata(reply.trailing_metadata))
+    return reply.body
+
+
+async def _client_stream(
+    proxy: ProxyHandler, method: Method, requests: AsyncIterator[bytes], context: Context
+) -> bytes:
+    try:
+        reply = await proxy.upstreams.client_stream(
+            method,
+            requests,
+            timeout_seconds=proxy.timeout(context, single_response=True),
+            metadata=request_metadata(context.invocation_metadata()),
+        )
+    except grpc.aio.AioRpcError as exc:
+        await _abort(context, exc)
+    await context.send_initial_metadata(response_metadata(reply.initial_metadata))
+    context.set_trailing_metadata(response_metadata(reply.trailing_metadata))
+    return reply.body
+
+
+async def _server_stream(
+    proxy: ProxyHandler, method: Method, request: bytes, context: Context
+) -> AsyncIterator[bytes]:
+    stream = proxy.upstreams.server_stream(
+        method,
+        request,
+        timeout_seconds=proxy.timeout(context, single_response=False),
+        metadata=request_metadata(context.invocation_metadata()),
+    )
+    async for message in _relay(stream, context):
+        yield message
+
+
+async def _bidi(
+    proxy: ProxyHandler, method: Method, requests: AsyncIterator[bytes], context: Context
+) -> AsyncIterator[bytes]:
+    stream = proxy.upstreams.bidi_stream(
+        method,
+        requests,
+        timeout_seconds=proxy.timeout(context, single_response=False),
+        metadata=request_metadata(context.invocation_metadata()),
+    )
+    async for message in _relay(stream, context):
+        yield message
+
+
+async def _relay(stream: ResponseStream, context: Context) -> AsyncIterator[bytes]:
+    headers_sent = False
+    async with stream:
+        try:
+            async for message in stream:
+                if not headers_sent:
+                    headers_sent = True
+                    await context.send_initial_metadata(
+                        response_metadata(await stream.initial_metadata())
+                    )
+                yield message
+            if not headers_sent:
+                await context.send_initial_metadata(
+                    response_metadata(await stream.initial_metadata())
+                )
+            context.set_trailing_metadata(response_metadata(await stream.trailing_metadata()))
+        except grpc.aio.AioRpcError as exc:
+            await _abort(context, exc, headers_sent=headers_sent)
+
+
+async def _abort(
+    context: Context, exc: grpc.aio.AioRpcError, *, headers_sent: bool = False
+) -> NoReturn:
+    """End the call as the upstream ended it: code, message, initial and trailing metadata."""
+    initial = response_metadata(exc.initial_metadata())
+    if initial and not headers_sent:
+        await context.send_initial_metadata(initial)
+    await context.abort(exc.code(), exc.details() or "", response_metadata(exc.trailing_metadata()))
+
+
+class IngressServer:
+    """The gRPC server of the gateway: proxy, aggregated reflection and health.
+
+    Args:
+        catalog: What is routable.
+        upstreams: How calls reach the instances.
+        health: The gateway's health servicer (see :class:`gateway.health.HealthSync`).
+        address: Where to listen, ``host:port``; port 0 picks a free port.
+        default_deadline_seconds: Deadline of single-response calls without one.
+        max_message_bytes: Largest request message accepted.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        upstreams: Upstreams,
+        health: GatewayHealth,
+        *,
+        address: str,
+        default_deadline_seconds: float,
+        max_message_bytes: int,
+    ) -> None:
+        self._listen = address
+        self._health = health
+        self._reflection = AggregatedReflection(catalog)
+        self._proxy = ProxyHandler(
+            catalog, upstreams, default_deadline_seconds=default_deadline_seconds
+        )
+        self._options: tuple[tuple[str, Any], ...] = (
+            # No SO_REUSEPORT: a second gateway on a taken port must fail, not share it.
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", -1),
+        )
+        self._server: grpc.aio.Server | None = None
+        self._port = 0
+        self._stopped = False
+
+    @property
+    def port(self) -> int:
+        """The port it listens on; 0 before :meth:`start`."""
+        return self._port
+
+    async def start(self) -> None:
+        """Bind and serve. Safe to call twice.
+
+        Raises:
+            AddressInUseError: the address cannot be bound.
+        """
+        if self._server is not None or self._stopped:
+            return
+        server = grpc.aio.server(options=self._options)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        add_reflection(server, self._reflection)
+        server.add_generic_rpc_handlers((self._proxy,))  # after the own services: they win
+        try:
+            self._port = server.add_insecure_port(self._listen)
+        except RuntimeError as exc:
+            raise AddressInUseError(f"gateway cannot listen on {self._listen}: {exc}") from exc
+        await server.start()
+        self._server = server
+        log.info("gRPC ingress serving", extra={"address": self._listen, "port": self._port})
+
+    async def stop(self, grace_seconds: float | None) -> None:
+        """Stop serving, letting calls in flight finish within the grace. Safe to call twice."""
+        self._stopped = True
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(grace_seconds)
