@@ -1,0 +1,177 @@
+"""Database access for plugins: async SQLAlchemy on SQLite (the default) or PostgreSQL.
+
+::
+
+    db = Database(config.database_url_for("users"))
+    await db.create_all(Base.metadata)
+    async with db.transaction() as session:   # committed on exit, rolled back on error
+        session.add(UserRow(...))
+    async with db.read() as session:          # a read-only snapshot
+        rows = (await session.scalars(select(UserRow))).all()
+    await db.close()
+
+SQLite gets what concurrent use needs: the WAL journal (readers never block the writer),
+a busy timeout (another process holding the write lock is waited for, not an error) and
+foreign keys on. A write transaction begins with ``BEGIN IMMEDIATE``, so it takes the
+write lock up front: a deferred transaction that reads and then writes can fail halfway
+with "database is locked" when another writer committed in between, and no busy timeout
+helps there. Write transactions of one process also take turns on an ``asyncio.Lock``, so
+they queue fairly in the event loop instead of spinning in SQLite's busy handler. Reads
+begin ``DEFERRED`` and run beside the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import StaticPool
+
+__all__ = ["Database", "DatabaseError", "async_url"]
+
+# Execution option read by the BEGIN hook: how a SQLite transaction begins.
+_BEGIN = "plugmesh_sqlite_begin"
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+pysqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "postgresql+psycopg2": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+
+class DatabaseError(ValueError):
+    """A database URL that cannot be used."""
+
+
+def async_url(url: str | URL) -> URL:
+    """Turn a database URL into one with an asyncio driver.
+
+    ``sqlite:///path`` (what :meth:`MeshConfig.database_url_for` returns) becomes
+    ``sqlite+aiosqlite:///path``; ``postgresql://`` becomes ``postgresql+psycopg://``.
+
+    Raises:
+        DatabaseError: The URL cannot be parsed or names a database without an async driver.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(f"database URL {url!r} cannot be parsed: {exc}") from exc
+    driver = _ASYNC_DRIVERS.get(parsed.drivername)
+    if driver is None:
+        shown = parsed.render_as_string(hide_password=True)
+        raise DatabaseError(
+            f"database URL {shown!r}: unsupported driver {parsed.drivername!r} "
+            "(use sqlite:///<file> or postgresql://…)"
+        )
+    return parsed.set(drivername=driver)
+
+
+class Database:
+    """An async engine and its sessions, with SQLite's concurrency handled.
+
+    Args:
+        url: A SQLAlchemy URL; a synchronous one (``sqlite:///…``) is converted by
+            :func:`async_url`. The directory of a SQLite file is created.
+        busy_timeout_millis: How long SQLite waits for another process's write lock.
+        echo: Log every statement.
+    """
+
+    def __init__(self, url: str | URL, *, busy_timeout_millis: int = 10_000, echo: bool = False):
+        self.url = async_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        memory = self.is_sqlite and self.url.database in (None, "", ":memory:")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if memory:
+            # One connection, shared: every session of an in-memory database must take turns.
+            kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+        elif self.is_sqlite and self.url.database:
+            Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine, busy_timeout_millis)
+        self._writes = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._reads = async_sessionmaker(
+            self.engine.execution_options(**{_BEGIN: "DEFERRED"}), expire_on_commit=False
+        )
+        self._write_turn = asyncio.Lock() if self.is_sqlite else None
+        self._read_turn = self._write_turn if memory else None
+        self._closed = False
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.url.get_backend_name()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in a write transaction: committed on exit, rolled back on an exception.
+
+        On SQLite the write lock is held from the start, and other write transactions of
+        this process wait their turn; do not open a second one inside it.
+        """
+        async with _turn(self._write_turn), self._writes() as session, session.begin():
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reading; its transaction is rolled back on exit."""
+        async with _turn(self._read_turn), self._reads() as session:
+            yield session
+
+    async def create_all(self, metadata: MetaData) -> None:
+        """Create the tables and indexes of ``metadata`` that do not exist yet."""
+        async with _turn(self._write_turn), self.engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+
+    async def close(self) -> None:
+        """Close every pooled connection. Safe to call twice."""
+        if not self._closed:
+            self._closed = True
+            await self.engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _turn(lock: asyncio.Lock | None) -> AsyncIterator[None]:
+    if lock is None:
+        yield
+    else:
+        async with lock:
+            yield
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_millis: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy, not the driver, emits BEGIN (see _begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_millis)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql(
+            f"BEGIN {connection.get_execution_options().get(_BEGIN, 'IMMEDIATE')}"
+        )

@@ -1,0 +1,319 @@
+"""The event bus of one plugin: its outbox, relay and subscriptions, tied to its lifecycle.
+
+::
+
+    db = Database(config.database_url_for("users"))
+    bus = EventBus("users", database=db, nats_url=config.nats_url,
+                   settings=EventSettings.from_env())
+    bus.subscribe("auth.login", on_login)          # durable consumer "users-auth_login"
+    server.add_closer(db.close)
+    bus.attach(server)                             # starts before serving, closes after
+
+    async with db.transaction() as session:        # in a servicer
+        session.add(UserRow(...))
+        bus.publish(session, UserCreated(...), subject="users/u-1")
+
+``start`` connects to NATS (reconnecting forever afterwards), creates the outbox and inbox
+tables, makes sure the streams exist, and starts the relay and the subscriptions.
+``drain`` stops the subscriptions after their batch in hand and gives the relay one last
+flush; ``close`` also closes the NATS connection. Each is safe to call twice. The bus
+does not own the database: close it after the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import enum
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import nats
+import nats.errors
+from google.protobuf import message
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from meshkit.db import Database
+from meshkit.events.envelope import source_of
+from meshkit.events.errors import EventBusStateError
+from meshkit.events.outbox import Outbox
+from meshkit.events.relay import OutboxRelay
+from meshkit.events.settings import EventSettings
+from meshkit.events.streams import ensure_streams
+from meshkit.events.subscriber import EventHandler, Subscription
+from meshkit.events.tables import metadata
+from meshkit.events.tracecontext import TraceContext
+from meshkit.server import PluginServer
+from plugmesh.events.v1 import event_pb2
+
+__all__ = ["EventBus", "EventBusStatus", "JetStreamPublisher", "connect_nats", "default_consumer"]
+
+log = logging.getLogger(__name__)
+
+
+class EventBusStatus(enum.Enum):
+    """Lifecycle of an :class:`EventBus`."""
+
+    NEW = "new"
+    RUNNING = "running"
+    DRAINING = "draining"
+    CLOSED = "closed"
+
+
+class JetStreamPublisher:
+    """:class:`~meshkit.events.relay.StreamPublisher` over a nats-py JetStream context."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self._js = js
+
+    async def publish(
+        self, subject: str, data: bytes, *, headers: Mapping[str, str], timeout_seconds: float
+    ) -> int:
+        """Publish and wait for JetStream's acknowledgement; return the stream sequence."""
+        ack = await self._js.publish(subject, data, timeout=timeout_seconds, headers=dict(headers))
+        return ack.seq
+
+
+def default_consumer(service: str, pattern: str) -> str:
+    """A durable consumer name from a service and a pattern: ``audit``, ``>`` → ``audit-all``."""
+    token = pattern.replace(">", "all").replace("*", "any").replace(".", "_")
+    return f"{service}-{re.sub(r'[^A-Za-z0-9_-]', '_', token)}"
+
+
+async def connect_nats(
+    url: str,
+    *,
+    name: str,
+    timeout_seconds: float = 10.0,
+    on_reconnect: Sequence[Callable[[], None]] = (),
+) -> Client:
+    """Connect to NATS, retrying until ``timeout_seconds``; reconnect forever afterwards.
+
+    Raises:
+        nats.errors.NoServersError: No server answered in time.
+    """
+
+    client: list[Client] = []
+
+    async def reconnected() -> None:
+        log.info("NATS connection restored", extra={"nats": name})
+        for callback in on_reconnect:
+            callback()
+
+    async def disconnected() -> None:
+        if client and not (client[0].is_closed or client[0].is_draining):
+            log.warning("NATS connection lost; reconnecting", extra={"nats": name})
+
+    async def error(exc: Exception) -> None:
+        log.debug("NATS client error: %s", exc, extra={"nats": name})
+
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            connected = await nats.connect(
+                url,
+                name=name,
+                connect_timeout=min(2.0, timeout_seconds),
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25,
+                reconnected_cb=reconnected,
+                disconnected_cb=disconnected,
+                error_cb=error,
+                drain_timeout=2,
+            )
+            client.append(connected)
+            return connected
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            if time.monotonic() >= deadline:
+                raise nats.errors.NoServersError(f"cannot connect to NATS at {url}: {exc}") from exc
+            await asyncio.sleep(0.25)
+
+
+class EventBus:
+    """Publishing through the outbox, subscribing, and their lifecycle, for one plugin.
+
+    Args:
+        service: The plugin's short name; the events' source is ``/plugmesh/<service>``.
+        database: The plugin's own database: outbox, inbox and the handlers' writes.
+        nats_url: Where NATS runs.
+        settings: Streams, retries, batches; the defaults when omitted.
+        grace_seconds: How long ``drain`` lets batches and the last flush take.
+        connect_timeout_seconds: How long ``start`` tries to reach NATS.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        database: Database,
+        nats_url: str,
+        settings: EventSettings | None = None,
+        grace_seconds: float = 5.0,
+        connect_timeout_seconds: float = 10.0,
+    ) -> None:
+        self.service = service
+        self.database = database
+        self.settings = settings or EventSettings()
+        self.status = EventBusStatus.NEW
+        self.outbox = Outbox(source_of(service))
+        self._nats_url = nats_url
+        self._grace = grace_seconds
+        self._connect_timeout = connect_timeout_seconds
+        self._subscriptions: list[tuple[str, EventHandler, str]] = []
+        self._running: list[Subscription] = []
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._relay: OutboxRelay | None = None
+        self._lifecycle = asyncio.Lock()
+
+    @property
+    def js(self) -> JetStreamContext:
+        """The JetStream context, once started.
+
+        Raises:
+            EventBusStateError: The bus is not running.
+        """
+        if self._js is None:
+            raise EventBusStateError(f"event bus of {self.service} is {self.status.value}")
+        return self._js
+
+    @property
+    def relay(self) -> OutboxRelay | None:
+        """The outbox relay, once started."""
+        return self._relay
+
+    def publish(
+        self,
+        session: AsyncSession,
+        payload: message.Message,
+        *,
+        subject: str = "",
+        time: dt.datetime | None = None,
+        trace: TraceContext | None = None,
+    ) -> event_pb2.Event:
+        """Publish ``payload`` when the transaction of ``session`` commits (via the outbox).
+
+        See :meth:`Outbox.add <meshkit.events.outbox.Outbox.add>`; returns the envelope.
+        """
+        return self.outbox.add(session, payload, subject=subject, time=time, trace=trace)
+
+    def subscribe(self, pattern: str, handler: EventHandler, *, consumer: str | None = None) -> str:
+        """Handle events whose type matches ``pattern`` (``user.*``, ``>``) with ``handler``.
+
+        Call before :meth:`start`. Returns the durable consumer's name: ``consumer``, or
+        ``<service>-<pattern>`` (see :func:`default_consumer`). Every instance of the
+        plugin shares the consumer, so each event is handled by one of them.
+
+        Raises:
+            EventBusStateError: The bus has already started.
+            ValueError: The pattern or the consumer name is malformed.
+        """
+        if self.status is not EventBusStatus.NEW:
+            raise EventBusStateError(f"subscribe before start (the bus is {self.status.value})")
+        name = consumer or default_consumer(self.service, pattern)
+        if any(existing == name for _, _, existing in self._subscriptions):
+            raise ValueError(f"consumer {name!r} is already subscribed")
+        self._subscriptions.append((pattern, handler, name))
+        return name
+
+    def attach(self, server: PluginServer) -> None:
+        """Start with ``server`` (before it serves) and close after it stopped."""
+        server.add_startup(self.start)
+        server.add_closer(self.close)
+
+    async def start(self) -> None:
+        """Connect, create tables and streams, start relaying and consuming. Safe to call twice.
+
+        Raises:
+            nats.errors.NoServersError: NATS could not be reached.
+            StreamError: A stream could not be created or updated.
+            EventError: A consumer could not be created.
+            EventBusStateError: The bus was closed.
+        """
+        async with self._lifecycle:
+            if self.status is EventBusStatus.RUNNING:
+                return
+            if self.status is not EventBusStatus.NEW:
+                raise EventBusStateError(f"event bus of {self.service} is {self.status.value}")
+            try:
+                await self._start()
+            except BaseException:
+                await self._shutdown(grace_seconds=0)
+                self.status = EventBusStatus.CLOSED
+                raise
+            self.status = EventBusStatus.RUNNING
+
+    async def _start(self) -> None:
+        await self.database.create_all(metadata)
+        self._nc = await connect_nats(
+            self._nats_url,
+            name=f"plugmesh-{self.service}",
+            timeout_seconds=self._connect_timeout,
+            on_reconnect=[self._reconnected],
+        )
+        self._js = self._nc.jetstream(timeout=self.settings.publish_timeout_seconds)
+        await ensure_streams(self._js, self.settings)
+        self._relay = OutboxRelay(
+            self.database, JetStreamPublisher(self._js), self.settings, outbox=self.outbox
+        )
+        self._relay.start()
+        for pattern, handler, consumer in self._subscriptions:
+            subscription = Subscription(
+                self._js,
+                self.database,
+                consumer=consumer,
+                pattern=pattern,
+                handler=handler,
+                settings=self.settings,
+            )
+            self._running.append(subscription)
+            await subscription.start()
+        log.info(
+            "event bus started",
+            extra={"service": self.service, "consumers": [s.consumer for s in self._running]},
+        )
+
+    def _reconnected(self) -> None:
+        if self._relay is not None:
+            self._relay.reconnected()
+
+    async def drain(self) -> None:
+        """Stop consuming after the batches in hand; flush the outbox once. Safe to call twice."""
+        async with self._lifecycle:
+            if self.status is not EventBusStatus.RUNNING:
+                return
+            self.status = EventBusStatus.DRAINING
+            await self._drain(self._grace)
+
+    async def close(self) -> None:
+        """Drain, then close the NATS connection. Safe to call twice."""
+        async with self._lifecycle:
+            if self.status is EventBusStatus.CLOSED:
+                return
+            grace = self._grace if self.status is EventBusStatus.RUNNING else 0.0
+            self.status = EventBusStatus.DRAINING
+            await self._shutdown(grace)
+            self.status = EventBusStatus.CLOSED
+            log.info("event bus closed", extra={"service": self.service})
+
+    async def _drain(self, grace_seconds: float) -> None:
+        running, self._running = self._running, []
+        if running:
+            await asyncio.gather(*(s.drain(grace_seconds) for s in running))
+        relay, self._relay = self._relay, None
+        if relay is not None:
+            await relay.close(grace_seconds)
+
+    async def _shutdown(self, grace_seconds: float) -> None:
+        await self._drain(grace_seconds)
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None and not nc.is_closed:
+            try:
+                await nc.drain()
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.debug("draining the NATS connection failed: %s", exc)
+                await nc.close()

@@ -1,0 +1,439 @@
+"""Subscribing: a durable JetStream pull consumer feeding a handler, exactly once in effect.
+
+A handler gets the event and a session of the consumer's own database, in a transaction
+that also records the event id in the inbox table::
+
+    async def on_user_created(event: ReceivedEvent, session: AsyncSession) -> None:
+        session.add(AuditRow(...))
+
+Delivery is at least once; the inbox makes the effect exactly once: an event whose id
+the inbox holds is acknowledged without calling the handler, and the inbox row commits
+with the handler's writes or not at all. The message is acknowledged only after that
+commit. A handler that raises is retried after a growing delay (``nak`` with a delay);
+after ``max_attempts`` deliveries the event goes to the dead-letter subject with the
+error, and the others keep flowing.
+
+Events are handled a batch per transaction. A batch runs without savepoints first; if
+any handler raises, the batch is rolled back and run again with a savepoint around each
+handler, so one failure rolls back only its own event. A handler may therefore run more
+than once for an event, but only one run's writes ever commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import re
+import time
+from collections.abc import Awaitable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import APIError
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from meshkit.db import Database
+from meshkit.events._tasks import cancel_and_wait
+from meshkit.events.deadletters import dead_letter_headers, dead_letter_subject
+from meshkit.events.envelope import ReceivedEvent, parse_event, subject_of, type_of_subject
+from meshkit.events.errors import EnvelopeError, EventBusStateError, EventError
+from meshkit.events.relay import MSG_ID
+from meshkit.events.settings import EventSettings
+from meshkit.events.streams import EVENTS_STREAM
+from meshkit.events.tables import InboxRecord, utcnow
+from meshkit.events.tracecontext import TraceContext, use_trace
+
+__all__ = ["EventHandler", "Subscription", "SubscriptionStatus", "filter_subject"]
+
+log = logging.getLogger(__name__)
+
+_CONSUMER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+_PRUNE_EVERY_SECONDS = 60.0
+
+
+class EventHandler(Protocol):
+    """Handles one event inside the transaction that records it as handled."""
+
+    async def __call__(self, event: ReceivedEvent, session: AsyncSession) -> None:
+        """Apply ``event``; raise to have it retried (and dead-lettered in the end)."""
+        ...
+
+
+class SubscriptionStatus(enum.Enum):
+    """Lifecycle of a :class:`Subscription`."""
+
+    NEW = "new"
+    RUNNING = "running"
+    DRAINING = "draining"
+    CLOSED = "closed"
+
+
+def filter_subject(pattern: str) -> str:
+    """The NATS subject of an event type pattern: ``user.*`` → ``plugmesh.events.user.*``.
+
+    Raises:
+        ValueError: The pattern is not dot-separated tokens, ``*`` or a final ``>``.
+    """
+    tokens = pattern.split(".")
+    for index, token in enumerate(tokens):
+        last = index == len(tokens) - 1
+        if token == "*" or (token == ">" and last) or _TOKEN.match(token):
+            continue
+        raise ValueError(
+            f"event pattern {pattern!r}: token {token!r} is not a name, '*' or a final '>'"
+        )
+    return subject_of(pattern)
+
+
+@dataclass
+class _Item:
+    msg: Msg
+    event: ReceivedEvent
+
+
+class Subscription:
+    """One durable consumer of the event stream and the task that feeds its handler.
+
+    Args:
+        js: The JetStream context.
+        database: The consumer's own database (handler writes and the inbox).
+        consumer: The durable consumer's name, stable across restarts
+            (letters, digits, ``-`` and ``_``).
+        pattern: The event types, for example ``user.*`` or ``>``.
+        handler: What to do with each event.
+        settings: Attempts, backoff, batch size, ack wait.
+        fetch_wait_seconds: How long one fetch waits for events; bounds how long a
+            drain waits for an idle subscription.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        database: Database,
+        *,
+        consumer: str,
+        pattern: str,
+        handler: EventHandler,
+        settings: EventSettings,
+        fetch_wait_seconds: float = 0.5,
+    ) -> None:
+        if not _CONSUMER_NAME.match(consumer):
+            raise ValueError(
+                f"consumer name {consumer!r} must be 1-200 letters, digits, '-' or '_'"
+            )
+        self.consumer = consumer
+        self.pattern = pattern
+        self.subject = filter_subject(pattern)
+        self.status = SubscriptionStatus.NEW
+        self._js = js
+        self._db = database
+        self._handler = handler
+        self._settings = settings
+        self._fetch_wait = fetch_wait_seconds
+        self._pull: JetStreamContext.PullSubscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._last_prune = 0.0
+
+    def consumer_config(self) -> ConsumerConfig:
+        """The durable consumer's configuration.
+
+        ``max_deliver`` is unlimited: the subscriber itself bounds attempts (a handler
+        that failed ``max_attempts`` times is dead-lettered), so an event redelivered
+        because its consumer crashed is never dropped by the server.
+        """
+        return ConsumerConfig(
+            name=self.consumer,
+            durable_name=self.consumer,
+            description=f"plugmesh subscriber {self.consumer} of {self.pattern}",
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self._settings.ack_wait_seconds,
+            max_deliver=-1,
+            filter_subject=self.subject,
+            max_ack_pending=max(1_000, 4 * self._settings.fetch_batch),
+        )
+
+    async def start(self) -> None:
+        """Create or update the durable consumer and start handling. Safe to call twice.
+
+        Raises:
+            EventError: The consumer could not be created.
+            EventBusStateError: The subscription was closed.
+        """
+        if self.status is SubscriptionStatus.RUNNING:
+            return
+        if self.status is not SubscriptionStatus.NEW:
+            raise EventBusStateError(f"subscription {self.consumer} is {self.status.value}")
+        await self._ensure_consumer()
+        self._pull = await self._js.pull_subscribe_bind(durable=self.consumer, stream=EVENTS_STREAM)
+        self.status = SubscriptionStatus.RUNNING
+        self._task = asyncio.create_task(self._run(), name=f"plugmesh-subscriber-{self.consumer}")
+
+    async def drain(self, grace_seconds: float = 5.0) -> None:
+        """Stop fetching, let the batch in hand finish, then stop. Safe to call twice.
+
+        After ``grace_seconds`` the batch is cancelled: its transaction rolls back and its
+        events are redelivered.
+        """
+        if self.status in (SubscriptionStatus.NEW, SubscriptionStatus.CLOSED):
+            self.status = SubscriptionStatus.CLOSED
+            return
+        self.status = SubscriptionStatus.DRAINING
+        self._stopping.set()
+        task = self._task
+        if task is not None and not task.done():
+            done, _ = await asyncio.wait([task], timeout=grace_seconds)
+            if not done:
+                log.warning("subscriber did not drain in time", extra={"consumer": self.consumer})
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop at once; events in hand are redelivered. Safe to call twice."""
+        self._stopping.set()
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
+        pull, self._pull = self._pull, None
+        self.status = SubscriptionStatus.CLOSED
+        if pull is not None:
+            try:
+                await pull.unsubscribe()
+            except nats.errors.Error as exc:
+                log.debug("unsubscribing failed: %s", exc)
+
+    async def _ensure_consumer(self) -> None:
+        try:
+            await self._js.add_consumer(EVENTS_STREAM, config=self.consumer_config())
+        except APIError as exc:
+            raise EventError(
+                f"consumer {self.consumer} on {self.subject} cannot be created: {exc.description}"
+            ) from exc
+
+    async def _run(self) -> None:
+        assert self._pull is not None
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                msgs = await self._pull.fetch(self._settings.fetch_batch, timeout=self._fetch_wait)
+            except nats.errors.TimeoutError:
+                await self._prune()
+                continue
+            except (nats.errors.Error, APIError) as exc:
+                failures += 1
+                log.warning(
+                    "fetching events failed",
+                    extra={"consumer": self.consumer, "error": f"{type(exc).__name__}: {exc}"},
+                )
+                await self._pause(min(5.0, 0.1 * 2 ** min(failures, 6)))
+                if isinstance(exc, APIError):
+                    await self._recreate_consumer()
+                continue
+            failures = 0
+            await self._handle(msgs)
+
+    async def _handle(self, msgs: Sequence[Msg]) -> None:
+        items: list[_Item] = []
+        for msg in msgs:
+            metadata = msg.metadata
+            try:
+                envelope = parse_event(msg.data)
+            except EnvelopeError as exc:
+                headers = msg.headers or {}
+                await self._dead_letter(
+                    msg,
+                    event_id=headers.get(MSG_ID) or f"seq-{metadata.sequence.stream}",
+                    event_type=type_of_subject(msg.subject),
+                    error=f"EnvelopeError: {exc}",
+                )
+                continue
+            event = ReceivedEvent(
+                envelope=envelope,
+                subject=msg.subject,
+                stream_sequence=metadata.sequence.stream,
+                attempt=metadata.num_delivered,
+                trace=TraceContext.from_headers(msg.headers),
+            )
+            items.append(_Item(msg, event))
+        if not items:
+            return
+        try:
+            errors = await self._apply(items)
+        except Exception:
+            # The database failed, not a handler: retry the batch, but never dead-letter it.
+            log.exception(
+                "a batch of events could not be stored; it will be redelivered",
+                extra={"consumer": self.consumer, "events": len(items)},
+            )
+            for item in items:
+                await self._settle(item.msg.nak(self._retry_delay(item)))
+            return
+        for item, error in zip(items, errors, strict=True):
+            if error is None:
+                await self._settle(item.msg.ack())
+            elif item.event.attempt >= self._settings.max_attempts:
+                await self._dead_letter(
+                    item.msg, event_id=item.event.id, event_type=item.event.type, error=error
+                )
+            else:
+                log.warning(
+                    "event handler failed; the event will be retried",
+                    extra={
+                        "consumer": self.consumer,
+                        "event_id": item.event.id,
+                        "event_type": item.event.type,
+                        "attempt": item.event.attempt,
+                        "error": error,
+                    },
+                )
+                await self._settle(item.msg.nak(self._retry_delay(item)))
+
+    async def _apply(self, items: Sequence[_Item]) -> list[str | None]:
+        """Run the handlers and commit; return each event's error, ``None`` for success."""
+        try:
+            async with self._db.transaction() as session:
+                done = await self._handled(session, [item.event.id for item in items])
+                handled: list[ReceivedEvent] = []
+                for item in items:
+                    if item.event.id not in done:
+                        await self._call(item.event, session)
+                        done.add(item.event.id)
+                        handled.append(item.event)
+                await self._record(session, handled)
+            return [None] * len(items)
+        except Exception:
+            log.debug("a handler failed; running the batch one savepoint per event")
+        errors: list[str | None] = []
+        async with self._db.transaction() as session:
+            done = await self._handled(session, [item.event.id for item in items])
+            for item in items:
+                if item.event.id in done:
+                    errors.append(None)
+                    continue
+                try:
+                    async with session.begin_nested():
+                        await self._call(item.event, session)
+                        await self._record(session, [item.event])
+                except Exception as exc:
+                    errors.append(_describe(exc))
+                else:
+                    done.add(item.event.id)
+                    errors.append(None)
+        return errors
+
+    async def _call(self, event: ReceivedEvent, session: AsyncSession) -> None:
+        with use_trace(event.trace):
+            await self._handler(event, session)
+
+    async def _record(self, session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
+        if not events:
+            return
+        # The handlers' pending ORM writes go first, then the inbox rows in one INSERT.
+        await session.flush()
+        now = utcnow()
+        await session.execute(
+            insert(InboxRecord),
+            [
+                {
+                    "consumer": self.consumer,
+                    "event_id": event.id,
+                    "event_type": event.type,
+                    "processed_at": now,
+                }
+                for event in events
+            ],
+        )
+
+    async def _handled(self, session: AsyncSession, ids: Collection[str]) -> set[str]:
+        query = select(InboxRecord.event_id).where(
+            InboxRecord.consumer == self.consumer, InboxRecord.event_id.in_(set(ids))
+        )
+        return set((await session.scalars(query)).all())
+
+    async def _dead_letter(self, msg: Msg, *, event_id: str, event_type: str, error: str) -> None:
+        metadata = msg.metadata
+        headers = dead_letter_headers(
+            msg.headers,
+            consumer=self.consumer,
+            event_id=event_id,
+            original_subject=msg.subject,
+            original_sequence=metadata.sequence.stream,
+            attempts=metadata.num_delivered,
+            error=error,
+        )
+        try:
+            await self._js.publish(
+                dead_letter_subject(self.consumer, event_type),
+                msg.data,
+                headers=headers,
+                timeout=self._settings.publish_timeout_seconds,
+            )
+        except (nats.errors.Error, APIError) as exc:
+            log.error(
+                "dead-lettering an event failed; it will be redelivered",
+                extra={"consumer": self.consumer, "event_id": event_id, "error": str(exc)},
+            )
+            await self._settle(msg.nak(self._settings.retry_delay_seconds(metadata.num_delivered)))
+            return
+        log.error(
+            "event dead-lettered",
+            extra={
+                "consumer": self.consumer,
+                "event_id": event_id,
+                "event_type": event_type,
+                "attempts": metadata.num_delivered,
+                "error": error,
+            },
+        )
+        await self._settle(msg.ack())
+
+    def _retry_delay(self, item: _Item) -> float:
+        return self._settings.retry_delay_seconds(item.event.attempt)
+
+    async def _settle(self, ack: Awaitable[None]) -> None:
+        # An ack lost with the connection only means a redelivery, which the inbox skips.
+        try:
+            await ack
+        except nats.errors.Error as exc:
+            log.warning("acknowledging an event failed: %s", exc, extra={"consumer": self.consumer})
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        except TimeoutError:
+            pass
+
+    async def _recreate_consumer(self) -> None:
+        try:
+            await self._ensure_consumer()
+        except EventError as exc:
+            log.warning(str(exc), extra={"consumer": self.consumer})
+
+    async def _prune(self) -> None:
+        keep = self._settings.inbox_keep_seconds
+        now = time.monotonic()
+        if keep <= 0 or now - self._last_prune < _PRUNE_EVERY_SECONDS:
+            return
+        self._last_prune = now
+        cutoff = utcnow() - timedelta(seconds=keep)
+        try:
+            async with self._db.transaction() as session:
+                await session.execute(
+                    delete(InboxRecord).where(
+                        InboxRecord.consumer == self.consumer, InboxRecord.processed_at < cutoff
+                    )
+                )
+        except Exception:
+            log.exception("pruning the inbox failed", extra={"consumer": self.consumer})
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
