@@ -75,7 +75,7 @@ class Gateway:
             self.health,
             address=config.grpc_address,
             default_deadline_seconds=config.default_deadline_seconds,
-            max_message_bytes=config.max_body_bytes,
+            max_message_bytes=config.max_message_bytes,
         )
         self._register = register
         self._registrar: Registrar | None = None

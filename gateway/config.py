@@ -4,8 +4,8 @@
 |---|---|---|
 | ``PLUGMESH_GATEWAY_GRPC_ADDRESS`` | ``127.0.0.1:50051`` | gRPC ingress |
 | ``PLUGMESH_GATEWAY_HTTP_ADDRESS`` | ``127.0.0.1:8080`` | HTTP/JSON |
-| ``PLUGMESH_GATEWAY_DEFAULT_DEADLINE_SECONDS`` | ``30`` | deadline of a call that sets none |
-| ``PLUGMESH_GATEWAY_MAX_BODY_BYTES`` | ``4194304`` | largest HTTP body / gRPC request message |
+| ``PLUGMESH_GATEWAY_GRPC_DEFAULT_DEADLINE_SECONDS`` | ``30`` | default gRPC deadline |
+| ``PLUGMESH_GATEWAY_GRPC_MAX_MESSAGE_BYTES`` | ``4194304`` | largest gRPC request message |
 
 and the mesh-wide ones of :class:`meshkit.config.MeshConfig` (registry address,
 registration secret, shutdown grace, log level, advertised host).
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from meshkit.config import ConfigError, MeshConfig
 
 DEFAULT_DEADLINE_SECONDS = 30.0
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -30,16 +30,16 @@ class GatewayConfig:
     Attributes:
         grpc_address: Listen address of the gRPC ingress; port 0 picks a free port.
         http_address: Listen address of the HTTP/JSON server; port 0 picks a free port.
-        default_deadline_seconds: Deadline of a call whose client sets none (for gRPC,
-            only calls with a single response: a response stream may stay open).
-        max_body_bytes: Largest HTTP request body, and largest gRPC request message.
+        default_deadline_seconds: Deadline of a call through the gRPC ingress whose client
+            sets none; only calls with a single response (a response stream may stay open).
+        max_message_bytes: Largest request message the gRPC ingress accepts.
         mesh: The mesh-wide settings.
     """
 
     grpc_address: str = "127.0.0.1:50051"
     http_address: str = "127.0.0.1:8080"
     default_deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     mesh: MeshConfig = field(default_factory=lambda: MeshConfig.from_env({}))
 
     @property
@@ -66,12 +66,17 @@ class GatewayConfig:
             http_address=mesh.address_of("gateway-http"),
             default_deadline_seconds=_positive(
                 values,
-                "PLUGMESH_GATEWAY_DEFAULT_DEADLINE_SECONDS",
+                "PLUGMESH_GATEWAY_GRPC_DEFAULT_DEADLINE_SECONDS",
                 DEFAULT_DEADLINE_SECONDS,
                 float,
             ),
-            max_body_bytes=int(
-                _positive(values, "PLUGMESH_GATEWAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, int)
+            max_message_bytes=int(
+                _positive(
+                    values,
+                    "PLUGMESH_GATEWAY_GRPC_MAX_MESSAGE_BYTES",
+                    DEFAULT_MAX_MESSAGE_BYTES,
+                    int,
+                )
             ),
             mesh=mesh,
         )

@@ -12,7 +12,8 @@ What crosses the proxy:
 - the upstream's initial and trailing metadata, status code and message, and the
   ``grpc-status-details-bin`` trailer, so ``google.rpc.Status`` details survive.
 
-A method no registered service serves gets UNIMPLEMENTED naming it. The gateway's own
+A method no registered service serves gets UNIMPLEMENTED naming it (UNAVAILABLE while
+the catalog has not synced with the registry yet). The gateway's own
 ``grpc.health.v1.Health`` and server reflection (:mod:`gateway.reflection`) are served
 by the same server and take precedence over the proxy.
 """
@@ -60,7 +61,8 @@ class ProxyHandler(grpc.GenericRpcHandler):
         # Handlers must be coroutine or async generator functions (partials of them):
         # grpc.aio runs any other callable in a thread.
         if method is None:
-            return grpc.stream_stream_rpc_method_handler(partial(_unknown, name))
+            ready = self._catalog.ready
+            return grpc.stream_stream_rpc_method_handler(partial(_unknown, name, ready))
         if method.client_streaming and method.server_streaming:
             return grpc.stream_stream_rpc_method_handler(partial(_bidi, self, method))
         if method.client_streaming:
@@ -82,7 +84,14 @@ class ProxyHandler(grpc.GenericRpcHandler):
         return self._upstreams
 
 
-async def _unknown(name: str, requests: AsyncIterator[bytes], context: Context) -> None:
+async def _unknown(
+    name: str, ready: bool, requests: AsyncIterator[bytes], context: Context
+) -> None:
+    if not ready:
+        await context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            f"the gateway has not received the registry's services yet; retry {name}",
+        )
     await context.abort(
         grpc.StatusCode.UNIMPLEMENTED, f"method {name} is not served by any registered service"
     )

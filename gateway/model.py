@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 
 from google.protobuf import descriptor, descriptor_pb2
@@ -101,7 +102,7 @@ class Method:
         """``pkg.Service.Method``."""
         return self.descriptor.full_name
 
-    @property
+    @cached_property
     def path(self) -> str:
         """The HTTP/2 path of the RPC, ``/pkg.Service/Method``."""
         return f"/{self.descriptor.containing_service.full_name}/{self.descriptor.name}"
@@ -116,7 +117,7 @@ class Method:
         """Whether the server answers with a stream of messages."""
         return self.descriptor.server_streaming
 
-    @property
+    @cached_property
     def safe(self) -> bool:
         """Whether ``idempotency_level`` is NO_SIDE_EFFECTS or IDEMPOTENT: safe to retry."""
         return self.descriptor.GetOptions().idempotency_level in _SAFE_LEVELS

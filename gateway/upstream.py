@@ -47,6 +47,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from gateway.catalog import Catalog
+from gateway.channels import ChannelPool
 from gateway.metadata import STATUS_DETAILS_KEY, Metadata
 from gateway.model import Instance, Method, Snapshot
 
@@ -55,11 +56,6 @@ __all__ = ["NoHealthyInstance", "ResponseStream", "UnaryResponse", "Upstreams"]
 log = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "gateway.plugmesh"
-_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
-    # The gateway relays what its plugins send; limits apply at its own edges.
-    ("grpc.max_receive_message_length", -1),
-    ("grpc.max_send_message_length", -1),
-)
 
 
 @dataclass(frozen=True)
@@ -117,10 +113,8 @@ class Upstreams:
 
     def __init__(self, catalog: Catalog, *, close_grace_seconds: float = 5.0) -> None:
         self._catalog = catalog
-        self._grace = close_grace_seconds
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._channels = ChannelPool(grace_seconds=close_grace_seconds)
         self._cursors: dict[str, int] = {}
-        self._closing: set[asyncio.Task[None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self._closed = False
 
@@ -137,17 +131,12 @@ class Upstreams:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        channels, self._channels = self._channels, {}
-        await asyncio.gather(*(channel.close() for channel in channels.values()))
-        closing, self._closing = set(self._closing), set()
-        for task in closing:
-            task.cancel()
-        await asyncio.gather(*closing, return_exceptions=True)
+        await self._channels.close()
 
     @property
     def addresses(self) -> frozenset[str]:
         """Addresses with an open channel."""
-        return frozenset(self._channels)
+        return self._channels.addresses
 
     def pick(self, method: Method, *, exclude: str = "") -> Instance:
         """The next SERVING instance for ``method``, round-robin, other than ``exclude``.
@@ -196,9 +185,7 @@ class Upstreams:
     ) -> UnaryResponse:
         """Call a client-streaming method (never retried: the requests are consumed)."""
         instance = self.pick(method)
-        multicallable: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = self._channel(
-            instance.address
-        ).stream_unary(method.path)
+        multicallable = self._channels.get(instance.address).stream_unary(method.path)
         call = multicallable(requests, timeout=timeout_seconds, metadata=metadata)  # type: ignore[arg-type]  # the stubs want a sync iterator; grpc.aio takes async ones
         body: bytes = await call
         return UnaryResponse(
@@ -221,9 +208,7 @@ class Upstreams:
 
         def start(chosen: Instance | None) -> tuple[Instance, Any]:
             instance = chosen or self.pick(method)
-            multicallable: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = self._channel(
-                instance.address
-            ).unary_stream(method.path)
+            multicallable = self._channels.get(instance.address).unary_stream(method.path)
             call = multicallable(request, timeout=deadline.remaining(), metadata=metadata)
             return instance, call
 
@@ -247,9 +232,7 @@ class Upstreams:
 
         def start(chosen: Instance | None) -> tuple[Instance, Any]:
             instance = chosen or self.pick(method)
-            multicallable: grpc.aio.StreamStreamMultiCallable[bytes, bytes] = self._channel(
-                instance.address
-            ).stream_stream(method.path)
+            multicallable = self._channels.get(instance.address).stream_stream(method.path)
             call = multicallable(requests, timeout=timeout_seconds, metadata=metadata)  # type: ignore[arg-type]  # async iterators are fine in grpc.aio
             return instance, call
 
@@ -263,9 +246,7 @@ class Upstreams:
         deadline: _Deadline,
         metadata: Metadata,
     ) -> UnaryResponse:
-        multicallable: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = self._channel(
-            instance.address
-        ).unary_unary(method.path)
+        multicallable = self._channels.get(instance.address).unary_unary(method.path)
         call = multicallable(request, timeout=deadline.remaining(), metadata=metadata)
         body: bytes = await call
         return UnaryResponse(
@@ -299,23 +280,8 @@ class Upstreams:
         )
         return target
 
-    def _channel(self, address: str) -> grpc.aio.Channel:
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
-            self._channels[address] = channel
-        return channel
-
     def _sync(self, snapshot: Snapshot) -> None:
-        present = {i.address for s in snapshot.services.values() for i in s.instances}
-        for address in present - set(self._channels):
-            # Connect ahead of the first call rather than during it.
-            self._channel(address).get_state(try_to_connect=True)
-        for address in set(self._channels) - present:
-            channel = self._channels.pop(address)
-            task = asyncio.create_task(channel.close(self._grace), name=f"close {address}")
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+        self._channels.keep(i.address for s in snapshot.services.values() for i in s.instances)
         known = set(snapshot.services)
         for service in set(self._cursors) - known:
             del self._cursors[service]

@@ -148,15 +148,15 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "deadline for fetching an instance's schema over server reflection",
     ),
     EnvVar(
-        "PLUGMESH_GATEWAY_DEFAULT_DEADLINE_SECONDS",
+        "PLUGMESH_GATEWAY_GRPC_DEFAULT_DEADLINE_SECONDS",
         "30",
-        "deadline of a call through the gateway whose client sets none (gRPC: calls with a"
-        " single response only)",
+        "deadline of a call through the gateway's gRPC port whose client sets none (calls"
+        " with a single response; response streams stay open)",
     ),
     EnvVar(
-        "PLUGMESH_GATEWAY_MAX_BODY_BYTES",
+        "PLUGMESH_GATEWAY_GRPC_MAX_MESSAGE_BYTES",
         "4194304",
-        "largest HTTP request body (413 above it) and largest gRPC request message",
+        "largest request message the gateway's gRPC port accepts",
     ),
 )
 

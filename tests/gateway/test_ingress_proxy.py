@@ -10,6 +10,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.app import Gateway
+from gateway.config import GatewayConfig
+from meshkit.config import MeshConfig
 from meshkit.errors import error_info, status_of
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.app import RegistryServer
@@ -145,7 +147,7 @@ async def test_the_default_deadline_applies_when_the_client_sets_none(
     await start_echo()
     await serving_instances(gateway.catalog, "echo", 1)
     short = Gateway(
-        type(gateway.config)(
+        GatewayConfig(
             grpc_address="127.0.0.1:0",
             default_deadline_seconds=0.3,
             mesh=gateway.config.mesh,
@@ -177,6 +179,29 @@ async def test_an_unknown_method_is_unimplemented_naming_it(
 
     assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "/nope.v1.Nothing/Call" in (raised.value.details() or "")
+
+
+async def test_calls_before_the_first_sync_are_unavailable() -> None:
+    unsynced = Gateway(
+        GatewayConfig(
+            grpc_address="127.0.0.1:0",
+            mesh=MeshConfig.from_env({"PLUGMESH_REGISTRY_ADDRESS": "127.0.0.1:1"}),
+        ),
+        register=False,
+    )
+    await unsynced.start()
+    try:
+        async with grpc.aio.insecure_channel(unsynced.grpc_address) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await stub(channel, "Echo")(EchoRequest(), timeout=5)
+            health: Any = health_pb2_grpc.HealthStub(channel)
+            reply = await health.Check(health_pb2.HealthCheckRequest())
+    finally:
+        await unsynced.stop()
+
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "registry" in (raised.value.details() or "")
+    assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 async def test_no_serving_instance_is_unavailable_through_the_ingress(

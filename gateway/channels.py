@@ -1,0 +1,112 @@
+"""One gRPC channel per instance address, with its bytes-level callables cached.
+
+Channels open when an address appears and are *retired* when it leaves: closed in the
+background with a grace period, so calls in flight to an instance that deregistered
+(and is finishing its own graceful shutdown) may complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+
+_OPTIONS: tuple[tuple[str, Any], ...] = (
+    # The gateway relays what its plugins send; limits apply at its own edges.
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_send_message_length", -1),
+)
+
+
+class InstanceChannel:
+    """A channel to one address and its callables by path (no (de)serializers: bytes)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.channel = grpc.aio.insecure_channel(address, options=_OPTIONS)
+        self._unary_unary: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
+        self._unary_stream: dict[str, grpc.aio.UnaryStreamMultiCallable[bytes, bytes]] = {}
+        self._stream_unary: dict[str, grpc.aio.StreamUnaryMultiCallable[bytes, bytes]] = {}
+        self._stream_stream: dict[str, grpc.aio.StreamStreamMultiCallable[bytes, bytes]] = {}
+
+    def unary_unary(self, path: str) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
+        """The unary callable of ``/pkg.Service/Method``."""
+        found = self._unary_unary.get(path)
+        if found is None:
+            found = self._unary_unary[path] = self.channel.unary_unary(path)
+        return found
+
+    def unary_stream(self, path: str) -> grpc.aio.UnaryStreamMultiCallable[bytes, bytes]:
+        """The server-streaming callable of ``/pkg.Service/Method``."""
+        found = self._unary_stream.get(path)
+        if found is None:
+            found = self._unary_stream[path] = self.channel.unary_stream(path)
+        return found
+
+    def stream_unary(self, path: str) -> grpc.aio.StreamUnaryMultiCallable[bytes, bytes]:
+        """The client-streaming callable of ``/pkg.Service/Method``."""
+        found = self._stream_unary.get(path)
+        if found is None:
+            found = self._stream_unary[path] = self.channel.stream_unary(path)
+        return found
+
+    def stream_stream(self, path: str) -> grpc.aio.StreamStreamMultiCallable[bytes, bytes]:
+        """The bidirectional-streaming callable of ``/pkg.Service/Method``."""
+        found = self._stream_stream.get(path)
+        if found is None:
+            found = self._stream_stream[path] = self.channel.stream_stream(path)
+        return found
+
+
+class ChannelPool:
+    """The open channels, by address.
+
+    Args:
+        grace_seconds: How long calls in flight on a retired channel may finish.
+    """
+
+    def __init__(self, *, grace_seconds: float) -> None:
+        self._grace = grace_seconds
+        self._open: dict[str, InstanceChannel] = {}
+        self._retiring: dict[asyncio.Task[None], InstanceChannel] = {}
+
+    @property
+    def addresses(self) -> frozenset[str]:
+        """Addresses with an open channel."""
+        return frozenset(self._open)
+
+    def get(self, address: str) -> InstanceChannel:
+        """The channel to ``address``, opened if needed."""
+        found = self._open.get(address)
+        if found is None:
+            found = self._open[address] = InstanceChannel(address)
+        return found
+
+    def keep(self, addresses: Iterable[str]) -> None:
+        """Open channels to ``addresses`` (connecting ahead of the first call) and retire
+        every other one."""
+        wanted = set(addresses)
+        for address in wanted - set(self._open):
+            self.get(address).channel.get_state(try_to_connect=True)
+        for address in set(self._open) - wanted:
+            retired = self._open.pop(address)
+            task = asyncio.create_task(
+                retired.channel.close(self._grace), name=f"retire channel {address}"
+            )
+            self._retiring[task] = retired
+            task.add_done_callback(self._forget)
+
+    async def close(self) -> None:
+        """Close every channel now, cutting calls in flight. Safe to call twice."""
+        channels = [*self._open.values(), *self._retiring.values()]
+        tasks = list(self._retiring)
+        self._open, self._retiring = {}, {}
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(channel.channel.close() for channel in channels))
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._retiring.pop(task, None)
