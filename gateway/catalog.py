@@ -194,6 +194,10 @@ class Catalog:
             except grpc.aio.AioRpcError as exc:
                 synced = False
                 reason = f"{exc.code().name}: {exc.details()}"
+            except Exception:
+                # A bug must not end the watch for good: log it and watch again.
+                log.exception("following the registry failed")
+                synced, reason = False, "an unexpected error"
             self._connected = False
             failures = 0 if synced else failures + 1
             delay = min(

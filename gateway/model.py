@@ -75,7 +75,7 @@ class Service:
     schema_digest: str
     schema: Schema | None
 
-    @property
+    @cached_property
     def serving_instances(self) -> tuple[Instance, ...]:
         """The instances that may get traffic."""
         return tuple(instance for instance in self.instances if instance.serving)
