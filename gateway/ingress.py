@@ -30,10 +30,10 @@ from grpc_health.v1 import health_pb2_grpc
 
 from gateway.catalog import Catalog
 from gateway.health import GatewayHealth
-from gateway.metadata import request_metadata, response_metadata
+from gateway.metadata import Metadata, request_metadata, response_metadata
 from gateway.model import Method
 from gateway.reflection import AggregatedReflection, add_reflection
-from gateway.upstream import ResponseStream, Upstreams
+from gateway.upstream import ResponseStream, UnaryResponse, Upstreams
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +107,7 @@ async def _unary(proxy: ProxyHandler, method: Method, request: bytes, context: C
         )
     except grpc.aio.AioRpcError as exc:
         await _abort(context, exc)
-    await context.send_initial_metadata(response_metadata(reply.initial_metadata))
-    context.set_trailing_metadata(response_metadata(reply.trailing_metadata))
-    return reply.body
+    return await _answer(context, reply)
 
 
 async def _client_stream(
@@ -124,9 +122,7 @@ async def _client_stream(
         )
     except grpc.aio.AioRpcError as exc:
         await _abort(context, exc)
-    await context.send_initial_metadata(response_metadata(reply.initial_metadata))
-    context.set_trailing_metadata(response_metadata(reply.trailing_metadata))
-    return reply.body
+    return await _answer(context, reply)
 
 
 async def _server_stream(
@@ -162,26 +158,39 @@ async def _relay(stream: ResponseStream, context: Context) -> AsyncIterator[byte
             async for message in stream:
                 if not headers_sent:
                     headers_sent = True
-                    await context.send_initial_metadata(
-                        response_metadata(await stream.initial_metadata())
-                    )
+                    await _send_headers(context, await stream.initial_metadata())
                 yield message
             if not headers_sent:
-                await context.send_initial_metadata(
-                    response_metadata(await stream.initial_metadata())
-                )
-            context.set_trailing_metadata(response_metadata(await stream.trailing_metadata()))
+                await _send_headers(context, await stream.initial_metadata())
+            trailers = response_metadata(await stream.trailing_metadata())
+            if trailers:
+                context.set_trailing_metadata(trailers)
         except grpc.aio.AioRpcError as exc:
             await _abort(context, exc, headers_sent=headers_sent)
+
+
+async def _answer(context: Context, reply: UnaryResponse) -> bytes:
+    await _send_headers(context, reply.initial_metadata)
+    trailers = response_metadata(reply.trailing_metadata)
+    if trailers:
+        context.set_trailing_metadata(trailers)
+    return reply.body
+
+
+async def _send_headers(context: Context, upstream: Metadata) -> None:
+    # Sent only when there is something to relay: an explicit send costs a batch of its
+    # own, while gRPC sends empty headers with the first message anyway.
+    headers = response_metadata(upstream)
+    if headers:
+        await context.send_initial_metadata(headers)
 
 
 async def _abort(
     context: Context, exc: grpc.aio.AioRpcError, *, headers_sent: bool = False
 ) -> NoReturn:
     """End the call as the upstream ended it: code, message, initial and trailing metadata."""
-    initial = response_metadata(exc.initial_metadata())
-    if initial and not headers_sent:
-        await context.send_initial_metadata(initial)
+    if not headers_sent:
+        await _send_headers(context, tuple(exc.initial_metadata() or ()))
     await context.abort(exc.code(), exc.details() or "", response_metadata(exc.trailing_metadata()))
 
 
