@@ -7,6 +7,8 @@
 - ``plugmesh status [--registry ADDRESS]``: the registry's view; exit code 1 when the
   registry cannot be reached.
 - ``plugmesh serve <name>``: one process in the foreground (compose, Kubernetes).
+- ``plugmesh events tail [PATTERN]``: events as they flow (type, source, subject, payload).
+- ``plugmesh events dlq [--replay ID]``: the dead letters; replays one.
 
 Configuration comes from ``PLUGMESH_`` environment variables, listed in
 :data:`meshkit.processes.ENVIRONMENT` and at the end of ``plugmesh --help``.
@@ -71,6 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run one process in the foreground")
     serve.add_argument("name", choices=process_names(), help="the process to run")
+
+    events = commands.add_parser("events", help="watch events and dead letters")
+    actions = events.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tail = actions.add_parser("tail", help="print events as they flow")
+    tail.add_argument(
+        "pattern", nargs="?", default=">", help="event types, e.g. user.* (default: all)"
+    )
+    tail.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    tail.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
+    dlq = actions.add_parser("dlq", help="list dead letters, or replay one")
+    dlq.add_argument(
+        "--replay", metavar="ID", help="republish the dead letter with this sequence or event id"
+    )
+    dlq.add_argument("--limit", type=int, default=100, metavar="N", help="list at most N")
+    for action in (tail, dlq):
+        action.add_argument("--nats", metavar="URL", help="NATS URL (default: $PLUGMESH_NATS_URL)")
+        action.add_argument("--data-dir", help="state directory (default: $PLUGMESH_DATA_DIR)")
     return parser
 
 
@@ -119,6 +138,28 @@ def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     return asyncio.run(print_status(address, sys.stdout, sys.stderr, args.timeout))
 
 
+def _events(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from meshkit import _cli_events
+
+    url = _cli_events.nats_url(args.nats, _data_dir(args.data_dir, env), env)
+    if args.action == "tail":
+        return asyncio.run(
+            _cli_events.tail(
+                url,
+                args.pattern,
+                sys.stdout,
+                sys.stderr,
+                count=args.count,
+                duration_seconds=args.seconds,
+            )
+        )
+    if args.replay:
+        return asyncio.run(_cli_events.replay(url, args.replay, sys.stdout, sys.stderr))
+    return asyncio.run(
+        _cli_events.print_dead_letters(url, sys.stdout, sys.stderr, limit=args.limit)
+    )
+
+
 def _serve(name: str, env: Mapping[str, str]) -> int:
     data_dir = _data_dir(None, env)
     if name == NATS:
@@ -151,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _up(args, env)
         if args.command == "status":
             return _status(args, env)
+        if args.command == "events":
+            return _events(args, env)
         return _serve(args.name, env)
     except KeyboardInterrupt:
         return 130

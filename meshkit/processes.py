@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from meshkit.config import DEFAULT_ADDRESSES, DEFAULT_NATS_ADDRESS, address_variable
+from meshkit.events.settings import VARIABLES as EVENT_VARIABLES
 
 __all__ = [
     "ENVIRONMENT",
@@ -147,6 +148,7 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "5",
         "deadline for fetching an instance's schema over server reflection",
     ),
+    *(EnvVar(name, default, meaning) for name, default, meaning in EVENT_VARIABLES),
     EnvVar(
         "PLUGMESH_GATEWAY_GRPC_DEFAULT_DEADLINE_SECONDS",
         "30",
