@@ -1,0 +1,108 @@
+"""HTTP headers ↔ gRPC metadata, and the deadline of a request.
+
+Forwarded upstream: ``Grpc-Metadata-<key>`` as ``<key>`` (a ``-bin`` key's value is
+base64), and ``traceparent``, ``tracestate``, ``x-request-id`` as they are. Nothing else
+crosses, and never an identity header (``x-plugmesh-identity*``, ``x-plugmesh-user-*``)
+or a reserved ``grpc-*`` key, however it is spelled: only the gateway sets identities.
+
+Sent back: the upstream's initial metadata as ``Grpc-Metadata-<key>`` headers and its
+trailing metadata as ``Grpc-Trailer-<key>`` (binary values base64).
+
+The deadline: ``grpc-timeout`` (``<digits><H|M|S|m|u|n>``, as in gRPC) when the client
+sends one, else the configured default, never above the configured maximum.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable
+
+from gateway.http.errors import BadRequest
+from gateway.http.ports import Metadata
+
+__all__ = ["IDENTITY_PREFIXES", "deadline_seconds", "forwarded_metadata", "response_headers"]
+
+#: Identity headers only the gateway may set (mirrors gateway.metadata).
+IDENTITY_PREFIXES = ("x-plugmesh-identity", "x-plugmesh-user-")
+_PREFIX = "grpc-metadata-"
+_PASSED = frozenset({"traceparent", "tracestate", "x-request-id"})
+_TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
+_UNIT_SECONDS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+_KEY = re.compile(r"^[0-9a-z_.-]+$")
+
+RawHeaders = Iterable[tuple[bytes, bytes]]
+
+
+def forwarded_metadata(headers: RawHeaders) -> Metadata:
+    """The metadata sent upstream for the request headers (ASGI's lowercased pairs).
+
+    Raises:
+        BadRequest: a ``-bin`` header is not base64.
+    """
+    kept: list[tuple[str, str | bytes]] = []
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1")
+        if name in _PASSED:
+            kept.append((name, raw_value.decode("latin-1")))
+            continue
+        if not name.startswith(_PREFIX):
+            continue
+        key = name[len(_PREFIX) :]
+        if not _KEY.match(key) or key.startswith(("grpc-", *IDENTITY_PREFIXES)):
+            continue
+        if key.endswith("-bin"):
+            try:
+                padded = raw_value.strip() + b"=" * (-len(raw_value.strip()) % 4)
+                kept.append((key, base64.b64decode(padded, validate=True)))
+            except binascii.Error:
+                raise BadRequest(
+                    f"header {raw_name.decode('latin-1')} must be base64",
+                    reason="INVALID_HEADER",
+                    metadata={"header": name},
+                ) from None
+        else:
+            kept.append((key, raw_value.decode("latin-1")))
+    return tuple(kept)
+
+
+def deadline_seconds(
+    headers: RawHeaders, *, default_seconds: float, maximum_seconds: float
+) -> float:
+    """The request's deadline in seconds from now.
+
+    Raises:
+        BadRequest: ``grpc-timeout`` is malformed.
+    """
+    for name, value in headers:
+        if name == b"grpc-timeout":
+            match = _TIMEOUT.match(value.decode("latin-1"))
+            if match is None:
+                raise BadRequest(
+                    "header grpc-timeout must be 1 to 8 digits and a unit (H, M, S, m, u, n)",
+                    reason="INVALID_HEADER",
+                    metadata={"header": "grpc-timeout"},
+                )
+            requested = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            return min(requested, maximum_seconds)
+    return min(default_seconds, maximum_seconds)
+
+
+def response_headers(initial: Metadata, trailing: Metadata = ()) -> list[tuple[bytes, bytes]]:
+    """HTTP headers carrying an upstream's metadata back to the client."""
+    headers: list[tuple[bytes, bytes]] = []
+    for prefix, metadata in ((b"grpc-metadata-", initial), (b"grpc-trailer-", trailing)):
+        for key, value in metadata:
+            lowered = key.lower()
+            if lowered.startswith((":", "grpc-")) or not _KEY.match(lowered):
+                continue
+            encoded = (
+                base64.b64encode(value)
+                if isinstance(value, bytes)
+                else value.encode("latin-1", "replace")
+            )
+            if b"\r" in encoded or b"\n" in encoded:
+                continue
+            headers.append((prefix + lowered.encode("ascii"), encoded))
+    return headers

@@ -1,0 +1,230 @@
+"""OpenAPI 3.1 for the live route table, with JSON Schemas from the message descriptors.
+
+Paths are the rules' templates as written: ``{id}`` is an OpenAPI path parameter; a
+variable with a pattern keeps it (``/v1/{name=files/**}``), since two such routes may
+differ only by their patterns.
+
+Schemas follow the proto3 JSON mapping the gateway speaks: lowerCamelCase properties,
+64-bit integers as strings, enums by name, Timestamp/Duration/FieldMask as strings,
+wrappers as their value. Each message is one component named by its full name; errors
+are ``google.rpc.Status``. Streaming methods answer ``application/x-ndjson`` (and
+``text/event-stream``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from google.protobuf import descriptor
+
+from gateway.http.routes import HttpRoute
+from gateway.http.template import Variable
+
+__all__ = ["openapi_document"]
+
+_FD = descriptor.FieldDescriptor
+_STATUS = "google.rpc.Status"
+_SCALARS: dict[int, dict[str, Any]] = {
+    _FD.TYPE_DOUBLE: {"type": "number", "format": "double"},
+    _FD.TYPE_FLOAT: {"type": "number", "format": "float"},
+    _FD.TYPE_INT64: {"type": "string", "format": "int64"},
+    _FD.TYPE_UINT64: {"type": "string", "format": "uint64"},
+    _FD.TYPE_SINT64: {"type": "string", "format": "int64"},
+    _FD.TYPE_FIXED64: {"type": "string", "format": "uint64"},
+    _FD.TYPE_SFIXED64: {"type": "string", "format": "int64"},
+    _FD.TYPE_INT32: {"type": "integer", "format": "int32"},
+    _FD.TYPE_SINT32: {"type": "integer", "format": "int32"},
+    _FD.TYPE_SFIXED32: {"type": "integer", "format": "int32"},
+    _FD.TYPE_UINT32: {"type": "integer", "format": "uint32"},
+    _FD.TYPE_FIXED32: {"type": "integer", "format": "uint32"},
+    _FD.TYPE_BOOL: {"type": "boolean"},
+    _FD.TYPE_STRING: {"type": "string"},
+    _FD.TYPE_BYTES: {"type": "string", "format": "byte"},
+}
+_WELL_KNOWN: dict[str, dict[str, Any]] = {
+    "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
+    "google.protobuf.Duration": {"type": "string", "pattern": r"^-?\d+(\.\d+)?s$"},
+    "google.protobuf.FieldMask": {"type": "string", "description": "comma-separated paths"},
+    "google.protobuf.Struct": {"type": "object"},
+    "google.protobuf.Value": {},
+    "google.protobuf.ListValue": {"type": "array"},
+    "google.protobuf.Empty": {"type": "object"},
+    "google.protobuf.Any": {
+        "type": "object",
+        "properties": {"@type": {"type": "string"}},
+        "additionalProperties": True,
+    },
+    "google.protobuf.DoubleValue": {"type": ["number", "null"]},
+    "google.protobuf.FloatValue": {"type": ["number", "null"]},
+    "google.protobuf.Int64Value": {"type": ["string", "null"], "format": "int64"},
+    "google.protobuf.UInt64Value": {"type": ["string", "null"], "format": "uint64"},
+    "google.protobuf.Int32Value": {"type": ["integer", "null"], "format": "int32"},
+    "google.protobuf.UInt32Value": {"type": ["integer", "null"], "format": "uint32"},
+    "google.protobuf.BoolValue": {"type": ["boolean", "null"]},
+    "google.protobuf.StringValue": {"type": ["string", "null"]},
+    "google.protobuf.BytesValue": {"type": ["string", "null"], "format": "byte"},
+}
+_QUERY_DEPTH = 3
+
+
+def openapi_document(routes: Iterable[HttpRoute[Any]], *, title: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document describing ``routes``."""
+    schemas = _Schemas()
+    paths: dict[str, dict[str, Any]] = {}
+    operation_ids: set[str] = set()
+    for route in routes:
+        operation = _operation(route, schemas)
+        base = route.rpc.full_name
+        operation_id, n = base, 1
+        while operation_id in operation_ids:
+            n += 1
+            operation_id = f"{base}_{n}"
+        operation_ids.add(operation_id)
+        operation["operationId"] = operation_id
+        path = paths.setdefault(route.template.source, {})
+        path[route.http_method.lower()] = operation
+    schemas.components[_STATUS] = {
+        "type": "object",
+        "description": "The error model of gRPC and of the gateway (google.rpc.Status).",
+        "properties": {
+            "code": {"type": "integer", "format": "int32"},
+            "message": {"type": "string"},
+            "details": {"type": "array", "items": _WELL_KNOWN["google.protobuf.Any"]},
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": "1"},
+        "paths": dict(sorted(paths.items())),
+        "components": {"schemas": dict(sorted(schemas.components.items()))},
+    }
+
+
+def _operation(route: HttpRoute[Any], schemas: _Schemas) -> dict[str, Any]:
+    rpc = route.rpc
+    request_type = rpc.input_type
+    operation: dict[str, Any] = {
+        "tags": [rpc.containing_service.full_name],
+        "summary": rpc.name,
+        "description": f"gRPC method {rpc.full_name}"
+        + ("" if route.annotated else " (no google.api.http rule: whole request as body)"),
+    }
+    parameters = [
+        _path_parameter(route, variable, schemas) for variable in route.template.variables
+    ]
+    bound = {variable.field_path for variable in route.template.variables}
+    if route.body != "*":
+        for name, schema in _query_fields(request_type, (), bound, route.body, schemas):
+            parameters.append({"name": name, "in": "query", "schema": schema})
+    if parameters:
+        operation["parameters"] = parameters
+    if route.body:
+        if route.body == "*":
+            body_schema = schemas.ref(request_type)
+        else:
+            body_schema = schemas.field(request_type.fields_by_name[route.body])
+        operation["requestBody"] = {
+            "required": route.body != "*",
+            "content": {"application/json": {"schema": body_schema}},
+        }
+    response_type = rpc.output_type
+    result = (
+        schemas.field(response_type.fields_by_name[route.response_body])
+        if route.response_body
+        else schemas.ref(response_type)
+    )
+    status_ref = {"$ref": f"#/components/schemas/{_STATUS}"}
+    if route.server_streaming:
+        line = {
+            "type": "object",
+            "properties": {"result": result, "error": status_ref},
+            "description": "one line per message; a last line with error if the stream fails",
+        }
+        content: dict[str, Any] = {
+            "application/x-ndjson": {"schema": line},
+            "text/event-stream": {"schema": {"type": "string"}},
+        }
+    else:
+        content = {"application/json": {"schema": result}}
+    operation["responses"] = {
+        "200": {"description": "OK", "content": content},
+        "default": {
+            "description": "An error",
+            "content": {"application/json": {"schema": status_ref}},
+        },
+    }
+    return operation
+
+
+def _path_parameter(route: HttpRoute[Any], variable: Variable, schemas: _Schemas) -> dict[str, Any]:
+    message_type: descriptor.Descriptor = route.rpc.input_type
+    field: _FD | None = None
+    for name in variable.field_path:
+        field = message_type.fields_by_name[name]
+        if field.message_type is not None:
+            message_type = field.message_type
+    assert field is not None
+    parameter: dict[str, Any] = {
+        "name": variable.name,
+        "in": "path",
+        "required": True,
+        "schema": schemas.field(field),
+    }
+    if not variable.single_segment:
+        parameter["description"] = "may span several segments (a/b/c); '%2F' stays encoded"
+    return parameter
+
+
+def _query_fields(
+    message_type: descriptor.Descriptor,
+    prefix: tuple[str, ...],
+    bound: set[tuple[str, ...]],
+    body: str,
+    schemas: _Schemas,
+) -> Iterable[tuple[str, dict[str, Any]]]:
+    for field in message_type.fields:
+        path = (*prefix, field.name)
+        if path in bound or (body and path[0] == body):
+            continue
+        nested = field.message_type
+        if nested is None or nested.full_name in _WELL_KNOWN:
+            yield ".".join(path), schemas.field(field)
+        elif not field.is_repeated and len(path) < _QUERY_DEPTH:
+            yield from _query_fields(nested, path, bound, body, schemas)
+
+
+class _Schemas:
+    """Collects a component per message reached from the routes."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, dict[str, Any]] = {}
+
+    def ref(self, message_type: descriptor.Descriptor) -> dict[str, Any]:
+        name = message_type.full_name
+        if name in _WELL_KNOWN:
+            return dict(_WELL_KNOWN[name])
+        if name not in self.components:
+            self.components[name] = {}  # placeholder: recursive messages stop here
+            self.components[name] = {
+                "type": "object",
+                "title": message_type.name,
+                "properties": {f.json_name: self.field(f) for f in message_type.fields},
+            }
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def field(self, field: _FD) -> dict[str, Any]:
+        message_type = field.message_type
+        if message_type is not None and message_type.GetOptions().map_entry:
+            value_field = message_type.fields_by_name["value"]
+            return {"type": "object", "additionalProperties": self._single(value_field)}
+        single = self._single(field)
+        return {"type": "array", "items": single} if field.is_repeated else single
+
+    def _single(self, field: _FD) -> dict[str, Any]:
+        if field.message_type is not None:
+            return self.ref(field.message_type)
+        if field.enum_type is not None:
+            names = [value.name for value in field.enum_type.values]
+            return {"type": "string", "enum": names}
+        return dict(_SCALARS.get(field.type, {}))

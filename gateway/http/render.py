@@ -1,0 +1,86 @@
+"""Response messages → proto3 JSON, and the framings of server streams.
+
+JSON is ``json_format``'s: lowerCamelCase names, 64-bit integers as strings, enums by
+name, every field without presence emitted even when it holds its default. A binding's
+``response_body`` sends that one field instead of the whole message.
+
+Streams: newline-delimited JSON (``application/x-ndjson``), one ``{"result": …}`` line
+per message and a last ``{"error": Status}`` line when the stream fails after it began;
+or, when the client accepts ``text/event-stream``, server-sent events: a ``data:`` event
+per message (the message itself) and an ``event: error`` event with the Status.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.protobuf import json_format, message
+from google.rpc import status_pb2
+
+from gateway.http.errors import status_dict
+from gateway.http.routes import HttpRoute
+
+__all__ = [
+    "NDJSON",
+    "SSE",
+    "UpstreamDecodeError",
+    "dumps",
+    "ndjson_error",
+    "ndjson_result",
+    "response_value",
+    "sse_error",
+    "sse_result",
+]
+
+NDJSON = b"application/x-ndjson"
+SSE = b"text/event-stream"
+
+
+class UpstreamDecodeError(Exception):
+    """An upstream answered bytes that are not the declared response message."""
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON, UTF-8."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def response_value(route: HttpRoute[Any], payload: bytes) -> Any:
+    """The JSON value sent for one serialized response message of ``route``."""
+    try:
+        response = route.response_class.FromString(payload)
+    except message.DecodeError as exc:
+        raise UpstreamDecodeError(
+            f"the response of {route.rpc.full_name} does not decode: {exc}"
+        ) from None
+    if route.response_body:
+        field = response.DESCRIPTOR.fields_by_name[route.response_body]
+        if field.message_type is not None and not field.is_repeated:
+            return _to_dict(getattr(response, route.response_body))
+        return _to_dict(response).get(field.json_name)
+    return _to_dict(response)
+
+
+def ndjson_result(value: Any) -> bytes:
+    """One NDJSON line for a stream message."""
+    return b'{"result":' + dumps(value) + b"}\n"
+
+
+def ndjson_error(status: status_pb2.Status) -> bytes:
+    """The NDJSON line that ends a failed stream."""
+    return b'{"error":' + dumps(status_dict(status)) + b"}\n"
+
+
+def sse_result(value: Any) -> bytes:
+    """One server-sent event for a stream message."""
+    return b"data: " + dumps(value) + b"\n\n"
+
+
+def sse_error(status: status_pb2.Status) -> bytes:
+    """The server-sent event that ends a failed stream."""
+    return b"event: error\ndata: " + dumps(status_dict(status)) + b"\n\n"
+
+
+def _to_dict(value: message.Message) -> Any:
+    return json_format.MessageToDict(value, always_print_fields_with_no_presence=True)
