@@ -33,6 +33,7 @@ from grpc_health.v1 import health_pb2
 from gateway.catalog import Catalog
 from gateway.config import GatewayConfig
 from gateway.health import GatewayHealth, HealthSync
+from gateway.http import GatewayApp, HttpServer, build_app
 from gateway.ingress import IngressServer
 from gateway.upstream import Upstreams
 from meshkit.logging import configure_logging
@@ -77,6 +78,8 @@ class Gateway:
             default_deadline_seconds=config.default_deadline_seconds,
             max_message_bytes=config.max_message_bytes,
         )
+        self.http: HttpServer | None = None
+        self._http_app: GatewayApp[Any] | None = None
         self._register = register
         self._registrar: Registrar | None = None
         self._started = False
@@ -88,6 +91,14 @@ class Gateway:
         """The ingress address other processes reach, with the real port."""
         host, _, _ = self.config.grpc_address.rpartition(":")
         return f"{self._advertised(host)}:{self.ingress.port}"
+
+    @property
+    def http_address(self) -> str:
+        """The HTTP address with the real port; empty before :meth:`start`."""
+        if self.http is None:
+            return ""
+        host, _, _ = self.config.http_address.rpartition(":")
+        return f"{self._advertised(host)}:{self.http.port}"
 
     @property
     def registrar(self) -> Registrar | None:
@@ -103,6 +114,13 @@ class Gateway:
         await self.upstreams.start()
         await self._health_sync.start()
         await self.ingress.start()
+        self._http_app = build_app(self.catalog, self.upstreams, self.config.http)
+        self.http = HttpServer(
+            self._http_app,
+            self.config.http_address,
+            shutdown_grace_seconds=self.config.shutdown_grace_seconds,
+        )
+        await self.http.start()
         if self._register:
             self._registrar = Registrar(
                 Registration(
@@ -111,13 +129,16 @@ class Gateway:
                     version=VERSION,
                     grpc_services=(),
                     file_descriptor_set=_health_only(),
-                    metadata={"http_address": self.config.http_address},
+                    metadata={"http_address": self.http_address},
                 ),
                 registry_address=self.config.registry_address,
                 secret=self.config.mesh.registration_secret,
             )
             await self._registrar.start()
-        log.info("gateway started", extra={"grpc_address": self.grpc_address})
+        log.info(
+            "gateway started",
+            extra={"grpc_address": self.grpc_address, "http_address": self.http_address},
+        )
 
     async def wait(self) -> None:
         """Return once stopped, or when the registration was refused for good."""
@@ -142,13 +163,19 @@ class Gateway:
             await self.health.enter_graceful_shutdown()
             if self._registrar is not None:
                 await self._registrar.close()
-            await self.ingress.stop(grace)
+            await asyncio.gather(self.ingress.stop(grace), self._stop_http())
             await self._health_sync.close()
             await self.upstreams.close()
             await self.catalog.close()
         finally:
             self._stopped.set()
         log.info("gateway stopped")
+
+    async def _stop_http(self) -> None:
+        if self.http is not None:
+            await self.http.stop()
+        if self._http_app is not None:
+            self._http_app.close()
 
     def _advertised(self, host: str) -> str:
         if self.config.mesh.advertise_host:

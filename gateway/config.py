@@ -7,8 +7,9 @@
 | ``PLUGMESH_GATEWAY_GRPC_DEFAULT_DEADLINE_SECONDS`` | ``30`` | default gRPC deadline |
 | ``PLUGMESH_GATEWAY_GRPC_MAX_MESSAGE_BYTES`` | ``4194304`` | largest gRPC request message |
 
-and the mesh-wide ones of :class:`meshkit.config.MeshConfig` (registry address,
-registration secret, shutdown grace, log level, advertised host).
+the HTTP side's ``PLUGMESH_GATEWAY_HTTP_*`` ones (:class:`gateway.http.HttpSettings`), and
+the mesh-wide ones of :class:`meshkit.config.MeshConfig` (registry address, registration
+secret, shutdown grace, log level, advertised host).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.http import HttpSettings
 from meshkit.config import ConfigError, MeshConfig
 
 DEFAULT_DEADLINE_SECONDS = 30.0
@@ -33,6 +35,7 @@ class GatewayConfig:
         default_deadline_seconds: Deadline of a call through the gRPC ingress whose client
             sets none; only calls with a single response (a response stream may stay open).
         max_message_bytes: Largest request message the gRPC ingress accepts.
+        http: The HTTP side's settings (body limit, deadlines, OpenAPI title).
         mesh: The mesh-wide settings.
     """
 
@@ -40,6 +43,7 @@ class GatewayConfig:
     http_address: str = "127.0.0.1:8080"
     default_deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    http: HttpSettings = field(default_factory=HttpSettings)
     mesh: MeshConfig = field(default_factory=lambda: MeshConfig.from_env({}))
 
     @property
@@ -78,6 +82,7 @@ class GatewayConfig:
                     int,
                 )
             ),
+            http=HttpSettings.from_env(values),
             mesh=mesh,
         )
 

@@ -160,6 +160,21 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "4194304",
         "largest request message the gateway's gRPC port accepts",
     ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_HTTP_BODY_LIMIT_BYTES",
+        "4194304",
+        "largest HTTP request body the gateway accepts; larger ones get 413",
+    ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_HTTP_TIMEOUT_SECONDS",
+        "30",
+        "deadline of an HTTP call through the gateway without a grpc-timeout header",
+    ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_HTTP_MAX_TIMEOUT_SECONDS",
+        "300",
+        "upper bound of any HTTP call's deadline, grpc-timeout included",
+    ),
 )
 
 

@@ -26,12 +26,14 @@ def test_every_setting_is_read_from_its_variable() -> None:
             "PLUGMESH_GATEWAY_GRPC_MAX_MESSAGE_BYTES": "1024",
             "PLUGMESH_REGISTRY_ADDRESS": "10.0.0.1:3",
             "PLUGMESH_SHUTDOWN_GRACE_SECONDS": "7",
+            "PLUGMESH_GATEWAY_HTTP_BODY_LIMIT_BYTES": "2048",
         }
     )
 
     assert (config.grpc_address, config.http_address) == ("0.0.0.0:1", "0.0.0.0:2")
     assert (config.default_deadline_seconds, config.max_message_bytes) == (2.5, 1024)
     assert (config.registry_address, config.shutdown_grace_seconds) == ("10.0.0.1:3", 7.0)
+    assert config.http.body_limit_bytes == 2048
 
 
 @pytest.mark.parametrize(
@@ -58,4 +60,7 @@ def test_the_gateway_variables_are_documented() -> None:
     assert {
         "PLUGMESH_GATEWAY_GRPC_DEFAULT_DEADLINE_SECONDS",
         "PLUGMESH_GATEWAY_GRPC_MAX_MESSAGE_BYTES",
+        "PLUGMESH_GATEWAY_HTTP_BODY_LIMIT_BYTES",
+        "PLUGMESH_GATEWAY_HTTP_TIMEOUT_SECONDS",
+        "PLUGMESH_GATEWAY_HTTP_MAX_TIMEOUT_SECONDS",
     } <= documented

@@ -149,6 +149,7 @@ async def test_the_default_deadline_applies_when_the_client_sets_none(
     short = Gateway(
         GatewayConfig(
             grpc_address="127.0.0.1:0",
+            http_address="127.0.0.1:0",
             default_deadline_seconds=0.3,
             mesh=gateway.config.mesh,
         ),
@@ -185,6 +186,7 @@ async def test_calls_before_the_first_sync_are_unavailable() -> None:
     unsynced = Gateway(
         GatewayConfig(
             grpc_address="127.0.0.1:0",
+            http_address="127.0.0.1:0",
             mesh=MeshConfig.from_env({"PLUGMESH_REGISTRY_ADDRESS": "127.0.0.1:1"}),
         ),
         register=False,
