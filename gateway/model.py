@@ -26,6 +26,7 @@ from types import MappingProxyType
 from google.protobuf import descriptor, descriptor_pb2
 
 from gateway.schemas import Schema
+from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2
 
 _SAFE_LEVELS = frozenset(
@@ -116,6 +117,15 @@ class Method:
     def server_streaming(self) -> bool:
         """Whether the server answers with a stream of messages."""
         return self.descriptor.server_streaming
+
+    @cached_property
+    def access(self) -> options_pb2.Access.ValueType:
+        """Who may call it through the gateway (``plugmesh.options.v1.access``); an RPC
+        that declares nothing is ACCESS_UNSPECIFIED, to be treated as AUTHENTICATED."""
+        options = self.descriptor.GetOptions()
+        if not options.HasExtension(options_pb2.access):
+            return options_pb2.ACCESS_UNSPECIFIED
+        return options.Extensions[options_pb2.access]
 
     @cached_property
     def safe(self) -> bool:

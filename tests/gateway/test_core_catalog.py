@@ -10,6 +10,7 @@ from google.protobuf import descriptor_pb2
 
 from gateway.catalog import Catalog
 from gateway.model import Snapshot
+from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.app import RegistryServer
 from registry.testing import (
@@ -91,8 +92,17 @@ async def test_methods_list_every_served_method_with_cardinality_and_safety(
         "Collect": (True, False, False),
         "Chat": (True, True, False),
     }
-    # The registry registers itself like any plugin: its methods are routable too.
-    assert catalog.method("/plugmesh.registry.v1.RegistryService/ListServices") is not None
+    # The registry registers itself like any plugin: its methods are routable too, and
+    # carry their access option for the gateway's auth to read.
+    listed = catalog.method("/plugmesh.registry.v1.RegistryService/ListServices")
+    register = catalog.method("/plugmesh.registry.v1.RegistryService/RegisterInstance")
+    assert listed is not None
+    assert register is not None
+    assert (listed.access, register.access) == (
+        options_pb2.ACCESS_AUTHENTICATED,
+        options_pb2.ACCESS_INTERNAL,
+    )
+    assert echo["Echo"].access == options_pb2.ACCESS_UNSPECIFIED
 
 
 async def test_a_plugin_that_leaves_is_dropped(catalog: Catalog, start_echo: StartEcho) -> None:
