@@ -1,8 +1,9 @@
 """OpenAPI 3.1 for the live route table, with JSON Schemas from the message descriptors.
 
-Paths are the rules' templates as written: ``{id}`` is an OpenAPI path parameter; a
-variable with a pattern keeps it (``/v1/{name=files/**}``), since two such routes may
-differ only by their patterns.
+Paths follow the templates: ``{id}`` stays a path parameter, and each segment a pattern
+leaves open becomes one (``/v1/{name=shelves/*/books/*}`` is
+``/v1/shelves/{name.1}/books/{name.2}``). Bindings with a custom HTTP method (``SEARCH``) are left
+out: an OpenAPI path item cannot hold them.
 
 Schemas follow the proto3 JSON mapping the gateway speaks: lowerCamelCase properties,
 64-bit integers as strings, enums by name, Timestamp/Duration/FieldMask as strings,
@@ -19,7 +20,7 @@ from typing import Any
 from google.protobuf import descriptor
 
 from gateway.http.routes import HttpRoute
-from gateway.http.template import Variable
+from gateway.http.template import PathTemplate, SegmentKind, Variable
 
 __all__ = ["openapi_document"]
 
@@ -66,6 +67,7 @@ _WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.BytesValue": {"type": ["string", "null"], "format": "byte"},
 }
 _QUERY_DEPTH = 3
+_OPENAPI_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
 
 
 def openapi_document(routes: Iterable[HttpRoute[Any]], *, title: str) -> dict[str, Any]:
@@ -74,6 +76,8 @@ def openapi_document(routes: Iterable[HttpRoute[Any]], *, title: str) -> dict[st
     paths: dict[str, dict[str, Any]] = {}
     operation_ids: set[str] = set()
     for route in routes:
+        if route.http_method not in _OPENAPI_METHODS:
+            continue  # a custom HTTP method (SEARCH) has no place in an OpenAPI path item
         operation = _operation(route, schemas)
         base = route.rpc.full_name
         operation_id, n = base, 1
@@ -82,7 +86,7 @@ def openapi_document(routes: Iterable[HttpRoute[Any]], *, title: str) -> dict[st
             operation_id = f"{base}_{n}"
         operation_ids.add(operation_id)
         operation["operationId"] = operation_id
-        path = paths.setdefault(route.template.source, {})
+        path = paths.setdefault(_path(route.template)[0], {})
         path[route.http_method.lower()] = operation
     schemas.components[_STATUS] = {
         "type": "object",
@@ -110,9 +114,7 @@ def _operation(route: HttpRoute[Any], schemas: _Schemas) -> dict[str, Any]:
         "description": f"gRPC method {rpc.full_name}"
         + ("" if route.annotated else " (no google.api.http rule: whole request as body)"),
     }
-    parameters = [
-        _path_parameter(route, variable, schemas) for variable in route.template.variables
-    ]
+    parameters = _path_parameters(route, schemas)
     bound = {variable.field_path for variable in route.template.variables}
     if route.body != "*":
         for name, schema in _query_fields(request_type, (), bound, route.body, schemas):
@@ -157,23 +159,63 @@ def _operation(route: HttpRoute[Any], schemas: _Schemas) -> dict[str, Any]:
     return operation
 
 
-def _path_parameter(route: HttpRoute[Any], variable: Variable, schemas: _Schemas) -> dict[str, Any]:
-    message_type: descriptor.Descriptor = route.rpc.input_type
+def _path(template: PathTemplate) -> tuple[str, list[tuple[str, Variable | None]]]:
+    """The OpenAPI path of a template and its parameters in order.
+
+    A plain ``{field}`` stays as it is. Every segment a pattern leaves open becomes a
+    parameter of its own (``{name=shelves/*/books/*}`` →
+    ``shelves/{name.1}/books/{name.2}``; an unnamed ``*`` → ``{segment1}``), so that the
+    path describes the URLs that match and each parameter is one segment.
+    """
+    parts: list[str] = []
+    parameters: list[tuple[str, Variable | None]] = []
+    owner: dict[int, Variable] = {}
+    for each in template.variables:
+        end = len(template.segments) if each.end is None else each.end
+        owner.update(dict.fromkeys(range(each.start, end), each))
+    counts: dict[str, int] = {}
+    for index, segment in enumerate(template.segments):
+        if segment.kind is SegmentKind.LITERAL:
+            parts.append(segment.literal)
+            continue
+        variable = owner.get(index)
+        if variable is not None and variable.single_segment and segment.kind is SegmentKind.SINGLE:
+            name = variable.name
+        else:
+            base = variable.name + "." if variable is not None else "segment"
+            counts[base] = counts.get(base, 0) + 1
+            name = f"{base}{counts[base]}"
+        parts.append("{" + name + "}")
+        parameters.append((name, variable))
+    path = "/" + "/".join(parts) + (f":{template.verb}" if template.verb else "")
+    return path, parameters
+
+
+def _path_parameters(route: HttpRoute[Any], schemas: _Schemas) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for name, variable in _path(route.template)[1]:
+        parameter: dict[str, Any] = {"name": name, "in": "path", "required": True}
+        if variable is not None and name == variable.name:
+            parameter["schema"] = schemas.field(_leaf_field(route.rpc.input_type, variable))
+        else:
+            parameter["schema"] = {"type": "string"}
+            if variable is not None:
+                pattern = route.template.source
+                parameter["description"] = (
+                    f"part of {variable.name}, which the gateway sets from the path ({pattern})"
+                )
+        found.append(parameter)
+    return found
+
+
+def _leaf_field(message_type: descriptor.Descriptor, variable: Variable) -> _FD:
     field: _FD | None = None
     for name in variable.field_path:
         field = message_type.fields_by_name[name]
         if field.message_type is not None:
             message_type = field.message_type
     assert field is not None
-    parameter: dict[str, Any] = {
-        "name": variable.name,
-        "in": "path",
-        "required": True,
-        "schema": schemas.field(field),
-    }
-    if not variable.single_segment:
-        parameter["description"] = "may span several segments (a/b/c); '%2F' stays encoded"
-    return parameter
+    return field
 
 
 def _query_fields(

@@ -8,7 +8,8 @@ its reflection and registers it like a generated plugin's.
 Every method answers ``EchoReply`` with the request it received, the text metadata it
 received and its own name. ``fail`` names a status code to fail with (an ``ErrorInfo``
 of reason ``TEST_FAILED``), ``delay_ms`` sleeps first; the stream sends
-``stream_count`` replies, or ``fail_after`` and then fails when ``fail`` is set.
+``stream_count`` replies, or ``fail_after`` and then fails when ``fail`` is set;
+:attr:`TranscodingServicer.cancelled_streams` counts streams cancelled by the caller.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class TranscodingServicer:
     def __init__(self) -> None:
         self.reply_class = message_class("EchoReply")
         self.calls: dict[str, int] = {}
+        self.cancelled_streams = 0
 
     async def answer(self, rpc: str, request: Any, context: Context, index: int = 0) -> Any:
         self.calls[rpc] = self.calls.get(rpc, 0) + 1
@@ -126,11 +128,15 @@ class TranscodingServicer:
 
     async def stream(self, request: Any, context: Context) -> AsyncIterator[Any]:
         count = request.fail_after if request.fail else request.stream_count
-        for index in range(count):
-            reply = await self.answer("StreamThings", request, context, index)
-            if index:
-                reply.metadata[:] = []
-            yield reply
+        try:
+            for index in range(count):
+                reply = await self.answer("StreamThings", request, context, index)
+                if index:
+                    reply.metadata[:] = []
+                yield reply
+        except asyncio.CancelledError:
+            self.cancelled_streams += 1
+            raise
         if request.fail:
             raise _failure(request.fail, f"the stream failed after {count} replies")
 
