@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from gateway.catalog import Catalog
 from gateway.schemas import Schema
-from meshkit.reflection import V1, V1ALPHA, _register_v1_descriptor
+from meshkit.reflection import V1, V1ALPHA, register_v1_descriptor
 
 HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 #: The services the gateway serves itself on its gRPC port.
@@ -38,7 +38,7 @@ def own_schema() -> Schema:
     """The schema of the gateway's own services (health and both reflection versions),
     and of ``google.rpc.Status`` with its standard details, so that clients can decode
     the details of any error passing through."""
-    _register_v1_descriptor()
+    register_v1_descriptor()
     files = descriptor_pb2.FileDescriptorSet()
     for file in (
         health_pb2.DESCRIPTOR,

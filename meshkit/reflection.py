@@ -21,7 +21,8 @@ V1 = "grpc.reflection.v1.ServerReflection"
 _V1_FILE = "grpc/reflection/v1/reflection.proto"
 
 
-def _register_v1_descriptor() -> None:
+def register_v1_descriptor() -> None:
+    """Add the v1 reflection file, derived from v1alpha's, to the default pool (once)."""
     pool = descriptor_pool.Default()
     try:
         pool.FindFileByName(_V1_FILE)
@@ -70,7 +71,7 @@ class _ReflectionServicer(reflection_async.ReflectionServicer):
 
 def enable_reflection(server: grpc.aio.Server, service_names: Iterable[str]) -> None:
     """Serve reflection v1alpha and v1 on ``server`` for ``service_names``."""
-    _register_v1_descriptor()
+    register_v1_descriptor()
     servicer = _ReflectionServicer([*service_names, V1ALPHA, V1])
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]  # untyped in the stubs
     v1 = grpc.method_handlers_generic_handler(
