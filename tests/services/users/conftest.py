@@ -1,0 +1,66 @@
+"""Fixtures: a real nats-server, the users plugin on a free port with SQLite in tmp_path,
+and a client that calls it with signed identities."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import nats
+import pytest
+from nats.aio.client import Client
+
+from meshkit.identity import signing_key
+from meshkit.natsd import NatsServer
+from plugmesh.users.v1 import users_pb2_grpc
+from services.users.__main__ import UsersPlugin, build
+from services.users.config import UsersConfig
+from tests.services.users.support import SECRET, Api
+
+
+def users_env(data_dir: Path, nats_url: str) -> dict[str, str]:
+    """The plugin's environment in a test: free port, its own data dir, fast retries."""
+    return {
+        "PLUGMESH_DATA_DIR": str(data_dir),
+        "PLUGMESH_USERS_ADDRESS": "127.0.0.1:0",
+        "PLUGMESH_NATS_URL": nats_url,
+        "PLUGMESH_REGISTRATION_SECRET": SECRET,
+        "PLUGMESH_SHUTDOWN_GRACE_SECONDS": "1",
+        "PLUGMESH_EVENTS_RETRY_INITIAL_MILLIS": "50",
+        "PLUGMESH_EVENTS_OUTBOX_POLL_MILLIS": "100",
+    }
+
+
+@pytest.fixture
+async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
+    """A nats-server with JetStream on a free port."""
+    async with NatsServer(tmp_path / "jetstream") as server:
+        yield server
+
+
+@pytest.fixture
+async def plugin(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[UsersPlugin]:
+    """The users plugin, started (not registered: no registry in these tests)."""
+    config = UsersConfig.from_env(users_env(tmp_path / "data", nats_server.url))
+    wired = build(config, register=False)
+    await wired.server.start()
+    yield wired
+    await wired.server.stop(0)
+
+
+@pytest.fixture
+async def api(plugin: UsersPlugin) -> AsyncIterator[Api]:
+    """A client of the running plugin."""
+    key = signing_key(SECRET)
+    assert key is not None
+    async with grpc.aio.insecure_channel(plugin.server.address) as channel:
+        yield Api(users_pb2_grpc.UserServiceStub(channel), key)
+
+
+@pytest.fixture
+async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
+    """A NATS connection for the test itself."""
+    client = await nats.connect(nats_server.url)
+    yield client
+    await client.close()
