@@ -3,10 +3,11 @@
 Built from a catalog snapshot (:func:`build_routes`) whenever the set of methods
 changes, never per request. Each binding of a rule (the rule itself and each of its
 ``additional_bindings``) becomes one :class:`HttpRoute`; a method without a rule gets
-``POST /<package.Service>/<Method>`` with the whole body as its request. A binding that
-cannot be served (a template that does not parse, a field that does not exist, a
-client-streaming method) is left out with a warning, and so is a second binding of the
-same method and path.
+``POST /<package.Service>/<Method>`` with the whole body as its request. Methods marked
+``(plugmesh.options.v1.access) = ACCESS_INTERNAL`` and client-streaming methods get no
+route. A binding that cannot be served (a template that does not parse, a field that
+does not exist) is left out with a warning, and so is a second binding of the same
+method and path.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from google.protobuf import descriptor, message, message_factory
 from gateway.http.ports import M
 from gateway.http.router import Router
 from gateway.http.template import PathTemplate, TemplateError, parse_template
+from plugmesh.options.v1 import options_pb2
 
 __all__ = ["HttpRoute", "RouteTable", "build_routes"]
 
@@ -99,9 +101,11 @@ def _bindings(method: M) -> list[HttpRoute[M]]:
     rpc = method.descriptor
     if rpc.client_streaming:
         return []  # served by the gRPC ingress only
+    options = rpc.GetOptions()
+    if options.Extensions[options_pb2.access] == options_pb2.ACCESS_INTERNAL:
+        return []  # for the mesh's own services only; the gateway does not expose it
     request_class = message_factory.GetMessageClass(rpc.input_type)
     response_class = message_factory.GetMessageClass(rpc.output_type)
-    options = rpc.GetOptions()
     if not options.HasExtension(annotations_pb2.http):
         template = parse_template(f"/{rpc.containing_service.full_name}/{rpc.name}")
         return [HttpRoute(method, "POST", template, "*", "", request_class, response_class, False)]

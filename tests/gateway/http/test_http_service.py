@@ -213,11 +213,14 @@ async def test_metrics_count_requests_by_route_and_code(mesh: Mesh) -> None:
 
 
 @module_loop
-async def test_registry_itself_is_served_over_http(mesh: Mesh) -> None:
+async def test_registry_is_served_over_http_except_its_internal_rpcs(mesh: Mesh) -> None:
     response = await mesh.client.get("/v1/services")
     assert response.status_code == 200
     names = {service["name"] for service in response.json()["services"]}
     assert {"registry", "transcoding"} <= names
+    internal = "/plugmesh.registry.v1.RegistryService/RegisterInstance"
+    assert (await mesh.client.post(internal, json={})).status_code == 404
+    assert internal not in (await mesh.client.get("/openapi.json")).json()["paths"]
 
 
 async def test_unhealthy_instance_gets_no_traffic_until_it_serves_again(tmp_path: Path) -> None:
