@@ -1,14 +1,21 @@
 """Fixtures: a real nats-server, the users plugin on a free port with SQLite in tmp_path,
-and a client that calls it with signed identities."""
+and a client that calls it with signed identities.
+
+``plugin``/``api`` are fresh per test; ``shared_api`` is one plugin per module, for
+tables of many cases that each make their own users (their tests run in the module's
+event loop: mark them ``pytest.mark.asyncio(loop_scope="module")``).
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import nats
 import pytest
+import pytest_asyncio
 from nats.aio.client import Client
 
 from meshkit.identity import signing_key
@@ -32,6 +39,26 @@ def users_env(data_dir: Path, nats_url: str) -> dict[str, str]:
     }
 
 
+@contextlib.asynccontextmanager
+async def running_plugin(data_dir: Path, nats_url: str) -> AsyncIterator[UsersPlugin]:
+    """The users plugin, started (not registered: no registry in these tests)."""
+    wired = build(UsersConfig.from_env(users_env(data_dir, nats_url)), register=False)
+    await wired.server.start()
+    try:
+        yield wired
+    finally:
+        await wired.server.stop(0)
+
+
+@contextlib.asynccontextmanager
+async def client_of(plugin: UsersPlugin) -> AsyncIterator[Api]:
+    """A client of a running plugin."""
+    key = signing_key(SECRET)
+    assert key is not None
+    async with grpc.aio.insecure_channel(plugin.server.address) as channel:
+        yield Api(users_pb2_grpc.UserServiceStub(channel), key)
+
+
 @pytest.fixture
 async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
     """A nats-server with JetStream on a free port."""
@@ -41,21 +68,16 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
 
 @pytest.fixture
 async def plugin(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[UsersPlugin]:
-    """The users plugin, started (not registered: no registry in these tests)."""
-    config = UsersConfig.from_env(users_env(tmp_path / "data", nats_server.url))
-    wired = build(config, register=False)
-    await wired.server.start()
-    yield wired
-    await wired.server.stop(0)
+    """The users plugin with its database in ``tmp_path / "data"``."""
+    async with running_plugin(tmp_path / "data", nats_server.url) as wired:
+        yield wired
 
 
 @pytest.fixture
 async def api(plugin: UsersPlugin) -> AsyncIterator[Api]:
-    """A client of the running plugin."""
-    key = signing_key(SECRET)
-    assert key is not None
-    async with grpc.aio.insecure_channel(plugin.server.address) as channel:
-        yield Api(users_pb2_grpc.UserServiceStub(channel), key)
+    """A client of ``plugin``."""
+    async with client_of(plugin) as client:
+        yield client
 
 
 @pytest.fixture
@@ -64,3 +86,15 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
     client = await nats.connect(nats_server.url)
     yield client
     await client.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    """A client of one plugin (and nats-server) shared by a module's tests."""
+    root = tmp_path_factory.mktemp("users")
+    async with (
+        NatsServer(root / "jetstream") as server,
+        running_plugin(root / "data", server.url) as wired,
+        client_of(wired) as client,
+    ):
+        yield client

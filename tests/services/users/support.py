@@ -49,6 +49,10 @@ class Api:
         """The call metadata that carries ``identity`` (none for anonymous)."""
         return to_metadata(identity, self._key) if identity is not None else ()
 
+    def metadata_admin(self) -> tuple[tuple[str, str], ...]:
+        """The call metadata of :data:`ADMIN`."""
+        return self.metadata(ADMIN)
+
     async def create(
         self, user_id: str = "", *, by: Identity | None = ADMIN, **fields: object
     ) -> users_pb2.User:
