@@ -61,7 +61,6 @@ class Transcoder(Generic[M]):
         Raises:
             HttpError: the request cannot be transcoded (nothing was sent).
         """
-        assert route.template is not None
         body = await read_body(scope, receive, self._settings.body_limit_bytes)
         # The body is JSON whatever its Content-Type says (curl -d sends a form type).
         decoded = decode_json_body(body) if route.body else None
@@ -83,10 +82,10 @@ class Transcoder(Generic[M]):
             ) from None
         request = transcode_request(route, values, query, decoded).SerializeToString()
         headers = scope["headers"]
+        # A stream may stay open as long as it sends: only the client bounds it.
+        default = None if route.server_streaming else self._settings.default_timeout_seconds
         timeout_seconds = deadline_seconds(
-            headers,
-            default_seconds=self._settings.default_timeout_seconds,
-            maximum_seconds=self._settings.max_timeout_seconds,
+            headers, default_seconds=default, maximum_seconds=self._settings.max_timeout_seconds
         )
         metadata = forwarded_metadata(headers)
         if route.server_streaming:
@@ -102,7 +101,7 @@ class Transcoder(Generic[M]):
         send: Send,
         route: HttpRoute[M],
         request: bytes,
-        timeout_seconds: float,
+        timeout_seconds: float | None,
         metadata: tuple[tuple[str, str | bytes], ...],
     ) -> int:
         try:
@@ -129,7 +128,7 @@ class Transcoder(Generic[M]):
         send: Send,
         route: HttpRoute[M],
         request: bytes,
-        timeout_seconds: float,
+        timeout_seconds: float | None,
         metadata: tuple[tuple[str, str | bytes], ...],
         *,
         sse: bool,
@@ -180,6 +179,10 @@ class Transcoder(Generic[M]):
                 failure = error(status_of_rpc_error(exc))
             except render.UpstreamDecodeError as exc:
                 failure = error(_status(code_pb2.INTERNAL, str(exc)))
+            except Exception:
+                # The answer has begun: the failure can only end it, not replace it.
+                log.exception("an HTTP stream failed", extra={"route": route.label})
+                failure = error(_status(code_pb2.INTERNAL, "internal error"))
             await send({"type": "http.response.body", "body": failure, "more_body": False})
         return 200
 

@@ -9,7 +9,8 @@ Sent back: the upstream's initial metadata as ``Grpc-Metadata-<key>`` headers an
 trailing metadata as ``Grpc-Trailer-<key>`` (binary values base64).
 
 The deadline: ``grpc-timeout`` (``<digits><H|M|S|m|u|n>``, as in gRPC) when the client
-sends one, else the configured default, never above the configured maximum.
+sends one, else the configured default (none for server streams, which may stay open),
+never above the configured maximum.
 """
 
 from __future__ import annotations
@@ -68,9 +69,10 @@ def forwarded_metadata(headers: RawHeaders) -> Metadata:
 
 
 def deadline_seconds(
-    headers: RawHeaders, *, default_seconds: float, maximum_seconds: float
-) -> float:
-    """The request's deadline in seconds from now.
+    headers: RawHeaders, *, default_seconds: float | None, maximum_seconds: float
+) -> float | None:
+    """The request's deadline in seconds from now; ``None`` (no deadline) when the client
+    sets none and there is no default.
 
     Raises:
         BadRequest: ``grpc-timeout`` is malformed.
@@ -86,7 +88,7 @@ def deadline_seconds(
                 )
             requested = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
             return min(requested, maximum_seconds)
-    return min(default_seconds, maximum_seconds)
+    return None if default_seconds is None else min(default_seconds, maximum_seconds)
 
 
 def response_headers(initial: Metadata, trailing: Metadata = ()) -> list[tuple[bytes, bytes]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 from collections.abc import Awaitable, Callable, Generator
 
@@ -98,7 +99,7 @@ class HttpServer:
             access_log=False,
             server_header=False,
             proxy_headers=False,
-            timeout_graceful_shutdown=max(int(self._grace), 1),
+            timeout_graceful_shutdown=max(math.ceil(self._grace), 1),
         )
         server = _EmbeddedServer(config)
         self._server = server

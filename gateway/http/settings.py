@@ -17,7 +17,8 @@ class HttpSettings:
 
     Attributes:
         body_limit_bytes: Largest request body accepted; larger ones get 413.
-        default_timeout_seconds: Deadline of an upstream call without ``grpc-timeout``.
+        default_timeout_seconds: Deadline of a unary call without ``grpc-timeout`` (a
+            server stream without one has none: it may stay open while it sends).
         max_timeout_seconds: Upper bound of any deadline, ``grpc-timeout`` included.
         title: The title of the OpenAPI document and the docs page.
     """

@@ -307,6 +307,12 @@ def test_deadline_from_grpc_timeout(value: bytes | None, seconds: float) -> None
     assert found == pytest.approx(seconds)
 
 
+def test_no_default_deadline_means_none_unless_the_client_sets_one() -> None:
+    assert deadline_seconds([], default_seconds=None, maximum_seconds=5.0) is None
+    found = deadline_seconds([(b"grpc-timeout", b"9S")], default_seconds=None, maximum_seconds=5.0)
+    assert found == 5.0
+
+
 @pytest.mark.parametrize("value", [b"", b"1", b"S", b"123456789S", b"1s", b"-1S", b"1.5S"])
 def test_bad_grpc_timeout_is_400(value: bytes) -> None:
     with pytest.raises(BadRequest):

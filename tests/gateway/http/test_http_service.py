@@ -241,12 +241,23 @@ async def test_unhealthy_instance_gets_no_traffic_until_it_serves_again(tmp_path
         await eventually(lambda: answers(200), what="200 once serving again")
 
 
-async def test_default_deadline_gives_504(tmp_path: Path) -> None:
+async def test_default_deadline_bounds_unary_calls_not_streams(tmp_path: Path) -> None:
     settings = HttpSettings(default_timeout_seconds=0.2)
     async with running_mesh(tmp_path, settings) as mesh:
         response = await mesh.client.get("/v1/things/t1?delayMs=3000")
         assert response.status_code == 504
         assert response.json()["code"] == 4
+        status, _, lines = await ndjson(mesh, "streamCount=2&delayMs=150")
+        assert (status, [line["result"]["index"] for line in lines]) == (200, [0, 1])
+
+
+@module_loop
+async def test_stream_deadline_from_grpc_timeout(mesh: Mesh) -> None:
+    response = await mesh.client.get(
+        "/v1/things:stream?streamCount=2&delayMs=3000", headers={"grpc-timeout": "100m"}
+    )
+    assert response.status_code == 504
+    assert response.json()["code"] == 4
 
 
 async def test_routes_follow_plugins_registering_and_leaving(
