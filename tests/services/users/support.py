@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -213,15 +214,17 @@ def payload_of(event: event_pb2.Event, cls: type[_R]) -> _R:
     return payload
 
 
-async def publish_event(
-    js: JetStreamContext, payload: message.Message, *, event_id: str | None = None, msg_id: str = ""
-) -> event_pb2.Event:
-    """Publish an event as a producer's relay would; ``msg_id`` overrides ``Nats-Msg-Id``
-    (a redelivery that JetStream's dedupe window must not drop needs another one)."""
-    event = build_event(payload, source=source_of("gateway"), event_id=event_id)
-    headers = {"Nats-Msg-Id": msg_id or event.id}
+def auth_event(payload: message.Message, *, time: dt.datetime | None = None) -> event_pb2.Event:
+    """An envelope as the gateway would publish it."""
+    return build_event(payload, source=source_of("gateway"), time=time)
+
+
+async def deliver(js: JetStreamContext, event: event_pb2.Event, *, copy: int = 0) -> None:
+    """Put ``event`` on the stream. ``copy`` > 0 stores it again under another
+    ``Nats-Msg-Id``, past JetStream's dedupe: the consumer gets the same event id again,
+    as after a lost acknowledgement."""
+    headers = {"Nats-Msg-Id": event.id if copy == 0 else f"{event.id}-copy-{copy}"}
     await js.publish(subject_of(event.type), event.SerializeToString(), headers=headers)
-    return event
 
 
 async def consumer_settled(js: JetStreamContext, consumer: str) -> None:
