@@ -98,3 +98,16 @@ async def shared_api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
         client_of(wired) as client,
     ):
         yield client
+
+
+@pytest.fixture
+async def twin_api(
+    tmp_path: Path, nats_server: NatsServer, plugin: UsersPlugin
+) -> AsyncIterator[Api]:
+    """A client of a second instance of the plugin, on ``plugin``'s database: two
+    replicas whose write transactions really interleave in SQLite."""
+    async with (
+        running_plugin(tmp_path / "data", nats_server.url) as twin,
+        client_of(twin) as client,
+    ):
+        yield client
