@@ -1,27 +1,21 @@
 """Entry point of the audit plugin: `python -m services.audit` or `plugmesh serve audit`.
 
-Its contract is served, reflected and registered; its methods answer UNIMPLEMENTED
-until the plugin's own issue lands.
+Reads :class:`~services.audit.config.AuditConfig` from the environment, records every
+event of the bus and serves ``plugmesh.audit.v1.AuditService`` until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
 import sys
 
-from meshkit.config import MeshConfig
-from meshkit.server import PluginServer, run
-from meshkit.unimplemented import unimplemented
-from plugmesh.audit.v1 import audit_pb2
+from meshkit.server import run
+from services.audit.app import build
+from services.audit.config import AuditConfig
 
 
 def main() -> int:
     """Run the audit plugin until SIGTERM or SIGINT."""
-    config = MeshConfig.from_env()
-    service = audit_pb2.DESCRIPTOR.services_by_name["AuditService"]
-    server = PluginServer(
-        "audit", [unimplemented(service)], address=config.address_of("audit"), config=config
-    )
-    return run(server)
+    return run(build(AuditConfig.from_env()).server)
 
 
 if __name__ == "__main__":

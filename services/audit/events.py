@@ -1,0 +1,168 @@
+"""Recording events: every event on the bus becomes one entry, exactly once.
+
+The plugin subscribes to ``>`` with a durable consumer; :class:`EventRecorder` runs inside
+the subscriber's transaction, so the entry and the inbox row that marks the event handled
+commit together. The entry's id is the event id and :meth:`AuditStore.append` skips an id
+it already holds, so even a redelivery the inbox has forgotten appends nothing.
+
+What an entry takes from an event:
+
+| entry | from |
+|---|---|
+| entry_id, action, occur_time, resource, source | the envelope's id, type, time, subject, source |
+| actor | the payload's ``actor`` field; the system (the source's service) when unset |
+| outcome | the event type and payload (:func:`outcome_of`) |
+| details | the payload as proto3 JSON (the JSON form of the envelope's ``Any``), redacted |
+| ip_address, user_agent, request_id | payload fields of those names, when it has them |
+| trace_id | the trace id of the ``traceparent`` header |
+
+A payload this process has no generated code for is still recorded, with its type URL and
+bytes (base64) as details, as the envelope's contract asks.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from google.protobuf import json_format, message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from meshkit.events import EnvelopeError, ReceivedEvent, UnknownEventType
+from plugmesh.events.v1 import event_pb2, tool_events_pb2
+from services.audit.model import Actor, ActorType, EntryDraft, JsonValue, Outcome
+from services.audit.service import actor_from_proto
+from services.audit.store import AuditStore
+
+__all__ = ["REDACTED", "EventRecorder", "draft_of_event", "outcome_of", "redact"]
+
+REDACTED = "[REDACTED]"
+
+# Keys that name a secret (proto3 JSON is lowerCamelCase): "token", "apiKey",
+# "clientSecret", "password", … but not "tokenInfo" or "credentialFingerprint".
+_SECRET_KEY = re.compile(
+    r"(token|secret|password|passwd|api_?key|private_?key|authorization|credentials?)$",
+    re.IGNORECASE,
+)
+_DENIED_CODES = frozenset({7, 16})  # google.rpc.Code PERMISSION_DENIED, UNAUTHENTICATED
+
+
+class EventRecorder:
+    """The subscriber's handler: appends the entry of each event it is given.
+
+    The subscriber runs a batch in one transaction first and, if that fails, again with
+    a savepoint per event. In the first pass the recorder does not look each id up
+    (that lookup is most of an append's cost): an id the log already holds fails the
+    batch on the unique index, and the second pass, which looks ids up, skips it.
+    """
+
+    def __init__(self, store: AuditStore) -> None:
+        self._store = store
+
+    async def __call__(self, event: ReceivedEvent, session: AsyncSession) -> None:
+        """Append the entry of ``event`` in the subscriber's transaction."""
+        first_pass = not session.in_nested_transaction()
+        await self._store.append(session, draft_of_event(event), assume_new=first_pass)
+
+
+def draft_of_event(event: ReceivedEvent) -> EntryDraft:
+    """The entry that records ``event``."""
+    envelope = event.envelope
+    payload: message.Message | None
+    try:
+        payload = event.payload
+    except (UnknownEventType, EnvelopeError):
+        payload = None
+    trace_id = event.trace.traceparent.split("-")[1] if event.trace is not None else ""
+    return EntryDraft(
+        entry_id=event.id,
+        action=event.type,
+        actor=_actor(payload, envelope.source),
+        occur_time=event.time if envelope.HasField("time") else None,
+        resource=envelope.subject,
+        outcome=outcome_of(event.type, payload),
+        details=_details(envelope, payload),
+        ip_address=_string_field(payload, "ip_address"),
+        user_agent=_string_field(payload, "user_agent"),
+        request_id=_string_field(payload, "request_id"),
+        trace_id=trace_id,
+        source=envelope.source,
+    )
+
+
+def outcome_of(event_type: str, payload: message.Message | None) -> Outcome:
+    """How the action an event reports ended.
+
+    A tool call that started has no outcome yet; one that completed succeeded unless the
+    tool reported an error; one that failed was denied when its error is
+    PERMISSION_DENIED or UNAUTHENTICATED. A failed authentication is a denial. Any other
+    ``*.failed`` event is a failure, everything else a success. An undecodable payload
+    of a tool call leaves the outcome unknown.
+    """
+    if isinstance(payload, tool_events_pb2.ToolCallCompleted):
+        return Outcome.FAILURE if payload.is_error else Outcome.SUCCESS
+    if isinstance(payload, tool_events_pb2.ToolCallFailed):
+        return Outcome.DENIED if payload.error.code in _DENIED_CODES else Outcome.FAILURE
+    if event_type == "tool.call.started" or (
+        payload is None and event_type.startswith("tool.call.")
+    ):
+        return Outcome.UNKNOWN
+    if event_type == "auth.failed":
+        return Outcome.DENIED
+    if event_type.endswith(".failed"):
+        return Outcome.FAILURE
+    return Outcome.SUCCESS
+
+
+def redact(value: JsonValue) -> JsonValue:
+    """``value`` with the value of every key that names a secret replaced by a marker."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if _SECRET_KEY.search(key) and item else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def _actor(payload: message.Message | None, source: str) -> Actor:
+    system = Actor(ActorType.SYSTEM, source.rstrip("/").rpartition("/")[2])
+    if payload is None:
+        return system
+    field = payload.DESCRIPTOR.fields_by_name.get("actor")
+    if field is None or field.message_type is not event_pb2.Actor.DESCRIPTOR:
+        return system
+    if not payload.HasField("actor"):
+        return system
+    actor: event_pb2.Actor = getattr(payload, "actor")  # noqa: B009 - any payload type
+    if actor.type == event_pb2.ACTOR_TYPE_UNSPECIFIED and not actor.id:
+        return system
+    return actor_from_proto(actor)
+
+
+def _details(envelope: event_pb2.Event, payload: message.Message | None) -> dict[str, JsonValue]:
+    if payload is not None:
+        try:
+            details: JsonValue = json_format.MessageToDict(envelope.data)
+        except (TypeError, ValueError, json_format.Error):
+            pass
+        else:
+            if isinstance(details, dict):
+                result = redact(details)
+                assert isinstance(result, dict)
+                return result
+    return {
+        "@type": envelope.data.type_url,
+        "value": base64.b64encode(envelope.data.value).decode("ascii"),
+    }
+
+
+def _string_field(payload: message.Message | None, name: str) -> str:
+    if payload is None:
+        return ""
+    field = payload.DESCRIPTOR.fields_by_name.get(name)
+    if field is None or field.type != field.TYPE_STRING:
+        return ""
+    value = getattr(payload, name)
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,128 @@
+"""Fixtures: a real audit process (gRPC on port 0, SQLite in tmp_path, a real nats-server)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from meshkit.config import MeshConfig
+from meshkit.events import EventSettings
+from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
+from meshkit.natsd import NatsServer
+from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
+from services.audit.app import AuditProcess, build
+from services.audit.config import AuditConfig
+
+SECRET = "audit-test-secret"
+
+ADMIN = Identity(PrincipalKind.USER, "admin-1", admin=True, email="admin@example.com")
+ALICE = Identity(PrincipalKind.USER, "alice", email="alice@example.com")
+BOB = Identity(PrincipalKind.USER, "bob")
+ROBOT = Identity(PrincipalKind.MACHINE, "mu-1")
+GATEWAY = Identity(PrincipalKind.SERVICE, "gateway")
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+def signed(identity: Identity) -> Metadata:
+    """The metadata the gateway sends for ``identity``."""
+    key = signing_key(SECRET)
+    assert key is not None
+    return to_metadata(identity, key)
+
+
+class FakeClock:
+    """A clock that stands still until told to move."""
+
+    def __init__(self) -> None:
+        self.time = dt.datetime.now(dt.UTC)
+
+    def now(self) -> dt.datetime:
+        return self.time
+
+    def advance(self, **delta: float) -> None:
+        self.time += dt.timedelta(**delta)
+
+
+@dataclass
+class Audit:
+    """A running audit process and a client for it."""
+
+    process: AuditProcess
+    stub: audit_pb2_grpc.AuditServiceAsyncStub
+    clock: FakeClock
+    database_path: Path
+    nats_url: str
+
+    async def create(self, identity: Identity = ADMIN, **fields: Any) -> audit_pb2.AuditEntry:
+        """Append an entry over the API as ``identity``; ``action`` defaults to test.action."""
+        fields.setdefault("action", "test.action")
+        request = audit_pb2.CreateAuditEntryRequest(entry=audit_pb2.AuditEntry(**fields))
+        response = await self.stub.CreateAuditEntry(request, metadata=signed(identity))
+        return response.entry
+
+    async def verify(self, start: int = 0, end: int = 0) -> audit_pb2.VerifyAuditChainResponse:
+        """VerifyAuditChain as an admin."""
+        request = audit_pb2.VerifyAuditChainRequest(start_sequence=start, end_sequence=end)
+        return await self.stub.VerifyAuditChain(request, metadata=signed(ADMIN))
+
+    @contextlib.contextmanager
+    def sql(self) -> Iterator[sqlite3.Connection]:
+        """A direct connection to the audit database, committed on exit: the tamperer's view."""
+        connection = sqlite3.connect(self.database_path)
+        try:
+            with connection:
+                yield connection
+        finally:
+            connection.close()
+
+
+def audit_config(data_dir: Path, nats_url: str, **overrides: str) -> AuditConfig:
+    """Settings for a test audit process in ``data_dir``."""
+    env = {
+        "PLUGMESH_DATA_DIR": str(data_dir),
+        "PLUGMESH_NATS_URL": nats_url,
+        "PLUGMESH_REGISTRATION_SECRET": SECRET,
+        "PLUGMESH_SHUTDOWN_GRACE_SECONDS": "1",
+        **overrides,
+    }
+    config = AuditConfig.from_env(env)
+    assert isinstance(config.mesh, MeshConfig)
+    assert isinstance(config.events, EventSettings)
+    return config
+
+
+@pytest.fixture
+async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
+    """A real nats-server with JetStream on a free port."""
+    async with NatsServer(tmp_path / "jetstream") as server:
+        yield server
+
+
+@pytest.fixture
+async def audit(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[Audit]:
+    """A started audit process with a client channel."""
+    clock = FakeClock()
+    config = audit_config(tmp_path / "data", nats_server.url)
+    process = build(config, address="127.0.0.1:0", register=False, clock=clock)
+    await process.server.start()
+    channel = grpc.aio.insecure_channel(process.server.address)
+    try:
+        yield Audit(
+            process=process,
+            stub=audit_pb2_grpc.AuditServiceStub(channel),
+            clock=clock,
+            database_path=tmp_path / "data" / "audit.db",
+            nats_url=nats_server.url,
+        )
+    finally:
+        await channel.close()
+        await process.server.stop(0)
