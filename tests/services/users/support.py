@@ -116,10 +116,18 @@ class Api:
         return await self.stub.CheckPermission(request, metadata=self.metadata(by))
 
     async def list(
-        self, *, by: Identity | None = ADMIN, **fields: object
+        self,
+        *,
+        by: Identity | None = ADMIN,
+        page_size: int = 0,
+        page_token: str = "",
+        role: users_pb2.Role.ValueType = users_pb2.ROLE_UNSPECIFIED,
+        email: str = "",
     ) -> users_pb2.ListUsersResponse:
-        """ListUsers with these request fields."""
-        request = users_pb2.ListUsersRequest(**fields)  # type: ignore[arg-type]  # test kwargs
+        """ListUsers."""
+        request = users_pb2.ListUsersRequest(
+            page_size=page_size, page_token=page_token, role=role, email=email
+        )
         return await self.stub.ListUsers(request, metadata=self.metadata(by))
 
 
