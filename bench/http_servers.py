@@ -10,8 +10,11 @@ request count and a time limit, and every server process is stopped at the end.
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python bench/http_servers.py [--requests 20000] [--seconds 20]
 
-Candidates: uvicorn (httptools + uvloop) and granian running the same plain ASGI app,
-aiohttp with a native handler, hypercorn when installed.
+Candidates: uvicorn (httptools; uvloop, and the plain asyncio loop the gateway runs on)
+and granian (standalone, and embedded in an asyncio loop) running the same plain ASGI
+app, aiohttp with a native handler, hypercorn. The last rows are the gateway's own app
+(``gateway.http``, with an in-memory upstream) on uvicorn and on embedded granian: what
+the choice is worth once the app's own work is counted.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def handle(path: str, query: str) -> tuple[int, bytes]:
     if match is None:
         return 404, b'{"code":5,"message":"no route","details":[]}'
     fields: dict[str, Any] = dict(parse_qsl(query))
-    fields["userId"] = match["user_id"]
+    fields["userId"] = match["user_id"]  # the path wins over the query
     request = json_format.ParseDict(fields, users_pb2.GetUserRequest())
     wire = request.SerializeToString()
     decoded = users_pb2.GetUserRequest.FromString(wire)
@@ -171,6 +174,82 @@ def serve_hypercorn(sock: socket.socket) -> None:
     asyncio.run(serve(asgi_app, config))  # type: ignore[arg-type]  # hypercorn's ASGI types
 
 
+def serve_gateway_app(sock: socket.socket) -> None:
+    # The gateway's real ASGI app (route table, transcoding, JSON rendering, metrics) on
+    # the server it embeds, with an in-memory upstream instead of a plugin: what the
+    # HTTP side itself costs per request.
+    from gateway.http import HttpServer, HttpSettings, build_app
+
+    host, port = sock.getsockname()
+    sock.close()
+    app = build_app(_Catalog(), _Upstream(), HttpSettings())  # type: ignore[arg-type]  # fakes
+
+    async def run() -> None:
+        server = HttpServer(app, f"{host}:{port}")
+        await server.start()
+        await asyncio.Event().wait()  # until the bench terminates the process
+
+    asyncio.run(run())
+
+
+def serve_gateway_app_granian(sock: socket.socket) -> None:
+    # The same, on granian's embedded server, to see what the server is worth there.
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+
+    from gateway.http import HttpSettings, build_app
+
+    host, port = sock.getsockname()
+    sock.close()
+    app = build_app(_Catalog(), _Upstream(), HttpSettings())  # type: ignore[arg-type]  # fakes
+    server = Server(app, address=host, port=port, interface=Interfaces.ASGINL)
+    asyncio.run(server.serve())
+
+
+@dataclass(frozen=True)
+class _Method:
+    descriptor: Any
+
+
+class _Snapshot:
+    schema_generation = 1
+
+    def methods(self) -> list[_Method]:
+        service = users_pb2.DESCRIPTOR.services_by_name["UserService"]
+        return [_Method(service.methods_by_name["GetUser"])]
+
+
+class _Catalog:
+    ready = True
+    snapshot = _Snapshot()
+
+    def subscribe(self, subscriber: Any) -> Callable[[], None]:
+        return lambda: None
+
+
+@dataclass(frozen=True)
+class _Reply:
+    body: bytes
+    initial_metadata: tuple[tuple[str, str], ...] = ()
+    trailing_metadata: tuple[tuple[str, str], ...] = ()
+
+
+class _Upstream:
+    async def unary(self, method: Any, request: bytes, **_: Any) -> _Reply:
+        decoded = users_pb2.GetUserRequest.FromString(request)
+        response = users_pb2.GetUserResponse(
+            user=users_pb2.User(
+                user_id=decoded.user_id,
+                email=f"{decoded.user_id}@example.com",
+                display_name="Ada",
+                role=users_pb2.ROLE_ADMIN,
+                create_time=_CREATED,
+                revision=7,
+            )
+        )
+        return _Reply(response.SerializeToString())
+
+
 SERVERS: dict[str, tuple[str, Callable[[socket.socket], None]]] = {
     "uvicorn+httptools+uvloop (ASGI)": ("uvicorn", serve_uvicorn),
     "uvicorn+httptools, asyncio loop": ("uvicorn", serve_uvicorn_embedded),
@@ -178,6 +257,8 @@ SERVERS: dict[str, tuple[str, Callable[[socket.socket], None]]] = {
     "granian embedded, asyncio loop": ("granian", serve_granian_embedded),
     "aiohttp (native)": ("aiohttp", serve_aiohttp),
     "hypercorn (ASGI)": ("hypercorn", serve_hypercorn),
+    "gateway.http app on uvicorn": ("uvicorn", serve_gateway_app),
+    "gateway.http app on granian embedded": ("granian", serve_gateway_app_granian),
 }
 
 
@@ -224,13 +305,18 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
 
 
-async def load(port: int, *, concurrency: int, requests: int, seconds: float) -> Result:
-    """Send ``requests`` GETs over ``concurrency`` keep-alive connections, at most ``seconds``."""
+async def load(
+    port: int,
+    *,
+    concurrency: int,
+    requests: int,
+    seconds: float,
+    path: str = "/v1/users/u-42",
+) -> Result:
+    """Send ``requests`` GETs of ``path`` over ``concurrency`` keep-alive connections, for
+    at most ``seconds``."""
     loop = asyncio.get_running_loop()
-    raw = (
-        b"GET /v1/users/u-42?userId=ignored HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        b"Accept: application/json\r\n\r\n"
-    )
+    raw = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n").encode()
     latencies: list[float] = []
     errors = 0
     remaining = requests
@@ -296,7 +382,7 @@ async def _wait_ready(port: int, timeout_seconds: float = 15.0) -> None:
 
 
 async def bench(names: list[str], requests: int, seconds: float) -> None:
-    print(f"{'server':34} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    print(f"{'server':38} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
     for name in names:
         process, port = _start(name)
         try:
@@ -307,7 +393,7 @@ async def bench(names: list[str], requests: int, seconds: float) -> None:
                     port, concurrency=concurrency, requests=requests, seconds=seconds
                 )
                 print(
-                    f"{name:34} {concurrency:>4} {result.rps:>9.0f} {result.percentile(0.5):>8.2f}"
+                    f"{name:38} {concurrency:>4} {result.rps:>9.0f} {result.percentile(0.5):>8.2f}"
                     f" {result.percentile(0.99):>8.2f} {result.errors:>6}",
                     flush=True,
                 )
@@ -324,6 +410,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--requests", type=int, default=20_000, help="per run (default 20000)")
     parser.add_argument("--seconds", type=float, default=20.0, help="limit per run (default 20)")
+    parser.add_argument("--only", help="run only the servers whose name contains this")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -335,9 +422,13 @@ def main() -> None:
         sock.set_inheritable(True)
         SERVERS[args.serve][1](sock)
         return
-    names = [name for name, (module, _) in SERVERS.items() if importlib.util.find_spec(module)]
+    names = [
+        name
+        for name, (module, _) in SERVERS.items()
+        if importlib.util.find_spec(module) and (args.only or "") in name
+    ]
     for name, (module, _) in SERVERS.items():
-        if name not in names:
+        if name not in names and (args.only or "") in name:
             print(f"(skipping {name}: {module} is not installed)")
     import uvloop
 
