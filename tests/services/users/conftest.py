@@ -40,9 +40,14 @@ def users_env(data_dir: Path, nats_url: str) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def running_plugin(data_dir: Path, nats_url: str) -> AsyncIterator[UsersPlugin]:
-    """The users plugin, started (not registered: no registry in these tests)."""
-    wired = build(UsersConfig.from_env(users_env(data_dir, nats_url)), register=False)
+async def running_plugin(
+    data_dir: Path, nats_url: str, *, registry_address: str | None = None
+) -> AsyncIterator[UsersPlugin]:
+    """The users plugin, started; registered only when given a registry."""
+    env = users_env(data_dir, nats_url)
+    if registry_address is not None:
+        env["PLUGMESH_REGISTRY_ADDRESS"] = registry_address
+    wired = build(UsersConfig.from_env(env), register=registry_address is not None)
     await wired.server.start()
     try:
         yield wired
