@@ -9,6 +9,7 @@ its original subject and removes it from the stream.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Mapping
@@ -73,13 +74,19 @@ async def _connect(url: str, timeout_seconds: float) -> Client:
     async def quiet(_exc: Exception) -> None:
         pass
 
-    return await nats.connect(
-        url,
-        name="plugmesh-cli",
-        connect_timeout=timeout_seconds,
-        allow_reconnect=False,
-        error_cb=quiet,
-    )
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            return await nats.connect(
+                url,
+                name="plugmesh-cli",
+                connect_timeout=timeout_seconds,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.2,
+                error_cb=quiet,
+            )
+    except TimeoutError:
+        raise nats.errors.NoServersError from None
 
 
 async def tail(

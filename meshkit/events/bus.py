@@ -27,7 +27,6 @@ import datetime as dt
 import enum
 import logging
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 
 import nats
@@ -39,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.db import Database
 from meshkit.events.envelope import source_of
-from meshkit.events.errors import EventBusStateError
+from meshkit.events.errors import EventBusStateError, EventError
 from meshkit.events.outbox import Outbox
 from meshkit.events.relay import OutboxRelay
 from meshkit.events.settings import EventSettings
@@ -94,7 +93,7 @@ async def connect_nats(
     """Connect to NATS, retrying until ``timeout_seconds``; reconnect forever afterwards.
 
     Raises:
-        nats.errors.NoServersError: No server answered in time.
+        EventError: No server answered in time.
     """
 
     client: list[Client] = []
@@ -108,12 +107,15 @@ async def connect_nats(
         if client and not (client[0].is_closed or client[0].is_draining):
             log.warning("NATS connection lost; reconnecting", extra={"nats": name})
 
+    errors: list[Exception] = []
+
     async def error(exc: Exception) -> None:
+        errors[:] = [exc]
         log.debug("NATS client error: %s", exc, extra={"nats": name})
 
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        try:
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            # With max_reconnect_attempts=-1, nats-py also retries the first connect.
             connected = await nats.connect(
                 url,
                 name=name,
@@ -125,12 +127,13 @@ async def connect_nats(
                 error_cb=error,
                 drain_timeout=2,
             )
-            client.append(connected)
-            return connected
-        except (nats.errors.Error, OSError, TimeoutError) as exc:
-            if time.monotonic() >= deadline:
-                raise nats.errors.NoServersError(f"cannot connect to NATS at {url}: {exc}") from exc
-            await asyncio.sleep(0.25)
+    except TimeoutError:
+        detail = f": {errors[-1]}" if errors else ""
+        raise EventError(
+            f"cannot connect to NATS at {url} within {timeout_seconds:g}s{detail}"
+        ) from None
+    client.append(connected)
+    return connected
 
 
 class EventBus:
@@ -229,9 +232,8 @@ class EventBus:
         """Connect, create tables and streams, start relaying and consuming. Safe to call twice.
 
         Raises:
-            nats.errors.NoServersError: NATS could not be reached.
+            EventError: NATS could not be reached, or a consumer could not be created.
             StreamError: A stream could not be created or updated.
-            EventError: A consumer could not be created.
             EventBusStateError: The bus was closed.
         """
         async with self._lifecycle:
@@ -263,7 +265,7 @@ class EventBus:
         self._relay.start()
         for pattern, handler, consumer in self._subscriptions:
             subscription = Subscription(
-                self._js,
+                self._nc,
                 self.database,
                 consumer=consumer,
                 pattern=pattern,

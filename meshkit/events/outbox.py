@@ -8,8 +8,9 @@
 
 The row commits or rolls back with the state change, so an event exists exactly when
 the change does; the relay (:mod:`meshkit.events.relay`) publishes it afterwards. When
-the session commits, the outbox wakes whatever waits for new rows (the relay), so an
-event leaves within milliseconds instead of at the next poll.
+the session commits, the outbox hands the committed rows to the relay of this process,
+so an event leaves within milliseconds, without the relay reading it back; rows the
+relay never got this way (a crash, another process) it finds by polling the table.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from google.protobuf import message
 from sqlalchemy import event as sa_event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -32,6 +34,7 @@ from plugmesh.events.v1 import event_pb2
 __all__ = ["Outbox", "Wakeup"]
 
 _WATCHED = "plugmesh_outbox_watched"
+_ROWS = "plugmesh_outbox_rows"
 
 
 class Wakeup:
@@ -76,10 +79,13 @@ class Outbox:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self._on_commit: list[Callable[[], None]] = []
+        self._on_commit: list[Callable[[Sequence[OutboxRecord]], None]] = []
 
-    def on_commit(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` after each commit of a session that got an event."""
+    def on_commit(self, callback: Callable[[Sequence[OutboxRecord]], None]) -> None:
+        """Call ``callback`` with the rows a transaction committed, right after its commit.
+
+        It runs inside ``commit()``; it must not block or touch the session.
+        """
         self._on_commit.append(callback)
 
     def add(
@@ -120,26 +126,35 @@ class Outbox:
     ) -> None:
         """Add an envelope built elsewhere (see :func:`~meshkit.events.envelope.build_event`)."""
         trace = trace or current_trace() or new_trace()
-        session.add(
-            OutboxRecord(
-                event_id=event.id,
-                event_type=event.type,
-                nats_subject=subject_of(event.type),
-                envelope=event.SerializeToString(),
-                traceparent=trace.traceparent,
-                tracestate=trace.tracestate,
-                created_at=utcnow(),
-                attempts=0,
-            )
+        record = OutboxRecord(
+            event_id=event.id,
+            event_type=event.type,
+            nats_subject=subject_of(event.type),
+            envelope=event.SerializeToString(),
+            traceparent=trace.traceparent,
+            tracestate=trace.tracestate,
+            created_at=utcnow(),
+            attempts=0,
         )
-        self._watch(session.sync_session if isinstance(session, AsyncSession) else session)
+        session.add(record)
+        sync = session.sync_session if isinstance(session, AsyncSession) else session
+        sync.info.setdefault(_ROWS, []).append(record)
+        self._watch(sync)
 
     def _watch(self, session: Session) -> None:
         if session.info.get(_WATCHED) is self:
             return
         session.info[_WATCHED] = self
         sa_event.listen(session, "after_commit", self._committed)
+        sa_event.listen(session, "after_rollback", self._rolled_back)
 
-    def _committed(self, _session: Session) -> None:
-        for callback in self._on_commit:
-            callback()
+    def _committed(self, session: Session) -> None:
+        rows: list[OutboxRecord] = session.info.pop(_ROWS, [])
+        # A row added in a savepoint that rolled back is transient again: it was not committed.
+        committed = [row for row in rows if sa_inspect(row).has_identity]
+        if committed:
+            for callback in self._on_commit:
+                callback(committed)
+
+    def _rolled_back(self, session: Session) -> None:
+        session.info.pop(_ROWS, None)

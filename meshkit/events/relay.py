@@ -1,22 +1,29 @@
-"""The outbox relay: publishes pending outbox rows to JetStream and marks them sent.
+"""The outbox relay: publishes outbox rows to JetStream and marks them sent.
 
 Each row goes out with ``Nats-Msg-Id`` = its event id, so JetStream drops a second copy
 inside the dedupe window (a relay that crashed after publishing and before marking, or
-two replicas racing), and with the trace context it was written with. The relay runs
+two replicas racing), and with the trace context it was written with.
 
-- when a transaction with events commits (the outbox wakes it),
-- when the NATS connection comes back (the bus wakes it),
-- every ``outbox_poll_millis`` otherwise, for rows other processes or a crash left.
+Rows reach the relay two ways:
 
-While publishing fails (NATS away, no stream) it retries with exponential backoff up to
-``outbox_retry_max_millis``; a row stays pending until JetStream acknowledged it, so
-nothing is lost. Rows are published in event id (creation) order, a batch at a time, concurrently
-within a batch: order holds unless a publish in a batch fails and is retried.
+- handed over by the outbox of this process when their transaction commits, so they
+  leave at once without being read back;
+- read from the table every ``outbox_poll_millis``: rows of a crashed run, of other
+  processes, of a failed publish, or too many to hold in memory.
+
+A row stays pending until JetStream acknowledged it, so nothing is lost. Marks are
+written in batches, at most ``_MARK_DELAY_SECONDS`` behind; rows published but not yet
+marked when the process dies are published again at the next start and dropped by
+JetStream's dedupe window (consumers deduplicate on the event id in any case). While
+publishing fails (NATS away, no stream) the relay retries from the table with
+exponential backoff up to ``outbox_retry_max_millis``; a reconnect ends the backoff.
+Rows go out in creation order, a batch at a time, concurrently within a batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -24,9 +31,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Protocol, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 
 from meshkit.db import Database
 from meshkit.events._tasks import cancel_and_wait
@@ -40,6 +47,22 @@ log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
 _PRUNE_EVERY_SECONDS = 60.0
+_MARK_DELAY_SECONDS = 0.2
+_QUEUE_LIMIT = 10_000
+
+_TABLE = cast(Table, OutboxRecord.__table__)  # a declarative class's table is a Table
+_MARK_SENT = (
+    update(_TABLE)
+    .where(_TABLE.c.event_id == bindparam("id"))
+    .values(
+        sent_at=bindparam("now"), stream_sequence=bindparam("seq"), attempts=_TABLE.c.attempts + 1
+    )
+)
+_MARK_FAILED = (
+    update(_TABLE)
+    .where(_TABLE.c.event_id == bindparam("id"))
+    .values(last_error=bindparam("error"), attempts=_TABLE.c.attempts + 1)
+)
 
 
 class StreamPublisher(Protocol):
@@ -59,7 +82,16 @@ class _Row:
     envelope: bytes
     traceparent: str | None
     tracestate: str | None
-    attempts: int
+
+    @classmethod
+    def of(cls, record: OutboxRecord) -> _Row:
+        return cls(
+            record.event_id,
+            record.nats_subject,
+            record.envelope,
+            record.traceparent,
+            record.tracestate,
+        )
 
     def headers(self) -> dict[str, str]:
         headers = {MSG_ID: self.event_id}
@@ -77,7 +109,7 @@ class OutboxRelay:
         database: The plugin's database, holding the outbox table.
         publisher: Where rows go.
         settings: Batch size, poll interval, backoff, retention of sent rows.
-        outbox: The outbox whose commits wake the relay, if any.
+        outbox: The outbox whose commits hand rows to the relay, if any.
     """
 
     def __init__(
@@ -96,23 +128,43 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._failures = 0
+        self._queue: collections.deque[_Row] = collections.deque()
+        self._queued: set[str] = set()
+        self._unmarked: dict[str, int] = {}
+        self._unmarked_since = 0.0
+        self._poll_due = 0.0  # poll the table at once on start
         self._last_prune = 0.0
+        # flush() may be called while the background task runs: one relays at a time.
+        self._turn = asyncio.Lock()
         if outbox is not None:
-            outbox.on_commit(self.wake)
+            outbox.on_commit(self.committed)
 
     @property
     def failing(self) -> bool:
         """Whether the last attempt to publish failed."""
         return self._failures > 0
 
+    def committed(self, records: Sequence[OutboxRecord]) -> None:
+        """Take rows just committed; publish them soon. Called inside ``commit()``."""
+        if self._closed or self._failures:
+            self._poll_due = 0.0  # the table has them; the next poll sends them
+        elif len(self._queue) + len(records) > _QUEUE_LIMIT:
+            self._poll_due = 0.0
+        else:
+            for record in records:
+                self._queue.append(_Row.of(record))
+                self._queued.add(record.event_id)
+        self._wake.set()
+
     def wake(self) -> None:
-        """Look for pending rows now."""
+        """Look at the table now."""
+        self._poll_due = 0.0
         self._wake.set()
 
     def reconnected(self) -> None:
         """NATS is back: end any backoff and publish now."""
         self._reconnected.set()
-        self._wake.set()
+        self.wake()
 
     def start(self) -> None:
         """Start relaying in a background task. Safe to call twice."""
@@ -122,16 +174,16 @@ class OutboxRelay:
             self._task = asyncio.create_task(self._run(), name="plugmesh-outbox-relay")
 
     async def flush(self) -> int:
-        """Publish every row pending now; return how many were sent.
+        """Publish every row handed over or pending in the table, and mark them.
 
-        Stops at the first batch with a failure, leaving the rest pending.
+        Returns how many were published. Stops at the first batch with a failure,
+        leaving the rest pending.
         """
-        sent = 0
-        while True:
-            batch_sent, complete = await self._relay_batch()
-            sent += batch_sent
-            if not complete:
-                return sent
+        async with self._turn:
+            self._poll_due = 0.0
+            sent = await self._relay()
+            await self._mark(force=True)
+            return sent
 
     async def close(self, grace_seconds: float = 0.0) -> None:
         """Stop relaying, after one last flush of at most ``grace_seconds``. Safe to call twice.
@@ -143,20 +195,25 @@ class OutboxRelay:
         self._closed = True
         task, self._task = self._task, None
         await cancel_and_wait(task)
-        if grace_seconds > 0:
-            try:
-                async with asyncio.timeout(grace_seconds):
+        try:
+            async with asyncio.timeout(max(grace_seconds, 0.001)):
+                if grace_seconds > 0 and not self._failures:
                     await self.flush()
-            except TimeoutError:
-                log.warning("outbox not flushed within the grace period; rows stay pending")
-            except Exception:
-                log.exception("last flush of the outbox failed; rows stay pending")
+                else:
+                    async with self._turn:
+                        await self._mark(force=True)
+        except TimeoutError:
+            log.warning("outbox not flushed within the grace period; rows stay pending")
+        except Exception:
+            log.exception("last flush of the outbox failed; rows stay pending")
 
     async def _run(self) -> None:
         while True:
             self._wake.clear()
             try:
-                await self.flush()
+                async with self._turn:
+                    await self._relay()
+                    await self._mark()
             except Exception:
                 # The database failed: the rows are still there, try again after a pause.
                 log.exception("reading or marking the outbox failed")
@@ -164,8 +221,12 @@ class OutboxRelay:
             await self._prune()
             if self._failures:
                 await self._back_off()
-            else:
-                await _wait(self._wake, self._settings.outbox_poll_millis / 1000)
+                continue
+            now = time.monotonic()
+            timeout = self._poll_due - now
+            if self._unmarked:
+                timeout = min(timeout, self._unmarked_since + _MARK_DELAY_SECONDS - now)
+            await _wait(self._wake, max(timeout, 0.0))
 
     async def _back_off(self) -> None:
         ceiling = self._settings.outbox_retry_max_millis / 1000
@@ -173,29 +234,32 @@ class OutboxRelay:
         self._reconnected.clear()
         # Full jitter keeps replicas from retrying in step; a reconnect ends the wait.
         await _wait(self._reconnected, random.uniform(delay / 2, delay))
+        self._poll_due = 0.0
 
-    async def _relay_batch(self) -> tuple[int, bool]:
-        """Publish one batch. Returns (sent, whether to go on with the next batch)."""
-        rows = await self._pending(self._settings.outbox_batch)
-        if not rows:
-            self._failures = 0
-            return 0, False
-        results = await asyncio.gather(*(self._publish(row) for row in rows))
-        sent = [(row, result) for row, result in zip(rows, results, strict=True)]
-        ok = [(row, seq) for row, seq in sent if isinstance(seq, int)]
-        failed = [(row, error) for row, error in sent if isinstance(error, str)]
-        await self._mark(ok, failed)
-        if failed:
-            self._failures += 1
-            log.warning(
-                "publishing events failed; they stay in the outbox",
-                extra={"failed": len(failed), "sent": len(ok), "error": failed[0][1]},
-            )
-            return len(ok), False
-        self._failures = 0
-        return len(ok), len(rows) == self._settings.outbox_batch
+    async def _relay(self) -> int:
+        """Publish handed-over rows, then the table's when a poll is due; return the count."""
+        sent = 0
+        batch = self._settings.outbox_batch
+        while self._queue:
+            rows = [self._queue.popleft() for _ in range(min(batch, len(self._queue)))]
+            self._queued.difference_update(row.event_id for row in rows)
+            published, complete = await self._publish_batch(rows)
+            sent += published
+            if not complete:
+                return sent
+        if time.monotonic() < self._poll_due:
+            return sent
+        while True:
+            rows = await self._pending(batch)
+            published, complete = await self._publish_batch(rows)
+            sent += published
+            if not complete or len(rows) < batch:
+                break
+        self._poll_due = time.monotonic() + self._settings.outbox_poll_millis / 1000
+        return sent
 
-    async def _pending(self, limit: int) -> Sequence[_Row]:
+    async def _pending(self, limit: int) -> list[_Row]:
+        skip = self._unmarked.keys() | self._queued
         query = (
             select(
                 OutboxRecord.event_id,
@@ -203,14 +267,46 @@ class OutboxRelay:
                 OutboxRecord.envelope,
                 OutboxRecord.traceparent,
                 OutboxRecord.tracestate,
-                OutboxRecord.attempts,
             )
             .where(OutboxRecord.sent_at.is_(None))
             .order_by(OutboxRecord.event_id)
-            .limit(limit)
+            .limit(limit + len(skip))
         )
         async with self._db.read() as session:
-            return [_Row(*row) for row in (await session.execute(query)).all()]
+            rows = [_Row(*row) for row in (await session.execute(query)).all()]
+        return [row for row in rows if row.event_id not in skip][:limit]
+
+    async def _publish_batch(self, rows: Sequence[_Row]) -> tuple[int, bool]:
+        """Publish ``rows`` concurrently. Returns (published, whether all were)."""
+        if not rows:
+            self._failures = 0
+            return 0, True
+        results = await asyncio.gather(*(self._publish(row) for row in rows))
+        failed = []
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, int):
+                if not self._unmarked:
+                    self._unmarked_since = time.monotonic()
+                self._unmarked[row.event_id] = result
+            else:
+                failed.append({"id": row.event_id, "error": result})
+        if not failed:
+            self._failures = 0
+            return len(rows), True
+        self._failures += 1
+        self._queue.clear()  # the table holds them all; retry from there after the backoff
+        self._queued.clear()
+        log.warning(
+            "publishing events failed; they stay in the outbox",
+            extra={
+                "failed": len(failed),
+                "sent": len(rows) - len(failed),
+                "error": failed[0]["error"],
+            },
+        )
+        async with self._db.transaction() as session:
+            await session.execute(_MARK_FAILED, failed)
+        return len(rows) - len(failed), False
 
     async def _publish(self, row: _Row) -> int | str:
         """The stream sequence, or the error as text."""
@@ -224,28 +320,23 @@ class OutboxRelay:
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"[:1000]
 
-    async def _mark(
-        self, ok: Sequence[tuple[_Row, int]], failed: Sequence[tuple[_Row, str]]
-    ) -> None:
+    async def _mark(self, *, force: bool = False) -> None:
+        """Write the sent marks, when enough are waiting or the oldest waited long enough."""
+        if not self._unmarked:
+            return
+        due = self._unmarked_since + _MARK_DELAY_SECONDS <= time.monotonic()
+        if not (force or due or len(self._unmarked) >= self._settings.outbox_batch):
+            return
+        marks, self._unmarked = self._unmarked, {}
         now = utcnow()
-        sent = [
-            {
-                "event_id": row.event_id,
-                "sent_at": now,
-                "stream_sequence": seq,
-                "attempts": row.attempts + 1,
-            }
-            for row, seq in ok
-        ]
-        errors = [
-            {"event_id": row.event_id, "attempts": row.attempts + 1, "last_error": error}
-            for row, error in failed
-        ]
-        async with self._db.transaction() as session:
-            # Bulk UPDATE by primary key: one executemany per shape of row.
-            for rows in (sent, errors):
-                if rows:
-                    await session.execute(update(OutboxRecord), rows)
+        try:
+            async with self._db.transaction() as session:
+                await session.execute(
+                    _MARK_SENT, [{"id": key, "seq": seq, "now": now} for key, seq in marks.items()]
+                )
+        except BaseException:
+            self._unmarked = marks | self._unmarked  # still published; mark them next time
+            raise
 
     async def _prune(self) -> None:
         keep = self._settings.outbox_keep_sent_seconds

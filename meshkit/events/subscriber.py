@@ -32,14 +32,15 @@ from datetime import timedelta
 from typing import Protocol
 
 import nats.errors
+from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.db import Database
+from meshkit.events._puller import Puller, PullError
 from meshkit.events._tasks import cancel_and_wait
 from meshkit.events.deadletters import dead_letter_headers, dead_letter_subject
 from meshkit.events.envelope import ReceivedEvent, parse_event, subject_of, type_of_subject
@@ -103,7 +104,7 @@ class Subscription:
     """One durable consumer of the event stream and the task that feeds its handler.
 
     Args:
-        js: The JetStream context.
+        nc: A connected NATS client.
         database: The consumer's own database (handler writes and the inbox).
         consumer: The durable consumer's name, stable across restarts
             (letters, digits, ``-`` and ``_``).
@@ -116,7 +117,7 @@ class Subscription:
 
     def __init__(
         self,
-        js: JetStreamContext,
+        nc: Client,
         database: Database,
         *,
         consumer: str,
@@ -133,12 +134,13 @@ class Subscription:
         self.pattern = pattern
         self.subject = filter_subject(pattern)
         self.status = SubscriptionStatus.NEW
-        self._js = js
+        self._nc = nc
+        self._js = nc.jetstream(timeout=settings.publish_timeout_seconds)
         self._db = database
         self._handler = handler
         self._settings = settings
         self._fetch_wait = fetch_wait_seconds
-        self._pull: JetStreamContext.PullSubscription | None = None
+        self._puller: Puller | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._last_prune = 0.0
@@ -174,7 +176,8 @@ class Subscription:
         if self.status is not SubscriptionStatus.NEW:
             raise EventBusStateError(f"subscription {self.consumer} is {self.status.value}")
         await self._ensure_consumer()
-        self._pull = await self._js.pull_subscribe_bind(durable=self.consumer, stream=EVENTS_STREAM)
+        self._puller = Puller(self._nc, EVENTS_STREAM, self.consumer)
+        await self._puller.start()
         self.status = SubscriptionStatus.RUNNING
         self._task = asyncio.create_task(self._run(), name=f"plugmesh-subscriber-{self.consumer}")
 
@@ -201,13 +204,13 @@ class Subscription:
         self._stopping.set()
         task, self._task = self._task, None
         await cancel_and_wait(task)
-        pull, self._pull = self._pull, None
+        puller, self._puller = self._puller, None
         self.status = SubscriptionStatus.CLOSED
-        if pull is not None:
+        if puller is not None:
             try:
-                await pull.unsubscribe()
+                await puller.close()
             except nats.errors.Error as exc:
-                log.debug("unsubscribing failed: %s", exc)
+                log.debug("releasing the subscription failed: %s", exc)
 
     async def _ensure_consumer(self) -> None:
         try:
@@ -218,26 +221,27 @@ class Subscription:
             ) from exc
 
     async def _run(self) -> None:
-        assert self._pull is not None
+        assert self._puller is not None
         failures = 0
         while not self._stopping.is_set():
             try:
-                msgs = await self._pull.fetch(self._settings.fetch_batch, timeout=self._fetch_wait)
-            except nats.errors.TimeoutError:
-                await self._prune()
-                continue
-            except (nats.errors.Error, APIError) as exc:
+                msgs = await self._puller.fetch(self._settings.fetch_batch, self._fetch_wait)
+                if msgs:
+                    await self._handle(msgs)
+                else:
+                    await self._prune()
+                failures = 0
+            except Exception as exc:
+                # Whatever failed (NATS away, a refused pull, the database), the events in
+                # hand were not acknowledged and come back; the loop must live on.
                 failures += 1
                 log.warning(
-                    "fetching events failed",
-                    extra={"consumer": self.consumer, "error": f"{type(exc).__name__}: {exc}"},
+                    "consuming events failed; retrying",
+                    extra={"consumer": self.consumer, "error": _describe(exc)},
                 )
                 await self._pause(min(5.0, 0.1 * 2 ** min(failures, 6)))
-                if isinstance(exc, APIError):
+                if isinstance(exc, PullError | APIError):
                     await self._recreate_consumer()
-                continue
-            failures = 0
-            await self._handle(msgs)
 
     async def _handle(self, msgs: Sequence[Msg]) -> None:
         items: list[_Item] = []
