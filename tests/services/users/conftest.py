@@ -4,11 +4,17 @@ and a client that calls it with signed identities.
 ``plugin``/``api`` are fresh per test; ``shared_api`` is one plugin per module, for
 tables of many cases that each make their own users (their tests run in the module's
 event loop: mark them ``pytest.mark.asyncio(loop_scope="module")``).
+
+With ``PLUGMESH_TEST_POSTGRES_URL`` set (for example
+``postgresql://postgres@127.0.0.1:5432/postgres``, a role that may create databases),
+every test that uses ``plugin`` also runs against PostgreSQL, in a database of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,13 +23,20 @@ import nats
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from meshkit.db import async_url
 from meshkit.identity import signing_key
 from meshkit.natsd import NatsServer
 from plugmesh.users.v1 import users_pb2_grpc
 from services.users.__main__ import UsersPlugin, build
 from services.users.config import UsersConfig
 from tests.services.users.support import SECRET, Api
+
+POSTGRES_URL = os.environ.get("PLUGMESH_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
 
 
 def users_env(data_dir: Path, nats_url: str) -> dict[str, str]:
@@ -41,10 +54,17 @@ def users_env(data_dir: Path, nats_url: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def running_plugin(
-    data_dir: Path, nats_url: str, *, registry_address: str | None = None
+    data_dir: Path,
+    nats_url: str,
+    *,
+    registry_address: str | None = None,
+    database_url: str | None = None,
 ) -> AsyncIterator[UsersPlugin]:
-    """The users plugin, started; registered only when given a registry."""
+    """The users plugin, started; registered only when given a registry; on SQLite in
+    ``data_dir`` unless given a database."""
     env = users_env(data_dir, nats_url)
+    if database_url is not None:
+        env["PLUGMESH_DATABASE_URL"] = database_url
     if registry_address is not None:
         env["PLUGMESH_REGISTRY_ADDRESS"] = registry_address
     wired = build(UsersConfig.from_env(env), register=registry_address is not None)
@@ -71,10 +91,42 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
         yield server
 
 
+@contextlib.asynccontextmanager
+async def postgres_database(server_url: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on the server of ``server_url``; dropped after."""
+    name = f"users_test_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(async_url(server_url), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            url = make_url(server_url).set(database=name)
+            yield url.render_as_string(hide_password=False)
+        finally:
+            async with admin.connect() as connection:
+                await connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+    """None for SQLite in the data dir, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    async with postgres_database(POSTGRES_URL) as url:
+        yield url
+
+
 @pytest.fixture
-async def plugin(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[UsersPlugin]:
-    """The users plugin with its database in ``tmp_path / "data"``."""
-    async with running_plugin(tmp_path / "data", nats_server.url) as wired:
+async def plugin(
+    tmp_path: Path, nats_server: NatsServer, database_url: str | None
+) -> AsyncIterator[UsersPlugin]:
+    """The users plugin, on SQLite in ``tmp_path / "data"`` (or on PostgreSQL)."""
+    async with running_plugin(
+        tmp_path / "data", nats_server.url, database_url=database_url
+    ) as wired:
         yield wired
 
 
@@ -107,12 +159,12 @@ async def shared_api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
 
 @pytest.fixture
 async def twin_api(
-    tmp_path: Path, nats_server: NatsServer, plugin: UsersPlugin
+    tmp_path: Path, nats_server: NatsServer, database_url: str | None, plugin: UsersPlugin
 ) -> AsyncIterator[Api]:
     """A client of a second instance of the plugin, on ``plugin``'s database: two
-    replicas whose write transactions really interleave in SQLite."""
+    replicas whose write transactions really interleave in the database."""
     async with (
-        running_plugin(tmp_path / "data", nats_server.url) as twin,
+        running_plugin(tmp_path / "data", nats_server.url, database_url=database_url) as twin,
         client_of(twin) as client,
     ):
         yield client
