@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import pytest
 
+from meshkit.errors import InvalidArgument
 from plugmesh.users.v1 import users_pb2
+from services.users.model import Role
+from services.users.paging import decode_token, encode_token, filters_fingerprint
 from tests.services.users.support import Api, failure
 
 
@@ -101,3 +106,37 @@ async def test_a_token_only_continues_the_listing_it_came_from(api: Api) -> None
     rest = await api.list(page_size=10, role=users_pb2.ROLE_USER, page_token=page.next_page_token)
     assert [user.user_id for user in rest.users] == ["u1", "u0"]
     assert not rest.next_page_token
+
+
+def _token(fields: dict[str, object]) -> str:
+    raw = json.dumps(fields).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+FINGERPRINT = filters_fingerprint(None, None)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param("%%%", id="not-base64"),
+        pytest.param(_token({"v": 1, "q": FINGERPRINT}), id="no-position"),
+        pytest.param(_token({"v": 2, "after": 5, "q": FINGERPRINT}), id="other-version"),
+        pytest.param(_token({"v": 1, "after": "5", "q": FINGERPRINT}), id="position-not-a-number"),
+        pytest.param(_token({"v": 1, "after": True, "q": FINGERPRINT}), id="position-a-boolean"),
+        pytest.param(_token({"v": 1, "after": 5, "q": "other"}), id="other-filters"),
+        pytest.param(base64.urlsafe_b64encode(b"[1, 2]").decode(), id="not-an-object"),
+    ],
+)
+def test_tokens_this_service_did_not_issue_are_refused(token: str) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        decode_token(token, FINGERPRINT)
+    assert raised.value.metadata == {"field": "page_token"}
+
+
+def test_a_token_round_trips_and_the_filters_fingerprint_ignores_email_case() -> None:
+    fingerprint = filters_fingerprint(Role.ADMIN, "A@Example.com")
+    assert fingerprint == filters_fingerprint(Role.ADMIN, "a@example.COM")
+    assert fingerprint != filters_fingerprint(Role.USER, "a@example.com")
+    assert decode_token(encode_token(42, fingerprint), fingerprint) == 42
+    assert decode_token("", fingerprint) is None
