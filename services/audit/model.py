@@ -144,18 +144,6 @@ class Visibility:
     actor: Actor | None = None
     resources: tuple[str, ...] = ()
 
-    def allows(self, entry: Entry) -> bool:
-        """Whether ``entry`` is visible (the store applies the same rule in SQL)."""
-        if self.everything:
-            return True
-        if (
-            self.actor is not None
-            and entry.actor.type is self.actor.type
-            and entry.actor.id == self.actor.id
-        ):
-            return True
-        return bool(entry.resource) and entry.resource in self.resources
-
 
 @dataclass(frozen=True)
 class ChainBreak:

@@ -241,7 +241,7 @@ def _details(entry: audit_pb2.AuditEntry) -> dict[str, JsonValue]:
         raise _invalid("entry.details", f"entry.details is larger than {MAX_DETAILS_BYTES} bytes")
     try:
         details: dict[str, JsonValue] = json_format.MessageToDict(entry.details)
-    except json_format.Error as exc:
+    except (json_format.Error, ValueError) as exc:
         raise _invalid("entry.details", f"entry.details cannot be stored: {exc}") from exc
     return details
 

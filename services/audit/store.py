@@ -17,26 +17,27 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, and_, false, func, inspect, or_, select
 from sqlalchemy import delete as sql_delete
+from sqlalchemy import func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import SessionTransaction
 
 from meshkit.db import Database
 from services.audit.chain import ChainWalker, seal
 from services.audit.model import (
-    ActorType,
     Clock,
     Entry,
     EntryDraft,
     EntryFilter,
-    Outcome,
     PruneResult,
     SystemClock,
     Verification,
     Visibility,
 )
+from services.audit.queries import matching, visible
 from services.audit.tables import (
     CHAIN_ROW_ID,
     ChainRow,
@@ -53,7 +54,7 @@ __all__ = ["AuditStore"]
 log = logging.getLogger(__name__)
 
 _READ_BATCH = 1_000
-_CHAIN_KEY = "plugmesh_audit_chain"
+_APPENDING_KEY = "plugmesh_audit_appending"
 
 
 class AuditStore:
@@ -116,8 +117,9 @@ class AuditStore:
             The stored entry and whether it was appended now (``False``: an entry with
             that id existed and is returned unchanged).
         """
-        chain = await self._chain(session)
-        existing = _pending(session, draft.entry_id)
+        appending = _appending(session)
+        chain = await self._chain(session, appending)
+        existing = appending.pending(draft.entry_id)
         if existing is None and not assume_new:
             with session.no_autoflush:
                 existing = await session.scalar(
@@ -131,28 +133,29 @@ class AuditStore:
             record_time=self._clock.now(),
             previous_hash=chain.head_hash,
         )
-        session.add(row_of(entry))
+        row = row_of(entry)
+        session.add(row)
+        appending.added[entry.entry_id] = row
         chain.head_sequence = entry.sequence
         chain.head_hash = entry.hash
         return entry, True
 
-    async def _chain(self, session: AsyncSession) -> ChainRow:
+    async def _chain(self, session: AsyncSession, appending: _Appending) -> ChainRow:
         """The chain row, locked for this transaction; fetched once per transaction.
 
         Fetched again when a rolled-back savepoint expired it, and on PostgreSQL inside a
         savepoint, whose rollback would release the row lock.
         """
-        cached = session.info.get(_CHAIN_KEY)
+        cached = appending.chain
         if (
-            isinstance(cached, ChainRow)
+            cached is not None
             and not inspect(cached).expired_attributes
             and not inspect(cached).detached
             and (self._db.is_sqlite or not session.in_nested_transaction())
         ):
             return cached
-        chain = await _lock_chain(session)
-        session.info[_CHAIN_KEY] = chain
-        return chain
+        appending.chain = await _lock_chain(session)
+        return appending.chain
 
     async def create(self, draft: EntryDraft) -> tuple[Entry, bool]:
         """Append ``draft`` in a transaction of its own; see :meth:`append`."""
@@ -161,7 +164,7 @@ class AuditStore:
 
     async def get(self, entry_id: str, visibility: Visibility) -> Entry | None:
         """The entry with ``entry_id``, or ``None`` when there is none the reader may see."""
-        query = select(EntryRow).where(EntryRow.entry_id == entry_id, *_visible(visibility))
+        query = select(EntryRow).where(EntryRow.entry_id == entry_id, *visible(visibility))
         async with self._db.read() as session:
             row = await session.scalar(query)
         return None if row is None else entry_of(row)
@@ -175,7 +178,7 @@ class AuditStore:
         limit: int,
     ) -> list[Entry]:
         """Up to ``limit`` matching entries, newest first, below ``before_sequence``."""
-        conditions = [*self._matching(where), *_visible(visibility)]
+        conditions = [*matching(where, self._db.dialect), *visible(visibility)]
         if before_sequence is not None:
             conditions.append(EntryRow.sequence < before_sequence)
         query = select(EntryRow).where(*conditions).order_by(EntryRow.sequence.desc())
@@ -194,7 +197,7 @@ class AuditStore:
         """
         async with self._db.read() as session:
             upper = await session.scalar(select(func.max(EntryRow.sequence))) or 0
-        conditions = [*self._matching(where), *_visible(visibility)]
+        conditions = [*matching(where, self._db.dialect), *visible(visibility)]
         last = after_sequence
         while last < upper:
             query = (
@@ -269,41 +272,31 @@ class AuditStore:
                 chain.anchor_sequence = end
                 chain.anchor_hash = anchor_hash
 
-    def _matching(self, where: EntryFilter) -> list[ColumnElement[bool]]:
-        conditions: list[ColumnElement[bool]] = []
-        if where.user_id:
-            conditions.append(EntryRow.actor_id == where.user_id)
-        if where.actor_type is not ActorType.UNSPECIFIED:
-            conditions.append(EntryRow.actor_type == where.actor_type.value)
-        if where.action:
-            conditions.append(self._glob(where.action))
-        if where.resource:
-            conditions.append(EntryRow.resource == where.resource)
-        if where.outcome is not Outcome.UNSPECIFIED:
-            conditions.append(EntryRow.outcome == where.outcome.value)
-        if where.start_time is not None:
-            conditions.append(EntryRow.occur_time >= naive(where.start_time))
-        if where.end_time is not None:
-            conditions.append(EntryRow.occur_time < naive(where.end_time))
-        return conditions
 
-    def _glob(self, pattern: str) -> ColumnElement[bool]:
-        """``action`` matches ``pattern``, where ``*`` is any run; case-sensitive everywhere."""
-        if "*" not in pattern:
-            return EntryRow.action == pattern
-        if self._db.dialect == "sqlite":
-            # SQLite's LIKE ignores case; GLOB does not. Escape GLOB's other specials.
-            escaped = "".join(f"[{c}]" if c in "?[" else c for c in pattern)
-            return EntryRow.action.op("GLOB")(escaped)
-        escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return EntryRow.action.like(escaped.replace("*", "%"), escape="\\")
+@dataclass
+class _Appending:
+    """What the appends of one transaction share: the locked chain row, the rows added."""
+
+    transaction: SessionTransaction | None
+    chain: ChainRow | None = None
+    added: dict[str, EntryRow] = field(default_factory=dict)
+
+    def pending(self, entry_id: str) -> EntryRow | None:
+        """The row appended for ``entry_id``, unless a savepoint's rollback dropped it."""
+        row = self.added.get(entry_id)
+        if row is None:
+            return None
+        state = inspect(row)
+        return row if state.pending or state.persistent else None
 
 
-def _pending(session: AsyncSession, entry_id: str) -> EntryRow | None:
-    for row in session.new:
-        if isinstance(row, EntryRow) and row.entry_id == entry_id:
-            return row
-    return None
+def _appending(session: AsyncSession) -> _Appending:
+    transaction = session.sync_session.get_transaction()
+    appending = session.info.get(_APPENDING_KEY)
+    if not isinstance(appending, _Appending) or appending.transaction is not transaction:
+        appending = _Appending(transaction)
+        session.info[_APPENDING_KEY] = appending
+    return appending
 
 
 async def _lock_chain(session: AsyncSession) -> ChainRow:
@@ -364,22 +357,6 @@ async def _walk(session: AsyncSession, walker: ChainWalker, end: int) -> None:
                 return
         last = rows[-1].sequence
         session.expunge_all()
-
-
-def _visible(visibility: Visibility) -> list[ColumnElement[bool]]:
-    if visibility.everything:
-        return []
-    allowed: list[ColumnElement[bool]] = []
-    if visibility.actor is not None:
-        allowed.append(
-            and_(
-                EntryRow.actor_type == visibility.actor.type.value,
-                EntryRow.actor_id == visibility.actor.id,
-            )
-        )
-    if visibility.resources:
-        allowed.append(EntryRow.resource.in_(visibility.resources))
-    return [or_(*allowed)] if allowed else [false()]
 
 
 def _unchanged(chain: ChainRow | None) -> PruneResult:

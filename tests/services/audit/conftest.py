@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from meshkit.natsd import NatsServer
 from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
 from services.audit.app import AuditProcess, build
 from services.audit.config import AuditConfig
+from services.audit.model import EntryDraft
 
 SECRET = "audit-test-secret"
 
@@ -107,11 +109,13 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
         yield server
 
 
-@pytest.fixture
-async def audit(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[Audit]:
-    """A started audit process with a client channel."""
+@contextlib.asynccontextmanager
+async def running_audit(
+    tmp_path: Path, nats_server: NatsServer, **env: str
+) -> AsyncIterator[Audit]:
+    """Start an audit process with settings ``env`` on top of the test defaults."""
     clock = FakeClock()
-    config = audit_config(tmp_path / "data", nats_server.url)
+    config = audit_config(tmp_path / "data", nats_server.url, **env)
     process = build(config, address="127.0.0.1:0", register=False, clock=clock)
     await process.server.start()
     channel = grpc.aio.insecure_channel(process.server.address)
@@ -126,3 +130,19 @@ async def audit(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[Audit]
     finally:
         await channel.close()
         await process.server.stop(0)
+
+
+@pytest.fixture
+async def audit(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[Audit]:
+    """A started audit process with a client channel."""
+    async with running_audit(tmp_path, nats_server) as started:
+        yield started
+
+
+async def append_many(audit: Audit, count: int, **fields: Any) -> None:
+    """Append ``count`` entries straight through the store, in one transaction."""
+    store = audit.process.store
+    async with store.database.transaction() as session:
+        for _ in range(count):
+            draft = EntryDraft(entry_id=str(uuid.uuid4()), action="bulk.append", **fields)
+            await store.append(session, draft, assume_new=True)
