@@ -202,7 +202,7 @@ class _Mesh:
         if late:
             print(f"plugmesh: not SERVING yet: {', '.join(late)}", file=sys.stderr)
         gateway_http = addresses.get("PLUGMESH_GATEWAY_HTTP_ADDRESS")
-        print(f"\nHTTP/JSON gateway (transcoding to come): http://{gateway_http}", file=self.out)
+        print(f"\nHTTP/JSON gateway: http://{gateway_http}", file=self.out)
         print(f"NATS: {redact_url(env['PLUGMESH_NATS_URL'])}", file=self.out)
         print(f"logs: {self.logs}/<process>.log — Ctrl-C stops the mesh", file=self.out)
         self.out.flush()
