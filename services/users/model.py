@@ -17,6 +17,7 @@ __all__ = [
     "MAX_DISPLAY_NAME_LENGTH",
     "MAX_EMAIL_LENGTH",
     "MAX_USER_ID_LENGTH",
+    "SERVICE_ACTOR",
     "Actor",
     "ActorKind",
     "NewUser",
