@@ -27,20 +27,21 @@ import datetime as dt
 import enum
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import nats
 import nats.errors
 from google.protobuf import message
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.db import Database
 from meshkit.events.envelope import source_of
 from meshkit.events.errors import EventBusStateError, EventError
 from meshkit.events.outbox import Outbox
-from meshkit.events.relay import OutboxRelay
+from meshkit.events.relay import OutboxRelay, Outgoing
 from meshkit.events.settings import EventSettings
 from meshkit.events.streams import ensure_streams
 from meshkit.events.subscriber import EventHandler, Subscription
@@ -64,17 +65,52 @@ class EventBusStatus(enum.Enum):
 
 
 class JetStreamPublisher:
-    """:class:`~meshkit.events.relay.StreamPublisher` over a nats-py JetStream context."""
+    """:class:`~meshkit.events.relay.StreamPublisher` over a nats-py JetStream context.
+
+    A batch goes out pipelined (``publish_async``): every message is written, then every
+    acknowledgement awaited together, under one deadline.
+    """
 
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
 
-    async def publish(
-        self, subject: str, data: bytes, *, headers: Mapping[str, str], timeout_seconds: float
-    ) -> int:
-        """Publish and wait for JetStream's acknowledgement; return the stream sequence."""
-        ack = await self._js.publish(subject, data, timeout=timeout_seconds, headers=dict(headers))
-        return ack.seq
+    async def publish_batch(
+        self, messages: Sequence[Outgoing], *, timeout_seconds: float
+    ) -> list[int | str]:
+        """Publish ``messages``; for each, its stream sequence or what went wrong."""
+        sent: list[asyncio.Future[PubAck] | str] = []
+        for outgoing in messages:
+            try:
+                sent.append(
+                    await self._js.publish_async(
+                        outgoing.subject,
+                        outgoing.data,
+                        headers=dict(outgoing.headers),
+                    )
+                )
+            except (nats.errors.Error, OSError) as exc:
+                sent.append(_describe(exc))
+        futures = [item for item in sent if not isinstance(item, str)]
+        if futures:
+            _, late = await asyncio.wait(futures, timeout=timeout_seconds)
+            for future in late:
+                future.cancel()  # also drops it from nats-py's table of pending publishes
+        return [_result(item, timeout_seconds) for item in sent]
+
+
+def _result(item: asyncio.Future[PubAck] | str, timeout_seconds: float) -> int | str:
+    if isinstance(item, str):
+        return item
+    if item.cancelled():
+        return f"TimeoutError: no acknowledgement from JetStream within {timeout_seconds:g}s"
+    error = item.exception()
+    if error is not None:
+        return _describe(error)
+    return item.result().seq
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def default_consumer(service: str, pattern: str) -> str:

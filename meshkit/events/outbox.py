@@ -7,67 +7,67 @@
         outbox.add(session, UserCreated(...), subject="users/u-1")
 
 The row commits or rolls back with the state change, so an event exists exactly when
-the change does; the relay (:mod:`meshkit.events.relay`) publishes it afterwards. When
-the session commits, the outbox hands the committed rows to the relay of this process,
-so an event leaves within milliseconds, without the relay reading it back; rows the
-relay never got this way (a crash, another process) it finds by polling the table.
+the change does; the relay (:mod:`meshkit.events.relay`) publishes it afterwards.
+
+``add`` only builds the row; the transaction's rows are inserted in one statement when
+it commits (an ORM object per event would cost more than the rest of publishing). Rows
+added inside a savepoint that rolls back are dropped with it, like the savepoint's other
+writes. Right after the commit the outbox hands the rows to the relay of this process,
+so an event leaves within milliseconds without being read back; rows the relay never
+got this way (a crash, another process) it finds by polling the table.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 from google.protobuf import message
+from sqlalchemy import Table, insert
 from sqlalchemy import event as sa_event
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from meshkit.events.envelope import build_event, subject_of
+from meshkit.events.errors import EventError
 from meshkit.events.tables import OutboxRecord, utcnow
 from meshkit.events.tracecontext import TraceContext, current_trace, new_trace
 from plugmesh.events.v1 import event_pb2
 
-__all__ = ["Outbox", "Wakeup"]
+__all__ = ["Outbox", "OutboxRow"]
 
+_TABLE = cast(Table, OutboxRecord.__table__)  # a declarative class's table is a Table
 _WATCHED = "plugmesh_outbox_watched"
-_ROWS = "plugmesh_outbox_rows"
+_ADDED = "plugmesh_outbox_added"  # [(transaction it was added in, row)] not yet inserted
+_INSERTED = "plugmesh_outbox_inserted"  # rows inserted by the commit under way
 
 
-class Wakeup:
-    """An ``asyncio.Event`` that may be set from any thread."""
+@dataclass(frozen=True)
+class OutboxRow:
+    """One event as the outbox stores it and the relay sends it."""
 
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: int | None = None
+    event_id: str
+    event_type: str
+    nats_subject: str
+    envelope: bytes
+    traceparent: str | None
+    tracestate: str | None
+    created_at: dt.datetime
 
-    def bind(self) -> None:
-        """Remember the running loop: :meth:`set` from other threads goes through it."""
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.get_ident()
-
-    def set(self) -> None:
-        """Wake the waiter."""
-        if self._loop is None or threading.get_ident() == self._thread:
-            self._event.set()
-        elif not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._event.set)
-
-    def clear(self) -> None:
-        """Forget earlier wake-ups."""
-        self._event.clear()
-
-    def is_set(self) -> bool:
-        """Whether a wake-up is pending."""
-        return self._event.is_set()
-
-    async def wait(self) -> None:
-        """Wait for a wake-up."""
-        await self._event.wait()
+    def values(self) -> dict[str, Any]:
+        """The column values of a new row."""
+        return {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "nats_subject": self.nats_subject,
+            "envelope": self.envelope,
+            "traceparent": self.traceparent,
+            "tracestate": self.tracestate,
+            "created_at": self.created_at,
+            "attempts": 0,
+        }
 
 
 class Outbox:
@@ -79,9 +79,9 @@ class Outbox:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self._on_commit: list[Callable[[Sequence[OutboxRecord]], None]] = []
+        self._on_commit: list[Callable[[Sequence[OutboxRow]], None]] = []
 
-    def on_commit(self, callback: Callable[[Sequence[OutboxRecord]], None]) -> None:
+    def on_commit(self, callback: Callable[[Sequence[OutboxRow]], None]) -> None:
         """Call ``callback`` with the rows a transaction committed, right after its commit.
 
         It runs inside ``commit()``; it must not block or touch the session.
@@ -124,9 +124,13 @@ class Outbox:
         *,
         trace: TraceContext | None = None,
     ) -> None:
-        """Add an envelope built elsewhere (see :func:`~meshkit.events.envelope.build_event`)."""
+        """Add an envelope built elsewhere (see :func:`~meshkit.events.envelope.build_event`).
+
+        Raises:
+            EventError: The session has no transaction and cannot begin one.
+        """
         trace = trace or current_trace() or new_trace()
-        record = OutboxRecord(
+        row = OutboxRow(
             event_id=event.id,
             event_type=event.type,
             nats_subject=subject_of(event.type),
@@ -134,27 +138,52 @@ class Outbox:
             traceparent=trace.traceparent,
             tracestate=trace.tracestate,
             created_at=utcnow(),
-            attempts=0,
         )
-        session.add(record)
         sync = session.sync_session if isinstance(session, AsyncSession) else session
-        sync.info.setdefault(_ROWS, []).append(record)
+        transaction = sync.get_nested_transaction() or sync.get_transaction()
+        if transaction is None:
+            if not sync.autobegin:
+                raise EventError("outbox: the session is in no transaction; begin one first")
+            transaction = sync.begin()
         self._watch(sync)
+        sync.info.setdefault(_ADDED, []).append((transaction, row))
 
     def _watch(self, session: Session) -> None:
         if session.info.get(_WATCHED) is self:
             return
         session.info[_WATCHED] = self
-        sa_event.listen(session, "after_commit", self._committed)
-        sa_event.listen(session, "after_rollback", self._rolled_back)
+        sa_event.listen(session, "before_commit", self._before_commit)
+        sa_event.listen(session, "after_commit", self._after_commit)
+        sa_event.listen(session, "after_soft_rollback", self._after_rollback)
 
-    def _committed(self, session: Session) -> None:
-        rows: list[OutboxRecord] = session.info.pop(_ROWS, [])
-        # A row added in a savepoint that rolled back is transient again: it was not committed.
-        committed = [row for row in rows if sa_inspect(row).has_identity]
-        if committed:
+    def _before_commit(self, session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint is released: its rows stay tied to it until the real commit
+        added: list[tuple[SessionTransaction, OutboxRow]] = session.info.pop(_ADDED, [])
+        if not added:
+            return
+        rows = [row for _, row in added]
+        session.execute(insert(_TABLE), [row.values() for row in rows])
+        session.info.setdefault(_INSERTED, []).extend(rows)
+
+    def _after_commit(self, session: Session) -> None:
+        rows: list[OutboxRow] = session.info.pop(_INSERTED, [])
+        if rows:
             for callback in self._on_commit:
-                callback(committed)
+                callback(rows)
 
-    def _rolled_back(self, session: Session) -> None:
-        session.info.pop(_ROWS, None)
+    def _after_rollback(self, session: Session, rolled_back: SessionTransaction) -> None:
+        if rolled_back.parent is None:
+            session.info.pop(_ADDED, None)
+            session.info.pop(_INSERTED, None)
+            return
+        added: list[tuple[SessionTransaction, OutboxRow]] = session.info.get(_ADDED, [])
+        added[:] = [(t, row) for t, row in added if not _within(t, rolled_back)]
+
+
+def _within(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False

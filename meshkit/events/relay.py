@@ -37,11 +37,12 @@ from sqlalchemy import Table, bindparam, delete, select, update
 
 from meshkit.db import Database
 from meshkit.events._tasks import cancel_and_wait
-from meshkit.events.outbox import Outbox, Wakeup
+from meshkit.events._wakeup import Wakeup
+from meshkit.events.outbox import Outbox, OutboxRow
 from meshkit.events.settings import EventSettings
 from meshkit.events.tables import OutboxRecord, utcnow
 
-__all__ = ["MSG_ID", "OutboxRelay", "StreamPublisher"]
+__all__ = ["MSG_ID", "OutboxRelay", "Outgoing", "StreamPublisher"]
 
 log = logging.getLogger(__name__)
 
@@ -65,41 +66,32 @@ _MARK_FAILED = (
 )
 
 
-class StreamPublisher(Protocol):
-    """Publishes one message to JetStream and waits for its acknowledgement."""
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for JetStream."""
 
-    async def publish(
-        self, subject: str, data: bytes, *, headers: Mapping[str, str], timeout_seconds: float
-    ) -> int:
-        """Publish; return the stream sequence. Raises on any failure."""
+    subject: str
+    data: bytes
+    headers: Mapping[str, str]
+
+
+class StreamPublisher(Protocol):
+    """Publishes messages to JetStream and waits for their acknowledgements."""
+
+    async def publish_batch(
+        self, messages: Sequence[Outgoing], *, timeout_seconds: float
+    ) -> list[int | str]:
+        """Publish ``messages``; for each, its stream sequence or what went wrong."""
         ...
 
 
-@dataclass(frozen=True)
-class _Row:
-    event_id: str
-    subject: str
-    envelope: bytes
-    traceparent: str | None
-    tracestate: str | None
-
-    @classmethod
-    def of(cls, record: OutboxRecord) -> _Row:
-        return cls(
-            record.event_id,
-            record.nats_subject,
-            record.envelope,
-            record.traceparent,
-            record.tracestate,
-        )
-
-    def headers(self) -> dict[str, str]:
-        headers = {MSG_ID: self.event_id}
-        if self.traceparent:
-            headers["traceparent"] = self.traceparent
-        if self.tracestate:
-            headers["tracestate"] = self.tracestate
-        return headers
+def _outgoing(row: OutboxRow) -> Outgoing:
+    headers = {MSG_ID: row.event_id}
+    if row.traceparent:
+        headers["traceparent"] = row.traceparent
+    if row.tracestate:
+        headers["tracestate"] = row.tracestate
+    return Outgoing(row.nats_subject, row.envelope, headers)
 
 
 class OutboxRelay:
@@ -128,7 +120,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._failures = 0
-        self._queue: collections.deque[_Row] = collections.deque()
+        self._queue: collections.deque[OutboxRow] = collections.deque()
         self._queued: set[str] = set()
         self._unmarked: dict[str, int] = {}
         self._unmarked_since = 0.0
@@ -144,16 +136,15 @@ class OutboxRelay:
         """Whether the last attempt to publish failed."""
         return self._failures > 0
 
-    def committed(self, records: Sequence[OutboxRecord]) -> None:
+    def committed(self, rows: Sequence[OutboxRow]) -> None:
         """Take rows just committed; publish them soon. Called inside ``commit()``."""
         if self._closed or self._failures:
             self._poll_due = 0.0  # the table has them; the next poll sends them
-        elif len(self._queue) + len(records) > _QUEUE_LIMIT:
+        elif len(self._queue) + len(rows) > _QUEUE_LIMIT:
             self._poll_due = 0.0
         else:
-            for record in records:
-                self._queue.append(_Row.of(record))
-                self._queued.add(record.event_id)
+            self._queue.extend(rows)
+            self._queued.update(row.event_id for row in rows)
         self._wake.set()
 
     def wake(self) -> None:
@@ -258,30 +249,35 @@ class OutboxRelay:
         self._poll_due = time.monotonic() + self._settings.outbox_poll_millis / 1000
         return sent
 
-    async def _pending(self, limit: int) -> list[_Row]:
+    async def _pending(self, limit: int) -> list[OutboxRow]:
         skip = self._unmarked.keys() | self._queued
         query = (
             select(
                 OutboxRecord.event_id,
+                OutboxRecord.event_type,
                 OutboxRecord.nats_subject,
                 OutboxRecord.envelope,
                 OutboxRecord.traceparent,
                 OutboxRecord.tracestate,
+                OutboxRecord.created_at,
             )
             .where(OutboxRecord.sent_at.is_(None))
             .order_by(OutboxRecord.event_id)
             .limit(limit + len(skip))
         )
         async with self._db.read() as session:
-            rows = [_Row(*row) for row in (await session.execute(query)).all()]
+            rows = [OutboxRow(*row) for row in (await session.execute(query)).all()]
         return [row for row in rows if row.event_id not in skip][:limit]
 
-    async def _publish_batch(self, rows: Sequence[_Row]) -> tuple[int, bool]:
+    async def _publish_batch(self, rows: Sequence[OutboxRow]) -> tuple[int, bool]:
         """Publish ``rows`` concurrently. Returns (published, whether all were)."""
         if not rows:
             self._failures = 0
             return 0, True
-        results = await asyncio.gather(*(self._publish(row) for row in rows))
+        results = await self._publisher.publish_batch(
+            [_outgoing(row) for row in rows],
+            timeout_seconds=self._settings.publish_timeout_seconds,
+        )
         failed = []
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, int):
@@ -289,7 +285,7 @@ class OutboxRelay:
                     self._unmarked_since = time.monotonic()
                 self._unmarked[row.event_id] = result
             else:
-                failed.append({"id": row.event_id, "error": result})
+                failed.append({"id": row.event_id, "error": result[:1000]})
         if not failed:
             self._failures = 0
             return len(rows), True
@@ -307,18 +303,6 @@ class OutboxRelay:
         async with self._db.transaction() as session:
             await session.execute(_MARK_FAILED, failed)
         return len(rows) - len(failed), False
-
-    async def _publish(self, row: _Row) -> int | str:
-        """The stream sequence, or the error as text."""
-        try:
-            return await self._publisher.publish(
-                row.subject,
-                row.envelope,
-                headers=row.headers(),
-                timeout_seconds=self._settings.publish_timeout_seconds,
-            )
-        except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"[:1000]
 
     async def _mark(self, *, force: bool = False) -> None:
         """Write the sent marks, when enough are waiting or the oldest waited long enough."""
