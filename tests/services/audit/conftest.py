@@ -1,20 +1,29 @@
-"""Fixtures: a real audit process (gRPC on port 0, SQLite in tmp_path, a real nats-server)."""
+"""Fixtures: a real audit process (gRPC on port 0, SQLite in tmp_path, a real nats-server).
+
+With ``PLUGMESH_TEST_POSTGRES_URL`` set (a role that may create databases, for example
+``postgresql://postgres@127.0.0.1:5432/postgres``), every test that uses ``audit`` also
+runs against PostgreSQL, in a database of its own.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import sqlite3
+import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from meshkit.config import MeshConfig
+from meshkit.db import async_url
 from meshkit.events import EventSettings
 from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
 from meshkit.natsd import NatsServer
@@ -24,6 +33,8 @@ from services.audit.config import AuditConfig
 from services.audit.model import EntryDraft
 
 SECRET = "audit-test-secret"
+POSTGRES_URL = os.environ.get("PLUGMESH_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
 
 ADMIN = Identity(PrincipalKind.USER, "admin-1", admin=True, email="admin@example.com")
 ALICE = Identity(PrincipalKind.USER, "alice", email="alice@example.com")
@@ -61,7 +72,6 @@ class Audit:
     process: AuditProcess
     stub: audit_pb2_grpc.AuditServiceAsyncStub
     clock: FakeClock
-    database_path: Path
     nats_url: str
 
     async def create(self, identity: Identity = ADMIN, **fields: Any) -> audit_pb2.AuditEntry:
@@ -76,15 +86,17 @@ class Audit:
         request = audit_pb2.VerifyAuditChainRequest(start_sequence=start, end_sequence=end)
         return await self.stub.VerifyAuditChain(request, metadata=signed(ADMIN))
 
-    @contextlib.contextmanager
-    def sql(self) -> Iterator[sqlite3.Connection]:
-        """A direct connection to the audit database, committed on exit: the tamperer's view."""
-        connection = sqlite3.connect(self.database_path)
-        try:
-            with connection:
-                yield connection
-        finally:
-            connection.close()
+    async def sql(self, statement: str, **params: Any) -> list[Any]:
+        """Run SQL straight on the audit database, as a tamperer would; the rows it returns.
+
+        An UPDATE or DELETE must change at least one row.
+        """
+        async with self.process.store.database.engine.begin() as connection:
+            result = await connection.execute(text(statement), params)
+            if result.returns_rows:
+                return list(result.all())
+            assert result.rowcount > 0, f"{statement!r} changed nothing"
+            return []
 
 
 def audit_config(data_dir: Path, nats_url: str, **overrides: str) -> AuditConfig:
@@ -124,7 +136,6 @@ async def running_audit(
             process=process,
             stub=audit_pb2_grpc.AuditServiceStub(channel),
             clock=clock,
-            database_path=tmp_path / "data" / "audit.db",
             nats_url=nats_server.url,
         )
     finally:
@@ -132,10 +143,39 @@ async def running_audit(
         await process.server.stop(0)
 
 
+@contextlib.asynccontextmanager
+async def postgres_database(server_url: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on the server of ``server_url``; dropped after."""
+    name = f"audit_test_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(async_url(server_url), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with admin.connect() as connection:
+                await connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_env(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
+    """No setting for SQLite in the data dir, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    async with postgres_database(POSTGRES_URL) as url:
+        yield {"PLUGMESH_DATABASE_URL": url}
+
+
 @pytest.fixture
-async def audit(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[Audit]:
-    """A started audit process with a client channel."""
-    async with running_audit(tmp_path, nats_server) as started:
+async def audit(
+    tmp_path: Path, nats_server: NatsServer, database_env: dict[str, str]
+) -> AsyncIterator[Audit]:
+    """A started audit process with a client channel, on each database backend."""
+    async with running_audit(tmp_path, nats_server, **database_env) as started:
         yield started
 
 

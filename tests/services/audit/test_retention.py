@@ -89,9 +89,8 @@ async def test_nothing_recent_is_pruned(audit: Audit) -> None:
 
 async def test_pruning_stops_before_a_break_so_the_evidence_stays(audit: Audit) -> None:
     await append_many(audit, 20)
-    with audit.sql() as db:
-        (entry_id,) = db.execute("SELECT entry_id FROM audit_entries WHERE sequence = 8").fetchone()
-        db.execute("UPDATE audit_entries SET actor_id = 'mallory' WHERE sequence = 8")
+    [(entry_id,)] = await audit.sql("SELECT entry_id FROM audit_entries WHERE sequence = 8")
+    await audit.sql("UPDATE audit_entries SET actor_id = 'mallory' WHERE sequence = 8")
     audit.clock.advance(days=31)
 
     result = await pruner(audit).prune_once()

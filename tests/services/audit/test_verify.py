@@ -46,7 +46,7 @@ async def test_an_untouched_chain_is_intact(audit: Audit) -> None:
         pytest.param("resource = 'users/nobody'", id="resource"),
         pytest.param("outcome = 'failure'", id="outcome"),
         pytest.param("outcome = 'hacked'", id="outcome-unknown-value"),
-        pytest.param("details = '{\"injected\":true}'", id="details"),
+        pytest.param("details = '{\"injected\": true}'", id="details"),
         pytest.param("details = 'not json'", id="details-not-json"),
         pytest.param("occur_time = '2001-01-01 00:00:00.000000'", id="occur-time"),
         pytest.param("record_time = '2001-01-01 00:00:00.000000'", id="record-time"),
@@ -58,10 +58,8 @@ async def test_an_untouched_chain_is_intact(audit: Audit) -> None:
 )
 async def test_a_row_changed_in_the_database_is_named(audit: Audit, assignment: str) -> None:
     await seed(audit)
-    with audit.sql() as db:
-        changed = db.execute(f"UPDATE audit_entries SET {assignment} WHERE sequence = 6")
-        assert changed.rowcount == 1
-        (entry_id,) = db.execute("SELECT entry_id FROM audit_entries WHERE sequence = 6").fetchone()
+    await audit.sql(f"UPDATE audit_entries SET {assignment} WHERE sequence = 6")
+    [(entry_id,)] = await audit.sql("SELECT entry_id FROM audit_entries WHERE sequence = 6")
 
     result = await audit.verify()
 
@@ -75,8 +73,7 @@ async def test_a_row_changed_in_the_database_is_named(audit: Audit, assignment: 
 
 async def test_a_row_removed_from_the_middle_is_a_gap(audit: Audit) -> None:
     await seed(audit)
-    with audit.sql() as db:
-        db.execute("DELETE FROM audit_entries WHERE sequence = 5")
+    await audit.sql("DELETE FROM audit_entries WHERE sequence = 5")
 
     result = await audit.verify()
 
@@ -88,8 +85,7 @@ async def test_a_row_removed_from_the_middle_is_a_gap(audit: Audit) -> None:
 
 async def test_rows_removed_from_the_end_are_a_gap(audit: Audit) -> None:
     await seed(audit)
-    with audit.sql() as db:
-        db.execute("DELETE FROM audit_entries WHERE sequence >= 9")
+    await audit.sql("DELETE FROM audit_entries WHERE sequence >= 9")
 
     result = await audit.verify()
 
@@ -106,11 +102,11 @@ async def test_a_rewritten_and_rehashed_entry_breaks_the_next_link(audit: Audit)
     # A tamperer who knows the canonical form recomputes entry 4's hash; entry 5 still
     # links to the old one.
     forged = dataclasses.replace(stored, action="user.deleted")
-    with audit.sql() as db:
-        db.execute(
-            "UPDATE audit_entries SET action = ?, hash = ? WHERE sequence = 4",
-            (forged.action, entry_hash(forged)),
-        )
+    await audit.sql(
+        "UPDATE audit_entries SET action = :action, hash = :hash WHERE sequence = 4",
+        action=forged.action,
+        hash=entry_hash(forged),
+    )
 
     result = await audit.verify()
 
@@ -134,8 +130,7 @@ async def test_a_range_is_checked_on_its_own(
     audit: Audit, start: int, end: int, intact: bool, checked: int
 ) -> None:
     await seed(audit)
-    with audit.sql() as db:
-        db.execute("UPDATE audit_entries SET action = 'x' WHERE sequence = 7")
+    await audit.sql("UPDATE audit_entries SET action = 'x' WHERE sequence = 7")
 
     result = await audit.verify(start, end)
 
@@ -146,8 +141,7 @@ async def test_a_range_is_checked_on_its_own(
 
 async def test_a_tampered_entry_can_still_be_read(audit: Audit) -> None:
     await seed(audit)
-    with audit.sql() as db:
-        db.execute("UPDATE audit_entries SET outcome = 'hacked', details = '[' WHERE sequence = 2")
+    await audit.sql("UPDATE audit_entries SET outcome = 'hacked', details = '[' WHERE sequence = 2")
 
     response = await audit.stub.GetAuditEntry(
         audit_pb2.GetAuditEntryRequest(entry_id="e-2"), metadata=signed(ADMIN)
