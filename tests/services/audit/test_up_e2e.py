@@ -1,0 +1,99 @@
+"""Under ``plugmesh up``: a user created in the users plugin shows up in the audit log."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
+from meshkit.processes import PROCESSES
+from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
+from plugmesh.events.v1 import event_pb2
+from plugmesh.users.v1 import users_pb2, users_pb2_grpc
+from registry.testing import eventually
+from tests.cli.helpers import descendants
+
+pytestmark = pytest.mark.timeout(120)
+
+READY_LINE = "Ctrl-C stops the mesh"
+
+
+@pytest.fixture
+def mesh(tmp_path: Path) -> Iterator[Path]:
+    """A running ``plugmesh up`` on free ports; its data dir."""
+    data_dir, output = tmp_path / "data", tmp_path / "up.out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGMESH_")}
+    env |= {"PLUGMESH_DATA_DIR": str(data_dir), "PLUGMESH_NATS_ADDRESS": "127.0.0.1:0"}
+    for process in PROCESSES:
+        env |= dict.fromkeys(process.address_vars, "127.0.0.1:0")
+    with output.open("wb") as sink:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "meshkit.cli", "up"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while READY_LINE not in output.read_text(errors="replace"):
+            assert up.poll() is None, output.read_text(errors="replace")
+            assert time.monotonic() < deadline, output.read_text(errors="replace")
+            time.sleep(0.1)
+        yield data_dir
+    finally:
+        leftovers = descendants(up.pid)
+        if up.poll() is None:
+            up.send_signal(signal.SIGTERM)
+            try:
+                up.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                up.kill()
+                up.wait()
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+async def test_a_user_created_in_the_mesh_is_audited(mesh: Path) -> None:
+    addresses = json.loads((mesh / "up.json").read_text())["addresses"]
+    key = signing_key((mesh / "registration.secret").read_text().strip())
+    assert key is not None
+    admin = to_metadata(Identity(PrincipalKind.USER, "root", admin=True), key)
+
+    async with (
+        grpc.aio.insecure_channel(addresses["PLUGMESH_USERS_ADDRESS"]) as users_channel,
+        grpc.aio.insecure_channel(addresses["PLUGMESH_AUDIT_ADDRESS"]) as audit_channel,
+    ):
+        users = users_pb2_grpc.UserServiceStub(users_channel)
+        audit = audit_pb2_grpc.AuditServiceStub(audit_channel)
+        created = await users.CreateUser(
+            users_pb2.CreateUserRequest(user=users_pb2.User(email="e2e@example.com")),
+            metadata=admin,
+        )
+        resource = f"users/{created.user.user_id}"
+
+        async def audited() -> audit_pb2.AuditEntry | None:
+            request = audit_pb2.ListAuditEntriesRequest(action="user.created", resource=resource)
+            try:
+                response = await audit.ListAuditEntries(request, metadata=admin)
+            except grpc.aio.AioRpcError:
+                return None
+            return response.entries[0] if response.entries else None
+
+        entry = await eventually(audited, timeout_seconds=30, what="the user.created entry")
+        assert entry.source == "/plugmesh/users"
+        assert (entry.actor.type, entry.actor.id) == (event_pb2.ACTOR_TYPE_USER, "root")
+        assert entry.outcome == audit_pb2.OUTCOME_SUCCESS
+        verified = await audit.VerifyAuditChain(audit_pb2.VerifyAuditChainRequest(), metadata=admin)
+        assert verified.intact, verified.message
