@@ -175,6 +175,17 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "300",
         "upper bound of any HTTP call's deadline, grpc-timeout included",
     ),
+    EnvVar(
+        "PLUGMESH_AUDIT_RETENTION_DAYS",
+        "0",
+        "the audit log prunes entries recorded longer ago, keeping the rest verifiable"
+        " (0: keeps every entry)",
+    ),
+    EnvVar(
+        "PLUGMESH_AUDIT_PRUNE_INTERVAL_SECONDS",
+        "3600",
+        "time between the audit log's pruning passes, when a retention is set",
+    ),
 )
 
 

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 
 from meshkit.config import ConfigError
-from services.audit.config import AuditConfig
+from meshkit.processes import ENVIRONMENT
+from services.audit.config import PRUNE_INTERVAL_SECONDS, RETENTION_DAYS, AuditConfig
 
 
 def test_defaults_keep_every_entry() -> None:
@@ -44,3 +45,9 @@ def test_retention_and_interval_are_read() -> None:
 def test_unusable_values_are_refused_naming_the_variable(variable: str, value: str) -> None:
     with pytest.raises(ConfigError, match=variable):
         AuditConfig.from_env({variable: value})
+
+
+def test_the_settings_are_in_the_mesh_environment_table() -> None:
+    documented = {variable.name: variable.default for variable in ENVIRONMENT}
+    assert documented[RETENTION_DAYS] == "0"
+    assert documented[PRUNE_INTERVAL_SECONDS] == "3600"
