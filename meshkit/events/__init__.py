@@ -29,30 +29,64 @@ Modules: :mod:`~meshkit.events.envelope` (the CloudEvents envelope),
 
 from __future__ import annotations
 
-from meshkit.events.bus import EventBus, EventBusStatus
-from meshkit.events.envelope import (
-    PAYLOAD_TYPES,
-    ReceivedEvent,
-    build_event,
-    event_type_of,
-    parse_event,
-    source_of,
-    subject_of,
-    unpack_payload,
-)
-from meshkit.events.errors import (
-    DeadLetterNotFound,
-    EnvelopeError,
-    EventBusStateError,
-    EventError,
-    NotAnEventPayload,
-    StreamError,
-    UnknownEventType,
-)
-from meshkit.events.outbox import Outbox
-from meshkit.events.settings import EventSettings
-from meshkit.events.subscriber import EventHandler, Subscription
-from meshkit.events.tracecontext import TraceContext, current_trace, use_trace
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from meshkit.events.bus import EventBus, EventBusStatus
+    from meshkit.events.envelope import (
+        PAYLOAD_TYPES,
+        ReceivedEvent,
+        build_event,
+        event_type_of,
+        parse_event,
+        source_of,
+        subject_of,
+        unpack_payload,
+    )
+    from meshkit.events.errors import (
+        DeadLetterNotFound,
+        EnvelopeError,
+        EventBusStateError,
+        EventError,
+        NotAnEventPayload,
+        StreamError,
+        UnknownEventType,
+    )
+    from meshkit.events.outbox import Outbox
+    from meshkit.events.settings import EventSettings
+    from meshkit.events.subscriber import EventHandler, Subscription
+    from meshkit.events.tracecontext import TraceContext, current_trace, use_trace
+
+# Names are imported on first use (PEP 562), so that a light import of one module of the
+# package, such as meshkit.events.settings by meshkit.processes, does not load NATS,
+# SQLAlchemy and protobuf.
+_WHERE = {
+    "EventBus": "bus",
+    "EventBusStatus": "bus",
+    "PAYLOAD_TYPES": "envelope",
+    "ReceivedEvent": "envelope",
+    "build_event": "envelope",
+    "event_type_of": "envelope",
+    "parse_event": "envelope",
+    "source_of": "envelope",
+    "subject_of": "envelope",
+    "unpack_payload": "envelope",
+    "DeadLetterNotFound": "errors",
+    "EnvelopeError": "errors",
+    "EventBusStateError": "errors",
+    "EventError": "errors",
+    "NotAnEventPayload": "errors",
+    "StreamError": "errors",
+    "UnknownEventType": "errors",
+    "Outbox": "outbox",
+    "EventSettings": "settings",
+    "EventHandler": "subscriber",
+    "Subscription": "subscriber",
+    "TraceContext": "tracecontext",
+    "current_trace": "tracecontext",
+    "use_trace": "tracecontext",
+}
 
 __all__ = [
     "PAYLOAD_TYPES",
@@ -80,3 +114,12 @@ __all__ = [
     "unpack_payload",
     "use_trace",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

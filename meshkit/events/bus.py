@@ -27,32 +27,44 @@ import datetime as dt
 import enum
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import nats
 import nats.errors
 from google.protobuf import message
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import PubAck
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.db import Database
+from meshkit.events._nats import JetStreamPublisher, connect_nats
 from meshkit.events.envelope import source_of
-from meshkit.events.errors import EventBusStateError, EventError
+from meshkit.events.errors import EventBusStateError
 from meshkit.events.outbox import Outbox
-from meshkit.events.relay import OutboxRelay, Outgoing
+from meshkit.events.relay import OutboxRelay
 from meshkit.events.settings import EventSettings
 from meshkit.events.streams import ensure_streams
 from meshkit.events.subscriber import EventHandler, Subscription
 from meshkit.events.tables import metadata
 from meshkit.events.tracecontext import TraceContext
-from meshkit.server import PluginServer
 from plugmesh.events.v1 import event_pb2
 
-__all__ = ["EventBus", "EventBusStatus", "JetStreamPublisher", "connect_nats", "default_consumer"]
+__all__ = ["EventBus", "EventBusStatus", "Lifecycle", "default_consumer"]
 
 log = logging.getLogger(__name__)
+
+
+class Lifecycle(Protocol):
+    """Something with a start and a stop, such as :class:`meshkit.server.PluginServer`."""
+
+    def add_startup(self, startup: Callable[[], Awaitable[None]]) -> None:
+        """Run ``startup`` before starting."""
+        ...
+
+    def add_closer(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run ``closer`` after stopping."""
+        ...
 
 
 class EventBusStatus(enum.Enum):
@@ -64,112 +76,10 @@ class EventBusStatus(enum.Enum):
     CLOSED = "closed"
 
 
-class JetStreamPublisher:
-    """:class:`~meshkit.events.relay.StreamPublisher` over a nats-py JetStream context.
-
-    A batch goes out pipelined (``publish_async``): every message is written, then every
-    acknowledgement awaited together, under one deadline.
-    """
-
-    def __init__(self, js: JetStreamContext) -> None:
-        self._js = js
-
-    async def publish_batch(
-        self, messages: Sequence[Outgoing], *, timeout_seconds: float
-    ) -> list[int | str]:
-        """Publish ``messages``; for each, its stream sequence or what went wrong."""
-        sent: list[asyncio.Future[PubAck] | str] = []
-        for outgoing in messages:
-            try:
-                sent.append(
-                    await self._js.publish_async(
-                        outgoing.subject,
-                        outgoing.data,
-                        headers=dict(outgoing.headers),
-                    )
-                )
-            except (nats.errors.Error, OSError) as exc:
-                sent.append(_describe(exc))
-        futures = [item for item in sent if not isinstance(item, str)]
-        if futures:
-            _, late = await asyncio.wait(futures, timeout=timeout_seconds)
-            for future in late:
-                future.cancel()  # also drops it from nats-py's table of pending publishes
-        return [_result(item, timeout_seconds) for item in sent]
-
-
-def _result(item: asyncio.Future[PubAck] | str, timeout_seconds: float) -> int | str:
-    if isinstance(item, str):
-        return item
-    if item.cancelled():
-        return f"TimeoutError: no acknowledgement from JetStream within {timeout_seconds:g}s"
-    error = item.exception()
-    if error is not None:
-        return _describe(error)
-    return item.result().seq
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
 def default_consumer(service: str, pattern: str) -> str:
     """A durable consumer name from a service and a pattern: ``audit``, ``>`` → ``audit-all``."""
     token = pattern.replace(">", "all").replace("*", "any").replace(".", "_")
     return f"{service}-{re.sub(r'[^A-Za-z0-9_-]', '_', token)}"
-
-
-async def connect_nats(
-    url: str,
-    *,
-    name: str,
-    timeout_seconds: float = 10.0,
-    on_reconnect: Sequence[Callable[[], None]] = (),
-) -> Client:
-    """Connect to NATS, retrying until ``timeout_seconds``; reconnect forever afterwards.
-
-    Raises:
-        EventError: No server answered in time.
-    """
-
-    client: list[Client] = []
-
-    async def reconnected() -> None:
-        log.info("NATS connection restored", extra={"nats": name})
-        for callback in on_reconnect:
-            callback()
-
-    async def disconnected() -> None:
-        if client and not (client[0].is_closed or client[0].is_draining):
-            log.warning("NATS connection lost; reconnecting", extra={"nats": name})
-
-    errors: list[Exception] = []
-
-    async def error(exc: Exception) -> None:
-        errors[:] = [exc]
-        log.debug("NATS client error: %s", exc, extra={"nats": name})
-
-    try:
-        async with asyncio.timeout(timeout_seconds):
-            # With max_reconnect_attempts=-1, nats-py also retries the first connect.
-            connected = await nats.connect(
-                url,
-                name=name,
-                connect_timeout=min(2.0, timeout_seconds),
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
-                reconnected_cb=reconnected,
-                disconnected_cb=disconnected,
-                error_cb=error,
-                drain_timeout=2,
-            )
-    except TimeoutError:
-        detail = f": {errors[-1]}" if errors else ""
-        raise EventError(
-            f"cannot connect to NATS at {url} within {timeout_seconds:g}s{detail}"
-        ) from None
-    client.append(connected)
-    return connected
 
 
 class EventBus:
@@ -259,7 +169,7 @@ class EventBus:
         self._subscriptions.append((pattern, handler, name))
         return name
 
-    def attach(self, server: PluginServer) -> None:
+    def attach(self, server: Lifecycle) -> None:
         """Start with ``server`` (before it serves) and close after it stopped."""
         server.add_startup(self.start)
         server.add_closer(self.close)

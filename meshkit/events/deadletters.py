@@ -15,6 +15,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
@@ -37,6 +38,7 @@ __all__ = [
     "dead_letter_subject",
     "find_dead_letter",
     "list_dead_letters",
+    "publish_dead_letter",
     "replay_dead_letter",
 ]
 
@@ -87,6 +89,40 @@ def dead_letter_headers(
         }
     )
     return headers
+
+
+async def publish_dead_letter(
+    js: JetStreamContext,
+    msg: Msg,
+    *,
+    consumer: str,
+    event_id: str,
+    event_type: str,
+    error: str,
+    timeout_seconds: float,
+) -> None:
+    """Publish a delivered message to the dead-letter subject of ``consumer``.
+
+    Raises:
+        nats.errors.Error: NATS did not take it.
+        nats.js.errors.APIError: JetStream refused it.
+    """
+    metadata = msg.metadata
+    headers = dead_letter_headers(
+        msg.headers,
+        consumer=consumer,
+        event_id=event_id,
+        original_subject=msg.subject,
+        original_sequence=metadata.sequence.stream,
+        attempts=metadata.num_delivered,
+        error=error,
+    )
+    await js.publish(
+        dead_letter_subject(consumer, event_type),
+        msg.data,
+        headers=headers,
+        timeout=timeout_seconds,
+    )
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,8 @@ import enum
 import logging
 import re
 import time
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Protocol
 
 import nats.errors
@@ -36,19 +35,18 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError
-from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.db import Database
 from meshkit.events._puller import Puller, PullError
 from meshkit.events._tasks import cancel_and_wait
-from meshkit.events.deadletters import dead_letter_headers, dead_letter_subject
+from meshkit.events.deadletters import publish_dead_letter
 from meshkit.events.envelope import ReceivedEvent, parse_event, subject_of, type_of_subject
 from meshkit.events.errors import EnvelopeError, EventBusStateError, EventError
+from meshkit.events.inbox import Inbox
 from meshkit.events.relay import MSG_ID
 from meshkit.events.settings import EventSettings
 from meshkit.events.streams import EVENTS_STREAM
-from meshkit.events.tables import InboxRecord, utcnow
 from meshkit.events.tracecontext import TraceContext, use_trace
 
 __all__ = ["EventHandler", "Subscription", "SubscriptionStatus", "filter_subject"]
@@ -144,6 +142,7 @@ class Subscription:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._last_prune = 0.0
+        self._inbox = Inbox(consumer)
 
     def consumer_config(self) -> ConsumerConfig:
         """The durable consumer's configuration.
@@ -303,20 +302,20 @@ class Subscription:
         """Run the handlers and commit; return each event's error, ``None`` for success."""
         try:
             async with self._db.transaction() as session:
-                done = await self._handled(session, [item.event.id for item in items])
+                done = await self._inbox.handled(session, [item.event.id for item in items])
                 handled: list[ReceivedEvent] = []
                 for item in items:
                     if item.event.id not in done:
                         await self._call(item.event, session)
                         done.add(item.event.id)
                         handled.append(item.event)
-                await self._record(session, handled)
+                await self._inbox.record(session, handled)
             return [None] * len(items)
         except Exception:
             log.debug("a handler failed; running the batch one savepoint per event")
         errors: list[str | None] = []
         async with self._db.transaction() as session:
-            done = await self._handled(session, [item.event.id for item in items])
+            done = await self._inbox.handled(session, [item.event.id for item in items])
             for item in items:
                 if item.event.id in done:
                     errors.append(None)
@@ -324,7 +323,7 @@ class Subscription:
                 try:
                     async with session.begin_nested():
                         await self._call(item.event, session)
-                        await self._record(session, [item.event])
+                        await self._inbox.record(session, [item.event])
                 except Exception as exc:
                     errors.append(_describe(exc))
                 else:
@@ -336,55 +335,24 @@ class Subscription:
         with use_trace(event.trace):
             await self._handler(event, session)
 
-    async def _record(self, session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
-        if not events:
-            return
-        # The handlers' pending ORM writes go first, then the inbox rows in one INSERT.
-        await session.flush()
-        now = utcnow()
-        await session.execute(
-            insert(InboxRecord),
-            [
-                {
-                    "consumer": self.consumer,
-                    "event_id": event.id,
-                    "event_type": event.type,
-                    "processed_at": now,
-                }
-                for event in events
-            ],
-        )
-
-    async def _handled(self, session: AsyncSession, ids: Collection[str]) -> set[str]:
-        query = select(InboxRecord.event_id).where(
-            InboxRecord.consumer == self.consumer, InboxRecord.event_id.in_(set(ids))
-        )
-        return set((await session.scalars(query)).all())
-
     async def _dead_letter(self, msg: Msg, *, event_id: str, event_type: str, error: str) -> None:
-        metadata = msg.metadata
-        headers = dead_letter_headers(
-            msg.headers,
-            consumer=self.consumer,
-            event_id=event_id,
-            original_subject=msg.subject,
-            original_sequence=metadata.sequence.stream,
-            attempts=metadata.num_delivered,
-            error=error,
-        )
+        attempts = msg.metadata.num_delivered
         try:
-            await self._js.publish(
-                dead_letter_subject(self.consumer, event_type),
-                msg.data,
-                headers=headers,
-                timeout=self._settings.publish_timeout_seconds,
+            await publish_dead_letter(
+                self._js,
+                msg,
+                consumer=self.consumer,
+                event_id=event_id,
+                event_type=event_type,
+                error=error,
+                timeout_seconds=self._settings.publish_timeout_seconds,
             )
         except (nats.errors.Error, APIError) as exc:
             log.error(
                 "dead-lettering an event failed; it will be redelivered",
                 extra={"consumer": self.consumer, "event_id": event_id, "error": str(exc)},
             )
-            await self._settle(msg.nak(self._settings.retry_delay_seconds(metadata.num_delivered)))
+            await self._settle(msg.nak(self._settings.retry_delay_seconds(attempts)))
             return
         log.error(
             "event dead-lettered",
@@ -392,7 +360,7 @@ class Subscription:
                 "consumer": self.consumer,
                 "event_id": event_id,
                 "event_type": event_type,
-                "attempts": metadata.num_delivered,
+                "attempts": attempts,
                 "error": error,
             },
         )
@@ -427,14 +395,8 @@ class Subscription:
         if keep <= 0 or now - self._last_prune < _PRUNE_EVERY_SECONDS:
             return
         self._last_prune = now
-        cutoff = utcnow() - timedelta(seconds=keep)
         try:
-            async with self._db.transaction() as session:
-                await session.execute(
-                    delete(InboxRecord).where(
-                        InboxRecord.consumer == self.consumer, InboxRecord.processed_at < cutoff
-                    )
-                )
+            await self._inbox.prune(self._db, keep_seconds=keep)
         except Exception:
             log.exception("pruning the inbox failed", extra={"consumer": self.consumer})
 
