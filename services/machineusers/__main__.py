@@ -1,32 +1,94 @@
-"""Entry point of the machine-users plugin.
+"""Entry point of the machine-users plugin: ``python -m services.machineusers`` or
+``plugmesh serve machine-users``.
 
-Run it with `python -m services.machineusers` or `plugmesh serve machine-users`.
-
-Its contract is served, reflected and registered; its methods answer UNIMPLEMENTED
-until the plugin's own issue lands.
+:func:`build` wires the parts: the database, the event bus (the outbox relay that
+publishes ``machine_user.*``), the servicer and the gRPC server. Start-up order: the
+plugin's tables, then the bus, then serving and registration. On SIGTERM: NOT_SERVING,
+deregister, in-flight calls finish within the grace period, the bus drains and closes,
+the database closes.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
-from meshkit.config import MeshConfig
-from meshkit.server import PluginServer, run
-from meshkit.unimplemented import unimplemented
-from plugmesh.machineusers.v1 import machineusers_pb2
+from meshkit.config import ConfigError
+from meshkit.db import Database
+from meshkit.events import EventBus
+from meshkit.identity import signing_key
+from meshkit.server import PluginServer, Servicer, run
+from plugmesh.machineusers.v1 import machineusers_pb2, machineusers_pb2_grpc
+from services.machineusers.access import Access
+from services.machineusers.config import SERVICE_NAME, MachineUsersConfig
+from services.machineusers.core import MachineUsers
+from services.machineusers.events import OutboxSink
+from services.machineusers.model import Clock, utcnow
+from services.machineusers.service import MachineUserServicer
+from services.machineusers.store import metadata
+
+__all__ = ["MachineUsersPlugin", "build", "main"]
+
+
+@dataclass(frozen=True)
+class MachineUsersPlugin:
+    """The wired plugin; ``server`` owns the lifecycle of the others."""
+
+    server: PluginServer
+    database: Database
+    bus: EventBus
+    machine_users: MachineUsers
+
+
+def build(
+    config: MachineUsersConfig, *, register: bool = True, clock: Clock = utcnow
+) -> MachineUsersPlugin:
+    """Wire the plugin from ``config``; ``server.start()`` starts it, ``server.stop()``
+    stops it all."""
+    database = Database(config.database_url)
+    bus = EventBus(
+        SERVICE_NAME,
+        database=database,
+        nats_url=config.mesh.nats_url,
+        settings=config.events,
+        grace_seconds=config.mesh.shutdown_grace_seconds,
+    )
+    machine_users = MachineUsers(
+        database,
+        OutboxSink(bus),
+        max_lifetime=config.max_lifetime,
+        last_used_interval=config.last_used_interval,
+        clock=clock,
+    )
+    servicer = Servicer.of(
+        machineusers_pb2,
+        "MachineUserService",
+        machineusers_pb2_grpc.add_MachineUserServiceServicer_to_server,
+        MachineUserServicer(machine_users, Access(signing_key(config.mesh.registration_secret))),
+    )
+    server = PluginServer(
+        SERVICE_NAME, [servicer], address=config.address, config=config.mesh, register=register
+    )
+
+    async def create_tables() -> None:
+        await database.create_all(metadata)
+
+    server.add_startup(create_tables)
+    server.add_closer(database.close)  # closers run newest first: the bus, then this
+    bus.attach(server)
+    return MachineUsersPlugin(
+        server=server, database=database, bus=bus, machine_users=machine_users
+    )
 
 
 def main() -> int:
     """Run the machine-users plugin until SIGTERM or SIGINT."""
-    config = MeshConfig.from_env()
-    service = machineusers_pb2.DESCRIPTOR.services_by_name["MachineUserService"]
-    server = PluginServer(
-        "machine-users",
-        [unimplemented(service)],
-        address=config.address_of("machine-users"),
-        config=config,
-    )
-    return run(server)
+    try:
+        config = MachineUsersConfig.from_env()
+    except ConfigError as exc:
+        print(f"machine-users: {exc}", file=sys.stderr)
+        return 2
+    return run(build(config).server)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,119 @@
+"""``plugmesh.machineusers.v1.MachineUserService``: requests in, responses out.
+
+Each admin method authorizes the caller (:mod:`services.machineusers.access`), turns
+the request into domain terms (:mod:`services.machineusers.convert`, which names the
+field that is wrong), asks :class:`~services.machineusers.core.MachineUsers`, and turns
+the answer back. ``ValidateToken`` is public and answers ``valid: false`` with a reason
+for any bad token instead of failing. Errors are :mod:`meshkit.errors` exceptions; the
+server's interceptor turns them into ``google.rpc.Status``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from plugmesh.machineusers.v1 import machineusers_pb2, machineusers_pb2_grpc
+from services.machineusers.access import Access
+from services.machineusers.convert import (
+    duration,
+    invalid,
+    machine_user_to_proto,
+    new_machine_user,
+    validation_to_proto,
+)
+from services.machineusers.core import MachineUsers
+from services.machineusers.model import MAX_GRACE
+from services.machineusers.paging import decode_token, encode_token, page_size
+
+__all__ = ["MachineUserServicer"]
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+_MAX_ID_LENGTH = 64
+
+
+class MachineUserServicer(machineusers_pb2_grpc.MachineUserServiceServicer):
+    """Serves the machine-users API over :class:`~services.machineusers.core.MachineUsers`."""
+
+    def __init__(self, machine_users: MachineUsers, access: Access) -> None:
+        self._machine_users = machine_users
+        self._access = access
+
+    async def CreateMachineUser(
+        self, request: machineusers_pb2.CreateMachineUserRequest, context: Context
+    ) -> machineusers_pb2.CreateMachineUserResponse:
+        """Create a machine user; the response carries its token, the only time it is shown."""
+        actor = self._access.admin(context, "CreateMachineUser")
+        if not request.HasField("machine_user"):
+            raise invalid("machine_user", "is required")
+        new = new_machine_user(request.machine_user, "machine_user")
+        user, token = await self._machine_users.create(actor, new)
+        return machineusers_pb2.CreateMachineUserResponse(
+            machine_user=machine_user_to_proto(user), token=token
+        )
+
+    async def GetMachineUser(
+        self, request: machineusers_pb2.GetMachineUserRequest, context: Context
+    ) -> machineusers_pb2.GetMachineUserResponse:
+        """Get a machine user, without any secret."""
+        self._access.admin(context, "GetMachineUser")
+        user = await self._machine_users.get(_valid_id(request.machine_user_id))
+        return machineusers_pb2.GetMachineUserResponse(machine_user=machine_user_to_proto(user))
+
+    async def ListMachineUsers(
+        self, request: machineusers_pb2.ListMachineUsersRequest, context: Context
+    ) -> machineusers_pb2.ListMachineUsersResponse:
+        """List machine users newest first, a page at a time, without any secret."""
+        self._access.admin(context, "ListMachineUsers")
+        size = page_size(request.page_size)
+        before = decode_token(request.page_token)
+        users, more = await self._machine_users.page(before_seq=before, limit=size)
+        response = machineusers_pb2.ListMachineUsersResponse(
+            machine_users=[machine_user_to_proto(user) for user in users]
+        )
+        if more and users:
+            response.next_page_token = encode_token(users[-1].seq)
+        return response
+
+    async def DeleteMachineUser(
+        self, request: machineusers_pb2.DeleteMachineUserRequest, context: Context
+    ) -> machineusers_pb2.DeleteMachineUserResponse:
+        """Delete a machine user; its tokens stop working at once."""
+        actor = self._access.admin(context, "DeleteMachineUser")
+        await self._machine_users.delete(
+            actor, _valid_id(request.machine_user_id), allow_missing=request.allow_missing
+        )
+        return machineusers_pb2.DeleteMachineUserResponse()
+
+    async def RotateMachineUserToken(
+        self, request: machineusers_pb2.RotateMachineUserTokenRequest, context: Context
+    ) -> machineusers_pb2.RotateMachineUserTokenResponse:
+        """Issue a new token; the old one works on for the grace period, if one is given."""
+        actor = self._access.admin(context, "RotateMachineUserToken")
+        machine_user_id = _valid_id(request.machine_user_id)
+        grace = None
+        period = request.grace_period
+        if request.HasField("grace_period") and (period.seconds or period.nanos):
+            grace = duration(request.grace_period, "grace_period")
+            if grace > MAX_GRACE:
+                raise invalid("grace_period", "must be at most 7 days")
+        rotation = await self._machine_users.rotate(actor, machine_user_id, grace=grace)
+        return machineusers_pb2.RotateMachineUserTokenResponse(
+            machine_user=machine_user_to_proto(rotation.machine_user), token=rotation.token
+        )
+
+    async def ValidateToken(
+        self, request: machineusers_pb2.ValidateTokenRequest, context: Context
+    ) -> machineusers_pb2.ValidateTokenResponse:
+        """Say whether a token is valid and whose it is (valid false with a reason if not)."""
+        return validation_to_proto(await self._machine_users.validate(request.token))
+
+
+def _valid_id(value: str) -> str:
+    if not value:
+        raise invalid("machine_user_id", "is required")
+    if len(value) > _MAX_ID_LENGTH or not value.isprintable() or "/" in value:
+        raise invalid("machine_user_id", "is not a machine user id")
+    return value

@@ -1,0 +1,98 @@
+"""machine_user.created, .deleted and .token_rotated leave through the outbox, without a token."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import nats
+from nats.aio.msg import Msg
+
+from meshkit.events import parse_event, subject_of, unpack_payload
+from meshkit.natsd import NatsServer
+from plugmesh.events.v1 import event_pb2, machine_user_events_pb2
+from registry.testing import eventually
+from tests.services.machineusers.conftest import Running
+from tests.services.machineusers.support import ADMIN, failure
+
+
+async def test_each_change_publishes_its_event_and_no_token(
+    running: Running, nats_server: NatsServer
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    received: list[bytes] = []
+
+    async def collect(msg: Msg) -> None:
+        received.append(msg.data)
+
+    await nc.subscribe(subject_of("machine_user.>"), cb=collect)
+    await nc.flush()
+    try:
+        api, clock = running.api, running.clock
+        created = await api.create("evented")
+        machine_user_id = created.machine_user.machine_user_id
+        rotated = await api.rotate(machine_user_id, grace_seconds=30)
+        await api.validate(rotated.token)  # not a change: no event
+        await api.delete(machine_user_id)
+
+        async def three() -> bool | None:
+            return True if len(received) >= 3 else None
+
+        await eventually(three, what="three machine_user events")
+        await asyncio.sleep(0.2)  # nothing more follows
+    finally:
+        await nc.close()
+
+    assert len(received) == 3
+    for data in received:
+        for token in (created.token, rotated.token):
+            assert token.encode() not in data
+            assert token[12:-4].encode() not in data
+    events = [parse_event(data) for data in received]
+    assert [e.type for e in events] == [
+        "machine_user.created",
+        "machine_user.token_rotated",
+        "machine_user.deleted",
+    ]
+    assert {e.subject for e in events} == {f"machine-users/{machine_user_id}"}
+    created_payload, rotated_payload, deleted_payload = (unpack_payload(e) for e in events)
+    assert isinstance(created_payload, machine_user_events_pb2.MachineUserCreated)
+    assert isinstance(rotated_payload, machine_user_events_pb2.MachineUserTokenRotated)
+    assert isinstance(deleted_payload, machine_user_events_pb2.MachineUserDeleted)
+    assert created_payload.actor == event_pb2.Actor(
+        type=event_pb2.ACTOR_TYPE_MACHINE, id=ADMIN.subject
+    )
+    assert created_payload.machine_user.name == "evented"
+    assert rotated_payload.machine_user.token_info.prefix == rotated.token[:12]
+    grace_end = rotated_payload.previous_token_expire_time.ToDatetime(tzinfo=dt.UTC)
+    assert grace_end == clock.now() + dt.timedelta(seconds=30)
+    assert deleted_payload.machine_user.machine_user_id == machine_user_id
+
+
+async def test_a_refused_change_publishes_nothing(
+    running: Running, nats_server: NatsServer
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    received: list[bytes] = []
+
+    async def collect(msg: Msg) -> None:
+        received.append(msg.data)
+
+    await nc.subscribe(subject_of("machine_user.>"), cb=collect)
+    await nc.flush()
+    try:
+        await running.api.create("once")
+
+        async def one() -> bool | None:
+            return True if received else None
+
+        await eventually(one, what="the created event")
+        received.clear()
+        await failure(running.api.create("once"))
+        await failure(running.api.rotate("no-such-id"))
+        await running.api.delete("no-such-id", allow_missing=True)
+        await asyncio.sleep(0.3)
+    finally:
+        await nc.close()
+
+    assert received == []
