@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv gen gen-check run test lint breaking format protodeps clean
+.PHONY: help venv node-modules gen gen-check run test lint breaking format protodeps clean
 
 # What `make breaking` compares protos/ against: a branch, tag or commit.
 AGAINST ?= main
@@ -26,6 +26,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# The Node test plugin's packages (tests/node), exactly as its committed lock file says.
+NODE_DIR := tests/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+
+node-modules: $(NODE_STAMP)
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
 protodeps: $(STAMP)
 	$(BIN)/python tools/protodeps.py
 
@@ -38,7 +48,7 @@ gen-check: protodeps
 run: $(STAMP)
 	$(BIN)/plugmesh up
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest
 
 lint: protodeps
@@ -61,4 +71,4 @@ format: $(STAMP)
 	$(BIN)/buf format -w protos
 
 clean:
-	rm -rf $(VENV) .build .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .build .mypy_cache .ruff_cache .pytest_cache $(NODE_DIR)/node_modules

@@ -1,0 +1,396 @@
+"""A plugin written in Node (tests/node/plugin.js) joins the mesh like any other.
+
+It registers with the registry's secret and no descriptors (the registry reads its
+schema, ``google.api.http`` rules included, over the plugin's reflection), renews its
+lease, deregisters on SIGTERM, and is then served by the gateway over HTTP and through
+the gRPC ingress with no gateway change. A real registry and gateway run in-process on
+free ports; the plugin runs as a ``node`` subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import google.api
+import grpc
+import grpc_tools
+import httpx
+import pytest
+
+from gateway.app import Gateway
+from gateway.config import GatewayConfig
+from meshkit.config import MeshConfig
+from meshkit.registration import SECRET_METADATA_KEY
+from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
+from registry.app import RegistryServer
+from registry.testing import StartRegistry, eventually
+from tests.gateway.conftest import FAST
+from tests.grpcurl import GRPCURL, grpcurl
+
+NODE_DIR = Path(__file__).resolve().parent.parent / "node"
+PLUGIN = NODE_DIR / "plugin.js"
+NODE = shutil.which("node")
+SECRET = "node-test-secret"
+NAME = "node-greeter"
+GREETER = "test.greeter.v1.GreeterService"
+
+pytestmark = [
+    pytest.mark.skipif(NODE is None, reason="node is not installed"),
+    pytest.mark.skipif(
+        not (NODE_DIR / "node_modules").is_dir(),
+        reason="the Node packages are installed by `make test` (npm ci in tests/node)",
+    ),
+    pytest.mark.timeout(90),
+]
+
+
+def include_dirs() -> list[str]:
+    """Where proto-loader finds google/api/*.proto and google/protobuf/*.proto: the
+    googleapis-common-protos and grpcio-tools packages."""
+    googleapis = Path(next(iter(google.api.__path__))).parent.parent
+    well_known = Path(next(iter(grpc_tools.__path__))) / "_proto"
+    return [str(googleapis), str(well_known)]
+
+
+@dataclass
+class NodePlugin:
+    """A running Node plugin and what it printed once registered."""
+
+    process: asyncio.subprocess.Process
+    address: str
+    instance_id: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stderr(self) -> str:
+        """What the plugin logged so far."""
+        return self.log.read_text(errors="replace")
+
+    async def exit_code(self, timeout_seconds: float = 10.0) -> int:
+        """Wait for the process to end; its exit code."""
+        async with asyncio.timeout(timeout_seconds):
+            return await self.process.wait()
+
+
+StartNode = Callable[..., Awaitable[NodePlugin]]
+
+
+@pytest.fixture
+async def registry(start_registry: StartRegistry) -> RegistryServer:
+    """A registry that wants the registration secret."""
+    return await start_registry(registration_secret=SECRET)
+
+
+@pytest.fixture
+async def gateway(registry: RegistryServer) -> AsyncIterator[Gateway]:
+    """The whole gateway on free ports, with the mesh's secret."""
+    mesh = MeshConfig.from_env(
+        {
+            "PLUGMESH_REGISTRY_ADDRESS": registry.address,
+            "PLUGMESH_REGISTRATION_SECRET": SECRET,
+            "PLUGMESH_SHUTDOWN_GRACE_SECONDS": "0.5",
+        }
+    )
+    config = GatewayConfig(
+        grpc_address="127.0.0.1:0",
+        http_address="127.0.0.1:0",
+        default_deadline_seconds=5.0,
+        mesh=mesh,
+    )
+    gateway = Gateway(config, registry_backoff=FAST)
+    await gateway.start()
+    assert await gateway.catalog.wait_ready(timeout_seconds=5)
+    yield gateway
+    await gateway.stop()
+
+
+async def _spawn(
+    registry_address: str, secret: str, log: Path
+) -> tuple[asyncio.subprocess.Process, bytes]:
+    assert NODE is not None
+    arguments = [arg for directory in include_dirs() for arg in ("--include", directory)]
+    env = {
+        **os.environ,
+        "PLUGMESH_REGISTRY_ADDRESS": registry_address,
+        "PLUGMESH_REGISTRATION_SECRET": secret,
+    }
+    with log.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            NODE,
+            str(PLUGIN),
+            "--name",
+            NAME,
+            *arguments,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+        )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(30):
+            line = await process.stdout.readline()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    return process, line
+
+
+@pytest.fixture
+async def start_node(registry: RegistryServer, tmp_path: Path) -> AsyncIterator[StartNode]:
+    """Factory for Node plugins registered with ``registry``; stopped after the test."""
+    processes: list[asyncio.subprocess.Process] = []
+
+    async def start(secret: str = SECRET) -> NodePlugin:
+        log = tmp_path / f"node-{len(processes)}.log"
+        process, line = await _spawn(registry.address, secret, log)
+        processes.append(process)
+        if not line:
+            code = await process.wait()
+            raise AssertionError(f"the Node plugin exited with {code}: {log.read_text()}")
+        printed = json.loads(line)
+        return NodePlugin(process, printed["address"], printed["instance_id"], log)
+
+    yield start
+    for process in processes:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(10):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+@pytest.fixture
+async def registry_stub(
+    registry: RegistryServer,
+) -> AsyncIterator[registry_pb2_grpc.RegistryServiceAsyncStub]:
+    async with grpc.aio.insecure_channel(registry.address) as channel:
+        yield registry_pb2_grpc.RegistryServiceStub(channel)
+
+
+async def registered_service(
+    stub: registry_pb2_grpc.RegistryServiceAsyncStub,
+) -> registry_pb2.Service | None:
+    try:
+        response = await stub.GetService(registry_pb2.GetServiceRequest(service=NAME))
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
+    return response.service
+
+
+async def serving(stub: registry_pb2_grpc.RegistryServiceAsyncStub) -> registry_pb2.Service:
+    """Wait until the registry reports the Node plugin SERVING."""
+
+    async def check() -> registry_pb2.Service | None:
+        service = await registered_service(stub)
+        if service is not None and service.health == registry_pb2.HEALTH_STATUS_SERVING:
+            return service
+        return None
+
+    return await eventually(check, timeout_seconds=15, what=f"{NAME} serving")
+
+
+async def routed(client: httpx.AsyncClient, path: str) -> httpx.Response:
+    """GET ``path`` until the gateway routes it to a plugin (its route table follows the
+    registry's watch stream)."""
+
+    async def check() -> httpx.Response | None:
+        response = await client.get(path)
+        return response if response.status_code == 200 else None
+
+    return await eventually(check, timeout_seconds=15, what=f"GET {path} answered")
+
+
+@pytest.fixture
+async def http(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=f"http://{gateway.http_address}", timeout=10) as client:
+        yield client
+
+
+async def test_registers_over_reflection_and_is_serving(
+    registry_stub: registry_pb2_grpc.RegistryServiceAsyncStub, start_node: StartNode
+) -> None:
+    plugin = await start_node()
+
+    service = await serving(registry_stub)
+
+    assert list(service.grpc_services) == [GREETER]
+    assert [(route.method, route.path) for route in service.routes] == [
+        ("GET", "/v1/greetings/{name}"),
+        ("POST", "/v1/greetings"),
+    ]
+    [instance] = service.instances
+    assert instance.instance_id == plugin.instance_id
+    assert instance.address == plugin.address
+    assert instance.health == registry_pb2.HEALTH_STATUS_SERVING
+    assert dict(instance.metadata) == {"pid": str(plugin.pid), "language": "node"}
+    schema = await registry_stub.GetServiceSchema(
+        registry_pb2.GetServiceSchemaRequest(service=NAME),
+        metadata=((SECRET_METADATA_KEY, SECRET),),
+    )
+    names = {file.name for file in schema.file_descriptor_set.file}
+    assert "test/greeter/v1/greeter.proto" in names
+    assert "google/api/annotations.proto" in names
+
+
+async def test_served_over_http_through_the_gateway(
+    http: httpx.AsyncClient, start_node: StartNode
+) -> None:
+    plugin = await start_node()
+
+    got = await routed(http, "/v1/greetings/World?excitement=2")
+    posted = await http.post("/v1/greetings", json={"name": "Ada Lovelace"})
+    escaped = await http.get("/v1/greetings/a%2Fb%20c")
+    invalid = await http.get("/v1/greetings/World?excitement=11")
+    unknown = await http.get("/v1/greetings/World?loudness=3")
+
+    served_by = f"node {plugin.pid}"
+    assert got.json() == {"message": "Hello, World!!", "servedBy": served_by}
+    assert posted.status_code == 200, posted.text
+    assert posted.json() == {"message": "Hello, Ada Lovelace", "servedBy": served_by}
+    assert escaped.json()["message"] == "Hello, a/b c"
+    assert invalid.status_code == 400
+    assert invalid.json()["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert invalid.json()["message"] == "excitement must be between 0 and 10"
+    assert unknown.status_code == 400
+    assert "loudness" in unknown.json()["message"]
+
+
+async def test_listed_described_and_called_with_grpcurl_through_the_ingress(
+    gateway: Gateway,
+    registry_stub: registry_pb2_grpc.RegistryServiceAsyncStub,
+    start_node: StartNode,
+) -> None:
+    if not GRPCURL.exists():
+        pytest.skip("grpcurl is installed by `make`")
+    plugin = await start_node()
+    await serving(registry_stub)
+
+    async def listed() -> str | None:
+        result = await grpcurl(gateway.grpc_address, "list")
+        return result.stdout if GREETER in result.stdout.split() else None
+
+    await eventually(listed, timeout_seconds=15, what=f"{GREETER} listed by the gateway")
+    described = await grpcurl(gateway.grpc_address, "describe", f"{GREETER}.SayHello")
+    message = await grpcurl(gateway.grpc_address, "describe", "test.greeter.v1.SayHelloRequest")
+    called = await grpcurl(
+        "-d", '{"name": "grpcurl", "excitement": 1}', gateway.grpc_address, f"{GREETER}/SayHello"
+    )
+    failed = await grpcurl("-d", "{}", gateway.grpc_address, f"{GREETER}/SayHello")
+
+    assert described.returncode == 0, described.stderr
+    assert "rpc SayHello ( .test.greeter.v1.SayHelloRequest )" in described.stdout
+    assert 'option (.google.api.http) = { get:"/v1/greetings/{name}"' in described.stdout
+    assert message.returncode == 0, message.stderr
+    assert "int32 excitement = 2;" in message.stdout
+    assert called.returncode == 0, called.stderr
+    assert called.json() == {"message": "Hello, grpcurl!", "servedBy": f"node {plugin.pid}"}
+    assert failed.returncode != 0
+    assert "Code: InvalidArgument" in failed.stderr
+
+
+async def test_killed_plugin_is_marked_unhealthy_and_gets_no_traffic(
+    http: httpx.AsyncClient,
+    registry_stub: registry_pb2_grpc.RegistryServiceAsyncStub,
+    start_node: StartNode,
+) -> None:
+    plugin = await start_node()
+    await routed(http, "/v1/greetings/before")
+
+    plugin.process.kill()
+    await plugin.exit_code()
+
+    async def unhealthy() -> registry_pb2.Instance | None:
+        service = await registered_service(registry_stub)
+        if service is None or not service.instances:
+            return None
+        [instance] = service.instances
+        return instance if instance.health != registry_pb2.HEALTH_STATUS_SERVING else None
+
+    instance = await eventually(unhealthy, timeout_seconds=15, what=f"{NAME} unhealthy")
+    assert instance.health == registry_pb2.HEALTH_STATUS_UNREACHABLE
+
+    async def refused() -> httpx.Response | None:
+        response = await http.get("/v1/greetings/after")
+        return response if response.status_code == 503 else None
+
+    response = await eventually(refused, timeout_seconds=15, what="503 without a healthy instance")
+    assert response.json()["code"] == grpc.StatusCode.UNAVAILABLE.value[0]
+
+
+async def test_sigterm_deregisters_and_the_routes_go(
+    http: httpx.AsyncClient,
+    registry_stub: registry_pb2_grpc.RegistryServiceAsyncStub,
+    start_node: StartNode,
+) -> None:
+    plugin = await start_node()
+    await routed(http, "/v1/greetings/before")
+
+    plugin.process.send_signal(signal.SIGTERM)
+
+    assert await plugin.exit_code() == 0
+    assert '"message":"deregistered"' in plugin.stderr()
+    assert await registered_service(registry_stub) is None
+
+    async def gone() -> httpx.Response | None:
+        response = await http.get("/v1/greetings/after")
+        return response if response.status_code == 404 else None
+
+    await eventually(gone, timeout_seconds=15, what="the route gone")
+
+
+async def test_a_wrong_secret_is_refused_for_good(start_node: StartNode) -> None:
+    with pytest.raises(AssertionError, match="exited with 2") as refused:
+        await start_node(secret="wrong")
+
+    assert "registration refused" in str(refused.value)
+
+
+async def test_renews_its_lease(
+    start_registry: StartRegistry,
+    tmp_path: Path,
+) -> None:
+    # A registry of its own with a 1.5 s lease, renewed every 0.5 s.
+    (tmp_path / "short").mkdir()
+    short = await start_registry(
+        registration_secret=SECRET, lease_seconds=1.5, data_dir=tmp_path / "short"
+    )
+    process, line = await _spawn(short.address, SECRET, tmp_path / "renew.log")
+    try:
+        assert line, (tmp_path / "renew.log").read_text()
+        instance_id = json.loads(line)["instance_id"]
+        async with grpc.aio.insecure_channel(short.address) as channel:
+            stub = registry_pb2_grpc.RegistryServiceStub(channel)
+            first = await serving(stub)
+            first_expiry = first.instances[0].lease_expire_time.ToDatetime()
+
+            async def renewed() -> registry_pb2.Service | None:
+                service = await registered_service(stub)
+                if service is None or not service.instances:
+                    return None
+                expiry = service.instances[0].lease_expire_time.ToDatetime()
+                return service if expiry > first_expiry else None
+
+            service = await eventually(renewed, timeout_seconds=10, what="a renewed lease")
+            assert service.instances[0].instance_id == instance_id
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            await process.wait()

@@ -1,0 +1,283 @@
+#!/usr/bin/env node
+// A plugmesh plugin written in Node: it serves test.greeter.v1.GreeterService (loaded at
+// run time from protos/ with @grpc/proto-loader; nothing is generated), grpc.health.v1.Health
+// and server reflection, and registers with the registry like any plugin does:
+// RegisterInstance without descriptors (the registry reads the schema over reflection),
+// RenewLease three times per lease, registering again when the registry forgot it, and
+// DeregisterInstance on SIGTERM or SIGINT.
+//
+// Usage: node plugin.js [--include DIR]... [--name SERVICE] [--address HOST:PORT]
+//   PLUGMESH_REGISTRY_ADDRESS      the registry (default 127.0.0.1:50050)
+//   PLUGMESH_REGISTRATION_SECRET   sent as "plugmesh-registration-secret" when set
+// --include names directories holding google/api/*.proto and google/protobuf/*.proto.
+// Once registered it prints one JSON line to stdout: {"address", "instance_id", "pid"}.
+'use strict';
+
+const path = require('node:path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+const { ReflectionService } = require('@grpc/reflection');
+const { HealthImplementation } = require('grpc-health-check');
+const { loadDescriptors, reflectionDefinition } = require('./descriptors');
+
+const HERE = __dirname;
+const REPO = path.resolve(HERE, '..', '..');
+const GREETER_PROTO = 'test/greeter/v1/greeter.proto';
+const GREETER_SERVICE = 'test.greeter.v1.GreeterService';
+const REGISTRY_PROTO = 'plugmesh/registry/v1/registry.proto';
+const SECRET_METADATA_KEY = 'plugmesh-registration-secret';
+// Refusals that registering again cannot fix (as in meshkit/registration.py).
+const FINAL = new Set([
+  grpc.status.UNAUTHENTICATED,
+  grpc.status.PERMISSION_DENIED,
+  grpc.status.ALREADY_EXISTS,
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.FAILED_PRECONDITION,
+]);
+const CALL_TIMEOUT_MS = 5000;
+
+function parseArgs(argv) {
+  const options = { includes: [], name: 'node-greeter', address: '127.0.0.1:0' };
+  for (let i = 0; i < argv.length; i += 1) {
+    const value = argv[i + 1];
+    switch (argv[i]) {
+      case '--include':
+        options.includes.push(value);
+        break;
+      case '--name':
+        options.name = value;
+        break;
+      case '--address':
+        options.address = value;
+        break;
+      default:
+        throw new Error(`unknown argument ${argv[i]}`);
+    }
+    i += 1;
+  }
+  return options;
+}
+
+function log(message, fields = {}) {
+  process.stderr.write(`${JSON.stringify({ message, ...fields })}\n`);
+}
+
+function load(file, includeDirs) {
+  return protoLoader.loadSync(file, {
+    includeDirs,
+    keepCase: false,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+}
+
+function sayHello(call, callback) {
+  const { name, excitement } = call.request;
+  if (!name) {
+    callback({ code: grpc.status.INVALID_ARGUMENT, details: 'name must not be empty' });
+    return;
+  }
+  if (excitement < 0 || excitement > 10) {
+    callback({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: 'excitement must be between 0 and 10',
+    });
+    return;
+  }
+  callback(null, {
+    message: `Hello, ${name}${'!'.repeat(excitement)}`,
+    servedBy: `node ${process.pid}`,
+  });
+}
+
+function bind(server, address) {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+      if (error) reject(error);
+      else resolve(port);
+    });
+  });
+}
+
+function unary(client, method, request, metadata) {
+  return new Promise((resolve, reject) => {
+    const deadline = new Date(Date.now() + CALL_TIMEOUT_MS);
+    client[method](request, metadata, { deadline }, (error, response) => {
+      if (error) reject(error);
+      else resolve(response);
+    });
+  });
+}
+
+
+/** Keeps one instance registered until stop(). */
+class Registrar {
+  constructor(client, registration, secret) {
+    this.client = client;
+    this.registration = registration;
+    this.metadata = new grpc.Metadata();
+    if (secret) this.metadata.set(SECRET_METADATA_KEY, secret);
+    this.instanceId = '';
+    this.stopped = false;
+    this.wake = null;
+  }
+
+  /** Registers (retrying while the registry is unreachable), then renews in the background. */
+  async start(onRegistered) {
+    let failures = 0;
+    while (!this.stopped) {
+      let renewEveryMs;
+      try {
+        renewEveryMs = await this.register();
+        failures = 0;
+        onRegistered(this.instanceId);
+        onRegistered = () => {};
+        await this.renewUntilForgotten(renewEveryMs);
+      } catch (error) {
+        if (FINAL.has(error.code)) throw error;
+        const delay = Math.min(50 * 2 ** failures, 2000);
+        failures += 1;
+        log('registry call failed; retrying', { code: error.code, retry_in_ms: delay });
+        await this.pause(delay);
+      }
+    }
+  }
+
+  async register() {
+    const response = await unary(
+      this.client,
+      'RegisterInstance',
+      this.registration,
+      this.metadata,
+    );
+    this.instanceId = response.instance.instanceId;
+    const lease = response.leaseDuration;
+    const leaseMs = lease ? Number(lease.seconds) * 1000 + lease.nanos / 1e6 : 10000;
+    log('registered', { instance_id: this.instanceId, lease_ms: leaseMs });
+    // Three renewals per lease, so one lost renewal never lets it lapse.
+    return (leaseMs || 10000) / 3;
+  }
+
+  async renewUntilForgotten(everyMs) {
+    while (!this.stopped) {
+      await this.pause(everyMs);
+      if (this.stopped) return;
+      try {
+        await unary(this.client, 'RenewLease', { instanceId: this.instanceId }, this.metadata);
+      } catch (error) {
+        if (error.code === grpc.status.NOT_FOUND) {
+          log('the registry forgot this instance; registering again');
+          return;
+        }
+        throw error;
+      }
+    }
+  }
+
+  pause(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  async stop() {
+    this.stopped = true;
+    if (this.wake) this.wake();
+    if (!this.instanceId) return;
+    try {
+      await unary(
+        this.client,
+        'DeregisterInstance',
+        { instanceId: this.instanceId },
+        this.metadata,
+      );
+      log('deregistered', { instance_id: this.instanceId });
+    } catch (error) {
+      log('deregistration failed', { code: error.code, details: error.details });
+    }
+  }
+}
+
+async function main() {
+  const options = parseArgs(process.argv.slice(2));
+  const includes = options.includes.map((dir) => path.resolve(dir));
+  const greeterIncludes = [path.join(HERE, 'protos'), ...includes];
+  const greeter = load(GREETER_PROTO, greeterIncludes);
+  // Reflection serves descriptors made from the .proto files, not proto-loader's, which
+  // lose the (google.api.http) rules the gateway routes by (see descriptors.js).
+  const { files } = loadDescriptors(GREETER_PROTO, greeterIncludes);
+  const registryDefinition = load(REGISTRY_PROTO, [path.join(REPO, 'protos'), ...includes]);
+
+  const server = new grpc.Server();
+  const greeterPackage = grpc.loadPackageDefinition(greeter);
+  server.addService(greeterPackage.test.greeter.v1.GreeterService.service, { sayHello });
+  const health = new HealthImplementation({ '': 'SERVING', [GREETER_SERVICE]: 'SERVING' });
+  health.addToServer(server);
+  new ReflectionService(reflectionDefinition(files)).addToServer(server);
+
+  const host = options.address.slice(0, options.address.lastIndexOf(':'));
+  const port = await bind(server, options.address);
+  const address = `${host}:${port}`;
+
+  const registryPackage = grpc.loadPackageDefinition(registryDefinition);
+  const RegistryService = registryPackage.plugmesh.registry.v1.RegistryService;
+  const registryAddress = process.env.PLUGMESH_REGISTRY_ADDRESS || '127.0.0.1:50050';
+  const client = new RegistryService(registryAddress, grpc.credentials.createInsecure());
+  const registrar = new Registrar(
+    client,
+    {
+      service: options.name,
+      address,
+      version: '1.0.0',
+      metadata: { pid: String(process.pid), language: 'node' },
+    },
+    process.env.PLUGMESH_REGISTRATION_SECRET,
+  );
+
+  let stopping = false;
+  const stop = async (signal) => {
+    if (stopping) return;
+    stopping = true;
+    log('stopping', { signal });
+    health.setStatus('', 'NOT_SERVING');
+    health.setStatus(GREETER_SERVICE, 'NOT_SERVING');
+    await registrar.stop();
+    client.close();
+    await new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, 2000);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  try {
+    await registrar.start((instanceId) => {
+      process.stdout.write(
+        `${JSON.stringify({ address, instance_id: instanceId, pid: process.pid })}\n`,
+      );
+    });
+  } catch (error) {
+    log('registration refused', { code: error.code, details: error.details });
+    server.forceShutdown();
+    process.exit(2);
+  }
+}
+
+main().catch((error) => {
+  log('failed', { error: String(error && error.stack ? error.stack : error) });
+  process.exit(1);
+});
