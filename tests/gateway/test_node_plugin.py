@@ -29,6 +29,7 @@ from gateway.app import Gateway
 from gateway.config import GatewayConfig
 from meshkit.config import MeshConfig
 from meshkit.registration import SECRET_METADATA_KEY
+from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.app import RegistryServer
 from registry.testing import StartRegistry, eventually
@@ -231,6 +232,8 @@ async def test_registers_over_reflection_and_is_serving(
     service = await serving(registry_stub)
 
     assert list(service.grpc_services) == [GREETER]
+    assert service.version == "1.2.0"  # from the service's plugin option
+    assert list(service.produces) == ["greeter.greeted"]
     assert [(route.method, route.path) for route in service.routes] == [
         ("GET", "/v1/greetings/{name}"),
         ("POST", "/v1/greetings"),
@@ -247,20 +250,25 @@ async def test_registers_over_reflection_and_is_serving(
     names = {file.name for file in schema.file_descriptor_set.file}
     assert "test/greeter/v1/greeter.proto" in names
     assert "google/api/annotations.proto" in names
+    assert "plugmesh/options/v1/options.proto" in names
 
 
 async def test_served_over_http_through_the_gateway(
-    http: httpx.AsyncClient, start_node: StartNode
+    gateway: Gateway, http: httpx.AsyncClient, start_node: StartNode
 ) -> None:
     plugin = await start_node()
 
     got = await routed(http, "/v1/greetings/World?excitement=2")
+    method = gateway.catalog.method(f"{GREETER}.SayHello")
     posted = await http.post("/v1/greetings", json={"name": "Ada Lovelace"})
     escaped = await http.get("/v1/greetings/a%2Fb%20c")
     invalid = await http.get("/v1/greetings/World?excitement=11")
     unknown = await http.get("/v1/greetings/World?loudness=3")
 
     served_by = f"node {plugin.pid}"
+    assert method is not None
+    assert method.access == options_pb2.ACCESS_PUBLIC
+    assert method.safe
     assert got.json() == {"message": "Hello, World!!", "servedBy": served_by}
     assert posted.status_code == 200, posted.text
     assert posted.json() == {"message": "Hello, Ada Lovelace", "servedBy": served_by}

@@ -207,7 +207,7 @@ class Registrar {
 async function main() {
   const options = parseArgs(process.argv.slice(2));
   const includes = options.includes.map((dir) => path.resolve(dir));
-  const greeterIncludes = [path.join(HERE, 'protos'), ...includes];
+  const greeterIncludes = [path.join(HERE, 'protos'), path.join(REPO, 'protos'), ...includes];
   const greeter = load(GREETER_PROTO, greeterIncludes);
   // Reflection serves descriptors made from the .proto files, not proto-loader's, which
   // lose the (google.api.http) rules the gateway routes by (see descriptors.js).
@@ -234,7 +234,7 @@ async function main() {
     {
       service: options.name,
       address,
-      version: '1.0.0',
+      // No version: the registry takes the one of the service's (plugmesh.options.v1.plugin).
       metadata: { pid: String(process.pid), language: 'node' },
     },
     process.env.PLUGMESH_REGISTRATION_SECRET,
