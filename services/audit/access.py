@@ -87,7 +87,7 @@ def _authenticated(identity: Identity | None, action: str) -> Identity:
     if identity is None:
         raise Unauthenticated(
             f"{action} needs an authenticated caller",
-            reason="UNAUTHENTICATED",
+            reason="AUTHENTICATION_REQUIRED",
             metadata={"action": action},
         )
     return identity

@@ -67,4 +67,4 @@ def decode_token(token: str, digest: str) -> int:
 
 
 def _invalid(message: str) -> InvalidArgument:
-    return InvalidArgument(message, reason="INVALID_PAGE_TOKEN", metadata={"field": "page_token"})
+    return InvalidArgument(message, reason="INVALID_FIELD", metadata={"field": "page_token"})

@@ -123,12 +123,15 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
 
 @contextlib.asynccontextmanager
 async def running_audit(
-    tmp_path: Path, nats_server: NatsServer, **env: str
+    tmp_path: Path, nats_server: NatsServer, *, registry_address: str = "", **env: str
 ) -> AsyncIterator[Audit]:
-    """Start an audit process with settings ``env`` on top of the test defaults."""
+    """Start an audit process with settings ``env`` on top of the test defaults; it
+    registers only when given a registry."""
     clock = FakeClock()
+    if registry_address:
+        env["PLUGMESH_REGISTRY_ADDRESS"] = registry_address
     config = audit_config(tmp_path / "data", nats_server.url, **env)
-    process = build(config, address="127.0.0.1:0", register=False, clock=clock)
+    process = build(config, address="127.0.0.1:0", register=bool(registry_address), clock=clock)
     await process.server.start()
     channel = grpc.aio.insecure_channel(process.server.address)
     try:
