@@ -14,10 +14,11 @@ A measurement, not a test. In one run, against one embedded nats-server:
    consumer records, at the commit of the transaction that stored an event, how long
    ago the event's time (taken inside the publisher's transaction) was: p50, p90, p99.
 
-Both processes use SQLite in WAL mode and the default asyncio loop, as plugins do. The
-machine's load average is printed with the figures: other work on it slows every line.
+Both processes use SQLite in WAL mode, the default asyncio loop and the
+``PLUGMESH_EVENTS_*`` settings of the environment, as plugins do. The machine's load
+average is printed with the figures: other work on it slows every line.
 
-    .venv/bin/python bench/events.py [--events 20000] [--rate 200] [--seconds 10]
+    .venv/bin/python bench/events.py [--events 20000] [--rate 100] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ class Change(Base):
 async def consume(nats_url: str, db_path: str, pattern: str, latencies_path: str) -> None:
     db = Database(f"sqlite:///{db_path}")
     await db.create_all(Base.metadata)
-    bus = EventBus("bench-consumer", database=db, nats_url=nats_url, settings=EventSettings())
+    bus = EventBus(
+        "bench-consumer", database=db, nats_url=nats_url, settings=EventSettings.from_env()
+    )
     latencies: list[float] = []
 
     def committed(session: Session) -> None:
@@ -278,7 +281,12 @@ async def measure(args: argparse.Namespace) -> None:
             caught_up = await catch_up(server.url, workdir, args.events)
             db = Database(f"sqlite:///{workdir / 'publisher.db'}")
             await db.create_all(Base.metadata)
-            bus = EventBus("bench-publisher", database=db, nats_url=server.url)
+            bus = EventBus(
+                "bench-publisher",
+                database=db,
+                nats_url=server.url,
+                settings=EventSettings.from_env(),
+            )
             await bus.start()
             try:
                 persisted = await throughput(server.url, workdir, bus, db, args.events)
@@ -314,13 +322,11 @@ async def measure(args: argparse.Namespace) -> None:
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--consume":
-        if os.environ.get("BENCH_SWITCH_INTERVAL"):
-            sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
         asyncio.run(consume(*sys.argv[2:6]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=20_000, help="events for throughput")
-    parser.add_argument("--rate", type=float, default=200, help="events/s for latency")
+    parser.add_argument("--rate", type=float, default=100, help="events/s for latency")
     parser.add_argument("--seconds", type=float, default=10, help="duration of the latency run")
     asyncio.run(measure(parser.parse_args()))
     return 0

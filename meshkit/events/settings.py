@@ -68,7 +68,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "30",
         "how long JetStream waits for a consumer's ack before redelivering",
     ),
-    ("PLUGMESH_EVENTS_FETCH_BATCH", "128", "events a subscriber handles in one transaction"),
+    (
+        "PLUGMESH_EVENTS_FETCH_BATCH",
+        "256",
+        "events a subscriber handles in one transaction at most",
+    ),
     ("PLUGMESH_EVENTS_OUTBOX_BATCH", "256", "outbox rows the relay publishes at once"),
     (
         "PLUGMESH_EVENTS_OUTBOX_POLL_MILLIS",
@@ -120,7 +124,7 @@ class EventSettings:
     retry_initial_millis: int = 500
     retry_max_millis: int = 30_000
     ack_wait_seconds: float = 30
-    fetch_batch: int = 128
+    fetch_batch: int = 256
     outbox_batch: int = 256
     outbox_poll_millis: int = 1_000
     outbox_retry_max_millis: int = 5_000
