@@ -71,15 +71,17 @@ def dead_letter_headers(
 ) -> dict[str, str]:
     """Headers of a dead letter: the original trace context plus why it died.
 
-    ``Nats-Msg-Id`` is ``<consumer>.<event id>``, so one consumer's repeated give-ups on
-    the same event (a redelivery racing the first) store one dead letter.
+    ``Nats-Msg-Id`` is ``<consumer>.<event id>.<stream sequence>``: giving up twice on one
+    delivered message (the ack of the first give-up was lost) stores one dead letter,
+    while a replayed copy (a new stream message) that fails again gets a dead letter of
+    its own instead of being dropped as a duplicate.
     """
     headers = {
         key: value for key, value in (original or {}).items() if key in (TRACEPARENT, TRACESTATE)
     }
     headers.update(
         {
-            MSG_ID: f"{consumer}.{event_id}",
+            MSG_ID: f"{consumer}.{event_id}.{original_sequence}",
             CONSUMER: consumer,
             EVENT_ID: event_id,
             ORIGINAL_SUBJECT: original_subject,

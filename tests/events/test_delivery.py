@@ -181,6 +181,36 @@ async def test_a_replayed_dead_letter_is_handled_once_the_handler_is_fixed(
         await bus.close()
 
 
+async def test_a_replayed_dead_letter_that_fails_again_is_dead_lettered_again(
+    nats_server: NatsServer, nc: Client, consumer_db: Database
+) -> None:
+    async def broken(event: ReceivedEvent, session: AsyncSession) -> None:
+        raise RuntimeError("still broken")
+
+    js = nc.jetstream()
+    bus = EventBus(
+        "audit", database=consumer_db, nats_url=nats_server.url, settings=fast(max_attempts=1)
+    )
+    bus.subscribe(">", broken)
+    await bus.start()
+    try:
+        (event,) = await publish_directly(js, 1)
+
+        async def dead() -> bool:
+            letters = await list_dead_letters(js)
+            return len(letters) == 1 and await consumer_settled(js, EVENTS_STREAM, "audit-all")
+
+        await wait_until(dead, what="the first dead letter")
+        (first,) = await list_dead_letters(js)
+        await replay_dead_letter(js, str(first.sequence))
+        await wait_until(dead, what="the replayed event dead-lettered again")
+        (second,) = await list_dead_letters(js)
+    finally:
+        await bus.close()
+    assert second.event_id == first.event_id == event.id
+    assert second.sequence != first.sequence
+
+
 async def test_a_failing_handler_rolls_back_only_its_own_event(
     nats_server: NatsServer, nc: Client, consumer_db: Database
 ) -> None:
