@@ -9,11 +9,12 @@ Usable in-process (tests)::
     await gateway.stop()
 
 Startup: follow the registry (the catalog syncs in the background), open upstreams,
-serve the ingress (and HTTP), then register as service ``gateway``. Its contract is
-empty: the gateway serves no gRPC service of its own, and since the registry would
-otherwise read its contract over reflection (which lists every plugin), it sends a
-descriptor set holding only the health protocol. The gateway reports NOT_SERVING until
-the catalog has synced once.
+link authentication to NATS (in the background, :mod:`gateway.auth`), serve the
+ingress (and HTTP), both guarded by the protos' access options, then register as
+service ``gateway``. Its contract is empty: the gateway serves no gRPC service of its
+own, and since the registry would otherwise read its contract over reflection (which
+lists every plugin), it sends a descriptor set holding only the health protocol. The
+gateway reports NOT_SERVING until the catalog has synced once.
 
 Shutdown, safe to call twice: NOT_SERVING, deregister, stop HTTP and the ingress with
 grace, then stop following the catalog and close the upstream channels.
@@ -30,6 +31,7 @@ from typing import Any
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2
 
+from gateway.auth import GatewayAuth
 from gateway.catalog import Catalog
 from gateway.config import GatewayConfig
 from gateway.health import GatewayHealth, HealthSync
@@ -70,6 +72,7 @@ class Gateway:
         self.upstreams = Upstreams(self.catalog, close_grace_seconds=config.shutdown_grace_seconds)
         self.health = GatewayHealth()
         self._health_sync = HealthSync(self.catalog, self.health)
+        self.auth = GatewayAuth(config.auth, config.mesh, self.catalog, self.upstreams)
         self.ingress = IngressServer(
             self.catalog,
             self.upstreams,
@@ -77,6 +80,7 @@ class Gateway:
             address=config.grpc_address,
             default_deadline_seconds=config.default_deadline_seconds,
             max_message_bytes=config.max_message_bytes,
+            guard=self.auth.grpc,
         )
         self.http: HttpServer | None = None
         self._http_app: GatewayApp[Any] | None = None
@@ -113,8 +117,11 @@ class Gateway:
         await self.catalog.start()
         await self.upstreams.start()
         await self._health_sync.start()
+        await self.auth.start()
         await self.ingress.start()
-        self._http_app = build_app(self.catalog, self.upstreams, self.config.http)
+        self._http_app = build_app(
+            self.catalog, self.upstreams, self.config.http, guard=self.auth.http
+        )
         self.http = HttpServer(
             self._http_app,
             self.config.http_address,
@@ -165,6 +172,7 @@ class Gateway:
                 await self._registrar.close()
             await asyncio.gather(self.ingress.stop(grace), self._stop_http())
             await self._health_sync.close()
+            await self.auth.close()
             await self.upstreams.close()
             await self.catalog.close()
         finally:

@@ -7,9 +7,11 @@
 | ``PLUGMESH_GATEWAY_GRPC_DEFAULT_DEADLINE_SECONDS`` | ``30`` | default gRPC deadline |
 | ``PLUGMESH_GATEWAY_GRPC_MAX_MESSAGE_BYTES`` | ``4194304`` | largest gRPC request message |
 
-the HTTP side's ``PLUGMESH_GATEWAY_HTTP_*`` ones (:class:`gateway.http.HttpSettings`), and
-the mesh-wide ones of :class:`meshkit.config.MeshConfig` (registry address, registration
-secret, shutdown grace, log level, advertised host).
+the HTTP side's ``PLUGMESH_GATEWAY_HTTP_*`` ones (:class:`gateway.http.HttpSettings`), the
+authentication's ``PLUGMESH_GATEWAY_JWT_*`` and ``PLUGMESH_GATEWAY_AUTH_*`` ones
+(:class:`gateway.auth.AuthSettings`), and the mesh-wide ones of
+:class:`meshkit.config.MeshConfig` (registry address, registration secret, shutdown grace,
+log level, advertised host).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.auth.settings import AuthSettings
 from gateway.http import HttpSettings
 from meshkit.config import ConfigError, MeshConfig
 
@@ -36,6 +39,7 @@ class GatewayConfig:
             sets none; only calls with a single response (a response stream may stay open).
         max_message_bytes: Largest request message the gRPC ingress accepts.
         http: The HTTP side's settings (body limit, deadlines, OpenAPI title).
+        auth: How callers are authenticated (JWT keys, token cache).
         mesh: The mesh-wide settings.
     """
 
@@ -44,6 +48,7 @@ class GatewayConfig:
     default_deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     http: HttpSettings = field(default_factory=HttpSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
     mesh: MeshConfig = field(default_factory=lambda: MeshConfig.from_env({}))
 
     @property
@@ -83,6 +88,7 @@ class GatewayConfig:
                 )
             ),
             http=HttpSettings.from_env(values),
+            auth=AuthSettings.from_env(values),
             mesh=mesh,
         )
 

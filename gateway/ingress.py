@@ -12,6 +12,11 @@ What crosses the proxy:
 - the upstream's initial and trailing metadata, status code and message, and the
   ``grpc-status-details-bin`` trailer, so ``google.rpc.Status`` details survive.
 
+With a ``guard`` (the gateway passes :class:`gateway.auth.GrpcGuard`), every proxied
+call is first authenticated and authorized by its method's declared access (bearer
+credential in the ``authorization`` metadata); a refused call ends there, an accepted
+one goes upstream without ``authorization`` and with the caller's signed identity.
+
 A method no registered service serves gets UNIMPLEMENTED naming it (UNAVAILABLE while
 the catalog has not synced with the registry yet). The gateway's own
 ``grpc.health.v1.Health`` and server reflection (:mod:`gateway.reflection`) are served
@@ -21,11 +26,12 @@ by the same server and take precedence over the proxy.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf import descriptor
 from grpc_health.v1 import health_pb2_grpc
 
 from gateway.catalog import Catalog
@@ -39,6 +45,8 @@ log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Handler = Any  # grpc.RpcMethodHandler is generic only in the stubs
+#: Checks a call before it is proxied; returns the metadata to add, aborts when refused.
+Guard = Callable[[descriptor.MethodDescriptor, Context], Awaitable[Metadata]]
 
 
 class AddressInUseError(OSError):
@@ -49,11 +57,17 @@ class ProxyHandler(grpc.GenericRpcHandler):
     """Routes every call by its method name to an upstream instance."""
 
     def __init__(
-        self, catalog: Catalog, upstreams: Upstreams, *, default_deadline_seconds: float
+        self,
+        catalog: Catalog,
+        upstreams: Upstreams,
+        *,
+        default_deadline_seconds: float,
+        guard: Guard | None = None,
     ) -> None:
         self._catalog = catalog
         self._upstreams = upstreams
         self._default_deadline = default_deadline_seconds
+        self._guard = guard
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler:
         name = handler_call_details.method
@@ -83,6 +97,14 @@ class ProxyHandler(grpc.GenericRpcHandler):
         """Where calls go."""
         return self._upstreams
 
+    async def metadata(self, method: Method, context: Context) -> Metadata:
+        """The metadata sent upstream; the guard may refuse the call (it aborts)."""
+        forwarded = request_metadata(context.invocation_metadata())
+        if self._guard is None:
+            return forwarded
+        identity = await self._guard(method.descriptor, context)
+        return (*(m for m in forwarded if m[0] != "authorization"), *identity)
+
 
 async def _unknown(
     name: str, ready: bool, requests: AsyncIterator[bytes], context: Context
@@ -103,7 +125,7 @@ async def _unary(proxy: ProxyHandler, method: Method, request: bytes, context: C
             method,
             request,
             timeout_seconds=proxy.timeout(context, single_response=True),
-            metadata=request_metadata(context.invocation_metadata()),
+            metadata=await proxy.metadata(method, context),
         )
     except grpc.aio.AioRpcError as exc:
         await _abort(context, exc)
@@ -118,7 +140,7 @@ async def _client_stream(
             method,
             requests,
             timeout_seconds=proxy.timeout(context, single_response=True),
-            metadata=request_metadata(context.invocation_metadata()),
+            metadata=await proxy.metadata(method, context),
         )
     except grpc.aio.AioRpcError as exc:
         await _abort(context, exc)
@@ -132,7 +154,7 @@ async def _server_stream(
         method,
         request,
         timeout_seconds=proxy.timeout(context, single_response=False),
-        metadata=request_metadata(context.invocation_metadata()),
+        metadata=await proxy.metadata(method, context),
     )
     async for message in _relay(stream, context):
         yield message
@@ -145,7 +167,7 @@ async def _bidi(
         method,
         requests,
         timeout_seconds=proxy.timeout(context, single_response=False),
-        metadata=request_metadata(context.invocation_metadata()),
+        metadata=await proxy.metadata(method, context),
     )
     async for message in _relay(stream, context):
         yield message
@@ -204,6 +226,7 @@ class IngressServer:
         address: Where to listen, ``host:port``; port 0 picks a free port.
         default_deadline_seconds: Deadline of single-response calls without one.
         max_message_bytes: Largest request message accepted.
+        guard: Authenticates and authorizes each proxied call; None proxies every call.
     """
 
     def __init__(
@@ -215,12 +238,13 @@ class IngressServer:
         address: str,
         default_deadline_seconds: float,
         max_message_bytes: int,
+        guard: Guard | None = None,
     ) -> None:
         self._listen = address
         self._health = health
         self._reflection = AggregatedReflection(catalog)
         self._proxy = ProxyHandler(
-            catalog, upstreams, default_deadline_seconds=default_deadline_seconds
+            catalog, upstreams, default_deadline_seconds=default_deadline_seconds, guard=guard
         )
         self._options: tuple[tuple[str, Any], ...] = (
             # No SO_REUSEPORT: a second gateway on a taken port must fail, not share it.

@@ -35,7 +35,13 @@ Modules: :mod:`~gateway.http.template` (path templates), :mod:`~gateway.http.rou
 from __future__ import annotations
 
 from gateway.http.app import GatewayApp, build_app
-from gateway.http.ports import CatalogView, MethodInfo, SnapshotView, UpstreamCalls
+from gateway.http.ports import (
+    CatalogView,
+    MethodInfo,
+    RequestGuard,
+    SnapshotView,
+    UpstreamCalls,
+)
 from gateway.http.server import AddressInUseError, HttpServer
 from gateway.http.settings import HttpSettings
 
@@ -46,6 +52,7 @@ __all__ = [
     "HttpServer",
     "HttpSettings",
     "MethodInfo",
+    "RequestGuard",
     "SnapshotView",
     "UpstreamCalls",
     "build_app",

@@ -21,7 +21,7 @@ from gateway.http.calls import Transcoder
 from gateway.http.errors import HttpError, MethodNotAllowed, RouteNotFound, status_json
 from gateway.http.metrics import CONTENT_TYPE, HttpMetrics
 from gateway.http.openapi import openapi_document
-from gateway.http.ports import CatalogView, M, SnapshotView, UpstreamCalls
+from gateway.http.ports import CatalogView, M, RequestGuard, SnapshotView, UpstreamCalls
 from gateway.http.render import dumps
 from gateway.http.router import split_path
 from gateway.http.routes import RouteTable, build_routes
@@ -48,10 +48,11 @@ class GatewayApp(Generic[M]):
         settings: HttpSettings,
         *,
         metrics_registry: CollectorRegistry | None = None,
+        guard: RequestGuard | None = None,
     ) -> None:
         self._catalog = catalog
         self._settings = settings
-        self._transcoder = Transcoder(upstreams, settings)
+        self._transcoder = Transcoder(upstreams, settings, guard)
         self.metrics = HttpMetrics(metrics_registry)
         self._table: RouteTable[M] = build_routes(())
         self._table = self._build(catalog.snapshot)
@@ -194,6 +195,7 @@ def build_app(
     settings: HttpSettings | None = None,
     *,
     metrics_registry: CollectorRegistry | None = None,
+    guard: RequestGuard | None = None,
 ) -> GatewayApp[M]:
     """Build the gateway's ASGI app over ``catalog`` and ``upstreams``.
 
@@ -203,9 +205,16 @@ def build_app(
         settings: HTTP settings; defaults when ``None``.
         metrics_registry: Where the HTTP metrics go; a registry of the app's own when
             ``None`` (``/metrics`` exposes it).
+        guard: Authenticates and authorizes each routed request (the gateway passes
+            :class:`gateway.auth.HttpGuard`); ``None`` transcodes without authentication,
+            for tests of transcoding alone.
     """
     return GatewayApp(
-        catalog, upstreams, settings or HttpSettings(), metrics_registry=metrics_registry
+        catalog,
+        upstreams,
+        settings or HttpSettings(),
+        metrics_registry=metrics_registry,
+        guard=guard,
     )
 
 

@@ -29,7 +29,7 @@ from gateway.http.errors import (
     status_of_rpc_error,
 )
 from gateway.http.headers import deadline_seconds, forwarded_metadata, response_headers
-from gateway.http.ports import M, UpstreamCalls
+from gateway.http.ports import M, RequestGuard, UpstreamCalls
 from gateway.http.routes import HttpRoute
 from gateway.http.settings import HttpSettings
 from gateway.http.transcode import decode_json_body, transcode_request
@@ -44,9 +44,15 @@ _MAX_QUERY_FIELDS = 1000
 class Transcoder(Generic[M]):
     """Serves matched routes by calling the upstreams."""
 
-    def __init__(self, upstreams: UpstreamCalls[M], settings: HttpSettings) -> None:
+    def __init__(
+        self,
+        upstreams: UpstreamCalls[M],
+        settings: HttpSettings,
+        guard: RequestGuard | None = None,
+    ) -> None:
         self._upstreams = upstreams
         self._settings = settings
+        self._guard = guard
 
     async def handle(
         self,
@@ -59,8 +65,10 @@ class Transcoder(Generic[M]):
         """Serve one request on ``route``; return the HTTP status sent.
 
         Raises:
-            HttpError: the request cannot be transcoded (nothing was sent).
+            HttpError: the request is refused or cannot be transcoded (nothing was sent).
         """
+        # Authentication first: a refused caller's body is never read.
+        identity = await self._guard(route.rpc, scope) if self._guard is not None else ()
         body = await read_body(scope, receive, self._settings.body_limit_bytes)
         # The body is JSON whatever its Content-Type says (curl -d sends a form type).
         decoded = decode_json_body(body) if route.body else None
@@ -88,6 +96,9 @@ class Transcoder(Generic[M]):
             headers, default_seconds=default, maximum_seconds=self._settings.max_timeout_seconds
         )
         metadata = forwarded_metadata(headers)
+        if self._guard is not None:
+            # The gateway consumed the credential; plugins get the signed identity.
+            metadata = (*(m for m in metadata if m[0] != "authorization"), *identity)
         if route.server_streaming:
             accept = header(scope, b"accept") or b""
             sse = render.SSE in accept

@@ -7,9 +7,9 @@ upstreams unchanged.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from google.protobuf import descriptor
 
@@ -17,6 +17,7 @@ __all__ = [
     "CatalogView",
     "Metadata",
     "MethodInfo",
+    "RequestGuard",
     "ResponseStream",
     "SnapshotView",
     "UnaryReply",
@@ -138,4 +139,19 @@ class UpstreamCalls(Protocol[M_contra]):
         metadata: Metadata = (),
     ) -> ResponseStream:
         """Call a server-streaming method."""
+        ...
+
+
+class RequestGuard(Protocol):
+    """Authenticates and authorizes a request before it is transcoded
+    (:class:`gateway.auth.HttpGuard`)."""
+
+    async def __call__(
+        self, rpc: descriptor.MethodDescriptor, scope: Mapping[str, Any]
+    ) -> Metadata:
+        """The metadata to add to the upstream call (the caller's signed identity).
+
+        Raises:
+            HttpError: The request is refused (401, 403, 503).
+        """
         ...

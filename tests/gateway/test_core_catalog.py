@@ -102,7 +102,8 @@ async def test_methods_list_every_served_method_with_cardinality_and_safety(
         options_pb2.ACCESS_AUTHENTICATED,
         options_pb2.ACCESS_INTERNAL,
     )
-    assert echo["Echo"].access == options_pb2.ACCESS_UNSPECIFIED
+    assert echo["Echo"].access == options_pb2.ACCESS_PUBLIC
+    assert echo["Mutate"].access == options_pb2.ACCESS_UNSPECIFIED
 
 
 async def test_a_plugin_that_leaves_is_dropped(catalog: Catalog, start_echo: StartEcho) -> None:

@@ -1,0 +1,172 @@
+"""The gateway's NATS link for authentication: cache invalidation in, ``auth.failed`` out.
+
+In: a core NATS subscription (not a durable consumer: every gateway replica must hear
+every change) to ``machine_user.deleted`` and ``machine_user.token_rotated``, which drop
+that machine user's cached tokens, and to ``user.*``, which drop that person's cached
+role. While the link is down the caches are cleared and switched off, so no answer is
+trusted past a change the gateway could not hear of; they come back on (empty) once the
+subscription is in place again.
+
+Out: every refused authentication as an ``auth.failed`` event (actor anonymous, reason,
+credential type, a fingerprint of the credential, never the credential), published on
+``plugmesh.events.auth.failed`` with its id as ``Nats-Msg-Id``, so the event stream
+(and so the audit log) records it. Publishing is best effort and never delays or fails
+the refusal: the gateway has no outbox, and an event that cannot be sent (NATS down) is
+counted and dropped.
+
+The link connects in the background and reconnects by itself; the gateway starts and
+serves without NATS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import nats
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from meshkit.events import (
+    EnvelopeError,
+    UnknownEventType,
+    build_event,
+    parse_event,
+    source_of,
+    subject_of,
+    unpack_payload,
+)
+from plugmesh.events.v1 import auth_events_pb2, machine_user_events_pb2, user_events_pb2
+from registry.tasks import cancel_and_wait
+
+__all__ = ["AuthEvents"]
+
+log = logging.getLogger(__name__)
+
+_MACHINE_USER_SUBJECTS = (
+    subject_of("machine_user.deleted"),
+    subject_of("machine_user.token_rotated"),
+)
+_USER_SUBJECTS = (subject_of("user.>"),)
+
+Listener = Callable[[str], None]
+
+
+class AuthEvents:
+    """The NATS link of the gateway's authentication.
+
+    Args:
+        nats_url: Where NATS runs.
+        on_machine_user: Called with a machine user id when its tokens must be dropped.
+        on_user: Called with a user id when their cached role must be dropped.
+        on_live: Called with True once invalidations are received, False when they
+            may be missed.
+    """
+
+    def __init__(
+        self,
+        nats_url: str,
+        *,
+        on_machine_user: Listener,
+        on_user: Listener,
+        on_live: Callable[[bool], None],
+    ) -> None:
+        self._url = nats_url
+        self._on_machine_user = on_machine_user
+        self._on_user = on_user
+        self._on_live = on_live
+        self._nc: Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.dropped = 0
+
+    @property
+    def live(self) -> bool:
+        """Whether invalidation events are being received."""
+        return self._nc is not None and self._nc.is_connected
+
+    async def start(self) -> None:
+        """Connect and subscribe in the background; returns at once. Idempotent."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.create_task(self._connect(), name="gateway-auth-nats")
+
+    async def close(self) -> None:
+        """Stop: cancel connecting, close the connection. Safe to call twice."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait([task])
+        nc, self._nc = self._nc, None
+        self._on_live(False)
+        if nc is not None and not nc.is_closed:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await nc.close()
+
+    async def failed(self, payload: auth_events_pb2.AuthFailed) -> None:
+        """Publish ``auth.failed``; dropped (and counted) when NATS is not connected."""
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            self.dropped += 1
+            return
+        event = build_event(payload, source=source_of("gateway"))
+        try:
+            await nc.publish(
+                subject_of(event.type),
+                event.SerializeToString(),
+                headers={"Nats-Msg-Id": event.id},
+            )
+        except (nats.errors.Error, OSError) as exc:
+            self.dropped += 1
+            log.debug("auth.failed not published: %s", exc)
+
+    async def _connect(self) -> None:
+        async def disconnected() -> None:
+            self._on_live(False)
+
+        async def reconnected() -> None:
+            # nats-py has sent the subscriptions again; what was missed is forgotten.
+            self._on_live(True)
+
+        async def error(exc: Exception) -> None:
+            log.debug("NATS client error: %s", exc)
+
+        # With max_reconnect_attempts=-1 nats-py keeps retrying the first connect too.
+        nc = await nats.connect(
+            self._url,
+            name="plugmesh-gateway",
+            connect_timeout=2,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+            error_cb=error,
+        )
+        for subject in _MACHINE_USER_SUBJECTS + _USER_SUBJECTS:
+            await nc.subscribe(subject, cb=self._received)
+        await nc.flush()
+        self._nc = nc
+        self._on_live(True)
+        log.info("gateway auth events connected", extra={"nats": "connected"})
+
+    async def _received(self, msg: Msg) -> None:
+        try:
+            payload = unpack_payload(parse_event(msg.data))
+        except (EnvelopeError, UnknownEventType) as exc:
+            log.warning("an event the gateway cannot read: %s", exc)
+            return
+        if isinstance(
+            payload,
+            machine_user_events_pb2.MachineUserDeleted
+            | machine_user_events_pb2.MachineUserTokenRotated,
+        ):
+            self._on_machine_user(payload.machine_user.machine_user_id)
+        elif isinstance(
+            payload,
+            user_events_pb2.UserCreated | user_events_pb2.UserUpdated | user_events_pb2.UserDeleted,
+        ):
+            self._on_user(payload.user.user_id)
+        elif isinstance(payload, user_events_pb2.UserPermissionsUpdated):
+            self._on_user(payload.user_id)

@@ -1,0 +1,186 @@
+"""The gateway's decision for one call: who is calling, and may they call this RPC?
+
+::
+
+    guard = Guard(machine=..., jwts=..., roles=..., signing_key=..., mesh_secret=...,
+                  events=...)
+    metadata = await guard.check(Request(rpc=descriptor, authorization="Bearer …"))
+
+1. A mesh service proves itself with the registration secret
+   (``plugmesh-registration-secret``, gRPC only); it may call anything, INTERNAL
+   methods included.
+2. Otherwise ``Authorization: Bearer <credential>``: a machine token (``pmk_…``, checked
+   by the machine-users service, cached) or a JWT (checked here); a person is an admin
+   when their user record says ROLE_ADMIN. No header: anonymous.
+3. The RPC's declared access decides (:mod:`gateway.auth.access`): 401, 403 or through.
+4. Through: the caller's identity, signed with the key derived from the registration
+   secret, is the metadata to add to the upstream call (none for anonymous callers, or
+   when the gateway has no secret to sign with).
+
+Every 401 is published as ``auth.failed`` with a fingerprint of the credential, never
+the credential.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from google.protobuf import descriptor
+
+from gateway.auth.access import authorize
+from gateway.auth.credentials import CredentialKind, fingerprint, parse_header
+from gateway.auth.errors import AuthFailed
+from gateway.auth.jwts import JwtVerifier
+from gateway.auth.machine import MachineTokens
+from gateway.auth.roles import PersonRoles
+from meshkit.identity import Identity, PrincipalKind, to_metadata
+from plugmesh.events.v1 import auth_events_pb2, event_pb2
+
+__all__ = ["MESH_IDENTITY", "FailureSink", "Guard", "Metadata", "Request"]
+
+log = logging.getLogger(__name__)
+
+Metadata = tuple[tuple[str, str | bytes], ...]
+
+#: A mesh service that proved itself with the registration secret.
+MESH_IDENTITY = Identity(PrincipalKind.SERVICE, "mesh", admin=True)
+
+
+class FailureSink(Protocol):
+    """Where ``auth.failed`` events go (:class:`gateway.auth.events.AuthEvents`)."""
+
+    async def failed(self, payload: auth_events_pb2.AuthFailed) -> None:
+        """Publish ``payload``, best effort."""
+        ...
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the guard needs to know about a call.
+
+    Attributes:
+        rpc: The RPC called.
+        authorization: The ``Authorization`` header or metadata value, if any.
+        service_secret: The ``plugmesh-registration-secret`` metadata, if any.
+        http_method: The HTTP method; empty for gRPC.
+        http_path: The HTTP path without the query; empty for gRPC.
+        ip_address: Where the call came from.
+        user_agent: The client's user agent.
+        request_id: The ``x-request-id``.
+    """
+
+    rpc: descriptor.MethodDescriptor
+    authorization: str | None = None
+    service_secret: str | None = None
+    http_method: str = ""
+    http_path: str = ""
+    ip_address: str = ""
+    user_agent: str = ""
+    request_id: str = ""
+
+    def __repr__(self) -> str:
+        return f"Request(rpc={self.rpc.full_name!r}, {self.http_method} {self.http_path})"
+
+
+class Guard:
+    """Authenticates and authorizes calls.
+
+    Args:
+        machine: Machine-token authentication.
+        jwts: JWT verification.
+        roles: Role lookup for people; None makes no person an admin.
+        signing_key: Signs identities for the plugins; None forwards none.
+        mesh_secret: The registration secret mesh services prove themselves with.
+        events: Where ``auth.failed`` goes; None drops it.
+    """
+
+    def __init__(
+        self,
+        *,
+        machine: MachineTokens,
+        jwts: JwtVerifier,
+        roles: PersonRoles | None,
+        signing_key: bytes | None,
+        mesh_secret: str | None,
+        events: FailureSink | None,
+    ) -> None:
+        self._machine = machine
+        self._jwts = jwts
+        self._roles = roles
+        self._key = signing_key
+        self._secret = mesh_secret
+        self._events = events
+
+    async def check(self, request: Request) -> Metadata:
+        """The identity metadata to add upstream.
+
+        Raises:
+            AuthFailed: 401 (published as ``auth.failed``).
+            Forbidden: 403.
+            AuthUnavailable: 503, the credential cannot be checked now.
+        """
+        try:
+            identity = await self._identify(request)
+            authorize(request.rpc, identity)
+        except AuthFailed as exc:
+            await self._report(request, exc)
+            raise
+        if identity is None or self._key is None:
+            return ()
+        return to_metadata(identity, self._key)
+
+    async def _identify(self, request: Request) -> Identity | None:
+        if self._is_mesh_service(request.service_secret):
+            return MESH_IDENTITY
+        credential = parse_header(request.authorization)
+        if credential is None:
+            return None
+        if credential.kind is CredentialKind.MACHINE_TOKEN:
+            return await self._machine.authenticate(credential.secret)
+        person = self._jwts.verify(credential.secret)
+        if self._roles is not None and await self._roles.is_admin(person.subject):
+            person = dataclasses.replace(person, admin=True)
+        return person
+
+    def _is_mesh_service(self, presented: str | None) -> bool:
+        if not presented or not self._secret:
+            return False
+        return hmac.compare_digest(presented.encode(), self._secret.encode())
+
+    async def _report(self, request: Request, failure: AuthFailed) -> None:
+        credential = _credential_text(request.authorization)
+        payload = auth_events_pb2.AuthFailed(
+            actor=event_pb2.Actor(type=event_pb2.ACTOR_TYPE_ANONYMOUS),
+            reason=failure.failure,
+            credential_type=failure.credential_type,
+            credential_fingerprint=fingerprint(credential) if credential else "",
+            rpc=request.rpc.full_name,
+            http_method=request.http_method,
+            http_path=request.http_path,
+            ip_address=request.ip_address,
+            user_agent=request.user_agent,
+            request_id=request.request_id,
+        )
+        log.info(
+            "authentication failed",
+            extra={
+                "rpc": request.rpc.full_name,
+                "reason": failure.reason,
+                "credential_fingerprint": payload.credential_fingerprint,
+                "ip_address": request.ip_address,
+            },
+        )
+        if self._events is not None:
+            await self._events.failed(payload)
+
+
+def _credential_text(authorization: str | None) -> str:
+    """The credential part of a header value (the whole value when it has no scheme)."""
+    if not authorization or not authorization.strip():
+        return ""
+    scheme, _, rest = authorization.strip().partition(" ")
+    return rest.strip() if scheme.lower() == "bearer" and rest.strip() else authorization.strip()

@@ -1,0 +1,147 @@
+"""Settings of the gateway's authentication, read once at the entry point.
+
+Every variable is listed, with its default and meaning, in :data:`VARIABLES` (and so in
+the README's one table). JWTs for people are verified with an HS256 secret, an RS256
+public key, or both (each token's ``alg`` header picks the key; no other algorithm is
+accepted); with neither, the gateway accepts machine tokens only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from meshkit.config import ConfigError
+
+__all__ = ["VARIABLES", "AuthSettings"]
+
+HS256_SECRET = "PLUGMESH_GATEWAY_JWT_HS256_SECRET"
+RS256_PUBLIC_KEY = "PLUGMESH_GATEWAY_JWT_RS256_PUBLIC_KEY"
+ISSUER = "PLUGMESH_GATEWAY_JWT_ISSUER"
+AUDIENCE = "PLUGMESH_GATEWAY_JWT_AUDIENCE"
+LEEWAY_SECONDS = "PLUGMESH_GATEWAY_JWT_LEEWAY_SECONDS"
+CACHE_TTL_SECONDS = "PLUGMESH_GATEWAY_AUTH_CACHE_TTL_SECONDS"
+TIMEOUT_SECONDS = "PLUGMESH_GATEWAY_AUTH_TIMEOUT_SECONDS"
+
+#: Every variable: (name, default as shown, meaning), for the README table.
+VARIABLES: tuple[tuple[str, str, str], ...] = (
+    (
+        HS256_SECRET,
+        "(none)",
+        "secret that verifies HS256 JWTs of people (claims `sub`, `email`); keep it out of"
+        " logs and shells' history",
+    ),
+    (
+        RS256_PUBLIC_KEY,
+        "(none)",
+        "PEM public key, or the path of a PEM file, that verifies RS256 JWTs of people",
+    ),
+    (ISSUER, "(any)", "the `iss` a JWT must carry, when set"),
+    (AUDIENCE, "(any)", "the `aud` a JWT must carry, when set"),
+    (LEEWAY_SECONDS, "30", "clock skew allowed when checking a JWT's `exp` and `nbf`"),
+    (
+        CACHE_TTL_SECONDS,
+        "10",
+        "how long the gateway trusts a machine token it validated; dropped at once on"
+        " `machine_user.deleted` and `machine_user.token_rotated` (0: never cached)",
+    ),
+    (
+        TIMEOUT_SECONDS,
+        "5",
+        "deadline of the gateway's calls that validate a machine token or look up a role",
+    ),
+)
+
+
+@dataclass(frozen=True, repr=False)
+class AuthSettings:
+    """How the gateway authenticates callers.
+
+    Attributes:
+        jwt_hs256_secret: Verifies HS256 JWTs; None accepts none.
+        jwt_rs256_public_key: PEM public key that verifies RS256 JWTs; None accepts none.
+        jwt_issuer: Required ``iss``, when set.
+        jwt_audience: Required ``aud``, when set.
+        jwt_leeway_seconds: Clock skew allowed on ``exp`` and ``nbf``.
+        cache_ttl_seconds: How long a validated machine token is trusted; 0 disables the
+            cache.
+        cache_max_entries: How many validated tokens (and roles) are kept at most.
+        timeout_seconds: Deadline of a ValidateToken or role lookup call.
+    """
+
+    jwt_hs256_secret: str | None = None
+    jwt_rs256_public_key: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_seconds: float = 30.0
+    cache_ttl_seconds: float = 10.0
+    cache_max_entries: int = 10_000
+    timeout_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name, value in (
+            (LEEWAY_SECONDS, self.jwt_leeway_seconds),
+            (CACHE_TTL_SECONDS, self.cache_ttl_seconds),
+        ):
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be 0 or more seconds, got {value}")
+        if not math.isfinite(self.timeout_seconds) or self.timeout_seconds <= 0:
+            raise ConfigError(f"{TIMEOUT_SECONDS} must be positive, got {self.timeout_seconds}")
+
+    def __repr__(self) -> str:
+        # The secret never reaches a log line or a traceback.
+        return (
+            f"AuthSettings(hs256={'set' if self.jwt_hs256_secret else 'unset'}, "
+            f"rs256={'set' if self.jwt_rs256_public_key else 'unset'}, "
+            f"issuer={self.jwt_issuer!r}, audience={self.jwt_audience!r}, "
+            f"cache_ttl_seconds={self.cache_ttl_seconds})"
+        )
+
+    @property
+    def accepts_jwts(self) -> bool:
+        """Whether any JWT key is configured."""
+        return bool(self.jwt_hs256_secret or self.jwt_rs256_public_key)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AuthSettings:
+        """Read the settings from ``env`` (default: the process environment).
+
+        Raises:
+            ConfigError: A variable holds something unusable; the message names it.
+        """
+        values = os.environ if env is None else env
+        return cls(
+            jwt_hs256_secret=values.get(HS256_SECRET) or None,
+            jwt_rs256_public_key=_pem(values.get(RS256_PUBLIC_KEY, "").strip()),
+            jwt_issuer=values.get(ISSUER) or None,
+            jwt_audience=values.get(AUDIENCE) or None,
+            jwt_leeway_seconds=_seconds(values, LEEWAY_SECONDS, 30.0),
+            cache_ttl_seconds=_seconds(values, CACHE_TTL_SECONDS, 10.0),
+            timeout_seconds=_seconds(values, TIMEOUT_SECONDS, 5.0),
+        )
+
+
+def _pem(value: str) -> str | None:
+    if not value:
+        return None
+    if value.startswith("-----BEGIN"):
+        return value
+    try:
+        return Path(value).read_text()
+    except OSError as exc:
+        raise ConfigError(
+            f"{RS256_PUBLIC_KEY} is neither a PEM key nor a readable file: {exc.strerror}"
+        ) from None
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
