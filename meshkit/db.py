@@ -57,7 +57,7 @@ _ASYNC_DRIVERS = {
 
 
 class DatabaseError(ValueError):
-    """A database URL that cannot be used."""
+    """A database URL that cannot be used, or a transaction opened where it would hang."""
 
 
 def async_url(url: str | URL) -> URL:
@@ -112,6 +112,7 @@ class Database:
         )
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
         self._read_turn = self._write_turn if memory else None
+        self._writer: asyncio.Task[Any] | None = None
         self._closed = False
 
     @property
@@ -124,10 +125,23 @@ class Database:
         """A session in a write transaction: committed on exit, rolled back on an exception.
 
         On SQLite the write lock is held from the start, and other write transactions of
-        this process wait their turn; do not open a second one inside it.
+        this process wait their turn.
+
+        Raises:
+            DatabaseError: This task already holds a write transaction of this database
+                (SQLite), which the new one would wait for forever.
         """
-        async with _turn(self._write_turn), self._writes() as session, session.begin():
-            yield session
+        task = asyncio.current_task()
+        if self._write_turn is not None and task is not None and task is self._writer:
+            # Waiting for our own lock would hang forever: say so instead.
+            raise DatabaseError("a write transaction is already open in this task; use its session")
+        async with _turn(self._write_turn):
+            self._writer = task
+            try:
+                async with self._writes() as session, session.begin():
+                    yield session
+            finally:
+                self._writer = None
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -123,3 +123,20 @@ async def test_an_in_memory_database_is_shared_by_its_sessions() -> None:
             assert (await session.scalars(select(Counter.value))).one() == 3
     finally:
         await db.close()
+
+
+async def test_a_nested_write_transaction_in_one_task_is_refused_not_hung(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    await db.create_all(_Base.metadata)
+
+    async def nested() -> None:
+        async with db.transaction(), db.transaction():
+            pass
+
+    try:
+        with pytest.raises(DatabaseError, match="already open in this task"):
+            await nested()
+        async with db.transaction() as session:  # the lock was released
+            session.add(Counter(name="c", value=1))
+    finally:
+        await db.close()
