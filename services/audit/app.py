@@ -26,7 +26,7 @@ from services.audit.retention import Pruner
 from services.audit.service import AuditServicer
 from services.audit.store import AuditStore
 
-__all__ = ["SERVICE_NAME", "AuditProcess", "build"]
+__all__ = ["SERVICE_NAME", "AuditProcess", "api_server", "build"]
 
 SERVICE_NAME = "audit"
 
@@ -39,6 +39,31 @@ class AuditProcess:
     store: AuditStore
     bus: EventBus
     pruner: Pruner | None
+
+
+def api_server(
+    store: AuditStore, config: AuditConfig, *, address: str | None = None, register: bool = True
+) -> PluginServer:
+    """The gRPC server of ``AuditService`` over ``store``: it creates the store's tables
+    before serving and closes its database after stopping."""
+    servicer = AuditServicer(store, identity_key=signing_key(config.mesh.registration_secret))
+    server = PluginServer(
+        SERVICE_NAME,
+        [
+            Servicer.of(
+                audit_pb2,
+                "AuditService",
+                audit_pb2_grpc.add_AuditServiceServicer_to_server,
+                servicer,
+            )
+        ],
+        address=address or config.mesh.address_of(SERVICE_NAME),
+        config=config.mesh,
+        register=register,
+    )
+    server.add_closer(store.database.close)
+    server.add_startup(store.start)
+    return server
 
 
 def build(
@@ -66,23 +91,7 @@ def build(
         grace_seconds=config.mesh.shutdown_grace_seconds,
     )
     bus.subscribe(">", EventRecorder(store))
-    servicer = AuditServicer(store, identity_key=signing_key(config.mesh.registration_secret))
-    server = PluginServer(
-        SERVICE_NAME,
-        [
-            Servicer.of(
-                audit_pb2,
-                "AuditService",
-                audit_pb2_grpc.add_AuditServiceServicer_to_server,
-                servicer,
-            )
-        ],
-        address=address or config.mesh.address_of(SERVICE_NAME),
-        config=config.mesh,
-        register=register,
-    )
-    server.add_closer(database.close)
-    server.add_startup(store.start)
+    server = api_server(store, config, address=address, register=register)
     bus.attach(server)
     pruner = None
     if config.retention is not None:

@@ -1,4 +1,5 @@
-"""Fixtures: a real audit process (gRPC on port 0, SQLite in tmp_path, a real nats-server).
+"""Fixtures: the audit API (gRPC on port 0, SQLite in tmp_path) and the whole audit
+process recording the events of a real nats-server.
 
 With ``PLUGMESH_TEST_POSTGRES_URL`` set (a role that may create databases, for example
 ``postgresql://postgres@127.0.0.1:5432/postgres``), every test that uses ``audit`` also
@@ -23,14 +24,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from meshkit.config import MeshConfig
-from meshkit.db import async_url
+from meshkit.db import Database, async_url
 from meshkit.events import EventSettings
 from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
 from meshkit.natsd import NatsServer
+from meshkit.server import PluginServer
 from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
-from services.audit.app import AuditProcess, build
+from services.audit.app import AuditProcess, api_server, build
 from services.audit.config import AuditConfig
 from services.audit.model import EntryDraft
+from services.audit.store import AuditStore
 
 SECRET = "audit-test-secret"
 POSTGRES_URL = os.environ.get("PLUGMESH_TEST_POSTGRES_URL", "")
@@ -67,12 +70,24 @@ class FakeClock:
 
 @dataclass
 class Audit:
-    """A running audit process and a client for it."""
+    """A running audit server and a client for it.
 
-    process: AuditProcess
+    Attributes:
+        server: The gRPC server.
+        store: The chain behind it.
+        stub: A client of the server.
+        clock: The clock that stamps entries; tests move it.
+        process: The whole process (event bus, pruner), when it runs; ``None`` for the
+            API alone.
+        nats_url: Where its NATS runs, when it consumes events.
+    """
+
+    server: PluginServer
+    store: AuditStore
     stub: audit_pb2_grpc.AuditServiceAsyncStub
     clock: FakeClock
-    nats_url: str
+    process: AuditProcess | None = None
+    nats_url: str = ""
 
     async def create(self, identity: Identity = ADMIN, **fields: Any) -> audit_pb2.AuditEntry:
         """Append an entry over the API as ``identity``; ``action`` defaults to test.action."""
@@ -91,7 +106,7 @@ class Audit:
 
         An UPDATE or DELETE must change at least one row.
         """
-        async with self.process.store.database.engine.begin() as connection:
+        async with self.store.database.engine.begin() as connection:
             result = await connection.execute(text(statement), params)
             if result.returns_rows:
                 return list(result.all())
@@ -132,18 +147,30 @@ async def running_audit(
         env["PLUGMESH_REGISTRY_ADDRESS"] = registry_address
     config = audit_config(tmp_path / "data", nats_server.url, **env)
     process = build(config, address="127.0.0.1:0", register=bool(registry_address), clock=clock)
-    await process.server.start()
-    channel = grpc.aio.insecure_channel(process.server.address)
+    async with serving(process.server) as stub:
+        yield Audit(process.server, process.store, stub, clock, process, nats_server.url)
+
+
+@contextlib.asynccontextmanager
+async def serving_api(tmp_path: Path, **env: str) -> AsyncIterator[Audit]:
+    """Start the audit API alone, without the event bus: for tests not about events."""
+    clock = FakeClock()
+    config = audit_config(tmp_path / "data", "nats://127.0.0.1:1", **env)
+    store = AuditStore(Database(config.database_url), clock=clock)
+    server = api_server(store, config, address="127.0.0.1:0", register=False)
+    async with serving(server) as stub:
+        yield Audit(server, store, stub, clock)
+
+
+@contextlib.asynccontextmanager
+async def serving(server: PluginServer) -> AsyncIterator[audit_pb2_grpc.AuditServiceAsyncStub]:
+    """Start ``server``; a client of it; stop both after."""
+    await server.start()
     try:
-        yield Audit(
-            process=process,
-            stub=audit_pb2_grpc.AuditServiceStub(channel),
-            clock=clock,
-            nats_url=nats_server.url,
-        )
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            yield audit_pb2_grpc.AuditServiceStub(channel)
     finally:
-        await channel.close()
-        await process.server.stop(0)
+        await server.stop(0)
 
 
 @contextlib.asynccontextmanager
@@ -174,17 +201,25 @@ async def database_env(request: pytest.FixtureRequest) -> AsyncIterator[dict[str
 
 
 @pytest.fixture
-async def audit(
+async def audit(tmp_path: Path, database_env: dict[str, str]) -> AsyncIterator[Audit]:
+    """The audit API with a client, on each database backend (no event bus)."""
+    async with serving_api(tmp_path, **database_env) as started:
+        yield started
+
+
+@pytest.fixture
+async def recording(
     tmp_path: Path, nats_server: NatsServer, database_env: dict[str, str]
 ) -> AsyncIterator[Audit]:
-    """A started audit process with a client channel, on each database backend."""
+    """The whole audit process, recording the events of a real nats-server, on each
+    database backend."""
     async with running_audit(tmp_path, nats_server, **database_env) as started:
         yield started
 
 
 async def append_many(audit: Audit, count: int, **fields: Any) -> None:
     """Append ``count`` entries straight through the store, in one transaction."""
-    store = audit.process.store
+    store = audit.store
     async with store.database.transaction() as session:
         for _ in range(count):
             draft = EntryDraft(entry_id=str(uuid.uuid4()), action="bulk.append", **fields)

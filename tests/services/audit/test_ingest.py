@@ -24,9 +24,9 @@ pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture
-async def js(audit: Audit) -> AsyncIterator[JetStreamContext]:
+async def js(recording: Audit) -> AsyncIterator[JetStreamContext]:
     """A JetStream context of a client of its own (the streams exist: the bus made them)."""
-    client = await nats.connect(audit.nats_url)
+    client = await nats.connect(recording.nats_url)
     context = client.jetstream(timeout=10)
     await ensure_streams(context, EventSettings())
     try:
@@ -61,16 +61,16 @@ def user_created(index: int) -> event_pb2.Event:
     return build_event(payload, source="/plugmesh/users", subject=f"users/u-{index}")
 
 
-async def stored_ids(audit: Audit) -> tuple[int, int]:
+async def stored_ids(recording: Audit) -> tuple[int, int]:
     """(entries, distinct entry ids) in the database."""
-    async with audit.process.store.database.read() as session:
+    async with recording.store.database.read() as session:
         rows = await session.scalar(select(func.count()).select_from(EntryRow))
         distinct = await session.scalar(select(func.count(func.distinct(EntryRow.entry_id))))
     return rows or 0, distinct or 0
 
 
 async def test_ten_thousand_events_become_ten_thousand_entries_none_twice(
-    audit: Audit, js: JetStreamContext
+    recording: Audit, js: JetStreamContext
 ) -> None:
     events = [user_created(index) for index in range(10_000)]
     await publish(js, events)
@@ -78,7 +78,7 @@ async def test_ten_thousand_events_become_ten_thousand_entries_none_twice(
     await publish(js, events[:500], msg_id=False)
 
     async def all_recorded() -> tuple[int, int] | None:
-        counts = await stored_ids(audit)
+        counts = await stored_ids(recording)
         return counts if counts[0] >= 10_000 else None
 
     await eventually(all_recorded, timeout_seconds=150, interval_seconds=0.2, what="10,000 entries")
@@ -89,17 +89,17 @@ async def test_ten_thousand_events_become_ten_thousand_entries_none_twice(
         return True if state.num_pending == 0 and state.num_ack_pending == 0 else None
 
     await eventually(drained, timeout_seconds=60, what="the consumer to drain")
-    assert await stored_ids(audit) == (10_000, 10_000)
-    async with audit.process.store.database.read() as session:
+    assert await stored_ids(recording) == (10_000, 10_000)
+    async with recording.store.database.read() as session:
         ids = set((await session.scalars(select(EntryRow.entry_id))).all())
     assert ids == {event.id for event in events}
-    verified = await audit.verify()
+    verified = await recording.verify()
     assert verified.intact
     assert verified.entries_checked == 10_000
 
 
 async def test_an_event_is_recorded_with_who_what_when_where(
-    audit: Audit, js: JetStreamContext
+    recording: Audit, js: JetStreamContext
 ) -> None:
     payload = auth_events_pb2.AuthFailed(
         actor=event_pb2.Actor(type=event_pb2.ACTOR_TYPE_ANONYMOUS),
@@ -119,7 +119,7 @@ async def test_an_event_is_recorded_with_who_what_when_where(
 
     async def recorded() -> audit_pb2.AuditEntry | None:
         request = audit_pb2.ListAuditEntriesRequest(action="auth.failed")
-        response = await audit.stub.ListAuditEntries(request, metadata=signed(ADMIN))
+        response = await recording.stub.ListAuditEntries(request, metadata=signed(ADMIN))
         return response.entries[0] if response.entries else None
 
     entry = await eventually(recorded, timeout_seconds=30, what="the auth.failed entry")
@@ -142,22 +142,22 @@ async def test_an_event_is_recorded_with_who_what_when_where(
 
 
 async def test_an_event_whose_id_is_already_logged_appends_nothing(
-    audit: Audit, js: JetStreamContext
+    recording: Audit, js: JetStreamContext
 ) -> None:
     events = [user_created(index) for index in range(20)]
     taken = events[7]
-    await audit.create(entry_id=taken.id, action="written.first")
+    await recording.create(entry_id=taken.id, action="written.first")
     await publish(js, events)
 
     async def drained() -> bool | None:
         state = await js.consumer_info("PLUGMESH_EVENTS", "audit-all")
         if state.num_pending or state.num_ack_pending:
             return None
-        return True if (await stored_ids(audit))[0] >= 20 else None
+        return True if (await stored_ids(recording))[0] >= 20 else None
 
     await eventually(drained, timeout_seconds=60, what="every event to be handled")
-    assert await stored_ids(audit) == (20, 20)
+    assert await stored_ids(recording) == (20, 20)
     request = audit_pb2.GetAuditEntryRequest(entry_id=taken.id)
-    response = await audit.stub.GetAuditEntry(request, metadata=signed(ADMIN))
+    response = await recording.stub.GetAuditEntry(request, metadata=signed(ADMIN))
     assert response.entry.action == "written.first"
-    assert (await audit.verify()).intact
+    assert (await recording.verify()).intact

@@ -17,7 +17,7 @@ from tests.services.audit.conftest import ADMIN, Audit, append_many, running_aud
 
 def pruner(audit: Audit, days: float = 30) -> Pruner:
     return Pruner(
-        audit.process.store,
+        audit.store,
         retention=dt.timedelta(days=days),
         interval_seconds=3600,
         clock=audit.clock,
@@ -114,7 +114,9 @@ async def retained(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[Aud
 
 
 async def test_the_process_prunes_periodically(retained: Audit) -> None:
-    assert retained.process.pruner is not None
+    assert retained.process is not None
+    pruner = retained.process.pruner
+    assert pruner is not None
     await append_many(retained, 30)
     retained.clock.advance(days=2)
 
@@ -124,5 +126,5 @@ async def test_the_process_prunes_periodically(retained: Audit) -> None:
 
     await eventually(pruned, timeout_seconds=20, what="the old entries to be pruned")
     assert (await retained.verify()).intact
-    await retained.process.pruner.close()
-    await retained.process.pruner.close()  # safe twice
+    await pruner.close()
+    await pruner.close()  # safe twice

@@ -97,7 +97,7 @@ async def test_rows_removed_from_the_end_are_a_gap(audit: Audit) -> None:
 
 async def test_a_rewritten_and_rehashed_entry_breaks_the_next_link(audit: Audit) -> None:
     await seed(audit)
-    stored = await audit.process.store.get("e-4", Visibility(everything=True))
+    stored = await audit.store.get("e-4", Visibility(everything=True))
     assert stored is not None
     # A tamperer who knows the canonical form recomputes entry 4's hash; entry 5 still
     # links to the old one.
