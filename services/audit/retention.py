@@ -55,7 +55,6 @@ class Pruner:
         self._interval = interval_seconds
         self._clock = clock or SystemClock()
         self._task: asyncio.Task[None] | None = None
-        self.passes = 0
 
     async def prune_once(self) -> PruneResult:
         """Run one pass now; return what it removed."""
@@ -90,7 +89,6 @@ class Pruner:
                 await self.prune_once()
             except Exception:
                 log.exception("pruning the audit log failed; trying again next interval")
-            self.passes += 1
             await asyncio.sleep(self._interval)
 
 
