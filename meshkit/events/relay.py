@@ -186,9 +186,12 @@ class OutboxRelay:
         self._closed = True
         task, self._task = self._task, None
         await cancel_and_wait(task)
+        flushing = grace_seconds > 0 and not self._failures
         try:
-            async with asyncio.timeout(max(grace_seconds, 0.001)):
-                if grace_seconds > 0 and not self._failures:
+            # Even without a grace period, the sent marks are written (they are cheap and
+            # spare a second publish of those rows at the next start).
+            async with asyncio.timeout(grace_seconds if flushing else _MARK_DELAY_SECONDS * 5):
+                if flushing:
                     await self.flush()
                 else:
                     async with self._turn:

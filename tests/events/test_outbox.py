@@ -165,3 +165,26 @@ async def test_rows_left_in_the_table_are_sent_at_the_next_start(
         await offline.close()
         await consumer.close()
     assert await pending_outbox(publisher_db) == 0
+
+
+async def test_a_bus_attached_to_a_plugin_server_starts_and_closes_with_it(
+    nats_server: NatsServer, nc: Client, publisher_db: Database
+) -> None:
+    from meshkit.config import MeshConfig
+    from meshkit.events import EventBusStatus
+    from meshkit.server import PluginServer
+
+    server = PluginServer(
+        "users", [], address="127.0.0.1:0", config=MeshConfig.from_env({}), register=False
+    )
+    bus = EventBus("users", database=publisher_db, nats_url=nats_server.url, settings=FAST)
+    bus.attach(server)
+    await server.start()
+    assert bus.status is EventBusStatus.RUNNING
+    async with publisher_db.transaction() as session:
+        bus.publish(session, user_created("u1"))
+    await server.stop(0)
+
+    assert bus.status.value == EventBusStatus.CLOSED.value
+    assert await pending_outbox(publisher_db) == 0, "the last flush sent it"
+    assert await _messages(nc) == 1
