@@ -25,6 +25,8 @@ from registry.testing import eventually
 from services.users.__main__ import UsersPlugin
 
 SECRET = "users-test-secret"
+#: How long a test waits for something asynchronous (generous: machines get busy).
+DEADLINE_SECONDS = 20.0
 
 #: An admin machine user, as the gateway asserts it (the bootstrap admin token).
 ADMIN = Identity(PrincipalKind.MACHINE, "mu-admin", admin=True)
@@ -178,7 +180,7 @@ async def outbox_drained(plugin: UsersPlugin) -> None:
             )
         return True if pending == 0 else None
 
-    await eventually(drained, what="the outbox to be relayed")
+    await eventually(drained, timeout_seconds=DEADLINE_SECONDS, what="the outbox to be relayed")
 
 
 async def stream_events(js: JetStreamContext, pattern: str) -> list[event_pb2.Event]:
@@ -227,19 +229,24 @@ def auth_event(payload: message.Message, *, time: dt.datetime | None = None) -> 
     return build_event(payload, source=source_of("gateway"), time=time)
 
 
-async def deliver(js: JetStreamContext, event: event_pb2.Event, *, copy: int = 0) -> None:
-    """Put ``event`` on the stream. ``copy`` > 0 stores it again under another
-    ``Nats-Msg-Id``, past JetStream's dedupe: the consumer gets the same event id again,
-    as after a lost acknowledgement."""
+async def deliver(js: JetStreamContext, event: event_pb2.Event, *, copy: int = 0) -> int:
+    """Put ``event`` on the stream; return its stream sequence number. ``copy`` > 0
+    stores it again under another ``Nats-Msg-Id``, past JetStream's dedupe: the consumer
+    gets the same event id again, as after a lost acknowledgement."""
     headers = {"Nats-Msg-Id": event.id if copy == 0 else f"{event.id}-copy-{copy}"}
-    await js.publish(subject_of(event.type), event.SerializeToString(), headers=headers)
+    ack = await js.publish(subject_of(event.type), event.SerializeToString(), headers=headers)
+    return ack.seq
 
 
-async def consumer_settled(js: JetStreamContext, consumer: str) -> None:
-    """Wait until ``consumer`` has handled and acknowledged everything in the stream."""
+async def consumer_settled(js: JetStreamContext, consumer: str, through: int) -> None:
+    """Wait until ``consumer`` has handled and acknowledged the stream up to sequence
+    ``through`` (its pending counts alone lag behind a publish)."""
 
     async def settled() -> bool | None:
         info = await js.consumer_info(EVENTS_STREAM, consumer)
-        return True if info.num_pending == 0 and info.num_ack_pending == 0 else None
+        acked = info.ack_floor.stream_seq if info.ack_floor else 0
+        return True if (acked or 0) >= through and info.num_ack_pending == 0 else None
 
-    await eventually(settled, what=f"consumer {consumer} to settle")
+    await eventually(
+        settled, timeout_seconds=DEADLINE_SECONDS, what=f"consumer {consumer} to settle"
+    )

@@ -119,8 +119,8 @@ async def test_an_unknown_user_logging_in_is_created_once_even_when_redelivered(
     await deliver(js, login)
     await deliver(js, login)  # the same Nats-Msg-Id: JetStream drops it
     await deliver(js, login, copy=1)  # stored again: the consumer sees the id twice
-    await deliver(js, login, copy=2)
-    await consumer_settled(js, LOGINS)
+    last = await deliver(js, login, copy=2)
+    await consumer_settled(js, LOGINS, last)
 
     user = await api.get("sub-1")
     assert (user.email, user.display_name, user.role) == (
@@ -155,9 +155,10 @@ async def test_later_logins_move_the_login_time_forward_only_and_publish_nothing
         return auth_event(payload, time=start + dt.timedelta(minutes=minutes))
 
     first, later, earlier = login(0), login(10), login(-10)
+    last = 0
     for event in (first, later, earlier):
-        await deliver(js, event)
-    await consumer_settled(js, LOGINS)
+        last = await deliver(js, event)
+    await consumer_settled(js, LOGINS, last)
 
     user = await api.get("sub-2")
     assert user.last_login_time == later.time
@@ -173,14 +174,13 @@ async def test_a_signup_creates_the_user_without_a_login(
         auth_events_pb2.AuthUserCreated(user_id="sub-3", email="sub3@example.com", display_name="3")
     )
     await deliver(js, signup)
-    await deliver(js, signup, copy=1)
-    await consumer_settled(js, SIGNUPS)
+    await consumer_settled(js, SIGNUPS, await deliver(js, signup, copy=1))
     user = await api.get("sub-3")
     assert not user.HasField("last_login_time")
     assert user.permissions == permissions((ALLOW, "*"))
 
-    await deliver(js, auth_event(auth_events_pb2.AuthLogin(user_id="sub-3")))
-    await consumer_settled(js, LOGINS)
+    login = auth_event(auth_events_pb2.AuthLogin(user_id="sub-3"))
+    await consumer_settled(js, LOGINS, await deliver(js, login))
     assert (await api.get("sub-3")).HasField("last_login_time")
     assert [event.type for event in await user_events(plugin, js)] == ["user.created"]
 
@@ -192,8 +192,7 @@ async def test_a_login_for_an_existing_user_keeps_what_an_admin_set(
     made = await api.create("sub-4", email="set@example.com", role=users_pb2.ROLE_ADMIN)
     await api.set_permissions("sub-4", (DENY, "*"))
     payload = auth_events_pb2.AuthLogin(user_id="sub-4", email="idp@example.com", display_name="I")
-    await deliver(js, auth_event(payload))
-    await consumer_settled(js, LOGINS)
+    await consumer_settled(js, LOGINS, await deliver(js, auth_event(payload)))
     user = await api.get("sub-4")
     assert (user.email, user.role, user.revision) == (made.email, users_pb2.ROLE_ADMIN, 2)
     assert user.permissions == permissions((DENY, "*"))
@@ -239,10 +238,9 @@ async def test_auth_events_that_cannot_be_taken_as_they_are(
 ) -> None:
     js = nc.jetstream()
     await api.create("owner", email="taken@example.com")
-    await deliver(js, auth_event(payload))
-    await consumer_settled(
-        js, LOGINS if isinstance(payload, auth_events_pb2.AuthLogin) else SIGNUPS
-    )
+    seq = await deliver(js, auth_event(payload))
+    consumer = LOGINS if isinstance(payload, auth_events_pb2.AuthLogin) else SIGNUPS
+    await consumer_settled(js, consumer, seq)
     listed = await api.list()
     ids = {user.user_id for user in listed.users}
     if user_id is None:
