@@ -26,7 +26,7 @@ from services.users.__main__ import UsersPlugin
 from tests.gateway import conftest as _gateway_fixtures
 from tests.registry import conftest as _registry_fixtures
 from tests.services.users.conftest import running_plugin
-from tests.services.users.support import ADMIN, SECRET
+from tests.services.users.support import ADMIN, DEADLINE_SECONDS, SECRET
 
 # The registry's and the gateway's own test fixtures.
 registry_config = _registry_fixtures.registry_config
@@ -55,7 +55,9 @@ async def http(gateway: Gateway, registered: UsersPlugin) -> AsyncIterator[httpx
             response = await client.get("/v1/users/probe")
             return True if response.status_code == 401 else None
 
-        await eventually(routed, timeout_seconds=10, what="the gateway to route /v1/users")
+        await eventually(
+            routed, timeout_seconds=DEADLINE_SECONDS, what="the gateway to route /v1/users"
+        )
         yield client
 
 
