@@ -175,6 +175,36 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "300",
         "upper bound of any HTTP call's deadline, grpc-timeout included",
     ),
+    # The gateway's authentication (gateway.auth.settings.VARIABLES).
+    EnvVar(
+        "PLUGMESH_GATEWAY_JWT_HS256_SECRET",
+        "(none)",
+        "secret that verifies HS256 JWTs of people (claims `sub`, `email`); with no JWT key"
+        " the gateway accepts machine tokens only",
+    ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_JWT_RS256_PUBLIC_KEY",
+        "(none)",
+        "PEM public key, or the path of a PEM file, that verifies RS256 JWTs of people",
+    ),
+    EnvVar("PLUGMESH_GATEWAY_JWT_ISSUER", "(any)", "the `iss` a JWT must carry, when set"),
+    EnvVar("PLUGMESH_GATEWAY_JWT_AUDIENCE", "(any)", "the `aud` a JWT must carry, when set"),
+    EnvVar(
+        "PLUGMESH_GATEWAY_JWT_LEEWAY_SECONDS",
+        "30",
+        "clock skew allowed when checking a JWT's `exp` and `nbf`",
+    ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_AUTH_CACHE_TTL_SECONDS",
+        "10",
+        "how long the gateway trusts a machine token it validated; dropped at once on"
+        " `machine_user.deleted` and `machine_user.token_rotated` (0: never cached)",
+    ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_AUTH_TIMEOUT_SECONDS",
+        "5",
+        "deadline of the gateway's calls that validate a machine token or look up a role",
+    ),
     EnvVar(
         "PLUGMESH_AUDIT_RETENTION_DAYS",
         "0",
@@ -185,6 +215,18 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "PLUGMESH_AUDIT_PRUNE_INTERVAL_SECONDS",
         "3600",
         "time between the audit log's pruning passes, when a retention is set",
+    ),
+    # The machine-users plugin (services.machineusers.config.VARIABLES).
+    EnvVar(
+        "PLUGMESH_MACHINE_USERS_MAX_LIFETIME_SECONDS",
+        "31536000",
+        "longest lifetime of a machine user and its tokens; a machine user created without"
+        " an expiry gets this one (0: no limit)",
+    ),
+    EnvVar(
+        "PLUGMESH_MACHINE_USERS_LAST_USED_INTERVAL_SECONDS",
+        "60",
+        "a machine user's last-used time is written at most this often (not once per request)",
     ),
 )
 

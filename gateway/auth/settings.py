@@ -31,8 +31,8 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     (
         HS256_SECRET,
         "(none)",
-        "secret that verifies HS256 JWTs of people (claims `sub`, `email`); keep it out of"
-        " logs and shells' history",
+        "secret that verifies HS256 JWTs of people (claims `sub`, `email`); with no JWT key"
+        " the gateway accepts machine tokens only",
     ),
     (
         RS256_PUBLIC_KEY,

@@ -1,0 +1,162 @@
+"""Every route of the live route table, and every method at the gRPC ingress, against
+the access its proto declares: anonymous, a plain machine token, a person, an admin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+
+from gateway.auth.access import access_of
+from gateway.http.routes import HttpRoute
+from gateway.http.template import SegmentKind
+from gateway.model import Method
+from meshkit.errors import error_info
+from meshkit.registration import SECRET_METADATA_KEY
+from plugmesh.options.v1 import options_pb2
+from tests.gateway.auth.mesh import SECRET, Mesh, person_jwt
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
+
+GATEWAY = "gateway.plugmesh"
+PUBLIC, ADMIN, INTERNAL = (
+    options_pb2.ACCESS_PUBLIC,
+    options_pb2.ACCESS_ADMIN,
+    options_pb2.ACCESS_INTERNAL,
+)
+
+
+def sample_path(route: HttpRoute[Any]) -> str:
+    """A concrete path the route matches: every variable or glob segment is ``x``."""
+    parts = [s.literal if s.kind is SegmentKind.LITERAL else "x" for s in route.template.segments]
+    verb = f":{route.template.verb}" if route.template.verb else ""
+    return "/" + "/".join(parts) + verb
+
+
+def routes(mesh: Mesh) -> list[HttpRoute[Method]]:
+    """The gateway's live HTTP routes."""
+    app = mesh.gateway._http_app  # the app the gateway serves
+    assert app is not None
+    return list(app.routes.routes)
+
+
+async def probe(mesh: Mesh, route: HttpRoute[Any], headers: dict[str, str]) -> Any:
+    """Call ``route`` with ``headers`` and a short deadline (streams end quickly)."""
+    body = b"{}" if route.http_method in ("POST", "PUT", "PATCH") else None
+    return await mesh.http.request(
+        route.http_method,
+        sample_path(route),
+        content=body,
+        headers={**headers, "grpc-timeout": "2S"},
+    )
+
+
+async def test_the_route_table_covers_every_plugin(mesh: Mesh) -> None:
+    services = {route.method.service for route in routes(mesh)}
+
+    assert {"registry", "machine-users", "users", "audit"} <= services
+    # INTERNAL methods get no route at all.
+    assert not [r for r in routes(mesh) if access_of(r.rpc) == INTERNAL]
+
+
+async def test_every_route_needs_a_token_unless_it_is_public(mesh: Mesh) -> None:
+    wrong: list[str] = []
+    for route in routes(mesh):
+        response = await probe(mesh, route, {})
+        public = access_of(route.rpc) == PUBLIC
+        if public == (response.status_code == 401):
+            wrong.append(f"{route.label}: {response.status_code}")
+            continue
+        if not public:
+            status = response.json()
+            assert status["code"] == 16
+            assert status["details"][0]["reason"] == "AUTHENTICATION_REQUIRED"
+            assert response.headers["www-authenticate"] == 'Bearer realm="plugmesh"'
+    assert wrong == []
+
+
+@pytest.mark.parametrize("who", ["machine", "person"])
+async def test_admin_routes_answer_403_to_callers_who_are_not_admins(mesh: Mesh, who: str) -> None:
+    token = mesh.user_token if who == "machine" else person_jwt("someone-plain")
+    wrong: list[str] = []
+    for route in routes(mesh):
+        response = await probe(mesh, route, mesh.bearer(token))
+        admin = access_of(route.rpc) == ADMIN
+        refused_here = response.status_code == 403 and _info(response)["domain"] == GATEWAY
+        if admin != refused_here or response.status_code == 401:
+            wrong.append(f"{route.label}: {response.status_code} {response.text[:120]}")
+        elif admin:
+            assert _info(response)["reason"] == "ADMIN_REQUIRED"
+    assert wrong == []
+
+
+def _info(response: Any) -> dict[str, Any]:
+    details: list[dict[str, Any]] = response.json()["details"]
+    return details[0] if details else {"domain": "", "reason": ""}
+
+
+async def test_an_admin_token_passes_every_route(mesh: Mesh) -> None:
+    wrong: list[str] = []
+    for route in routes(mesh):
+        response = await probe(mesh, route, mesh.bearer(mesh.admin_token))
+        if response.status_code in (401, 403):
+            wrong.append(f"{route.label}: {response.status_code} {response.text[:120]}")
+    assert wrong == []
+
+
+def _ingress_methods(mesh: Mesh) -> list[Method]:
+    return [m for m in mesh.gateway.catalog.methods() if not m.client_streaming]
+
+
+async def _call(mesh: Mesh, method: Method, metadata: tuple[tuple[str, str], ...]) -> str:
+    """Call ``method`` with an empty request through the ingress: ``"through"`` when the
+    gateway let it pass (whatever the plugin answered), else the gateway's refusal."""
+    channel: Any = mesh.channel  # raw bytes in, raw bytes out: no stubs
+    try:
+        if method.server_streaming:
+            call: Any = channel.unary_stream(method.path)(b"", metadata=metadata, timeout=2)
+            try:
+                async for _ in call:
+                    break
+            finally:
+                call.cancel()
+        else:
+            await channel.unary_unary(method.path)(b"", metadata=metadata, timeout=2)
+    except grpc.aio.AioRpcError as exc:
+        info = error_info(exc)
+        if info is not None and info.domain == GATEWAY:
+            return exc.code().name
+    return "through"
+
+
+async def test_the_ingress_enforces_the_same_access(mesh: Mesh) -> None:
+    plain = (("authorization", f"Bearer {mesh.user_token}"),)
+    admin = (("authorization", f"Bearer {mesh.admin_token}"),)
+    denied, unauthenticated, through = "PERMISSION_DENIED", "UNAUTHENTICATED", "through"
+    expected = {
+        PUBLIC: (through, through, through),
+        options_pb2.ACCESS_AUTHENTICATED: (unauthenticated, through, through),
+        ADMIN: (unauthenticated, denied, through),
+        INTERNAL: (denied, denied, denied),
+    }
+    wrong: list[str] = []
+    for method in _ingress_methods(mesh):
+        got = (
+            await _call(mesh, method, ()),
+            await _call(mesh, method, plain),
+            await _call(mesh, method, admin),
+        )
+        if got != expected[access_of(method.descriptor)]:
+            wrong.append(f"{method.full_name}: {got}")
+    assert wrong == []
+
+
+async def test_a_mesh_service_with_the_secret_may_call_internal_methods(mesh: Mesh) -> None:
+    method = mesh.gateway.catalog.method("plugmesh.registry.v1.RegistryService.RenewLease")
+    assert method is not None
+
+    with_secret = await _call(mesh, method, ((SECRET_METADATA_KEY, SECRET),))
+    wrong_secret = await _call(mesh, method, ((SECRET_METADATA_KEY, "guess"),))
+
+    assert (with_secret, wrong_secret) == ("through", "PERMISSION_DENIED")
