@@ -2,7 +2,10 @@
 
 Order: NATS (unless external), the registry, then the gateway and the plugins together;
 each step waits until the process accepts connections, then everything waits until the
-registry reports every process SERVING. Shutdown (Ctrl-C, SIGTERM) goes in reverse.
+registry reports every process SERVING. Then the first admin: an admin machine token in
+``<data dir>/admin.token`` (mode 0600), made and printed once on the first start, reused
+later (:mod:`services.machineusers.bootstrap`). Shutdown (Ctrl-C, SIGTERM) goes in
+reverse.
 
 While it runs, ``<data dir>/up.json`` (:mod:`meshkit._cli_state`) holds the concrete
 addresses and the children's pids.
@@ -45,6 +48,7 @@ from meshkit.processes import (
     split_address,
 )
 from meshkit.supervisor import Child, ChildSpec, Supervisor, describe_returncode
+from services.machineusers.bootstrap import BootstrapError, ensure_admin
 
 NATS_ADDRESS_VAR = "PLUGMESH_NATS_ADDRESS"
 
@@ -201,8 +205,25 @@ class _Mesh:
         late = view.not_serving(names)
         if late:
             print(f"plugmesh: not SERVING yet: {', '.join(late)}", file=sys.stderr)
+        try:
+            admin = await ensure_admin(
+                s.data_dir,
+                env[address_variable("machine-users")],
+                env["PLUGMESH_REGISTRATION_SECRET"],
+            )
+        except BootstrapError as exc:
+            print(f"plugmesh: {exc}", file=sys.stderr)
+            return 1
         gateway_http = addresses.get("PLUGMESH_GATEWAY_HTTP_ADDRESS")
         print(f"\nHTTP/JSON gateway: http://{gateway_http}", file=self.out)
+        if admin.created:
+            print(f"admin token (shown once; kept in {admin.path}): {admin.token}", file=self.out)
+        else:
+            print(f"admin token: {admin.path}", file=self.out)
+        print(
+            f'  curl -H "Authorization: Bearer $(cat {admin.path})" http://{gateway_http}/v1/users',
+            file=self.out,
+        )
         print(f"NATS: {redact_url(env['PLUGMESH_NATS_URL'])}", file=self.out)
         print(f"logs: {self.logs}/<process>.log — Ctrl-C stops the mesh", file=self.out)
         self.out.flush()
