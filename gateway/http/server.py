@@ -6,6 +6,10 @@ port and :attr:`HttpServer.address` reports it; a taken port fails at once, with
 ``SO_REUSEPORT`` sharing), hands it to ``uvicorn.Server.serve`` in a task, and stops it
 with a grace period for requests in flight. ``bench/http_servers.py`` has the
 measurement behind the choice of uvicorn.
+
+Each connection writes through a :class:`CoalescingTransport`, so that a response's head
+and body leave in one ``send`` (``bench/gateway.py``: a fifth less CPU per request on the
+HTTP side).
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ import contextlib
 import logging
 import math
 import socket
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Iterable
+from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.http.asgi import Receive, Scope, Send
 
-__all__ = ["AddressInUseError", "AsgiApp", "HttpServer", "parse_address"]
+__all__ = ["AddressInUseError", "AsgiApp", "CoalescingTransport", "HttpServer", "parse_address"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +36,96 @@ AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 class AddressInUseError(OSError):
     """The HTTP listen address cannot be bound."""
+
+
+class CoalescingTransport(asyncio.Transport):
+    """A transport that sends what is written during one event-loop step in one write.
+
+    uvicorn writes a response's status line and headers, then its body, with one
+    ``write`` each: two ``send`` system calls and, with ``TCP_NODELAY``, two TCP
+    segments per response. Held back until the end of the step, they go out as one.
+    Everything else is the wrapped transport's; closing sends what is held first.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+        self._flush_scheduled = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._held.append(bytes(data))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def flush(self) -> None:
+        """Send what is held now."""
+        self._flush_scheduled = False
+        if not self._held:
+            return
+        data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
+        self._held.clear()
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held.clear()
+        self._transport.abort()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(len(data) for data in self._held)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._transport.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
+
+
+class _CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol writing through a :class:`CoalescingTransport`."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        super().connection_made(CoalescingTransport(transport, asyncio.get_running_loop()))
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -91,7 +187,7 @@ class HttpServer:
         host, port = sock.getsockname()[:2]
         config = uvicorn.Config(
             self._app,
-            http="httptools",
+            http=_CoalescingHttpToolsProtocol,
             ws="none",
             lifespan="off",
             log_config=None,
