@@ -38,11 +38,23 @@ class HttpMetrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        # One entry per series, as bounded as they are (routes are labels, not paths).
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, route: str, method: str, code: int, seconds: float) -> None:
         """Count one answered request."""
-        self.requests.labels(route, method, str(code)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        key = (route, method, code)
+        series = self._series.get(key)
+        if series is None:
+            # labels() validates its arguments and takes a lock: once per series, not per
+            # request.
+            series = (
+                self.requests.labels(route, method, str(code)),
+                self.latency.labels(route, method),
+            )
+            self._series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
