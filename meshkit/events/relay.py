@@ -123,6 +123,7 @@ class OutboxRelay:
         self._queue: collections.deque[OutboxRow] = collections.deque()
         self._queued: set[str] = set()
         self._unmarked: dict[str, int] = {}
+        self._inflight: set[str] = set()
         self._unmarked_since = 0.0
         self._poll_due = 0.0  # poll the table at once on start
         self._last_prune = 0.0
@@ -143,8 +144,10 @@ class OutboxRelay:
         elif len(self._queue) + len(rows) > _QUEUE_LIMIT:
             self._poll_due = 0.0
         else:
-            self._queue.extend(rows)
-            self._queued.update(row.event_id for row in rows)
+            # A poll may have found a row before its commit got here: it is on its way.
+            fresh = [row for row in rows if not self._known(row.event_id)]
+            self._queue.extend(fresh)
+            self._queued.update(row.event_id for row in fresh)
         self._wake.set()
 
     def wake(self) -> None:
@@ -253,7 +256,8 @@ class OutboxRelay:
         return sent
 
     async def _pending(self, limit: int) -> list[OutboxRow]:
-        skip = self._unmarked.keys() | self._queued
+        # Rows handed over, in flight or published and not yet marked are not pending.
+        margin = len(self._unmarked) + len(self._queued) + len(self._inflight)
         query = (
             select(
                 OutboxRecord.event_id,
@@ -266,21 +270,29 @@ class OutboxRelay:
             )
             .where(OutboxRecord.sent_at.is_(None))
             .order_by(OutboxRecord.event_id)
-            .limit(limit + len(skip))
+            .limit(limit + margin)
         )
         async with self._db.read() as session:
             rows = [OutboxRow(*row) for row in (await session.execute(query)).all()]
-        return [row for row in rows if row.event_id not in skip][:limit]
+        # Filtered after the query: a commit may have handed rows over meanwhile.
+        return [row for row in rows if not self._known(row.event_id)][:limit]
+
+    def _known(self, event_id: str) -> bool:
+        return event_id in self._queued or event_id in self._unmarked or event_id in self._inflight
 
     async def _publish_batch(self, rows: Sequence[OutboxRow]) -> tuple[int, bool]:
         """Publish ``rows`` concurrently. Returns (published, whether all were)."""
         if not rows:
             self._failures = 0
             return 0, True
-        results = await self._publisher.publish_batch(
-            [_outgoing(row) for row in rows],
-            timeout_seconds=self._settings.publish_timeout_seconds,
-        )
+        self._inflight = {row.event_id for row in rows}
+        try:
+            results = await self._publisher.publish_batch(
+                [_outgoing(row) for row in rows],
+                timeout_seconds=self._settings.publish_timeout_seconds,
+            )
+        finally:
+            self._inflight = set()
         failed = []
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, int):
