@@ -1,9 +1,14 @@
 """Fixtures: a real nats-server, the machine-users plugin on a free port with SQLite in
-tmp_path and a clock the test moves, and a client that signs identities."""
+tmp_path and a clock the test moves, and a client that signs identities.
+
+With ``PLUGMESH_TEST_POSTGRES_URL`` set (a role that may create databases), every test
+that uses ``running`` also runs against PostgreSQL, in a database of its own.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +21,10 @@ from meshkit.natsd import NatsServer
 from plugmesh.machineusers.v1 import machineusers_pb2_grpc
 from services.machineusers.__main__ import MachineUsersPlugin, build
 from services.machineusers.config import MachineUsersConfig
-from tests.services.machineusers.support import SECRET, Api, FakeClock
+from tests.services.machineusers.support import SECRET, Api, FakeClock, postgres_database
+
+POSTGRES_URL = os.environ.get("PLUGMESH_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
 
 
 def plugin_env(data_dir: Path, nats_url: str, **extra: str) -> dict[str, str]:
@@ -78,10 +86,23 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
         yield server
 
 
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+    """None for SQLite in the data dir, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    async with postgres_database(POSTGRES_URL) as url:
+        yield url
+
+
 @pytest.fixture
-async def running(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[Running]:
-    """The plugin on SQLite in ``tmp_path / "data"``, with a fake clock."""
-    async with running_plugin(tmp_path / "data", nats_server.url) as wired:
+async def running(
+    tmp_path: Path, nats_server: NatsServer, database_url: str | None
+) -> AsyncIterator[Running]:
+    """The plugin on SQLite in ``tmp_path / "data"`` (or on PostgreSQL), with a fake clock."""
+    env = {"PLUGMESH_DATABASE_URL": database_url} if database_url else None
+    async with running_plugin(tmp_path / "data", nats_server.url, env=env) as wired:
         yield wired
 
 
