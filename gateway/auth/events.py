@@ -133,20 +133,25 @@ class AuthEvents:
         async def error(exc: Exception) -> None:
             log.debug("NATS client error: %s", exc)
 
-        # With max_reconnect_attempts=-1 nats-py keeps retrying the first connect too.
-        nc = await nats.connect(
-            self._url,
-            name="plugmesh-gateway",
-            connect_timeout=2,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.25,
-            disconnected_cb=disconnected,
-            reconnected_cb=reconnected,
-            error_cb=error,
-        )
-        for subject in _MACHINE_USER_SUBJECTS + _USER_SUBJECTS:
-            await nc.subscribe(subject, cb=self._received)
-        await nc.flush()
+        try:
+            # With max_reconnect_attempts=-1 nats-py keeps retrying the first connect too.
+            nc = await nats.connect(
+                self._url,
+                name="plugmesh-gateway",
+                connect_timeout=2,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25,
+                disconnected_cb=disconnected,
+                reconnected_cb=reconnected,
+                error_cb=error,
+            )
+            for subject in _MACHINE_USER_SUBJECTS + _USER_SUBJECTS:
+                await nc.subscribe(subject, cb=self._received)
+            await nc.flush()
+        except (nats.errors.Error, OSError, ValueError) as exc:
+            # Authentication still works, uncached and without auth.failed events.
+            log.error("the gateway's auth events cannot use NATS: %s", exc)
+            return
         self._nc = nc
         self._on_live(True)
         log.info("gateway auth events connected", extra={"nats": "connected"})
