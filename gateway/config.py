@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from gateway.auth.settings import AuthSettings
 from gateway.http import HttpSettings
-from meshkit.config import ConfigError, MeshConfig
+from meshkit.config import MeshConfig, env_int, env_number
 
 DEFAULT_DEADLINE_SECONDS = 30.0
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -73,37 +73,21 @@ class GatewayConfig:
         return cls(
             grpc_address=mesh.address_of("gateway"),
             http_address=mesh.address_of("gateway-http"),
-            default_deadline_seconds=_positive(
+            default_deadline_seconds=env_number(
                 values,
                 "PLUGMESH_GATEWAY_GRPC_DEFAULT_DEADLINE_SECONDS",
                 DEFAULT_DEADLINE_SECONDS,
-                float,
+                positive=True,
+                unit="a number of seconds",
             ),
-            max_message_bytes=int(
-                _positive(
-                    values,
-                    "PLUGMESH_GATEWAY_GRPC_MAX_MESSAGE_BYTES",
-                    DEFAULT_MAX_MESSAGE_BYTES,
-                    int,
-                )
+            max_message_bytes=env_int(
+                values,
+                "PLUGMESH_GATEWAY_GRPC_MAX_MESSAGE_BYTES",
+                DEFAULT_MAX_MESSAGE_BYTES,
+                positive=True,
+                unit="a whole number of bytes",
             ),
             http=HttpSettings.from_env(values),
             auth=AuthSettings.from_env(values),
             mesh=mesh,
         )
-
-
-def _positive(
-    env: Mapping[str, str], name: str, default: float, kind: type[int] | type[float]
-) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        unit = "a number of seconds" if kind is float else "a whole number of bytes"
-        raise ConfigError(f"{name} must be {unit}, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw!r}")
-    return value

@@ -10,6 +10,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+_N = TypeVar("_N", int, float)
 
 DEFAULT_REGISTRY_ADDRESS = "127.0.0.1:50050"
 DEFAULT_NATS_ADDRESS = "127.0.0.1:4222"
@@ -72,7 +75,9 @@ class MeshConfig:
             nats_url=env.get("PLUGMESH_NATS_URL") or f"nats://{nats_address}",
             database_url=env.get("PLUGMESH_DATABASE_URL") or None,
             log_level=(env.get("PLUGMESH_LOG_LEVEL") or "INFO").upper(),
-            shutdown_grace_seconds=_float(env, "PLUGMESH_SHUTDOWN_GRACE_SECONDS", 5.0),
+            shutdown_grace_seconds=env_number(
+                env, "PLUGMESH_SHUTDOWN_GRACE_SECONDS", 5.0, unit="a number of seconds"
+            ),
             advertise_host=env.get("PLUGMESH_ADVERTISE_HOST") or None,
             addresses=addresses,
         )
@@ -91,11 +96,45 @@ class MeshConfig:
         return f"sqlite:///{self.data_dir / (process + '.db')}"
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
+def env_number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    positive: bool = False,
+    unit: str = "a number",
+) -> float:
+    """Read a number from ``env[name]``; ``default`` when unset or empty.
+
+    Raises:
+        ConfigError: the value is not a number (``unit`` says what was expected), or is
+            not above zero when ``positive``; the message names the variable.
+    """
+    return _parse(env, name, default, float, positive=positive, unit=unit)
+
+
+def env_int(
+    env: Mapping[str, str],
+    name: str,
+    default: int,
+    *,
+    positive: bool = False,
+    unit: str = "a whole number",
+) -> int:
+    """Read a whole number from ``env[name]``, as :func:`env_number` reads a number."""
+    return _parse(env, name, default, int, positive=positive, unit=unit)
+
+
+def _parse(
+    env: Mapping[str, str], name: str, default: _N, kind: type[_N], *, positive: bool, unit: str
+) -> _N:
+    raw = (env.get(name) or "").strip()
     if not raw:
         return default
     try:
-        return float(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {unit}, got {raw!r}") from None
+    if positive and value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from meshkit.config import ConfigError, MeshConfig
+from meshkit.config import MeshConfig, env_number
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,8 @@ class RegistryConfig:
             data_dir=mesh.data_dir,
             database_url=values.get("PLUGMESH_REGISTRY_DATABASE_URL") or mesh.database_url,
             registration_secret=mesh.registration_secret,
-            lease_seconds=_seconds(values, "PLUGMESH_REGISTRY_LEASE_SECONDS", 10.0),
-            reflection_timeout_seconds=_seconds(
+            lease_seconds=_positive_seconds(values, "PLUGMESH_REGISTRY_LEASE_SECONDS", 10.0),
+            reflection_timeout_seconds=_positive_seconds(
                 values, "PLUGMESH_REGISTRY_REFLECTION_TIMEOUT_SECONDS", 5.0
             ),
             shutdown_grace_seconds=mesh.shutdown_grace_seconds,
@@ -67,14 +67,5 @@ class RegistryConfig:
         )
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw!r}")
-    return value
+def _positive_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    return env_number(env, name, default, positive=True, unit="a number of seconds")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshkit.config import ConfigError
+from meshkit.config import ConfigError, env_number
 
 __all__ = ["VARIABLES", "AuthSettings"]
 
@@ -118,9 +118,11 @@ class AuthSettings:
             jwt_rs256_public_key=_pem(values.get(RS256_PUBLIC_KEY, "").strip()),
             jwt_issuer=values.get(ISSUER) or None,
             jwt_audience=values.get(AUDIENCE) or None,
-            jwt_leeway_seconds=_seconds(values, LEEWAY_SECONDS, 30.0),
-            cache_ttl_seconds=_seconds(values, CACHE_TTL_SECONDS, 10.0),
-            timeout_seconds=_seconds(values, TIMEOUT_SECONDS, 5.0),
+            jwt_leeway_seconds=env_number(values, LEEWAY_SECONDS, 30.0, unit="a number of seconds"),
+            cache_ttl_seconds=env_number(
+                values, CACHE_TTL_SECONDS, 10.0, unit="a number of seconds"
+            ),
+            timeout_seconds=env_number(values, TIMEOUT_SECONDS, 5.0, unit="a number of seconds"),
         )
 
 
@@ -135,13 +137,3 @@ def _pem(value: str) -> str | None:
         raise ConfigError(
             f"{RS256_PUBLIC_KEY} is neither a PEM key nor a readable file: {exc.strerror}"
         ) from None
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from meshkit.config import ConfigError
+from meshkit.config import env_int, env_number
 
 __all__ = ["HttpSettings"]
 
@@ -38,26 +38,23 @@ class HttpSettings:
         env = os.environ if env is None else env
         defaults = cls()
         return cls(
-            body_limit_bytes=int(
-                _positive(env, "PLUGMESH_GATEWAY_HTTP_BODY_LIMIT_BYTES", defaults.body_limit_bytes)
+            body_limit_bytes=env_int(
+                env,
+                "PLUGMESH_GATEWAY_HTTP_BODY_LIMIT_BYTES",
+                defaults.body_limit_bytes,
+                positive=True,
+                unit="a whole number of bytes",
             ),
-            default_timeout_seconds=_positive(
-                env, "PLUGMESH_GATEWAY_HTTP_TIMEOUT_SECONDS", defaults.default_timeout_seconds
+            default_timeout_seconds=env_number(
+                env,
+                "PLUGMESH_GATEWAY_HTTP_TIMEOUT_SECONDS",
+                defaults.default_timeout_seconds,
+                positive=True,
             ),
-            max_timeout_seconds=_positive(
-                env, "PLUGMESH_GATEWAY_HTTP_MAX_TIMEOUT_SECONDS", defaults.max_timeout_seconds
+            max_timeout_seconds=env_number(
+                env,
+                "PLUGMESH_GATEWAY_HTTP_MAX_TIMEOUT_SECONDS",
+                defaults.max_timeout_seconds,
+                positive=True,
             ),
         )
-
-
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw!r}")
-    return value

@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from meshkit.config import ConfigError, MeshConfig
+from meshkit.config import ConfigError, MeshConfig, env_number
 from meshkit.events import EventSettings
 
 __all__ = ["PRUNE_INTERVAL_SECONDS", "RETENTION_DAYS", "AuditConfig"]
@@ -73,16 +73,6 @@ class AuditConfig:
         return cls(
             mesh=MeshConfig.from_env(values),
             events=EventSettings.from_env(values),
-            retention_days=_number(values, RETENTION_DAYS, 0.0),
-            prune_interval_seconds=_number(values, PRUNE_INTERVAL_SECONDS, 3600.0),
+            retention_days=env_number(values, RETENTION_DAYS, 0.0),
+            prune_interval_seconds=env_number(values, PRUNE_INTERVAL_SECONDS, 3600.0),
         )
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None

@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from meshkit.config import ConfigError, MeshConfig
+from meshkit.config import ConfigError, MeshConfig, env_number
 from meshkit.events import EventSettings
 
 __all__ = [
@@ -50,6 +50,9 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "a machine user's last-used time is written at most this often (not once per request)",
     ),
 )
+
+
+_SECONDS = "a number of seconds"
 
 
 @dataclass(frozen=True)
@@ -114,20 +117,13 @@ class MachineUsersConfig:
         return cls(
             mesh=MeshConfig.from_env(values),
             events=EventSettings.from_env(values),
-            max_lifetime_seconds=_seconds(
-                values, MAX_LIFETIME_SECONDS, _DEFAULT_MAX_LIFETIME_SECONDS
+            max_lifetime_seconds=env_number(
+                values, MAX_LIFETIME_SECONDS, _DEFAULT_MAX_LIFETIME_SECONDS, unit=_SECONDS
             ),
-            last_used_interval_seconds=_seconds(
-                values, LAST_USED_INTERVAL_SECONDS, _DEFAULT_LAST_USED_INTERVAL_SECONDS
+            last_used_interval_seconds=env_number(
+                values,
+                LAST_USED_INTERVAL_SECONDS,
+                _DEFAULT_LAST_USED_INTERVAL_SECONDS,
+                unit=_SECONDS,
             ),
         )
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
