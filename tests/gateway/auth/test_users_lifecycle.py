@@ -98,3 +98,35 @@ async def test_user_lifecycle_over_grpc_through_the_ingress(mesh: Mesh) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await stub.GetUser(users_pb2.GetUserRequest(user_id="grace"), metadata=admin)
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "named"),
+    [
+        pytest.param(
+            "POST",
+            "/v1/users",
+            {
+                "userId": "bad",
+                "permissions": {"rules": [{"effect": "EFFECT_ALLOW", "pattern": "a/b/c"}]},
+            },
+            "a/b/c",
+            id="malformed-pattern",
+        ),
+        pytest.param(
+            "PATCH",
+            "/v1/users/nobody?updateMask=shoeSize",
+            {"displayName": "x"},
+            "shoe_size",
+            id="bad-update-mask",
+        ),
+    ],
+)
+async def test_bad_input_over_http_is_400_naming_what_was_wrong(
+    mesh: Mesh, method: str, path: str, body: dict[str, Any], named: str
+) -> None:
+    response = await mesh.http.request(
+        method, path, headers=mesh.bearer(mesh.admin_token), json=body
+    )
+    assert response.status_code == 400, response.text
+    assert named in response.json()["message"]
