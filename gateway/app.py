@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from typing import Any
 
 from google.protobuf import descriptor_pb2
@@ -40,6 +39,7 @@ from gateway.ingress import IngressServer
 from gateway.upstream import Upstreams
 from meshkit.logging import configure_logging
 from meshkit.registration import Backoff, Registrar, Registration
+from meshkit.server import until_signal
 
 log = logging.getLogger(__name__)
 
@@ -206,23 +206,7 @@ async def serve(gateway: Gateway) -> int:
 
     Returns the exit code: 0 after a signal, 1 when the registration was refused.
     """
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await gateway.start()
-        stopped = asyncio.ensure_future(stop.wait())
-        finished = asyncio.ensure_future(gateway.wait())
-        try:
-            await asyncio.wait([stopped, finished], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-            finished.cancel()
-    finally:
-        await gateway.stop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+    await until_signal(gateway.start, gateway.stop, gateway.wait)
     refused = gateway.registrar.refused if gateway.registrar else None
     return 1 if refused else 0
 

@@ -225,26 +225,39 @@ class PluginServer:
         return host
 
 
+async def until_signal(
+    start: Callable[[], Awaitable[None]],
+    stop: Callable[[], Awaitable[None]],
+    finished: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Start a process, run it until SIGTERM or SIGINT (or until ``finished()`` returns),
+    then stop it; ``stop`` runs even when ``start`` fails."""
+    loop = asyncio.get_running_loop()
+    signalled = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, signalled.set)
+    try:
+        await start()
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(signalled.wait())]
+        if finished is not None:
+            waits.append(asyncio.ensure_future(finished()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+    finally:
+        await stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
 async def serve(server: PluginServer) -> int:
     """Run ``server`` until SIGTERM or SIGINT, then stop it gracefully.
 
     Returns the process exit code: 0 after a signal, 1 when the registration was refused.
     """
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    stopped = asyncio.ensure_future(stop.wait())
-    finished = asyncio.ensure_future(server.wait())
-    try:
-        await asyncio.wait([stopped, finished], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-        finished.cancel()
-        await server.stop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+    await until_signal(server.start, server.stop, server.wait)
     refused = server.registrar.refused if server.registrar else None
     return 1 if refused else 0
 

@@ -8,28 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 
 from meshkit.logging import configure_logging
+from meshkit.server import until_signal
 from registry.app import RegistryServer
 from registry.config import RegistryConfig
 
 
 async def serve(config: RegistryConfig) -> int:
     """Run the registry until SIGTERM or SIGINT; return the exit code."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     server = RegistryServer(config)
-    try:
-        await server.start()
-        await stop.wait()
-    finally:
-        await server.close()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+    await until_signal(server.start, server.close)
     return 0
 
 
