@@ -19,6 +19,7 @@ from types import MappingProxyType
 from google.api import annotations_pb2  # noqa: F401  # registers google.api.http
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 
+from meshkit.descriptors import file_from_default_pool
 from plugmesh.options.v1 import options_pb2  # noqa: F401  # registers the plugmesh options
 
 
@@ -54,7 +55,7 @@ class Schema:
         def add(name: str, importer: str) -> None:
             if name in added:
                 return
-            file = by_name.get(name) or _from_default_pool(name)
+            file = by_name.get(name) or file_from_default_pool(name)
             if file is None:
                 raise SchemaError(f"{importer!r} imports {name!r}, which is not in the schema")
             added[name] = b""  # marks it in progress: an import cycle stops here
@@ -127,13 +128,3 @@ class Schema:
         except KeyError:
             return None
         return sorted(ext.number for ext in self.pool.FindAllExtensions(extended))
-
-
-def _from_default_pool(name: str) -> descriptor_pb2.FileDescriptorProto | None:
-    try:
-        file = descriptor_pool.Default().FindFileByName(name)
-    except KeyError:
-        return None
-    proto = descriptor_pb2.FileDescriptorProto()
-    file.CopyToProto(proto)
-    return proto

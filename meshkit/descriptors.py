@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from google.protobuf import descriptor, descriptor_pb2
+from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 
 from plugmesh.options.v1 import options_pb2
 
@@ -35,3 +35,14 @@ def plugin_version(service: descriptor.ServiceDescriptor) -> str:
     if not options.HasExtension(options_pb2.plugin):
         return ""
     return options.Extensions[options_pb2.plugin].version
+
+
+def file_from_default_pool(name: str) -> descriptor_pb2.FileDescriptorProto | None:
+    """Return the file ``name`` from this process's default pool, or ``None``."""
+    try:
+        file = descriptor_pool.Default().FindFileByName(name)
+    except KeyError:
+        return None
+    proto = descriptor_pb2.FileDescriptorProto()
+    file.CopyToProto(proto)
+    return proto

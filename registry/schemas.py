@@ -17,6 +17,7 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.message import DecodeError
 
+from meshkit.descriptors import file_from_default_pool
 from plugmesh.options.v1 import options_pb2
 from registry.model import Dependency, HttpRoute
 
@@ -92,17 +93,6 @@ def read_contract(
     return _contract(services, owners, ordered)
 
 
-def fill_from_pool(name: str) -> descriptor_pb2.FileDescriptorProto | None:
-    """Return ``name`` from the registry's own default pool, or ``None``."""
-    try:
-        file = descriptor_pool.Default().FindFileByName(name)
-    except KeyError:
-        return None
-    proto = descriptor_pb2.FileDescriptorProto()
-    file.CopyToProto(proto)
-    return proto
-
-
 def normalize_path(path: str) -> str:
     """Return a path template with variable names erased, for comparing routes.
 
@@ -161,7 +151,7 @@ def _closure(
             return
         if name in visiting:
             raise SchemaError(f"import cycle through {name!r}")
-        file = by_name.get(name) or fill_from_pool(name)
+        file = by_name.get(name) or file_from_default_pool(name)
         if file is None:
             raise SchemaError(f"{importer!r} imports {name!r}, which is not in the descriptors")
         visiting.add(name)

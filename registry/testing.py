@@ -21,8 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import _async as reflection_async
 from grpc_reflection.v1alpha import reflection_pb2_grpc
 
+from meshkit.descriptors import file_from_default_pool
 from plugmesh.options.v1 import options_pb2
-from registry.schemas import fill_from_pool
 
 if TYPE_CHECKING:
     from registry.app import RegistryServer
@@ -109,7 +109,7 @@ def descriptor_set(
         if name in done:
             return
         done.add(name)
-        file = by_name.get(name) or fill_from_pool(name)
+        file = by_name.get(name) or file_from_default_pool(name)
         if file is None:
             raise KeyError(f"no file {name!r} in the test files or the default pool")
         for dependency in file.dependency:
@@ -195,7 +195,7 @@ def _bind(rule: http_pb2.HttpRule, verb: str, path: str) -> None:
 
 
 def _default_file(name: str) -> descriptor_pb2.FileDescriptorProto:
-    file = fill_from_pool(name)
+    file = file_from_default_pool(name)
     if file is None:
         raise KeyError(name)
     return file

@@ -26,7 +26,7 @@ from sqlmodel import Field, SQLModel, col, select
 from services.machineusers.model import MachineUser, TokenInfo
 from services.machineusers.tokens import IssuedToken
 from services.users.model import Role
-from services.users.permissions import Effect, Policy, Rule
+from services.users.permissions import Policy, rules_from_json, rules_to_json
 
 __all__ = ["MachineUserRow", "MachineUserStore", "StoredToken", "TokenRow", "metadata"]
 
@@ -128,7 +128,7 @@ class MachineUserStore:
             description=user.description,
             role=user.role.value,
             admin=user.policy.admin,
-            rules=_rules_to_json(user.policy.rules),
+            rules=rules_to_json(user.policy.rules),
             expire_time=_naive(user.expire_time),
             create_time=_naive(user.create_time),
             last_used_time=None,
@@ -277,26 +277,13 @@ def _machine_user(row: MachineUserRow, tokens: Sequence[TokenRow]) -> MachineUse
         name=row.name,
         description=row.description,
         role=Role(row.role),
-        policy=Policy(admin=row.admin, rules=_rules_from_json(row.rules)),
+        policy=Policy(admin=row.admin, rules=rules_from_json(row.rules)),
         expire_time=_aware(row.expire_time),
         token=info,
         create_time=create_time,
         last_used_time=_aware(row.last_used_time),
         creator_id=row.creator_id,
         seq=row.seq,
-    )
-
-
-def _rules_to_json(rules: Sequence[Rule]) -> list[dict[str, str]]:
-    return [
-        {"effect": rule.effect.value, "pattern": rule.pattern, "description": rule.description}
-        for rule in rules
-    ]
-
-
-def _rules_from_json(rules: Sequence[dict[str, str]]) -> tuple[Rule, ...]:
-    return tuple(
-        Rule(Effect(rule["effect"]), rule["pattern"], rule.get("description", "")) for rule in rules
     )
 
 

@@ -147,3 +147,18 @@ def _sides(pattern: str) -> tuple[str, str]:
 def _compiled(glob: str) -> re.Pattern[str]:
     parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
     return re.compile("".join(parts), re.DOTALL)
+
+
+def rules_to_json(rules: Sequence[Rule]) -> list[dict[str, str]]:
+    """The rules as JSON-ready dicts, in order, for a store's JSON column."""
+    return [
+        {"effect": rule.effect.value, "pattern": rule.pattern, "description": rule.description}
+        for rule in rules
+    ]
+
+
+def rules_from_json(rules: Sequence[dict[str, str]]) -> tuple[Rule, ...]:
+    """The rules back from what :func:`rules_to_json` stored."""
+    return tuple(
+        Rule(Effect(rule["effect"]), rule["pattern"], rule.get("description", "")) for rule in rules
+    )

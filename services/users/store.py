@@ -25,7 +25,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, col, select
 
 from services.users.model import NewUser, Role, User, UserChanges, email_key
-from services.users.permissions import Effect, Policy, Rule
+from services.users.permissions import Policy, rules_from_json, rules_to_json
 
 __all__ = ["UserRow", "UserStore", "metadata", "utcnow"]
 
@@ -114,7 +114,7 @@ class UserStore:
             display_name=new.display_name,
             role=new.role.value,
             admin=new.policy.admin,
-            rules=_rules_to_json(new.policy.rules),
+            rules=rules_to_json(new.policy.rules),
             create_time=_naive(now),
             update_time=_naive(now),
             last_login_time=_naive(new.last_login_time) if new.last_login_time else None,
@@ -139,7 +139,7 @@ class UserStore:
         if changes.role is not None:
             values["role"] = changes.role.value
         if changes.policy is not None:
-            values.update(admin=changes.policy.admin, rules=_rules_to_json(changes.policy.rules))
+            values.update(admin=changes.policy.admin, rules=rules_to_json(changes.policy.rules))
         statement = (
             update(UserRow)
             .where(col(UserRow.seq) == user.seq, col(UserRow.revision) == user.revision)
@@ -203,25 +203,12 @@ def _user(row: UserRow) -> User:
         email=row.email,
         display_name=row.display_name,
         role=Role(row.role),
-        policy=Policy(admin=row.admin, rules=_rules_from_json(row.rules)),
+        policy=Policy(admin=row.admin, rules=rules_from_json(row.rules)),
         create_time=_aware(row.create_time),
         update_time=_aware(row.update_time),
         last_login_time=_aware(row.last_login_time) if row.last_login_time else None,
         revision=row.revision,
         seq=row.seq,
-    )
-
-
-def _rules_to_json(rules: Sequence[Rule]) -> list[dict[str, str]]:
-    return [
-        {"effect": rule.effect.value, "pattern": rule.pattern, "description": rule.description}
-        for rule in rules
-    ]
-
-
-def _rules_from_json(rules: Sequence[dict[str, str]]) -> tuple[Rule, ...]:
-    return tuple(
-        Rule(Effect(rule["effect"]), rule["pattern"], rule.get("description", "")) for rule in rules
     )
 
 
