@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv node-modules gen gen-check run test lint breaking format protodeps clean
+.PHONY: help venv debs node-modules gen gen-check run test lint breaking format protodeps clean
 
 # What `make breaking` compares protos/ against: a branch, tag or commit.
 AGAINST ?= main
@@ -36,6 +36,10 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	cd $(NODE_DIR) && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
+# Debian packages some tests need (tools/debian-packages.txt): installed when missing.
+debs:
+	tools/install_debs.sh
+
 protodeps: $(STAMP)
 	$(BIN)/python tools/protodeps.py
 
@@ -48,7 +52,7 @@ gen-check: protodeps
 run: $(STAMP)
 	$(BIN)/plugmesh up
 
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) debs
 	$(BIN)/pytest
 
 lint: protodeps
