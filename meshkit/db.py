@@ -3,7 +3,7 @@
 ::
 
     db = Database(config.database_url_for("users"))
-    await db.create_all(Base.metadata)
+    await db.upgrade(MIGRATIONS)              # the schema at its newest revision
     async with db.transaction() as session:   # committed on exit, rolled back on error
         session.add(UserRow(...))
     async with db.read() as session:          # a read-only snapshot
@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import URL, Connection, make_url
@@ -38,6 +38,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import StaticPool
+
+if TYPE_CHECKING:
+    from meshkit.migrations import Migrations
 
 __all__ = ["Database", "DatabaseError", "async_url"]
 
@@ -148,6 +151,13 @@ class Database:
         """A session for reading; its transaction is rolled back on exit."""
         async with _turn(self._read_turn), self._reads() as session:
             yield session
+
+    async def upgrade(self, *chains: Migrations) -> None:
+        """Bring each chain of revisions to its newest, one transaction per chain, in order
+        (:mod:`meshkit.migrations`)."""
+        for chain in chains:
+            async with _turn(self._write_turn), self.engine.begin() as connection:
+                await connection.run_sync(chain.upgrade)
 
     async def create_all(self, metadata: MetaData) -> None:
         """Create the tables and indexes of ``metadata`` that do not exist yet."""

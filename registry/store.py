@@ -19,16 +19,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Column, LargeBinary
+from sqlalchemy import JSON, Column, LargeBinary, MetaData
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import registry
 from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
 
+from meshkit.migrations import Migrations
 from registry.model import Dependency, HttpRoute, InstanceRecord, ServiceSpec
 
 _T = TypeVar("_T")
 
 
-class ServiceRow(SQLModel, table=True):
+class _Table(SQLModel, registry=registry()):
+    """Base of the registry's tables: their own metadata, not sqlmodel's global one."""
+
+
+class ServiceRow(_Table, table=True):
     """A service's contract."""
 
     __tablename__ = "registry_services"
@@ -44,7 +50,7 @@ class ServiceRow(SQLModel, table=True):
     schema_digest: str
 
 
-class InstanceRow(SQLModel, table=True):
+class InstanceRow(_Table, table=True):
     """One registered instance."""
 
     __tablename__ = "registry_instances"
@@ -58,7 +64,11 @@ class InstanceRow(SQLModel, table=True):
     lease_expire_time: datetime
 
 
-_TABLES = [ServiceRow.__table__, InstanceRow.__table__]  # type: ignore[attr-defined]  # set by sqlmodel at class creation
+#: The registry's tables.
+metadata: MetaData = _Table.metadata
+
+#: The revisions that make them, applied when the store opens.
+MIGRATIONS = Migrations(Path(__file__).parent / "migrations", "alembic_version_registry", metadata)
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,7 @@ class RegistryStore:
         self._executor: ThreadPoolExecutor | None = None
 
     async def open(self) -> None:
-        """Connect and create the tables when missing. Safe to call twice."""
+        """Connect and bring the tables to their newest revision. Safe to call twice."""
         if self._engine is not None:
             return
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-store")
@@ -149,7 +159,8 @@ def _create_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args=connect_args)
-    SQLModel.metadata.create_all(engine, tables=_TABLES)
+    with engine.begin() as connection:
+        MIGRATIONS.upgrade(connection)
     return engine
 
 

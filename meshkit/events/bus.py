@@ -46,7 +46,7 @@ from meshkit.events.relay import OutboxRelay
 from meshkit.events.settings import EventSettings
 from meshkit.events.streams import ensure_streams
 from meshkit.events.subscriber import EventHandler, Subscription
-from meshkit.events.tables import metadata
+from meshkit.events.tables import MIGRATIONS
 from meshkit.events.tracecontext import TraceContext
 from plugmesh.events.v1 import event_pb2
 
@@ -196,7 +196,7 @@ class EventBus:
             self.status = EventBusStatus.RUNNING
 
     async def _start(self) -> None:
-        await self.database.create_all(metadata)
+        await self.database.upgrade(MIGRATIONS)
         self._nc = await connect_nats(
             self._nats_url,
             name=f"plugmesh-{self.service}",

@@ -1,19 +1,25 @@
 """The event bus's tables in a plugin's own database: the outbox and the inbox.
 
-``metadata`` holds both; :meth:`meshkit.db.Database.create_all` creates them (the
-:class:`~meshkit.events.bus.EventBus` does so at start). Times are naive UTC.
+``metadata`` holds both; the revisions of ``MIGRATIONS`` make them (the
+:class:`~meshkit.events.bus.EventBus` applies them at start, with the version table
+``alembic_version_events``). Times are naive UTC.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["InboxRecord", "OutboxRecord", "metadata", "utcnow"]
+from meshkit.migrations import Migrations
+
+__all__ = ["MIGRATIONS", "InboxRecord", "OutboxRecord", "metadata", "utcnow"]
 
 metadata = MetaData()
+
+MIGRATIONS = Migrations(Path(__file__).parent / "migrations", "alembic_version_events", metadata)
 
 
 def utcnow() -> dt.datetime:

@@ -40,11 +40,11 @@ from services.audit.model import (
 from services.audit.queries import matching, visible
 from services.audit.tables import (
     CHAIN_ROW_ID,
+    MIGRATIONS,
     ChainRow,
     EntryRow,
     MalformedRow,
     entry_of,
-    metadata,
     naive,
     row_of,
 )
@@ -81,7 +81,7 @@ class AuditStore:
 
     async def start(self) -> None:
         """Create the tables and the chain row when missing. Safe to call twice."""
-        await self._db.create_all(metadata)
+        await self._db.upgrade(MIGRATIONS)
         values = {
             "id": CHAIN_ROW_ID,
             "head_sequence": 0,

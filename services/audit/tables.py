@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import BigInteger, DateTime, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from meshkit.migrations import Migrations
 from services.audit.chain import canonical_json
 from services.audit.model import Actor, ActorType, Entry, JsonValue, Outcome
 
 __all__ = [
     "CHAIN_ROW_ID",
+    "MIGRATIONS",
     "ChainRow",
     "EntryRow",
     "MalformedRow",
@@ -32,6 +35,9 @@ __all__ = [
 ]
 
 metadata = MetaData()
+
+#: The revisions that make the tables, applied at start.
+MIGRATIONS = Migrations(Path(__file__).parent / "migrations", "alembic_version_audit", metadata)
 
 CHAIN_ROW_ID = 1
 

@@ -25,7 +25,7 @@ from services.machineusers.core import MachineUsers
 from services.machineusers.events import OutboxSink
 from services.machineusers.model import Clock, utcnow
 from services.machineusers.service import MachineUserServicer
-from services.machineusers.store import metadata
+from services.machineusers.store import MIGRATIONS
 
 __all__ = ["MachineUsersPlugin", "build", "main"]
 
@@ -71,7 +71,7 @@ def build(
     )
 
     async def create_tables() -> None:
-        await database.create_all(metadata)
+        await database.upgrade(MIGRATIONS)
 
     server.add_startup(create_tables)
     server.add_closer(database.close)  # closers run newest first: the bus, then this

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast, overload
 
 from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer, MetaData, delete, update
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, col, select
 
+from meshkit.migrations import Migrations
 from services.machineusers.model import MachineUser, TokenInfo
 from services.machineusers.tokens import IssuedToken
 from services.users.model import Role
@@ -75,8 +77,13 @@ class TokenRow(_Table, table=True):
     expire_time: dt.datetime | None = Field(sa_column=Column(DateTime(), nullable=True))
 
 
-#: The plugin's tables, for :meth:`meshkit.db.Database.create_all`.
+#: The plugin's tables.
 metadata: MetaData = _Table.metadata
+
+#: The revisions that make them, applied at start.
+MIGRATIONS = Migrations(
+    Path(__file__).parent / "migrations", "alembic_version_machine_users", metadata
+)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from services.users.config import SERVICE_NAME, UsersConfig
 from services.users.core import Users
 from services.users.events import OutboxSink, subscribe
 from services.users.service import UserServicer
-from services.users.store import metadata
+from services.users.store import MIGRATIONS
 
 __all__ = ["UsersPlugin", "build", "main"]
 
@@ -61,10 +61,10 @@ def build(config: UsersConfig, *, register: bool = True) -> UsersPlugin:
     )
     subscribe(bus, users)
 
-    async def create_tables() -> None:
-        await database.create_all(metadata)
+    async def migrate() -> None:
+        await database.upgrade(MIGRATIONS)
 
-    server.add_startup(create_tables)
+    server.add_startup(migrate)
     server.add_closer(database.close)  # closers run newest first: the bus, then this
     bus.attach(server)
     return UsersPlugin(server=server, database=database, bus=bus, users=users)

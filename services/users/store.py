@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import JSON, Column, DateTime, MetaData, delete, update
@@ -24,10 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, col, select
 
+from meshkit.migrations import Migrations
 from services.users.model import NewUser, Role, User, UserChanges, email_key
 from services.users.permissions import Policy, rules_from_json, rules_to_json
 
-__all__ = ["UserRow", "UserStore", "metadata", "utcnow"]
+__all__ = ["MIGRATIONS", "UserRow", "UserStore", "metadata", "utcnow"]
 
 
 class _Table(SQLModel, registry=registry()):
@@ -58,8 +60,11 @@ class UserRow(_Table, table=True):
     revision: int
 
 
-#: The plugin's tables, for :meth:`meshkit.db.Database.create_all`.
+#: The plugin's tables.
 metadata: MetaData = _Table.metadata
+
+#: The revisions that make them, applied at start.
+MIGRATIONS = Migrations(Path(__file__).parent / "migrations", "alembic_version_users", metadata)
 
 
 def utcnow() -> dt.datetime:

@@ -1,11 +1,16 @@
-"""Registrations survive a registry restart; the store keeps exactly what was declared."""
+"""Registrations survive a registry restart; the store keeps exactly what was declared.
+
+Each test runs on SQLite and on PostgreSQL (the session's server, tests/postgres.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+import pytest
 
 from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -19,6 +24,7 @@ from registry.testing import (
     contract_file,
     eventually,
 )
+from tests.postgres import postgres_database
 
 WIDGETS = Contract(
     package="test.widgets.v1",
@@ -28,11 +34,22 @@ WIDGETS = Contract(
 )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A SQLite file in a folder yet to be made, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nested' / 'registry.db'}"
+        return
+    async with postgres_database(request.getfixturevalue("postgres_url"), "registry") as url:
+        yield url
+
+
 async def test_registrations_survive_a_registry_restart(
-    start_registry: StartRegistry, start_plugin: StartPlugin
+    database_url: str, start_registry: StartRegistry, start_plugin: StartPlugin
 ) -> None:
+    # database_url comes first: it is set up first and dropped last, after the registries.
     plugin = await start_plugin([contract_file(WIDGETS)], [WIDGETS.full_name])
-    first = await start_registry()
+    first = await start_registry(database_url=database_url)
     async with grpc.aio.insecure_channel(first.address) as channel:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         registered = await stub.RegisterInstance(
@@ -43,7 +60,7 @@ async def test_registrations_survive_a_registry_restart(
         before = await stub.GetService(registry_pb2.GetServiceRequest(service="widgets"))
     await first.close()
 
-    second = await start_registry()
+    second = await start_registry(database_url=database_url)
     async with grpc.aio.insecure_channel(second.address) as channel:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         instance_id = registered.instance.instance_id
@@ -69,8 +86,8 @@ async def test_registrations_survive_a_registry_restart(
     assert [i.address for i in registry.instances] == [second.address]
 
 
-async def test_store_round_trips_services_and_instances(tmp_path: Path) -> None:
-    store = RegistryStore(f"sqlite:///{tmp_path / 'nested' / 'registry.db'}")
+async def test_store_round_trips_services_and_instances(database_url: str) -> None:
+    store = RegistryStore(database_url)
     now = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     spec = ServiceSpec(
         name="widgets",
@@ -88,7 +105,7 @@ async def test_store_round_trips_services_and_instances(tmp_path: Path) -> None:
     await store.save(spec, record)
     await store.close()
 
-    reopened = RegistryStore(f"sqlite:///{tmp_path / 'nested' / 'registry.db'}")
+    reopened = RegistryStore(database_url)
     await reopened.open()
     try:
         state = await reopened.load()

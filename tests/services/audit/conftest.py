@@ -1,16 +1,14 @@
 """Fixtures: the audit API (gRPC on port 0, SQLite in tmp_path) and the whole audit
 process recording the events of a real nats-server.
 
-With ``PLUGMESH_TEST_POSTGRES_URL`` set (a role that may create databases, for example
-``postgresql://postgres@127.0.0.1:5432/postgres``), every test that uses ``audit`` also
-runs against PostgreSQL, in a database of its own.
+Every test that uses ``audit`` or ``recording`` runs on SQLite and on PostgreSQL (the
+session's server, see tests/postgres.py), in a database of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,11 +18,9 @@ from typing import Any
 import grpc
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from meshkit.config import MeshConfig
-from meshkit.db import Database, async_url
+from meshkit.db import Database
 from meshkit.events import EventSettings
 from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
 from meshkit.natsd import NatsServer
@@ -34,10 +30,10 @@ from services.audit.app import AuditProcess, api_server, build
 from services.audit.config import AuditConfig
 from services.audit.model import EntryDraft
 from services.audit.store import AuditStore
+from tests.postgres import postgres_database
 
 SECRET = "audit-test-secret"
-POSTGRES_URL = os.environ.get("PLUGMESH_TEST_POSTGRES_URL", "")
-BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
+BACKENDS = ["sqlite", "postgresql"]
 
 ADMIN = Identity(PrincipalKind.USER, "admin-1", admin=True, email="admin@example.com")
 ALICE = Identity(PrincipalKind.USER, "alice", email="alice@example.com")
@@ -173,30 +169,13 @@ async def serving(server: PluginServer) -> AsyncIterator[audit_pb2_grpc.AuditSer
         await server.stop(0)
 
 
-@contextlib.asynccontextmanager
-async def postgres_database(server_url: str) -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database on the server of ``server_url``; dropped after."""
-    name = f"audit_test_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(async_url(server_url), isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            async with admin.connect() as connection:
-                await connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
-
-
 @pytest.fixture(params=BACKENDS)
 async def database_env(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
     """No setting for SQLite in the data dir, or a fresh PostgreSQL database."""
     if request.param == "sqlite":
         yield {}
         return
-    async with postgres_database(POSTGRES_URL) as url:
+    async with postgres_database(request.getfixturevalue("postgres_url"), "audit") as url:
         yield {"PLUGMESH_DATABASE_URL": url}
 
 

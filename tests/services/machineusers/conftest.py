@@ -1,14 +1,13 @@
 """Fixtures: a real nats-server, the machine-users plugin on a free port with SQLite in
 tmp_path and a clock the test moves, and a client that signs identities.
 
-With ``PLUGMESH_TEST_POSTGRES_URL`` set (a role that may create databases), every test
-that uses ``running`` also runs against PostgreSQL, in a database of its own.
+Every test that uses ``running`` runs on SQLite and on PostgreSQL (the session's server,
+see tests/postgres.py), in a database of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,10 @@ from meshkit.natsd import NatsServer
 from plugmesh.machineusers.v1 import machineusers_pb2_grpc
 from services.machineusers.__main__ import MachineUsersPlugin, build
 from services.machineusers.config import MachineUsersConfig
-from tests.services.machineusers.support import SECRET, Api, FakeClock, postgres_database
+from tests.postgres import postgres_database
+from tests.services.machineusers.support import SECRET, Api, FakeClock
 
-POSTGRES_URL = os.environ.get("PLUGMESH_TEST_POSTGRES_URL", "")
-BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
+BACKENDS = ["sqlite", "postgresql"]
 
 
 def plugin_env(data_dir: Path, nats_url: str, **extra: str) -> dict[str, str]:
@@ -92,7 +91,7 @@ async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | No
     if request.param == "sqlite":
         yield None
         return
-    async with postgres_database(POSTGRES_URL) as url:
+    async with postgres_database(request.getfixturevalue("postgres_url"), "machine_users") as url:
         yield url
 
 

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import grpc
 from google.protobuf import duration_pb2
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from meshkit.db import async_url
 from meshkit.errors import error_info
 from meshkit.identity import Identity, PrincipalKind, to_metadata
 from plugmesh.machineusers.v1 import machineusers_pb2, machineusers_pb2_grpc
@@ -145,20 +139,3 @@ async def failure(call: Awaitable[object]) -> Failure:
             dict(info.metadata) if info else {},
         )
     raise AssertionError("the call succeeded")
-
-
-@contextlib.asynccontextmanager
-async def postgres_database(server_url: str) -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database on the server of ``server_url``; dropped after."""
-    name = f"machine_users_test_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(async_url(server_url), isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            async with admin.connect() as connection:
-                await connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()

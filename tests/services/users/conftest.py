@@ -5,16 +5,13 @@ and a client that calls it with signed identities.
 tables of many cases that each make their own users (their tests run in the module's
 event loop: mark them ``pytest.mark.asyncio(loop_scope="module")``).
 
-With ``PLUGMESH_TEST_POSTGRES_URL`` set (for example
-``postgresql://postgres@127.0.0.1:5432/postgres``, a role that may create databases),
-every test that uses ``plugin`` also runs against PostgreSQL, in a database of its own.
+Every test that uses ``plugin`` runs on SQLite and on PostgreSQL (the session's server,
+see tests/postgres.py), in a database of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,20 +20,16 @@ import nats
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from meshkit.db import async_url
 from meshkit.identity import signing_key
 from meshkit.natsd import NatsServer
 from plugmesh.users.v1 import users_pb2_grpc
 from services.users.__main__ import UsersPlugin, build
 from services.users.config import UsersConfig
+from tests.postgres import postgres_database
 from tests.services.users.support import SECRET, Api
 
-POSTGRES_URL = os.environ.get("PLUGMESH_TEST_POSTGRES_URL", "")
-BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
+BACKENDS = ["sqlite", "postgresql"]
 
 
 def users_env(data_dir: Path, nats_url: str) -> dict[str, str]:
@@ -91,31 +84,13 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
         yield server
 
 
-@contextlib.asynccontextmanager
-async def postgres_database(server_url: str) -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database on the server of ``server_url``; dropped after."""
-    name = f"users_test_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(async_url(server_url), isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            url = make_url(server_url).set(database=name)
-            yield url.render_as_string(hide_password=False)
-        finally:
-            async with admin.connect() as connection:
-                await connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
-
-
 @pytest.fixture(params=BACKENDS)
 async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
     """None for SQLite in the data dir, or a fresh PostgreSQL database."""
     if request.param == "sqlite":
         yield None
         return
-    async with postgres_database(POSTGRES_URL) as url:
+    async with postgres_database(request.getfixturevalue("postgres_url"), "users") as url:
         yield url
 
 

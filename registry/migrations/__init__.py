@@ -1,0 +1,1 @@
+"""Alembic revisions of this process's tables (see meshkit.migrations)."""

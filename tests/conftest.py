@@ -1,0 +1,22 @@
+"""Fixtures every test directory may use: the session's PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.postgres import postgres_server, server_binaries
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The URL of a PostgreSQL superuser: ``PLUGMESH_TEST_POSTGRES_URL`` when set, else a
+    server started for this session (on first use) and stopped at its end."""
+    configured = os.environ.get("PLUGMESH_TEST_POSTGRES_URL")
+    if configured:
+        yield configured
+        return
+    with postgres_server(server_binaries()) as url:
+        yield url
