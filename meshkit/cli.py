@@ -9,6 +9,8 @@
 - ``plugmesh serve <name>``: one process in the foreground (compose, Kubernetes).
 - ``plugmesh events tail [PATTERN]``: events as they flow (type, source, subject, payload).
 - ``plugmesh events dlq [--replay ID]``: the dead letters; replays one.
+- ``plugmesh migrate [--check]``: every process's database to its newest schema revision
+  (each process also does so at start); ``--check`` only reports, exit code 1 when behind.
 
 Configuration comes from ``PLUGMESH_`` environment variables, listed in
 :data:`meshkit.processes.ENVIRONMENT` and at the end of ``plugmesh --help``.
@@ -87,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--replay", metavar="ID", help="republish the dead letter with this sequence or event id"
     )
     dlq.add_argument("--limit", type=int, default=100, metavar="N", help="list at most N")
+    migrate = commands.add_parser("migrate", help="bring every database to its newest schema")
+    migrate.add_argument(
+        "--check", action="store_true", help="change nothing; exit code 1 when one is behind"
+    )
+    migrate.add_argument("--data-dir", help="state directory (default: $PLUGMESH_DATA_DIR)")
     for action in (tail, dlq):
         action.add_argument("--nats", metavar="URL", help="NATS URL (default: $PLUGMESH_NATS_URL)")
         action.add_argument("--data-dir", help="state directory (default: $PLUGMESH_DATA_DIR)")
@@ -160,6 +167,13 @@ def _events(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     )
 
 
+def _migrate(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from meshkit._cli_migrate import migrate
+
+    env = {**env, "PLUGMESH_DATA_DIR": str(_data_dir(args.data_dir, env))}
+    return asyncio.run(migrate(env, sys.stdout, check=args.check))
+
+
 def _serve(name: str, env: Mapping[str, str]) -> int:
     data_dir = _data_dir(None, env)
     if name == NATS:
@@ -194,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(args, env)
         if args.command == "events":
             return _events(args, env)
+        if args.command == "migrate":
+            return _migrate(args, env)
         return _serve(args.name, env)
     except KeyboardInterrupt:
         return 130
