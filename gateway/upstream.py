@@ -36,8 +36,9 @@ filter it first with :mod:`gateway.metadata`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -115,6 +116,7 @@ class Upstreams:
         self._catalog = catalog
         self._channels = ChannelPool(grace_seconds=close_grace_seconds)
         self._cursors: dict[str, int] = {}
+        self._served: collections.Counter[str] = collections.Counter()
         self._unsubscribe: Callable[[], None] | None = None
         self._closed = False
 
@@ -137,6 +139,12 @@ class Upstreams:
     def addresses(self) -> frozenset[str]:
         """Addresses with an open channel."""
         return self._channels.addresses
+
+    @property
+    def served(self) -> Mapping[str, int]:
+        """How many unary calls each instance address answered with OK, since start: how
+        the load was spread (a copy)."""
+        return dict(self._served)
 
     def pick(self, method: Method, *, exclude: str = "") -> Instance:
         """The next SERVING instance for ``method``, round-robin, other than ``exclude``.
@@ -249,6 +257,7 @@ class Upstreams:
         multicallable = self._channels.get(instance.address).unary_unary(method.path)
         call = multicallable(request, timeout=deadline.remaining(), metadata=metadata)
         body: bytes = await call
+        self._served[instance.address] += 1
         return UnaryResponse(
             body,
             tuple(await call.initial_metadata()),
