@@ -75,6 +75,8 @@ async def test_a_safe_call_failing_unavailable_is_retried_on_another_instance(
 
     assert seen == {healthy.address: 4}
     assert broken.servicer.calls["Echo"] >= 1
+    # Only answers count: the broken instance was called but served nothing.
+    assert upstreams.served == {healthy.address: 4}
 
 
 async def test_an_unsafe_call_failing_unavailable_is_not_retried(
