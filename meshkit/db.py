@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -188,7 +189,7 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_millis: int) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_millis)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -199,3 +200,14 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_millis: int) -> None:
         connection.exec_driver_sql(
             f"BEGIN {connection.get_execution_options().get(_BEGIN, 'IMMEDIATE')}"
         )
+
+
+def _use_wal(cursor: Any) -> None:
+    try:
+        cursor.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.OperationalError as exc:
+        # Processes opening a new file at once: another connection is switching it to WAL
+        # (or holds a lock meanwhile), and this pragma does not wait for the busy timeout.
+        # WAL is a property of the file, so this connection uses it once that is done.
+        if "locked" not in str(exc):
+            raise
