@@ -1,10 +1,13 @@
-"""The relay's JetStream publisher: one batch pipelined, a result per message."""
+"""Talking to JetStream: the relay's pipelined publisher, and reading a delivery's metadata."""
 
 from __future__ import annotations
 
+import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from meshkit.events._nats import JetStreamPublisher
+from meshkit.events._puller import delivery_of
 from meshkit.events.relay import MSG_ID, Outgoing
 from meshkit.events.streams import EVENTS_STREAM
 
@@ -52,3 +55,17 @@ async def test_a_message_no_stream_takes_fails_alone(nc: Client) -> None:
 
 async def test_an_empty_batch_returns_at_once(nc: Client) -> None:
     assert await JetStreamPublisher(nc).publish_batch([], timeout_seconds=5) == []
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "$JS.ACK.PLUGMESH_EVENTS.audit-all.3.1234.77.1700000000000000000.5",
+        "$JS.ACK.hub.ACCOUNTHASH.PLUGMESH_EVENTS.audit-all.3.1234.77.1700000000000000000.5.rnd",
+    ],
+)
+def test_the_attempt_and_sequence_are_read_from_the_reply_subject(reply: str) -> None:
+    msg = Msg(None, subject="plugmesh.events.user.created", reply=reply)  # type: ignore[arg-type]
+
+    assert delivery_of(msg) == (3, 1234)
+    assert delivery_of(msg) == (msg.metadata.num_delivered, msg.metadata.sequence.stream)
