@@ -206,6 +206,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "deadline of the gateway's calls that validate a machine token or look up a role",
     ),
     EnvVar(
+        "PLUGMESH_GATEWAY_AUTH_FAILED_EVENTS_PER_SECOND",
+        "20",
+        "most `auth.failed` events the gateway publishes a second (bursts of ten times"
+        " that); refusals beyond it are still refused, counted and logged, not published",
+    ),
+    EnvVar(
         "PLUGMESH_AUDIT_RETENTION_DAYS",
         "0",
         "the audit log prunes entries recorded longer ago, keeping the rest verifiable"
