@@ -7,6 +7,8 @@
 - ``plugmesh status [--registry ADDRESS]``: the registry's view; exit code 1 when the
   registry cannot be reached.
 - ``plugmesh serve <name>``: one process in the foreground (compose, Kubernetes).
+- ``plugmesh health <name>``: one gRPC health check of a process; exit code 0 when
+  SERVING (a container's health check).
 - ``plugmesh events tail [PATTERN]``: events as they flow (type, source, subject, payload).
 - ``plugmesh events dlq [--replay ID]``: the dead letters; replays one.
 
@@ -30,6 +32,7 @@ from meshkit.config import DEFAULT_NATS_ADDRESS, DEFAULT_REGISTRY_ADDRESS
 from meshkit.processes import (
     ENVIRONMENT,
     NATS,
+    PROCESSES,
     process_named,
     process_names,
     split_address,
@@ -73,6 +76,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run one process in the foreground")
     serve.add_argument("name", choices=process_names(), help="the process to run")
+
+    health = commands.add_parser(
+        "health", help="check one process's gRPC health; exit code 0 when SERVING"
+    )
+    health.add_argument("name", choices=[p.name for p in PROCESSES], help="the process to check")
+    health.add_argument(
+        "--address",
+        help="where it serves (default: its address variable; 0.0.0.0 is dialled on loopback)",
+    )
+    health.add_argument(
+        "--service", default="", help="the gRPC service to ask about (default: the server)"
+    )
+    health.add_argument(
+        "--timeout", type=float, default=3.0, metavar="SECONDS", help="how long to wait"
+    )
 
     events = commands.add_parser("events", help="watch events and dead letters")
     actions = events.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -138,6 +156,13 @@ def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     return asyncio.run(print_status(address, sys.stdout, sys.stderr, args.timeout))
 
 
+def _health(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from meshkit._cli_health import check_health, dial_address
+
+    address = args.address or dial_address(args.name, env)
+    return asyncio.run(check_health(address, args.service, args.timeout, sys.stdout, sys.stderr))
+
+
 def _events(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from meshkit import _cli_events
 
@@ -194,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(args, env)
         if args.command == "events":
             return _events(args, env)
+        if args.command == "health":
+            return _health(args, env)
         return _serve(args.name, env)
     except KeyboardInterrupt:
         return 130
