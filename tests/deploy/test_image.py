@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -127,3 +128,22 @@ def test_generated_code_is_committed_so_the_build_needs_no_protoc() -> None:
         check=True,
     ).stdout.split()
     assert any(name.endswith("_pb2.py") for name in tracked)
+
+
+def documented_commands() -> list[list[str]]:
+    """``plugmesh …`` run in the code blocks of the READMEs (in a container or a venv)."""
+    found = []
+    for readme in (ROOT / "README.md", ROOT / "deploy" / "README.md"):
+        for block in re.findall(r"```[a-z]*\n(.*?)```", readme.read_text(), re.S):
+            for line in block.splitlines():
+                command = line.split(" #")[0]
+                for match in re.finditer(r"(?:^|exec \S+ |-- |bin/)plugmesh ([\w -]+)", command):
+                    found.append(match[1].split())
+    return found
+
+
+def test_the_readmes_run_only_real_plugmesh_commands() -> None:
+    commands = documented_commands()
+    assert ["admin-token"] in commands
+    for argv in commands:
+        plugmesh_args(argv)
