@@ -9,6 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+from meshkit.processes import ENVIRONMENT, PROCESSES, split_address
 from tests.deploy.files import (
     DOCKERFILE,
     DOCKERIGNORE,
@@ -147,3 +148,12 @@ def test_the_readmes_run_only_real_plugmesh_commands() -> None:
     assert ["admin-token"] in commands
     for argv in commands:
         plugmesh_args(argv)
+
+
+def test_the_image_exposes_the_default_port_of_every_address() -> None:
+    defaults = {v.name: v.default for v in ENVIRONMENT}
+    wanted = {
+        split_address(defaults[variable])[1] for spec in PROCESSES for variable in spec.address_vars
+    }
+    exposed = {int(port) for kw, rest in stages()[-1] if kw == "EXPOSE" for port in rest.split()}
+    assert wanted <= exposed
