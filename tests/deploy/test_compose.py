@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from meshkit.config import address_variable
 from meshkit.processes import PROCESSES, ProcessSpec, needed_variables, split_address
 from tests.deploy.files import (
     COMPOSE,
@@ -121,7 +122,8 @@ def test_the_gateway_publishes_its_grpc_and_http_ports() -> None:
     published = {
         int(str(mapping).rpartition(":")[2]) for mapping in service_of(gateway).get("ports", [])
     }
-    wanted = {listen_port(gateway, v, environment("gateway")) for v in gateway.address_vars}
+    front_door = (gateway.grpc_address_var, address_variable("gateway-http"))
+    wanted = {listen_port(gateway, v, environment("gateway")) for v in front_door}
     assert wanted <= published
 
 
