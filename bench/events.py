@@ -225,10 +225,11 @@ async def catch_up(nats_url: str, workdir: Path, count: int) -> float:
 
 
 async def throughput(
-    nats_url: str, workdir: Path, bus: EventBus, db: Database, count: int
-) -> float:
+    nats_url: str, workdir: Path, bus: EventBus, db: Database, count: int, nats_pid: int
+) -> tuple[float, dict[str, float]]:
     process, consumer_db, _ = await start_consumer(nats_url, workdir, "throughput", "user.created")
     try:
+        cpu = CpuMeter(publisher=os.getpid(), nats=nats_pid, consumer=process.pid)
         started = time.perf_counter()
         for first in range(0, count, 100):
             async with db.transaction() as session:
@@ -239,7 +240,7 @@ async def throughput(
                         session, user_events_pb2.UserCreated(user=user), subject=f"users/t{i}"
                     )
         finished = await wait_for(consumer_db, count, timeout_seconds=300)
-        return count / (finished - started)
+        return count / (finished - started), cpu.per_event(count)
     finally:
         await stop_consumer(process, consumer_db)
 
@@ -268,6 +269,27 @@ async def latency(
     return json.loads(latencies_path.read_text()), achieved
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU time the processes of one measurement used, per event."""
+
+    def __init__(self, **pids: int) -> None:
+        self._pids = pids
+        self._start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+    def per_event(self, count: int) -> dict[str, float]:
+        """Microseconds of CPU per event, by process, since the meter was made."""
+        return {
+            name: (cpu_seconds(pid) - self._start[name]) / count * 1e6
+            for name, pid in self._pids.items()
+        }
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
 
@@ -289,7 +311,10 @@ async def measure(args: argparse.Namespace) -> None:
             )
             await bus.start()
             try:
-                persisted = await throughput(server.url, workdir, bus, db, args.events)
+                assert server.pid is not None
+                persisted, cpu = await throughput(
+                    server.url, workdir, bus, db, args.events, server.pid
+                )
                 latencies, achieved = await latency(
                     server.url, workdir, bus, db, args.rate, args.seconds
                 )
@@ -311,6 +336,11 @@ async def measure(args: argparse.Namespace) -> None:
     print(
         f"outbox → JetStream → consumer's SQLite  {persisted:>9,.0f} events/s persisted "
         f"({args.events:,} events, 100 per publisher transaction)"
+    )
+    print(
+        "CPU per event in that run: "
+        + ", ".join(f"{name} {micros:,.0f} µs" for name, micros in cpu.items())
+        + f" (sum {sum(cpu.values()):,.0f} µs; {os.cpu_count()} cores)"
     )
     print(
         f"publish→persist latency at {achieved:,.0f} events/s (1 per transaction, "

@@ -37,6 +37,7 @@ from gateway.health import GatewayHealth, HealthSync
 from gateway.http import GatewayApp, HttpServer, build_app
 from gateway.ingress import IngressServer
 from gateway.upstream import Upstreams
+from meshkit.config import advertised_host
 from meshkit.logging import configure_logging
 from meshkit.registration import Backoff, Registrar, Registration
 from meshkit.server import until_signal
@@ -94,7 +95,7 @@ class Gateway:
     def grpc_address(self) -> str:
         """The ingress address other processes reach, with the real port."""
         host, _, _ = self.config.grpc_address.rpartition(":")
-        return f"{self._advertised(host)}:{self.ingress.port}"
+        return f"{advertised_host(host, self.config.mesh.advertise_host)}:{self.ingress.port}"
 
     @property
     def http_address(self) -> str:
@@ -102,7 +103,7 @@ class Gateway:
         if self.http is None:
             return ""
         host, _, _ = self.config.http_address.rpartition(":")
-        return f"{self._advertised(host)}:{self.http.port}"
+        return f"{advertised_host(host, self.config.mesh.advertise_host)}:{self.http.port}"
 
     @property
     def registrar(self) -> Registrar | None:
@@ -184,13 +185,6 @@ class Gateway:
             await self.http.stop()
         if self._http_app is not None:
             self._http_app.close()
-
-    def _advertised(self, host: str) -> str:
-        if self.config.mesh.advertise_host:
-            return self.config.mesh.advertise_host
-        if host in ("", "0.0.0.0", "[::]", "::"):
-            return "127.0.0.1"
-        return host
 
 
 def _health_only() -> descriptor_pb2.FileDescriptorSet:

@@ -7,6 +7,10 @@
 - ``plugmesh status [--registry ADDRESS]``: the registry's view; exit code 1 when the
   registry cannot be reached.
 - ``plugmesh serve <name>``: one process in the foreground (compose, Kubernetes).
+- ``plugmesh health <name>``: one gRPC health check of a process; exit code 0 when
+  SERVING (a container's health check).
+- ``plugmesh admin-token``: the bootstrap admin's token, as ``plugmesh up`` makes it, for
+  a mesh that runs without ``up`` (containers): printed once, kept in the data dir.
 - ``plugmesh events tail [PATTERN]``: events as they flow (type, source, subject, payload).
 - ``plugmesh events dlq [--replay ID]``: the dead letters; replays one.
 - ``plugmesh migrate [--check]``: every process's database to its newest schema revision
@@ -32,6 +36,7 @@ from meshkit.config import DEFAULT_NATS_ADDRESS, DEFAULT_REGISTRY_ADDRESS
 from meshkit.processes import (
     ENVIRONMENT,
     NATS,
+    PROCESSES,
     process_named,
     process_names,
     split_address,
@@ -75,6 +80,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run one process in the foreground")
     serve.add_argument("name", choices=process_names(), help="the process to run")
+
+    health = commands.add_parser(
+        "health", help="check one process's gRPC health; exit code 0 when SERVING"
+    )
+    health.add_argument("name", choices=[p.name for p in PROCESSES], help="the process to check")
+    health.add_argument(
+        "--address",
+        help="where it serves (default: its address variable; 0.0.0.0 is dialled on loopback)",
+    )
+    health.add_argument(
+        "--service", default="", help="the gRPC service to ask about (default: the server)"
+    )
+    health.add_argument(
+        "--timeout", type=float, default=3.0, metavar="SECONDS", help="how long to wait"
+    )
+
+    admin = commands.add_parser(
+        "admin-token",
+        help="make the bootstrap admin's token (as `plugmesh up` does); printed once",
+    )
+    admin.add_argument(
+        "--address",
+        help="the machine-users service (default: $PLUGMESH_MACHINE_USERS_ADDRESS; 0.0.0.0 is"
+        " dialled on loopback)",
+    )
+    admin.add_argument("--data-dir", help="where admin.token is kept (default: $PLUGMESH_DATA_DIR)")
 
     events = commands.add_parser("events", help="watch events and dead letters")
     actions = events.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -145,6 +176,35 @@ def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     return asyncio.run(print_status(address, sys.stdout, sys.stderr, args.timeout))
 
 
+def _health(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from meshkit._cli_health import check_health, dial_address
+
+    address = args.address or dial_address(args.name, env)
+    return asyncio.run(check_health(address, args.service, args.timeout, sys.stdout, sys.stderr))
+
+
+def _admin_token(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from meshkit._cli_health import dial_address
+    from services.machineusers.bootstrap import BootstrapError, ensure_admin
+
+    data_dir = _data_dir(args.data_dir, env)
+    secret = _registration_secret(data_dir, env)
+    if not secret:
+        print("plugmesh: PLUGMESH_REGISTRATION_SECRET is not set", file=sys.stderr)
+        return 2
+    address = args.address or dial_address("machine-users", env)
+    try:
+        admin = asyncio.run(ensure_admin(data_dir, address, secret))
+    except BootstrapError as exc:
+        print(f"plugmesh: {exc}", file=sys.stderr)
+        return 1
+    if admin.created:
+        print(f"admin token (shown once; kept in {admin.path}): {admin.token}")
+    else:
+        print(f"admin token: {admin.path}")
+    return 0
+
+
 def _events(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from meshkit import _cli_events
 
@@ -167,6 +227,14 @@ def _events(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     )
 
 
+def _registration_secret(data_dir: Path, env: Mapping[str, str]) -> str | None:
+    """The environment's registration secret, else the one ``plugmesh up`` keeps."""
+    secret_file = data_dir / "registration.secret"
+    if env.get("PLUGMESH_REGISTRATION_SECRET"):
+        return env["PLUGMESH_REGISTRATION_SECRET"]
+    return secret_file.read_text().strip() if secret_file.is_file() else None
+
+
 def _migrate(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from meshkit._cli_migrate import migrate
 
@@ -181,10 +249,10 @@ def _serve(name: str, env: Mapping[str, str]) -> int:
 
         host, port = split_address(env.get("PLUGMESH_NATS_ADDRESS") or DEFAULT_NATS_ADDRESS)
         exec_nats_server(data_dir / "jetstream", host=host, port=port)
-    secret_file = data_dir / "registration.secret"
-    if not env.get("PLUGMESH_REGISTRATION_SECRET") and secret_file.is_file():
+    secret = _registration_secret(data_dir, env)
+    if secret and not env.get("PLUGMESH_REGISTRATION_SECRET"):
         # Lets a process started by hand join a mesh that `plugmesh up` runs.
-        os.environ["PLUGMESH_REGISTRATION_SECRET"] = secret_file.read_text().strip()
+        os.environ["PLUGMESH_REGISTRATION_SECRET"] = secret
     module_name = process_named(name).module + ".__main__"
     module = importlib.import_module(module_name)
     entry = getattr(module, "main", None)
@@ -210,6 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _events(args, env)
         if args.command == "migrate":
             return _migrate(args, env)
+        if args.command == "health":
+            return _health(args, env)
+        if args.command == "admin-token":
+            return _admin_token(args, env)
         return _serve(args.name, env)
     except KeyboardInterrupt:
         return 130

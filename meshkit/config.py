@@ -7,6 +7,7 @@ Nothing below an entry point reads ``os.environ``: the entry point calls
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,28 @@ def address_variable(process: str) -> str:
     if process == "gateway":
         process = "gateway-grpc"
     return "PLUGMESH_" + process.upper().replace("-", "_") + "_ADDRESS"
+
+
+#: Listen hosts that mean "every interface": nobody can dial them.
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
+
+
+def advertised_host(listen_host: str, configured: str | None) -> str:
+    """The host a process tells others to dial, given the host it listens on.
+
+    ``PLUGMESH_ADVERTISE_HOST`` (``configured``) wins. A specific listen host is its own
+    answer. A process listening on every interface (a container) advertises the address
+    its host name resolves to, which differs between replicas of one service; loopback
+    when the name does not resolve.
+    """
+    if configured:
+        return configured
+    if listen_host not in WILDCARD_HOSTS:
+        return listen_host
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
 
 
 class ConfigError(ValueError):

@@ -25,6 +25,7 @@ __all__ = [
     "ProcessSpec",
     "environment_table",
     "join_address",
+    "needed_variables",
     "process_named",
     "process_names",
     "resolve_ports",
@@ -37,11 +38,16 @@ NATS = "nats"
 
 @dataclass(frozen=True)
 class EnvVar:
-    """One configuration variable: its name, default and meaning."""
+    """One configuration variable: its name, default and meaning.
+
+    ``secret`` marks a value that deployments take from a secret store (an env file, a
+    Kubernetes Secret), never from a file committed in plain text.
+    """
 
     name: str
     default: str
     description: str
+    secret: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,12 +60,16 @@ class ProcessSpec:
         address_vars: Variables holding its listen addresses; the first is its gRPC
             address, the one waited on at start.
         registers: Whether it registers itself with the registry (the registry does not).
+        uses_database: Whether it keeps state in a database (``PLUGMESH_DATABASE_URL``).
+        uses_nats: Whether it connects to NATS (``PLUGMESH_NATS_URL``).
     """
 
     name: str
     module: str
     address_vars: tuple[str, ...]
     registers: bool = True
+    uses_database: bool = False
+    uses_nats: bool = False
 
     @property
     def grpc_address_var(self) -> str:
@@ -69,15 +79,40 @@ class ProcessSpec:
 
 #: Every Python process, in start order: the registry first, the others depend on it.
 PROCESSES: tuple[ProcessSpec, ...] = (
-    ProcessSpec("registry", "registry", (address_variable("registry"),), registers=False),
+    ProcessSpec(
+        "registry",
+        "registry",
+        (address_variable("registry"),),
+        registers=False,
+        uses_database=True,
+    ),
     ProcessSpec(
         "gateway",
         "gateway",
         (address_variable("gateway"), address_variable("gateway-http")),
+        uses_nats=True,
     ),
-    ProcessSpec("users", "services.users", (address_variable("users"),)),
-    ProcessSpec("audit", "services.audit", (address_variable("audit"),)),
-    ProcessSpec("machine-users", "services.machineusers", (address_variable("machine-users"),)),
+    ProcessSpec(
+        "users",
+        "services.users",
+        (address_variable("users"),),
+        uses_database=True,
+        uses_nats=True,
+    ),
+    ProcessSpec(
+        "audit",
+        "services.audit",
+        (address_variable("audit"),),
+        uses_database=True,
+        uses_nats=True,
+    ),
+    ProcessSpec(
+        "machine-users",
+        "services.machineusers",
+        (address_variable("machine-users"),),
+        uses_database=True,
+        uses_nats=True,
+    ),
 )
 
 
@@ -116,11 +151,13 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "(generated)",
         "shared secret a process needs to register; `plugmesh up` generates one into "
         "<data dir>/registration.secret (mode 0600) when unset",
+        secret=True,
     ),
     EnvVar(
         "PLUGMESH_DATABASE_URL",
         "(SQLite in the data dir)",
         "database of every process, for example postgresql+psycopg://…",
+        secret=True,
     ),
     EnvVar("PLUGMESH_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
     EnvVar(
@@ -131,12 +168,14 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar(
         "PLUGMESH_ADVERTISE_HOST",
         "(the listen host)",
-        "host a process registers under, when it listens on 0.0.0.0",
+        "host a process registers under; a process listening on 0.0.0.0 without it"
+        " registers under the address its host name resolves to",
     ),
     EnvVar(
         "PLUGMESH_REGISTRY_DATABASE_URL",
         "(PLUGMESH_DATABASE_URL)",
         "the registry's own database, when it should differ from the others'",
+        secret=True,
     ),
     EnvVar(
         "PLUGMESH_REGISTRY_LEASE_SECONDS",
@@ -181,6 +220,7 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "(none)",
         "secret that verifies HS256 JWTs of people (claims `sub`, `email`); with no JWT key"
         " the gateway accepts machine tokens only",
+        secret=True,
     ),
     EnvVar(
         "PLUGMESH_GATEWAY_JWT_RS256_PUBLIC_KEY",
@@ -206,6 +246,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "deadline of the gateway's calls that validate a machine token or look up a role",
     ),
     EnvVar(
+        "PLUGMESH_GATEWAY_AUTH_FAILED_EVENTS_PER_SECOND",
+        "20",
+        "most `auth.failed` events the gateway publishes a second (bursts of ten times"
+        " that); refusals beyond it are still refused, counted and logged, not published",
+    ),
+    EnvVar(
         "PLUGMESH_AUDIT_RETENTION_DAYS",
         "0",
         "the audit log prunes entries recorded longer ago, keeping the rest verifiable"
@@ -229,6 +275,22 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "a machine user's last-used time is written at most this often (not once per request)",
     ),
 )
+
+
+def needed_variables(spec: ProcessSpec) -> tuple[str, ...]:
+    """The variables ``spec`` needs when it runs on its own (a container), not under
+    ``plugmesh up``, which sets them: where it listens, where the registry is, the
+    registration secret, and its NATS and database when it uses them.
+
+    ``PLUGMESH_ADVERTISE_HOST`` is not among them: a process listening on 0.0.0.0
+    without it registers under the address its host name resolves to.
+    """
+    needed = [*spec.address_vars, address_variable("registry"), "PLUGMESH_REGISTRATION_SECRET"]
+    if spec.uses_nats:
+        needed.append("PLUGMESH_NATS_URL")
+    if spec.uses_database:
+        needed.append("PLUGMESH_DATABASE_URL")
+    return tuple(dict.fromkeys(needed))
 
 
 def process_names() -> tuple[str, ...]:

@@ -30,7 +30,7 @@ import grpc
 from google.protobuf import descriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from meshkit.config import MeshConfig
+from meshkit.config import MeshConfig, advertised_host
 from meshkit.descriptors import file_descriptor_set, plugin_version
 from meshkit.health import SERVING, HealthServicer
 from meshkit.interceptors import ErrorInterceptor
@@ -157,7 +157,7 @@ class PluginServer:
             port = server.add_insecure_port(self._listen)
         except RuntimeError as exc:
             raise AddressInUseError(f"{self.name} cannot listen on {self._listen}: {exc}") from exc
-        self._address = f"{self._advertised_host(host)}:{port}"
+        self._address = f"{advertised_host(host, self._config.advertise_host)}:{port}"
         await server.start()
         self._server = server
         for service_name in names:
@@ -216,13 +216,6 @@ class PluginServer:
 
     def _contract_version(self) -> str:
         return plugin_version(self._servicers[0].descriptor) if self._servicers else ""
-
-    def _advertised_host(self, host: str) -> str:
-        if self._config.advertise_host:
-            return self._config.advertise_host
-        if host in ("", "0.0.0.0", "[::]", "::"):
-            return "127.0.0.1"
-        return host
 
 
 async def until_signal(

@@ -80,6 +80,8 @@ class GatewayAuth:
             on_machine_user=self.tokens.drop_owner,
             on_user=self.roles.drop_owner,
             on_live=self._live,
+            failed_events_per_second=settings.failed_events_per_second,
+            max_sessions=size,
         )
         timeout = settings.timeout_seconds
         self.guard = Guard(

@@ -12,7 +12,14 @@ credential type, a fingerprint of the credential, never the credential), publish
 ``plugmesh.events.auth.failed`` with its id as ``Nats-Msg-Id``, so the event stream
 (and so the audit log) records it. Publishing is best effort and never delays or fails
 the refusal: the gateway has no outbox, and an event that cannot be sent (NATS down) is
-counted and dropped.
+counted and dropped. A flood of refusals (someone trying tokens) is published at most
+``failed_events_per_second`` a second, with bursts of ten times that; the rest are
+counted (``suppressed``) and logged once a minute, so the audit log is not buried.
+
+Out too: ``auth.login`` on the first request of each person's session
+(:mod:`~gateway.auth.logins`), published in the background through JetStream with an
+acknowledgement; one that did not get through is tried again on the session's next
+request.
 
 The link connects in the background and reconnects by itself; the gateway starts and
 serves without NATS.
@@ -23,13 +30,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 import nats
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from gateway.auth.logins import Login, Logins
 from meshkit.events import (
     EnvelopeError,
     UnknownEventType,
@@ -54,6 +64,29 @@ _USER_SUBJECTS = (subject_of("user.>"),)
 
 Listener = Callable[[str], None]
 
+_LOGIN_PUBLISH_TIMEOUT_SECONDS = 5.0
+_SUPPRESSED_LOG_INTERVAL_SECONDS = 60.0
+
+
+class TokenBucket:
+    """Allows ``rate`` takes a second on average, ``burst`` at once."""
+
+    def __init__(self, rate: float, *, burst: float) -> None:
+        self._rate = rate
+        self._burst = max(burst, 1.0)
+        self._tokens = self._burst
+        self._at = time.monotonic()
+
+    def take(self) -> bool:
+        """Take one token if there is one."""
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
 
 class AuthEvents:
     """The NATS link of the gateway's authentication.
@@ -73,6 +106,8 @@ class AuthEvents:
         on_machine_user: Listener,
         on_user: Listener,
         on_live: Callable[[bool], None],
+        failed_events_per_second: float = 20.0,
+        max_sessions: int = 10_000,
     ) -> None:
         self._url = nats_url
         self._on_machine_user = on_machine_user
@@ -81,7 +116,13 @@ class AuthEvents:
         self._nc: Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._failures = TokenBucket(failed_events_per_second, burst=failed_events_per_second * 10)
+        self._suppressed_since_log = 0
+        self._suppressed_logged_at = 0.0
+        self._logins = Logins(max_sessions)
+        self._announcing: set[asyncio.Task[None]] = set()
         self.dropped = 0
+        self.suppressed = 0
 
     @property
     def live(self) -> bool:
@@ -99,6 +140,7 @@ class AuthEvents:
         task, self._task = self._task, None
         if task is not None:
             await cancel_and_wait([task])
+        await cancel_and_wait(list(self._announcing))
         nc, self._nc = self._nc, None
         self._on_live(False)
         if nc is not None and not nc.is_closed:
@@ -106,7 +148,13 @@ class AuthEvents:
                 await nc.close()
 
     async def failed(self, payload: auth_events_pb2.AuthFailed) -> None:
-        """Publish ``auth.failed``; dropped (and counted) when NATS is not connected."""
+        """Publish ``auth.failed``; dropped (and counted) when NATS is not connected.
+
+        Beyond the rate limit the event is suppressed (counted, logged once a minute).
+        """
+        if not self._failures.take():
+            self._suppress()
+            return
         nc = self._nc
         if nc is None or not nc.is_connected:
             self.dropped += 1
@@ -121,6 +169,50 @@ class AuthEvents:
         except (nats.errors.Error, OSError) as exc:
             self.dropped += 1
             log.debug("auth.failed not published: %s", exc)
+
+    def logged_in(self, login: Login, *, ip_address: str, user_agent: str) -> None:
+        """Announce ``login`` in the background, unless it was already; returns at once."""
+        if self._closed or not self._logins.claim(login):
+            return
+        payload = login.payload(ip_address=ip_address, user_agent=user_agent)
+        task = asyncio.create_task(self._announce(login, payload), name="gateway-auth-login")
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
+
+    async def _announce(self, login: Login, payload: auth_events_pb2.AuthLogin) -> None:
+        announced = False
+        try:
+            nc = self._nc
+            if nc is not None and nc.is_connected:
+                event = build_event(
+                    payload,
+                    source=source_of("gateway"),
+                    subject=f"users/{login.subject}",
+                    event_id=login.event_id(),
+                )
+                await nc.jetstream().publish(
+                    subject_of(event.type),
+                    event.SerializeToString(),
+                    headers={"Nats-Msg-Id": event.id},
+                    timeout=_LOGIN_PUBLISH_TIMEOUT_SECONDS,
+                )
+                announced = True
+        except (nats.errors.Error, nats.js.errors.Error, OSError) as exc:
+            log.debug("auth.login not published yet: %s", exc)
+        finally:
+            self._logins.done(login, announced=announced)
+
+    def _suppress(self) -> None:
+        self.suppressed += 1
+        self._suppressed_since_log += 1
+        now = time.monotonic()
+        if now - self._suppressed_logged_at >= _SUPPRESSED_LOG_INTERVAL_SECONDS:
+            log.warning(
+                "auth.failed events over the rate limit were not published",
+                extra={"suppressed": self._suppressed_since_log},
+            )
+            self._suppressed_logged_at = now
+            self._suppressed_since_log = 0
 
     async def _connect(self) -> None:
         async def disconnected() -> None:

@@ -18,7 +18,8 @@
    when the gateway has no secret to sign with).
 
 Every 401 is published as ``auth.failed`` with a fingerprint of the credential, never
-the credential.
+the credential; the first request of a person's session as ``auth.login``
+(:mod:`~gateway.auth.logins`).
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ from gateway.auth.access import authorize
 from gateway.auth.credentials import CredentialKind, fingerprint, parse_header
 from gateway.auth.errors import AuthFailed
 from gateway.auth.jwts import JwtVerifier
+from gateway.auth.logins import Login
 from gateway.auth.machine import MachineTokens
 from gateway.auth.roles import PersonRoles
 from meshkit.identity import Identity, PrincipalKind, to_metadata
 from plugmesh.events.v1 import auth_events_pb2, event_pb2
 
-__all__ = ["MESH_IDENTITY", "FailureSink", "Guard", "Metadata", "Request"]
+__all__ = ["MESH_IDENTITY", "AuthEventSink", "Guard", "Metadata", "Request"]
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +52,15 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 MESH_IDENTITY = Identity(PrincipalKind.SERVICE, "mesh", admin=True)
 
 
-class FailureSink(Protocol):
-    """Where ``auth.failed`` events go (:class:`gateway.auth.events.AuthEvents`)."""
+class AuthEventSink(Protocol):
+    """Where ``auth.failed`` and ``auth.login`` go (:class:`gateway.auth.events.AuthEvents`)."""
 
     async def failed(self, payload: auth_events_pb2.AuthFailed) -> None:
         """Publish ``payload``, best effort."""
+        ...
+
+    def logged_in(self, login: Login, *, ip_address: str, user_agent: str) -> None:
+        """Announce ``login`` unless it was already; returns at once."""
         ...
 
 
@@ -95,7 +101,7 @@ class Guard:
         roles: Role lookup for people; None makes no person an admin.
         signing_key: Signs identities for the plugins; None forwards none.
         mesh_secret: The registration secret mesh services prove themselves with.
-        events: Where ``auth.failed`` goes; None drops it.
+        events: Where ``auth.failed`` and ``auth.login`` go; None drops them.
     """
 
     def __init__(
@@ -106,7 +112,7 @@ class Guard:
         roles: PersonRoles | None,
         signing_key: bytes | None,
         mesh_secret: str | None,
-        events: FailureSink | None,
+        events: AuthEventSink | None,
     ) -> None:
         self._machine = machine
         self._jwts = jwts
@@ -141,7 +147,11 @@ class Guard:
             return None
         if credential.kind is CredentialKind.MACHINE_TOKEN:
             return await self._machine.authenticate(credential.secret)
-        person = self._jwts.verify(credential.secret)
+        person, login = self._jwts.verify_session(credential.secret)
+        if self._events is not None:
+            self._events.logged_in(
+                login, ip_address=request.ip_address, user_agent=request.user_agent
+            )
         if self._roles is not None and await self._roles.is_admin(person.subject):
             person = dataclasses.replace(person, admin=True)
         return person

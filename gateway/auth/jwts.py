@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from gateway.auth.errors import AuthFailed
+from gateway.auth.logins import Login, login_of
 from gateway.auth.settings import RS256_PUBLIC_KEY, AuthSettings
 from meshkit.config import ConfigError
 from meshkit.identity import Identity, PrincipalKind
@@ -49,6 +50,18 @@ class JwtVerifier:
             AuthFailed: The token is malformed, badly signed, expired or its claims are
                 not acceptable; the reason says which.
         """
+        return _person(self._claims(token))
+
+    def verify_session(self, token: str) -> tuple[Identity, Login]:
+        """The person ``token`` authenticates, and the session it belongs to.
+
+        Raises:
+            AuthFailed: As :meth:`verify`.
+        """
+        claims = self._claims(token)
+        return _person(claims), login_of(token, claims)
+
+    def _claims(self, token: str) -> dict[str, Any]:
         if not self._keys:
             raise _failed(
                 "this gateway accepts no JWTs (no key is configured)",
@@ -65,8 +78,7 @@ class JwtVerifier:
                 f"JWTs signed with {algorithm!r} are not accepted (only {accepted})",
                 events.AUTH_FAILURE_REASON_INVALID_SIGNATURE,
             )
-        claims = self._decode(token, key, algorithm)
-        return _person(claims)
+        return self._decode(token, key, algorithm)
 
     def _decode(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
         settings = self._settings

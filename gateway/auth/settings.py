@@ -25,6 +25,7 @@ AUDIENCE = "PLUGMESH_GATEWAY_JWT_AUDIENCE"
 LEEWAY_SECONDS = "PLUGMESH_GATEWAY_JWT_LEEWAY_SECONDS"
 CACHE_TTL_SECONDS = "PLUGMESH_GATEWAY_AUTH_CACHE_TTL_SECONDS"
 TIMEOUT_SECONDS = "PLUGMESH_GATEWAY_AUTH_TIMEOUT_SECONDS"
+FAILED_EVENTS_PER_SECOND = "PLUGMESH_GATEWAY_AUTH_FAILED_EVENTS_PER_SECOND"
 
 #: Every variable: (name, default as shown, meaning), for the README table.
 VARIABLES: tuple[tuple[str, str, str], ...] = (
@@ -53,6 +54,12 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "5",
         "deadline of the gateway's calls that validate a machine token or look up a role",
     ),
+    (
+        FAILED_EVENTS_PER_SECOND,
+        "20",
+        "most `auth.failed` events the gateway publishes a second (bursts of ten times"
+        " that); refusals beyond it are still refused, counted and logged, not published",
+    ),
 )
 
 
@@ -70,6 +77,7 @@ class AuthSettings:
             cache.
         cache_max_entries: How many validated tokens (and roles) are kept at most.
         timeout_seconds: Deadline of a ValidateToken or role lookup call.
+        failed_events_per_second: Rate limit of ``auth.failed`` events.
     """
 
     jwt_hs256_secret: str | None = None
@@ -80,6 +88,7 @@ class AuthSettings:
     cache_ttl_seconds: float = 10.0
     cache_max_entries: int = 10_000
     timeout_seconds: float = 5.0
+    failed_events_per_second: float = 20.0
 
     def __post_init__(self) -> None:
         for name, value in (
@@ -90,6 +99,9 @@ class AuthSettings:
                 raise ConfigError(f"{name} must be 0 or more seconds, got {value}")
         if not math.isfinite(self.timeout_seconds) or self.timeout_seconds <= 0:
             raise ConfigError(f"{TIMEOUT_SECONDS} must be positive, got {self.timeout_seconds}")
+        rate = self.failed_events_per_second
+        if not math.isfinite(rate) or rate <= 0:
+            raise ConfigError(f"{FAILED_EVENTS_PER_SECOND} must be positive, got {rate}")
 
     def __repr__(self) -> str:
         # The secret never reaches a log line or a traceback.
@@ -123,6 +135,9 @@ class AuthSettings:
                 values, CACHE_TTL_SECONDS, 10.0, unit="a number of seconds"
             ),
             timeout_seconds=env_number(values, TIMEOUT_SECONDS, 5.0, unit="a number of seconds"),
+            failed_events_per_second=env_number(
+                values, FAILED_EVENTS_PER_SECOND, 20.0, unit="a number of events a second"
+            ),
         )
 
 

@@ -4,30 +4,42 @@ The first 48 bits are the Unix time in milliseconds, so ids sort by creation tim
 database indexes on them stay append-mostly. Within one millisecond the 12-bit
 ``rand_a`` field counts up (RFC 9562 §6.2, method 1), so ids made by one process are
 strictly increasing; the remaining 62 bits are random.
+
+The random bits come from a generator of this module seeded from ``os.urandom`` (again
+in a forked child): ids must be unique, not secret, and a system call per id would cost
+more than the rest of making one.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 import uuid
 
-__all__ = ["uuid7"]
+__all__ = ["new_event_id", "uuid7"]
 
 _lock = threading.Lock()
 _last_millis = 0
 _counter = 0
+_random = random.Random(os.urandom(32))
 
 
-def uuid7() -> uuid.UUID:
-    """A new UUIDv7, greater than every one this process made before."""
+def _reseed() -> None:
+    _random.seed(os.urandom(32))
+
+
+os.register_at_fork(after_in_child=_reseed)
+
+
+def _next() -> int:
     global _last_millis, _counter
     with _lock:
         millis = time.time_ns() // 1_000_000
         if millis > _last_millis:
             _last_millis = millis
-            _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF  # leave room to count up
+            _counter = _random.getrandbits(10)  # leave room to count up
         else:
             # Same millisecond, or the clock stepped back: keep counting from the last id.
             _counter += 1
@@ -36,7 +48,17 @@ def uuid7() -> uuid.UUID:
                 _counter = 0
         millis = _last_millis
         counter = _counter
-    random_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        random_b = _random.getrandbits(62)
     value = (millis & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76 | counter << 64 | 0b10 << 62 | random_b
-    return uuid.UUID(int=value)
+    return value | 0x7 << 76 | counter << 64 | 0b10 << 62 | random_b
+
+
+def uuid7() -> uuid.UUID:
+    """A new UUIDv7, greater than every one this process made before."""
+    return uuid.UUID(int=_next())
+
+
+def new_event_id() -> str:
+    """``str(uuid7())``, made without the ``uuid.UUID`` object."""
+    digits = f"{_next():032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"

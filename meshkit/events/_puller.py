@@ -22,7 +22,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-__all__ = ["PullError", "Puller"]
+__all__ = ["PullError", "Puller", "delivery_of"]
 
 _STATUS = "Status"
 _DESCRIPTION = "Description"
@@ -119,3 +119,20 @@ class Puller:
             if status == _CONFLICT:
                 self._conflict = (msg.headers or {}).get(_DESCRIPTION, "conflict")
         self._arrived.set()
+
+
+def delivery_of(msg: Msg) -> tuple[int, int]:
+    """Which delivery of its message ``msg`` is (from 1), and its stream sequence.
+
+    Read from the reply subject as nats-py's ``Msg.metadata`` does, without building
+    the objects it returns for every message. The subject is
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>``,
+    or with ``<domain>.<account hash>`` after ``$JS.ACK`` and a random token at the end.
+    """
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == 9:
+        return int(tokens[4]), int(tokens[5])
+    if len(tokens) >= 11:
+        return int(tokens[6]), int(tokens[7])
+    metadata = msg.metadata  # raises the error nats-py raises for a subject it cannot read
+    return metadata.num_delivered, metadata.sequence.stream

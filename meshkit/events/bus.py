@@ -206,7 +206,7 @@ class EventBus:
         self._js = self._nc.jetstream(timeout=self.settings.publish_timeout_seconds)
         await ensure_streams(self._js, self.settings)
         self._relay = OutboxRelay(
-            self.database, JetStreamPublisher(self._js), self.settings, outbox=self.outbox
+            self.database, JetStreamPublisher(self._nc), self.settings, outbox=self.outbox
         )
         self._relay.start()
         for pattern, handler, consumer in self._subscriptions:

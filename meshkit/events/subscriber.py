@@ -38,7 +38,7 @@ from nats.js.errors import APIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.db import Database
-from meshkit.events._puller import Puller, PullError
+from meshkit.events._puller import Puller, PullError, delivery_of
 from meshkit.events._tasks import cancel_and_wait
 from meshkit.events.deadletters import publish_dead_letter
 from meshkit.events.envelope import ReceivedEvent, parse_event, subject_of, type_of_subject
@@ -245,14 +245,14 @@ class Subscription:
     async def _handle(self, msgs: Sequence[Msg]) -> None:
         items: list[_Item] = []
         for msg in msgs:
-            metadata = msg.metadata
+            attempt, sequence = delivery_of(msg)
             try:
                 envelope = parse_event(msg.data)
             except EnvelopeError as exc:
                 headers = msg.headers or {}
                 await self._dead_letter(
                     msg,
-                    event_id=headers.get(MSG_ID) or f"seq-{metadata.sequence.stream}",
+                    event_id=headers.get(MSG_ID) or f"seq-{sequence}",
                     event_type=type_of_subject(msg.subject),
                     error=f"EnvelopeError: {exc}",
                 )
@@ -260,8 +260,8 @@ class Subscription:
             event = ReceivedEvent(
                 envelope=envelope,
                 subject=msg.subject,
-                stream_sequence=metadata.sequence.stream,
-                attempt=metadata.num_delivered,
+                stream_sequence=sequence,
+                attempt=attempt,
                 trace=TraceContext.from_headers(msg.headers),
             )
             items.append(_Item(msg, event))

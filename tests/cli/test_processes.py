@@ -9,6 +9,7 @@ from meshkit.processes import (
     PROCESSES,
     AddressUnavailable,
     environment_table,
+    needed_variables,
     process_named,
     process_names,
     resolve_ports,
@@ -73,3 +74,45 @@ def test_an_address_in_use_is_reported_with_its_variable() -> None:
 
     assert failure.value.address == address
     assert "in use" in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "needed"),
+    [
+        pytest.param(
+            "registry",
+            {"PLUGMESH_REGISTRY_ADDRESS", "PLUGMESH_REGISTRATION_SECRET", "PLUGMESH_DATABASE_URL"},
+            id="registry",
+        ),
+        pytest.param(
+            "gateway",
+            {
+                "PLUGMESH_GATEWAY_GRPC_ADDRESS",
+                "PLUGMESH_GATEWAY_HTTP_ADDRESS",
+                "PLUGMESH_REGISTRY_ADDRESS",
+                "PLUGMESH_REGISTRATION_SECRET",
+                "PLUGMESH_NATS_URL",
+            },
+            id="gateway",
+        ),
+        pytest.param(
+            "audit",
+            {
+                "PLUGMESH_AUDIT_ADDRESS",
+                "PLUGMESH_REGISTRY_ADDRESS",
+                "PLUGMESH_REGISTRATION_SECRET",
+                "PLUGMESH_NATS_URL",
+                "PLUGMESH_DATABASE_URL",
+            },
+            id="plugin",
+        ),
+    ],
+)
+def test_a_process_on_its_own_needs_its_addresses_registry_secret_nats_and_database(
+    name: str, needed: set[str]
+) -> None:
+    variables = needed_variables(process_named(name))
+
+    assert set(variables) == needed
+    assert len(variables) == len(needed), "each once"
+    assert set(variables) <= {v.name for v in ENVIRONMENT}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 
 import pytest
@@ -22,7 +23,7 @@ from meshkit.events import (
     subject_of,
     unpack_payload,
 )
-from meshkit.events._ids import uuid7
+from meshkit.events._ids import new_event_id, uuid7
 from meshkit.events.settings import VARIABLES
 from meshkit.events.tracecontext import TraceContext, current_trace, new_trace, use_trace
 from plugmesh.events.v1 import auth_events_pb2, event_pb2, user_events_pb2
@@ -117,6 +118,31 @@ def test_ids_are_time_ordered_and_unique() -> None:
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids[:10])
+
+
+def test_event_ids_are_canonical_uuid7_strings_in_order() -> None:
+    ids = [build_event(auth_events_pb2.AuthLogin(), source="/plugmesh/x").id for _ in range(5_000)]
+
+    parsed = [uuid.UUID(i) for i in ids]
+    assert [str(u) for u in parsed] == ids
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+
+
+def test_event_ids_differ_in_a_forked_child() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write one id and leave at once
+        os.write(write, new_event_id().encode())
+        os._exit(0)
+    os.close(write)
+    mine = new_event_id()
+    os.waitpid(pid, 0)
+    theirs = os.read(read, 64).decode()
+    os.close(read)
+    assert theirs
+    assert theirs[14:] != mine[14:]
 
 
 def test_trace_context_is_read_from_headers_and_made_current() -> None:

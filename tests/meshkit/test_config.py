@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 from pathlib import Path
 
 import pytest
 
-from meshkit.config import ConfigError, MeshConfig, address_variable
+from meshkit.config import ConfigError, MeshConfig, address_variable, advertised_host
 
 
 def test_defaults_are_the_documented_addresses() -> None:
@@ -66,3 +67,32 @@ def test_config_is_frozen() -> None:
     config = MeshConfig.from_env({})
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.log_level = "DEBUG"  # type: ignore[misc]  # proving it cannot be assigned
+
+
+@pytest.mark.parametrize(
+    ("listen_host", "configured", "advertised"),
+    [
+        pytest.param("0.0.0.0", "users-0.mesh", "users-0.mesh", id="configured-wins"),
+        pytest.param("127.0.0.1", None, "127.0.0.1", id="specific-host"),
+        pytest.param("0.0.0.0", None, "127.0.0.2", id="wildcard-own-address"),
+        pytest.param("::", None, "127.0.0.2", id="v6-wildcard-own-address"),
+    ],
+)
+def test_a_process_advertises_where_others_reach_it(
+    monkeypatch: pytest.MonkeyPatch, listen_host: str, configured: str | None, advertised: str
+) -> None:
+    # A host name that is an address resolves to itself, without asking any resolver.
+    monkeypatch.setattr(socket, "gethostname", lambda: "127.0.0.2")
+
+    assert advertised_host(listen_host, configured) == advertised
+
+
+def test_a_host_name_that_does_not_resolve_advertises_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unresolvable(name: str) -> str:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "gethostbyname", unresolvable)
+
+    assert advertised_host("0.0.0.0", None) == "127.0.0.1"

@@ -1,14 +1,26 @@
-"""The gateway's NATS link: late NATS, lost NATS, and what the caches do meanwhile."""
+"""The gateway's NATS link: late NATS, lost NATS, and what the caches do meanwhile;
+``auth.login`` once per session, ``auth.failed`` up to a rate."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 from pathlib import Path
 
 import nats
 
 from gateway.auth.events import AuthEvents
-from meshkit.events import build_event, source_of, subject_of
+from gateway.auth.logins import Login
+from meshkit.events import (
+    EventSettings,
+    build_event,
+    parse_event,
+    source_of,
+    subject_of,
+    unpack_payload,
+)
+from meshkit.events.streams import EVENTS_STREAM, ensure_streams
 from meshkit.natsd import NatsServer
 from plugmesh.events.v1 import (
     auth_events_pb2,
@@ -104,3 +116,117 @@ async def test_failures_are_dropped_not_raised_without_nats() -> None:
         assert link.dropped == 1
     finally:
         await link.close()
+
+
+async def _stored(server: NatsServer, subject: str) -> list[tuple[str, bytes]]:
+    """(Nats-Msg-Id, data) of every message the event stream holds on ``subject``."""
+    nc = await nats.connect(server.url)
+    try:
+        js = nc.jetstream()
+        found = []
+        info = await js.stream_info(EVENTS_STREAM)
+        for sequence in range(info.state.first_seq, info.state.last_seq + 1):
+            msg = await js.get_msg(EVENTS_STREAM, sequence)
+            if msg.subject == subject:
+                found.append(((msg.headers or {}).get("Nats-Msg-Id", ""), msg.data or b""))
+        return found
+    finally:
+        await nc.close()
+
+
+async def _live_link(server: NatsServer, seen: Recorder, **settings: float) -> AuthEvents:
+    link = AuthEvents(
+        server.url,
+        on_machine_user=seen.machine_users.append,
+        on_user=seen.users.append,
+        on_live=seen.live.append,
+        **settings,  # type: ignore[arg-type]
+    )
+    await link.start()
+
+    async def up() -> bool | None:
+        return True if link.live else None
+
+    await eventually(up, timeout_seconds=10, what="the link to connect")
+    return link
+
+
+async def test_a_session_is_announced_once_across_requests_and_gateways(tmp_path: Path) -> None:
+    login = Login("ada", "ada@example.com", "Ada", "https://idp", "s-1", 1_700_000_000_000)
+    async with NatsServer(tmp_path / "js") as server:
+        nc = await nats.connect(server.url)
+        await ensure_streams(nc.jetstream(), EventSettings())
+        await nc.close()
+        one, two = await _live_link(server, Recorder()), await _live_link(server, Recorder())
+        try:
+            for link in (one, two, one):
+                link.logged_in(login, ip_address="10.0.0.1", user_agent="curl/8")
+
+            async def announced() -> list[tuple[str, bytes]] | None:
+                found = await _stored(server, subject_of("auth.login"))
+                return found or None
+
+            found = await eventually(announced, what="auth.login in the stream")
+            await asyncio.sleep(0.3)  # any second copy would be there by now
+            found = await _stored(server, subject_of("auth.login"))
+        finally:
+            await one.close()
+            await two.close()
+    ((msg_id, data),) = found
+    event = parse_event(data)
+    payload = unpack_payload(event)
+    assert msg_id == event.id == login.event_id()
+    assert isinstance(payload, auth_events_pb2.AuthLogin)
+    assert (payload.user_id, payload.email, payload.session_id) == ("ada", "ada@example.com", "s-1")
+    assert (payload.ip_address, payload.user_agent) == ("10.0.0.1", "curl/8")
+
+
+async def test_a_login_that_could_not_be_sent_is_sent_on_the_next_request(tmp_path: Path) -> None:
+    port = _free_port()
+    login = Login("bo", "", "", "", "s-9", 1_700_000_000_000)
+    link = _link(f"nats://127.0.0.1:{port}", Recorder())
+    await link.start()
+    try:
+        link.logged_in(login, ip_address="", user_agent="")  # NATS is not there yet
+        await asyncio.sleep(0.2)
+        async with NatsServer(tmp_path / "js", port=port) as server:
+            nc = await nats.connect(server.url)
+            await ensure_streams(nc.jetstream(), EventSettings())
+            await nc.close()
+
+            async def up() -> bool | None:
+                return True if link.live else None
+
+            await eventually(up, timeout_seconds=10, what="the link to connect")
+            link.logged_in(login, ip_address="", user_agent="")
+
+            async def announced() -> list[tuple[str, bytes]] | None:
+                return await _stored(server, subject_of("auth.login")) or None
+
+            ((msg_id, _),) = await eventually(announced, what="the retried auth.login")
+    finally:
+        await link.close()
+    assert msg_id == login.event_id()
+
+
+async def test_a_flood_of_failures_is_published_up_to_the_rate_limit(tmp_path: Path) -> None:
+    async with NatsServer(tmp_path / "js") as server:
+        nc = await nats.connect(server.url)
+        await ensure_streams(nc.jetstream(), EventSettings())
+        await nc.close()
+        link = await _live_link(server, Recorder(), failed_events_per_second=5.0)
+        try:
+            failure = auth_events_pb2.AuthFailed(
+                actor=event_pb2.Actor(type=event_pb2.ACTOR_TYPE_ANONYMOUS)
+            )
+            started = time.monotonic()
+            for _ in range(500):
+                await link.failed(failure)
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(0.3)
+            published = await _stored(server, subject_of("auth.failed"))
+        finally:
+            await link.close()
+    # A burst of ten times the rate, plus what refilled while the loop ran.
+    assert 50 <= len(published) <= 50 + elapsed * 5 + 1
+    assert link.suppressed == 500 - len(published)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import jwt
 import pytest
 from google.protobuf import descriptor
 
@@ -14,6 +15,7 @@ from gateway.auth.errors import AuthUnavailable
 from gateway.auth.for_http import HttpGuard
 from gateway.auth.guard import Guard
 from gateway.auth.jwts import JwtVerifier
+from gateway.auth.logins import Login
 from gateway.auth.machine import MachineTokens
 from gateway.auth.settings import AuthSettings
 from gateway.http.errors import HttpError
@@ -47,9 +49,13 @@ class FakeValidator:
 class Sink:
     def __init__(self) -> None:
         self.failures: list[auth_events_pb2.AuthFailed] = []
+        self.logins: list[Login] = []
 
     async def failed(self, payload: auth_events_pb2.AuthFailed) -> None:
         self.failures.append(payload)
+
+    def logged_in(self, login: Login, *, ip_address: str, user_agent: str) -> None:
+        self.logins.append(login)
 
 
 def valid(expire_in_seconds: float | None = None) -> machineusers_pb2.ValidateTokenResponse:
@@ -145,3 +151,26 @@ async def test_a_valid_answer_is_kept_for_the_ttl() -> None:
         await tokens.authenticate(TOKEN)
 
     assert validator.calls == 1
+
+
+async def test_a_persons_jwt_announces_their_session_and_a_bad_one_does_not() -> None:
+    secret = "j" * 40
+    sink = Sink()
+    checked = Guard(
+        machine=MachineTokens(FakeValidator(None), _cache()),
+        jwts=JwtVerifier(AuthSettings(jwt_hs256_secret=secret)),
+        roles=None,
+        signing_key=KEY,
+        mesh_secret=None,
+        events=sink,
+    )
+    http = HttpGuard(checked)
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    good = jwt.encode({"sub": "ada", "exp": expires, "jti": "j-1"}, secret, algorithm="HS256")
+    forged = jwt.encode({"sub": "eve", "exp": expires}, "x" * 40, algorithm="HS256")
+
+    await http(LIST_SERVICES, scope(f"Bearer {good}"))
+    with pytest.raises(HttpError):
+        await http(LIST_SERVICES, scope(f"Bearer {forged}"))
+
+    assert [(login.subject, login.session_id) for login in sink.logins] == [("ada", "j-1")]

@@ -1,0 +1,38 @@
+# One image for every plugmesh process: `docker run <image> serve <name>`, where <name> is
+# registry, gateway, users, audit or machine-users (see compose.yaml and deploy/k8s/).
+# `plugmesh health <name>` inside a container is its gRPC health check.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# Build stage: the project and its PostgreSQL driver into a virtual environment.
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/plugmesh
+WORKDIR /src
+COPY pyproject.toml README.md ./
+# gen/ holds the code generated from protos/, committed, so no protoc runs here.
+COPY gen gen
+COPY meshkit meshkit
+COPY registry registry
+COPY gateway gateway
+COPY services services
+RUN /opt/plugmesh/bin/pip install ".[postgres]"
+
+# Run stage: the virtual environment only, run by an unprivileged user.
+FROM ${PYTHON_IMAGE}
+RUN groupadd --system --gid 10001 plugmesh \
+    && useradd --system --uid 10001 --gid plugmesh --no-create-home \
+       --home-dir /var/lib/plugmesh --shell /usr/sbin/nologin plugmesh \
+    && install --directory --owner plugmesh --group plugmesh --mode 0700 /var/lib/plugmesh
+COPY --from=build /opt/plugmesh /opt/plugmesh
+ENV PATH=/opt/plugmesh/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PLUGMESH_DATA_DIR=/var/lib/plugmesh
+WORKDIR /var/lib/plugmesh
+USER 10001:10001
+# registry, gateway gRPC, gateway HTTP, users, audit, machine-users (their defaults).
+EXPOSE 50050 50051 8080 50061 50062 50063
+ENTRYPOINT ["plugmesh"]
+CMD ["serve", "gateway"]
