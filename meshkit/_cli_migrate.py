@@ -1,18 +1,20 @@
-"""``plugmesh migrate``: bring every process's database to its newest revision.
+"""``plugmesh migrate [NAME ...]``: bring processes' databases to their newest revision.
 
 Each process also migrates its own database when it starts; this command is for doing it
 ahead of a rollout (a Kubernetes job, a compose one-shot), and ``--check`` tells, without
-changing anything, whether any database is behind (exit code 1).
+changing anything, whether a database is behind (exit code 1).
 
 The databases are those the environment configures (``PLUGMESH_DATABASE_URL``,
 ``PLUGMESH_REGISTRY_DATABASE_URL``, else the SQLite files in the data dir), so the
-command sees what the processes would see.
+command sees what the processes would see. Without names it takes every process, which
+suits one machine (a SQLite file each); where each process has its own
+``PLUGMESH_DATABASE_URL`` (containers), name the one whose environment it runs in.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -23,15 +25,18 @@ from meshkit.config import MeshConfig
 from meshkit.db import Database
 from meshkit.migrations import Migrations
 
-__all__ = ["Target", "migrate", "targets"]
+__all__ = ["PROCESSES", "Target", "migrate", "targets"]
 
 # Process name → the module holding its MIGRATIONS; the plugins also hold an outbox.
-_CHAINS = {
+_CHAINS: dict[str, tuple[str, bool]] = {
     "registry": ("registry.store", False),
     "users": ("services.users.store", True),
     "machine-users": ("services.machineusers.store", True),
     "audit": ("services.audit.tables", True),
 }
+
+#: The processes that keep a database, in the order they are migrated.
+PROCESSES = tuple(_CHAINS)
 
 
 @dataclass(frozen=True)
@@ -43,12 +48,13 @@ class Target:
     chains: tuple[Migrations, ...]
 
 
-def targets(env: Mapping[str, str]) -> list[Target]:
-    """Every process's database as ``env`` configures it."""
+def targets(env: Mapping[str, str], names: Sequence[str] = ()) -> list[Target]:
+    """The databases of the processes ``names`` (default: all) as ``env`` configures them."""
     mesh = MeshConfig.from_env(env)
     events: Migrations = importlib.import_module("meshkit.events.tables").MIGRATIONS
     found = []
-    for process, (module, has_outbox) in _CHAINS.items():
+    for process in names or PROCESSES:
+        module, has_outbox = _CHAINS[process]
         chain: Migrations = importlib.import_module(module).MIGRATIONS
         url = mesh.database_url_for(process)
         if process == "registry":
@@ -57,14 +63,17 @@ def targets(env: Mapping[str, str]) -> list[Target]:
     return found
 
 
-async def migrate(env: Mapping[str, str], out: TextIO, *, check: bool = False) -> int:
-    """Upgrade (or with ``check`` only inspect) every database; print one line per chain.
+async def migrate(
+    env: Mapping[str, str], out: TextIO, names: Sequence[str] = (), *, check: bool = False
+) -> int:
+    """Upgrade (or with ``check`` only inspect) the databases of ``names`` (default: all);
+    print one line per chain.
 
     Returns:
         0 when every database is (now) at head; 1 with ``check`` when one is behind.
     """
     behind = False
-    for target in targets(env):
+    for target in targets(env, names):
         url = make_url(target.url)
         shown = url.render_as_string(hide_password=True)
         if check and _missing_sqlite_file(target.url):

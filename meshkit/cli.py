@@ -13,8 +13,9 @@
   a mesh that runs without ``up`` (containers): printed once, kept in the data dir.
 - ``plugmesh events tail [PATTERN]``: events as they flow (type, source, subject, payload).
 - ``plugmesh events dlq [--replay ID]``: the dead letters; replays one.
-- ``plugmesh migrate [--check]``: every process's database to its newest schema revision
-  (each process also does so at start); ``--check`` only reports, exit code 1 when behind.
+- ``plugmesh migrate [NAME ...] [--check]``: the named processes' databases (default: all)
+  to their newest schema revision (each process also does so at start); ``--check`` only
+  reports, exit code 1 when one is behind.
 
 Configuration comes from ``PLUGMESH_`` environment variables, listed in
 :data:`meshkit.processes.ENVIRONMENT` and at the end of ``plugmesh --help``.
@@ -43,6 +44,8 @@ from meshkit.processes import (
 )
 
 __all__ = ["build_parser", "main", "registry_address"]
+
+_DATABASE_PROCESSES = tuple(spec.name for spec in PROCESSES if spec.uses_database)
 
 
 def _environment_epilog() -> str:
@@ -120,7 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--replay", metavar="ID", help="republish the dead letter with this sequence or event id"
     )
     dlq.add_argument("--limit", type=int, default=100, metavar="N", help="list at most N")
-    migrate = commands.add_parser("migrate", help="bring every database to its newest schema")
+    migrate = commands.add_parser("migrate", help="bring databases to their newest schema")
+    migrate.add_argument(
+        "names",
+        nargs="*",
+        choices=_DATABASE_PROCESSES,
+        metavar="NAME",
+        help=f"processes whose database to migrate: {', '.join(_DATABASE_PROCESSES)} "
+        "(default: all)",
+    )
     migrate.add_argument(
         "--check", action="store_true", help="change nothing; exit code 1 when one is behind"
     )
@@ -239,7 +250,7 @@ def _migrate(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from meshkit._cli_migrate import migrate
 
     env = {**env, "PLUGMESH_DATA_DIR": str(_data_dir(args.data_dir, env))}
-    return asyncio.run(migrate(env, sys.stdout, check=args.check))
+    return asyncio.run(migrate(env, sys.stdout, args.names, check=args.check))
 
 
 def _serve(name: str, env: Mapping[str, str]) -> int:

@@ -2,8 +2,8 @@
 
 A :class:`Migrations` names a directory of revision scripts and the version table that
 records how far a database has come; every plugin, the registry and the event bus's
-outbox/inbox each have one, with their own version table, because they may share one
-database (``PLUGMESH_DATABASE_URL``)::
+outbox/inbox each have one, with their own version table, because chains share a
+database: the outbox/inbox lives in each plugin's database beside the plugin's tables::
 
     MIGRATIONS = Migrations(Path(__file__).parent / "migrations", "alembic_version_users",
                             metadata)

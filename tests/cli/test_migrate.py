@@ -1,5 +1,5 @@
-"""``plugmesh migrate``: every process's database to head, and ``--check`` reporting
-without changing anything, on SQLite files and on a shared PostgreSQL database."""
+"""``plugmesh migrate``: databases to head, and ``--check`` reporting without changing
+anything, on the SQLite files of one machine and on a process's own PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -9,50 +9,66 @@ from pathlib import Path
 
 import pytest
 
+from meshkit import _cli_migrate
 from meshkit._cli_migrate import migrate, targets
+from meshkit.cli import main
+from meshkit.processes import PROCESSES
 from tests.postgres import postgres_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
-    """SQLite files in a data dir, or one PostgreSQL database shared by every process."""
+async def setup(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[dict[str, str], tuple[str, ...]]]:
+    """An environment and the processes to migrate in it: every process's SQLite file
+    in a data dir, or the users process's own PostgreSQL database."""
+    env = {"PLUGMESH_DATA_DIR": str(tmp_path / "data")}
     if request.param == "sqlite":
-        yield {"PLUGMESH_DATA_DIR": str(tmp_path / "data")}
+        yield env, ()
         return
     async with postgres_database(request.getfixturevalue("postgres_url"), "cli") as url:
-        yield {"PLUGMESH_DATA_DIR": str(tmp_path / "data"), "PLUGMESH_DATABASE_URL": url}
+        yield {**env, "PLUGMESH_DATABASE_URL": url}, ("users",)
 
 
-async def run(env: dict[str, str], *, check: bool) -> tuple[int, list[str]]:
+async def run(env: dict[str, str], names: tuple[str, ...], *, check: bool) -> tuple[int, list[str]]:
     out = io.StringIO()
-    code = await migrate(env, out, check=check)
+    code = await migrate(env, out, names, check=check)
     return code, out.getvalue().splitlines()
 
 
-async def test_check_reports_databases_behind_then_migrate_brings_all_to_head(
-    env: dict[str, str],
+async def test_check_reports_databases_behind_then_migrate_brings_them_to_head(
+    setup: tuple[dict[str, str], tuple[str, ...]],
 ) -> None:
-    chains = sum(len(target.chains) for target in targets(env))
+    env, names = setup
+    chains = [chain.version_table for target in targets(env, names) for chain in target.chains]
 
-    before, before_lines = await run(env, check=True)
-    applied, applied_lines = await run(env, check=False)
-    after, after_lines = await run(env, check=True)
+    before, before_lines = await run(env, names, check=True)
+    applied, applied_lines = await run(env, names, check=False)
+    after, after_lines = await run(env, names, check=True)
 
-    assert before == 1
+    assert (before, applied, after) == (1, 0, 0)
     # SQLite: no file yet, one line per process; PostgreSQL: one line per chain.
     assert before_lines
     assert all("no database yet" in line or "behind head" in line for line in before_lines)
-    assert applied == 0
-    assert after == 0
     for lines in (applied_lines, after_lines):
-        assert len(lines) == chains
+        assert [line.split()[1] for line in lines] == chains
         assert all("at head" in line for line in lines)
 
 
-async def test_check_changes_nothing(tmp_path: Path) -> None:
+def test_check_changes_nothing_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "data"
-    code, lines = await run({"PLUGMESH_DATA_DIR": str(data)}, check=True)
 
+    code = main(["migrate", "users", "audit", "--check", "--data-dir", str(data)])
+
+    lines = capsys.readouterr().out.splitlines()
     assert code == 1
+    assert [line.split()[0] for line in lines] == ["users", "audit"]
     assert all("no database yet" in line for line in lines)
     assert not data.exists()
+
+
+def test_every_process_with_a_database_has_migrations() -> None:
+    with_database = {spec.name for spec in PROCESSES if spec.uses_database}
+    assert set(_cli_migrate.PROCESSES) == with_database
