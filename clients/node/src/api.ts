@@ -38,3 +38,11 @@ export interface MeshApi {
 
 /** Opens the API with a bearer token, or without one when `token` is empty. */
 export type OpenApi = (token: string) => MeshApi;
+
+/** `value`, or an error naming the response field that was missing. */
+export function required<T>(value: T | undefined, field: string): T {
+  if (value === undefined) {
+    throw new Error(`the response has no ${field}`);
+  }
+  return value;
+}

@@ -4,7 +4,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuditService } from "../../../.build/stubs/node/plugmesh/audit/v1/audit_pb.js";
 import { MachineUserService } from "../../../.build/stubs/node/plugmesh/machineusers/v1/machineusers_pb.js";
 import { UserService } from "../../../.build/stubs/node/plugmesh/users/v1/users_pb.js";
-import type { MeshApi } from "./api.js";
+import { required, type MeshApi } from "./api.js";
 
 const DEADLINE_MILLIS = 10_000;
 
@@ -38,12 +38,4 @@ export function grpcApi(address: string, token: string): MeshApi {
     listMachineUsers: async () => (await machineUsers.listMachineUsers({})).machineUsers,
     listAuditEntries: async (resource) => (await audit.listAuditEntries({ resource })).entries,
   };
-}
-
-/** `value`, or an error naming the response field that was missing. */
-export function required<T>(value: T | undefined, field: string): T {
-  if (value === undefined) {
-    throw new Error(`the response has no ${field}`);
-  }
-  return value;
 }

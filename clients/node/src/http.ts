@@ -27,8 +27,7 @@ import {
   UpdateUserPermissionsResponseSchema,
   UserSchema,
 } from "../../../.build/stubs/node/plugmesh/users/v1/users_pb.js";
-import type { MeshApi } from "./api.js";
-import { required } from "./grpc.js";
+import { required, type MeshApi } from "./api.js";
 
 const DEADLINE_MILLIS = 10_000;
 
@@ -63,7 +62,7 @@ export function httpApi(address: string, token: string): MeshApi {
     const response = await fetch(`http://${address}${path}`, init);
     const json = (await response.json()) as JsonValue;
     if (!response.ok) {
-      throw refusal(response.status, json);
+      throw statusError(response.status, json);
     }
     return fromJson(schema, json);
   }
@@ -111,7 +110,7 @@ export function httpApi(address: string, token: string): MeshApi {
 }
 
 /** The error a non-2xx response stands for; its body is a google.rpc.Status. */
-function refusal(status: number, body: JsonValue): HttpError {
+function statusError(status: number, body: JsonValue): HttpError {
   const fields = typeof body === "object" && body !== null && !Array.isArray(body) ? body : {};
   const code = typeof fields.code === "number" ? (fields.code as Code) : Code.Unknown;
   const message = typeof fields.message === "string" ? fields.message : `HTTP ${status}`;
