@@ -19,9 +19,10 @@ from tests.gateway.auth.mesh import Mesh
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(300)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client() -> Path:
-    """The compiled client; `make test` has built it already."""
+    """The compiled client; `make test` has built it already. Session-scoped, so a build
+    happens before any mesh starts rather than while one waits."""
     return build(
         ".build/clients/cpp/plugmesh-client", "protoc", "grpc_cpp_plugin", "g++", "pkg-config"
     )
@@ -39,16 +40,16 @@ async def call(client: Path, mesh: Mesh, token: str, *args: str) -> tuple[int, A
 async def test_cpp_client_creates_and_gets_a_user_through_the_ingress(
     mesh: Mesh, client: Path
 ) -> None:
-    code, created, _ = await call(
+    code, created, refused = await call(
         client, mesh, mesh.admin_token, "create-user", "cpp-ada", "ada@cpp.example", "Ada from C++"
     )
-    assert code == 0
+    assert code == 0, refused
     assert created["user"]["userId"] == "cpp-ada"
     assert created["user"]["revision"] == "1"
     assert created["user"]["role"] == "ROLE_USER"
 
-    code, got, _ = await call(client, mesh, mesh.admin_token, "get-user", "cpp-ada")
-    assert code == 0
+    code, got, refused = await call(client, mesh, mesh.admin_token, "get-user", "cpp-ada")
+    assert code == 0, refused
     assert got["user"] == created["user"]
 
     stub: Any = users_pb2_grpc.UserServiceStub(mesh.channel)
@@ -60,8 +61,8 @@ async def test_cpp_client_creates_and_gets_a_user_through_the_ingress(
 
 
 async def test_cpp_client_lists_the_machine_users(mesh: Mesh, client: Path) -> None:
-    code, listed, _ = await call(client, mesh, mesh.admin_token, "list-machine-users")
-    assert code == 0
+    code, listed, refused = await call(client, mesh, mesh.admin_token, "list-machine-users")
+    assert code == 0, refused
 
     stub: Any = machineusers_pb2_grpc.MachineUserServiceStub(mesh.channel)
     expected = await stub.ListMachineUsers(

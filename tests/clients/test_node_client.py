@@ -29,9 +29,10 @@ UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED.value[0]
 PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED.value[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def node() -> str:
-    """The node binary, with the client built; `make test` has built it already."""
+    """The node binary, with the client built; `make test` has built it already.
+    Session-scoped, so a build happens before any mesh starts rather than while one waits."""
     build("clients/node/dist/.built", "node", "npm")
     return "node"
 

@@ -14,7 +14,7 @@ STUBS = ROOT / ".build" / "stubs"
 SERVICE = re.compile(r"^service (\w+) \{", re.MULTILINE)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stubs() -> Path:
     build("stubs", "node", "npm", "protoc", "grpc_cpp_plugin")
     return STUBS
