@@ -12,16 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import shutil
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import google.api
 import grpc
-import grpc_tools
 import httpx
 import pytest
 
@@ -33,56 +28,14 @@ from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.app import RegistryServer
 from registry.testing import StartRegistry, eventually
+from tests.gateway import node
 from tests.gateway.conftest import FAST
+from tests.gateway.node import GREETER, NAME, NEEDS_NODE, NodePlugin, spawn
 from tests.grpcurl import GRPCURL, grpcurl
 
-NODE_DIR = Path(__file__).resolve().parent.parent / "node"
-PLUGIN = NODE_DIR / "plugin.js"
-NODE = shutil.which("node")
 SECRET = "node-test-secret"
-NAME = "node-greeter"
-GREETER = "test.greeter.v1.GreeterService"
 
-pytestmark = [
-    pytest.mark.skipif(NODE is None, reason="node is not installed"),
-    pytest.mark.skipif(
-        not (NODE_DIR / "node_modules").is_dir(),
-        reason="the Node packages are installed by `make test` (npm ci in tests/node)",
-    ),
-    pytest.mark.timeout(90),
-]
-
-
-def include_dirs() -> list[str]:
-    """Where proto-loader finds google/api/*.proto and google/protobuf/*.proto: the
-    googleapis-common-protos and grpcio-tools packages."""
-    googleapis = Path(next(iter(google.api.__path__))).parent.parent
-    well_known = Path(next(iter(grpc_tools.__path__))) / "_proto"
-    return [str(googleapis), str(well_known)]
-
-
-@dataclass
-class NodePlugin:
-    """A running Node plugin and what it printed once registered."""
-
-    process: asyncio.subprocess.Process
-    address: str
-    instance_id: str
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stderr(self) -> str:
-        """What the plugin logged so far."""
-        return self.log.read_text(errors="replace")
-
-    async def exit_code(self, timeout_seconds: float = 10.0) -> int:
-        """Wait for the process to end; its exit code."""
-        async with asyncio.timeout(timeout_seconds):
-            return await self.process.wait()
-
+pytestmark = [*NEEDS_NODE, pytest.mark.timeout(90)]
 
 StartNode = Callable[..., Awaitable[NodePlugin]]
 
@@ -116,63 +69,20 @@ async def gateway(registry: RegistryServer) -> AsyncIterator[Gateway]:
     await gateway.stop()
 
 
-async def _spawn(
-    registry_address: str, secret: str, log: Path
-) -> tuple[asyncio.subprocess.Process, bytes]:
-    assert NODE is not None
-    arguments = [arg for directory in include_dirs() for arg in ("--include", directory)]
-    env = {
-        **os.environ,
-        "PLUGMESH_REGISTRY_ADDRESS": registry_address,
-        "PLUGMESH_REGISTRATION_SECRET": secret,
-    }
-    with log.open("wb") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            NODE,
-            str(PLUGIN),
-            "--name",
-            NAME,
-            *arguments,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-        )
-    assert process.stdout is not None
-    try:
-        async with asyncio.timeout(30):
-            line = await process.stdout.readline()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    return process, line
-
-
 @pytest.fixture
 async def start_node(registry: RegistryServer, tmp_path: Path) -> AsyncIterator[StartNode]:
     """Factory for Node plugins registered with ``registry``; stopped after the test."""
-    processes: list[asyncio.subprocess.Process] = []
+    plugins: list[NodePlugin] = []
 
     async def start(secret: str = SECRET) -> NodePlugin:
-        log = tmp_path / f"node-{len(processes)}.log"
-        process, line = await _spawn(registry.address, secret, log)
-        processes.append(process)
-        if not line:
-            code = await process.wait()
-            raise AssertionError(f"the Node plugin exited with {code}: {log.read_text()}")
-        printed = json.loads(line)
-        return NodePlugin(process, printed["address"], printed["instance_id"], log)
+        log = tmp_path / f"node-{len(plugins)}.log"
+        plugin = await node.start_node(registry.address, secret, log)
+        plugins.append(plugin)
+        return plugin
 
     yield start
-    for process in processes:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(10):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+    for plugin in plugins:
+        await plugin.stop()
 
 
 @pytest.fixture
@@ -232,11 +142,12 @@ async def test_registers_over_reflection_and_is_serving(
     service = await serving(registry_stub)
 
     assert list(service.grpc_services) == [GREETER]
-    assert service.version == "1.2.0"  # from the service's plugin option
+    assert service.version == "1.3.0"  # from the service's plugin option
     assert list(service.produces) == ["greeter.greeted"]
     assert [(route.method, route.path) for route in service.routes] == [
         ("GET", "/v1/greetings/{name}"),
         ("POST", "/v1/greetings"),
+        ("POST", "/v1/greetings:send"),
     ]
     [instance] = service.instances
     assert instance.instance_id == plugin.instance_id
@@ -379,7 +290,7 @@ async def test_renews_its_lease(
     short = await start_registry(
         registration_secret=SECRET, lease_seconds=1.5, data_dir=tmp_path / "short"
     )
-    process, line = await _spawn(short.address, SECRET, tmp_path / "renew.log")
+    process, line = await spawn(short.address, SECRET, tmp_path / "renew.log")
     try:
         assert line, (tmp_path / "renew.log").read_text()
         instance_id = json.loads(line)["instance_id"]
