@@ -32,6 +32,22 @@ const GREETER_PROTO = 'test/greeter/v1/greeter.proto';
 const GREETER_SERVICE = 'test.greeter.v1.GreeterService';
 const REGISTRY_PROTO = 'plugmesh/registry/v1/registry.proto';
 const SECRET_METADATA_KEY = 'plugmesh-registration-secret';
+// Health checking and reflection, described by reflection too (grpcurl resolves a method's
+// types over reflection before it calls it): the .proto files their packages ship.
+const HEALTH_PROTOS = path.join(
+  path.dirname(require.resolve('grpc-health-check/package.json')),
+  'proto',
+);
+const REFLECTION_PROTOS = path.join(
+  path.dirname(require.resolve('@grpc/reflection/package.json')),
+  'build',
+  'proto',
+);
+const INFRASTRUCTURE_PROTOS = [
+  ['health/v1/health.proto', HEALTH_PROTOS],
+  ['grpc/reflection/v1/reflection.proto', REFLECTION_PROTOS],
+  ['grpc/reflection/v1alpha/reflection.proto', REFLECTION_PROTOS],
+];
 // Refusals that registering again cannot fix (as in meshkit/registration.py).
 const FINAL = new Set([
   grpc.status.UNAUTHENTICATED,
@@ -271,6 +287,11 @@ async function main() {
   // Reflection serves descriptors made from the .proto files, not proto-loader's, which
   // lose the (google.api.http) rules the gateway routes by (see descriptors.js).
   const { root, files } = loadDescriptors(GREETER_PROTO, greeterIncludes);
+  for (const [file, dir] of INFRASTRUCTURE_PROTOS) {
+    for (const [name, proto] of loadDescriptors(file, [dir, ...includes]).files) {
+      files.set(name, proto);
+    }
+  }
   const registryDefinition = load(REGISTRY_PROTO, [path.join(REPO, 'protos'), ...includes]);
   const secret = process.env.PLUGMESH_REGISTRATION_SECRET;
   const natsUrl = process.env.PLUGMESH_NATS_URL || 'nats://127.0.0.1:4222';
