@@ -179,6 +179,11 @@ async def test_a_greeting_sent_over_http_is_published_and_recorded_by_the_audit_
     assert entry["resource"] == "greetings/Ada"
     assert entry["traceId"] == trace_id
     assert entry["outcome"] == "OUTCOME_SUCCESS"
+    # Decoded with the plugin's contract from the registry: who acted, and the fields.
+    assert entry["actor"]["type"] == "ACTOR_TYPE_MACHINE"
+    assert entry["actor"]["id"] == mesh.user_machine_id
+    assert entry["details"]["@type"] == f"type.googleapis.com/{PAYLOAD}"
+    assert (entry["details"]["name"], entry["details"]["message"]) == ("Ada", "Hello, Ada")
 
 
 async def test_a_greeting_sent_through_the_grpc_ingress_is_recorded_too(
@@ -219,6 +224,7 @@ async def test_a_mesh_service_calls_it_directly_with_a_signed_identity(
     payload = payload_class(mesh).FromString(envelope.data.value)
     actor: event_pb2.Actor = payload.actor  # type: ignore[attr-defined]
     assert (actor.type, actor.id) == (event_pb2.ACTOR_TYPE_SERVICE, "auth-tests")
+    assert (entry["actor"]["type"], entry["actor"]["id"]) == ("ACTOR_TYPE_SERVICE", "auth-tests")
     assert len(entry["traceId"]) == 32  # a trace of its own: the caller sent none
 
 
