@@ -187,6 +187,14 @@ async def test_served_over_http_through_the_gateway(
     assert invalid.status_code == 400
     assert invalid.json()["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert invalid.json()["message"] == "excitement must be between 0 and 10"
+    assert invalid.json()["details"] == [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "INVALID_FIELD",
+            "domain": f"{NAME}.plugmesh",
+            "metadata": {"field": "excitement"},
+        }
+    ]
     assert unknown.status_code == 400
     assert "loudness" in unknown.json()["message"]
 
@@ -222,6 +230,7 @@ async def test_listed_described_and_called_with_grpcurl_through_the_ingress(
     assert called.json() == {"message": "Hello, grpcurl!", "servedBy": f"node {plugin.pid}"}
     assert failed.returncode != 0
     assert "Code: InvalidArgument" in failed.stderr
+    assert '"reason":"INVALID_FIELD"' in failed.stderr
 
 
 async def test_killed_plugin_is_marked_unhealthy_and_gets_no_traffic(

@@ -23,6 +23,7 @@ const protoLoader = require('@grpc/proto-loader');
 const { ReflectionService } = require('@grpc/reflection');
 const { HealthImplementation } = require('grpc-health-check');
 const { loadDescriptors, reflectionDefinition } = require('./descriptors');
+const { StatusErrors } = require('./errors');
 const { EventPublisher, traceOf } = require('./events');
 const { IdentityError, identityOf, signingKey } = require('./identity');
 
@@ -101,23 +102,27 @@ function load(file, includeDirs) {
   });
 }
 
-function sayHello(call, callback) {
-  const { name, excitement } = call.request;
-  if (!name) {
-    callback({ code: grpc.status.INVALID_ARGUMENT, details: 'name must not be empty' });
-    return;
-  }
-  if (excitement < 0 || excitement > 10) {
-    callback({
-      code: grpc.status.INVALID_ARGUMENT,
-      details: 'excitement must be between 0 and 10',
+function invalid(errors, field, message) {
+  return errors.error(grpc.status.INVALID_ARGUMENT, message, 'INVALID_FIELD', { field });
+}
+
+/** SayHello: greets anyone. */
+function sayHello(errors) {
+  return (call, callback) => {
+    const { name, excitement } = call.request;
+    if (!name) {
+      callback(invalid(errors, 'name', 'name must not be empty'));
+      return;
+    }
+    if (excitement < 0 || excitement > 10) {
+      callback(invalid(errors, 'excitement', 'excitement must be between 0 and 10'));
+      return;
+    }
+    callback(null, {
+      message: greeting(name, excitement),
+      servedBy: `node ${process.pid}`,
     });
-    return;
-  }
-  callback(null, {
-    message: greeting(name, excitement),
-    servedBy: `node ${process.pid}`,
-  });
+  };
 }
 
 function greeting(name, excitement = 0) {
@@ -125,26 +130,29 @@ function greeting(name, excitement = 0) {
 }
 
 /** SendGreeting: greets on behalf of a verified caller and publishes "greeter.greeted". */
-function sendGreeting(publisher, key) {
+function sendGreeting(publisher, key, errors) {
   return async (call, callback) => {
     let caller;
     try {
       caller = identityOf(call.metadata, key);
     } catch (error) {
       if (!(error instanceof IdentityError)) throw error;
-      callback({ code: grpc.status.UNAUTHENTICATED, details: error.message });
+      callback(errors.error(grpc.status.UNAUTHENTICATED, error.message, error.reason));
       return;
     }
     if (caller === null) {
-      callback({
-        code: grpc.status.UNAUTHENTICATED,
-        details: 'SendGreeting needs an authenticated caller',
-      });
+      callback(
+        errors.error(
+          grpc.status.UNAUTHENTICATED,
+          'SendGreeting needs an authenticated caller',
+          'AUTHENTICATION_REQUIRED',
+        ),
+      );
       return;
     }
     const { name } = call.request;
     if (!name) {
-      callback({ code: grpc.status.INVALID_ARGUMENT, details: 'name must not be empty' });
+      callback(invalid(errors, 'name', 'name must not be empty'));
       return;
     }
     const message = greeting(name);
@@ -159,10 +167,13 @@ function sendGreeting(publisher, key) {
       callback(null, { message, eventId: event.id, servedBy: `node ${process.pid}` });
     } catch (error) {
       log('publishing failed', { error: String(error) });
-      callback({
-        code: grpc.status.UNAVAILABLE,
-        details: `the greeter.greeted event could not be published: ${error.message}`,
-      });
+      callback(
+        errors.error(
+          grpc.status.UNAVAILABLE,
+          `the greeter.greeted event could not be published: ${error.message}`,
+          'EVENT_NOT_PUBLISHED',
+        ),
+      );
     }
   };
 }
@@ -296,12 +307,13 @@ async function main() {
   const secret = process.env.PLUGMESH_REGISTRATION_SECRET;
   const natsUrl = process.env.PLUGMESH_NATS_URL || 'nats://127.0.0.1:4222';
   const publisher = new EventPublisher(root, natsUrl, options.name);
+  const errors = new StatusErrors(greeterIncludes, options.name);
 
   const server = new grpc.Server();
   const greeterPackage = grpc.loadPackageDefinition(greeter);
   server.addService(greeterPackage.test.greeter.v1.GreeterService.service, {
-    sayHello,
-    sendGreeting: sendGreeting(publisher, signingKey(secret)),
+    sayHello: sayHello(errors),
+    sendGreeting: sendGreeting(publisher, signingKey(secret), errors),
   });
   const health = new HealthImplementation({ '': 'SERVING', [GREETER_SERVICE]: 'SERVING' });
   const setHealth = (status) => {
