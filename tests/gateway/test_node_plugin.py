@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import json
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -23,6 +25,8 @@ import pytest
 from gateway.app import Gateway
 from gateway.config import GatewayConfig
 from meshkit.config import MeshConfig
+from meshkit.errors import error_info
+from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
 from meshkit.registration import SECRET_METADATA_KEY
 from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -34,6 +38,17 @@ from tests.gateway.node import GREETER, NAME, NEEDS_NODE, NodePlugin, spawn
 from tests.grpcurl import GRPCURL, grpcurl
 
 SECRET = "node-test-secret"
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+#: No NATS in this module: a port the OS handed out and took back, never a stray server.
+NO_NATS = f"nats://127.0.0.1:{_unused_port()}"
 
 pytestmark = [*NEEDS_NODE, pytest.mark.timeout(90)]
 
@@ -76,7 +91,7 @@ async def start_node(registry: RegistryServer, tmp_path: Path) -> AsyncIterator[
 
     async def start(secret: str = SECRET) -> NodePlugin:
         log = tmp_path / f"node-{len(plugins)}.log"
-        plugin = await node.start_node(registry.address, secret, log)
+        plugin = await node.start_node(registry.address, secret, log, nats_url=NO_NATS)
         plugins.append(plugin)
         return plugin
 
@@ -231,6 +246,27 @@ async def test_listed_described_and_called_with_grpcurl_through_the_ingress(
     assert failed.returncode != 0
     assert "Code: InvalidArgument" in failed.stderr
     assert '"reason":"INVALID_FIELD"' in failed.stderr
+
+
+async def test_a_greeting_whose_event_cannot_be_published_is_not_answered_ok(
+    start_node: StartNode,
+) -> None:
+    plugin = await start_node()
+    key = signing_key(SECRET)
+    assert key is not None
+    identity = to_metadata(Identity(PrincipalKind.SERVICE, "tests"), key)
+    request = b"\x0a\x06nobody"  # SendGreetingRequest{name: "nobody"}: no stubs here
+
+    async with grpc.aio.insecure_channel(plugin.address) as channel:
+        call: Any = channel.unary_unary(f"/{GREETER}/SendGreeting")  # raw bytes both ways
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await call(request, metadata=identity, timeout=15)
+
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    info = error_info(failed.value)
+    assert info is not None
+    assert (info.reason, info.domain) == ("EVENT_NOT_PUBLISHED", f"{NAME}.plugmesh")
+    assert "publishing failed" in plugin.stderr()
 
 
 async def test_killed_plugin_is_marked_unhealthy_and_gets_no_traffic(

@@ -45,9 +45,9 @@ const REFLECTION_PROTOS = path.join(
   'proto',
 );
 const INFRASTRUCTURE_PROTOS = [
-  ['health/v1/health.proto', HEALTH_PROTOS],
-  ['grpc/reflection/v1/reflection.proto', REFLECTION_PROTOS],
-  ['grpc/reflection/v1alpha/reflection.proto', REFLECTION_PROTOS],
+  ['health/v1/health.proto', [HEALTH_PROTOS]],
+  ['grpc/reflection/v1/reflection.proto', [REFLECTION_PROTOS]],
+  ['grpc/reflection/v1alpha/reflection.proto', [REFLECTION_PROTOS]],
 ];
 // Refusals that registering again cannot fix (as in meshkit/registration.py).
 const FINAL = new Set([
@@ -298,8 +298,8 @@ async function main() {
   // Reflection serves descriptors made from the .proto files, not proto-loader's, which
   // lose the (google.api.http) rules the gateway routes by (see descriptors.js).
   const { root, files } = loadDescriptors(GREETER_PROTO, greeterIncludes);
-  for (const [file, dir] of INFRASTRUCTURE_PROTOS) {
-    for (const [name, proto] of loadDescriptors(file, [dir, ...includes]).files) {
+  for (const [file, dirs] of INFRASTRUCTURE_PROTOS) {
+    for (const [name, proto] of loadDescriptors(file, [...dirs, ...includes]).files) {
       files.set(name, proto);
     }
   }
