@@ -136,8 +136,10 @@ function sendGreeting(publisher, key, errors) {
     try {
       caller = identityOf(call.metadata, key);
     } catch (error) {
-      if (!(error instanceof IdentityError)) throw error;
-      callback(errors.error(grpc.status.UNAUTHENTICATED, error.message, error.reason));
+      // Anything but a refused identity is a bug here: INTERNAL, never an unhandled rejection.
+      const refused = error instanceof IdentityError;
+      const code = refused ? grpc.status.UNAUTHENTICATED : grpc.status.INTERNAL;
+      callback(errors.error(code, error.message, refused ? error.reason : 'INTERNAL'));
       return;
     }
     if (caller === null) {
