@@ -17,6 +17,8 @@ help:
 	@echo "make lint   ruff, mypy, buf lint/format, generated-code check"
 	@echo "make gen    regenerate Python code from protos/"
 	@echo "make breaking AGAINST=<rev>   buf breaking of protos/ against a revision"
+	@echo "make stubs  generate Node/TypeScript and C++ client stubs into .build/stubs/"
+	@echo "make clients  build the Node and C++ clients on those stubs"
 
 venv: $(STAMP)
 
@@ -49,10 +51,68 @@ gen: protodeps
 gen-check: protodeps
 	$(BIN)/python tools/gen_protos.py --check
 
+# Clients in other languages (clients/): stubs generated from protos/ into .build/stubs/<lang>/
+# by buf with each language's plugins (clients/<lang>/buf.gen.yaml), and the clients built on
+# them. Each step is redone only when its inputs change.
+.PHONY: stubs clients
+PROTO_FILES := $(shell find protos -name '*.proto')
+CLIENT_NODE_DIR := clients/node
+CLIENT_NODE_STAMP := $(CLIENT_NODE_DIR)/node_modules/.installed
+STUBS_NODE := .build/stubs/node/.generated
+STUBS_CPP := .build/stubs/cpp/.generated
+CLIENT_NODE := $(CLIENT_NODE_DIR)/dist/.built
+CLIENT_CPP := .build/clients/cpp/plugmesh-client
+CLIENT_CPP_OBJ := .build/clients/cpp/obj
+# The generated files the C++ client links: the services it calls and what they import.
+CLIENT_CPP_STUBS := plugmesh/users/v1/users.pb plugmesh/users/v1/users.grpc.pb \
+	plugmesh/machineusers/v1/machineusers.pb plugmesh/machineusers/v1/machineusers.grpc.pb \
+	plugmesh/options/v1/options.pb google/api/annotations.pb google/api/http.pb \
+	google/api/field_behavior.pb
+CLIENT_CPP_FLAGS = -std=c++17 -I.build/stubs/cpp $(shell pkg-config --cflags grpc++ protobuf)
+
+stubs: $(STUBS_NODE) $(STUBS_CPP)
+
+clients: $(CLIENT_NODE) $(CLIENT_CPP)
+
+$(CLIENT_NODE_STAMP): $(CLIENT_NODE_DIR)/package.json $(CLIENT_NODE_DIR)/package-lock.json
+	cd $(CLIENT_NODE_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+# The generated TypeScript is ES modules that import @bufbuild/protobuf, found through a link
+# to the client's packages. Not buf's `clean`: it would follow that link.
+$(STUBS_NODE): $(PROTO_FILES) $(CLIENT_NODE_DIR)/buf.gen.yaml $(CLIENT_NODE_STAMP) | protodeps
+	rm -rf .build/stubs/node
+	$(BIN)/buf generate --template $(CLIENT_NODE_DIR)/buf.gen.yaml
+	echo '{"private": true, "type": "module"}' > .build/stubs/node/package.json
+	ln -sfn ../../../$(CLIENT_NODE_DIR)/node_modules .build/stubs/node/node_modules
+	touch $@
+
+$(STUBS_CPP): $(PROTO_FILES) clients/cpp/buf.gen.yaml | protodeps
+	rm -rf .build/stubs/cpp
+	$(BIN)/buf generate --template clients/cpp/buf.gen.yaml
+	touch $@
+
+# tsc type-checks the client with the stubs and compiles both into clients/node/dist.
+$(CLIENT_NODE): $(STUBS_NODE) $(CLIENT_NODE_DIR)/tsconfig.json $(wildcard $(CLIENT_NODE_DIR)/src/*.ts)
+	rm -rf $(CLIENT_NODE_DIR)/dist
+	$(CLIENT_NODE_DIR)/node_modules/.bin/tsc -p $(CLIENT_NODE_DIR)
+	touch $@
+
+$(CLIENT_CPP_OBJ)/%.o: $(STUBS_CPP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CLIENT_CPP_FLAGS) -c .build/stubs/cpp/$*.cc -o $@
+
+$(CLIENT_CPP_OBJ)/client.o: clients/cpp/client.cc $(STUBS_CPP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CLIENT_CPP_FLAGS) -Wall -Wextra -c $< -o $@
+
+$(CLIENT_CPP): $(CLIENT_CPP_OBJ)/client.o $(CLIENT_CPP_STUBS:%=$(CLIENT_CPP_OBJ)/%.o)
+	$(CXX) -o $@ $^ $(shell pkg-config --libs grpc++ protobuf)
+
 run: $(STAMP)
 	$(BIN)/plugmesh up
 
-test: $(STAMP) $(NODE_STAMP) debs
+test: $(STAMP) $(NODE_STAMP) debs clients
 	$(BIN)/pytest
 
 lint: protodeps
@@ -76,3 +136,4 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .build .mypy_cache .ruff_cache .pytest_cache $(NODE_DIR)/node_modules
+	rm -rf $(CLIENT_NODE_DIR)/node_modules $(CLIENT_NODE_DIR)/dist

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from google.api import annotations_pb2  # noqa: F401  # registers google.api.http
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 
-from meshkit.descriptors import file_from_default_pool
+from meshkit.descriptors import PoolError, build_pool
 from plugmesh.options.v1 import options_pb2  # noqa: F401  # registers the plugmesh options
 
 
@@ -48,27 +48,10 @@ class Schema:
         Raises:
             SchemaError: a file does not build or an import is missing.
         """
-        by_name = {file.name: file for file in files.file}
-        pool = descriptor_pool.DescriptorPool()
-        added: dict[str, bytes] = {}
-
-        def add(name: str, importer: str) -> None:
-            if name in added:
-                return
-            file = by_name.get(name) or file_from_default_pool(name)
-            if file is None:
-                raise SchemaError(f"{importer!r} imports {name!r}, which is not in the schema")
-            added[name] = b""  # marks it in progress: an import cycle stops here
-            for dependency in file.dependency:
-                add(dependency, name)
-            try:
-                pool.Add(file)
-            except (TypeError, ValueError) as exc:
-                raise SchemaError(f"file {name!r} does not build: {exc}") from exc
-            added[name] = file.SerializeToString()
-
-        for name in by_name:
-            add(name, name)
+        try:
+            pool, added = build_pool(files.file)
+        except PoolError as exc:
+            raise SchemaError(str(exc)) from exc
         return cls(digest, pool, MappingProxyType(added))
 
     def service(self, full_name: str) -> descriptor.ServiceDescriptor | None:

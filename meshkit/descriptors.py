@@ -1,4 +1,5 @@
-"""Build the ``FileDescriptorSet`` a plugin sends to the registry at registration."""
+"""Descriptors on the wire: the ``FileDescriptorSet`` a plugin sends to the registry at
+registration, and a pool built from one a process receives (:func:`build_pool`)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,43 @@ def file_from_default_pool(name: str) -> descriptor_pb2.FileDescriptorProto | No
     proto = descriptor_pb2.FileDescriptorProto()
     file.CopyToProto(proto)
     return proto
+
+
+class PoolError(ValueError):
+    """Files do not build into a descriptor pool: one fails, or an import is missing."""
+
+
+def build_pool(
+    files: Iterable[descriptor_pb2.FileDescriptorProto],
+) -> tuple[descriptor_pool.DescriptorPool, dict[str, bytes]]:
+    """Load ``files`` into a new pool, imports first; imports they lack come from the
+    default pool (well-known types, ``google.api``, the plugmesh options).
+
+    Returns:
+        The pool, and every file it holds, serialized, by name.
+
+    Raises:
+        PoolError: a file does not build or an import is missing.
+    """
+    by_name = {file.name: file for file in files}
+    pool = descriptor_pool.DescriptorPool()
+    added: dict[str, bytes] = {}
+
+    def add(name: str, importer: str) -> None:
+        if name in added:
+            return
+        file = by_name.get(name) or file_from_default_pool(name)
+        if file is None:
+            raise PoolError(f"{importer!r} imports {name!r}, which is not in the schema")
+        added[name] = b""  # marks it in progress: an import cycle stops here
+        for dependency in file.dependency:
+            add(dependency, name)
+        try:
+            pool.Add(file)
+        except (TypeError, ValueError) as exc:
+            raise PoolError(f"file {name!r} does not build: {exc}") from exc
+        added[name] = file.SerializeToString()
+
+    for name in by_name:
+        add(name, name)
+    return pool, added

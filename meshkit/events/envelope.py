@@ -146,8 +146,11 @@ def build_event(
         datacontenttype=CONTENT_TYPE,
     )
     if time is None:
-        # What Timestamp.GetCurrentTime does, without its detour through datetime.
-        event.time.seconds, event.time.nanos = divmod(_time.time_ns(), 1_000_000_000)
+        # What Timestamp.GetCurrentTime does, without its detour through datetime: whole
+        # microseconds, as every store keeps times, so a consumer's copy equals the event's.
+        micros = _time.time_ns() // 1_000
+        event.time.seconds, micros = divmod(micros, 1_000_000)
+        event.time.nanos = micros * 1_000
     else:
         event.time.FromDatetime(time.astimezone(dt.UTC))
     event.data.Pack(payload)

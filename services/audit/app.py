@@ -22,6 +22,7 @@ from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
 from services.audit.config import AuditConfig
 from services.audit.events import EventRecorder
 from services.audit.model import Clock
+from services.audit.payloads import ContractPayloads, RegistrySchemas
 from services.audit.retention import Pruner
 from services.audit.service import AuditServicer
 from services.audit.store import AuditStore
@@ -90,8 +91,11 @@ def build(
         settings=config.events,
         grace_seconds=config.mesh.shutdown_grace_seconds,
     )
-    bus.subscribe(">", EventRecorder(store))
+    # Payloads declared in a producer's own contract are decoded with it (any language).
+    schemas = RegistrySchemas(config.mesh.registry_address, config.mesh.registration_secret)
+    bus.subscribe(">", EventRecorder(store, ContractPayloads(schemas)))
     server = api_server(store, config, address=address, register=register)
+    server.add_closer(schemas.close)  # closers run newest first: after the bus stopped
     bus.attach(server)
     pruner = None
     if config.retention is not None:

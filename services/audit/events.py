@@ -16,8 +16,11 @@ What an entry takes from an event:
 | ip_address, user_agent, request_id | payload fields of those names, when it has them |
 | trace_id | the trace id of the ``traceparent`` header |
 
-A payload this process has no generated code for is still recorded, with its type URL and
-bytes (base64) as details, as the envelope's contract asks.
+A payload this process has no generated code for is decoded with its producer's contract
+from the registry (:mod:`services.audit.payloads`), so a plugin in any language that
+declares its payloads in its own .proto files gets the same entries. One that cannot be
+decoded even so is still recorded, with its type URL and bytes (base64) as details, as
+the envelope's contract asks.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from meshkit.events import EnvelopeError, ReceivedEvent, UnknownEventType
 from plugmesh.events.v1 import event_pb2, tool_events_pb2
 from services.audit.model import Actor, ActorType, EntryDraft, JsonValue, Outcome
+from services.audit.payloads import ContractPayloads
 from services.audit.service import actor_from_proto
 from services.audit.store import AuditStore
 
@@ -56,23 +60,32 @@ class EventRecorder:
     batch on the unique index, and the second pass, which looks ids up, skips it.
     """
 
-    def __init__(self, store: AuditStore) -> None:
+    def __init__(self, store: AuditStore, payloads: ContractPayloads | None = None) -> None:
         self._store = store
+        self._payloads = payloads
 
     async def __call__(self, event: ReceivedEvent, session: AsyncSession) -> None:
         """Append the entry of ``event`` in the subscriber's transaction."""
+        payload: message.Message | None = None
+        if self._payloads is not None and _payload_of(event) is None:
+            payload = await self._payloads.decode(event)
         first_pass = not session.in_nested_transaction()
-        await self._store.append(session, draft_of_event(event), assume_new=first_pass)
+        await self._store.append(session, draft_of_event(event, payload), assume_new=first_pass)
 
 
-def draft_of_event(event: ReceivedEvent) -> EntryDraft:
-    """The entry that records ``event``."""
-    envelope = event.envelope
-    payload: message.Message | None
+def _payload_of(event: ReceivedEvent) -> message.Message | None:
     try:
-        payload = event.payload
+        return event.payload
     except (UnknownEventType, EnvelopeError):
-        payload = None
+        return None
+
+
+def draft_of_event(event: ReceivedEvent, payload: message.Message | None = None) -> EntryDraft:
+    """The entry that records ``event``; ``payload`` when it was decoded by other means
+    than the generated code of this process."""
+    envelope = event.envelope
+    if payload is None:
+        payload = _payload_of(event)
     trace_id = event.trace.traceparent.split("-")[1] if event.trace is not None else ""
     return EntryDraft(
         entry_id=event.id,
@@ -131,11 +144,15 @@ def _actor(payload: message.Message | None, source: str) -> Actor:
     if payload is None:
         return system
     field = payload.DESCRIPTOR.fields_by_name.get("actor")
-    if field is None or field.message_type is not event_pb2.Actor.DESCRIPTOR:
+    # By name: a payload decoded with its producer's contract has an Actor of another pool.
+    if field is None or field.message_type is None:
+        return system
+    if field.message_type.full_name != event_pb2.Actor.DESCRIPTOR.full_name:
         return system
     if not payload.HasField("actor"):
         return system
-    actor: event_pb2.Actor = getattr(payload, "actor")  # noqa: B009 - any payload type
+    found: message.Message = getattr(payload, "actor")  # noqa: B009 - any payload type
+    actor = event_pb2.Actor.FromString(found.SerializeToString())
     if actor.type == event_pb2.ACTOR_TYPE_UNSPECIFIED and not actor.id:
         return system
     return actor_from_proto(actor)
@@ -144,7 +161,11 @@ def _actor(payload: message.Message | None, source: str) -> Actor:
 def _details(envelope: event_pb2.Event, payload: message.Message | None) -> dict[str, JsonValue]:
     if payload is not None:
         try:
-            details: JsonValue = json_format.MessageToDict(envelope.data)
+            # The JSON form of the Any, also for a payload of a pool other than the default.
+            details: JsonValue = {
+                "@type": envelope.data.type_url,
+                **json_format.MessageToDict(payload),
+            }
         except (TypeError, ValueError, json_format.Error):
             pass
         else:

@@ -74,6 +74,17 @@ def test_the_envelope_carries_the_cloudevents_attributes_and_the_packed_payload(
     assert subject_of(event.type) == "plugmesh.events.user.created"
 
 
+def test_an_event_time_is_whole_microseconds_as_stores_keep_it() -> None:
+    times = [build_event(auth_events_pb2.AuthLogin(), source="/plugmesh/t").time for _ in range(20)]
+
+    # A consumer stores the time with microseconds; its copy must equal the event's.
+    assert [time.nanos % 1_000 for time in times] == [0] * 20
+    now = dt.datetime.now(dt.UTC)
+    assert all(
+        abs(now - time.ToDatetime(tzinfo=dt.UTC)) < dt.timedelta(minutes=1) for time in times
+    )
+
+
 def test_a_message_that_is_not_a_payload_is_refused_by_name() -> None:
     with pytest.raises(
         NotAnEventPayload, match=r"plugmesh\.users\.v1\.User is not an event payload"

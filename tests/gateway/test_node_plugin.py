@@ -12,77 +12,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import shutil
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import google.api
 import grpc
-import grpc_tools
 import httpx
 import pytest
 
 from gateway.app import Gateway
 from gateway.config import GatewayConfig
 from meshkit.config import MeshConfig
+from meshkit.errors import error_info
+from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
 from meshkit.registration import SECRET_METADATA_KEY
 from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.app import RegistryServer
 from registry.testing import StartRegistry, eventually
+from tests.gateway import node
 from tests.gateway.conftest import FAST
+from tests.gateway.node import GREETER, NAME, NEEDS_NODE, NodePlugin, spawn
 from tests.grpcurl import GRPCURL, grpcurl
 
-NODE_DIR = Path(__file__).resolve().parent.parent / "node"
-PLUGIN = NODE_DIR / "plugin.js"
-NODE = shutil.which("node")
 SECRET = "node-test-secret"
-NAME = "node-greeter"
-GREETER = "test.greeter.v1.GreeterService"
-
-pytestmark = [
-    pytest.mark.skipif(NODE is None, reason="node is not installed"),
-    pytest.mark.skipif(
-        not (NODE_DIR / "node_modules").is_dir(),
-        reason="the Node packages are installed by `make test` (npm ci in tests/node)",
-    ),
-    pytest.mark.timeout(90),
-]
 
 
-def include_dirs() -> list[str]:
-    """Where proto-loader finds google/api/*.proto and google/protobuf/*.proto: the
-    googleapis-common-protos and grpcio-tools packages."""
-    googleapis = Path(next(iter(google.api.__path__))).parent.parent
-    well_known = Path(next(iter(grpc_tools.__path__))) / "_proto"
-    return [str(googleapis), str(well_known)]
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
 
 
-@dataclass
-class NodePlugin:
-    """A running Node plugin and what it printed once registered."""
+#: No NATS in this module: a port the OS handed out and took back, never a stray server.
+NO_NATS = f"nats://127.0.0.1:{_unused_port()}"
 
-    process: asyncio.subprocess.Process
-    address: str
-    instance_id: str
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stderr(self) -> str:
-        """What the plugin logged so far."""
-        return self.log.read_text(errors="replace")
-
-    async def exit_code(self, timeout_seconds: float = 10.0) -> int:
-        """Wait for the process to end; its exit code."""
-        async with asyncio.timeout(timeout_seconds):
-            return await self.process.wait()
-
+pytestmark = [*NEEDS_NODE, pytest.mark.timeout(90)]
 
 StartNode = Callable[..., Awaitable[NodePlugin]]
 
@@ -116,63 +84,20 @@ async def gateway(registry: RegistryServer) -> AsyncIterator[Gateway]:
     await gateway.stop()
 
 
-async def _spawn(
-    registry_address: str, secret: str, log: Path
-) -> tuple[asyncio.subprocess.Process, bytes]:
-    assert NODE is not None
-    arguments = [arg for directory in include_dirs() for arg in ("--include", directory)]
-    env = {
-        **os.environ,
-        "PLUGMESH_REGISTRY_ADDRESS": registry_address,
-        "PLUGMESH_REGISTRATION_SECRET": secret,
-    }
-    with log.open("wb") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            NODE,
-            str(PLUGIN),
-            "--name",
-            NAME,
-            *arguments,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-        )
-    assert process.stdout is not None
-    try:
-        async with asyncio.timeout(30):
-            line = await process.stdout.readline()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    return process, line
-
-
 @pytest.fixture
 async def start_node(registry: RegistryServer, tmp_path: Path) -> AsyncIterator[StartNode]:
     """Factory for Node plugins registered with ``registry``; stopped after the test."""
-    processes: list[asyncio.subprocess.Process] = []
+    plugins: list[NodePlugin] = []
 
     async def start(secret: str = SECRET) -> NodePlugin:
-        log = tmp_path / f"node-{len(processes)}.log"
-        process, line = await _spawn(registry.address, secret, log)
-        processes.append(process)
-        if not line:
-            code = await process.wait()
-            raise AssertionError(f"the Node plugin exited with {code}: {log.read_text()}")
-        printed = json.loads(line)
-        return NodePlugin(process, printed["address"], printed["instance_id"], log)
+        log = tmp_path / f"node-{len(plugins)}.log"
+        plugin = await node.start_node(registry.address, secret, log, nats_url=NO_NATS)
+        plugins.append(plugin)
+        return plugin
 
     yield start
-    for process in processes:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(10):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+    for plugin in plugins:
+        await plugin.stop()
 
 
 @pytest.fixture
@@ -232,11 +157,12 @@ async def test_registers_over_reflection_and_is_serving(
     service = await serving(registry_stub)
 
     assert list(service.grpc_services) == [GREETER]
-    assert service.version == "1.2.0"  # from the service's plugin option
+    assert service.version == "1.3.0"  # from the service's plugin option
     assert list(service.produces) == ["greeter.greeted"]
     assert [(route.method, route.path) for route in service.routes] == [
         ("GET", "/v1/greetings/{name}"),
         ("POST", "/v1/greetings"),
+        ("POST", "/v1/greetings:send"),
     ]
     [instance] = service.instances
     assert instance.instance_id == plugin.instance_id
@@ -276,6 +202,14 @@ async def test_served_over_http_through_the_gateway(
     assert invalid.status_code == 400
     assert invalid.json()["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert invalid.json()["message"] == "excitement must be between 0 and 10"
+    assert invalid.json()["details"] == [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "INVALID_FIELD",
+            "domain": f"{NAME}.plugmesh",
+            "metadata": {"field": "excitement"},
+        }
+    ]
     assert unknown.status_code == 400
     assert "loudness" in unknown.json()["message"]
 
@@ -311,6 +245,28 @@ async def test_listed_described_and_called_with_grpcurl_through_the_ingress(
     assert called.json() == {"message": "Hello, grpcurl!", "servedBy": f"node {plugin.pid}"}
     assert failed.returncode != 0
     assert "Code: InvalidArgument" in failed.stderr
+    assert '"reason":"INVALID_FIELD"' in failed.stderr
+
+
+async def test_a_greeting_whose_event_cannot_be_published_is_not_answered_ok(
+    start_node: StartNode,
+) -> None:
+    plugin = await start_node()
+    key = signing_key(SECRET)
+    assert key is not None
+    identity = to_metadata(Identity(PrincipalKind.SERVICE, "tests"), key)
+    request = b"\x0a\x06nobody"  # SendGreetingRequest{name: "nobody"}: no stubs here
+
+    async with grpc.aio.insecure_channel(plugin.address) as channel:
+        call: Any = channel.unary_unary(f"/{GREETER}/SendGreeting")  # raw bytes both ways
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await call(request, metadata=identity, timeout=15)
+
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    info = error_info(failed.value)
+    assert info is not None
+    assert (info.reason, info.domain) == ("EVENT_NOT_PUBLISHED", f"{NAME}.plugmesh")
+    assert "publishing failed" in plugin.stderr()
 
 
 async def test_killed_plugin_is_marked_unhealthy_and_gets_no_traffic(
@@ -379,7 +335,7 @@ async def test_renews_its_lease(
     short = await start_registry(
         registration_secret=SECRET, lease_seconds=1.5, data_dir=tmp_path / "short"
     )
-    process, line = await _spawn(short.address, SECRET, tmp_path / "renew.log")
+    process, line = await spawn(short.address, SECRET, tmp_path / "renew.log")
     try:
         assert line, (tmp_path / "renew.log").read_text()
         instance_id = json.loads(line)["instance_id"]

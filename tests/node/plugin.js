@@ -4,11 +4,15 @@
 // and server reflection, and registers with the registry like any plugin does:
 // RegisterInstance without descriptors (the registry reads the schema over reflection),
 // RenewLease three times per lease, registering again when the registry forgot it, and
-// DeregisterInstance on SIGTERM or SIGINT.
+// DeregisterInstance on SIGTERM or SIGINT. SendGreeting needs a caller identity signed
+// by the gateway (identity.js) and publishes a "greeter.greeted" event (events.js).
+// SIGUSR1 sets its health to NOT_SERVING, SIGUSR2 back to SERVING.
 //
 // Usage: node plugin.js [--include DIR]... [--name SERVICE] [--address HOST:PORT]
 //   PLUGMESH_REGISTRY_ADDRESS      the registry (default 127.0.0.1:50050)
-//   PLUGMESH_REGISTRATION_SECRET   sent as "plugmesh-registration-secret" when set
+//   PLUGMESH_REGISTRATION_SECRET   sent as "plugmesh-registration-secret" when set; also
+//                                  the key callers' identities are verified with
+//   PLUGMESH_NATS_URL              where events go (default nats://127.0.0.1:4222)
 // --include names directories holding google/api/*.proto and google/protobuf/*.proto.
 // Once registered it prints one JSON line to stdout: {"address", "instance_id", "pid"}.
 'use strict';
@@ -19,6 +23,9 @@ const protoLoader = require('@grpc/proto-loader');
 const { ReflectionService } = require('@grpc/reflection');
 const { HealthImplementation } = require('grpc-health-check');
 const { loadDescriptors, reflectionDefinition } = require('./descriptors');
+const { StatusErrors } = require('./errors');
+const { EventPublisher, traceOf } = require('./events');
+const { IdentityError, identityOf, signingKey } = require('./identity');
 
 const HERE = __dirname;
 const REPO = path.resolve(HERE, '..', '..');
@@ -26,6 +33,22 @@ const GREETER_PROTO = 'test/greeter/v1/greeter.proto';
 const GREETER_SERVICE = 'test.greeter.v1.GreeterService';
 const REGISTRY_PROTO = 'plugmesh/registry/v1/registry.proto';
 const SECRET_METADATA_KEY = 'plugmesh-registration-secret';
+// Health checking and reflection, described by reflection too (grpcurl resolves a method's
+// types over reflection before it calls it): the .proto files their packages ship.
+const HEALTH_PROTOS = path.join(
+  path.dirname(require.resolve('grpc-health-check/package.json')),
+  'proto',
+);
+const REFLECTION_PROTOS = path.join(
+  path.dirname(require.resolve('@grpc/reflection/package.json')),
+  'build',
+  'proto',
+);
+const INFRASTRUCTURE_PROTOS = [
+  ['health/v1/health.proto', [HEALTH_PROTOS]],
+  ['grpc/reflection/v1/reflection.proto', [REFLECTION_PROTOS]],
+  ['grpc/reflection/v1alpha/reflection.proto', [REFLECTION_PROTOS]],
+];
 // Refusals that registering again cannot fix (as in meshkit/registration.py).
 const FINAL = new Set([
   grpc.status.UNAUTHENTICATED,
@@ -35,6 +58,12 @@ const FINAL = new Set([
   grpc.status.FAILED_PRECONDITION,
 ]);
 const CALL_TIMEOUT_MS = 5000;
+// plugmesh.events.v1.ActorType of each kind of identity.
+const ACTOR_TYPES = {
+  user: 'ACTOR_TYPE_USER',
+  machine: 'ACTOR_TYPE_MACHINE',
+  service: 'ACTOR_TYPE_SERVICE',
+};
 
 function parseArgs(argv) {
   const options = { includes: [], name: 'node-greeter', address: '127.0.0.1:0' };
@@ -73,23 +102,82 @@ function load(file, includeDirs) {
   });
 }
 
-function sayHello(call, callback) {
-  const { name, excitement } = call.request;
-  if (!name) {
-    callback({ code: grpc.status.INVALID_ARGUMENT, details: 'name must not be empty' });
-    return;
-  }
-  if (excitement < 0 || excitement > 10) {
-    callback({
-      code: grpc.status.INVALID_ARGUMENT,
-      details: 'excitement must be between 0 and 10',
+function invalid(errors, field, message) {
+  return errors.error(grpc.status.INVALID_ARGUMENT, message, 'INVALID_FIELD', { field });
+}
+
+/** SayHello: greets anyone. */
+function sayHello(errors) {
+  return (call, callback) => {
+    const { name, excitement } = call.request;
+    if (!name) {
+      callback(invalid(errors, 'name', 'name must not be empty'));
+      return;
+    }
+    if (excitement < 0 || excitement > 10) {
+      callback(invalid(errors, 'excitement', 'excitement must be between 0 and 10'));
+      return;
+    }
+    callback(null, {
+      message: greeting(name, excitement),
+      servedBy: `node ${process.pid}`,
     });
-    return;
-  }
-  callback(null, {
-    message: `Hello, ${name}${'!'.repeat(excitement)}`,
-    servedBy: `node ${process.pid}`,
-  });
+  };
+}
+
+function greeting(name, excitement = 0) {
+  return `Hello, ${name}${'!'.repeat(excitement)}`;
+}
+
+/** SendGreeting: greets on behalf of a verified caller and publishes "greeter.greeted". */
+function sendGreeting(publisher, key, errors) {
+  return async (call, callback) => {
+    let caller;
+    try {
+      caller = identityOf(call.metadata, key);
+    } catch (error) {
+      // Anything but a refused identity is a bug here: INTERNAL, never an unhandled rejection.
+      const refused = error instanceof IdentityError;
+      const code = refused ? grpc.status.UNAUTHENTICATED : grpc.status.INTERNAL;
+      callback(errors.error(code, error.message, refused ? error.reason : 'INTERNAL'));
+      return;
+    }
+    if (caller === null) {
+      callback(
+        errors.error(
+          grpc.status.UNAUTHENTICATED,
+          'SendGreeting needs an authenticated caller',
+          'AUTHENTICATION_REQUIRED',
+        ),
+      );
+      return;
+    }
+    const { name } = call.request;
+    if (!name) {
+      callback(invalid(errors, 'name', 'name must not be empty'));
+      return;
+    }
+    const message = greeting(name);
+    const actor = { type: ACTOR_TYPES[caller.kind], id: caller.sub, display_name: caller.email };
+    try {
+      const event = await publisher.publish(
+        'test.greeter.v1.Greeted',
+        { actor, name, message },
+        { subject: `greetings/${name}`, trace: traceOf(call.metadata) },
+      );
+      log('published', { event_id: event.id, type: event.type, seq: event.seq });
+      callback(null, { message, eventId: event.id, servedBy: `node ${process.pid}` });
+    } catch (error) {
+      log('publishing failed', { error: String(error) });
+      callback(
+        errors.error(
+          grpc.status.UNAVAILABLE,
+          `the greeter.greeted event could not be published: ${error.message}`,
+          'EVENT_NOT_PUBLISHED',
+        ),
+      );
+    }
+  };
 }
 
 function bind(server, address) {
@@ -211,13 +299,30 @@ async function main() {
   const greeter = load(GREETER_PROTO, greeterIncludes);
   // Reflection serves descriptors made from the .proto files, not proto-loader's, which
   // lose the (google.api.http) rules the gateway routes by (see descriptors.js).
-  const { files } = loadDescriptors(GREETER_PROTO, greeterIncludes);
+  const { root, files } = loadDescriptors(GREETER_PROTO, greeterIncludes);
+  for (const [file, dirs] of INFRASTRUCTURE_PROTOS) {
+    for (const [name, proto] of loadDescriptors(file, [...dirs, ...includes]).files) {
+      files.set(name, proto);
+    }
+  }
   const registryDefinition = load(REGISTRY_PROTO, [path.join(REPO, 'protos'), ...includes]);
+  const secret = process.env.PLUGMESH_REGISTRATION_SECRET;
+  const natsUrl = process.env.PLUGMESH_NATS_URL || 'nats://127.0.0.1:4222';
+  const publisher = new EventPublisher(root, natsUrl, options.name);
+  const errors = new StatusErrors(greeterIncludes, options.name);
 
   const server = new grpc.Server();
   const greeterPackage = grpc.loadPackageDefinition(greeter);
-  server.addService(greeterPackage.test.greeter.v1.GreeterService.service, { sayHello });
+  server.addService(greeterPackage.test.greeter.v1.GreeterService.service, {
+    sayHello: sayHello(errors),
+    sendGreeting: sendGreeting(publisher, signingKey(secret), errors),
+  });
   const health = new HealthImplementation({ '': 'SERVING', [GREETER_SERVICE]: 'SERVING' });
+  const setHealth = (status) => {
+    log('health', { status });
+    health.setStatus('', status);
+    health.setStatus(GREETER_SERVICE, status);
+  };
   health.addToServer(server);
   new ReflectionService(reflectionDefinition(files)).addToServer(server);
 
@@ -237,7 +342,7 @@ async function main() {
       // No version: the registry takes the one of the service's (plugmesh.options.v1.plugin).
       metadata: { pid: String(process.pid), language: 'node' },
     },
-    process.env.PLUGMESH_REGISTRATION_SECRET,
+    secret,
   );
 
   let stopping = false;
@@ -245,10 +350,10 @@ async function main() {
     if (stopping) return;
     stopping = true;
     log('stopping', { signal });
-    health.setStatus('', 'NOT_SERVING');
-    health.setStatus(GREETER_SERVICE, 'NOT_SERVING');
+    setHealth('NOT_SERVING');
     await registrar.stop();
     client.close();
+    await publisher.close();
     await new Promise((resolve) => {
       const timer = setTimeout(() => {
         server.forceShutdown();
@@ -263,6 +368,10 @@ async function main() {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGUSR1', () => setHealth('NOT_SERVING'));
+  process.on('SIGUSR2', () => {
+    if (!stopping) setHealth('SERVING');
+  });
 
   try {
     await registrar.start((instanceId) => {

@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from tests.gateway.auth.mesh import Mesh, running_mesh
+from registry.testing import eventually
+from tests.gateway.auth.mesh import SECRET, Mesh, running_mesh
+from tests.gateway.node import NAME, NodePlugin, start_node
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -21,3 +23,22 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
     async with running_mesh(tmp_path_factory.mktemp("mesh")) as running:
         yield running
     assert running.leaks() == [], "tokens in plain text under the data dir"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def node_plugin(mesh: Mesh) -> AsyncIterator[NodePlugin]:
+    """The Node test plugin (tests/node/plugin.js) in the module's mesh, with its NATS,
+    once the gateway routes it. Its log is under the mesh's data dir, so the leak scan
+    reads it too. Modules using it carry ``tests.gateway.node.NEEDS_NODE``."""
+    log = mesh.data_dir / "logs" / "node.log"
+    plugin = await start_node(mesh.registry.address, SECRET, log, nats_url=mesh.nats.url)
+    try:
+
+        async def routed() -> bool | None:
+            service = mesh.gateway.catalog.service(NAME)
+            return True if service and service.serving and service.schema else None
+
+        await eventually(routed, timeout_seconds=20, what=f"{NAME} routed by the gateway")
+        yield plugin
+    finally:
+        await plugin.stop()
