@@ -1,8 +1,8 @@
 """Fixtures: a real nats-server, the users plugin on a free port with SQLite in tmp_path,
 and a client that calls it with signed identities.
 
-``plugin``/``api`` are fresh per test; ``shared_api`` is one plugin per module, for
-tables of many cases that each make their own users (their tests run in the module's
+``plugin``/``api`` are fresh per test; ``shared_api`` is one plugin per module and
+backend, for tables of many cases that each make their own users (their tests run in the module's
 event loop: mark them ``pytest.mark.asyncio(loop_scope="module")``).
 
 Every test that uses ``plugin`` runs on SQLite and on PostgreSQL (the session's server,
@@ -120,16 +120,23 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
     await client.close()
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def shared_api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
-    """A client of one plugin (and nats-server) shared by a module's tests."""
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)
+async def shared_api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Api]:
+    """A client of one plugin (and nats-server) shared by a module's tests, on each
+    database backend in turn."""
     root = tmp_path_factory.mktemp("users")
-    async with (
-        NatsServer(root / "jetstream") as server,
-        running_plugin(root / "data", server.url) as wired,
-        client_of(wired) as client,
-    ):
-        yield client
+    async with contextlib.AsyncExitStack() as stack:
+        database_url = None
+        if request.param == "postgresql":
+            server_url = request.getfixturevalue("postgres_url")
+            database_url = await stack.enter_async_context(postgres_database(server_url, "users"))
+        server = await stack.enter_async_context(NatsServer(root / "jetstream"))
+        wired = await stack.enter_async_context(
+            running_plugin(root / "data", server.url, database_url=database_url)
+        )
+        yield await stack.enter_async_context(client_of(wired))
 
 
 @pytest.fixture
