@@ -63,8 +63,10 @@ def server_binaries() -> Path:
 def postgres_server(binaries: Path) -> Iterator[str]:
     """Run a new PostgreSQL cluster until the block ends; yields the URL of its
     ``postgres`` superuser (trust authentication, loopback only)."""
-    root = Path(tempfile.mkdtemp(prefix="plugmesh-pg-"))
     run_as = _unprivileged_user()
+    # The server's user must reach its directory: under root, a TMPDIR inside a private
+    # home would not do, while /tmp is open to everyone.
+    root = Path(tempfile.mkdtemp(prefix="plugmesh-pg-", dir="/tmp" if run_as else None))
     if run_as is not None:
         os.chown(root, run_as.pw_uid, run_as.pw_gid)
     data, sockets = root / "data", root / "socket"
