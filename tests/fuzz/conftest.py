@@ -1,0 +1,12 @@
+"""Fixtures: the whole mesh of the authentication tests (:mod:`tests.gateway.auth.mesh`),
+one per test module, so what a fuzzer creates or deletes stays in its own mesh.
+
+Tests using ``mesh`` run in the module's event loop: their modules set
+``pytestmark = pytest.mark.asyncio(loop_scope="module")``.
+"""
+
+from __future__ import annotations
+
+from tests.gateway.auth import conftest as _auth_fixtures
+
+mesh = _auth_fixtures.mesh
