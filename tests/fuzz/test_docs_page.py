@@ -19,7 +19,7 @@ from playwright.async_api import async_playwright
 from tests.debian import require_binary
 from tests.gateway.auth.mesh import SERVICES, Mesh
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.fuzz, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
 RENDER_TIMEOUT_MILLIS = 30_000
 #: Flags this machine and CI need: no sandbox (root), no GPU, nothing fetched from outside.

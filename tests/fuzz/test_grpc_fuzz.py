@@ -30,7 +30,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from tests.fuzz.wire import Case, cases
 from tests.gateway.auth.mesh import Mesh
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.fuzz, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(240)]
 
 SEED = 20261125
 CASES_PER_METHOD = 30

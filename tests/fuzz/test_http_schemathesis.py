@@ -26,7 +26,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 
 from tests.gateway.auth.mesh import Mesh
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.fuzz, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(300)]
 
 #: Examples per operation and generation mode; Hypothesis stops earlier for small spaces.
 EXAMPLES = 20
