@@ -32,6 +32,18 @@ _WIRE_TYPE = {
 }
 _INT_EDGES = (0, 1, -1, 2**31 - 1, -(2**31), 2**63 - 1, -(2**63), 2**64 - 1, 2**32)
 _STRINGS = ("", "*", "**", "a/b", "%2F", "../..", "\x00", "é", "🦀", "x" * 300, "users/1")
+#: Strings most validators accept, so that the other fields of a message get checked too.
+_PLAIN = ("ok", "fuzz-1", "a.b", "tools/x")
+#: (seconds, nanos) at the limits of the well-known types' valid ranges.
+_EXTREMES = {
+    "google.protobuf.Timestamp": [(-62135596800, 0), (253402300799, 999999999), (0, 0)],
+    "google.protobuf.Duration": [
+        (315576000000, 999999999),
+        (-315576000000, -999999999),
+        (0, 1),
+        (86400 * 366, 0),
+    ],
+}
 #: Deep enough to pass any parser's recursion limit (protobuf's default is 100).
 _DEEP = 2000
 
@@ -72,10 +84,18 @@ def random_message(
     message_type: descriptor.Descriptor, rng: random.Random, depth: int = 0
 ) -> message.Message:
     """A message of ``message_type`` with a random subset of its fields set, values drawn
-    from edge cases (empty, huge, negative, unknown enum numbers, odd strings)."""
+    from plain ones and edge cases (empty, huge, negative, unknown enum numbers, odd
+    strings, Timestamps and Durations at the limits of their ranges)."""
     built = message_factory.GetMessageClass(message_type)()
+    extremes = _EXTREMES.get(message_type.full_name)
+    if extremes and rng.random() < 0.5:
+        # A value valid on the wire and in range for the type, at the edge of what a
+        # server's own types (datetime, timedelta) can hold.
+        limit: Any = built  # a Timestamp or a Duration
+        limit.seconds, limit.nanos = rng.choice(extremes)
+        return built
     for field in message_type.fields:
-        if rng.random() < 0.4 or (field.message_type is not None and depth >= 3):
+        if rng.random() < 0.5 or (field.message_type is not None and depth >= 3):
             continue
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             _fill_map(built, field, rng, depth)
@@ -130,7 +150,10 @@ def _scalar(field: _FD, rng: random.Random) -> Any:
     if kind == _FD.TYPE_BOOL:
         return rng.random() < 0.5
     if kind == _FD.TYPE_STRING:
-        return rng.choice(_STRINGS) if rng.random() < 0.6 else _text(rng)
+        draw = rng.random()
+        if draw < 0.5:
+            return rng.choice(_PLAIN)
+        return rng.choice(_STRINGS) if draw < 0.8 else _text(rng)
     if kind == _FD.TYPE_BYTES:
         return rng.randbytes(rng.randint(0, 40))
     if kind in (_FD.TYPE_DOUBLE, _FD.TYPE_FLOAT):
