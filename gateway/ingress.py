@@ -40,6 +40,7 @@ from gateway.metadata import Metadata, request_metadata, response_metadata
 from gateway.model import Method
 from gateway.reflection import AggregatedReflection, add_reflection
 from gateway.upstream import ResponseStream, UnaryResponse, Upstreams
+from meshkit.malformed import MalformedRequestInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +270,11 @@ class IngressServer:
         """
         if self._server is not None or self._stopped:
             return
-        server = grpc.aio.server(options=self._options)
+        # The interceptor covers the gateway's own health and reflection; proxied calls
+        # are bytes, decoded only by the plugin that serves them.
+        server = grpc.aio.server(
+            interceptors=[MalformedRequestInterceptor("gateway.plugmesh")], options=self._options
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         add_reflection(server, self._reflection)
         server.add_generic_rpc_handlers((self._proxy,))  # after the own services: they win

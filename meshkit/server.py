@@ -35,6 +35,7 @@ from meshkit.descriptors import file_descriptor_set, plugin_version
 from meshkit.health import SERVING, HealthServicer
 from meshkit.interceptors import ErrorInterceptor
 from meshkit.logging import configure_logging
+from meshkit.malformed import MalformedRequestInterceptor
 from meshkit.reflection import enable_reflection
 from meshkit.registration import Registrar, Registration
 
@@ -142,7 +143,10 @@ class PluginServer:
             await startup()
         # No SO_REUSEPORT: a second server on a taken port must fail, not share its traffic.
         server = grpc.aio.server(
-            interceptors=[ErrorInterceptor(f"{self.name}.plugmesh")],
+            interceptors=[
+                MalformedRequestInterceptor(f"{self.name}.plugmesh"),
+                ErrorInterceptor(f"{self.name}.plugmesh"),
+            ],
             options=[("grpc.so_reuseport", 0)],
         )
         for servicer in self._servicers:

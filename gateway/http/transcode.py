@@ -111,8 +111,9 @@ def _parse(values: dict[str, Any], request: message.Message, source: str) -> Non
     except json_format.ParseError as exc:
         text = str(exc).replace("\n", " ")
         raise BadRequest(f"invalid {source}: {text}", reason="INVALID_FIELD") from None
-    except (TypeError, ValueError, AttributeError, RecursionError) as exc:
-        # json_format lets a few type mismatches through as Python errors.
+    except (TypeError, ValueError, AttributeError, RecursionError, OverflowError) as exc:
+        # json_format lets a few type mismatches through as Python errors (an enum given
+        # as 1e400 is an OverflowError).
         raise BadRequest(f"invalid {source}: {exc}", reason="INVALID_FIELD") from None
 
 

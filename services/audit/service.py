@@ -184,8 +184,8 @@ def actor_from_proto(actor: event_pb2.Actor) -> Actor:
 def _filter(
     request: audit_pb2.ListAuditEntriesRequest | audit_pb2.ExportAuditEntriesRequest,
 ) -> EntryFilter:
-    start = _time(request.start_time) if request.HasField("start_time") else None
-    end = _time(request.end_time) if request.HasField("end_time") else None
+    start = _time(request.start_time, "start_time") if request.HasField("start_time") else None
+    end = _time(request.end_time, "end_time") if request.HasField("end_time") else None
     if start is not None and end is not None and end <= start:
         raise _invalid("end_time", "end_time must be after start_time")
     return EntryFilter(
@@ -224,7 +224,9 @@ def _draft(entry: audit_pb2.AuditEntry, caller: Identity) -> EntryDraft:
         entry_id=entry_id,
         action=entry.action,
         actor=actor_from_proto(entry.actor) if named else access.actor_of(caller),
-        occur_time=_time(entry.occur_time) if entry.HasField("occur_time") else None,
+        occur_time=_time(entry.occur_time, "entry.occur_time")
+        if entry.HasField("occur_time")
+        else None,
         resource=entry.resource,
         outcome=_OUTCOMES.get(entry.outcome, Outcome.UNSPECIFIED),
         details=_details(entry),
@@ -273,8 +275,11 @@ def _entry_pb(entry: Entry) -> audit_pb2.AuditEntry:
     )
 
 
-def _time(timestamp: timestamp_pb2.Timestamp) -> dt.datetime:
-    return timestamp.ToDatetime(tzinfo=dt.UTC)
+def _time(timestamp: timestamp_pb2.Timestamp, field: str) -> dt.datetime:
+    try:
+        return timestamp.ToDatetime(tzinfo=dt.UTC)
+    except (OverflowError, ValueError):  # nanos outside [0, 1e9) or seconds past year 9999
+        raise _invalid(field, f"{field} is not a valid timestamp") from None
 
 
 def _timestamp(time: dt.datetime) -> timestamp_pb2.Timestamp:

@@ -250,7 +250,11 @@ class MachineUsers:
             if expire_time <= now:
                 raise _invalid(field, "must be in the future")
         elif new.ttl is not None:
-            field, expire_time = "machine_user.ttl", now + new.ttl
+            field = "machine_user.ttl"
+            try:
+                expire_time = now + new.ttl
+            except OverflowError:  # a valid Duration (up to 10,000 years) past year 9999
+                raise _invalid(field, "is out of range") from None
         else:
             return None if limit is None else now + limit
         if limit is not None and expire_time - now > limit:

@@ -125,6 +125,8 @@ async def _stored(server: NatsServer, subject: str) -> list[tuple[str, bytes]]:
         js = nc.jetstream()
         found = []
         info = await js.stream_info(EVENTS_STREAM)
+        if info.state.messages == 0:
+            return []
         for sequence in range(info.state.first_seq, info.state.last_seq + 1):
             msg = await js.get_msg(EVENTS_STREAM, sequence)
             if msg.subject == subject:

@@ -456,6 +456,7 @@ BODY = [
     bad("body_unknown_field", "POST", "/v1/things", "nope", {"nope": 1}),
     bad("body_wrong_type", "POST", "/v1/things", "int32Value", {"int32Value": "x"}),
     bad("body_bad_enum", "POST", "/v1/things", "color", {"color": "PURPLE"}),
+    bad("body_infinite_enum", "POST", "/v1/things", "infinity", b'{"color": 1e400}'),
     bad("body_nested_wrong_type", "POST", "/v1/things", "count", {"inner": {"count": "x"}}),
     bad("body_field_wrong_type", "PATCH", "/v1/things/t1", "inner", [1, 2]),
     bad("body_not_utf8", "POST", "/v1/things", "not valid JSON", b'{"id": "\xff"}'),

@@ -119,6 +119,16 @@ def _nan_details() -> struct_pb2.Struct:
             "entry.details",
             id="nan-details",
         ),
+        pytest.param(
+            audit_pb2.AuditEntry(action="a.b", occur_time=timestamp_pb2.Timestamp(nanos=-1)),
+            "entry.occur_time",
+            id="negative-nanos",
+        ),
+        pytest.param(
+            audit_pb2.AuditEntry(action="a.b", occur_time=timestamp_pb2.Timestamp(seconds=2**62)),
+            "entry.occur_time",
+            id="past-year-9999",
+        ),
     ],
 )
 async def test_a_malformed_entry_is_refused_naming_the_field(

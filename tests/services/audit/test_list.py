@@ -197,6 +197,18 @@ async def first_token(audit: Audit) -> str:
             "INVALID_FIELD",
             id="end-before-start",
         ),
+        pytest.param(
+            {"start_time": timestamp_pb2.Timestamp(nanos=-826)},
+            "start_time",
+            "INVALID_FIELD",
+            id="negative-nanos",
+        ),
+        pytest.param(
+            {"end_time": timestamp_pb2.Timestamp(seconds=-(2**62))},
+            "end_time",
+            "INVALID_FIELD",
+            id="before-year-1",
+        ),
     ],
 )
 async def test_malformed_requests_are_refused_naming_the_field(

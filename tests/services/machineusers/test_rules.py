@@ -55,6 +55,14 @@ MACHINE = Identity(PrincipalKind.MACHINE, "mu-ci")
             "machine_user.ttl",
             id="ttl-beyond-max-lifetime",
         ),
+        pytest.param(
+            # The largest valid Duration: 10,000 years, past what a datetime can hold.
+            machineusers_pb2.MachineUser(
+                name="ok", ttl=duration_pb2.Duration(seconds=315576000000)
+            ),
+            "machine_user.ttl",
+            id="ttl-past-year-9999",
+        ),
     ],
 )
 async def test_bad_machine_users_are_refused_naming_the_field(

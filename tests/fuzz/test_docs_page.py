@@ -1,0 +1,91 @@
+"""The gateway's ``/docs`` page (Swagger UI from installed assets) in headless Chromium:
+once its JavaScript has rendered ``/openapi.json``, every operation of every registered
+service is on the page. A screenshot is kept in the test's tmp dir (and copied to
+``$PLUGMESH_ARTIFACTS_DIR`` when that is set).
+
+Chromium is Debian's (tools/debian-packages.txt), driven by Playwright; Playwright's own
+browser downloads are never used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.async_api import async_playwright
+
+from tests.debian import require_binary
+from tests.gateway.auth.mesh import SERVICES, Mesh
+
+pytestmark = [pytest.mark.fuzz, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
+
+RENDER_TIMEOUT_MILLIS = 30_000
+#: Flags this machine and CI need: no sandbox (root), no GPU, nothing fetched from outside.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: What the page shows for each operation: its method and its path.
+_RENDERED = """() => Array.from(document.querySelectorAll('.opblock')).map(block => [
+    block.querySelector('.opblock-summary-method')?.textContent.trim().toLowerCase(),
+    block.querySelector('.opblock-summary-path')?.getAttribute('data-path'),
+])"""
+
+
+def keep_artifact(path: Path, name: str) -> None:
+    """Copy ``path`` into ``$PLUGMESH_ARTIFACTS_DIR`` as ``name``, when that is set."""
+    artifacts = os.environ.get("PLUGMESH_ARTIFACTS_DIR")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(artifacts) / name)
+
+
+async def test_the_docs_page_renders_every_operation_of_every_service(
+    mesh: Mesh, tmp_path: Path
+) -> None:
+    chromium = require_binary("chromium")
+    document = (await mesh.http.get("/openapi.json")).json()
+    expected = {(m, path) for path, item in document["paths"].items() for m in item}
+    tags = {
+        tag for item in document["paths"].values() for op in item.values() for tag in op["tags"]
+    }
+    services = [mesh.gateway.catalog.service(name) for name in ("registry", *SERVICES)]
+    registered = {grpc for service in services if service for grpc in service.grpc_services}
+    screenshot = tmp_path / "docs.png"
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            await page.goto(f"http://{mesh.gateway.http_address}/docs")
+            await page.wait_for_function(
+                f"document.querySelectorAll('.opblock').length >= {len(expected)}",
+                timeout=RENDER_TIMEOUT_MILLIS,
+            )
+            rendered = {(m, p) for m, p in await page.evaluate(_RENDERED)}
+            shown_tags = set(
+                await page.eval_on_selector_all(
+                    ".opblock-tag", "tags => tags.map(t => t.getAttribute('data-tag'))"
+                )
+            )
+            title = await page.title()
+            await page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            await browser.close()
+    keep_artifact(screenshot, "docs-page.png")
+
+    assert rendered == expected
+    assert len(registered) == len(services)
+    assert registered <= tags
+    assert shown_tags == tags
+    assert title
+    assert screenshot.stat().st_size > 10_000
