@@ -106,7 +106,9 @@ async def test_the_gateway_ingress_counts_proxied_calls_and_unknown_methods(mesh
     await stub.ListUsers(
         users_pb2.ListUsersRequest(), metadata=(("authorization", f"Bearer {mesh.admin_token}"),)
     )
-    made_up = mesh.channel.unary_unary("/made.up.Service/Nothing")
+    made_up: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = mesh.channel.unary_unary(
+        "/made.up.Service/Nothing"
+    )
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await made_up(b"")
     assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED

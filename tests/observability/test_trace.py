@@ -63,6 +63,7 @@ async def test_a_traceparent_flows_from_http_through_the_plugin_and_its_event_to
             )
         finally:
             await nc.close()
+        assert msg.data is not None
         event = parse_event(msg.data)
         assert event.subject.endswith(machine_user_id)
         assert msg.headers is not None
