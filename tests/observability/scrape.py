@@ -10,9 +10,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 @dataclass(frozen=True)
 class Scrape:
-    """One scrape: every sample, by name and labels."""
+    """One scrape: every sample, by name and labels, and the families it declares."""
 
     samples: tuple[tuple[str, dict[str, str], float], ...]
+    families: frozenset[str]
 
     def value(self, name: str, **labels: str) -> float:
         """The sum of the samples called ``name`` whose labels include ``labels``."""
@@ -31,12 +32,14 @@ class Scrape:
 
 def parse(text: str) -> Scrape:
     """Parse the Prometheus text format."""
+    families = list(text_string_to_metric_families(text))
     return Scrape(
         tuple(
             (sample.name, dict(sample.labels), sample.value)
-            for family in text_string_to_metric_families(text)
+            for family in families
             for sample in family.samples
-        )
+        ),
+        frozenset(family.name for family in families),
     )
 
 
