@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nats.js.errors import NotFoundError
 
 from meshkit.events import parse_event
 from meshkit.events.relay import MSG_ID
@@ -144,3 +145,26 @@ async def test_a_call_through_the_grpc_ingress_continues_the_callers_trace(mesh:
     ]
     assert line["trace_id"] == trace_id
     assert line["span_id"] != caller_span
+
+
+async def test_a_refused_request_sends_its_trace_with_the_auth_failed_event(mesh: Mesh) -> None:
+    trace_id = secrets.token_hex(16)
+    headers = {
+        "Authorization": "Bearer pmk_not_a_real_token",
+        "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
+    }
+    assert (await mesh.http.get("/v1/users", headers=headers)).status_code == 401
+
+    async def sent() -> str | None:
+        nc = await connect(mesh.nats.url)
+        try:
+            msg = await nc.jetstream().get_last_msg(EVENTS_STREAM, "plugmesh.events.auth.failed")
+        except NotFoundError:
+            return None  # not stored yet: the gateway publishes it without waiting
+        finally:
+            await nc.close()
+        traceparent = (msg.headers or {}).get("traceparent", "")
+        return traceparent if trace_id in traceparent else None
+
+    traceparent = await eventually(sent, what="auth.failed with the request's trace")
+    assert traceparent.split("-")[1] == trace_id
