@@ -351,15 +351,16 @@ class Subscription:
     async def _call(self, event: ReceivedEvent, session: AsyncSession) -> None:
         with use_trace(event.trace):
             await self._handler(event, session)
-            log.debug(
-                "event handled",
-                extra={
-                    "consumer": self.consumer,
-                    "event_id": event.id,
-                    "event_type": event.type,
-                    "attempt": event.attempt,
-                },
-            )
+            if log.isEnabledFor(logging.DEBUG):  # spares building the fields per event
+                log.debug(
+                    "event handled",
+                    extra={
+                        "consumer": self.consumer,
+                        "event_id": event.id,
+                        "event_type": event.type,
+                        "attempt": event.attempt,
+                    },
+                )
 
     async def _dead_letter(self, msg: Msg, *, event_id: str, event_type: str, error: str) -> None:
         attempts = msg.metadata.num_delivered
