@@ -308,9 +308,11 @@ def needed_variables(spec: ProcessSpec) -> tuple[str, ...]:
     registration secret, and its NATS and database when it uses them.
 
     ``PLUGMESH_ADVERTISE_HOST`` is not among them: a process listening on 0.0.0.0
-    without it registers under the address its host name resolves to.
+    without it registers under the address its host name resolves to; nor is its metrics
+    address: without it, the process serves no metrics.
     """
-    needed = [*spec.address_vars, address_variable("registry"), "PLUGMESH_REGISTRATION_SECRET"]
+    listens = [var for var in spec.address_vars if var != spec.metrics_address_var]
+    needed = [*listens, address_variable("registry"), "PLUGMESH_REGISTRATION_SECRET"]
     if spec.uses_nats:
         needed.append("PLUGMESH_NATS_URL")
     if spec.uses_database:
