@@ -20,11 +20,11 @@ cheap.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from random import getrandbits
 
 __all__ = [
     "TRACEPARENT",
@@ -87,13 +87,13 @@ class TraceContext:
 
 def new_trace() -> TraceContext:
     """A new root context: a random trace id and span id, not sampled."""
-    return TraceContext(f"00-{getrandbits(128) or 1:032x}-{_span_id()}-00")
+    return TraceContext(f"00-{os.urandom(16).hex()}-{_span_id()}-00")
 
 
 def _span_id() -> str:
-    # Ids need to be unique, not secret: the PRNG (reseeded in a forked child) costs a
-    # fraction of os.urandom's system call on the gateway's request path.
-    return f"{getrandbits(64) or 1:016x}"
+    # os.urandom, not the random module: its global generator is the application's
+    # (tests seed it, Hypothesis watches it), and a span id must not depend on that.
+    return os.urandom(8).hex()
 
 
 def continue_trace(traceparent: str | None, tracestate: str | None = None) -> TraceContext:
