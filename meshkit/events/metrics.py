@@ -20,6 +20,7 @@ The gauges are sampled every ``PLUGMESH_EVENTS_METRICS_INTERVAL_MILLIS`` by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Generic, TypeVar
@@ -142,6 +143,7 @@ class Sampler:
         self._consumers = tuple(consumers)
         self._interval = interval_seconds
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
         """Sample in a background task. Safe to call twice."""
@@ -150,6 +152,9 @@ class Sampler:
 
     async def close(self) -> None:
         """Stop sampling. Safe to call twice."""
+        # The flag too: Python 3.11's wait_for (inside nats-py's requests) can swallow a
+        # cancellation that races with its answer, and the loop must end all the same.
+        self._stopping.set()
         task, self._task = self._task, None
         await cancel_and_wait(task)
 
@@ -171,6 +176,8 @@ class Sampler:
             self._metrics.consumer_ack_pending(consumer).set(info.num_ack_pending or 0)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await self.sample()
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._stopping.wait()
