@@ -18,6 +18,10 @@ gateway reports NOT_SERVING until the catalog has synced once.
 
 Shutdown, safe to call twice: NOT_SERVING, deregister, stop HTTP and the ingress with
 grace, then stop following the catalog and close the upstream channels.
+
+Metrics: one Prometheus registry for the process (the HTTP side's requests, the ingress's
+calls), served at the HTTP port's ``/metrics`` and, when ``metrics_address`` is set, on
+that address too, as every meshkit process serves its own.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2
+from prometheus_client import CollectorRegistry
 
 from gateway.auth import GatewayAuth
 from gateway.catalog import Catalog
@@ -39,6 +44,7 @@ from gateway.ingress import IngressServer
 from gateway.upstream import Upstreams
 from meshkit.config import advertised_host
 from meshkit.logging import configure_logging
+from meshkit.metrics import MetricsEndpoint, RpcMetrics
 from meshkit.registration import Backoff, Registrar, Registration
 from meshkit.server import until_signal
 
@@ -72,6 +78,13 @@ class Gateway:
         )
         self.upstreams = Upstreams(self.catalog, close_grace_seconds=config.shutdown_grace_seconds)
         self.health = GatewayHealth()
+        #: The process's Prometheus registry.
+        self.metrics_registry = CollectorRegistry()
+        self._metrics = (
+            MetricsEndpoint(self.metrics_registry, config.metrics_address)
+            if config.metrics_address
+            else None
+        )
         self._health_sync = HealthSync(self.catalog, self.health)
         self.auth = GatewayAuth(config.auth, config.mesh, self.catalog, self.upstreams)
         self.ingress = IngressServer(
@@ -82,6 +95,7 @@ class Gateway:
             default_deadline_seconds=config.default_deadline_seconds,
             max_message_bytes=config.max_message_bytes,
             guard=self.auth.grpc,
+            metrics=RpcMetrics(self.metrics_registry, known=self._known_method),
         )
         self.http: HttpServer | None = None
         self._http_app: GatewayApp[Any] | None = None
@@ -106,6 +120,11 @@ class Gateway:
         return f"{advertised_host(host, self.config.mesh.advertise_host)}:{self.http.port}"
 
     @property
+    def metrics_address(self) -> str:
+        """Where the metrics are served besides ``/metrics``; empty when not served."""
+        return self._metrics.address if self._metrics is not None else ""
+
+    @property
     def registrar(self) -> Registrar | None:
         """The registrar, once started with ``register=True``."""
         return self._registrar
@@ -115,13 +134,19 @@ class Gateway:
         if self._started:
             return
         self._started = True
+        if self._metrics is not None:
+            await self._metrics.start()
         await self.catalog.start()
         await self.upstreams.start()
         await self._health_sync.start()
         await self.auth.start()
         await self.ingress.start()
         self._http_app = build_app(
-            self.catalog, self.upstreams, self.config.http, guard=self.auth.http
+            self.catalog,
+            self.upstreams,
+            self.config.http,
+            guard=self.auth.http,
+            metrics_registry=self.metrics_registry,
         )
         self.http = HttpServer(
             self._http_app,
@@ -176,6 +201,8 @@ class Gateway:
             await self.auth.close()
             await self.upstreams.close()
             await self.catalog.close()
+            if self._metrics is not None:
+                await self._metrics.stop()
         finally:
             self._stopped.set()
         log.info("gateway stopped")
@@ -185,6 +212,9 @@ class Gateway:
             await self.http.stop()
         if self._http_app is not None:
             self._http_app.close()
+
+    def _known_method(self, full_method: str) -> bool:
+        return full_method.startswith("/grpc.") or self.catalog.method(full_method) is not None
 
 
 def _health_only() -> descriptor_pb2.FileDescriptorSet:

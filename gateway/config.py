@@ -6,6 +6,7 @@
 | ``PLUGMESH_GATEWAY_HTTP_ADDRESS`` | ``127.0.0.1:8080`` | HTTP/JSON |
 | ``PLUGMESH_GATEWAY_GRPC_DEFAULT_DEADLINE_SECONDS`` | ``30`` | default gRPC deadline |
 | ``PLUGMESH_GATEWAY_GRPC_MAX_MESSAGE_BYTES`` | ``4194304`` | largest gRPC request message |
+| ``PLUGMESH_GATEWAY_METRICS_ADDRESS`` | (none) | Prometheus metrics, also at ``/metrics`` |
 
 the HTTP side's ``PLUGMESH_GATEWAY_HTTP_*`` ones (:class:`gateway.http.HttpSettings`), the
 authentication's ``PLUGMESH_GATEWAY_JWT_*`` and ``PLUGMESH_GATEWAY_AUTH_*`` ones
@@ -38,6 +39,8 @@ class GatewayConfig:
         default_deadline_seconds: Deadline of a call through the gRPC ingress whose client
             sets none; only calls with a single response (a response stream may stay open).
         max_message_bytes: Largest request message the gRPC ingress accepts.
+        metrics_address: Where to serve the Prometheus metrics besides the HTTP port's
+            ``/metrics``; none when ``None``, port 0 picks a free port.
         http: The HTTP side's settings (body limit, deadlines, OpenAPI title).
         auth: How callers are authenticated (JWT keys, token cache).
         mesh: The mesh-wide settings.
@@ -47,6 +50,7 @@ class GatewayConfig:
     http_address: str = "127.0.0.1:8080"
     default_deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    metrics_address: str | None = None
     http: HttpSettings = field(default_factory=HttpSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     mesh: MeshConfig = field(default_factory=lambda: MeshConfig.from_env({}))
@@ -87,6 +91,7 @@ class GatewayConfig:
                 positive=True,
                 unit="a whole number of bytes",
             ),
+            metrics_address=mesh.metrics_address_of("gateway"),
             http=HttpSettings.from_env(values),
             auth=AuthSettings.from_env(values),
             mesh=mesh,

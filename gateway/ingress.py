@@ -10,7 +10,10 @@ What crosses the proxy:
   response (a response stream without a client deadline stays open, as a watch must);
 - cancellation, both ways;
 - the upstream's initial and trailing metadata, status code and message, and the
-  ``grpc-status-details-bin`` trailer, so ``google.rpc.Status`` details survive.
+  ``grpc-status-details-bin`` trailer, so ``google.rpc.Status`` details survive;
+- the trace: each call is a span of the caller's trace (or of a new one), and its
+  ``traceparent`` goes upstream (:class:`meshkit.interceptors.MeshInterceptor`, which
+  also counts the calls by method and status code when given metrics).
 
 With a ``guard`` (the gateway passes :class:`gateway.auth.GrpcGuard`), every proxied
 call is first authenticated and authorized by its method's declared access (bearer
@@ -40,7 +43,10 @@ from gateway.metadata import Metadata, request_metadata, response_metadata
 from gateway.model import Method
 from gateway.reflection import AggregatedReflection, add_reflection
 from gateway.upstream import ResponseStream, UnaryResponse, Upstreams
+from meshkit.events.tracecontext import TRACEPARENT, TRACESTATE, current_trace
+from meshkit.interceptors import MeshInterceptor
 from meshkit.malformed import MalformedRequestInterceptor
+from meshkit.metrics import RpcMetrics
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +107,12 @@ class ProxyHandler(grpc.GenericRpcHandler):
     async def metadata(self, method: Method, context: Context) -> Metadata:
         """The metadata sent upstream; the guard may refuse the call (it aborts)."""
         forwarded = request_metadata(context.invocation_metadata())
+        trace = current_trace()
+        if trace is not None:
+            forwarded = (
+                *(m for m in forwarded if m[0] not in (TRACEPARENT, TRACESTATE)),
+                *trace.headers().items(),
+            )
         if self._guard is None:
             return forwarded
         identity = await self._guard(method.descriptor, context)
@@ -228,6 +240,8 @@ class IngressServer:
         default_deadline_seconds: Deadline of single-response calls without one.
         max_message_bytes: Largest request message accepted.
         guard: Authenticates and authorizes each proxied call; None proxies every call.
+        metrics: Where calls are counted; a method no registered service has counts as
+            ``unknown``.
     """
 
     def __init__(
@@ -240,9 +254,11 @@ class IngressServer:
         default_deadline_seconds: float,
         max_message_bytes: int,
         guard: Guard | None = None,
+        metrics: RpcMetrics | None = None,
     ) -> None:
         self._listen = address
         self._health = health
+        self._interceptor = MeshInterceptor("gateway.plugmesh", metrics)
         self._reflection = AggregatedReflection(catalog)
         self._proxy = ProxyHandler(
             catalog, upstreams, default_deadline_seconds=default_deadline_seconds, guard=guard
@@ -270,10 +286,11 @@ class IngressServer:
         """
         if self._server is not None or self._stopped:
             return
-        # The interceptor covers the gateway's own health and reflection; proxied calls
-        # are bytes, decoded only by the plugin that serves them.
+        # The malformed-request interceptor covers the gateway's own health and
+        # reflection; proxied calls are bytes, decoded only by the plugin that serves them.
         server = grpc.aio.server(
-            interceptors=[MalformedRequestInterceptor("gateway.plugmesh")], options=self._options
+            interceptors=[self._interceptor, MalformedRequestInterceptor("gateway.plugmesh")],
+            options=self._options,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         add_reflection(server, self._reflection)

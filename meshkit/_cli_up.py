@@ -38,7 +38,13 @@ from meshkit._cli_status import (
     status_rows,
     wait_until_serving,
 )
-from meshkit.config import DEFAULT_ADDRESSES, DEFAULT_NATS_ADDRESS, address_variable
+from meshkit.config import (
+    DEFAULT_ADDRESSES,
+    DEFAULT_METRICS_ADDRESSES,
+    DEFAULT_NATS_ADDRESS,
+    address_variable,
+    metrics_variable,
+)
 from meshkit.natsd import NatsServerError, nats_command, wait_until_accepting
 from meshkit.processes import (
     PROCESSES,
@@ -75,6 +81,10 @@ class UpSettings:
             address_variable(name): env.get(address_variable(name)) or default
             for name, default in DEFAULT_ADDRESSES.items()
         }
+        addresses.update(
+            (metrics_variable(name), env.get(metrics_variable(name)) or default)
+            for name, default in DEFAULT_METRICS_ADDRESSES.items()
+        )
         nats_url = env.get("PLUGMESH_NATS_URL") or None
         if nats_url is None:
             addresses[NATS_ADDRESS_VAR] = env.get(NATS_ADDRESS_VAR) or DEFAULT_NATS_ADDRESS
@@ -269,7 +279,8 @@ class _Mesh:
         address = env[process.grpc_address_var]
         log_path = self.log_path(process.name)
         await _wait_listening(child, address, log_path, self.settings.start_timeout_seconds)
-        shown = ", ".join(env[var] for var in process.address_vars)
+        shown = ", ".join(env[var] for var in process.address_vars[:-1])
+        shown += f", metrics http://{env[process.metrics_address_var]}/metrics"
         progress.done(process.name, f"up ({shown})")
 
 

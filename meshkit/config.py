@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -27,6 +27,26 @@ DEFAULT_ADDRESSES: Mapping[str, str] = {
     "audit": "127.0.0.1:50062",
     "machine-users": "127.0.0.1:50063",
 }
+
+
+#: Metrics addresses ``plugmesh up`` gives its processes when their variables are unset.
+#: A process started on its own serves metrics only when its variable is set.
+DEFAULT_METRICS_ADDRESSES: Mapping[str, str] = {
+    "registry": "127.0.0.1:9460",
+    "gateway": "127.0.0.1:9461",
+    "users": "127.0.0.1:9462",
+    "audit": "127.0.0.1:9463",
+    "machine-users": "127.0.0.1:9464",
+}
+
+
+def metrics_variable(process: str) -> str:
+    """Return the environment variable that holds a process's metrics address.
+
+    >>> metrics_variable("machine-users")
+    'PLUGMESH_MACHINE_USERS_METRICS_ADDRESS'
+    """
+    return "PLUGMESH_" + process.upper().replace("-", "_") + "_METRICS_ADDRESS"
 
 
 def address_variable(process: str) -> str:
@@ -81,6 +101,8 @@ class MeshConfig:
     shutdown_grace_seconds: float
     advertise_host: str | None
     addresses: Mapping[str, str]
+    metrics_addresses: Mapping[str, str] = field(default_factory=dict)
+    """Metrics addresses that are set, by variable (``PLUGMESH_<PROCESS>_METRICS_ADDRESS``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MeshConfig:
@@ -103,6 +125,13 @@ class MeshConfig:
             ),
             advertise_host=env.get("PLUGMESH_ADVERTISE_HOST") or None,
             addresses=addresses,
+            metrics_addresses={
+                name: value.strip()
+                for name, value in env.items()
+                if name.startswith("PLUGMESH_")
+                and name.endswith("_METRICS_ADDRESS")
+                and value.strip()
+            },
         )
 
     def address_of(self, process: str) -> str:
@@ -111,6 +140,10 @@ class MeshConfig:
             return self.addresses[process]
         except KeyError:
             raise ConfigError(f"no address is configured for process {process!r}") from None
+
+    def metrics_address_of(self, process: str) -> str | None:
+        """Where ``process`` serves its metrics; ``None`` when its variable is unset."""
+        return self.metrics_addresses.get(metrics_variable(process))
 
     def database_url_for(self, process: str) -> str:
         """Return the database URL of ``process``: the configured one or its SQLite file."""

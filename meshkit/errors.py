@@ -13,9 +13,9 @@ Hierarchy::
     ├── ResourceExhausted     RESOURCE_EXHAUSTED
     └── Unavailable           UNAVAILABLE
 
-Servicers raise these; :class:`ErrorInterceptor` turns them into a ``google.rpc.Status``
-with one ``google.rpc.ErrorInfo`` at one boundary. Any other exception becomes INTERNAL
-without its text reaching the caller.
+Servicers raise these; :class:`~meshkit.interceptors.MeshInterceptor` turns them into a
+``google.rpc.Status`` with one ``google.rpc.ErrorInfo`` at one boundary. Any other exception
+becomes INTERNAL without its text reaching the caller.
 """
 
 from __future__ import annotations

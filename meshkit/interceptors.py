@@ -1,27 +1,57 @@
-"""Server interceptor that maps exceptions to ``google.rpc.Status`` at one boundary."""
+"""The server interceptor of every meshkit gRPC server: trace context, errors, metrics.
+
+For each call it wraps the handler once, so that the handler:
+
+- runs in the caller's trace: a new span continuing the ``traceparent`` metadata, or a
+  new trace when there is none (:mod:`meshkit.events.tracecontext`), so log lines and
+  the events the call publishes carry its trace id;
+- has its exceptions mapped at one boundary: a :class:`MeshError` becomes its
+  ``google.rpc.Status``, any other exception INTERNAL (and a log line);
+- is counted and timed by method and status code (:class:`meshkit.metrics.RpcMetrics`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
 import grpc
 
 from meshkit.errors import MeshError, abort, internal_status, to_status
+from meshkit.events.tracecontext import (
+    TRACEPARENT,
+    TRACESTATE,
+    TraceContext,
+    continue_trace,
+    enter_trace,
+    leave_trace,
+)
+from meshkit.metrics import RpcMetrics, RpcSeries
 
 log = logging.getLogger(__name__)
 
 # A string: grpc.RpcMethodHandler is generic only in the type stubs.
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+_OK = "OK"
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Turns a :class:`MeshError` into its Status and any other exception into INTERNAL."""
+class MeshInterceptor(grpc.aio.ServerInterceptor):
+    """Trace context, error mapping and metrics for every call of a server.
 
-    def __init__(self, domain: str) -> None:
+    Args:
+        domain: The ``google.rpc.ErrorInfo`` domain of the errors, ``<service>.plugmesh``.
+        metrics: Where calls are counted; not counted when ``None``.
+    """
+
+    def __init__(self, domain: str, metrics: RpcMetrics | None = None) -> None:
         self._domain = domain
+        self._metrics = metrics
 
     async def intercept_service(
         self,
@@ -32,59 +62,96 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
+        series = self._metrics.series(method) if self._metrics is not None else None
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method),
+                self._unary(handler.unary_unary, method, series),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._unary(handler.stream_unary, method),
+                self._unary(handler.stream_unary, method, series),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._streaming(handler.unary_stream, method),
+                self._streaming(handler.unary_stream, method, series),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                self._streaming(handler.stream_stream, method),
+                self._streaming(handler.stream_stream, method, series),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
 
-    def _unary(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
-        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    def _unary(
+        self, behavior: Callable[..., Any], method: str, series: RpcSeries | None
+    ) -> Callable[..., Any]:
+        async def call(request: Any, context: Context) -> Any:
+            token = enter_trace(_trace_of(context))
+            started = time.perf_counter()
+            ended = _OK
             try:
                 return await behavior(request, context)
+            except asyncio.CancelledError:
+                ended = "CANCELLED"
+                raise
             except Exception as exc:
+                ended = "UNKNOWN"
                 await self._abort(exc, context, method)
+            finally:
+                if series is not None:
+                    series.observe(_code(context, ended), time.perf_counter() - started)
+                leave_trace(token)
 
         return call
 
-    def _streaming(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+    def _streaming(
+        self, behavior: Callable[..., Any], method: str, series: RpcSeries | None
+    ) -> Callable[..., Any]:
         if not inspect.isasyncgenfunction(behavior):
             # Written with context.write(): a coroutine, not a generator.
-            return self._unary(behavior, method)
+            return self._unary(behavior, method, series)
 
-        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        async def stream(request: Any, context: Context) -> Any:
+            # Set around each step, not once: an async generator's steps may run in
+            # different contexts, and a token must be reset in the context that set it.
+            trace = _trace_of(context)
+            started = time.perf_counter()
+            ended = _OK
             try:
                 responses: AsyncIterator[Any] = behavior(request, context)
-                async for response in responses:
+                while True:
+                    token = enter_trace(trace)
+                    try:
+                        response = await anext(responses)
+                    except StopAsyncIteration:
+                        break
+                    finally:
+                        leave_trace(token)
                     yield response
+            except (asyncio.CancelledError, GeneratorExit):
+                ended = "CANCELLED"
+                raise
             except Exception as exc:
-                await self._abort(exc, context, method)
+                ended = "UNKNOWN"
+                token = enter_trace(trace)
+                try:
+                    await self._abort(exc, context, method)
+                finally:
+                    leave_trace(token)
+            finally:
+                if series is not None:
+                    series.observe(_code(context, ended), time.perf_counter() - started)
 
         return stream
 
-    async def _abort(
-        self, exc: Exception, context: grpc.aio.ServicerContext[Any, Any], method: str
-    ) -> None:
+    async def _abort(self, exc: Exception, context: Context, method: str) -> None:
         if isinstance(exc, grpc.aio.AbortError):
             raise exc
         if isinstance(exc, MeshError):
@@ -93,3 +160,24 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             log.exception("unexpected error in %s", method, extra={"method": method})
             status = internal_status(self._domain)
         await abort(context, status)
+
+
+def _trace_of(context: Context) -> TraceContext:
+    traceparent: str | None = None
+    tracestate: str | None = None
+    for key, value in context.invocation_metadata() or ():
+        if key == TRACEPARENT and isinstance(value, str):
+            traceparent = value
+        elif key == TRACESTATE and isinstance(value, str):
+            tracestate = value
+    return continue_trace(traceparent, tracestate)
+
+
+def _code(context: Context, ended: str) -> str:
+    """The call's status code name: the one set by an abort, else how the handler ended."""
+    code = context.code()
+    if code is None:
+        return ended
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    return str(code)

@@ -3,6 +3,9 @@
 Fields passed with ``extra=`` become keys of the object::
 
     log.info("instance registered", extra={"service": "users", "address": addr})
+
+A line written while a request or an event is handled carries its ``trace_id`` and
+``span_id`` (the current :class:`~meshkit.events.tracecontext.TraceContext`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import logging
 import sys
 import time
 from typing import Any
+
+from meshkit.events.tracecontext import current_trace
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -33,6 +38,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        trace = current_trace()
+        if trace is not None:
+            entry["trace_id"] = trace.trace_id
+            entry["span_id"] = trace.span_id
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

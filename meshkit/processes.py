@@ -13,7 +13,13 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from meshkit.config import DEFAULT_ADDRESSES, DEFAULT_NATS_ADDRESS, address_variable
+from meshkit.config import (
+    DEFAULT_ADDRESSES,
+    DEFAULT_METRICS_ADDRESSES,
+    DEFAULT_NATS_ADDRESS,
+    address_variable,
+    metrics_variable,
+)
 from meshkit.events.settings import VARIABLES as EVENT_VARIABLES
 
 __all__ = [
@@ -58,7 +64,7 @@ class ProcessSpec:
         name: Name in ``plugmesh serve <name>``, in logs and in the registry.
         module: Module run as ``python -m <module>``; its ``__main__`` has ``main()``.
         address_vars: Variables holding its listen addresses; the first is its gRPC
-            address, the one waited on at start.
+            address, the one waited on at start; the last its metrics address.
         registers: Whether it registers itself with the registry (the registry does not).
         uses_database: Whether it keeps state in a database (``PLUGMESH_DATABASE_URL``).
         uses_nats: Whether it connects to NATS (``PLUGMESH_NATS_URL``).
@@ -76,40 +82,49 @@ class ProcessSpec:
         """The variable holding the gRPC address."""
         return self.address_vars[0]
 
+    @property
+    def metrics_address_var(self) -> str:
+        """The variable holding the address of its Prometheus metrics."""
+        return self.address_vars[-1]
+
 
 #: Every Python process, in start order: the registry first, the others depend on it.
 PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec(
         "registry",
         "registry",
-        (address_variable("registry"),),
+        (address_variable("registry"), metrics_variable("registry")),
         registers=False,
         uses_database=True,
     ),
     ProcessSpec(
         "gateway",
         "gateway",
-        (address_variable("gateway"), address_variable("gateway-http")),
+        (
+            address_variable("gateway"),
+            address_variable("gateway-http"),
+            metrics_variable("gateway"),
+        ),
         uses_nats=True,
     ),
     ProcessSpec(
         "users",
         "services.users",
-        (address_variable("users"),),
+        (address_variable("users"), metrics_variable("users")),
         uses_database=True,
         uses_nats=True,
     ),
     ProcessSpec(
         "audit",
         "services.audit",
-        (address_variable("audit"),),
+        (address_variable("audit"), metrics_variable("audit")),
         uses_database=True,
         uses_nats=True,
     ),
     ProcessSpec(
         "machine-users",
         "services.machineusers",
-        (address_variable("machine-users"),),
+        (address_variable("machine-users"), metrics_variable("machine-users")),
         uses_database=True,
         uses_nats=True,
     ),
@@ -145,6 +160,16 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     *(
         EnvVar(address_variable(process), default, _address_description(process))
         for process, default in DEFAULT_ADDRESSES.items()
+    ),
+    *(
+        EnvVar(
+            metrics_variable(process),
+            default,
+            f"HTTP address of the {process} process's Prometheus metrics (`/metrics`); the"
+            " default is `plugmesh up`'s, a process started on its own serves them only"
+            " when this is set",
+        )
+        for process, default in DEFAULT_METRICS_ADDRESSES.items()
     ),
     EnvVar(
         "PLUGMESH_REGISTRATION_SECRET",
@@ -283,9 +308,11 @@ def needed_variables(spec: ProcessSpec) -> tuple[str, ...]:
     registration secret, and its NATS and database when it uses them.
 
     ``PLUGMESH_ADVERTISE_HOST`` is not among them: a process listening on 0.0.0.0
-    without it registers under the address its host name resolves to.
+    without it registers under the address its host name resolves to; nor is its metrics
+    address: without it, the process serves no metrics.
     """
-    needed = [*spec.address_vars, address_variable("registry"), "PLUGMESH_REGISTRATION_SECRET"]
+    listens = [var for var in spec.address_vars if var != spec.metrics_address_var]
+    needed = [*listens, address_variable("registry"), "PLUGMESH_REGISTRATION_SECRET"]
     if spec.uses_nats:
         needed.append("PLUGMESH_NATS_URL")
     if spec.uses_database:

@@ -12,7 +12,13 @@ A Python plugin is its servicer plus a few lines::
     )
     sys.exit(run(server))
 
-Shutdown runs in order: health NOT_SERVING, deregister, stop with grace, close clients.
+Every call is served in its caller's trace, and counted and timed in the server's
+Prometheus registry (:mod:`meshkit.interceptors`), which the plugin's event bus shares;
+with a metrics address (``PLUGMESH_<NAME>_METRICS_ADDRESS``) the registry is served at
+``http://<address>/metrics`` (:mod:`meshkit.metrics`).
+
+Shutdown runs in order: health NOT_SERVING, deregister, stop with grace, close clients,
+stop serving metrics.
 """
 
 from __future__ import annotations
@@ -29,13 +35,15 @@ from typing import Any
 import grpc
 from google.protobuf import descriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import CollectorRegistry
 
 from meshkit.config import MeshConfig, advertised_host
 from meshkit.descriptors import file_descriptor_set, plugin_version
 from meshkit.health import SERVING, HealthServicer
-from meshkit.interceptors import ErrorInterceptor
+from meshkit.interceptors import MeshInterceptor
 from meshkit.logging import configure_logging
 from meshkit.malformed import MalformedRequestInterceptor
+from meshkit.metrics import MetricsEndpoint, RpcMetrics
 from meshkit.reflection import enable_reflection
 from meshkit.registration import Registrar, Registration
 
@@ -84,6 +92,9 @@ class PluginServer:
         register: Whether to register with the registry (the registry itself does not).
         version: The version to register; default: the first servicer's contract version.
         metadata: Extra metadata sent at registration.
+        metrics_address: Where to serve the metrics, ``host:port`` (port 0 picks a free
+            port); default: ``PLUGMESH_<NAME>_METRICS_ADDRESS`` of ``config``, and none
+            when that is unset.
     """
 
     def __init__(
@@ -96,8 +107,14 @@ class PluginServer:
         register: bool = True,
         version: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        metrics_address: str | None = None,
     ) -> None:
         self.name = name
+        #: The process's Prometheus registry: its calls, its event bus.
+        self.metrics_registry = CollectorRegistry()
+        self._rpc_metrics = RpcMetrics(self.metrics_registry)
+        listen = metrics_address or config.metrics_address_of(name)
+        self._metrics = MetricsEndpoint(self.metrics_registry, listen) if listen else None
         self.health = HealthServicer()
         self._servicers = tuple(servicers)
         self._listen = address
@@ -116,6 +133,11 @@ class PluginServer:
     def address(self) -> str:
         """The address the server listens on, with the real port; empty before start."""
         return self._address
+
+    @property
+    def metrics_address(self) -> str:
+        """Where the metrics are served, with the real port; empty when not served."""
+        return self._metrics.address if self._metrics is not None else ""
 
     @property
     def registrar(self) -> Registrar | None:
@@ -141,11 +163,17 @@ class PluginServer:
             return
         for startup in self._startups:
             await startup()
+        if self._metrics is not None:
+            try:
+                await self._metrics.start()
+            except OSError as exc:
+                raise AddressInUseError(f"{self.name} cannot serve metrics: {exc}") from exc
         # No SO_REUSEPORT: a second server on a taken port must fail, not share its traffic.
         server = grpc.aio.server(
+            # Outermost, so that calls refused as malformed are counted and traced too.
             interceptors=[
+                MeshInterceptor(f"{self.name}.plugmesh", self._rpc_metrics),
                 MalformedRequestInterceptor(f"{self.name}.plugmesh"),
-                ErrorInterceptor(f"{self.name}.plugmesh"),
             ],
             options=[("grpc.so_reuseport", 0)],
         )
@@ -216,6 +244,8 @@ class PluginServer:
                 await closer()
             except Exception:
                 log.exception("closing a client failed")
+        if self._metrics is not None:
+            await self._metrics.stop()
         log.info("stopped")
 
     def _contract_version(self) -> str:

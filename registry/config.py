@@ -11,6 +11,7 @@
 | ``PLUGMESH_REGISTRY_REFLECTION_TIMEOUT_SECONDS`` | ``5`` | deadline for fetching descriptors |
 | ``PLUGMESH_SHUTDOWN_GRACE_SECONDS`` | ``5`` | how long calls in flight may finish on stop |
 | ``PLUGMESH_LOG_LEVEL`` | ``INFO`` | |
+| ``PLUGMESH_REGISTRY_METRICS_ADDRESS`` | | Prometheus metrics at ``/metrics``, when set |
 """
 
 from __future__ import annotations

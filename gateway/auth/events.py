@@ -9,7 +9,8 @@ subscription is in place again.
 
 Out: every refused authentication as an ``auth.failed`` event (actor anonymous, reason,
 credential type, a fingerprint of the credential, never the credential), published on
-``plugmesh.events.auth.failed`` with its id as ``Nats-Msg-Id``, so the event stream
+``plugmesh.events.auth.failed`` with its id as ``Nats-Msg-Id`` and the refused
+request's ``traceparent``, so the event stream
 (and so the audit log) records it. Publishing is best effort and never delays or fails
 the refusal: the gateway has no outbox, and an event that cannot be sent (NATS down) is
 counted and dropped. A flood of refusals (someone trying tokens) is published at most
@@ -49,6 +50,7 @@ from meshkit.events import (
     subject_of,
     unpack_payload,
 )
+from meshkit.events.tracecontext import current_trace
 from plugmesh.events.v1 import auth_events_pb2, machine_user_events_pb2, user_events_pb2
 from registry.tasks import cancel_and_wait
 
@@ -160,12 +162,10 @@ class AuthEvents:
             self.dropped += 1
             return
         event = build_event(payload, source=source_of("gateway"))
+        trace = current_trace()
+        headers = {"Nats-Msg-Id": event.id, **(trace.headers() if trace is not None else {})}
         try:
-            await nc.publish(
-                subject_of(event.type),
-                event.SerializeToString(),
-                headers={"Nats-Msg-Id": event.id},
-            )
+            await nc.publish(subject_of(event.type), event.SerializeToString(), headers=headers)
         except (nats.errors.Error, OSError) as exc:
             self.dropped += 1
             log.debug("auth.failed not published: %s", exc)

@@ -6,6 +6,9 @@ becomes its ``google.rpc.Status`` with the HTTP status of its code. A server str
 waits for its first message (or its failure) before answering, so that a call that
 fails at once still gets its real HTTP status; after that, a failure ends the stream
 with a Status line or event. A client that goes away cancels the upstream call.
+
+A call runs in its trace (:func:`gateway.http.headers.request_trace`): its log lines carry
+the trace id and the plugin gets the ``traceparent``.
 """
 
 from __future__ import annotations
@@ -28,11 +31,18 @@ from gateway.http.errors import (
     status_json,
     status_of_rpc_error,
 )
-from gateway.http.headers import deadline_seconds, forwarded_metadata, response_headers
+from gateway.http.headers import (
+    deadline_seconds,
+    forwarded_metadata,
+    request_trace,
+    response_headers,
+    with_trace,
+)
 from gateway.http.ports import M, RequestGuard, UpstreamCalls
 from gateway.http.routes import HttpRoute
 from gateway.http.settings import HttpSettings
 from gateway.http.transcode import decode_json_body, transcode_request
+from meshkit.events.tracecontext import TraceContext, enter_trace, leave_trace
 
 __all__ = ["Transcoder"]
 
@@ -67,6 +77,24 @@ class Transcoder(Generic[M]):
         Raises:
             HttpError: the request is refused or cannot be transcoded (nothing was sent).
         """
+        trace, sent = request_trace(scope["headers"])
+        token = enter_trace(trace)
+        try:
+            return await self._handle(
+                scope, receive, send, route, segments, None if sent else trace
+            )
+        finally:
+            leave_trace(token)
+
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        route: HttpRoute[M],
+        segments: Sequence[str],
+        new_trace: TraceContext | None,
+    ) -> int:
         # Authentication first: a refused caller's body is never read.
         identity = await self._guard(route.rpc, scope) if self._guard is not None else ()
         body = await read_body(scope, receive, self._settings.body_limit_bytes)
@@ -96,6 +124,8 @@ class Transcoder(Generic[M]):
             headers, default_seconds=default, maximum_seconds=self._settings.max_timeout_seconds
         )
         metadata = forwarded_metadata(headers)
+        if new_trace is not None:
+            metadata = with_trace(metadata, new_trace)
         if self._guard is not None:
             # The gateway consumed the credential; plugins get the signed identity.
             metadata = (*(m for m in metadata if m[0] != "authorization"), *identity)

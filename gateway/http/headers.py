@@ -1,7 +1,8 @@
 """HTTP headers ↔ gRPC metadata, and the deadline of a request.
 
 Forwarded upstream: ``Grpc-Metadata-<key>`` as ``<key>`` (a ``-bin`` key's value is
-base64), and ``traceparent``, ``tracestate``, ``x-request-id`` as they are. Nothing else
+base64), and ``traceparent``, ``tracestate``, ``x-request-id`` as they are; a request
+without a valid ``traceparent`` gets a new trace (:func:`request_trace`). Nothing else
 crosses, and never an identity header (``x-plugmesh-identity*``, ``x-plugmesh-user-*``)
 or a reserved ``grpc-*`` key, however it is spelled: only the gateway sets identities.
 
@@ -22,8 +23,16 @@ from collections.abc import Iterable
 
 from gateway.http.errors import BadRequest
 from gateway.http.ports import Metadata
+from meshkit.events.tracecontext import TRACEPARENT, TRACESTATE, TraceContext, new_trace
 
-__all__ = ["IDENTITY_PREFIXES", "deadline_seconds", "forwarded_metadata", "response_headers"]
+__all__ = [
+    "IDENTITY_PREFIXES",
+    "deadline_seconds",
+    "forwarded_metadata",
+    "request_trace",
+    "response_headers",
+    "with_trace",
+]
 
 #: Identity headers only the gateway may set (mirrors gateway.metadata).
 IDENTITY_PREFIXES = ("x-plugmesh-identity", "x-plugmesh-user-")
@@ -66,6 +75,33 @@ def forwarded_metadata(headers: RawHeaders) -> Metadata:
         else:
             kept.append((key, raw_value.decode("latin-1")))
     return tuple(kept)
+
+
+def request_trace(headers: RawHeaders) -> tuple[TraceContext, bool]:
+    """The request's trace context, and whether the caller sent it.
+
+    A valid ``traceparent`` from the caller is the context; otherwise (none, or a
+    malformed one) a new trace is, which :func:`with_trace` puts in the metadata.
+    """
+    parent = state = b""
+    for name, value in headers:
+        if name == b"traceparent":
+            parent = value
+        elif name == b"tracestate":
+            state = value
+    if parent:
+        found = TraceContext.from_headers(
+            {TRACEPARENT: parent.decode("latin-1"), TRACESTATE: state.decode("latin-1")}
+        )
+        if found is not None:
+            return found, True
+    return new_trace(), False
+
+
+def with_trace(metadata: Metadata, trace: TraceContext) -> Metadata:
+    """``metadata`` with ``trace`` in place of any trace context it had."""
+    kept = tuple(m for m in metadata if m[0] not in (TRACEPARENT, TRACESTATE))
+    return (*kept, *trace.headers().items())
 
 
 def deadline_seconds(

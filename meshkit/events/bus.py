@@ -14,7 +14,9 @@
         bus.publish(session, UserCreated(...), subject="users/u-1")
 
 ``start`` connects to NATS (reconnecting forever afterwards), creates the outbox and inbox
-tables, makes sure the streams exist, and starts the relay and the subscriptions.
+tables, makes sure the streams exist, and starts the relay, the subscriptions and the
+sampling of its gauges. Its metrics (:mod:`meshkit.events.metrics`) go to the registry of
+the server it is attached to, which serves them.
 ``drain`` stops the subscriptions after their batch in hand and gives the relay one last
 flush; ``close`` also closes the NATS connection. Each is safe to call twice. The bus
 does not own the database: close it after the bus.
@@ -35,12 +37,14 @@ import nats.errors
 from google.protobuf import message
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.db import Database
 from meshkit.events._nats import JetStreamPublisher, connect_nats
 from meshkit.events.envelope import source_of
 from meshkit.events.errors import EventBusStateError
+from meshkit.events.metrics import EventMetrics, Sampler
 from meshkit.events.outbox import Outbox
 from meshkit.events.relay import OutboxRelay
 from meshkit.events.settings import EventSettings
@@ -64,6 +68,11 @@ class Lifecycle(Protocol):
 
     def add_closer(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Run ``closer`` after stopping."""
+        ...
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """The process's Prometheus registry."""
         ...
 
 
@@ -92,6 +101,8 @@ class EventBus:
         settings: Streams, retries, batches; the defaults when omitted.
         grace_seconds: How long ``drain`` lets batches and the last flush take.
         connect_timeout_seconds: How long ``start`` tries to reach NATS.
+        metrics_registry: Where its metrics go; by default the registry of the server it
+            is attached to, else one of its own.
     """
 
     def __init__(
@@ -103,8 +114,11 @@ class EventBus:
         settings: EventSettings | None = None,
         grace_seconds: float = 5.0,
         connect_timeout_seconds: float = 10.0,
+        metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self.service = service
+        self._own_metrics = metrics_registry is None
+        self.metrics = EventMetrics(metrics_registry or CollectorRegistry())
         self.database = database
         self.settings = settings or EventSettings()
         self.status = EventBusStatus.NEW
@@ -117,6 +131,7 @@ class EventBus:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._relay: OutboxRelay | None = None
+        self._sampler: Sampler | None = None
         self._lifecycle = asyncio.Lock()
 
     @property
@@ -170,7 +185,11 @@ class EventBus:
         return name
 
     def attach(self, server: Lifecycle) -> None:
-        """Start with ``server`` (before it serves) and close after it stopped."""
+        """Start with ``server`` (before it serves) and close after it stopped; count in
+        its metrics registry unless the bus was given one."""
+        if self._own_metrics and self.status is EventBusStatus.NEW:
+            self.metrics = EventMetrics(server.metrics_registry)
+            self._own_metrics = False
         server.add_startup(self.start)
         server.add_closer(self.close)
 
@@ -206,7 +225,11 @@ class EventBus:
         self._js = self._nc.jetstream(timeout=self.settings.publish_timeout_seconds)
         await ensure_streams(self._js, self.settings)
         self._relay = OutboxRelay(
-            self.database, JetStreamPublisher(self._nc), self.settings, outbox=self.outbox
+            self.database,
+            JetStreamPublisher(self._nc),
+            self.settings,
+            outbox=self.outbox,
+            metrics=self.metrics,
         )
         self._relay.start()
         for pattern, handler, consumer in self._subscriptions:
@@ -217,9 +240,18 @@ class EventBus:
                 pattern=pattern,
                 handler=handler,
                 settings=self.settings,
+                metrics=self.metrics,
             )
             self._running.append(subscription)
             await subscription.start()
+        self._sampler = Sampler(
+            self.metrics,
+            self.database,
+            self._js,
+            [consumer for _, _, consumer in self._subscriptions],
+            interval_seconds=self.settings.metrics_interval_millis / 1000,
+        )
+        self._sampler.start()
         log.info(
             "event bus started",
             extra={"service": self.service, "consumers": [s.consumer for s in self._running]},
@@ -249,6 +281,9 @@ class EventBus:
             log.info("event bus closed", extra={"service": self.service})
 
     async def _drain(self, grace_seconds: float) -> None:
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            await sampler.close()
         running, self._running = self._running, []
         if running:
             await asyncio.gather(*(s.drain(grace_seconds) for s in running))

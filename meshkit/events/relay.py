@@ -38,6 +38,7 @@ from sqlalchemy import Table, bindparam, delete, select, update
 from meshkit.db import Database
 from meshkit.events._tasks import cancel_and_wait
 from meshkit.events._wakeup import Wakeup
+from meshkit.events.metrics import EventMetrics
 from meshkit.events.outbox import Outbox, OutboxRow
 from meshkit.events.settings import EventSettings
 from meshkit.events.tables import OutboxRecord, utcnow
@@ -102,6 +103,7 @@ class OutboxRelay:
         publisher: Where rows go.
         settings: Batch size, poll interval, backoff, retention of sent rows.
         outbox: The outbox whose commits hand rows to the relay, if any.
+        metrics: Where published events and failures are counted, if anywhere.
     """
 
     def __init__(
@@ -111,8 +113,10 @@ class OutboxRelay:
         settings: EventSettings,
         *,
         outbox: Outbox | None = None,
+        metrics: EventMetrics | None = None,
     ) -> None:
         self._db = database
+        self._metrics = metrics
         self._publisher = publisher
         self._settings = settings
         self._wake = Wakeup()
@@ -294,13 +298,18 @@ class OutboxRelay:
         finally:
             self._inflight = set()
         failed = []
+        metrics = self._metrics
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, int):
                 if not self._unmarked:
                     self._unmarked_since = time.monotonic()
                 self._unmarked[row.event_id] = result
+                if metrics is not None:
+                    metrics.published(row.event_type).inc()
             else:
                 failed.append({"id": row.event_id, "error": result[:1000]})
+                if metrics is not None:
+                    metrics.publish_failures(row.event_type).inc()
         if not failed:
             self._failures = 0
             return len(rows), True

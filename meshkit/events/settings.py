@@ -100,6 +100,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "5",
         "how long a publish waits for JetStream's acknowledgement",
     ),
+    (
+        "PLUGMESH_EVENTS_METRICS_INTERVAL_MILLIS",
+        "5000",
+        "how often the outbox depth and the consumers' lag are sampled for the metrics",
+    ),
 )
 
 _DEFAULTS = {name: default for name, default, _ in VARIABLES}
@@ -131,6 +136,7 @@ class EventSettings:
     outbox_keep_sent_seconds: float = 86_400
     inbox_keep_seconds: float = 1_209_600
     publish_timeout_seconds: float = 5
+    metrics_interval_millis: int = 5_000
 
     def __post_init__(self) -> None:
         if self.stream_retention not in RETENTIONS:
@@ -153,6 +159,7 @@ class EventSettings:
             "PLUGMESH_EVENTS_OUTBOX_POLL_MILLIS": self.outbox_poll_millis,
             "PLUGMESH_EVENTS_OUTBOX_RETRY_MAX_MILLIS": self.outbox_retry_max_millis,
             "PLUGMESH_EVENTS_PUBLISH_TIMEOUT_SECONDS": self.publish_timeout_seconds,
+            "PLUGMESH_EVENTS_METRICS_INTERVAL_MILLIS": self.metrics_interval_millis,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -225,6 +232,7 @@ class EventSettings:
             outbox_keep_sent_seconds=number(p + "OUTBOX_KEEP_SENT_SECONDS"),
             inbox_keep_seconds=number(p + "INBOX_KEEP_SECONDS"),
             publish_timeout_seconds=number(p + "PUBLISH_TIMEOUT_SECONDS"),
+            metrics_interval_millis=integer(p + "METRICS_INTERVAL_MILLIS"),
         )
 
     def retry_delay_seconds(self, attempt: int) -> float:

@@ -44,10 +44,11 @@ from meshkit.events.deadletters import publish_dead_letter
 from meshkit.events.envelope import ReceivedEvent, parse_event, subject_of, type_of_subject
 from meshkit.events.errors import EnvelopeError, EventBusStateError, EventError
 from meshkit.events.inbox import Inbox
+from meshkit.events.metrics import EventMetrics
 from meshkit.events.relay import MSG_ID
 from meshkit.events.settings import EventSettings
 from meshkit.events.streams import EVENTS_STREAM
-from meshkit.events.tracecontext import TraceContext, use_trace
+from meshkit.events.tracecontext import TraceContext, enter_trace, leave_trace, use_trace
 
 __all__ = ["EventHandler", "Subscription", "SubscriptionStatus", "filter_subject"]
 
@@ -111,6 +112,7 @@ class Subscription:
         settings: Attempts, backoff, batch size, ack wait.
         fetch_wait_seconds: How long one fetch waits for events; bounds how long a
             drain waits for an idle subscription.
+        metrics: Where consumed, redelivered and dead-lettered events are counted.
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class Subscription:
         handler: EventHandler,
         settings: EventSettings,
         fetch_wait_seconds: float = 0.5,
+        metrics: EventMetrics | None = None,
     ) -> None:
         if not _CONSUMER_NAME.match(consumer):
             raise ValueError(
@@ -143,6 +146,7 @@ class Subscription:
         self._stopping = asyncio.Event()
         self._last_prune = 0.0
         self._inbox = Inbox(consumer)
+        self._metrics = metrics
 
     def consumer_config(self) -> ConsumerConfig:
         """The durable consumer's configuration.
@@ -264,6 +268,8 @@ class Subscription:
                 attempt=attempt,
                 trace=TraceContext.from_headers(msg.headers),
             )
+            if event.attempt > 1 and self._metrics is not None:
+                self._metrics.redelivered(self.consumer, event.type).inc()
             items.append(_Item(msg, event))
         if not items:
             return
@@ -281,22 +287,33 @@ class Subscription:
         for item, error in zip(items, errors, strict=True):
             if error is None:
                 await self._settle(item.msg.ack())
-            elif item.event.attempt >= self._settings.max_attempts:
-                await self._dead_letter(
-                    item.msg, event_id=item.event.id, event_type=item.event.type, error=error
-                )
-            else:
-                log.warning(
-                    "event handler failed; the event will be retried",
-                    extra={
-                        "consumer": self.consumer,
-                        "event_id": item.event.id,
-                        "event_type": item.event.type,
-                        "attempt": item.event.attempt,
-                        "error": error,
-                    },
-                )
-                await self._settle(item.msg.nak(self._retry_delay(item)))
+                if self._metrics is not None:
+                    self._metrics.consumed(self.consumer, item.event.type).inc()
+                continue
+            # The event's log lines carry its trace.
+            token = enter_trace(item.event.trace)
+            try:
+                await self._failed(item, error)
+            finally:
+                leave_trace(token)
+
+    async def _failed(self, item: _Item, error: str) -> None:
+        if item.event.attempt >= self._settings.max_attempts:
+            await self._dead_letter(
+                item.msg, event_id=item.event.id, event_type=item.event.type, error=error
+            )
+        else:
+            log.warning(
+                "event handler failed; the event will be retried",
+                extra={
+                    "consumer": self.consumer,
+                    "event_id": item.event.id,
+                    "event_type": item.event.type,
+                    "attempt": item.event.attempt,
+                    "error": error,
+                },
+            )
+            await self._settle(item.msg.nak(self._retry_delay(item)))
 
     async def _apply(self, items: Sequence[_Item]) -> list[str | None]:
         """Run the handlers and commit; return each event's error, ``None`` for success."""
@@ -334,6 +351,16 @@ class Subscription:
     async def _call(self, event: ReceivedEvent, session: AsyncSession) -> None:
         with use_trace(event.trace):
             await self._handler(event, session)
+            if log.isEnabledFor(logging.DEBUG):  # spares building the fields per event
+                log.debug(
+                    "event handled",
+                    extra={
+                        "consumer": self.consumer,
+                        "event_id": event.id,
+                        "event_type": event.type,
+                        "attempt": event.attempt,
+                    },
+                )
 
     async def _dead_letter(self, msg: Msg, *, event_id: str, event_type: str, error: str) -> None:
         attempts = msg.metadata.num_delivered
@@ -354,6 +381,8 @@ class Subscription:
             )
             await self._settle(msg.nak(self._settings.retry_delay_seconds(attempts)))
             return
+        if self._metrics is not None:
+            self._metrics.dead_lettered(self.consumer, event_type).inc()
         log.error(
             "event dead-lettered",
             extra={

@@ -1,9 +1,20 @@
 """W3C trace context (``traceparent``, ``tracestate``) carried from a request to its events.
 
-Whatever handles a request sets the current context (:func:`use_trace`); the outbox
-stores it with each event and the relay sends it in NATS headers; the subscriber makes
-it current again while a handler runs, so the events a handler publishes continue the
-same trace. Without a current context, an event starts a new trace of its own.
+Whatever handles a request sets the current context (:func:`use_trace`): the gateway
+for an HTTP request (the caller's ``traceparent`` or a new trace), a plugin's gRPC server
+for each call (:mod:`meshkit.interceptors`, from the ``traceparent`` metadata). The
+outbox stores it with each event and the relay sends it in NATS headers; the subscriber
+makes it current again while a handler runs, so the events a handler publishes continue
+the same trace. Without a current context, an event starts a new trace of its own.
+JSON log lines written meanwhile carry its ``trace_id`` and ``span_id``
+(:mod:`meshkit.logging`).
+
+Each hop that handles the context (the gateway, a plugin's call) continues it as a span of
+its own: same trace id, a new span id (:meth:`TraceContext.child`), so the span id in a log
+line tells the hops apart. Nothing records or exports spans; the ids are for correlating
+logs and events. A small implementation of the W3C format rather than OpenTelemetry: the
+contextvar and the header are all the mesh needs, and the gateway's request path stays
+cheap.
 """
 
 from __future__ import annotations
@@ -12,14 +23,17 @@ import contextlib
 import os
 import re
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 __all__ = [
     "TRACEPARENT",
     "TRACESTATE",
     "TraceContext",
+    "continue_trace",
     "current_trace",
+    "enter_trace",
+    "leave_trace",
     "new_trace",
     "use_trace",
 ]
@@ -48,6 +62,21 @@ class TraceContext:
             return None
         return cls(parent, headers.get(TRACESTATE) or None)
 
+    @property
+    def trace_id(self) -> str:
+        """The 32 hex digits naming the whole trace."""
+        return self.traceparent[3:35]
+
+    @property
+    def span_id(self) -> str:
+        """The 16 hex digits naming the span that sent this context."""
+        return self.traceparent[36:52]
+
+    def child(self) -> TraceContext:
+        """The context of a new span in the same trace, with this one as its parent."""
+        parent = self.traceparent
+        return TraceContext(f"{parent[:36]}{_span_id()}{parent[52:]}", self.tracestate)
+
     def headers(self) -> dict[str, str]:
         """The context as headers."""
         result = {TRACEPARENT: self.traceparent}
@@ -58,7 +87,23 @@ class TraceContext:
 
 def new_trace() -> TraceContext:
     """A new root context: a random trace id and span id, not sampled."""
-    return TraceContext(f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-00")
+    return TraceContext(f"00-{os.urandom(16).hex()}-{_span_id()}-00")
+
+
+def _span_id() -> str:
+    # os.urandom, not the random module: its global generator is the application's
+    # (tests seed it, Hypothesis watches it), and a span id must not depend on that.
+    return os.urandom(8).hex()
+
+
+def continue_trace(traceparent: str | None, tracestate: str | None = None) -> TraceContext:
+    """A new span continuing the caller's ``traceparent``, or a new trace when it is
+    absent or malformed."""
+    if traceparent is not None:
+        parent = traceparent.strip().lower()
+        if _TRACEPARENT.match(parent):
+            return TraceContext(parent, tracestate or None).child()
+    return new_trace()
 
 
 _current: ContextVar[TraceContext | None] = ContextVar("plugmesh_trace", default=None)
@@ -77,3 +122,14 @@ def use_trace(trace: TraceContext | None) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+def enter_trace(trace: TraceContext | None) -> Token[TraceContext | None]:
+    """Make ``trace`` current until :func:`leave_trace` (cheaper than :func:`use_trace` on
+    a hot path); both must run in the same context."""
+    return _current.set(trace)
+
+
+def leave_trace(token: Token[TraceContext | None]) -> None:
+    """Restore the context current before :func:`enter_trace` returned ``token``."""
+    _current.reset(token)

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 
+from meshkit.events.tracecontext import TraceContext, use_trace
 from meshkit.logging import JsonFormatter
 
 
@@ -31,3 +32,16 @@ def test_exception_is_carried_in_the_entry() -> None:
         )
     entry = json.loads(JsonFormatter("users").format(record))
     assert "ValueError: broken" in entry["exception"]
+
+
+def test_a_line_written_inside_a_trace_carries_its_trace_and_span_ids() -> None:
+    trace = TraceContext("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    record = logging.LogRecord("meshkit.test", logging.INFO, __file__, 1, "inside", (), None)
+    with use_trace(trace):
+        inside = json.loads(JsonFormatter("users").format(record))
+    outside = json.loads(JsonFormatter("users").format(record))
+
+    assert inside["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert inside["span_id"] == "b7ad6b7169203331"
+    assert "trace_id" not in outside
+    assert "span_id" not in outside

@@ -23,7 +23,7 @@ import jwt
 from gateway.app import Gateway
 from gateway.auth import AuthSettings
 from gateway.config import GatewayConfig
-from meshkit.config import MeshConfig
+from meshkit.config import MeshConfig, metrics_variable
 from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
 from meshkit.logging import JsonFormatter
 from meshkit.natsd import NatsServer
@@ -150,6 +150,8 @@ def _mesh_env(data_dir: Path, nats_url: str, registry_address: str) -> dict[str,
         **{
             f"PLUGMESH_{name.upper().replace('-', '_')}_ADDRESS": "127.0.0.1:0" for name in SERVICES
         },
+        # Every process serves its metrics, as under `plugmesh up` (tests/observability).
+        **{metrics_variable(name): "127.0.0.1:0" for name in ("registry", "gateway", *SERVICES)},
     }
 
 
@@ -192,6 +194,7 @@ async def _started(data_dir: Path) -> AsyncIterator[Mesh]:
                 registration_secret=SECRET,
                 shutdown_grace_seconds=0.2,
                 reflection_timeout_seconds=2.0,
+                mesh=MeshConfig.from_env({metrics_variable("registry"): "127.0.0.1:0"}),
             ),
             health_backoff=FAST_BACKOFF,
         )
@@ -209,6 +212,7 @@ async def _started(data_dir: Path) -> AsyncIterator[Mesh]:
                 grpc_address="127.0.0.1:0",
                 http_address="127.0.0.1:0",
                 default_deadline_seconds=5.0,
+                metrics_address="127.0.0.1:0",
                 auth=AuthSettings(jwt_hs256_secret=JWT_SECRET, cache_ttl_seconds=CACHE_TTL_SECONDS),
                 mesh=MeshConfig.from_env(env),
             ),

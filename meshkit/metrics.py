@@ -1,0 +1,207 @@
+"""Prometheus metrics of a process: its gRPC calls, and an HTTP endpoint that serves them.
+
+Every process has one ``CollectorRegistry`` of its own (not the library's global one,
+so that several servers in one test process keep their counts apart):
+:class:`meshkit.server.PluginServer` makes it, counts every call it serves in it
+(:class:`RpcMetrics`, through :class:`meshkit.interceptors.MeshInterceptor`), lends it to
+its event bus, and serves it at ``http://<metrics address>/metrics``
+(:class:`MetricsEndpoint`) when ``PLUGMESH_<PROCESS>_METRICS_ADDRESS`` is set.
+
+Metrics of the gRPC server:
+
+| name | labels | meaning |
+|---|---|---|
+| ``plugmesh_grpc_server_handled_total`` | service, method, code | calls answered |
+| ``plugmesh_grpc_server_handling_seconds`` | service, method | histogram of their duration |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import choose_encoder
+
+__all__ = ["LATENCY_BUCKETS", "MetricsEndpoint", "RpcMetrics", "RpcSeries"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds; from a millisecond (an in-process call) to half a minute (a default deadline).
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
+
+class RpcSeries:
+    """The series of one method: a counter per status code and a latency histogram."""
+
+    __slots__ = ("_codes", "_handled", "_labels", "_latency")
+
+    def __init__(self, handled: Counter, latency: Histogram, service: str, method: str) -> None:
+        self._handled = handled
+        self._labels = (service, method)
+        self._latency = latency.labels(service, method)
+        self._codes: dict[str, Counter] = {}
+
+    def observe(self, code: str, seconds: float) -> None:
+        """Count one call that ended with ``code`` (``"OK"``, ``"NOT_FOUND"``, …)."""
+        counter = self._codes.get(code)
+        if counter is None:
+            # labels() validates and locks: once per series, not per call.
+            counter = self._codes[code] = self._handled.labels(*self._labels, code)
+        counter.inc()
+        self._latency.observe(seconds)
+
+
+class RpcMetrics:
+    """Counts and times the calls a gRPC server answers, by method and status code.
+
+    Args:
+        registry: Where the metrics go.
+        known: Which methods get series of their own; the others (names a client made
+            up, on a server that answers any name) share ``unknown``, so that the number
+            of series stays bounded. Default: every method the server has.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry, known: Callable[[str], bool] | None = None
+    ) -> None:
+        self._handled = Counter(
+            "plugmesh_grpc_server_handled",
+            "gRPC calls answered, by method and status code.",
+            ("service", "method", "code"),
+            registry=registry,
+        )
+        self._latency = Histogram(
+            "plugmesh_grpc_server_handling_seconds",
+            "Time from a gRPC call's start to its status (a stream: its whole life).",
+            ("service", "method"),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self._series: dict[str, RpcSeries] = {}
+        self._known = known
+        self._unknown = RpcSeries(self._handled, self._latency, "unknown", "unknown")
+
+    def series(self, full_method: str) -> RpcSeries:
+        """The series of ``/package.Service/Method``."""
+        series = self._series.get(full_method)
+        if series is None:
+            if self._known is not None and not self._known(full_method):
+                return self._unknown
+            service, _, method = full_method.lstrip("/").rpartition("/")
+            series = self._series[full_method] = RpcSeries(
+                self._handled, self._latency, service or "unknown", method
+            )
+        return series
+
+
+class MetricsEndpoint:
+    """Serves a registry in the Prometheus text format at ``GET /metrics``.
+
+    Plain HTTP/1.1, one response per connection, in the process's own event loop.
+
+    Args:
+        registry: What to serve.
+        address: ``host:port`` to listen on; port 0 picks a free port.
+    """
+
+    def __init__(self, registry: CollectorRegistry, address: str) -> None:
+        self._registry = registry
+        self._listen = address
+        self._server: asyncio.Server | None = None
+        self._port = 0
+        self._answering: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        """The port listened on; 0 before :meth:`start`."""
+        return self._port
+
+    @property
+    def address(self) -> str:
+        """``host:port`` listened on, with the real port; empty before :meth:`start`."""
+        if not self._port:
+            return ""
+        host, _, _ = self._listen.rpartition(":")
+        return f"{host or '127.0.0.1'}:{self._port}"
+
+    async def start(self) -> None:
+        """Listen. Safe to call twice.
+
+        Raises:
+            OSError: The address cannot be listened on.
+        """
+        if self._server is not None:
+            return
+        host, _, port = self._listen.rpartition(":")
+        self._server = await asyncio.start_server(
+            self._serve, host.strip("[]") or "127.0.0.1", int(port), reuse_address=True
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+        log.info("serving metrics", extra={"metrics_address": self.address})
+
+    async def stop(self) -> None:
+        """Stop listening and close open connections. Safe to call twice."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            for task in list(self._answering):
+                task.cancel()
+            await server.wait_closed()
+            if self._answering:
+                await asyncio.wait(list(self._answering))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._answering.add(task)
+        try:
+            async with asyncio.timeout(10):
+                await self._answer(reader, writer)
+        except (TimeoutError, ConnectionError, ValueError, asyncio.IncompleteReadError):
+            pass  # a client that went away or spoke garbage gets nothing more
+        finally:
+            self._answering.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        method, target, _ = (await reader.readuntil(b"\r\n")).decode("latin-1").split(" ", 2)
+        accept = ""
+        while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "accept":
+                accept = value.strip()
+        path = target.partition("?")[0]
+        if method not in ("GET", "HEAD"):
+            status, content_type, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
+        elif path != "/metrics":
+            status, content_type, body = "404 Not Found", "text/plain", b"see /metrics\n"
+        else:
+            encoder, content_type = choose_encoder(accept)
+            status, body = "200 OK", encoder(self._registry)
+        head = (
+            f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode("latin-1")
+        writer.write(head if method == "HEAD" else head + body)
+        await writer.drain()

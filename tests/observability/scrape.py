@@ -1,0 +1,56 @@
+"""Reading a process's metrics the way Prometheus does: an HTTP GET of ``/metrics``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """One scrape: every sample, by name and labels, and the families it declares."""
+
+    samples: tuple[tuple[str, dict[str, str], float], ...]
+    families: frozenset[str]
+
+    def value(self, name: str, **labels: str) -> float:
+        """The sum of the samples called ``name`` whose labels include ``labels``."""
+        return sum(
+            value
+            for sample, found, value in self.samples
+            if sample == name and labels.items() <= found.items()
+        )
+
+    def has(self, name: str, **labels: str) -> bool:
+        """Whether a sample called ``name`` with those labels exists."""
+        return any(
+            sample == name and labels.items() <= found.items() for sample, found, _ in self.samples
+        )
+
+
+def parse(text: str) -> Scrape:
+    """Parse the Prometheus text format."""
+    families = list(text_string_to_metric_families(text))
+    return Scrape(
+        tuple(
+            (sample.name, dict(sample.labels), sample.value)
+            for family in families
+            for sample in family.samples
+        ),
+        frozenset(family.name for family in families),
+    )
+
+
+async def scrape(address: str, path: str = "/metrics") -> Scrape:
+    """GET ``http://<address><path>`` and parse it.
+
+    Raises:
+        AssertionError: the answer is not 200 in the Prometheus text format.
+    """
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        response = await client.get(f"http://{address}{path}")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain"), response.headers
+    return parse(response.text)

@@ -1,0 +1,121 @@
+"""Every process of a real mesh serves Prometheus metrics that move with real calls."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from plugmesh.users.v1 import users_pb2, users_pb2_grpc
+from registry.testing import eventually
+from tests.gateway.auth.mesh import Mesh
+from tests.observability.scrape import Scrape, scrape
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
+
+USERS = "plugmesh.users.v1.UserService"
+HANDLED = "plugmesh_grpc_server_handled_total"
+LATENCY_COUNT = "plugmesh_grpc_server_handling_seconds_count"
+
+
+def metrics_addresses(mesh: Mesh) -> dict[str, str]:
+    return {
+        "registry": mesh.registry.plugin_server.metrics_address,
+        "gateway": mesh.gateway.metrics_address,
+        "users": mesh.users.server.metrics_address,
+        "audit": mesh.audit.server.metrics_address,
+        "machine-users": mesh.machine_users.server.metrics_address,
+    }
+
+
+async def test_every_process_serves_metrics_on_its_own_address(mesh: Mesh) -> None:
+    addresses = metrics_addresses(mesh)
+    assert all(addresses.values()), addresses
+    assert len(set(addresses.values())) == len(addresses), "one port per process"
+    scrapes = {name: await scrape(address) for name, address in addresses.items()}
+
+    # Each process counted the calls it served: the registry its registrations, the
+    # machine-users plugin the gateway's token validations.
+    registry = "plugmesh.registry.v1.RegistryService"
+    assert (
+        scrapes["registry"].value(HANDLED, service=registry, method="RegisterInstance", code="OK")
+        >= 4
+    )
+    machine_users = "plugmesh.machineusers.v1.MachineUserService"
+    created = scrapes["machine-users"].value(
+        HANDLED, service=machine_users, method="CreateMachineUser", code="OK"
+    )
+    assert created >= 2
+    # The event bus shares its process's registry: the plugin published what it wrote.
+    published = scrapes["machine-users"].value(
+        "plugmesh_events_published_total", type="machine_user.created"
+    )
+    assert published >= 2
+
+    async def audited() -> Scrape | None:
+        found = await scrape(addresses["audit"])
+        consumed = found.value(
+            "plugmesh_events_consumed_total", consumer="audit-all", type="machine_user.created"
+        )
+        return found if consumed >= 2 else None
+
+    await eventually(audited, what="the audit plugin counting what it consumed")
+    for name, found in scrapes.items():
+        if name != "gateway":
+            assert found.has("plugmesh_grpc_server_handling_seconds_bucket", le="+Inf"), name
+
+
+async def test_calls_through_the_gateway_are_counted_by_method_and_code(mesh: Mesh) -> None:
+    users = mesh.users.server.metrics_address
+    admin = mesh.bearer(mesh.admin_token)
+    before = await scrape(users)
+
+    assert (await mesh.http.get("/v1/users", headers=admin)).status_code == 200
+    assert (await mesh.http.get("/v1/users", headers=admin)).status_code == 200
+    assert (await mesh.http.get("/v1/users/no-such-user", headers=admin)).status_code == 404
+
+    after = await scrape(users)
+
+    def moved(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    assert moved(HANDLED, service=USERS, method="ListUsers", code="OK") == 2
+    assert moved(HANDLED, service=USERS, method="GetUser", code="NOT_FOUND") == 1
+    assert moved(HANDLED, service=USERS, method="GetUser", code="OK") == 0
+    assert moved(LATENCY_COUNT, service=USERS, method="ListUsers") == 2
+    assert moved(LATENCY_COUNT, service=USERS, method="GetUser") == 1
+    assert moved("plugmesh_grpc_server_handling_seconds_sum", service=USERS, method="ListUsers") > 0
+
+
+async def test_the_gateway_serves_one_registry_on_both_metrics_endpoints(mesh: Mesh) -> None:
+    admin = mesh.bearer(mesh.admin_token)
+    assert (await mesh.http.get("/v1/users/nobody-here", headers=admin)).status_code == 404
+
+    own = await scrape(mesh.gateway.metrics_address)
+    http = await scrape(mesh.gateway.http_address)
+    name = "plugmesh_gateway_http_requests_total"
+    route = "GET /v1/users/{user_id}"
+    assert own.value(name, route=route, code="404") >= 1
+    # The same counters: HTTP's /metrics counts its own scrape just before answering it.
+    assert http.value(name, route=route, code="404") == own.value(name, route=route, code="404")
+
+
+async def test_the_gateway_ingress_counts_proxied_calls_and_unknown_methods(mesh: Mesh) -> None:
+    gateway = mesh.gateway.metrics_address
+    before = await scrape(gateway)
+    stub = users_pb2_grpc.UserServiceStub(mesh.channel)
+    await stub.ListUsers(
+        users_pb2.ListUsersRequest(), metadata=(("authorization", f"Bearer {mesh.admin_token}"),)
+    )
+    made_up: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = mesh.channel.unary_unary(
+        "/made.up.Service/Nothing"
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await made_up(b"")
+    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+    after = await scrape(gateway)
+    ok = {"service": USERS, "method": "ListUsers", "code": "OK"}
+    assert after.value(HANDLED, **ok) - before.value(HANDLED, **ok) == 1
+    unknown = {"service": "unknown", "method": "unknown", "code": "UNIMPLEMENTED"}
+    assert after.value(HANDLED, **unknown) - before.value(HANDLED, **unknown) == 1
+    assert not after.has(HANDLED, service="made.up.Service"), "names a client made up"

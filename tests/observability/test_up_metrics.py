@@ -1,0 +1,43 @@
+"""Under ``plugmesh up`` every process is its own OS process, serving its own metrics."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshkit.processes import PROCESSES
+from tests.cli.test_up import Up, _wait_ready, up
+from tests.observability.scrape import scrape
+
+pytestmark = pytest.mark.timeout(120)
+
+__all__ = ["up"]  # the fixture, shared with tests.cli.test_up
+
+
+async def test_every_process_started_by_plugmesh_up_serves_its_metrics(up: Up) -> None:
+    await _wait_ready(up)
+    addresses: dict[str, str] = up.state()["addresses"]
+    output = up.text()
+    served = {}
+    for process in PROCESSES:
+        address = addresses[process.metrics_address_var]
+        assert not address.endswith(":0"), "port 0 was resolved to a free port"
+        assert f"metrics http://{address}/metrics" in output, "the progress shows where"
+        served[process.name] = await scrape(address)
+
+    assert len({addresses[p.metrics_address_var] for p in PROCESSES}) == len(PROCESSES)
+    for name, found in served.items():
+        assert "plugmesh_grpc_server_handled" in found.families, name
+    assert "plugmesh_gateway_http_requests" in served["gateway"].families
+    assert "plugmesh_events_published" in served["machine-users"].families
+    registered = served["registry"].value(
+        "plugmesh_grpc_server_handled_total",
+        service="plugmesh.registry.v1.RegistryService",
+        method="RegisterInstance",
+        code="OK",
+    )
+    assert registered >= len(PROCESSES) - 1, "every other process registered"
+    # The first admin was created through the machine-users plugin's gRPC server.
+    created = served["machine-users"].value(
+        "plugmesh_grpc_server_handled_total", method="CreateMachineUser", code="OK"
+    )
+    assert created == 1
