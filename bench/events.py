@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import String, func, select
+from sqlalchemy import String, func, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -170,8 +170,14 @@ async def start_consumer(
 
 
 async def stored(db: Database) -> int:
+    """How many events the consumer has persisted.
+
+    The consumer only inserts, so that is the table's largest rowid: an index lookup,
+    where ``count(*)`` would scan the table every 10 ms and bill this process (the
+    publisher's) for the measurement itself.
+    """
     async with db.read() as session:
-        return int(await session.scalar(select(func.count()).select_from(Stored)) or 0)
+        return int(await session.scalar(select(func.max(text("rowid"))).select_from(Stored)) or 0)
 
 
 async def wait_for(db: Database, count: int, timeout_seconds: float) -> float:
