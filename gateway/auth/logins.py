@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from meshkit.events._ids import uuid7_of
 from plugmesh.events.v1 import auth_events_pb2, event_pb2
 
 __all__ = ["Login", "Logins", "login_of"]
@@ -44,12 +45,11 @@ class Login:
     def event_id(self) -> str:
         """The same UUIDv7 on every gateway: time from ``iat``, the rest from the key."""
         digest = hashlib.sha256("\x00".join(self.key).encode()).digest()
-        rand_a = int.from_bytes(digest[:2], "big") & 0xFFF
-        rand_b = int.from_bytes(digest[2:10], "big") & ((1 << 62) - 1)
-        value = (self.issued_millis & ((1 << 48) - 1)) << 80
-        value |= 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
-        digits = f"{value:032x}"
-        return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+        return uuid7_of(
+            self.issued_millis,
+            int.from_bytes(digest[:2], "big"),
+            int.from_bytes(digest[2:10], "big"),
+        )
 
     def payload(self, *, ip_address: str, user_agent: str) -> auth_events_pb2.AuthLogin:
         """The ``auth.login`` payload of this session, from where it was first seen."""

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 
-__all__ = ["new_event_id", "uuid7"]
+__all__ = ["new_event_id", "uuid7", "uuid7_of"]
 
 _lock = threading.Lock()
 _last_millis = 0
@@ -49,8 +49,17 @@ def _next() -> int:
         millis = _last_millis
         counter = _counter
         random_b = _random.getrandbits(62)
+    return _uuid7_int(millis, counter, random_b)
+
+
+def _uuid7_int(millis: int, rand_a: int, rand_b: int) -> int:
     value = (millis & ((1 << 48) - 1)) << 80
-    return value | 0x7 << 76 | counter << 64 | 0b10 << 62 | random_b
+    return value | 0x7 << 76 | (rand_a & 0xFFF) << 64 | 0b10 << 62 | (rand_b & ((1 << 62) - 1))
+
+
+def _text(value: int) -> str:
+    digits = f"{value:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def uuid7() -> uuid.UUID:
@@ -60,5 +69,15 @@ def uuid7() -> uuid.UUID:
 
 def new_event_id() -> str:
     """``str(uuid7())``, made without the ``uuid.UUID`` object."""
-    digits = f"{_next():032x}"
-    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+    return _text(_next())
+
+
+def uuid7_of(millis: int, rand_a: int, rand_b: int) -> str:
+    """The UUIDv7 text of given fields: for ids every process must make alike.
+
+    Args:
+        millis: Unix time in milliseconds (48 bits kept).
+        rand_a: The 12 bits after the version.
+        rand_b: The 62 bits after the variant.
+    """
+    return _text(_uuid7_int(millis, rand_a, rand_b))
