@@ -27,9 +27,10 @@ from meshkit.migrations import Migrations
 
 __all__ = ["PROCESSES", "Target", "migrate", "targets"]
 
-# Process name → the module holding its MIGRATIONS; the plugins also hold an outbox.
+# Process name → the module holding its MIGRATIONS, and whether it also holds an outbox
+# (every process that publishes events).
 _CHAINS: dict[str, tuple[str, bool]] = {
-    "registry": ("registry.store", False),
+    "registry": ("registry.store", True),
     "users": ("services.users.store", True),
     "machine-users": ("services.machineusers.store", True),
     "audit": ("services.audit.tables", True),

@@ -96,6 +96,7 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         (address_variable("registry"), metrics_variable("registry")),
         registers=False,
         uses_database=True,
+        uses_nats=True,
     ),
     ProcessSpec(
         "gateway",

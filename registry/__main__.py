@@ -1,7 +1,8 @@
 """Entry point: ``python -m registry`` (``plugmesh serve registry``).
 
 Reads :class:`~registry.config.RegistryConfig` from the environment, serves until SIGTERM
-or SIGINT, then shuts down gracefully.
+or SIGINT, then shuts down gracefully. Its events go to NATS through an outbox in its
+own database.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import asyncio
 import contextlib
 import sys
 
+from meshkit.db import Database
+from meshkit.events import EventBus
 from meshkit.logging import configure_logging
 from meshkit.server import until_signal
 from registry.app import RegistryServer
@@ -18,8 +21,19 @@ from registry.config import RegistryConfig
 
 async def serve(config: RegistryConfig) -> int:
     """Run the registry until SIGTERM or SIGINT; return the exit code."""
-    server = RegistryServer(config)
-    await until_signal(server.start, server.close)
+    database = Database(config.resolved_database_url)
+    bus = EventBus(
+        "registry",
+        database=database,
+        nats_url=config.mesh.nats_url,
+        settings=config.events,
+        grace_seconds=config.shutdown_grace_seconds,
+    )
+    server = RegistryServer(config, event_bus=bus)
+    try:
+        await until_signal(server.start, server.close)
+    finally:
+        await database.close()
     return 0
 
 

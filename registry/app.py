@@ -7,10 +7,11 @@ Usable in-process (tests, ``plugmesh up`` in one process)::
     server.address          # "127.0.0.1:<port>"
     await server.close()
 
-Startup: open the store and load the registrations it holds, serve, then register the
-registry itself as service ``registry`` so that it is listed like any other. Shutdown:
-deregister itself, end every watch stream (so the server need not wait out its grace
-period for them), stop the server with grace, then stop health checks and close the store.
+Startup: start the event bus (when it has one), open the store and load the
+registrations it holds, serve, then register the registry itself as service ``registry``
+so that it is listed like any other. Shutdown: deregister itself, end every watch stream
+(so the server need not wait out its grace period for them), stop the server with grace,
+stop health checks, close the store, then the event bus.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 
 from meshkit.descriptors import file_descriptor_set
 from meshkit.errors import NotFound
+from meshkit.events import EventBus
 from meshkit.server import PluginServer, Servicer
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.config import RegistryConfig
@@ -27,6 +29,7 @@ from registry.core import Registry
 from registry.events import EventPublisher
 from registry.health_watch import Backoff
 from registry.model import Registration
+from registry.outbox import RegistryOutbox
 from registry.service import RegistryServicer
 from registry.store import RegistryStore
 from registry.tasks import cancel_and_wait
@@ -42,7 +45,10 @@ class RegistryServer:
 
     Args:
         config: The registry's settings.
-        events: Where registry events go; logged by default.
+        events: Where registry events go besides the bus; logged by default.
+        event_bus: The registry's event bus, on its own database: events are written to
+            its outbox with the changes and published to JetStream. Started before the
+            registry, closed after it; ``None`` publishes nothing. Made in the event loop.
         health_backoff: Delays between reconnections of broken health watches.
         watcher_capacity: Changes a watcher may leave unread before its stream is ended
             with RESOURCE_EXHAUSTED.
@@ -53,12 +59,15 @@ class RegistryServer:
         config: RegistryConfig,
         *,
         events: EventPublisher | None = None,
+        event_bus: EventBus | None = None,
         health_backoff: Backoff | None = None,
         watcher_capacity: int = 1024,
     ) -> None:
         self.config = config
+        self.event_bus = event_bus
+        outbox = RegistryOutbox(event_bus) if event_bus is not None else None
         self.registry = Registry(
-            RegistryStore(config.resolved_database_url),
+            RegistryStore(config.resolved_database_url, outbox=outbox),
             lease_seconds=config.lease_seconds,
             events=events,
             reflection_timeout_seconds=config.reflection_timeout_seconds,
@@ -80,6 +89,8 @@ class RegistryServer:
             config=config.mesh,
             register=False,
         )
+        if event_bus is not None:
+            event_bus.count_in(self._server.metrics_registry)
         self._instance_id = ""
         self._renewer: asyncio.Task[None] | None = None
         self._started = False
@@ -106,6 +117,8 @@ class RegistryServer:
         if self._started:
             return
         self._started = True
+        if self.event_bus is not None:
+            await self.event_bus.start()  # makes the outbox table the store writes to
         await self.registry.start()
         await self._server.start()
         await self._register_self()
@@ -131,6 +144,8 @@ class RegistryServer:
             self.registry.end_watches()
             await self._server.stop(self.config.shutdown_grace_seconds)
             await self.registry.close()
+            if self.event_bus is not None:
+                await self.event_bus.close()  # a last flush of the outbox
         finally:
             self._stopped.set()
 

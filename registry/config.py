@@ -12,6 +12,8 @@
 | ``PLUGMESH_SHUTDOWN_GRACE_SECONDS`` | ``5`` | how long calls in flight may finish on stop |
 | ``PLUGMESH_LOG_LEVEL`` | ``INFO`` | |
 | ``PLUGMESH_REGISTRY_METRICS_ADDRESS`` | | Prometheus metrics at ``/metrics``, when set |
+| ``PLUGMESH_NATS_URL`` | | where its events go (``registry.instance.*``) |
+| ``PLUGMESH_EVENTS_*`` | | the event bus's settings (:class:`~meshkit.events.EventSettings`) |
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meshkit.config import MeshConfig, env_number
+from meshkit.events import EventSettings
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,9 @@ class RegistryConfig:
     shutdown_grace_seconds: float = 5.0
     log_level: str = "INFO"
     mesh: MeshConfig = field(default_factory=lambda: MeshConfig.from_env({}))
-    """The mesh-wide settings the gRPC server is built with."""
+    """The mesh-wide settings the gRPC server is built with, NATS's address among them."""
+    events: EventSettings = field(default_factory=EventSettings)
+    """Streams, outbox and retries of the registry's event bus."""
 
     @property
     def resolved_database_url(self) -> str:
@@ -65,6 +70,7 @@ class RegistryConfig:
             shutdown_grace_seconds=mesh.shutdown_grace_seconds,
             log_level=mesh.log_level,
             mesh=mesh,
+            events=EventSettings.from_env(values),
         )
 
 

@@ -2,7 +2,8 @@
 
 :class:`Registry` keeps every service and instance in memory, writes registrations
 through to the store, watches every instance's health, expires leases, tells watchers
-about every change and hands events to the event publisher.
+about every change, and writes its events to the store's outbox with the changes (the
+ones of health changes right after) and hands them to the event publisher.
 
 Mutations that touch the database (register, deregister, expire) run one at a time under
 a lock, so the conflict check and the write it guards are atomic. Health updates and lease
@@ -15,6 +16,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -190,18 +192,19 @@ class Registry:
                 register_time=existing.record.register_time if existing else now,
                 lease_expire_time=now + self._lease,
             )
-            await self._store.save(spec, record)
             current = self._instances.get(record.instance_id)
             instance = Instance(
                 record,
                 current.health if current else Health.UNKNOWN,
                 current.health_change_time if current else now,
             )
+            event = Event(EventType.REGISTERED, instance, now)
+            await self._store.save(spec, record, [event])
             self._specs[spec.name] = spec
             self._instances[record.instance_id] = instance
             await self._health.watch(record.instance_id, record.address)
             self._changed(spec.name)
-            self._events.emit(Event(EventType.REGISTERED, instance, now))
+            self._events.emit(event)
         log.info(
             "instance registered",
             extra={"service": spec.name, "address": record.address, "id": record.instance_id},
@@ -333,15 +336,16 @@ class Registry:
             other.service == service and other.instance_id != instance.instance_id
             for other in self._instances.values()
         )
+        event = Event(event_type, instance, self._clock())
         await self._store.delete_instance(
-            instance.instance_id, drop_service=service if last else None
+            instance.instance_id, drop_service=service if last else None, events=[event]
         )
         del self._instances[instance.instance_id]
         if last:
             self._specs.pop(service, None)
         await self._health.unwatch(instance.instance_id)
         self._changed(service)
-        self._events.emit(Event(event_type, instance, self._clock()))
+        self._events.emit(event)
         log.info(
             "instance removed",
             extra={"service": service, "id": instance.instance_id, "why": event_type.value},
@@ -355,7 +359,19 @@ class Registry:
         updated = replace(instance, health=health, health_change_time=now)
         self._instances[instance_id] = updated
         self._changed(instance.service)
-        self._events.emit(Event(EventType.HEALTH_CHANGED, updated, now, instance.health))
+        event = Event(EventType.HEALTH_CHANGED, updated, now, instance.health)
+        self._store_event(event)
+        self._events.emit(event)
+
+    def _store_event(self, event: Event) -> None:
+        """Write an event of a change that is not stored (health) in a transaction of its own."""
+        try:
+            written = self._store.add_events([event])
+        except RuntimeError:  # the store is closed: the registry is stopping
+            log.warning("registry event not stored: the store is closed", extra=_fields(event))
+            return
+        if written is not None:
+            written.add_done_callback(lambda done: _log_failure(done, event))
 
     def _changed(self, service: str) -> None:
         spec = self._specs.get(service)
@@ -380,3 +396,16 @@ class Registry:
             except Exception:
                 # A failing database must not stop expiry for good; the next sweep retries.
                 log.exception("expiring leases failed")
+
+
+def _fields(event: Event) -> dict[str, str]:
+    return {"event_type": event.type.value, "instance_id": event.instance.instance_id}
+
+
+def _log_failure(written: Future[None], event: Event) -> None:
+    if not written.cancelled() and written.exception() is not None:
+        log.error(
+            "storing a registry event failed",
+            exc_info=written.exception(),
+            extra=_fields(event),
+        )

@@ -80,7 +80,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         lease = duration_pb2.Duration()
         lease.FromNanoseconds(round(self._registry.lease_seconds * 1e9))
         return registry_pb2.RegisterInstanceResponse(
-            instance=_instance(instance), lease_duration=lease
+            instance=instance_message(instance), lease_duration=lease
         )
 
     async def RenewLease(
@@ -205,7 +205,13 @@ def _timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     return timestamp
 
 
-def _instance(instance: Instance) -> registry_pb2.Instance:
+def health_message(health: Health) -> registry_pb2.HealthStatus.ValueType:
+    """The ``plugmesh.registry.v1.HealthStatus`` of ``health``."""
+    return _HEALTH[health]
+
+
+def instance_message(instance: Instance) -> registry_pb2.Instance:
+    """The ``plugmesh.registry.v1.Instance`` message of ``instance``."""
     record = instance.record
     return registry_pb2.Instance(
         instance_id=record.instance_id,
@@ -242,7 +248,7 @@ def _service(view: ServiceView) -> registry_pb2.Service:
         consumes=spec.consumes,
         dependencies=[_dependency(d) for d in spec.dependencies],
         routes=[_route(r) for r in spec.routes],
-        instances=[_instance(i) for i in view.instances],
+        instances=[instance_message(i) for i in view.instances],
         health=_HEALTH[view.health],
         schema_digest=spec.schema_digest,
     )

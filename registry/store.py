@@ -5,19 +5,21 @@ address, version and metadata. Health and lease renewals live in memory; after a
 health starts UNKNOWN and every lease starts afresh.
 
 Every database call runs on one worker thread, in submission order, so the event loop
-never blocks on the database and writes are applied in the order they were made.
+never blocks on the database and writes are applied in the order they were made. With an
+outbox (:class:`~registry.outbox.RegistryOutbox`), the events of a change are written in
+the change's own transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import JSON, Column, LargeBinary, MetaData
 from sqlalchemy.engine import Engine, make_url
@@ -27,7 +29,18 @@ from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
 from meshkit.migrations import Migrations
 from registry.model import Dependency, HttpRoute, InstanceRecord, ServiceSpec
 
+if TYPE_CHECKING:
+    from registry.events import RegistryEvent
+
 _T = TypeVar("_T")
+
+
+class EventOutbox(Protocol):
+    """Writes events into a transaction of the store (see :mod:`registry.outbox`)."""
+
+    def add(self, session: Session, events: Sequence[RegistryEvent]) -> None:
+        """Add ``events`` to the transaction of ``session``."""
+        ...
 
 
 class _Table(SQLModel, registry=registry()):
@@ -84,10 +97,13 @@ class RegistryStore:
 
     Args:
         url: A SQLAlchemy URL; for a SQLite file its directory is created.
+        outbox: Where the events of each change are written, in its transaction; without
+            one, events are not stored.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, outbox: EventOutbox | None = None) -> None:
         self._url = url
+        self._outbox = outbox
         self._engine: Engine | None = None
         self._executor: ThreadPoolExecutor | None = None
 
@@ -111,19 +127,40 @@ class RegistryStore:
         """Return every stored service and instance."""
         return await self._run(self._load)
 
-    async def save(self, spec: ServiceSpec, instance: InstanceRecord) -> None:
-        """Store a service's contract and one of its instances, in one transaction."""
-        await self._run(self._save, spec, instance)
+    async def save(
+        self, spec: ServiceSpec, instance: InstanceRecord, events: Sequence[RegistryEvent] = ()
+    ) -> None:
+        """Store a service's contract and one of its instances, and ``events``, in one
+        transaction."""
+        await self._run(self._save, spec, instance, events)
 
-    async def delete_instance(self, instance_id: str, *, drop_service: str | None = None) -> None:
-        """Delete an instance and, when named, its service, in one transaction."""
-        await self._run(self._delete, instance_id, drop_service)
+    async def delete_instance(
+        self,
+        instance_id: str,
+        *,
+        drop_service: str | None = None,
+        events: Sequence[RegistryEvent] = (),
+    ) -> None:
+        """Delete an instance and, when named, its service, and store ``events``, in one
+        transaction."""
+        await self._run(self._delete, instance_id, drop_service, events)
+
+    def add_events(self, events: Sequence[RegistryEvent]) -> Future[None] | None:
+        """Store ``events`` in a transaction of their own, after the writes already asked for.
+
+        Does not wait: returns the future of the write, or ``None`` without an outbox.
+        """
+        if self._outbox is None:
+            return None
+        return self._submit(self._add_events, events)
 
     async def _run(self, function: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.wrap_future(self._submit(function, *args))
+
+    def _submit(self, function: Callable[..., _T], *args: Any) -> Future[_T]:
         if self._executor is None:
             raise RuntimeError("the registry store is not open")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(function, *args))
+        return self._executor.submit(functools.partial(function, *args))
 
     def _session(self) -> Session:
         if self._engine is None:
@@ -136,18 +173,33 @@ class RegistryStore:
             instances = [_record(row) for row in session.exec(select(InstanceRow))]
         return StoredState(services=services, instances=instances)
 
-    def _save(self, spec: ServiceSpec, instance: InstanceRecord) -> None:
+    def _save(
+        self, spec: ServiceSpec, instance: InstanceRecord, events: Sequence[RegistryEvent]
+    ) -> None:
         with self._session() as session:
             session.merge(_service_row(spec))
             session.merge(_instance_row(instance))
+            self._write_events(session, events)
             session.commit()
 
-    def _delete(self, instance_id: str, drop_service: str | None) -> None:
+    def _delete(
+        self, instance_id: str, drop_service: str | None, events: Sequence[RegistryEvent]
+    ) -> None:
         with self._session() as session:
             session.exec(delete(InstanceRow).where(InstanceRow.instance_id == instance_id))  # type: ignore[arg-type]  # sqlmodel types the column as str
             if drop_service is not None:
                 session.exec(delete(ServiceRow).where(ServiceRow.name == drop_service))  # type: ignore[arg-type]  # sqlmodel types the column as str
+            self._write_events(session, events)
             session.commit()
+
+    def _add_events(self, events: Sequence[RegistryEvent]) -> None:
+        with self._session() as session:
+            self._write_events(session, events)
+            session.commit()
+
+    def _write_events(self, session: Session, events: Sequence[RegistryEvent]) -> None:
+        if self._outbox is not None and events:
+            self._outbox.add(session, events)
 
 
 def _create_engine(url: str) -> Engine:

@@ -1,12 +1,14 @@
-"""Fixtures every test directory may use: the session's PostgreSQL server."""
+"""Fixtures every test directory may use: the session's PostgreSQL server, a nats-server."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from meshkit.natsd import NatsServer
 from tests.postgres import postgres_server, server_binaries
 
 
@@ -20,3 +22,10 @@ def postgres_url() -> Iterator[str]:
         return
     with postgres_server(server_binaries()) as url:
         yield url
+
+
+@pytest.fixture
+async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
+    """A real nats-server with JetStream on a free port, its store and log in tmp_path."""
+    async with NatsServer(tmp_path / "jetstream", log_path=tmp_path / "nats.log") as server:
+        yield server

@@ -187,11 +187,16 @@ class EventBus:
     def attach(self, server: Lifecycle) -> None:
         """Start with ``server`` (before it serves) and close after it stopped; count in
         its metrics registry unless the bus was given one."""
-        if self._own_metrics and self.status is EventBusStatus.NEW:
-            self.metrics = EventMetrics(server.metrics_registry)
-            self._own_metrics = False
+        self.count_in(server.metrics_registry)
         server.add_startup(self.start)
         server.add_closer(self.close)
+
+    def count_in(self, registry: CollectorRegistry) -> None:
+        """Count in ``registry`` (a process's, which serves it) unless the bus was given
+        one; call before :meth:`start`."""
+        if self._own_metrics and self.status is EventBusStatus.NEW:
+            self.metrics = EventMetrics(registry)
+            self._own_metrics = False
 
     async def start(self) -> None:
         """Connect, create tables and streams, start relaying and consuming. Safe to call twice.

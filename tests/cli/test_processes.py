@@ -81,7 +81,12 @@ def test_an_address_in_use_is_reported_with_its_variable() -> None:
     [
         pytest.param(
             "registry",
-            {"PLUGMESH_REGISTRY_ADDRESS", "PLUGMESH_REGISTRATION_SECRET", "PLUGMESH_DATABASE_URL"},
+            {
+                "PLUGMESH_REGISTRY_ADDRESS",
+                "PLUGMESH_REGISTRATION_SECRET",
+                "PLUGMESH_NATS_URL",
+                "PLUGMESH_DATABASE_URL",
+            },
             id="registry",
         ),
         pytest.param(

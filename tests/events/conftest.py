@@ -14,13 +14,6 @@ from tests.events.helpers import Base, connect
 
 
 @pytest.fixture
-async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    """A real nats-server with JetStream on a free port, its store in tmp_path."""
-    async with NatsServer(tmp_path / "jetstream", log_path=tmp_path / "nats.log") as server:
-        yield server
-
-
-@pytest.fixture
 async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
     """A NATS client of the test itself, with the streams in place."""
     client = await connect(nats_server.url)

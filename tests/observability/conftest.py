@@ -11,7 +11,6 @@ import pytest
 import pytest_asyncio
 
 from meshkit.db import Database
-from meshkit.natsd import NatsServer
 from tests.gateway.auth.mesh import Mesh, running_mesh
 
 
@@ -20,13 +19,6 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
     """A whole mesh shared by a module's tests (``loop_scope="module"``)."""
     async with running_mesh(tmp_path_factory.mktemp("mesh")) as running:
         yield running
-
-
-@pytest.fixture
-async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    """A real nats-server with JetStream on a free port."""
-    async with NatsServer(tmp_path / "jetstream", log_path=tmp_path / "nats.log") as server:
-        yield server
 
 
 @pytest.fixture

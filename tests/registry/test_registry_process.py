@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from meshkit.config import ConfigError
+from meshkit.natsd import NatsServer
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.config import RegistryConfig
 
@@ -58,12 +59,13 @@ def test_unusable_lease_is_a_config_error_naming_the_variable(lease: str) -> Non
         RegistryConfig.from_env({"PLUGMESH_REGISTRY_LEASE_SECONDS": lease})
 
 
-async def test_entry_point_serves_until_sigterm(tmp_path: Path) -> None:
+async def test_entry_point_serves_until_sigterm(tmp_path: Path, nats_server: NatsServer) -> None:
     env = {
         **os.environ,
         "PLUGMESH_REGISTRY_ADDRESS": "127.0.0.1:0",
         "PLUGMESH_DATA_DIR": str(tmp_path),
         "PLUGMESH_LOG_LEVEL": "INFO",
+        "PLUGMESH_NATS_URL": nats_server.url,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "registry", env=env, stderr=asyncio.subprocess.PIPE

@@ -18,7 +18,7 @@ import grpc
 import httpx
 import nats
 import pytest
-from google.protobuf import message, message_factory
+from google.protobuf import json_format, message, message_factory
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
@@ -77,7 +77,7 @@ async def send_greeting(
             request_serializer=request.SerializeToString,
             response_deserializer=response.FromString,
         )
-        return await call(request(name=name), metadata=metadata, timeout=10)
+        return await call(_named(request, name), metadata=metadata, timeout=10)
     finally:
         if isinstance(target, str):
             await channel.close()
@@ -297,7 +297,7 @@ async def test_not_serving_takes_it_out_of_rotation_until_it_serves_again(
             lambda: http_status(503), timeout_seconds=15, what="503 while NOT_SERVING"
         )
         with pytest.raises(grpc.aio.AioRpcError) as unavailable:
-            await hello(hello_request(name="rotation"), timeout=5)
+            await hello(_named(hello_request, "rotation"), timeout=5)
     finally:
         node_plugin.process.send_signal(signal.SIGUSR2)
 
@@ -306,5 +306,10 @@ async def test_not_serving_takes_it_out_of_rotation_until_it_serves_again(
     back = await eventually(lambda: http_status(200), timeout_seconds=15, what="served again")
     assert back.json()["message"] == "Hello, rotation"
     assert await health() == registry_pb2.HEALTH_STATUS_SERVING
-    reply = await hello(hello_request(name="again"), timeout=5)
+    reply = await hello(_named(hello_request, "again"), timeout=5)
     assert reply.message == "Hello, again"  # type: ignore[attr-defined]
+
+
+def _named(cls: type[message.Message], name: str) -> message.Message:
+    """A greeter request with its ``name`` set (the class is built at run time)."""
+    return json_format.ParseDict({"name": name}, cls())

@@ -125,13 +125,6 @@ def audit_config(data_dir: Path, nats_url: str, **overrides: str) -> AuditConfig
     return config
 
 
-@pytest.fixture
-async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    """A real nats-server with JetStream on a free port."""
-    async with NatsServer(tmp_path / "jetstream") as server:
-        yield server
-
-
 @contextlib.asynccontextmanager
 async def running_audit(
     tmp_path: Path, nats_server: NatsServer, *, registry_address: str = "", **env: str

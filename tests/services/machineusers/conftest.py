@@ -78,13 +78,6 @@ async def running_plugin(
         await wired.server.stop(0)
 
 
-@pytest.fixture
-async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    """A nats-server with JetStream on a free port."""
-    async with NatsServer(tmp_path / "jetstream") as server:
-        yield server
-
-
 @pytest.fixture(params=BACKENDS)
 async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
     """None for SQLite in the data dir, or a fresh PostgreSQL database."""
