@@ -6,7 +6,7 @@ Modules:
   by its watch stream (:mod:`gateway.model` holds the snapshot types,
   :mod:`gateway.schemas` one descriptor pool per schema digest);
 - :mod:`gateway.upstream` — bytes-level calls to the instances: round-robin over SERVING
-  ones, a retry of safe calls (:mod:`gateway.channels` keeps a channel per instance,
+  ones, a retry of safe calls (:mod:`meshkit.channels` keeps a channel per instance,
   :mod:`gateway.metadata` says which metadata crosses);
 - :mod:`gateway.ingress` — the gRPC port: a proxy for any registered method, aggregated
   reflection (:mod:`gateway.reflection`) and health (:mod:`gateway.health`);

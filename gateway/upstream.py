@@ -48,7 +48,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from gateway.catalog import Catalog
-from gateway.channels import ChannelPool
+from meshkit.channels import UNLIMITED, ChannelPool
 from gateway.metadata import STATUS_DETAILS_KEY, Metadata
 from gateway.model import Instance, Method, Snapshot
 
@@ -114,7 +114,7 @@ class Upstreams:
 
     def __init__(self, catalog: Catalog, *, close_grace_seconds: float = 5.0) -> None:
         self._catalog = catalog
-        self._channels = ChannelPool(grace_seconds=close_grace_seconds)
+        self._channels = ChannelPool(grace_seconds=close_grace_seconds, options=UNLIMITED)
         self._cursors: dict[str, int] = {}
         self._served: collections.Counter[str] = collections.Counter()
         self._unsubscribe: Callable[[], None] | None = None

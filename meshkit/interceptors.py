@@ -5,6 +5,8 @@ For each call it wraps the handler once, so that the handler:
 - runs in the caller's trace: a new span continuing the ``traceparent`` metadata, or a
   new trace when there is none (:mod:`meshkit.events.tracecontext`), so log lines and
   the events the call publishes carry its trace id;
+- knows the caller's signed identity and deadline (:mod:`meshkit.inbound`), which the
+  calls it makes through :mod:`meshkit.discovery` pass on;
 - has its exceptions mapped at one boundary: a :class:`MeshError` becomes its
   ``google.rpc.Status``, any other exception INTERNAL (and a log line);
 - is counted and timed by method and status code (:class:`meshkit.metrics.RpcMetrics`).
@@ -16,7 +18,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeAlias
 
 import grpc
@@ -30,6 +32,7 @@ from meshkit.events.tracecontext import (
     enter_trace,
     leave_trace,
 )
+from meshkit.inbound import InboundCall, enter_call, leave_call
 from meshkit.metrics import RpcMetrics, RpcSeries
 
 log = logging.getLogger(__name__)
@@ -93,7 +96,9 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
         self, behavior: Callable[..., Any], method: str, series: RpcSeries | None
     ) -> Callable[..., Any]:
         async def call(request: Any, context: Context) -> Any:
-            token = enter_trace(_trace_of(context))
+            metadata = context.invocation_metadata() or ()
+            token = enter_trace(_trace_of(metadata))
+            inbound = enter_call(InboundCall.of(metadata, context.time_remaining()))
             started = time.perf_counter()
             ended = _OK
             try:
@@ -107,6 +112,7 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 if series is not None:
                     series.observe(_code(context, ended), time.perf_counter() - started)
+                leave_call(inbound)
                 leave_trace(token)
 
         return call
@@ -121,18 +127,22 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
         async def stream(request: Any, context: Context) -> Any:
             # Set around each step, not once: an async generator's steps may run in
             # different contexts, and a token must be reset in the context that set it.
-            trace = _trace_of(context)
+            metadata = context.invocation_metadata() or ()
+            trace = _trace_of(metadata)
+            inbound = InboundCall.of(metadata, context.time_remaining())
             started = time.perf_counter()
             ended = _OK
             try:
                 responses: AsyncIterator[Any] = behavior(request, context)
                 while True:
                     token = enter_trace(trace)
+                    entered = enter_call(inbound)
                     try:
                         response = await anext(responses)
                     except StopAsyncIteration:
                         break
                     finally:
+                        leave_call(entered)
                         leave_trace(token)
                     yield response
             except (asyncio.CancelledError, GeneratorExit):
@@ -162,10 +172,10 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
         await abort(context, status)
 
 
-def _trace_of(context: Context) -> TraceContext:
+def _trace_of(metadata: Iterable[tuple[str, str | bytes]]) -> TraceContext:
     traceparent: str | None = None
     tracestate: str | None = None
-    for key, value in context.invocation_metadata() or ():
+    for key, value in metadata:
         if key == TRACEPARENT and isinstance(value, str):
             traceparent = value
         elif key == TRACESTATE and isinstance(value, str):

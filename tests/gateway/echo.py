@@ -128,9 +128,12 @@ class EchoServicer:
         self.address = ""
         self.unavailable = False
         self.calls: Counter[str] = Counter()
+        self.time_remaining: list[float | None] = []
+        """Per call, the seconds left before its deadline when it arrived (``None``: none)."""
 
     async def _answer(self, method: str, request: Any, context: Context, **fields: Any) -> Any:
         self.calls[method] += 1
+        self.time_remaining.append(context.time_remaining())
         if self.unavailable:
             raise Unavailable(f"{self.address} is unavailable", reason="ECHO_UNAVAILABLE")
         if request.delay_ms:

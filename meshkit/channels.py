@@ -1,8 +1,9 @@
-"""One gRPC channel per instance address, with its bytes-level callables cached.
+"""One gRPC channel per instance address, with its callables cached.
 
 Channels open when an address appears and are *retired* when it leaves: closed in the
 background with a grace period, so calls in flight to an instance that deregistered
-(and is finishing its own graceful shutdown) may complete.
+(and is finishing its own graceful shutdown) may complete. The gateway's upstreams and
+the toolkit's discovery client (:mod:`meshkit.discovery`) keep their channels here.
 """
 
 from __future__ import annotations
@@ -13,19 +14,22 @@ from typing import Any
 
 import grpc
 
-_OPTIONS: tuple[tuple[str, Any], ...] = (
-    # The gateway relays what its plugins send; limits apply at its own edges.
+Options = tuple[tuple[str, Any], ...]
+
+#: No message size limits: for a proxy, whose limits apply at its own edges.
+UNLIMITED: Options = (
     ("grpc.max_receive_message_length", -1),
     ("grpc.max_send_message_length", -1),
 )
 
 
 class InstanceChannel:
-    """A channel to one address and its callables by path (no (de)serializers: bytes)."""
+    """A channel to one address and its bytes-level callables by path (no
+    (de)serializers)."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, options: Options = ()) -> None:
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address, options=_OPTIONS)
+        self.channel = grpc.aio.insecure_channel(address, options=options)
         self._unary_unary: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
         self._unary_stream: dict[str, grpc.aio.UnaryStreamMultiCallable[bytes, bytes]] = {}
         self._stream_unary: dict[str, grpc.aio.StreamUnaryMultiCallable[bytes, bytes]] = {}
@@ -65,10 +69,12 @@ class ChannelPool:
 
     Args:
         grace_seconds: How long calls in flight on a retired channel may finish.
+        options: The channels' options (:data:`UNLIMITED`, say).
     """
 
-    def __init__(self, *, grace_seconds: float) -> None:
+    def __init__(self, *, grace_seconds: float, options: Options = ()) -> None:
         self._grace = grace_seconds
+        self._options = options
         self._open: dict[str, InstanceChannel] = {}
         self._retiring: dict[asyncio.Task[None], InstanceChannel] = {}
 
@@ -81,7 +87,7 @@ class ChannelPool:
         """The channel to ``address``, opened if needed."""
         found = self._open.get(address)
         if found is None:
-            found = self._open[address] = InstanceChannel(address)
+            found = self._open[address] = InstanceChannel(address, self._options)
         return found
 
     def keep(self, addresses: Iterable[str]) -> None:

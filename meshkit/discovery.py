@@ -1,0 +1,393 @@
+"""Calling another service of the mesh by name: channels kept current by the registry.
+
+::
+
+    discovery = Discovery(config.registry_address, secret=config.registration_secret)
+    discovery.attach(server)       # follows the registry from start to stop
+
+    users = UserServiceStub(discovery.channel("plugmesh.users.v1.UserService"))
+    reply = await users.GetUser(GetUserRequest(user_id="u-1"), timeout=2)
+
+:meth:`Discovery.channel` gives a :class:`grpc.aio.Channel` for any generated stub. Each
+call goes to the next SERVING instance of the service, round-robin; the registry's watch
+stream keeps the list current, so an instance that registers gets calls and one that
+stops serving or leaves gets none, with no restart. No instance serving (or no word from
+the registry yet) fails the call at once with UNAVAILABLE naming the service. Calls are
+not retried: whether a call may be repeated is the caller's to know.
+
+Inside a handler of a meshkit server (:class:`~meshkit.interceptors.MeshInterceptor`),
+each call carries the handler's call along:
+
+- its trace: ``traceparent`` / ``tracestate`` of the handler's span, so the callee's span
+  is its child;
+- its caller's identity: the signed identity entries the handler received, unchanged,
+  so the callee authorizes the same person or machine (it verifies the gateway's
+  signature itself);
+- its deadline: a call never outlives the handler's caller; a shorter ``timeout`` wins.
+
+Metadata the caller passes itself takes precedence over what is carried along.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, Generic, Self, TypeAlias, TypeVar
+
+import grpc
+
+from meshkit._directory import Directory
+from meshkit.channels import ChannelPool
+from meshkit.events._tasks import cancel_and_wait
+from meshkit.events.bus import Lifecycle
+from meshkit.events.tracecontext import TRACEPARENT, current_trace
+from meshkit.inbound import current_call
+from meshkit.registration import Backoff
+
+__all__ = ["Discovery", "ServiceChannel"]
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+Metadata: TypeAlias = grpc.aio.Metadata | Sequence[tuple[str, str | bytes]]
+Requests: TypeAlias = AsyncIterator[_Req] | Iterator[_Req] | None
+
+
+class Discovery:
+    """Channels to the services of the mesh, by gRPC service name.
+
+    Args:
+        registry_address: ``host:port`` of the registry.
+        secret: The registration secret, sent with the registry watch when set.
+        backoff: Delays between reconnections of a broken registry watch.
+        grace_seconds: How long calls in flight to an instance that left may finish.
+    """
+
+    def __init__(
+        self,
+        registry_address: str,
+        *,
+        secret: str | None = None,
+        backoff: Backoff | None = None,
+        grace_seconds: float = 5.0,
+    ) -> None:
+        self._pool = ChannelPool(grace_seconds=grace_seconds)
+        self._directory = Directory(
+            registry_address, secret=secret, backoff=backoff, on_change=self._retire
+        )
+        self._turns: dict[str, Iterator[int]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def _retire(self, serving: frozenset[str]) -> None:
+        # Channels open on first use; those to addresses that no longer serve are retired.
+        self._pool.keep(self._pool.addresses & serving)
+
+    def attach(self, server: Lifecycle) -> None:
+        """Start with ``server`` (a :class:`~meshkit.server.PluginServer`) and close after
+        it stopped."""
+        server.add_startup(self.start)
+        server.add_closer(self.close)
+
+    async def start(self) -> None:
+        """Follow the registry in the background; returns at once. Safe to call twice."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.create_task(self._directory.follow(), name="discovery")
+
+    async def wait_ready(self, timeout_seconds: float) -> None:
+        """Return once the registry's view has arrived.
+
+        Raises:
+            TimeoutError: It did not arrive within ``timeout_seconds``.
+        """
+        async with asyncio.timeout(timeout_seconds):
+            await self._directory.wait_synced()
+
+    async def close(self) -> None:
+        """Stop following the registry and close every channel. Safe to call twice."""
+        self._closed = True
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
+        await self._pool.close()
+
+    def channel(self, grpc_service: str) -> ServiceChannel:
+        """A channel whose calls go to the serving instances of ``grpc_service``
+        (``pkg.Service``, as in ``plugmesh.users.v1.UserService``)."""
+        return ServiceChannel(self, grpc_service)
+
+    def serving(self, grpc_service: str) -> tuple[str, ...]:
+        """The addresses that serve ``grpc_service`` now."""
+        return self._directory.serving(grpc_service)
+
+    async def wait_changed(self) -> None:
+        """Return at the next change of the registry's view."""
+        await self._directory.wait_changed()
+
+    def pick(self, grpc_service: str) -> grpc.aio.Channel:
+        """The channel of the next serving instance of ``grpc_service``.
+
+        Raises:
+            grpc.aio.AioRpcError: UNAVAILABLE: none serves it, or the registry's view has
+                not arrived yet.
+        """
+        addresses = self._directory.serving(grpc_service)
+        if not addresses:
+            if self._directory.synced:
+                why = f"no serving instance of {grpc_service} is registered"
+            else:
+                why = f"{grpc_service}: the registry's view has not arrived yet"
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), why
+            )
+        turn = self._turns.setdefault(grpc_service, itertools.count())
+        return self._pool.get(addresses[next(turn) % len(addresses)]).channel
+
+
+class ServiceChannel(grpc.aio.Channel):
+    """A :class:`grpc.aio.Channel` whose calls go to the serving instances of one service.
+
+    It owns no connection (the :class:`Discovery` does): closing it does nothing.
+    """
+
+    def __init__(self, discovery: Discovery, grpc_service: str) -> None:
+        self._discovery = discovery
+        self.grpc_service = grpc_service
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Callable[[_Req], bytes] | None = None,
+        response_deserializer: Callable[[bytes], _Resp] | None = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp]:
+        """A callable of the unary method ``/pkg.Service/Method``."""
+        return _UnaryUnary(self._route(method, request_serializer, response_deserializer))
+
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Callable[[_Req], bytes] | None = None,
+        response_deserializer: Callable[[bytes], _Resp] | None = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.UnaryStreamMultiCallable[_Req, _Resp]:
+        """A callable of the server-streaming method ``/pkg.Service/Method``."""
+        return _UnaryStream(self._route(method, request_serializer, response_deserializer))
+
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Callable[[_Req], bytes] | None = None,
+        response_deserializer: Callable[[bytes], _Resp] | None = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.StreamUnaryMultiCallable[_Req, _Resp]:
+        """A callable of the client-streaming method ``/pkg.Service/Method``."""
+        return _StreamUnary(self._route(method, request_serializer, response_deserializer))
+
+    def stream_stream(
+        self,
+        method: str,
+        request_serializer: Callable[[_Req], bytes] | None = None,
+        response_deserializer: Callable[[bytes], _Resp] | None = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.StreamStreamMultiCallable[_Req, _Resp]:
+        """A callable of the bidirectional-streaming method ``/pkg.Service/Method``."""
+        return _StreamStream(self._route(method, request_serializer, response_deserializer))
+
+    def _route(
+        self,
+        method: str,
+        serializer: Callable[[Any], bytes] | None,
+        deserializer: Callable[[bytes], Any] | None,
+    ) -> _Route:
+        return _Route(self._discovery, self.grpc_service, method, serializer, deserializer)
+
+    async def channel_ready(self) -> None:
+        """Return once an instance of the service serves."""
+        while not self._discovery.serving(self.grpc_service):
+            await self._discovery.wait_changed()
+
+    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
+        """READY while an instance serves, else TRANSIENT_FAILURE."""
+        if self._discovery.serving(self.grpc_service):
+            return grpc.ChannelConnectivity.READY
+        return grpc.ChannelConnectivity.TRANSIENT_FAILURE
+
+    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
+        """Return once :meth:`get_state` differs from ``last_observed_state``."""
+        while self.get_state() == last_observed_state:
+            await self._discovery.wait_changed()
+
+    async def close(self, grace: float | None = None) -> None:
+        """Nothing to close: the :class:`Discovery` owns the connections."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class _Route:
+    """One method of one service: where its next call goes, and with what."""
+
+    def __init__(
+        self,
+        discovery: Discovery,
+        grpc_service: str,
+        method: str,
+        serializer: Callable[[Any], bytes] | None,
+        deserializer: Callable[[bytes], Any] | None,
+    ) -> None:
+        self._discovery = discovery
+        self._grpc_service = grpc_service
+        self.method = method
+        self.serializer = serializer
+        self.deserializer = deserializer
+
+    def target(
+        self, timeout: float | None, metadata: Metadata | None
+    ) -> tuple[grpc.aio.Channel, float | None, tuple[tuple[str, str | bytes], ...]]:
+        """The next instance's channel, and the call's deadline and metadata."""
+        channel = self._discovery.pick(self._grpc_service)
+        return channel, _deadline(timeout), _metadata(metadata)
+
+
+def _deadline(timeout: float | None) -> float | None:
+    inbound = current_call()
+    remaining = inbound.time_remaining() if inbound is not None else None
+    if remaining is None:
+        return timeout
+    return remaining if timeout is None else min(timeout, remaining)
+
+
+def _metadata(given: Metadata | None) -> tuple[tuple[str, str | bytes], ...]:
+    pairs = tuple((key, value) for key, value in given or ())
+    keys = {key for key, _ in pairs}
+    carried: list[tuple[str, str | bytes]] = []
+    trace = current_trace()
+    if trace is not None and TRACEPARENT not in keys:
+        carried.extend(trace.headers().items())
+    inbound = current_call()
+    if inbound is not None:
+        carried.extend(pair for pair in inbound.identity if pair[0] not in keys)
+    return pairs + tuple(carried)
+
+
+class _UnaryUnary(grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp], Generic[_Req, _Resp]):
+    def __init__(self, route: _Route) -> None:
+        self._route = route
+
+    def __call__(
+        self,
+        request: _Req,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> grpc.aio.UnaryUnaryCall[_Req, _Resp]:
+        route = self._route
+        channel, deadline, pairs = route.target(timeout, metadata)
+        callable_: grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp] = channel.unary_unary(
+            route.method, route.serializer, route.deserializer
+        )
+        return callable_(
+            request,
+            timeout=deadline,
+            metadata=pairs,
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
+
+
+class _UnaryStream(grpc.aio.UnaryStreamMultiCallable[_Req, _Resp], Generic[_Req, _Resp]):
+    def __init__(self, route: _Route) -> None:
+        self._route = route
+
+    def __call__(
+        self,
+        request: _Req,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> grpc.aio.UnaryStreamCall[_Req, _Resp]:
+        route = self._route
+        channel, deadline, pairs = route.target(timeout, metadata)
+        callable_: grpc.aio.UnaryStreamMultiCallable[_Req, _Resp] = channel.unary_stream(
+            route.method, route.serializer, route.deserializer
+        )
+        return callable_(
+            request,
+            timeout=deadline,
+            metadata=pairs,
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
+
+
+class _StreamUnary(grpc.aio.StreamUnaryMultiCallable[_Req, _Resp], Generic[_Req, _Resp]):
+    def __init__(self, route: _Route) -> None:
+        self._route = route
+
+    def __call__(
+        self,
+        request_iterator: Requests[_Req] = None,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> grpc.aio.StreamUnaryCall[_Req, _Resp]:
+        route = self._route
+        channel, deadline, pairs = route.target(timeout, metadata)
+        callable_: grpc.aio.StreamUnaryMultiCallable[_Req, _Resp] = channel.stream_unary(
+            route.method, route.serializer, route.deserializer
+        )
+        return callable_(
+            request_iterator,
+            timeout=deadline,
+            metadata=pairs,
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
+
+
+class _StreamStream(grpc.aio.StreamStreamMultiCallable[_Req, _Resp], Generic[_Req, _Resp]):
+    def __init__(self, route: _Route) -> None:
+        self._route = route
+
+    def __call__(
+        self,
+        request_iterator: Requests[_Req] = None,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> grpc.aio.StreamStreamCall[_Req, _Resp]:
+        route = self._route
+        channel, deadline, pairs = route.target(timeout, metadata)
+        callable_: grpc.aio.StreamStreamMultiCallable[_Req, _Resp] = channel.stream_stream(
+            route.method, route.serializer, route.deserializer
+        )
+        return callable_(
+            request_iterator,
+            timeout=deadline,
+            metadata=pairs,
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
