@@ -32,26 +32,23 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Generic, Self, TypeAlias, TypeVar
+from typing import Any, Self, TypeVar
 
 import grpc
 
 from meshkit._directory import Directory
+from meshkit._routes import Route, StreamStream, StreamUnary, UnaryStream, UnaryUnary
 from meshkit.channels import ChannelPool
 from meshkit.events._tasks import cancel_and_wait
 from meshkit.events.bus import Lifecycle
-from meshkit.events.tracecontext import TRACEPARENT, current_trace
-from meshkit.inbound import current_call
 from meshkit.registration import Backoff
 
 __all__ = ["Discovery", "ServiceChannel"]
 
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
-Metadata: TypeAlias = grpc.aio.Metadata | Sequence[tuple[str, str | bytes]]
-Requests: TypeAlias = AsyncIterator[_Req] | Iterator[_Req] | None
 
 
 class Discovery:
@@ -162,7 +159,7 @@ class ServiceChannel(grpc.aio.Channel):
         _registered_method: bool | None = False,
     ) -> grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp]:
         """A callable of the unary method ``/pkg.Service/Method``."""
-        return _UnaryUnary(self._route(method, request_serializer, response_deserializer))
+        return UnaryUnary(self._route(method, request_serializer, response_deserializer))
 
     def unary_stream(
         self,
@@ -172,7 +169,7 @@ class ServiceChannel(grpc.aio.Channel):
         _registered_method: bool | None = False,
     ) -> grpc.aio.UnaryStreamMultiCallable[_Req, _Resp]:
         """A callable of the server-streaming method ``/pkg.Service/Method``."""
-        return _UnaryStream(self._route(method, request_serializer, response_deserializer))
+        return UnaryStream(self._route(method, request_serializer, response_deserializer))
 
     def stream_unary(
         self,
@@ -182,7 +179,7 @@ class ServiceChannel(grpc.aio.Channel):
         _registered_method: bool | None = False,
     ) -> grpc.aio.StreamUnaryMultiCallable[_Req, _Resp]:
         """A callable of the client-streaming method ``/pkg.Service/Method``."""
-        return _StreamUnary(self._route(method, request_serializer, response_deserializer))
+        return StreamUnary(self._route(method, request_serializer, response_deserializer))
 
     def stream_stream(
         self,
@@ -192,15 +189,15 @@ class ServiceChannel(grpc.aio.Channel):
         _registered_method: bool | None = False,
     ) -> grpc.aio.StreamStreamMultiCallable[_Req, _Resp]:
         """A callable of the bidirectional-streaming method ``/pkg.Service/Method``."""
-        return _StreamStream(self._route(method, request_serializer, response_deserializer))
+        return StreamStream(self._route(method, request_serializer, response_deserializer))
 
     def _route(
         self,
         method: str,
         serializer: Callable[[Any], bytes] | None,
         deserializer: Callable[[bytes], Any] | None,
-    ) -> _Route:
-        return _Route(self._discovery, self.grpc_service, method, serializer, deserializer)
+    ) -> Route:
+        return Route(self._discovery, self.grpc_service, method, serializer, deserializer)
 
     async def channel_ready(self) -> None:
         """Return once an instance of the service serves."""
@@ -231,163 +228,3 @@ class ServiceChannel(grpc.aio.Channel):
         exc_tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-class _Route:
-    """One method of one service: where its next call goes, and with what."""
-
-    def __init__(
-        self,
-        discovery: Discovery,
-        grpc_service: str,
-        method: str,
-        serializer: Callable[[Any], bytes] | None,
-        deserializer: Callable[[bytes], Any] | None,
-    ) -> None:
-        self._discovery = discovery
-        self._grpc_service = grpc_service
-        self.method = method
-        self.serializer = serializer
-        self.deserializer = deserializer
-
-    def target(
-        self, timeout: float | None, metadata: Metadata | None
-    ) -> tuple[grpc.aio.Channel, float | None, tuple[tuple[str, str | bytes], ...]]:
-        """The next instance's channel, and the call's deadline and metadata."""
-        channel = self._discovery.pick(self._grpc_service)
-        return channel, _deadline(timeout), _metadata(metadata)
-
-
-def _deadline(timeout: float | None) -> float | None:
-    inbound = current_call()
-    remaining = inbound.time_remaining() if inbound is not None else None
-    if remaining is None:
-        return timeout
-    return remaining if timeout is None else min(timeout, remaining)
-
-
-def _metadata(given: Metadata | None) -> tuple[tuple[str, str | bytes], ...]:
-    pairs = tuple((key, value) for key, value in given or ())
-    keys = {key for key, _ in pairs}
-    carried: list[tuple[str, str | bytes]] = []
-    trace = current_trace()
-    if trace is not None and TRACEPARENT not in keys:
-        carried.extend(trace.headers().items())
-    inbound = current_call()
-    if inbound is not None:
-        carried.extend(pair for pair in inbound.identity if pair[0] not in keys)
-    return pairs + tuple(carried)
-
-
-class _UnaryUnary(grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp], Generic[_Req, _Resp]):
-    def __init__(self, route: _Route) -> None:
-        self._route = route
-
-    def __call__(
-        self,
-        request: _Req,
-        *,
-        timeout: float | None = None,
-        metadata: Metadata | None = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> grpc.aio.UnaryUnaryCall[_Req, _Resp]:
-        route = self._route
-        channel, deadline, pairs = route.target(timeout, metadata)
-        callable_: grpc.aio.UnaryUnaryMultiCallable[_Req, _Resp] = channel.unary_unary(
-            route.method, route.serializer, route.deserializer
-        )
-        return callable_(
-            request,
-            timeout=deadline,
-            metadata=pairs,
-            credentials=credentials,
-            wait_for_ready=wait_for_ready,
-            compression=compression,
-        )
-
-
-class _UnaryStream(grpc.aio.UnaryStreamMultiCallable[_Req, _Resp], Generic[_Req, _Resp]):
-    def __init__(self, route: _Route) -> None:
-        self._route = route
-
-    def __call__(
-        self,
-        request: _Req,
-        *,
-        timeout: float | None = None,
-        metadata: Metadata | None = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> grpc.aio.UnaryStreamCall[_Req, _Resp]:
-        route = self._route
-        channel, deadline, pairs = route.target(timeout, metadata)
-        callable_: grpc.aio.UnaryStreamMultiCallable[_Req, _Resp] = channel.unary_stream(
-            route.method, route.serializer, route.deserializer
-        )
-        return callable_(
-            request,
-            timeout=deadline,
-            metadata=pairs,
-            credentials=credentials,
-            wait_for_ready=wait_for_ready,
-            compression=compression,
-        )
-
-
-class _StreamUnary(grpc.aio.StreamUnaryMultiCallable[_Req, _Resp], Generic[_Req, _Resp]):
-    def __init__(self, route: _Route) -> None:
-        self._route = route
-
-    def __call__(
-        self,
-        request_iterator: Requests[_Req] = None,
-        timeout: float | None = None,
-        metadata: Metadata | None = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> grpc.aio.StreamUnaryCall[_Req, _Resp]:
-        route = self._route
-        channel, deadline, pairs = route.target(timeout, metadata)
-        callable_: grpc.aio.StreamUnaryMultiCallable[_Req, _Resp] = channel.stream_unary(
-            route.method, route.serializer, route.deserializer
-        )
-        return callable_(
-            request_iterator,
-            timeout=deadline,
-            metadata=pairs,
-            credentials=credentials,
-            wait_for_ready=wait_for_ready,
-            compression=compression,
-        )
-
-
-class _StreamStream(grpc.aio.StreamStreamMultiCallable[_Req, _Resp], Generic[_Req, _Resp]):
-    def __init__(self, route: _Route) -> None:
-        self._route = route
-
-    def __call__(
-        self,
-        request_iterator: Requests[_Req] = None,
-        timeout: float | None = None,
-        metadata: Metadata | None = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> grpc.aio.StreamStreamCall[_Req, _Resp]:
-        route = self._route
-        channel, deadline, pairs = route.target(timeout, metadata)
-        callable_: grpc.aio.StreamStreamMultiCallable[_Req, _Resp] = channel.stream_stream(
-            route.method, route.serializer, route.deserializer
-        )
-        return callable_(
-            request_iterator,
-            timeout=deadline,
-            metadata=pairs,
-            credentials=credentials,
-            wait_for_ready=wait_for_ready,
-            compression=compression,
-        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -17,14 +17,15 @@ from meshkit.registration import Backoff
 from meshkit.server import PluginServer, Servicer
 from registry.app import RegistryServer
 from registry.testing import eventually
-from tests.gateway.echo import DESCRIPTOR, SERVICE, EchoPlugin, EchoRequest, EchoResponse
-from tests.registry import conftest as _registry_fixtures
+from tests.gateway import conftest as _gateway_fixtures
+from tests.gateway.conftest import StartEcho
+from tests.gateway.echo import DESCRIPTOR, SERVICE, EchoRequest, EchoResponse
 
-registry_config = _registry_fixtures.registry_config
-start_registry = _registry_fixtures.start_registry
-registry = _registry_fixtures.registry
-
-StartEcho = Callable[[], Awaitable[EchoPlugin]]
+# A real registry and echo plugins registered with it, as the gateway's tests have them.
+registry_config = _gateway_fixtures.registry_config
+start_registry = _gateway_fixtures.start_registry
+registry = _gateway_fixtures.registry
+start_echo = _gateway_fixtures.start_echo
 
 
 class EchoStub:
@@ -39,22 +40,6 @@ class EchoStub:
         self.Stream = channel.unary_stream(path("Stream"), ser, de)
         self.Collect = channel.stream_unary(path("Collect"), ser, de)
         self.Chat = channel.stream_stream(path("Chat"), ser, de)
-
-
-@pytest.fixture
-async def start_echo(registry: RegistryServer) -> AsyncIterator[StartEcho]:
-    """Factory for echo instances registered with ``registry``; stopped after the test."""
-    plugins: list[EchoPlugin] = []
-
-    async def start() -> EchoPlugin:
-        plugin = EchoPlugin(registry.address)
-        plugins.append(plugin)
-        await plugin.start()
-        return plugin
-
-    yield start
-    for plugin in plugins:
-        await plugin.stop()
 
 
 @pytest.fixture

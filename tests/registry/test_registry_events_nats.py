@@ -22,7 +22,7 @@ from plugmesh.events.v1 import event_pb2, registry_events_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.app import RegistryServer
 from registry.config import RegistryConfig
-from registry.model import Registration
+from registry.model import Instance, Registration
 from registry.testing import Contract, StartPlugin, contract_file, descriptor_set, eventually
 from tests.registry.conftest import FAST_BACKOFF
 
@@ -45,6 +45,18 @@ async def registry_with_bus(config: RegistryConfig, nats_url: str) -> AsyncItera
     finally:
         await server.close()
         await database.close()
+
+
+async def register_widgets(server: RegistryServer) -> Instance:
+    """Register a widgets instance at an address where nothing answers."""
+    return await server.registry.register(
+        Registration(
+            service="widgets",
+            address="127.0.0.1:9",
+            grpc_services=(WIDGETS.full_name,),
+            file_descriptor_set=descriptor_set([contract_file(WIDGETS)]).SerializeToString(),
+        )
+    )
 
 
 async def registry_events(js: JetStreamContext, instance_id: str) -> list[event_pb2.Event]:
@@ -129,16 +141,7 @@ async def test_an_expired_lease_reaches_jetstream_as_an_expired_event(
     nc = await nats.connect(nats_server.url)
     try:
         async with registry_with_bus(config, nats_server.url) as server:
-            instance = await server.registry.register(
-                Registration(
-                    service="widgets",
-                    address="127.0.0.1:9",
-                    grpc_services=(WIDGETS.full_name,),
-                    file_descriptor_set=descriptor_set(
-                        [contract_file(WIDGETS)]
-                    ).SerializeToString(),
-                )
-            )
+            instance = await register_widgets(server)
 
             async def expired() -> list[event_pb2.Event] | None:
                 events = await registry_events(nc.jetstream(), instance.instance_id)
@@ -163,16 +166,7 @@ async def test_events_of_changes_made_while_nats_is_down_arrive_once_it_is_back(
     try:
         async with registry_with_bus(registry_config, nats_server.url) as server:
             await nats_server.stop()
-            instance = await server.registry.register(
-                Registration(
-                    service="widgets",
-                    address="127.0.0.1:9",
-                    grpc_services=(WIDGETS.full_name,),
-                    file_descriptor_set=descriptor_set(
-                        [contract_file(WIDGETS)]
-                    ).SerializeToString(),
-                )
-            )
+            instance = await register_widgets(server)
             database = Database(registry_config.resolved_database_url)
             try:
                 async with database.read() as session:
