@@ -42,6 +42,7 @@ from gateway.health import GatewayHealth, HealthSync
 from gateway.http import GatewayApp, HttpServer, build_app
 from gateway.ingress import IngressServer
 from gateway.upstream import Upstreams
+from gateway.upstream_metrics import UpstreamCollector
 from meshkit.config import advertised_host
 from meshkit.logging import configure_logging
 from meshkit.metrics import MetricsEndpoint, RpcMetrics
@@ -80,6 +81,7 @@ class Gateway:
         self.health = GatewayHealth()
         #: The process's Prometheus registry.
         self.metrics_registry = CollectorRegistry()
+        self.metrics_registry.register(UpstreamCollector(self.upstreams))
         self._metrics = (
             MetricsEndpoint(self.metrics_registry, config.metrics_address)
             if config.metrics_address

@@ -48,9 +48,9 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from gateway.catalog import Catalog
-from meshkit.channels import UNLIMITED, ChannelPool
 from gateway.metadata import STATUS_DETAILS_KEY, Metadata
 from gateway.model import Instance, Method, Snapshot
+from meshkit.channels import UNLIMITED, ChannelPool
 
 __all__ = ["NoHealthyInstance", "ResponseStream", "UnaryResponse", "Upstreams"]
 
@@ -116,7 +116,7 @@ class Upstreams:
         self._catalog = catalog
         self._channels = ChannelPool(grace_seconds=close_grace_seconds, options=UNLIMITED)
         self._cursors: dict[str, int] = {}
-        self._served: collections.Counter[str] = collections.Counter()
+        self._served: collections.Counter[tuple[str, str]] = collections.Counter()
         self._unsubscribe: Callable[[], None] | None = None
         self._closed = False
 
@@ -144,6 +144,13 @@ class Upstreams:
     def served(self) -> Mapping[str, int]:
         """How many unary calls each instance address answered with OK, since start: how
         the load was spread (a copy)."""
+        by_address: collections.Counter[str] = collections.Counter()
+        for (_, address), count in self._served.items():
+            by_address[address] += count
+        return dict(by_address)
+
+    def served_by_service(self) -> Mapping[tuple[str, str], int]:
+        """The same by (mesh service, instance address), for the metrics (a copy)."""
         return dict(self._served)
 
     def pick(self, method: Method, *, exclude: str = "") -> Instance:
@@ -257,7 +264,7 @@ class Upstreams:
         multicallable = self._channels.get(instance.address).unary_unary(method.path)
         call = multicallable(request, timeout=deadline.remaining(), metadata=metadata)
         body: bytes = await call
-        self._served[instance.address] += 1
+        self._served[method.service, instance.address] += 1
         return UnaryResponse(
             body,
             tuple(await call.initial_metadata()),

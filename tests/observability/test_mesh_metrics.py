@@ -119,3 +119,17 @@ async def test_the_gateway_ingress_counts_proxied_calls_and_unknown_methods(mesh
     unknown = {"service": "unknown", "method": "unknown", "code": "UNIMPLEMENTED"}
     assert after.value(HANDLED, **unknown) - before.value(HANDLED, **unknown) == 1
     assert not after.has(HANDLED, service="made.up.Service"), "names a client made up"
+
+
+async def test_the_gateway_counts_the_calls_each_plugin_instance_served(mesh: Mesh) -> None:
+    gateway = mesh.gateway.metrics_address
+    name = "plugmesh_gateway_upstream_calls_served_total"
+    labels = {"service": "users", "address": mesh.users.server.address}
+    before = await scrape(gateway)
+
+    for _ in range(3):
+        response = await mesh.http.get("/v1/users", headers=mesh.bearer(mesh.admin_token))
+        assert response.status_code == 200
+
+    after = await scrape(gateway)
+    assert after.value(name, **labels) - before.value(name, **labels) == 3
