@@ -28,6 +28,8 @@ async def serve(config: RegistryConfig) -> int:
         nats_url=config.mesh.nats_url,
         settings=config.events,
         grace_seconds=config.shutdown_grace_seconds,
+        # The registry serves while NATS is away; its events wait in the outbox.
+        connect_in_background=True,
     )
     server = RegistryServer(config, event_bus=bus)
     try:

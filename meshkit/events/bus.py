@@ -42,8 +42,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.db import Database
 from meshkit.events._nats import JetStreamPublisher, connect_nats
+from meshkit.events._tasks import cancel_and_wait
 from meshkit.events.envelope import source_of
-from meshkit.events.errors import EventBusStateError
+from meshkit.events.errors import EventBusStateError, EventError, StreamError
 from meshkit.events.metrics import EventMetrics, Sampler
 from meshkit.events.outbox import Outbox
 from meshkit.events.relay import OutboxRelay
@@ -101,6 +102,9 @@ class EventBus:
         settings: Streams, retries, batches; the defaults when omitted.
         grace_seconds: How long ``drain`` lets batches and the last flush take.
         connect_timeout_seconds: How long ``start`` tries to reach NATS.
+        connect_in_background: ``start`` returns once the outbox is ready and reaches
+            NATS in the background, trying until it answers; events wait in the outbox
+            meanwhile. For a process that must run while NATS is away (the registry).
         metrics_registry: Where its metrics go; by default the registry of the server it
             is attached to, else one of its own.
     """
@@ -114,6 +118,7 @@ class EventBus:
         settings: EventSettings | None = None,
         grace_seconds: float = 5.0,
         connect_timeout_seconds: float = 10.0,
+        connect_in_background: bool = False,
         metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self.service = service
@@ -126,6 +131,8 @@ class EventBus:
         self._nats_url = nats_url
         self._grace = grace_seconds
         self._connect_timeout = connect_timeout_seconds
+        self._in_background = connect_in_background
+        self._connecting: asyncio.Task[None] | None = None
         self._subscriptions: list[tuple[str, EventHandler, str]] = []
         self._running: list[Subscription] = []
         self._nc: Client | None = None
@@ -221,6 +228,30 @@ class EventBus:
 
     async def _start(self) -> None:
         await self.database.upgrade(MIGRATIONS)
+        if self._in_background:
+            self._connecting = asyncio.create_task(
+                self._keep_connecting(), name=f"plugmesh-events-connect-{self.service}"
+            )
+        else:
+            await self._connect()
+
+    async def _keep_connecting(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self._connect()
+                return
+            except (EventError, StreamError) as exc:
+                log.warning(
+                    "NATS not reached yet; events wait in the outbox",
+                    extra={"service": self.service, "error": str(exc), "retry_in_seconds": delay},
+                )
+            await self._stop_parts(0.0)
+            await self._disconnect()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _connect(self) -> None:
         self._nc = await connect_nats(
             self._nats_url,
             name=f"plugmesh-{self.service}",
@@ -286,6 +317,11 @@ class EventBus:
             log.info("event bus closed", extra={"service": self.service})
 
     async def _drain(self, grace_seconds: float) -> None:
+        connecting, self._connecting = self._connecting, None
+        await cancel_and_wait(connecting)
+        await self._stop_parts(grace_seconds)
+
+    async def _stop_parts(self, grace_seconds: float) -> None:
         sampler, self._sampler = self._sampler, None
         if sampler is not None:
             await sampler.close()
@@ -298,6 +334,9 @@ class EventBus:
 
     async def _shutdown(self, grace_seconds: float) -> None:
         await self._drain(grace_seconds)
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None and not nc.is_closed:
             try:

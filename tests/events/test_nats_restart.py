@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 from meshkit.db import Database
@@ -90,4 +91,45 @@ async def test_the_outbox_drains_and_every_event_arrives_after_nats_restarts(
         await asyncio.gather(changing, return_exceptions=True)
         await consumer.close()
         await publisher.close()
+        await server.stop()
+
+
+async def test_a_bus_connecting_in_background_starts_without_nats_and_sends_once_it_is_up(
+    tmp_path: Path, publisher_db: Database
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bus = EventBus(
+        "registry",
+        database=publisher_db,
+        nats_url=f"nats://127.0.0.1:{port}",
+        settings=fast(publish_timeout_seconds=0.5),
+        connect_timeout_seconds=0.5,
+        connect_in_background=True,
+    )
+    async with asyncio.timeout(5):
+        await bus.start()  # nothing listens at the port: start does not wait for it
+    server = NatsServer(tmp_path / "jetstream", port=port, log_path=tmp_path / "nats.log")
+    try:
+        async with publisher_db.transaction() as session:
+            event = bus.publish(session, user_created("u1"), subject="users/u1")
+            session.add(Change(user_id="u1", event_id=event.id))
+        assert await pending_outbox(publisher_db) == 1, "the event waits in the outbox"
+
+        await server.start()
+
+        async def sent() -> bool:
+            return await pending_outbox(publisher_db) == 0
+
+        await wait_until(sent, timeout_seconds=30, what="the event sent once NATS is up")
+        client = await connect(server.url)
+        try:
+            message = await client.jetstream().get_last_msg(EVENTS_STREAM, "plugmesh.events.>")
+        finally:
+            await client.close()
+        assert message.headers is not None
+        assert message.headers["Nats-Msg-Id"] == event.id
+    finally:
+        await bus.close()
         await server.stop()

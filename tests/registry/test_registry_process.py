@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -59,13 +60,23 @@ def test_unusable_lease_is_a_config_error_naming_the_variable(lease: str) -> Non
         RegistryConfig.from_env({"PLUGMESH_REGISTRY_LEASE_SECONDS": lease})
 
 
-async def test_entry_point_serves_until_sigterm(tmp_path: Path, nats_server: NatsServer) -> None:
+@pytest.mark.parametrize("nats_running", [True, False], ids=["nats", "nats-away"])
+async def test_entry_point_serves_until_sigterm_with_or_without_nats(
+    tmp_path: Path, nats_running: bool, nats_server: NatsServer
+) -> None:
+    # Without NATS the registry serves all the same; its events wait in its outbox.
+    if nats_running:
+        nats_url = nats_server.url
+    else:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            nats_url = f"nats://127.0.0.1:{probe.getsockname()[1]}"
     env = {
         **os.environ,
         "PLUGMESH_REGISTRY_ADDRESS": "127.0.0.1:0",
         "PLUGMESH_DATA_DIR": str(tmp_path),
         "PLUGMESH_LOG_LEVEL": "INFO",
-        "PLUGMESH_NATS_URL": nats_server.url,
+        "PLUGMESH_NATS_URL": nats_url,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "registry", env=env, stderr=asyncio.subprocess.PIPE
