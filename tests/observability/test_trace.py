@@ -96,12 +96,16 @@ async def test_a_traceparent_flows_from_http_through_the_plugin_and_its_event_to
     assert handled["trace_id"] == trace_id
     assert handled["span_id"] == plugin_span
 
-    # And the audit log recorded it.
-    entries = await mesh.http.get(
-        "/v1/audit/entries", params={"action": "machine_user.created"}, headers=headers
-    )
-    assert entries.status_code == 200, entries.text
-    traced = [e for e in entries.json()["entries"] if e.get("traceId") == trace_id]
+    # And the audit log recorded it (the handler logs before its transaction commits).
+    async def recorded() -> list[dict[str, Any]] | None:
+        entries = await mesh.http.get(
+            "/v1/audit/entries", params={"action": "machine_user.created"}, headers=headers
+        )
+        assert entries.status_code == 200, entries.text
+        traced = [e for e in entries.json()["entries"] if e.get("traceId") == trace_id]
+        return traced or None
+
+    traced = await eventually(recorded, what="the audit entry of the traced request")
     assert len(traced) == 1
 
 
