@@ -168,7 +168,10 @@ class Upstreams:
         if not candidates:
             raise NoHealthyInstance(method.service, method.path)
         turn = self._cursors.get(method.service, -1) + 1
-        self._cursors[method.service] = turn
+        # A retry (``exclude``) does not take a turn: the next request still goes to the
+        # instance after the failed one, so a broken instance is not every request's first.
+        if not exclude:
+            self._cursors[method.service] = turn
         return candidates[turn % len(candidates)]
 
     async def unary(

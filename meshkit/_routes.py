@@ -3,11 +3,14 @@ serving instance, with the deadline and metadata the handler's call carries alon
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast
 
 import grpc
 
+from meshkit._retried import RetriedCall, is_safe
+from meshkit.channels import InstanceChannel
 from meshkit.events.tracecontext import TRACEPARENT, current_trace
 from meshkit.inbound import current_call
 
@@ -23,7 +26,8 @@ Requests: TypeAlias = AsyncIterator[_Req] | Iterator[_Req] | None
 
 
 class Route:
-    """One method of one service: each call goes to the next serving instance."""
+    """One method of one service: each call goes to the next serving instance, and a
+    unary call of a safe method that is UNAVAILABLE goes once more to another one."""
 
     def __init__(
         self,
@@ -38,6 +42,7 @@ class Route:
         self._method = method
         self._serializer = serializer
         self._deserializer = deserializer
+        self._safe = is_safe(method)
 
     def call(
         self,
@@ -47,14 +52,40 @@ class Route:
         metadata: Metadata | None,
         **options: Any,
     ) -> Any:
-        """Start the call on the next instance's channel with the carried deadline and
-        metadata; ``cardinality`` names the channel's factory (``unary_stream``, …)."""
-        channel = self._discovery.pick(self._grpc_service)
-        factory = getattr(channel, cardinality)
+        """Start the call with the carried deadline and metadata; ``cardinality`` names
+        the channel's factory (``unary_stream``, …)."""
+        seconds = _deadline(timeout)
+        pairs = _metadata(metadata)
+        instance = self._discovery.pick(self._grpc_service)
+        first = self._start(cardinality, instance, request, seconds, pairs, options)
+        if cardinality != "unary_unary" or not self._safe:
+            return first
+        ends = None if seconds is None else time.monotonic() + seconds
+
+        def again() -> Any:
+            left = None if ends is None else ends - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            try:
+                other = self._discovery.pick(self._grpc_service, exclude=instance.address)
+            except grpc.aio.AioRpcError:
+                return None  # no other instance: the first failure stands
+            return self._start(cardinality, other, request, left, pairs, options)
+
+        return RetriedCall(first, again)
+
+    def _start(
+        self,
+        cardinality: str,
+        instance: InstanceChannel,
+        request: Any,
+        seconds: float | None,
+        pairs: tuple[tuple[str, str | bytes], ...],
+        options: dict[str, Any],
+    ) -> Any:
+        factory = getattr(instance.channel, cardinality)
         multicallable = factory(self._method, self._serializer, self._deserializer)
-        return multicallable(
-            request, timeout=_deadline(timeout), metadata=_metadata(metadata), **options
-        )
+        return multicallable(request, timeout=seconds, metadata=pairs, **options)
 
 
 def _deadline(timeout: float | None) -> float | None:

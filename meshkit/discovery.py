@@ -12,8 +12,11 @@
 call goes to the next SERVING instance of the service, round-robin; the registry's watch
 stream keeps the list current, so an instance that registers gets calls and one that
 stops serving or leaves gets none, with no restart. No instance serving (or no word from
-the registry yet) fails the call at once with UNAVAILABLE naming the service. Calls are
-not retried: whether a call may be repeated is the caller's to know.
+the registry yet) fails the call at once with UNAVAILABLE naming the service. A unary
+call of a safe method (``idempotency_level`` NO_SIDE_EFFECTS or IDEMPOTENT, from the
+descriptor generated code registers) that fails with UNAVAILABLE is made once more on
+another instance, within the same deadline, as the gateway does; other calls are not
+retried.
 
 Inside a handler of a meshkit server (:class:`~meshkit.interceptors.MeshInterceptor`),
 each call carries the handler's call along:
@@ -31,8 +34,7 @@ Metadata the caller passes itself takes precedence over what is carried along.
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -40,7 +42,7 @@ import grpc
 
 from meshkit._directory import Directory
 from meshkit._routes import Route, StreamStream, StreamUnary, UnaryStream, UnaryUnary
-from meshkit.channels import ChannelPool
+from meshkit.channels import ChannelPool, InstanceChannel
 from meshkit.events._tasks import cancel_and_wait
 from meshkit.events.bus import Lifecycle
 from meshkit.registration import Backoff
@@ -73,7 +75,7 @@ class Discovery:
         self._directory = Directory(
             registry_address, secret=secret, backoff=backoff, on_change=self._retire
         )
-        self._turns: dict[str, Iterator[int]] = {}
+        self._turns: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -121,24 +123,31 @@ class Discovery:
         """Return at the next change of the registry's view."""
         await self._directory.wait_changed()
 
-    def pick(self, grpc_service: str) -> grpc.aio.Channel:
-        """The channel of the next serving instance of ``grpc_service``.
+    def pick(self, grpc_service: str, *, exclude: str = "") -> InstanceChannel:
+        """The channel of the next serving instance of ``grpc_service``, other than the
+        one at ``exclude``.
 
         Raises:
             grpc.aio.AioRpcError: UNAVAILABLE: none serves it, or the registry's view has
                 not arrived yet.
         """
-        addresses = self._directory.serving(grpc_service)
+        addresses = [a for a in self._directory.serving(grpc_service) if a != exclude]
         if not addresses:
-            if self._directory.synced:
-                why = f"no serving instance of {grpc_service} is registered"
-            else:
+            if not self._directory.synced:
                 why = f"{grpc_service}: the registry's view has not arrived yet"
+            elif exclude:
+                why = f"no other serving instance of {grpc_service} than {exclude}"
+            else:
+                why = f"no serving instance of {grpc_service} is registered"
             raise grpc.aio.AioRpcError(
                 grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), why
             )
-        turn = self._turns.setdefault(grpc_service, itertools.count())
-        return self._pool.get(addresses[next(turn) % len(addresses)]).channel
+        # A retry (``exclude``) does not take a turn: the next call still goes to the
+        # instance after the failed one, so a broken instance is not every call's first.
+        turn = self._turns.get(grpc_service, 0)
+        if not exclude:
+            self._turns[grpc_service] = turn + 1
+        return self._pool.get(addresses[turn % len(addresses)])
 
 
 class ServiceChannel(grpc.aio.Channel):

@@ -37,6 +37,7 @@ class EchoStub:
 
         ser, de = EchoRequest.SerializeToString, EchoResponse.FromString
         self.Echo = channel.unary_unary(path("Echo"), ser, de, _registered_method=True)  # type: ignore[call-arg]  # generated stubs pass it; types-grpcio omits it
+        self.Mutate = channel.unary_unary(path("Mutate"), ser, de)
         self.Stream = channel.unary_stream(path("Stream"), ser, de)
         self.Collect = channel.stream_unary(path("Collect"), ser, de)
         self.Chat = channel.stream_stream(path("Chat"), ser, de)
@@ -108,6 +109,40 @@ async def test_with_no_serving_instance_a_call_is_unavailable_naming_the_service
 
     assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
     assert SERVICE in (failure.value.details() or "")
+
+
+async def test_a_safe_call_that_is_unavailable_is_made_again_on_another_instance(
+    start_echo: StartEcho, discovery: Discovery
+) -> None:
+    broken, healthy = await start_echo(), await start_echo()
+    broken.servicer.unavailable = True
+    await serving(discovery, 2)
+    stub = EchoStub(discovery.channel(SERVICE))
+
+    replies = [await stub.Echo(EchoRequest(), timeout=5) for _ in range(4)]
+
+    assert {r.served_by for r in replies} == {healthy.address}
+    assert broken.servicer.calls["Echo"] == 2, "half the calls went there first"
+
+
+async def test_an_unsafe_call_that_is_unavailable_is_not_made_again(
+    start_echo: StartEcho, discovery: Discovery
+) -> None:
+    broken, healthy = await start_echo(), await start_echo()
+    broken.servicer.unavailable = True
+    await serving(discovery, 2)
+    stub = EchoStub(discovery.channel(SERVICE))
+
+    codes = []
+    for _ in range(4):
+        try:
+            await stub.Mutate(EchoRequest(), timeout=5)
+            codes.append(grpc.StatusCode.OK)
+        except grpc.aio.AioRpcError as exc:
+            codes.append(exc.code())
+
+    assert sorted(code.name for code in codes) == ["OK", "OK", "UNAVAILABLE", "UNAVAILABLE"]
+    assert (broken.servicer.calls["Mutate"], healthy.servicer.calls["Mutate"]) == (2, 2)
 
 
 async def test_streaming_calls_of_every_cardinality_go_through(
