@@ -19,7 +19,7 @@ from registry.app import RegistryServer
 from registry.testing import eventually
 from tests.gateway import conftest as _gateway_fixtures
 from tests.gateway.conftest import StartEcho
-from tests.gateway.echo import DESCRIPTOR, SERVICE, EchoRequest, EchoResponse
+from tests.gateway.echo import DESCRIPTOR, SERVICE, EchoPlugin, EchoRequest, EchoResponse
 
 # A real registry and echo plugins registered with it, as the gateway's tests have them.
 registry_config = _gateway_fixtures.registry_config
@@ -111,13 +111,20 @@ async def test_with_no_serving_instance_a_call_is_unavailable_naming_the_service
     assert SERVICE in (failure.value.details() or "")
 
 
-async def test_a_safe_call_that_is_unavailable_is_made_again_on_another_instance(
+async def broken_and_healthy(
     start_echo: StartEcho, discovery: Discovery
-) -> None:
+) -> tuple[EchoPlugin, EchoPlugin, EchoStub]:
+    """Two echo instances, the first failing every call with UNAVAILABLE, and a stub."""
     broken, healthy = await start_echo(), await start_echo()
     broken.servicer.unavailable = True
     await serving(discovery, 2)
-    stub = EchoStub(discovery.channel(SERVICE))
+    return broken, healthy, EchoStub(discovery.channel(SERVICE))
+
+
+async def test_a_safe_call_that_is_unavailable_is_made_again_on_another_instance(
+    start_echo: StartEcho, discovery: Discovery
+) -> None:
+    broken, healthy, stub = await broken_and_healthy(start_echo, discovery)
 
     replies = [await stub.Echo(EchoRequest(), timeout=5) for _ in range(4)]
 
@@ -128,10 +135,7 @@ async def test_a_safe_call_that_is_unavailable_is_made_again_on_another_instance
 async def test_an_unsafe_call_that_is_unavailable_is_not_made_again(
     start_echo: StartEcho, discovery: Discovery
 ) -> None:
-    broken, healthy = await start_echo(), await start_echo()
-    broken.servicer.unavailable = True
-    await serving(discovery, 2)
-    stub = EchoStub(discovery.channel(SERVICE))
+    broken, healthy, stub = await broken_and_healthy(start_echo, discovery)
 
     codes = []
     for _ in range(4):

@@ -16,6 +16,7 @@ from registry.app import RegistryServer
 from registry.config import RegistryConfig
 from registry.health_watch import Backoff
 from registry.testing import FakePlugin, StartPlugin, StartRegistry
+from tests.postgres import postgres_database
 
 # Reconnect quickly so that tests of recovery do not wait for a production backoff.
 FAST_BACKOFF = Backoff(initial_seconds=0.05, maximum_seconds=0.2)
@@ -83,3 +84,13 @@ async def start_plugin() -> AsyncIterator[StartPlugin]:
     yield start
     for plugin in plugins:
         await plugin.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A SQLite file in a folder yet to be made, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nested' / 'registry.db'}"
+        return
+    async with postgres_database(request.getfixturevalue("postgres_url"), "registry") as url:
+        yield url

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import grpc
 import nats
-import pytest
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from sqlalchemy import func, select
@@ -25,7 +24,6 @@ from registry.app import RegistryServer
 from registry.config import RegistryConfig
 from registry.model import Instance, Registration
 from registry.testing import Contract, StartPlugin, contract_file, descriptor_set, eventually
-from tests.postgres import postgres_database
 from tests.registry.conftest import FAST_BACKOFF
 
 # Publishes give up quickly and the relay retries often, so an outage is short to wait out.
@@ -156,16 +154,6 @@ async def test_an_expired_lease_reaches_jetstream_as_an_expired_event(
 
     assert events[0].type == "registry.instance.registered"
     assert [e.type for e in events].count("registry.instance.expired") == 1
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """The registry's SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'registry.db'}"
-        return
-    async with postgres_database(request.getfixturevalue("postgres_url"), "registry") as url:
-        yield url
 
 
 async def test_events_of_changes_made_while_nats_is_down_arrive_once_it_is_back(

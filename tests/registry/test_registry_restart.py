@@ -5,12 +5,9 @@ Each test runs on SQLite and on PostgreSQL (the session's server, tests/postgres
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import grpc
-import pytest
 
 from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -24,7 +21,6 @@ from registry.testing import (
     contract_file,
     eventually,
 )
-from tests.postgres import postgres_database
 
 WIDGETS = Contract(
     package="test.widgets.v1",
@@ -32,16 +28,6 @@ WIDGETS = Contract(
     methods=[Method("GetWidget", [("GET", "/v1/widgets/{id}")])],
     plugin=options_pb2.Plugin(version="2.1.0", consumes=["user.>"]),
 )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A SQLite file in a folder yet to be made, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'nested' / 'registry.db'}"
-        return
-    async with postgres_database(request.getfixturevalue("postgres_url"), "registry") as url:
-        yield url
 
 
 async def test_registrations_survive_a_registry_restart(
