@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from meshkit.events._ids import uuid7_of
+from meshkit.events import uuid7_of
 from plugmesh.events.v1 import auth_events_pb2, event_pb2
 
 __all__ = ["Login", "Logins", "login_of"]

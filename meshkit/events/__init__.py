@@ -33,6 +33,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from meshkit.events._ids import uuid7_of
     from meshkit.events.bus import EventBus, EventBusStatus
     from meshkit.events.envelope import (
         PAYLOAD_TYPES,
@@ -86,6 +87,7 @@ _WHERE = {
     "TraceContext": "tracecontext",
     "current_trace": "tracecontext",
     "use_trace": "tracecontext",
+    "uuid7_of": "_ids",
 }
 
 __all__ = [
@@ -113,6 +115,7 @@ __all__ = [
     "subject_of",
     "unpack_payload",
     "use_trace",
+    "uuid7_of",
 ]
 
 
