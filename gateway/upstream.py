@@ -300,7 +300,11 @@ class Upstreams:
         return target
 
     def _sync(self, snapshot: Snapshot) -> None:
-        self._channels.keep(i.address for s in snapshot.services.values() for i in s.instances)
+        present = {(s.name, i.address) for s in snapshot.services.values() for i in s.instances}
+        self._channels.keep(address for _, address in present)
+        # Counts of instances that left go with them: the metric's series stay bounded.
+        for gone in set(self._served) - present:
+            del self._served[gone]
         known = set(snapshot.services)
         for service in set(self._cursors) - known:
             del self._cursors[service]

@@ -45,7 +45,7 @@ class RetriedCall(grpc.aio.UnaryUnaryCall[_Req, _Resp], Generic[_Req, _Resp]):
         again: Callable[[], grpc.aio.UnaryUnaryCall[_Req, _Resp] | None],
     ) -> None:
         self._call = first
-        self._again = again
+        self._again: Callable[[], grpc.aio.UnaryUnaryCall[_Req, _Resp] | None] | None = again
 
     def __await__(self) -> Generator[None, None, _Resp]:
         return self._outcome().__await__()
@@ -54,9 +54,12 @@ class RetriedCall(grpc.aio.UnaryUnaryCall[_Req, _Resp], Generic[_Req, _Resp]):
         try:
             return await self._call
         except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.UNAVAILABLE or self._call.cancelled():
+            again, self._again = self._again, None
+            if again is None or exc.code() != grpc.StatusCode.UNAVAILABLE:
                 raise
-            retry = self._again()
+            if self._call.cancelled():
+                raise
+            retry = again()
             if retry is None:
                 raise
             self._call = retry
@@ -79,7 +82,8 @@ class RetriedCall(grpc.aio.UnaryUnaryCall[_Req, _Resp], Generic[_Req, _Resp]):
         return self._call.cancel()
 
     def add_done_callback(self, callback: Callable[[grpc.aio.Call], None]) -> None:
-        """Call ``callback`` when the current try ends."""
+        """Call ``callback`` when the current try ends (the first try, until the call is
+        awaited and retried)."""
         self._call.add_done_callback(callback)
 
     async def initial_metadata(self) -> grpc.aio.Metadata:

@@ -12,6 +12,7 @@ import grpc
 from meshkit._retried import RetriedCall, is_safe
 from meshkit.channels import InstanceChannel
 from meshkit.events.tracecontext import TRACEPARENT, current_trace
+from meshkit.identity import IDENTITY_KEY, SIGNATURE_KEY
 from meshkit.inbound import current_call
 
 if TYPE_CHECKING:
@@ -104,8 +105,9 @@ def _metadata(given: Metadata | None) -> tuple[tuple[str, str | bytes], ...]:
     if trace is not None and TRACEPARENT not in keys:
         carried.extend(trace.headers().items())
     inbound = current_call()
-    if inbound is not None:
-        carried.extend(pair for pair in inbound.identity if pair[0] not in keys)
+    # The identity and its signature go together: a caller that sets either sends its own.
+    if inbound is not None and not keys & {IDENTITY_KEY, SIGNATURE_KEY}:
+        carried.extend(inbound.identity)
     return pairs + tuple(carried)
 
 

@@ -132,8 +132,12 @@ class Discovery:
                 not arrived yet.
         """
         addresses = [a for a in self._directory.serving(grpc_service) if a != exclude]
+        if self._closed:
+            addresses = []
         if not addresses:
-            if not self._directory.synced:
+            if self._closed:
+                why = f"{grpc_service}: discovery is closed"
+            elif not self._directory.synced:
                 why = f"{grpc_service}: the registry's view has not arrived yet"
             elif exclude:
                 why = f"no other serving instance of {grpc_service} than {exclude}"

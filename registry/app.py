@@ -113,9 +113,15 @@ class RegistryServer:
         return self._server
 
     async def start(self) -> None:
-        """Load the registrations, serve, and register itself. Safe to call twice."""
+        """Load the registrations, serve, and register itself. Safe to call twice.
+
+        Raises:
+            RuntimeError: The server was closed.
+        """
         if self._started:
             return
+        if self._closed:
+            raise RuntimeError("the registry server was closed; make a new one")
         self._started = True
         if self.event_bus is not None:
             await self.event_bus.start()  # makes the outbox table the store writes to
@@ -144,10 +150,12 @@ class RegistryServer:
             self.registry.end_watches()
             await self._server.stop(self.config.shutdown_grace_seconds)
             await self.registry.close()
-            if self.event_bus is not None:
-                await self.event_bus.close()  # a last flush of the outbox
         finally:
-            self._stopped.set()
+            try:
+                if self.event_bus is not None:
+                    await self.event_bus.close()  # a last flush of the outbox
+            finally:
+                self._stopped.set()
 
     async def _register_self(self) -> None:
         instance = await self.registry.register(

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 
 from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from meshkit.events.tracecontext import current_trace
 from registry import schemas
 from registry.broadcast import Broadcaster, Subscription
 from registry.conflicts import check_conflicts
@@ -198,7 +199,7 @@ class Registry:
                 current.health if current else Health.UNKNOWN,
                 current.health_change_time if current else now,
             )
-            event = Event(EventType.REGISTERED, instance, now)
+            event = Event(EventType.REGISTERED, instance, now, trace=current_trace())
             await self._store.save(spec, record, [event])
             self._specs[spec.name] = spec
             self._instances[record.instance_id] = instance
@@ -336,14 +337,20 @@ class Registry:
             other.service == service and other.instance_id != instance.instance_id
             for other in self._instances.values()
         )
-        event = Event(event_type, instance, self._clock())
-        await self._store.delete_instance(
-            instance.instance_id, drop_service=service if last else None, events=[event]
-        )
+        # Unwatched first, so that no health event of it is written after its removal.
+        await self._health.unwatch(instance.instance_id)
+        instance = self._instances.get(instance.instance_id, instance)
+        event = Event(event_type, instance, self._clock(), trace=current_trace())
+        try:
+            await self._store.delete_instance(
+                instance.instance_id, drop_service=service if last else None, events=[event]
+            )
+        except BaseException:
+            await self._health.watch(instance.instance_id, instance.address)  # still here
+            raise
         del self._instances[instance.instance_id]
         if last:
             self._specs.pop(service, None)
-        await self._health.unwatch(instance.instance_id)
         self._changed(service)
         self._events.emit(event)
         log.info(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from meshkit.events.tracecontext import TraceContext
 from registry.model import Health, Instance
 from registry.tasks import cancel_and_wait
 
@@ -37,6 +38,8 @@ class RegistryEvent:
     instance: Instance
     time: datetime
     previous_health: Health | None = None
+    trace: TraceContext | None = None
+    """The trace of the call that made the change, if one did."""
 
 
 class EventPublisher(Protocol):

@@ -58,6 +58,7 @@ class RegistryOutbox:
                 payload_of(event),
                 subject=f"instances/{event.instance.instance_id}",
                 time=event.time,
+                trace=event.trace,  # this thread has no current trace of its own
             )
 
     def _committed(self, rows: Sequence[OutboxRow]) -> None:

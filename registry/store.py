@@ -116,12 +116,16 @@ class RegistryStore:
 
     async def close(self) -> None:
         """Finish pending writes and disconnect. Safe to call twice."""
-        engine, self._engine = self._engine, None
+        # New writes are refused from here on; those already queued run first, since the
+        # one worker takes them in order and the engine is disposed after them.
         executor, self._executor = self._executor, None
-        if engine is not None and executor is not None:
+        if executor is None:
+            return
+        engine = self._engine
+        if engine is not None:
             await asyncio.get_running_loop().run_in_executor(executor, engine.dispose)
-        if executor is not None:
-            executor.shutdown(wait=True)
+        self._engine = None
+        executor.shutdown(wait=True)
 
     async def load(self) -> StoredState:
         """Return every stored service and instance."""

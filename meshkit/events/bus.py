@@ -44,7 +44,7 @@ from meshkit.db import Database
 from meshkit.events._nats import JetStreamPublisher, connect_nats
 from meshkit.events._tasks import cancel_and_wait
 from meshkit.events.envelope import source_of
-from meshkit.events.errors import EventBusStateError, EventError, StreamError
+from meshkit.events.errors import EventBusStateError
 from meshkit.events.metrics import EventMetrics, Sampler
 from meshkit.events.outbox import Outbox
 from meshkit.events.relay import OutboxRelay
@@ -241,10 +241,16 @@ class EventBus:
             try:
                 await self._connect()
                 return
-            except (EventError, StreamError) as exc:
+            except Exception as exc:
+                # Whatever failed (no server, a JetStream timeout, a refused stream), the
+                # events are safe in the outbox: clean up and try again.
                 log.warning(
                     "NATS not reached yet; events wait in the outbox",
-                    extra={"service": self.service, "error": str(exc), "retry_in_seconds": delay},
+                    extra={
+                        "service": self.service,
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "retry_in_seconds": delay,
+                    },
                 )
             await self._stop_parts(0.0)
             await self._disconnect()
@@ -344,3 +350,6 @@ class EventBus:
             except (nats.errors.Error, TimeoutError) as exc:
                 log.debug("draining the NATS connection failed: %s", exc)
                 await nc.close()
+            except asyncio.CancelledError:
+                await nc.close()  # not left open by a close that cancelled the drain
+                raise

@@ -81,12 +81,19 @@ class Outbox:
         self.source = source
         self._on_commit: list[Callable[[Sequence[OutboxRow]], None]] = []
 
-    def on_commit(self, callback: Callable[[Sequence[OutboxRow]], None]) -> None:
+    def on_commit(self, callback: Callable[[Sequence[OutboxRow]], None]) -> Callable[[], None]:
         """Call ``callback`` with the rows a transaction committed, right after its commit.
 
-        It runs inside ``commit()``; it must not block or touch the session.
+        It runs inside ``commit()``; it must not block or touch the session. Returns what
+        stops the calls.
         """
         self._on_commit.append(callback)
+
+        def stop() -> None:
+            if callback in self._on_commit:
+                self._on_commit.remove(callback)
+
+        return stop
 
     def add(
         self,

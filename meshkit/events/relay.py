@@ -133,8 +133,7 @@ class OutboxRelay:
         self._last_prune = 0.0
         # flush() may be called while the background task runs: one relays at a time.
         self._turn = asyncio.Lock()
-        if outbox is not None:
-            outbox.on_commit(self.committed)
+        self._stop_handover = outbox.on_commit(self.committed) if outbox is not None else None
 
     @property
     def failing(self) -> bool:
@@ -191,6 +190,8 @@ class OutboxRelay:
         if self._closed:
             return
         self._closed = True
+        if self._stop_handover is not None:
+            self._stop_handover()
         task, self._task = self._task, None
         await cancel_and_wait(task)
         flushing = grace_seconds > 0 and not self._failures

@@ -250,3 +250,18 @@ async def test_a_call_made_outside_any_handler_carries_only_what_it_was_given(
     assert IDENTITY_KEY not in received
     assert "traceparent" not in received
     assert echo.servicer.time_remaining == [None]
+
+
+async def test_after_close_a_call_is_unavailable_naming_the_reason(
+    start_echo: StartEcho, discovery: Discovery
+) -> None:
+    await start_echo()
+    await serving(discovery, 1)
+    stub = EchoStub(discovery.channel(SERVICE))
+    await discovery.close()
+
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await stub.Echo(EchoRequest(), timeout=5)
+
+    assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "closed" in (failure.value.details() or "")

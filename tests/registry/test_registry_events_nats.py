@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
 import nats
+import pytest
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from meshkit.db import Database
 from meshkit.events import EventBus, EventSettings, parse_event, unpack_payload
 from meshkit.events.streams import EVENTS_STREAM
 from meshkit.events.tables import OutboxRecord
+from meshkit.events.tracecontext import new_trace
 from meshkit.natsd import NatsServer
 from plugmesh.events.v1 import event_pb2, registry_events_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.app import RegistryServer
 from registry.config import RegistryConfig
-from registry.model import Instance, Registration
+from registry.events import RegistryEvent, RegistryEventType
+from registry.model import Health, Instance, InstanceRecord, Registration
+from registry.store import RegistryStore
 from registry.testing import Contract, StartPlugin, contract_file, descriptor_set, eventually
 from tests.registry.conftest import FAST_BACKOFF
 
@@ -31,6 +37,7 @@ FAST_EVENTS = EventSettings(
     publish_timeout_seconds=0.5, outbox_poll_millis=200, outbox_retry_max_millis=300
 )
 WIDGETS = Contract(package="test.widgets.v1", service="WidgetService")
+NOW = datetime(2026, 12, 4, tzinfo=UTC)
 
 
 @contextlib.asynccontextmanager
@@ -84,6 +91,7 @@ async def registry_events(js: JetStreamContext, instance_id: str) -> list[event_
 async def test_an_instance_lifecycle_reaches_jetstream_in_order_with_typed_payloads(
     registry_config: RegistryConfig, nats_server: NatsServer, start_plugin: StartPlugin
 ) -> None:
+    trace = new_trace()
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream()
     try:
@@ -92,7 +100,8 @@ async def test_an_instance_lifecycle_reaches_jetstream_in_order_with_typed_paylo
             async with grpc.aio.insecure_channel(server.address) as channel:
                 stub = registry_pb2_grpc.RegistryServiceStub(channel)
                 registered = await stub.RegisterInstance(
-                    registry_pb2.RegisterInstanceRequest(service="widgets", address=plugin.address)
+                    registry_pb2.RegisterInstanceRequest(service="widgets", address=plugin.address),
+                    metadata=tuple(trace.headers().items()),
                 )
                 instance_id = registered.instance.instance_id
 
@@ -110,8 +119,17 @@ async def test_an_instance_lifecycle_reaches_jetstream_in_order_with_typed_paylo
                 return events if len(events) >= 3 else None
 
             events = await eventually(deregistered, timeout_seconds=10, what="deregistered")
+            sent = await js.get_last_msg(
+                EVENTS_STREAM, "plugmesh.events.registry.instance.registered"
+            )
     finally:
         await nc.close()
+
+    # The registration's event continues the trace of the RegisterInstance call.
+    assert sent.data is not None
+    assert parse_event(sent.data).id == events[0].id
+    assert sent.headers is not None
+    assert sent.headers["traceparent"].split("-")[1] == trace.trace_id
 
     assert [e.type for e in events] == [
         "registry.instance.registered",
@@ -200,3 +218,38 @@ async def test_events_of_changes_made_while_nats_is_down_arrive_once_it_is_back(
     # The address answers nothing, so its health (UNREACHABLE) may follow the registration.
     assert events[0].type == "registry.instance.registered"
     assert {e.type for e in events[1:]} <= {"registry.instance.health_changed"}
+
+
+class RecordingOutbox:
+    """Takes note of the events written, in the store's transactions."""
+
+    def __init__(self) -> None:
+        self.written: list[RegistryEvent] = []
+
+    def add(self, session: Session, events: Sequence[RegistryEvent]) -> None:
+        self.written.extend(events)
+
+
+async def test_closing_the_store_finishes_the_event_writes_already_asked_for(
+    registry_config: RegistryConfig,
+) -> None:
+    outbox = RecordingOutbox()
+    store = RegistryStore(registry_config.resolved_database_url, outbox=outbox)
+    await store.open()
+    instance = Instance(
+        InstanceRecord("i-1", "widgets", "127.0.0.1:9", "1.0.0", {}, NOW, NOW),
+        Health.SERVING,
+        NOW,
+    )
+    events = [
+        RegistryEvent(RegistryEventType.HEALTH_CHANGED, instance, NOW, Health.UNKNOWN)
+        for _ in range(3)
+    ]
+    for event in events:
+        store.add_events([event])  # not awaited, as health changes are written
+
+    await store.close()
+
+    assert outbox.written == events
+    with pytest.raises(RuntimeError, match="not open"):
+        store.add_events(events[:1])
