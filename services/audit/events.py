@@ -32,7 +32,8 @@ from google.protobuf import json_format, message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.events import EnvelopeError, ReceivedEvent, UnknownEventType
-from plugmesh.events.v1 import event_pb2, tool_events_pb2
+from plugmesh.events.v1 import event_pb2, registry_events_pb2, tool_events_pb2
+from plugmesh.registry.v1 import registry_pb2
 from services.audit.model import Actor, ActorType, EntryDraft, JsonValue, Outcome
 from services.audit.payloads import ContractPayloads
 from services.audit.service import actor_from_proto
@@ -49,6 +50,7 @@ _SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 _DENIED_CODES = frozenset({7, 16})  # google.rpc.Code PERMISSION_DENIED, UNAUTHENTICATED
+_DOWN = frozenset({registry_pb2.HEALTH_STATUS_NOT_SERVING, registry_pb2.HEALTH_STATUS_UNREACHABLE})
 
 
 class EventRecorder:
@@ -108,9 +110,10 @@ def outcome_of(event_type: str, payload: message.Message | None) -> Outcome:
 
     A tool call that started has no outcome yet; one that completed succeeded unless the
     tool reported an error; one that failed was denied when its error is
-    PERMISSION_DENIED or UNAUTHENTICATED. A failed authentication is a denial. Any other
-    ``*.failed`` event is a failure, everything else a success. An undecodable payload
-    of a tool call leaves the outcome unknown.
+    PERMISSION_DENIED or UNAUTHENTICATED. A failed authentication is a denial. An
+    instance whose health turned NOT_SERVING or UNREACHABLE, or whose lease expired, is a
+    failure. Any other ``*.failed`` event is a failure, everything else a success. An
+    undecodable payload of a tool call leaves the outcome unknown.
     """
     if isinstance(payload, tool_events_pb2.ToolCallCompleted):
         return Outcome.FAILURE if payload.is_error else Outcome.SUCCESS
@@ -122,6 +125,10 @@ def outcome_of(event_type: str, payload: message.Message | None) -> Outcome:
         return Outcome.UNKNOWN
     if event_type == "auth.failed":
         return Outcome.DENIED
+    if isinstance(payload, registry_events_pb2.RegistryInstanceHealthChanged):
+        return Outcome.FAILURE if payload.instance.health in _DOWN else Outcome.SUCCESS
+    if event_type == "registry.instance.expired":
+        return Outcome.FAILURE
     if event_type.endswith(".failed"):
         return Outcome.FAILURE
     return Outcome.SUCCESS

@@ -17,6 +17,7 @@ from plugmesh.events.v1 import (
     tool_events_pb2,
     user_events_pb2,
 )
+from plugmesh.registry.v1 import registry_pb2
 from plugmesh.users.v1 import users_pb2
 from services.audit.events import REDACTED, draft_of_event, redact
 from services.audit.model import Actor, ActorType, Outcome
@@ -34,6 +35,12 @@ def received(
         time=dt.datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=dt.UTC),
     )
     return ReceivedEvent(envelope=event, subject=subject_of(event.type), trace=trace)
+
+
+def _health(health: registry_pb2.HealthStatus.ValueType) -> message.Message:
+    return registry_events_pb2.RegistryInstanceHealthChanged(
+        instance=registry_pb2.Instance(health=health)
+    )
 
 
 def _failed(code: int) -> tool_events_pb2.ToolCallFailed:
@@ -60,6 +67,17 @@ def _failed(code: int) -> tool_events_pb2.ToolCallFailed:
             _failed(code_pb2.UNAUTHENTICATED), Outcome.DENIED, id="failed-unauthenticated"
         ),
         pytest.param(_failed(code_pb2.DEADLINE_EXCEEDED), Outcome.FAILURE, id="failed-deadline"),
+        pytest.param(
+            registry_events_pb2.RegistryInstanceRegistered(), Outcome.SUCCESS, id="registered"
+        ),
+        pytest.param(_health(registry_pb2.HEALTH_STATUS_SERVING), Outcome.SUCCESS, id="serving"),
+        pytest.param(
+            _health(registry_pb2.HEALTH_STATUS_NOT_SERVING), Outcome.FAILURE, id="not-serving"
+        ),
+        pytest.param(
+            _health(registry_pb2.HEALTH_STATUS_UNREACHABLE), Outcome.FAILURE, id="unreachable"
+        ),
+        pytest.param(registry_events_pb2.RegistryInstanceExpired(), Outcome.FAILURE, id="expired"),
     ],
 )
 def test_outcome_follows_the_event_type_and_payload(
