@@ -200,10 +200,7 @@ class Catalog:
                 synced, reason = False, "an unexpected error"
             self._connected = False
             failures = 0 if synced else failures + 1
-            delay = min(
-                self._backoff.initial_seconds * self._backoff.multiplier ** max(failures - 1, 0),
-                self._backoff.maximum_seconds,
-            )
+            delay = self._backoff.delay(failures)
             log.warning(
                 "registry watch lost; watching again",
                 extra={"reason": reason, "retry_in_seconds": round(delay, 2)},

@@ -23,18 +23,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
 
-from google.protobuf import descriptor, descriptor_pb2
+from google.protobuf import descriptor
 
 from gateway.schemas import Schema
+from meshkit.descriptors import is_safe_to_retry
 from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2
-
-_SAFE_LEVELS = frozenset(
-    {
-        descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS,
-        descriptor_pb2.MethodOptions.IDEMPOTENT,
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -130,7 +124,7 @@ class Method:
     @cached_property
     def safe(self) -> bool:
         """Whether ``idempotency_level`` is NO_SIDE_EFFECTS or IDEMPOTENT: safe to retry."""
-        return self.descriptor.GetOptions().idempotency_level in _SAFE_LEVELS
+        return is_safe_to_retry(self.descriptor)
 
 
 def method_key(name: str) -> str:

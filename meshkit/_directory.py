@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import grpc
 
@@ -22,6 +22,7 @@ __all__ = ["Directory"]
 log = logging.getLogger(__name__)
 
 _SERVING = registry_pb2.HEALTH_STATUS_SERVING
+_REMOVED = registry_pb2.CHANGE_TYPE_REMOVED
 
 
 class Directory:
@@ -84,11 +85,7 @@ class Directory:
                     log.exception("following the registry failed")
                     synced, reason = False, "an unexpected error"
                 failures = 0 if synced else failures + 1
-                delay = min(
-                    self._backoff.initial_seconds
-                    * self._backoff.multiplier ** max(failures - 1, 0),
-                    self._backoff.maximum_seconds,
-                )
+                delay = self._backoff.delay(failures)
                 log.warning(
                     "discovery lost the registry watch; watching again",
                     extra={"reason": reason, "retry_in_seconds": round(delay, 2)},
@@ -106,22 +103,19 @@ class Directory:
                     self._publish(fresh)
                     fresh = None
                     self._synced.set()
-                elif kind == registry_pb2.CHANGE_TYPE_UPSERTED:
-                    target = fresh if fresh is not None else dict(self._services)
-                    target[change.service.name] = change.service
-                    if fresh is None:
-                        self._publish(target)
-                elif kind == registry_pb2.CHANGE_TYPE_REMOVED:
+                elif kind in (registry_pb2.CHANGE_TYPE_UPSERTED, _REMOVED):
                     target = fresh if fresh is not None else dict(self._services)
                     target.pop(change.service.name, None)
+                    if kind != _REMOVED:
+                        target[change.service.name] = change.service
                     if fresh is None:
                         self._publish(target)
         finally:
             call.cancel()
         return fresh is None
 
-    def _publish(self, services: Mapping[str, registry_pb2.Service]) -> None:
-        self._services = dict(services)
+    def _publish(self, services: dict[str, registry_pb2.Service]) -> None:
+        self._services = services  # a table of its own: changes copy it before editing
         serving: dict[str, tuple[str, ...]] = {}
         for service in services.values():
             addresses = tuple(i.address for i in service.instances if i.health == _SERVING)

@@ -8,26 +8,24 @@ from collections.abc import Callable, Generator
 from typing import Generic, TypeVar
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf import descriptor_pool
+
+from meshkit.descriptors import is_safe_to_retry
 
 __all__ = ["RetriedCall", "is_safe"]
 
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
-_SAFE = frozenset(
-    {descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS, descriptor_pb2.MethodOptions.IDEMPOTENT}
-)
 
 
 def is_safe(path: str) -> bool:
-    """Whether the method ``/pkg.Service/Method`` may be repeated: its descriptor, in the
-    default pool (where generated code puts it), says it has no side effects or is
-    idempotent. An unknown method is not safe."""
+    """Whether the method ``/pkg.Service/Method`` may be repeated, by its descriptor in the
+    default pool (where generated code puts it). An unknown method is not safe."""
     try:
         method = descriptor_pool.Default().FindMethodByName(path.lstrip("/").replace("/", "."))
     except KeyError:
         return False
-    return method.GetOptions().idempotency_level in _SAFE
+    return is_safe_to_retry(method)
 
 
 class RetriedCall(grpc.aio.UnaryUnaryCall[_Req, _Resp], Generic[_Req, _Resp]):
@@ -55,9 +53,8 @@ class RetriedCall(grpc.aio.UnaryUnaryCall[_Req, _Resp], Generic[_Req, _Resp]):
             return await self._call
         except grpc.aio.AioRpcError as exc:
             again, self._again = self._again, None
-            if again is None or exc.code() != grpc.StatusCode.UNAVAILABLE:
-                raise
-            if self._call.cancelled():
+            unavailable = exc.code() == grpc.StatusCode.UNAVAILABLE
+            if again is None or not unavailable or self._call.cancelled():
                 raise
             retry = again()
             if retry is None:

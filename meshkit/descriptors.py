@@ -30,6 +30,17 @@ def file_descriptor_set(
     return result
 
 
+_SAFE_LEVELS = frozenset(
+    {descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS, descriptor_pb2.MethodOptions.IDEMPOTENT}
+)
+
+
+def is_safe_to_retry(method: descriptor.MethodDescriptor) -> bool:
+    """Whether ``idempotency_level`` is NO_SIDE_EFFECTS or IDEMPOTENT: a failed call of
+    ``method`` may be made again."""
+    return method.GetOptions().idempotency_level in _SAFE_LEVELS
+
+
 def plugin_version(service: descriptor.ServiceDescriptor) -> str:
     """Return the version a service declares with ``(plugmesh.options.v1.plugin)``."""
     options = service.GetOptions()

@@ -132,19 +132,12 @@ class Discovery:
                 not arrived yet.
         """
         addresses = [a for a in self._directory.serving(grpc_service) if a != exclude]
-        if self._closed:
-            addresses = []
-        if not addresses:
-            if self._closed:
-                why = f"{grpc_service}: discovery is closed"
-            elif not self._directory.synced:
-                why = f"{grpc_service}: the registry's view has not arrived yet"
-            elif exclude:
-                why = f"no other serving instance of {grpc_service} than {exclude}"
-            else:
-                why = f"no serving instance of {grpc_service} is registered"
+        if self._closed or not addresses:
             raise grpc.aio.AioRpcError(
-                grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), why
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                self._why_none(grpc_service, exclude),
             )
         # A retry (``exclude``) does not take a turn: the next call still goes to the
         # instance after the failed one, so a broken instance is not every call's first.
@@ -152,6 +145,15 @@ class Discovery:
         if not exclude:
             self._turns[grpc_service] = turn + 1
         return self._pool.get(addresses[turn % len(addresses)])
+
+    def _why_none(self, grpc_service: str, exclude: str) -> str:
+        if self._closed:
+            return f"{grpc_service}: discovery is closed"
+        if not self._directory.synced:
+            return f"{grpc_service}: the registry's view has not arrived yet"
+        if exclude:
+            return f"no other serving instance of {grpc_service} than {exclude}"
+        return f"no serving instance of {grpc_service} is registered"
 
 
 class ServiceChannel(grpc.aio.Channel):

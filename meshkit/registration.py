@@ -54,6 +54,12 @@ class Backoff:
     maximum_seconds: float = 5.0
     multiplier: float = 2.0
 
+    def delay(self, failures: int) -> float:
+        """The delay after ``failures`` consecutive failed attempts (``failures >= 1``)."""
+        return min(
+            self.initial_seconds * self.multiplier ** max(failures - 1, 0), self.maximum_seconds
+        )
+
 
 class RegistrationRefused(Exception):
     """The registry refused the registration for good (bad secret, a conflict)."""
@@ -139,11 +145,8 @@ class Registrar:
                 log.error(str(refused), extra={"reason": refused.reason})
                 return
             except grpc.aio.AioRpcError as exc:
-                delay = min(
-                    self._backoff.initial_seconds * self._backoff.multiplier**failures,
-                    self._backoff.maximum_seconds,
-                )
                 failures += 1
+                delay = self._backoff.delay(failures)
                 log.warning(
                     "registry call failed; retrying",
                     extra={"code": exc.code().name, "retry_in_seconds": round(delay, 2)},

@@ -53,11 +53,15 @@ from meshkit.events.streams import ensure_streams
 from meshkit.events.subscriber import EventHandler, Subscription
 from meshkit.events.tables import MIGRATIONS
 from meshkit.events.tracecontext import TraceContext
+from meshkit.registration import Backoff
 from plugmesh.events.v1 import event_pb2
 
 __all__ = ["EventBus", "EventBusStatus", "Lifecycle", "default_consumer"]
 
 log = logging.getLogger(__name__)
+
+# How a bus that connects in the background tries again.
+_RECONNECT = Backoff(initial_seconds=0.5, maximum_seconds=10.0)
 
 
 class Lifecycle(Protocol):
@@ -236,7 +240,7 @@ class EventBus:
             await self._connect()
 
     async def _keep_connecting(self) -> None:
-        delay = 0.5
+        failures = 0
         while True:
             try:
                 await self._connect()
@@ -244,6 +248,8 @@ class EventBus:
             except Exception as exc:
                 # Whatever failed (no server, a JetStream timeout, a refused stream), the
                 # events are safe in the outbox: clean up and try again.
+                failures += 1
+                delay = _RECONNECT.delay(failures)
                 log.warning(
                     "NATS not reached yet; events wait in the outbox",
                     extra={
@@ -255,7 +261,6 @@ class EventBus:
             await self._stop_parts(0.0)
             await self._disconnect()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
     async def _connect(self) -> None:
         self._nc = await connect_nats(
