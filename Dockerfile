@@ -10,6 +10,10 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/plugmesh
 WORKDIR /src
+# Every package at the version and hash of the committed lock (requirements/README.md);
+# the project itself is then built with the locked setuptools, its dependencies already in.
+COPY requirements/runtime.txt requirements/runtime.txt
+RUN /opt/plugmesh/bin/pip install --require-hashes -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 # gen/ holds the code generated from protos/, committed, so no protoc runs here.
 COPY gen gen
@@ -17,7 +21,7 @@ COPY meshkit meshkit
 COPY registry registry
 COPY gateway gateway
 COPY services services
-RUN /opt/plugmesh/bin/pip install ".[postgres]"
+RUN /opt/plugmesh/bin/pip install --no-deps --no-build-isolation ".[postgres]"
 
 # Run stage: the virtual environment only, run by an unprivileged user.
 FROM ${PYTHON_IMAGE}

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv debs node-modules gen gen-check run test lint breaking format protodeps clean
+.PHONY: help venv bench-deps lock lock-check debs node-modules gen gen-check run test lint breaking format protodeps clean
 
 # What `make breaking` compares protos/ against: a branch, tag or commit.
 AGAINST ?= main
@@ -15,18 +15,45 @@ help:
 	@echo "make run    start the whole mesh (plugmesh up)"
 	@echo "make test   run the test suite"
 	@echo "make lint   ruff, mypy, buf lint/format, generated-code check"
+	@echo "make lock   compile requirements/*.txt again (UPGRADE='--upgrade-package X')"
 	@echo "make gen    regenerate Python code from protos/"
 	@echo "make breaking AGAINST=<rev>   buf breaking of protos/ against a revision"
 	@echo "make stubs  generate Node/TypeScript and C++ client stubs into .build/stubs/"
 	@echo "make clients  build the Node and C++ clients on those stubs"
 
+# Every Python package comes from the locks in requirements/ (see its README), installed
+# exactly by uv; uv itself is bootstrapped with pip from its own hash-pinned lock.
+UV_DIR := .build/uv
+UV := $(UV_DIR)/bin/uv
+UPGRADE ?=
+
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(UV): requirements/uv.txt
+	rm -rf $(UV_DIR)
+	$(PYTHON) -m venv $(UV_DIR)
+	$(UV_DIR)/bin/pip install --quiet --no-deps --require-hashes -r requirements/uv.txt
 	touch $@
+
+# `uv pip sync` makes the environment exactly the lock (it removes what the lock does not
+# name); the project itself is then installed editable, built with the locked setuptools.
+$(STAMP): requirements/dev.txt pyproject.toml $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet --require-hashes requirements/dev.txt
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+# The benchmarks' extras (bench/), into the same environment.
+bench-deps: $(STAMP)
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet --require-hashes requirements/bench.txt
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps --no-build-isolation -e .
+
+# Compile the locks again from pyproject.toml; UPGRADE='--upgrade-package <name>' bumps one.
+lock: $(UV)
+	$(UV_DIR)/bin/python tools/locks.py --uv $(UV) $(UPGRADE)
+
+lock-check: $(UV)
+	$(UV_DIR)/bin/python tools/locks.py --uv $(UV) --check
 
 # The Node test plugin's packages (tests/node), exactly as its committed lock file says.
 NODE_DIR := tests/node
@@ -115,7 +142,7 @@ run: $(STAMP)
 test: $(STAMP) $(NODE_STAMP) debs clients
 	$(BIN)/pytest
 
-lint: protodeps
+lint: lock-check protodeps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -83,10 +83,16 @@ def test_the_installed_plugmesh_command_serves_and_checks_health() -> None:
     assert "health" in done.stdout
 
 
-def test_the_image_installs_the_project_with_its_postgres_driver() -> None:
-    runs = " ".join(rest for kw, rest in stages()[0] if kw == "RUN")
-    assert 'pip install ".[postgres]"' in runs
+def test_the_image_installs_the_locked_packages_then_the_project_with_its_postgres_driver() -> None:
+    runs = [rest for kw, rest in stages()[0] if kw == "RUN"]
+    locked = next(i for i, run in enumerate(runs) if "-r requirements/runtime.txt" in run)
+    assert "--require-hashes" in runs[locked]
+    project = next(i for i, run in enumerate(runs) if '".[postgres]"' in run)
+    assert locked < project
+    assert "--no-deps" in runs[project], "the project's dependencies come from the lock only"
     assert "postgres" in PYPROJECT["project"]["optional-dependencies"]
+    pinned = (ROOT / "requirements" / "runtime.txt").read_text()
+    assert re.search(r"^psycopg-binary==", pinned, re.M)
 
 
 def copied_sources() -> set[str]:
