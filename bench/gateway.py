@@ -18,7 +18,7 @@ small keep-alive HTTP/1.1 client over ``httptools`` on uvloop that costs far les
 the servers it drives. Everything listens on 127.0.0.1; every run is bounded by a request
 count and a time limit; every process is stopped at the end.
 
-    .venv/bin/pip install -e '.[bench]'
+    make bench-deps
     .venv/bin/python bench/gateway.py [--requests 5000] [--seconds 10] [--rounds 3]
 
 Each cell is the median of ``--rounds`` runs (the targets are taken in turn within a

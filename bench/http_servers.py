@@ -7,7 +7,7 @@ each with one worker, and drives it from this process with a keep-alive HTTP/1.1
 generator on loopback (``httptools`` parses the responses). Every run is bounded by a
 request count and a time limit, and every server process is stopped at the end.
 
-    .venv/bin/pip install -e '.[bench]'
+    make bench-deps
     .venv/bin/python bench/http_servers.py [--requests 20000] [--seconds 20]
 
 Candidates: uvicorn (httptools; uvloop, and the plain asyncio loop the gateway runs on)
