@@ -53,7 +53,7 @@ Closer = Callable[[], Awaitable[None]]
 
 
 class AddressInUseError(OSError):
-    """The server could not bind its listen address."""
+    """A server could not bind its listen address (a plugin's, the gateway's ports)."""
 
 
 @dataclass(frozen=True)
