@@ -18,6 +18,7 @@ COPY pyproject.toml README.md ./
 # gen/ holds the code generated from protos/, committed, so no protoc runs here.
 COPY gen gen
 COPY meshkit meshkit
+COPY launcher launcher
 COPY registry registry
 COPY gateway gateway
 COPY services services

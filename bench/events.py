@@ -42,11 +42,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "gen")]
 
+from launcher.natsd import NatsServer  # noqa: E402
 from meshkit.db import Database  # noqa: E402
 from meshkit.events import EventBus, EventSettings, ReceivedEvent, build_event  # noqa: E402
 from meshkit.events.relay import MSG_ID  # noqa: E402
 from meshkit.events.streams import ensure_streams  # noqa: E402
-from meshkit.natsd import NatsServer  # noqa: E402
 from plugmesh.events.v1 import user_events_pb2  # noqa: E402
 from plugmesh.users.v1 import users_pb2  # noqa: E402
 

@@ -21,6 +21,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.addresses import DEFAULT_GRPC_ADDRESS, DEFAULT_HTTP_ADDRESS
 from gateway.auth.settings import AuthSettings
 from gateway.http import HttpSettings
 from meshkit.config import MeshConfig, env_int, env_number
@@ -46,8 +47,8 @@ class GatewayConfig:
         mesh: The mesh-wide settings.
     """
 
-    grpc_address: str = "127.0.0.1:50051"
-    http_address: str = "127.0.0.1:8080"
+    grpc_address: str = DEFAULT_GRPC_ADDRESS
+    http_address: str = DEFAULT_HTTP_ADDRESS
     default_deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     metrics_address: str | None = None
@@ -75,8 +76,8 @@ class GatewayConfig:
         mesh = MeshConfig.from_env(env)
         values = os.environ if env is None else env
         return cls(
-            grpc_address=mesh.address_of("gateway"),
-            http_address=mesh.address_of("gateway-http"),
+            grpc_address=mesh.address_of("gateway-grpc", DEFAULT_GRPC_ADDRESS),
+            http_address=mesh.address_of("gateway-http", DEFAULT_HTTP_ADDRESS),
             default_deadline_seconds=env_number(
                 values,
                 "PLUGMESH_GATEWAY_GRPC_DEFAULT_DEADLINE_SECONDS",

@@ -47,6 +47,7 @@ from meshkit.events.tracecontext import TRACEPARENT, TRACESTATE, current_trace
 from meshkit.interceptors import MeshInterceptor
 from meshkit.malformed import MalformedRequestInterceptor
 from meshkit.metrics import RpcMetrics
+from meshkit.server import AddressInUseError
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,6 @@ Context = grpc.aio.ServicerContext[Any, Any]
 Handler = Any  # grpc.RpcMethodHandler is generic only in the stubs
 #: Checks a call before it is proxied; returns the metadata to add, aborts when refused.
 Guard = Callable[[descriptor.MethodDescriptor, Context], Awaitable[Metadata]]
-
-
-class AddressInUseError(OSError):
-    """The ingress could not bind its listen address."""
 
 
 class ProxyHandler(grpc.GenericRpcHandler):

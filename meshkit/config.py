@@ -15,29 +15,11 @@ from typing import TypeVar
 
 _N = TypeVar("_N", int, float)
 
+#: Where every process finds the registry unless ``PLUGMESH_REGISTRY_ADDRESS`` says otherwise.
 DEFAULT_REGISTRY_ADDRESS = "127.0.0.1:50050"
+#: Where a nats-server started for the mesh listens unless ``PLUGMESH_NATS_ADDRESS`` says
+#: otherwise; the processes connect there when ``PLUGMESH_NATS_URL`` is unset.
 DEFAULT_NATS_ADDRESS = "127.0.0.1:4222"
-
-#: Default listen addresses of the processes, by the name ``plugmesh serve`` knows them by.
-DEFAULT_ADDRESSES: Mapping[str, str] = {
-    "registry": DEFAULT_REGISTRY_ADDRESS,
-    "gateway": "127.0.0.1:50051",
-    "gateway-http": "127.0.0.1:8080",
-    "users": "127.0.0.1:50061",
-    "audit": "127.0.0.1:50062",
-    "machine-users": "127.0.0.1:50063",
-}
-
-
-#: Metrics addresses ``plugmesh up`` gives its processes when their variables are unset.
-#: A process started on its own serves metrics only when its variable is set.
-DEFAULT_METRICS_ADDRESSES: Mapping[str, str] = {
-    "registry": "127.0.0.1:9460",
-    "gateway": "127.0.0.1:9461",
-    "users": "127.0.0.1:9462",
-    "audit": "127.0.0.1:9463",
-    "machine-users": "127.0.0.1:9464",
-}
 
 
 def metrics_variable(process: str) -> str:
@@ -49,17 +31,13 @@ def metrics_variable(process: str) -> str:
     return "PLUGMESH_" + process.upper().replace("-", "_") + "_METRICS_ADDRESS"
 
 
-def address_variable(process: str) -> str:
-    """Return the environment variable that holds a process's listen address.
+def address_variable(name: str) -> str:
+    """Return the environment variable that holds the listen address called ``name``.
 
     >>> address_variable("machine-users")
     'PLUGMESH_MACHINE_USERS_ADDRESS'
-    >>> address_variable("gateway")
-    'PLUGMESH_GATEWAY_GRPC_ADDRESS'
     """
-    if process == "gateway":
-        process = "gateway-grpc"
-    return "PLUGMESH_" + process.upper().replace("-", "_") + "_ADDRESS"
+    return "PLUGMESH_" + name.upper().replace("-", "_") + "_ADDRESS"
 
 
 #: Listen hosts that mean "every interface": nobody can dial them.
@@ -100,22 +78,23 @@ class MeshConfig:
     log_level: str
     shutdown_grace_seconds: float
     advertise_host: str | None
-    addresses: Mapping[str, str]
-    metrics_addresses: Mapping[str, str] = field(default_factory=dict)
-    """Metrics addresses that are set, by variable (``PLUGMESH_<PROCESS>_METRICS_ADDRESS``)."""
+    addresses: Mapping[str, str] = field(default_factory=dict)
+    """The listen and metrics addresses that are set, by variable
+    (``PLUGMESH_<NAME>_ADDRESS``, ``PLUGMESH_<PROCESS>_METRICS_ADDRESS``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MeshConfig:
         """Read the settings from ``env`` (default: the process environment)."""
         env = os.environ if env is None else env
         addresses = {
-            name: env.get(address_variable(name)) or default
-            for name, default in DEFAULT_ADDRESSES.items()
+            name: value.strip()
+            for name, value in env.items()
+            if name.startswith("PLUGMESH_") and name.endswith("_ADDRESS") and value.strip()
         }
-        nats_address = env.get("PLUGMESH_NATS_ADDRESS") or DEFAULT_NATS_ADDRESS
+        nats_address = addresses.get("PLUGMESH_NATS_ADDRESS") or DEFAULT_NATS_ADDRESS
         return cls(
             data_dir=Path(env.get("PLUGMESH_DATA_DIR") or ".plugmesh"),
-            registry_address=addresses["registry"],
+            registry_address=addresses.get("PLUGMESH_REGISTRY_ADDRESS") or DEFAULT_REGISTRY_ADDRESS,
             registration_secret=env.get("PLUGMESH_REGISTRATION_SECRET") or None,
             nats_url=env.get("PLUGMESH_NATS_URL") or f"nats://{nats_address}",
             database_url=env.get("PLUGMESH_DATABASE_URL") or None,
@@ -125,25 +104,24 @@ class MeshConfig:
             ),
             advertise_host=env.get("PLUGMESH_ADVERTISE_HOST") or None,
             addresses=addresses,
-            metrics_addresses={
-                name: value.strip()
-                for name, value in env.items()
-                if name.startswith("PLUGMESH_")
-                and name.endswith("_METRICS_ADDRESS")
-                and value.strip()
-            },
         )
 
-    def address_of(self, process: str) -> str:
-        """Return the configured listen address of ``process`` (e.g. ``"users"``)."""
-        try:
-            return self.addresses[process]
-        except KeyError:
-            raise ConfigError(f"no address is configured for process {process!r}") from None
+    def address_of(self, name: str, default: str | None = None) -> str:
+        """Return the listen address called ``name`` (``PLUGMESH_<NAME>_ADDRESS``), else
+        ``default``, the process's own.
+
+        Raises:
+            ConfigError: The variable is unset and there is no default.
+        """
+        variable = address_variable(name)
+        address = self.addresses.get(variable) or default
+        if not address:
+            raise ConfigError(f"no address is configured for {name!r}: set {variable}")
+        return address
 
     def metrics_address_of(self, process: str) -> str | None:
         """Where ``process`` serves its metrics; ``None`` when its variable is unset."""
-        return self.metrics_addresses.get(metrics_variable(process))
+        return self.addresses.get(metrics_variable(process))
 
     def database_url_for(self, process: str) -> str:
         """Return the database URL of ``process``: the configured one or its SQLite file."""

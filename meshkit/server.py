@@ -7,7 +7,7 @@ A Python plugin is its servicer plus a few lines::
         "users",
         [Servicer.of(users_pb2, "UserService", users_pb2_grpc.add_UserServiceServicer_to_server,
                      UserService(store))],
-        address=config.address_of("users"),
+        address=config.address_of("users", "127.0.0.1:50061"),
         config=config,
     )
     sys.exit(run(server))
@@ -53,7 +53,7 @@ Closer = Callable[[], Awaitable[None]]
 
 
 class AddressInUseError(OSError):
-    """The server could not bind its listen address."""
+    """A server could not bind its listen address (a plugin's, the gateway's ports)."""
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,31 @@ Run it with ``python -m registry``; embed it with :class:`RegistryServer`::
 
 from __future__ import annotations
 
-from registry.app import RegistryServer
-from registry.config import RegistryConfig
-from registry.core import Registry
-from registry.events import EventPublisher, LoggingEventPublisher, RegistryEvent, RegistryEventType
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from registry.app import RegistryServer
+    from registry.config import RegistryConfig
+    from registry.core import Registry
+    from registry.events import (
+        EventPublisher,
+        LoggingEventPublisher,
+        RegistryEvent,
+        RegistryEventType,
+    )
+
+# Names are imported on first use (PEP 562), so that the launcher's table of processes
+# reads registry.config without loading the registry's store, SQLAlchemy and gRPC.
+_WHERE = {
+    "EventPublisher": "events",
+    "LoggingEventPublisher": "events",
+    "Registry": "core",
+    "RegistryConfig": "config",
+    "RegistryEvent": "events",
+    "RegistryEventType": "events",
+    "RegistryServer": "app",
+}
 
 __all__ = [
     "EventPublisher",
@@ -24,3 +45,12 @@ __all__ = [
     "RegistryEventType",
     "RegistryServer",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -23,15 +23,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from meshkit.config import MeshConfig, env_number
+from meshkit.config import DEFAULT_REGISTRY_ADDRESS, MeshConfig, env_number
 from meshkit.events import EventSettings
+
+#: Where the registry listens unless ``PLUGMESH_REGISTRY_ADDRESS`` says otherwise: where
+#: every process looks for it.
+DEFAULT_ADDRESS = DEFAULT_REGISTRY_ADDRESS
+#: Its metrics address on one machine: ``plugmesh up`` serves its metrics there unless
+#: ``PLUGMESH_REGISTRY_METRICS_ADDRESS`` says otherwise; alone it serves them only when set.
+METRICS_ADDRESS = "127.0.0.1:9460"
 
 
 @dataclass(frozen=True)
 class RegistryConfig:
     """Settings of the registry process."""
 
-    address: str = "127.0.0.1:50050"
+    address: str = DEFAULT_ADDRESS
     data_dir: Path = Path(".plugmesh")
     database_url: str | None = None
     registration_secret: str | None = None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from meshkit.natsd import NatsServer
+from launcher.natsd import NatsServer
 from tests.postgres import postgres_server, server_binaries
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from meshkit.processes import environment_table
+from launcher.processes import environment_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -13,7 +13,7 @@ def test_readme_configuration_table_matches_the_environment_the_code_reads() -> 
     text = README.read_text()
     start = text.index("<!-- config-table")
     table = text[text.index("\n", start) + 1 : text.index("<!-- /config-table -->")].strip()
-    assert table == environment_table().strip(), "run `python -m meshkit.processes`"
+    assert table == environment_table().strip(), "run `python -m launcher.processes`"
 
 
 def test_readme_shows_the_two_commands() -> None:

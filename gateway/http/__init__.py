@@ -42,11 +42,10 @@ from gateway.http.ports import (
     SnapshotView,
     UpstreamCalls,
 )
-from gateway.http.server import AddressInUseError, HttpServer
+from gateway.http.server import HttpServer
 from gateway.http.settings import HttpSettings
 
 __all__ = [
-    "AddressInUseError",
     "CatalogView",
     "GatewayApp",
     "HttpServer",

@@ -26,16 +26,13 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.http.asgi import Receive, Scope, Send
+from meshkit.server import AddressInUseError
 
-__all__ = ["AddressInUseError", "AsgiApp", "CoalescingTransport", "HttpServer", "parse_address"]
+__all__ = ["AsgiApp", "CoalescingTransport", "HttpServer", "parse_address"]
 
 log = logging.getLogger(__name__)
 
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class AddressInUseError(OSError):
-    """The HTTP listen address cannot be bound."""
 
 
 class CoalescingTransport(asyncio.Transport):

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from meshkit.events.tracecontext import TraceContext, current_trace, use_trace
 
 # Names are imported on first use (PEP 562), so that a light import of one module of the
-# package, such as meshkit.events.settings by meshkit.processes, does not load NATS,
+# package, such as meshkit.events.settings by a table of variables, does not load NATS,
 # SQLAlchemy and protobuf.
 _WHERE = {
     "EventBus": "bus",

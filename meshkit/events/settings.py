@@ -1,6 +1,6 @@
 """The event bus's settings, read once from ``PLUGMESH_EVENTS_*`` variables.
 
-:data:`VARIABLES` names and describes each one; :mod:`meshkit.processes` lists them in
+:data:`VARIABLES` names and describes each one; the plugmesh command lists them in
 the mesh's one table of environment variables.
 """
 

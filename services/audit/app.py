@@ -19,7 +19,7 @@ from meshkit.events import EventBus
 from meshkit.identity import signing_key
 from meshkit.server import PluginServer, Servicer
 from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
-from services.audit.config import AuditConfig
+from services.audit.config import DEFAULT_ADDRESS, AuditConfig
 from services.audit.events import EventRecorder
 from services.audit.model import Clock
 from services.audit.payloads import ContractPayloads, RegistrySchemas
@@ -58,7 +58,7 @@ def api_server(
                 servicer,
             )
         ],
-        address=address or config.mesh.address_of(SERVICE_NAME),
+        address=address or config.mesh.address_of(SERVICE_NAME, DEFAULT_ADDRESS),
         config=config.mesh,
         register=register,
     )

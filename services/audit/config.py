@@ -20,7 +20,19 @@ from dataclasses import dataclass, field
 from meshkit.config import ConfigError, MeshConfig, env_number
 from meshkit.events import EventSettings
 
-__all__ = ["PRUNE_INTERVAL_SECONDS", "RETENTION_DAYS", "AuditConfig"]
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "METRICS_ADDRESS",
+    "PRUNE_INTERVAL_SECONDS",
+    "RETENTION_DAYS",
+    "AuditConfig",
+]
+
+#: Where it listens unless ``PLUGMESH_AUDIT_ADDRESS`` says otherwise.
+DEFAULT_ADDRESS = "127.0.0.1:50062"
+#: Its metrics address on one machine: ``plugmesh up`` serves its metrics there unless
+#: ``PLUGMESH_AUDIT_METRICS_ADDRESS`` says otherwise; alone it serves them only when set.
+METRICS_ADDRESS = "127.0.0.1:9463"
 
 RETENTION_DAYS = "PLUGMESH_AUDIT_RETENTION_DAYS"
 PRUNE_INTERVAL_SECONDS = "PLUGMESH_AUDIT_PRUNE_INTERVAL_SECONDS"

@@ -21,8 +21,10 @@ from meshkit.config import ConfigError, MeshConfig, env_number
 from meshkit.events import EventSettings
 
 __all__ = [
+    "DEFAULT_ADDRESS",
     "LAST_USED_INTERVAL_SECONDS",
     "MAX_LIFETIME_SECONDS",
+    "METRICS_ADDRESS",
     "SERVICE_NAME",
     "VARIABLES",
     "MachineUsersConfig",
@@ -30,6 +32,12 @@ __all__ = [
 
 #: The plugin's name in the registry, in event sources and in its database file.
 SERVICE_NAME = "machine-users"
+
+#: Where it listens unless ``PLUGMESH_MACHINE_USERS_ADDRESS`` says otherwise.
+DEFAULT_ADDRESS = "127.0.0.1:50063"
+#: Its metrics address on one machine: ``plugmesh up`` serves its metrics there unless
+#: ``PLUGMESH_MACHINE_USERS_METRICS_ADDRESS`` says otherwise; alone it serves them only when set.
+METRICS_ADDRESS = "127.0.0.1:9464"
 
 MAX_LIFETIME_SECONDS = "PLUGMESH_MACHINE_USERS_MAX_LIFETIME_SECONDS"
 LAST_USED_INTERVAL_SECONDS = "PLUGMESH_MACHINE_USERS_LAST_USED_INTERVAL_SECONDS"
@@ -87,7 +95,7 @@ class MachineUsersConfig:
     @property
     def address(self) -> str:
         """Where to listen, ``host:port``; port 0 picks a free port."""
-        return self.mesh.address_of(SERVICE_NAME)
+        return self.mesh.address_of(SERVICE_NAME, DEFAULT_ADDRESS)
 
     @property
     def database_url(self) -> str:

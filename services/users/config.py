@@ -14,10 +14,16 @@ from dataclasses import dataclass
 from meshkit.config import MeshConfig
 from meshkit.events import EventSettings
 
-__all__ = ["SERVICE_NAME", "UsersConfig"]
+__all__ = ["DEFAULT_ADDRESS", "METRICS_ADDRESS", "SERVICE_NAME", "UsersConfig"]
 
 #: The plugin's name in the registry, in event sources and in its database file.
 SERVICE_NAME = "users"
+
+#: Where it listens unless ``PLUGMESH_USERS_ADDRESS`` says otherwise.
+DEFAULT_ADDRESS = "127.0.0.1:50061"
+#: Its metrics address on one machine: ``plugmesh up`` serves its metrics there unless
+#: ``PLUGMESH_USERS_METRICS_ADDRESS`` says otherwise; alone it serves them only when set.
+METRICS_ADDRESS = "127.0.0.1:9462"
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,7 @@ class UsersConfig:
     @property
     def address(self) -> str:
         """Where to listen, ``host:port``; port 0 picks a free port."""
-        return self.mesh.address_of(SERVICE_NAME)
+        return self.mesh.address_of(SERVICE_NAME, DEFAULT_ADDRESS)
 
     @property
     def database_url(self) -> str:

@@ -1,6 +1,6 @@
 """The deployment files, parsed, and what the deploy tests ask of them.
 
-The checks derive from :data:`meshkit.processes.PROCESSES` and ``ENVIRONMENT``, so a
+The checks derive from :data:`launcher.processes.PROCESSES` and ``ENVIRONMENT``, so a
 process or variable added there shows up here as a failure naming what is missing.
 """
 
@@ -16,9 +16,10 @@ from typing import Any
 
 import yaml
 
-from meshkit.cli import build_parser
+from launcher.addresses import split_address
+from launcher.cli import build_parser
+from launcher.processes import ENVIRONMENT, PROCESSES, ProcessSpec
 from meshkit.config import WILDCARD_HOSTS
-from meshkit.processes import ENVIRONMENT, PROCESSES, ProcessSpec, split_address
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

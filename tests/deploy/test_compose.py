@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from launcher.addresses import split_address
+from launcher.processes import PROCESSES, ProcessSpec, needed_variables
 from meshkit.config import address_variable
-from meshkit.processes import PROCESSES, ProcessSpec, needed_variables, split_address
 from tests.deploy.files import (
     COMPOSE,
     ENV_EXAMPLE,
@@ -87,7 +88,7 @@ def test_every_plugmesh_variable_set_is_in_the_table(service: str) -> None:
         for name in raw_environment(service)
         if name.startswith("PLUGMESH_") and name not in KNOWN_VARIABLES
     }
-    assert not unknown, f"{service} sets variables missing from meshkit.processes.ENVIRONMENT"
+    assert not unknown, f"{service} sets variables missing from launcher.processes.ENVIRONMENT"
 
 
 @by_process

@@ -9,7 +9,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-from meshkit.processes import ENVIRONMENT, PROCESSES, split_address
+from launcher.addresses import split_address
+from launcher.processes import ENVIRONMENT, PROCESSES
 from tests.deploy.files import (
     DOCKERFILE,
     DOCKERIGNORE,
@@ -67,7 +68,7 @@ def test_the_entrypoint_is_the_plugmesh_command_and_the_cmd_one_of_its_processes
     final = dict(stages()[-1])
     entrypoint, cmd = json.loads(final["ENTRYPOINT"]), json.loads(final["CMD"])
     assert entrypoint == ["plugmesh"]
-    assert PYPROJECT["project"]["scripts"]["plugmesh"] == "meshkit.cli:main"
+    assert PYPROJECT["project"]["scripts"]["plugmesh"] == "launcher.cli:main"
     args = plugmesh_args(cmd)
     assert (args.command, args.name) == ("serve", "gateway")
     assert args.name in PROCESS_NAMES

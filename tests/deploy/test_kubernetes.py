@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from meshkit.processes import PROCESSES, ProcessSpec, needed_variables, split_address
+from launcher.addresses import split_address
+from launcher.processes import PROCESSES, ProcessSpec, needed_variables
 from tests.deploy.files import (
     COMPOSE,
     DEPLOY,
@@ -116,7 +117,7 @@ def test_every_plugmesh_variable_set_is_in_the_table() -> None:
     names = {name for spec in PROCESSES for name in environment(spec)}
     names |= {name for cm in objects("ConfigMap").values() for name in cm["data"]}
     unknown = {name for name in names if name not in KNOWN_VARIABLES}
-    assert not unknown, "variables missing from meshkit.processes.ENVIRONMENT"
+    assert not unknown, "variables missing from launcher.processes.ENVIRONMENT"
 
 
 @by_process

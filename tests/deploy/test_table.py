@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from meshkit.processes import ENVIRONMENT, PROCESSES
+from launcher.processes import ENVIRONMENT, PROCESSES
 
 # Only `plugmesh up`'s embedded nats-server listens here; deployments run NATS themselves.
 _NOT_DEPLOYED = frozenset({"PLUGMESH_NATS_ADDRESS"})

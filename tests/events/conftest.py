@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from nats.aio.client import Client
 
+from launcher.natsd import NatsServer
 from meshkit.db import Database
 from meshkit.events.settings import EventSettings
 from meshkit.events.streams import ensure_streams
-from meshkit.natsd import NatsServer
 from tests.events.helpers import Base, connect
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from nats.aio.client import Client
 
-from meshkit import _cli_events
+import launcher.events
+from launcher.natsd import NatsServer
 from meshkit.events import build_event
 from meshkit.events.deadletters import dead_letter_headers, dead_letter_subject
 from meshkit.events.relay import MSG_ID
-from meshkit.natsd import NatsServer
 from tests.events.helpers import publish_directly, user_created
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +23,7 @@ async def _plugmesh(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "meshkit.cli",
+        "launcher.cli",
         *args,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
@@ -37,19 +37,19 @@ async def _plugmesh(*args: str) -> tuple[int, str, str]:
 def test_an_event_line_shows_type_source_subject_and_the_start_of_the_payload() -> None:
     event = build_event(user_created("u-42"), source="/plugmesh/users", subject="users/u-42")
 
-    line = _cli_events.format_event("plugmesh.events.user.created", event.SerializeToString())
+    line = launcher.events.format_event("plugmesh.events.user.created", event.SerializeToString())
 
     assert "user.created" in line
     assert "/plugmesh/users" in line
     assert "users/u-42" in line
     assert '{"user":{"userId":"u-42"' in line
-    short = _cli_events.format_event("x", event.SerializeToString(), payload_chars=10)
+    short = launcher.events.format_event("x", event.SerializeToString(), payload_chars=10)
     assert short.endswith("…")
     assert len(short.split()[-1]) == 10
 
 
 def test_a_message_that_is_not_an_event_is_shown_as_such() -> None:
-    line = _cli_events.format_event("plugmesh.events.user.created", b"\xff")
+    line = launcher.events.format_event("plugmesh.events.user.created", b"\xff")
 
     assert "user.created" in line
     assert "<not an event" in line
@@ -59,7 +59,7 @@ async def test_tail_prints_events_as_they_flow(nats_server: NatsServer, nc: Clie
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "meshkit.cli",
+        "launcher.cli",
         "events",
         "tail",
         "user.*",
@@ -136,7 +136,7 @@ async def test_dlq_lists_dead_letters_and_replays_one(nats_server: NatsServer, n
 async def test_an_unreachable_nats_is_reported() -> None:
     out, err = io.StringIO(), io.StringIO()
 
-    code = await _cli_events.print_dead_letters("nats://127.0.0.1:9", out, err)
+    code = await launcher.events.print_dead_letters("nats://127.0.0.1:9", out, err)
 
     assert code == 1
     assert "cannot reach NATS at nats://127.0.0.1:9" in err.getvalue()
@@ -147,10 +147,10 @@ def test_the_nats_url_comes_from_the_flag_the_environment_or_the_running_mesh(
 ) -> None:
     env = {"PLUGMESH_NATS_URL": "nats://env:4222"}
 
-    assert _cli_events.nats_url("nats://flag:1", tmp_path, env) == "nats://flag:1"
-    assert _cli_events.nats_url(None, tmp_path, env) == "nats://env:4222"
-    assert _cli_events.nats_url(None, tmp_path, {}) == "nats://127.0.0.1:4222"
+    assert launcher.events.nats_url("nats://flag:1", tmp_path, env) == "nats://flag:1"
+    assert launcher.events.nats_url(None, tmp_path, env) == "nats://env:4222"
+    assert launcher.events.nats_url(None, tmp_path, {}) == "nats://127.0.0.1:4222"
     assert (
-        _cli_events.nats_url(None, tmp_path, {"PLUGMESH_NATS_ADDRESS": "127.0.0.1:5000"})
+        launcher.events.nats_url(None, tmp_path, {"PLUGMESH_NATS_ADDRESS": "127.0.0.1:5000"})
         == "nats://127.0.0.1:5000"
     )

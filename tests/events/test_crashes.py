@@ -13,10 +13,10 @@ from pathlib import Path
 from nats.aio.client import Client
 from sqlalchemy import func, select
 
+from launcher.natsd import NatsServer
 from meshkit.db import Database
 from meshkit.events import EventBus
 from meshkit.events.streams import EVENTS_STREAM
-from meshkit.natsd import NatsServer
 from tests.events.helpers import (
     FAST,
     Base,

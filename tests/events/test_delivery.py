@@ -8,12 +8,12 @@ from nats.aio.client import Client
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from launcher.natsd import NatsServer
 from meshkit.db import Database
 from meshkit.events import EventBus, EventBusStatus, ReceivedEvent, build_event, subject_of
 from meshkit.events.deadletters import list_dead_letters, replay_dead_letter
 from meshkit.events.relay import MSG_ID
 from meshkit.events.streams import DLQ_STREAM, EVENTS_STREAM
-from meshkit.natsd import NatsServer
 from tests.events.helpers import (
     FAST,
     Change,

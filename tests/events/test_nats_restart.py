@@ -6,10 +6,10 @@ import asyncio
 import socket
 from pathlib import Path
 
+from launcher.natsd import NatsServer
 from meshkit.db import Database
 from meshkit.events import EventBus
 from meshkit.events.streams import EVENTS_STREAM
-from meshkit.natsd import NatsServer
 from tests.events.helpers import (
     FAST,
     Change,

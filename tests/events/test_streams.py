@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from nats.aio.client import Client
 
+from launcher.natsd import NatsServer
 from meshkit.events import EventSettings, StreamError
 from meshkit.events.streams import DLQ_STREAM, EVENTS_STREAM, ensure_streams
-from meshkit.natsd import NatsServer
 from tests.events.helpers import connect
 
 

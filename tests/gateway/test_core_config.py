@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import GatewayConfig
+from launcher.processes import ENVIRONMENT
 from meshkit.config import ConfigError
-from meshkit.processes import ENVIRONMENT
 
 
 def test_defaults_are_the_documented_ones() -> None:

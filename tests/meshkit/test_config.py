@@ -17,28 +17,27 @@ def test_defaults_are_the_documented_addresses() -> None:
     assert config.registry_address == "127.0.0.1:50050"
     assert config.nats_url == "nats://127.0.0.1:4222"
     assert config.registration_secret is None
-    assert dict(config.addresses) == {
-        "registry": "127.0.0.1:50050",
-        "gateway": "127.0.0.1:50051",
-        "gateway-http": "127.0.0.1:8080",
-        "users": "127.0.0.1:50061",
-        "audit": "127.0.0.1:50062",
-        "machine-users": "127.0.0.1:50063",
-    }
+    assert dict(config.addresses) == {}
 
 
 @pytest.mark.parametrize(
-    ("process", "variable"),
+    ("name", "variable"),
     [
         pytest.param("registry", "PLUGMESH_REGISTRY_ADDRESS", id="registry"),
-        pytest.param("gateway", "PLUGMESH_GATEWAY_GRPC_ADDRESS", id="gateway"),
+        pytest.param("gateway-grpc", "PLUGMESH_GATEWAY_GRPC_ADDRESS", id="gateway-grpc"),
         pytest.param("gateway-http", "PLUGMESH_GATEWAY_HTTP_ADDRESS", id="gateway-http"),
         pytest.param("machine-users", "PLUGMESH_MACHINE_USERS_ADDRESS", id="machine-users"),
     ],
 )
-def test_each_address_comes_from_its_variable(process: str, variable: str) -> None:
-    assert address_variable(process) == variable
-    assert MeshConfig.from_env({variable: "127.0.0.1:0"}).address_of(process) == "127.0.0.1:0"
+def test_each_address_comes_from_its_variable(name: str, variable: str) -> None:
+    config = MeshConfig.from_env({variable: "127.0.0.1:0"})
+
+    assert address_variable(name) == variable
+    assert config.address_of(name, "127.0.0.1:1") == "127.0.0.1:0"
+
+
+def test_an_unset_address_is_the_process_default() -> None:
+    assert MeshConfig.from_env({}).address_of("users", "127.0.0.1:1") == "127.0.0.1:1"
 
 
 def test_nats_url_wins_over_the_embedded_address() -> None:

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from launcher.natsd import NatsServer
 from meshkit.config import MeshConfig
 from meshkit.db import Database
 from meshkit.events import EventBus, EventSettings, Outbox, ReceivedEvent, source_of
-from meshkit.natsd import NatsServer
 from meshkit.server import PluginServer
 from tests.events.helpers import fast, user_created
 from tests.observability.scrape import Scrape, scrape

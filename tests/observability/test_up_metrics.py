@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from meshkit.processes import PROCESSES
-from tests.cli.test_up import Up, _wait_ready, up
+from launcher.processes import PROCESSES
+from tests.launcher.test_up import Up, _wait_ready, up
 from tests.observability.scrape import scrape
 
 pytestmark = pytest.mark.timeout(120)
 
-__all__ = ["up"]  # the fixture, shared with tests.cli.test_up
+__all__ = ["up"]  # the fixture, shared with tests.launcher.test_up
 
 
 async def test_every_process_started_by_plugmesh_up_serves_its_metrics(up: Up) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from launcher.natsd import NatsServer
 from meshkit.config import ConfigError
-from meshkit.natsd import NatsServer
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.config import RegistryConfig
 

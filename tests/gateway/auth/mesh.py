@@ -23,10 +23,10 @@ import jwt
 from gateway.app import Gateway
 from gateway.auth import AuthSettings
 from gateway.config import GatewayConfig
+from launcher.natsd import NatsServer
 from meshkit.config import MeshConfig, metrics_variable
 from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
 from meshkit.logging import JsonFormatter
-from meshkit.natsd import NatsServer
 from plugmesh.machineusers.v1 import machineusers_pb2, machineusers_pb2_grpc
 from plugmesh.users.v1 import users_pb2
 from registry.app import RegistryServer

@@ -12,6 +12,7 @@ import nats
 
 from gateway.auth.events import AuthEvents
 from gateway.auth.logins import Login
+from launcher.natsd import NatsServer
 from meshkit.events import (
     EventSettings,
     build_event,
@@ -21,7 +22,6 @@ from meshkit.events import (
     unpack_payload,
 )
 from meshkit.events.streams import EVENTS_STREAM, ensure_streams
-from meshkit.natsd import NatsServer
 from plugmesh.events.v1 import (
     auth_events_pb2,
     event_pb2,

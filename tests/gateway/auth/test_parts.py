@@ -11,9 +11,9 @@ from gateway.auth.cache import AnswerCache, digest
 from gateway.auth.credentials import CredentialKind, parse_header
 from gateway.auth.errors import AuthFailed, Forbidden
 from gateway.auth.settings import VARIABLES, AuthSettings
+from launcher.processes import ENVIRONMENT
 from meshkit.config import ConfigError
 from meshkit.identity import Identity, PrincipalKind
-from meshkit.processes import ENVIRONMENT
 from plugmesh.options.v1 import options_pb2
 from services.machineusers.config import VARIABLES as MACHINE_USERS_VARIABLES
 

@@ -19,11 +19,11 @@ import grpc
 import pytest
 from sqlalchemy import text
 
+from launcher.natsd import NatsServer
 from meshkit.config import MeshConfig
 from meshkit.db import Database
 from meshkit.events import EventSettings
 from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
-from meshkit.natsd import NatsServer
 from meshkit.server import PluginServer
 from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
 from services.audit.app import AuditProcess, api_server, build

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
+from launcher.processes import ENVIRONMENT
 from meshkit.config import ConfigError
-from meshkit.processes import ENVIRONMENT
 from services.audit.config import PRUNE_INTERVAL_SECONDS, RETENTION_DAYS, AuditConfig
 
 

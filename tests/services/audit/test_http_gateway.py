@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from gateway.app import Gateway
-from meshkit.natsd import NatsServer
+from launcher.natsd import NatsServer
 from registry.app import RegistryServer
 from registry.testing import eventually
 from tests.gateway import conftest as _gateway_fixtures

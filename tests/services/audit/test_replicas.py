@@ -9,8 +9,8 @@ from pathlib import Path
 import nats
 import pytest
 
+from launcher.natsd import NatsServer
 from meshkit.events import build_event, subject_of
-from meshkit.natsd import NatsServer
 from plugmesh.audit.v1 import audit_pb2
 from plugmesh.events.v1 import event_pb2, user_events_pb2
 from registry.testing import eventually

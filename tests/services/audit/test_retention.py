@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from meshkit.natsd import NatsServer
+from launcher.natsd import NatsServer
 from plugmesh.audit.v1 import audit_pb2
 from registry.testing import eventually
 from services.audit.retention import PRUNED_ACTION, Pruner

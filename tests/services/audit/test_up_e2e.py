@@ -15,13 +15,13 @@ from pathlib import Path
 import grpc
 import pytest
 
+from launcher.processes import PROCESSES
 from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
-from meshkit.processes import PROCESSES
 from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
 from plugmesh.events.v1 import event_pb2
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
 from registry.testing import eventually
-from tests.cli.helpers import descendants
+from tests.launcher.helpers import descendants
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,7 +38,7 @@ def mesh(tmp_path: Path) -> Iterator[Path]:
         env |= dict.fromkeys(process.address_vars, "127.0.0.1:0")
     with output.open("wb") as sink:
         up = subprocess.Popen(
-            [sys.executable, "-m", "meshkit.cli", "up"],
+            [sys.executable, "-m", "launcher.cli", "up"],
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,

@@ -15,8 +15,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from launcher.natsd import NatsServer
 from meshkit.identity import signing_key
-from meshkit.natsd import NatsServer
 from plugmesh.machineusers.v1 import machineusers_pb2_grpc
 from services.machineusers.__main__ import MachineUsersPlugin, build
 from services.machineusers.config import MachineUsersConfig

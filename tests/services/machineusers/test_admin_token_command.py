@@ -18,7 +18,7 @@ async def admin_token(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "meshkit.cli",
+        "launcher.cli",
         "admin-token",
         *args,
         env={**clean, **env},

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from meshkit.natsd import NatsServer
+from launcher.natsd import NatsServer
 from services.machineusers.bootstrap import (
     ADMIN_TOKEN_FILE,
     BOOTSTRAP_NAME,

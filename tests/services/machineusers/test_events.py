@@ -8,8 +8,8 @@ import datetime as dt
 import nats
 from nats.aio.msg import Msg
 
+from launcher.natsd import NatsServer
 from meshkit.events import parse_event, subject_of, unpack_payload
-from meshkit.natsd import NatsServer
 from plugmesh.events.v1 import event_pb2, machine_user_events_pb2
 from registry.testing import eventually
 from tests.services.machineusers.conftest import Running

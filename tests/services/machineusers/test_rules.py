@@ -9,8 +9,8 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2
 
+from launcher.natsd import NatsServer
 from meshkit.identity import IDENTITY_KEY, SIGNATURE_KEY, Identity, PrincipalKind
-from meshkit.natsd import NatsServer
 from plugmesh.machineusers.v1 import machineusers_pb2
 from plugmesh.users.v1 import users_pb2
 from tests.services.machineusers.conftest import Running, running_plugin

@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from meshkit.processes import PROCESSES
+from launcher.processes import PROCESSES
 from services.machineusers.bootstrap import ADMIN_TOKEN_FILE
-from tests.cli.helpers import descendants
+from tests.launcher.helpers import descendants
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -44,7 +44,7 @@ def plugmesh_up(data_dir: Path, output: Path) -> Iterator[subprocess.Popen[bytes
     """``plugmesh up`` on ``data_dir``, its output in ``output``; stopped (SIGTERM) after."""
     with output.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "meshkit.cli", "up"],
+            [sys.executable, "-m", "launcher.cli", "up"],
             env=_environment(data_dir),
             stdout=sink,
             stderr=subprocess.STDOUT,

@@ -21,8 +21,8 @@ import pytest
 import pytest_asyncio
 from nats.aio.client import Client
 
+from launcher.natsd import NatsServer
 from meshkit.identity import signing_key
-from meshkit.natsd import NatsServer
 from plugmesh.users.v1 import users_pb2_grpc
 from services.users.__main__ import UsersPlugin, build
 from services.users.config import UsersConfig

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from gateway.app import Gateway
+from launcher.natsd import NatsServer
 from meshkit.identity import IDENTITY_KEY, SIGNATURE_KEY, signing_key, to_metadata
-from meshkit.natsd import NatsServer
 from registry.app import RegistryServer
 from registry.testing import eventually
 from services.users.__main__ import UsersPlugin

@@ -22,9 +22,9 @@ import pytest
 from gateway.app import Gateway
 from gateway.auth import AuthSettings
 from gateway.config import GatewayConfig
+from launcher.natsd import NatsServer
 from meshkit.config import MeshConfig
 from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
-from meshkit.natsd import NatsServer
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
 from registry.app import RegistryServer
 from registry.config import RegistryConfig

@@ -13,8 +13,9 @@ from typing import TextIO
 import grpc
 from grpc_health.v1 import health_pb2
 
-from meshkit.config import DEFAULT_ADDRESSES, WILDCARD_HOSTS
-from meshkit.processes import join_address, process_named, split_address
+from launcher.addresses import join_address, split_address
+from launcher.processes import process_named
+from meshkit.config import WILDCARD_HOSTS
 
 __all__ = ["check_health", "dial_address"]
 
@@ -29,8 +30,8 @@ def dial_address(name: str, env: Mapping[str, str]) -> str:
     Raises:
         KeyError: No process has that name.
     """
-    variable = process_named(name).grpc_address_var
-    address = env.get(variable) or DEFAULT_ADDRESSES[name]
+    variable = process_named(name).listen[0]  # its gRPC address
+    address = env.get(variable.name) or variable.default
     host, port = split_address(address)
     return join_address("127.0.0.1" if host in WILDCARD_HOSTS else host, port)
 

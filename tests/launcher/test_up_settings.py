@@ -3,7 +3,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from meshkit._cli_up import LogEcho, UpSettings, child_env
+from launcher.up import LogEcho, UpSettings, child_env
 
 
 def test_the_flag_wins_over_the_environment_for_the_data_dir(tmp_path: Path) -> None:

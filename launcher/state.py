@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from meshkit.supervisor import Child, ChildExit
+from launcher.supervisor import Child, ChildExit
 
 STATE_FILE = "up.json"
 SECRET_FILE = "registration.secret"
@@ -66,11 +66,11 @@ def _is_plugmesh(pid: int) -> bool:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True  # no /proc to ask: trust the pid
-    return b"plugmesh" in command or b"meshkit" in command
+    return b"plugmesh" in command or b"launcher" in command
 
 
 class UpState:
-    """Keeps ``up.json`` current; a :class:`~meshkit.supervisor.SupervisorListener`."""
+    """Keeps ``up.json`` current; a :class:`~launcher.supervisor.SupervisorListener`."""
 
     def __init__(self, path: Path, addresses: Mapping[str, str], nats_url: str) -> None:
         self._path = path

@@ -11,9 +11,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2_grpc
 
-from meshkit._cli_health import dial_address
+from launcher.health import dial_address
 from meshkit.health import NOT_SERVING, HealthServicer
-from tests.cli.helpers import free_port
+from tests.launcher.helpers import free_port
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ async def plugmesh_health(*args: str, env: dict[str, str]) -> tuple[int, str, st
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "meshkit.cli",
+        "launcher.cli",
         "health",
         *args,
         env={**clean, **env},

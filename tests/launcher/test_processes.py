@@ -1,19 +1,17 @@
 from __future__ import annotations
 
-import socket
+import subprocess
+import sys
 
 import pytest
 
-from meshkit.processes import (
+from launcher.processes import (
     ENVIRONMENT,
     PROCESSES,
-    AddressUnavailable,
     environment_table,
     needed_variables,
     process_named,
     process_names,
-    resolve_ports,
-    split_address,
 )
 
 
@@ -26,54 +24,42 @@ def test_every_address_variable_is_documented() -> None:
     assert all(f"`{name}`" in environment_table() for name in documented)
 
 
+def test_defaults_are_the_documented_addresses() -> None:
+    defaults = {v.name: v.default for v in ENVIRONMENT if v.name.endswith("_ADDRESS")}
+
+    assert defaults == {
+        "PLUGMESH_NATS_ADDRESS": "127.0.0.1:4222",
+        "PLUGMESH_REGISTRY_ADDRESS": "127.0.0.1:50050",
+        "PLUGMESH_GATEWAY_GRPC_ADDRESS": "127.0.0.1:50051",
+        "PLUGMESH_GATEWAY_HTTP_ADDRESS": "127.0.0.1:8080",
+        "PLUGMESH_USERS_ADDRESS": "127.0.0.1:50061",
+        "PLUGMESH_AUDIT_ADDRESS": "127.0.0.1:50062",
+        "PLUGMESH_MACHINE_USERS_ADDRESS": "127.0.0.1:50063",
+        "PLUGMESH_REGISTRY_METRICS_ADDRESS": "127.0.0.1:9460",
+        "PLUGMESH_GATEWAY_METRICS_ADDRESS": "127.0.0.1:9461",
+        "PLUGMESH_USERS_METRICS_ADDRESS": "127.0.0.1:9462",
+        "PLUGMESH_AUDIT_METRICS_ADDRESS": "127.0.0.1:9463",
+        "PLUGMESH_MACHINE_USERS_METRICS_ADDRESS": "127.0.0.1:9464",
+    }
+
+
+def test_the_command_loads_no_process_but_their_settings() -> None:
+    # `plugmesh health` is a container's health check: reading the processes' default
+    # addresses must not load gRPC, NATS or a database driver.
+    heavy = "{'grpc', 'nats', 'sqlalchemy', 'uvicorn'}"
+    code = f"import sys, launcher.cli; print(sorted({heavy} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+
+    assert out.strip() == "[]"
+
+
 def test_serve_knows_nats_and_every_process_by_name() -> None:
     assert process_names() == ("nats", "registry", "gateway", "users", "audit", "machine-users")
     assert process_named("machine-users").module == "services.machineusers"
     with pytest.raises(KeyError):
         process_named("nope")
-
-
-@pytest.mark.parametrize(
-    ("address", "split"),
-    [
-        pytest.param("127.0.0.1:50050", ("127.0.0.1", 50050), id="ipv4"),
-        pytest.param("[::1]:0", ("::1", 0), id="ipv6"),
-        pytest.param("localhost:8080", ("localhost", 8080), id="name"),
-        pytest.param(":4222", ("127.0.0.1", 4222), id="no-host"),
-    ],
-)
-def test_addresses_split_into_host_and_port(address: str, split: tuple[str, int]) -> None:
-    assert split_address(address) == split
-
-
-@pytest.mark.parametrize("address", ["127.0.0.1", "host:port", "host:"])
-def test_an_address_without_a_port_is_refused(address: str) -> None:
-    with pytest.raises(ValueError, match="host:port"):
-        split_address(address)
-
-
-def test_port_zero_becomes_distinct_free_ports() -> None:
-    wanted = {f"PLUGMESH_{n}_ADDRESS": "127.0.0.1:0" for n in ("A", "B", "C")}
-
-    resolved = resolve_ports(wanted)
-
-    ports = {split_address(address)[1] for address in resolved.values()}
-    assert resolved.keys() == wanted.keys()
-    assert len(ports) == 3
-    assert 0 not in ports
-
-
-def test_an_address_in_use_is_reported_with_its_variable() -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        address = f"127.0.0.1:{taken.getsockname()[1]}"
-
-        with pytest.raises(AddressUnavailable, match="PLUGMESH_USERS_ADDRESS") as failure:
-            resolve_ports({"PLUGMESH_USERS_ADDRESS": address})
-
-    assert failure.value.address == address
-    assert "in use" in str(failure.value)
 
 
 @pytest.mark.parametrize(

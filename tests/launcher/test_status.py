@@ -14,11 +14,11 @@ import pytest
 from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2_grpc
 
-from meshkit._cli_status import MeshView, print_status, render_table, status_rows
-from meshkit.cli import registry_address
+from launcher.cli import registry_address
+from launcher.status import MeshView, print_status, render_table, status_rows
 from meshkit.health import HealthServicer
 from plugmesh.registry.v1 import registry_pb2
-from tests.cli.helpers import free_port, plugmesh_stand_in
+from tests.launcher.helpers import free_port, plugmesh_stand_in
 
 SERVING = registry_pb2.HEALTH_STATUS_SERVING
 UNREACHABLE = registry_pb2.HEALTH_STATUS_UNREACHABLE
@@ -84,7 +84,7 @@ def test_status_without_a_registry_exits_1_and_says_why() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGMESH_")}
 
     result = subprocess.run(
-        [sys.executable, "-m", "meshkit.cli", "status", "--registry", address],
+        [sys.executable, "-m", "launcher.cli", "status", "--registry", address],
         capture_output=True,
         text=True,
         env=env,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from meshkit import _cli_migrate
-from meshkit._cli_migrate import migrate, targets
-from meshkit.cli import main
-from meshkit.processes import PROCESSES
+import launcher.migrate
+from launcher.cli import main
+from launcher.migrate import migrate, targets
+from launcher.processes import PROCESSES
 from tests.postgres import postgres_database
 
 
@@ -71,4 +71,4 @@ def test_check_changes_nothing_and_exits_1(
 
 def test_every_process_with_a_database_has_migrations() -> None:
     with_database = {spec.name for spec in PROCESSES if spec.uses_database}
-    assert set(_cli_migrate.PROCESSES) == with_database
+    assert set(launcher.migrate.PROCESSES) == with_database

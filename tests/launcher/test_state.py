@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from meshkit._cli_state import STATE_FILE, load_or_create_secret, read_state, redact_url
-from tests.cli.helpers import plugmesh_stand_in
+from launcher.state import STATE_FILE, load_or_create_secret, read_state, redact_url
+from tests.launcher.helpers import plugmesh_stand_in
 
 
 def test_the_secret_is_created_once_readable_only_by_its_owner(tmp_path: Path) -> None:

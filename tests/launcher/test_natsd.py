@@ -6,8 +6,8 @@ from pathlib import Path
 import nats
 import pytest
 
-from meshkit.natsd import NatsServer, NatsServerError, nats_command, nats_server_binary
-from tests.cli.helpers import listening, pid_alive
+from launcher.natsd import NatsServer, NatsServerError, nats_command, nats_server_binary
+from tests.launcher.helpers import listening, pid_alive
 
 
 def test_the_nats_server_binary_of_the_package_is_found() -> None:

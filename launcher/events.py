@@ -38,7 +38,7 @@ def nats_url(flag: str | None, data_dir: Path, env: Mapping[str, str]) -> str:
         return flag
     if env.get("PLUGMESH_NATS_URL"):
         return env["PLUGMESH_NATS_URL"]
-    from meshkit._cli_state import read_state
+    from launcher.state import read_state
 
     state = read_state(data_dir)
     url = state.get("nats_url") if state else None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from meshkit.supervisor import (
+from launcher.supervisor import (
     Child,
     ChildExit,
     ChildSpec,
@@ -17,7 +17,7 @@ from meshkit.supervisor import (
     Supervisor,
     describe_returncode,
 )
-from tests.cli.helpers import pid_alive, until
+from tests.launcher.helpers import pid_alive, until
 
 QUICK = RestartPolicy(
     initial_backoff_seconds=0.05,
@@ -262,7 +262,7 @@ async def test_children_do_not_outlive_a_supervisor_killed_with_sigkill(tmp_path
     child = python(_READY + "ready()\nwhile True:\n    time.sleep(1)\n", str(ready))
     supervisor_script = f"""
 import asyncio
-from meshkit.supervisor import ChildSpec, Supervisor
+from launcher.supervisor import ChildSpec, Supervisor
 async def main():
     supervisor = Supervisor()
     await supervisor.start(ChildSpec("orphan", {child!r}))

@@ -26,8 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
 
-from meshkit.processes import join_address, resolve_ports
-from meshkit.supervisor import describe_returncode, terminate
+from launcher.addresses import join_address, resolve_ports
+from launcher.supervisor import describe_returncode, terminate
 
 __all__ = [
     "NatsServer",

@@ -1,41 +1,34 @@
 """The processes of the mesh and the environment variables that configure them.
 
 :data:`PROCESSES` is the one table of what ``plugmesh up`` starts and ``plugmesh serve``
-runs: each process's name, its Python module, and the variables holding its addresses.
+runs: each process's name, its Python module, and the variables holding its addresses,
+with the defaults each process declares in its own configuration module.
 :data:`ENVIRONMENT` is the one table of every ``PLUGMESH_`` variable; the README's
-configuration table is generated from it (``python -m meshkit.processes``).
+configuration table is generated from it (``python -m launcher.processes``).
 """
 
 from __future__ import annotations
 
-import errno
-import socket
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from meshkit.config import (
-    DEFAULT_ADDRESSES,
-    DEFAULT_METRICS_ADDRESSES,
-    DEFAULT_NATS_ADDRESS,
-    address_variable,
-    metrics_variable,
-)
+from gateway import addresses as gateway
+from meshkit.config import DEFAULT_NATS_ADDRESS, address_variable, metrics_variable
 from meshkit.events.settings import VARIABLES as EVENT_VARIABLES
+from registry import config as registry
+from services.audit import config as audit
+from services.machineusers import config as machineusers
+from services.users import config as users
 
 __all__ = [
     "ENVIRONMENT",
     "NATS",
     "PROCESSES",
-    "AddressUnavailable",
     "EnvVar",
     "ProcessSpec",
     "environment_table",
-    "join_address",
     "needed_variables",
     "process_named",
     "process_names",
-    "resolve_ports",
-    "split_address",
 ]
 
 #: Name of the embedded NATS server in ``plugmesh serve`` and in progress output.
@@ -63,8 +56,10 @@ class ProcessSpec:
     Attributes:
         name: Name in ``plugmesh serve <name>``, in logs and in the registry.
         module: Module run as ``python -m <module>``; its ``__main__`` has ``main()``.
-        address_vars: Variables holding its listen addresses; the first is its gRPC
-            address, the one waited on at start; the last its metrics address.
+        listen: Its listen addresses with their defaults, which the process declares; the
+            first is its gRPC address, the one waited on at start.
+        metrics_address: Where it serves its metrics under ``plugmesh up`` unless its
+            metrics variable says otherwise.
         registers: Whether it registers itself with the registry (the registry does not).
         uses_database: Whether it keeps state in a database (``PLUGMESH_DATABASE_URL``).
         uses_nats: Whether it connects to NATS (``PLUGMESH_NATS_URL``).
@@ -72,20 +67,41 @@ class ProcessSpec:
 
     name: str
     module: str
-    address_vars: tuple[str, ...]
+    listen: tuple[EnvVar, ...]
+    metrics_address: str
     registers: bool = True
     uses_database: bool = False
     uses_nats: bool = False
 
     @property
+    def metrics(self) -> EnvVar:
+        """The variable holding the address of its Prometheus metrics."""
+        return EnvVar(
+            metrics_variable(self.name),
+            self.metrics_address,
+            f"HTTP address of the {self.name} process's Prometheus metrics (`/metrics`); the"
+            " default is `plugmesh up`'s, a process started on its own serves them only"
+            " when this is set",
+        )
+
+    @property
+    def address_vars(self) -> tuple[str, ...]:
+        """Variables holding its addresses: the listen ones, then the metrics one."""
+        return (*(var.name for var in self.listen), self.metrics.name)
+
+    @property
     def grpc_address_var(self) -> str:
         """The variable holding the gRPC address."""
-        return self.address_vars[0]
+        return self.listen[0].name
 
     @property
     def metrics_address_var(self) -> str:
         """The variable holding the address of its Prometheus metrics."""
-        return self.address_vars[-1]
+        return self.metrics.name
+
+
+def _grpc(process: str, default: str) -> EnvVar:
+    return EnvVar(address_variable(process), default, f"gRPC address of the {process} process")
 
 
 #: Every Python process, in start order: the registry first, the others depend on it.
@@ -93,7 +109,8 @@ PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec(
         "registry",
         "registry",
-        (address_variable("registry"), metrics_variable("registry")),
+        (_grpc("registry", registry.DEFAULT_ADDRESS),),
+        registry.METRICS_ADDRESS,
         registers=False,
         uses_database=True,
         uses_nats=True,
@@ -102,42 +119,45 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         "gateway",
         "gateway",
         (
-            address_variable("gateway"),
-            address_variable("gateway-http"),
-            metrics_variable("gateway"),
+            EnvVar(
+                address_variable("gateway-grpc"),
+                gateway.DEFAULT_GRPC_ADDRESS,
+                "gRPC address of the gateway (ingress proxy, aggregated reflection)",
+            ),
+            EnvVar(
+                address_variable("gateway-http"),
+                gateway.DEFAULT_HTTP_ADDRESS,
+                "HTTP/JSON address of the gateway",
+            ),
         ),
+        gateway.METRICS_ADDRESS,
         uses_nats=True,
     ),
     ProcessSpec(
         "users",
         "services.users",
-        (address_variable("users"), metrics_variable("users")),
+        (_grpc("users", users.DEFAULT_ADDRESS),),
+        users.METRICS_ADDRESS,
         uses_database=True,
         uses_nats=True,
     ),
     ProcessSpec(
         "audit",
         "services.audit",
-        (address_variable("audit"), metrics_variable("audit")),
+        (_grpc("audit", audit.DEFAULT_ADDRESS),),
+        audit.METRICS_ADDRESS,
         uses_database=True,
         uses_nats=True,
     ),
     ProcessSpec(
         "machine-users",
         "services.machineusers",
-        (address_variable("machine-users"), metrics_variable("machine-users")),
+        (_grpc("machine-users", machineusers.DEFAULT_ADDRESS),),
+        machineusers.METRICS_ADDRESS,
         uses_database=True,
         uses_nats=True,
     ),
 )
-
-
-def _address_description(process: str) -> str:
-    if process == "gateway":
-        return "gRPC address of the gateway (ingress proxy, aggregated reflection)"
-    if process == "gateway-http":
-        return "HTTP/JSON address of the gateway"
-    return f"gRPC address of the {process} process"
 
 
 #: Every ``PLUGMESH_`` variable. A port of 0 in an address makes ``plugmesh up`` pick a
@@ -158,20 +178,8 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         DEFAULT_NATS_ADDRESS,
         "listen address of the embedded nats-server",
     ),
-    *(
-        EnvVar(address_variable(process), default, _address_description(process))
-        for process, default in DEFAULT_ADDRESSES.items()
-    ),
-    *(
-        EnvVar(
-            metrics_variable(process),
-            default,
-            f"HTTP address of the {process} process's Prometheus metrics (`/metrics`); the"
-            " default is `plugmesh up`'s, a process started on its own serves them only"
-            " when this is set",
-        )
-        for process, default in DEFAULT_METRICS_ADDRESSES.items()
-    ),
+    *(var for spec in PROCESSES for var in spec.listen),
+    *(spec.metrics for spec in PROCESSES),
     EnvVar(
         "PLUGMESH_REGISTRATION_SECRET",
         "(generated)",
@@ -312,7 +320,7 @@ def needed_variables(spec: ProcessSpec) -> tuple[str, ...]:
     without it registers under the address its host name resolves to; nor is its metrics
     address: without it, the process serves no metrics.
     """
-    listens = [var for var in spec.address_vars if var != spec.metrics_address_var]
+    listens = [var.name for var in spec.listen]
     needed = [*listens, address_variable("registry"), "PLUGMESH_REGISTRATION_SECRET"]
     if spec.uses_nats:
         needed.append("PLUGMESH_NATS_URL")
@@ -336,64 +344,6 @@ def process_named(name: str) -> ProcessSpec:
         if spec.name == name:
             return spec
     raise KeyError(name)
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """Split ``host:port`` (or ``[v6]:port``) into its host and port.
-
-    Raises:
-        ValueError: The address has no numeric port.
-    """
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"address {address!r} is not host:port")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def join_address(host: str, port: int) -> str:
-    """Join a host and a port into ``host:port``, bracketing IPv6 hosts."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-class AddressUnavailable(OSError):
-    """An address cannot be listened on: taken by another process, or not local."""
-
-    def __init__(self, variable: str, address: str, reason: str) -> None:
-        super().__init__(f"cannot listen on {address} ({variable}): {reason}")
-        self.variable = variable
-        self.address = address
-
-
-def resolve_ports(addresses: Mapping[str, str]) -> dict[str, str]:
-    """Check that every address is free, and replace port 0 by a distinct free port.
-
-    Each address is bound once to test it (without ``SO_REUSEPORT``, so a server that
-    shares ports, as gRPC does by default, cannot hide a mesh already running there);
-    the probes stay bound until every port is picked, so two addresses never get the
-    same port.
-
-    Raises:
-        AddressUnavailable: An address is in use or not local; it names the variable.
-    """
-    resolved: dict[str, str] = {}
-    probes: list[socket.socket] = []
-    try:
-        for key, address in addresses.items():
-            host, port = split_address(address)
-            probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-            probes.append(probe)
-            # Lets a port in TIME_WAIT from a previous run count as free, as servers do.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((host, port))
-            except OSError as exc:
-                reason = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-                raise AddressUnavailable(key, address, reason or str(exc)) from exc
-            resolved[key] = join_address(host, probe.getsockname()[1])
-    finally:
-        for probe in probes:
-            probe.close()
-    return resolved
 
 
 def environment_table() -> str:

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from meshkit._cli_status import MeshView, RegistryUnreachable, fetch_view
-from meshkit.processes import PROCESSES
-from tests.cli.helpers import descendants, listening, pid_alive, until
+from launcher.processes import PROCESSES
+from launcher.status import MeshView, RegistryUnreachable, fetch_view
+from tests.launcher.helpers import descendants, listening, pid_alive, until
 
 _MISSING = [
     module
@@ -72,7 +72,7 @@ def up(tmp_path: Path) -> Iterator[Up]:
     data_dir, output = tmp_path / "data", tmp_path / "up.out"
     with output.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "meshkit.cli", "up"],
+            [sys.executable, "-m", "launcher.cli", "up"],
             env=_environment(data_dir),
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -130,7 +130,7 @@ async def _until_health(address: str, name: str, serving: bool, timeout_seconds:
 def _status(up: Up) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGMESH_")}
     return subprocess.run(
-        [sys.executable, "-m", "meshkit.cli", "status", "--data-dir", str(up.data_dir)],
+        [sys.executable, "-m", "launcher.cli", "status", "--data-dir", str(up.data_dir)],
         capture_output=True,
         text=True,
         env=env,

@@ -82,8 +82,8 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def plugmesh_stand_in() -> Iterator[int]:
-    """A live process whose command line names meshkit, as a running ``plugmesh up`` has."""
-    script = "import time, meshkit; print('ready', flush=True); time.sleep(60)"
+    """A live process whose command line names the launcher, as a running ``plugmesh up`` has."""
+    script = "import time, launcher; print('ready', flush=True); time.sleep(60)"
     with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE) as process:
         try:
             assert process.stdout is not None

@@ -18,7 +18,7 @@
   reports, exit code 1 when one is behind.
 
 Configuration comes from ``PLUGMESH_`` environment variables, listed in
-:data:`meshkit.processes.ENVIRONMENT` and at the end of ``plugmesh --help``.
+:data:`launcher.processes.ENVIRONMENT` and at the end of ``plugmesh --help``.
 """
 
 from __future__ import annotations
@@ -33,15 +33,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from launcher.addresses import split_address
+from launcher.processes import ENVIRONMENT, NATS, PROCESSES, process_named, process_names
 from meshkit.config import DEFAULT_NATS_ADDRESS, DEFAULT_REGISTRY_ADDRESS
-from meshkit.processes import (
-    ENVIRONMENT,
-    NATS,
-    PROCESSES,
-    process_named,
-    process_names,
-    split_address,
-)
 
 __all__ = ["build_parser", "main", "registry_address"]
 
@@ -153,7 +147,7 @@ def registry_address(flag: str | None, data_dir: Path, env: Mapping[str, str]) -
     configured = env.get("PLUGMESH_REGISTRY_ADDRESS")
     if configured and not configured.endswith(":0"):
         return configured
-    from meshkit._cli_state import read_state
+    from launcher.state import read_state
 
     state = read_state(data_dir)
     if state is not None:
@@ -166,14 +160,16 @@ def registry_address(flag: str | None, data_dir: Path, env: Mapping[str, str]) -
 def _configure_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("plugmesh: %(message)s"))
-    logger = logging.getLogger("meshkit")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger.propagate = False
+    # The supervisor's messages, and the toolkit's from the calls `up` makes itself.
+    for name in ("launcher", "meshkit"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+        logger.propagate = False
 
 
 def _up(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from meshkit._cli_up import UpSettings, run_up
+    from launcher.up import UpSettings, run_up
 
     _configure_logging(args.verbose)
     settings = UpSettings.from_env(env, data_dir=args.data_dir, verbose=args.verbose)
@@ -181,21 +177,21 @@ def _up(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from meshkit._cli_status import print_status
+    from launcher.status import print_status
 
     address = registry_address(args.registry, _data_dir(args.data_dir, env), env)
     return asyncio.run(print_status(address, sys.stdout, sys.stderr, args.timeout))
 
 
 def _health(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from meshkit._cli_health import check_health, dial_address
+    from launcher.health import check_health, dial_address
 
     address = args.address or dial_address(args.name, env)
     return asyncio.run(check_health(address, args.service, args.timeout, sys.stdout, sys.stderr))
 
 
 def _admin_token(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from meshkit._cli_health import dial_address
+    from launcher.health import dial_address
     from services.machineusers.bootstrap import BootstrapError, ensure_admin
 
     data_dir = _data_dir(args.data_dir, env)
@@ -217,12 +213,12 @@ def _admin_token(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def _events(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from meshkit import _cli_events
+    from launcher import events
 
-    url = _cli_events.nats_url(args.nats, _data_dir(args.data_dir, env), env)
+    url = events.nats_url(args.nats, _data_dir(args.data_dir, env), env)
     if args.action == "tail":
         return asyncio.run(
-            _cli_events.tail(
+            events.tail(
                 url,
                 args.pattern,
                 sys.stdout,
@@ -232,10 +228,8 @@ def _events(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             )
         )
     if args.replay:
-        return asyncio.run(_cli_events.replay(url, args.replay, sys.stdout, sys.stderr))
-    return asyncio.run(
-        _cli_events.print_dead_letters(url, sys.stdout, sys.stderr, limit=args.limit)
-    )
+        return asyncio.run(events.replay(url, args.replay, sys.stdout, sys.stderr))
+    return asyncio.run(events.print_dead_letters(url, sys.stdout, sys.stderr, limit=args.limit))
 
 
 def _registration_secret(data_dir: Path, env: Mapping[str, str]) -> str | None:
@@ -247,7 +241,7 @@ def _registration_secret(data_dir: Path, env: Mapping[str, str]) -> str | None:
 
 
 def _migrate(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from meshkit._cli_migrate import migrate
+    from launcher.migrate import migrate
 
     env = {**env, "PLUGMESH_DATA_DIR": str(_data_dir(args.data_dir, env))}
     return asyncio.run(migrate(env, sys.stdout, args.names, check=args.check))
@@ -256,7 +250,7 @@ def _migrate(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def _serve(name: str, env: Mapping[str, str]) -> int:
     data_dir = _data_dir(None, env)
     if name == NATS:
-        from meshkit.natsd import exec_nats_server
+        from launcher.natsd import exec_nats_server
 
         host, port = split_address(env.get("PLUGMESH_NATS_ADDRESS") or DEFAULT_NATS_ADDRESS)
         exec_nats_server(data_dir / "jetstream", host=host, port=port)
