@@ -44,8 +44,8 @@ from google.protobuf import descriptor, message, message_factory
 from gateway.model import Instance, Method, Route, Service, Snapshot, build_snapshot
 from gateway.schemas import Schema, SchemaError
 from meshkit.registration import SECRET_METADATA_KEY, Backoff
+from meshkit.tasks import cancel_and_wait
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
-from registry.tasks import cancel_and_wait
 
 __all__ = [
     "Catalog",
@@ -176,8 +176,7 @@ class Catalog:
         """Stop watching and close the registry channel. Safe to call twice."""
         self._closed = True
         task, self._task = self._task, None
-        if task is not None:
-            await cancel_and_wait([task])
+        await cancel_and_wait(task)
         channel, self._channel = self._channel, None
         if channel is not None:
             await channel.close()

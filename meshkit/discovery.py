@@ -43,9 +43,9 @@ import grpc
 from meshkit._directory import Directory
 from meshkit._routes import Route, StreamStream, StreamUnary, UnaryStream, UnaryUnary
 from meshkit.channels import ChannelPool, InstanceChannel
-from meshkit.events._tasks import cancel_and_wait
 from meshkit.events.bus import Lifecycle
 from meshkit.registration import Backoff
+from meshkit.tasks import cancel_and_wait
 
 __all__ = ["Discovery", "ServiceChannel"]
 

@@ -9,7 +9,6 @@ route) is final: it is kept in :attr:`Registrar.refused` and ends :meth:`Registr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import grpc
 from google.protobuf import descriptor_pb2
 
 from meshkit.errors import error_info
+from meshkit.tasks import cancel_and_wait
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -113,10 +113,7 @@ class Registrar:
     async def close(self) -> None:
         """Stop renewing and deregister. Safe to call twice."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         channel, self._channel = self._channel, None
         if channel is None:
             return

@@ -23,6 +23,7 @@ from meshkit.descriptors import file_descriptor_set
 from meshkit.errors import NotFound
 from meshkit.events import EventBus
 from meshkit.server import PluginServer, Servicer
+from meshkit.tasks import cancel_and_wait
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.config import RegistryConfig
 from registry.core import Registry
@@ -32,7 +33,6 @@ from registry.model import Registration
 from registry.outbox import RegistryOutbox
 from registry.service import RegistryServicer
 from registry.store import RegistryStore
-from registry.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +143,7 @@ class RegistryServer:
             return
         self._closed = True
         try:
-            if self._renewer is not None:
-                await cancel_and_wait([self._renewer])
+            await cancel_and_wait(self._renewer)
             if self._instance_id:
                 await self.registry.deregister(self._instance_id)
             self.registry.end_watches()

@@ -24,6 +24,7 @@ import grpc
 
 from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from meshkit.events.tracecontext import current_trace
+from meshkit.tasks import cancel_and_wait
 from registry import schemas
 from registry.broadcast import Broadcaster, Subscription
 from registry.conflicts import check_conflicts
@@ -45,7 +46,6 @@ from registry.model import (
 )
 from registry.reflection_client import DescriptorFetcher, ReflectionError, fetch_descriptors
 from registry.store import RegistryStore
-from registry.tasks import cancel_and_wait
 from registry.validation import validate_registration
 
 log = logging.getLogger(__name__)
@@ -152,8 +152,7 @@ class Registry:
             return
         self._started = False
         sweeper, self._sweeper = self._sweeper, None
-        if sweeper is not None:
-            await cancel_and_wait([sweeper])
+        await cancel_and_wait(sweeper)
         await self._health.close()
         await self._events.close()
         await self._store.close()

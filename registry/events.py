@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Protocol
 
 from meshkit.events.tracecontext import TraceContext
+from meshkit.tasks import cancel_and_wait
 from registry.model import Health, Instance
-from registry.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,7 @@ class EventDispatcher:
     async def close(self) -> None:
         """Stop publishing; queued events not yet published are dropped. Safe to call twice."""
         task, self._task = self._task, None
-        if task is not None:
-            await cancel_and_wait([task])
+        await cancel_and_wait(task)
 
     def emit(self, event: RegistryEvent) -> None:
         """Queue ``event`` for publishing; never blocks."""

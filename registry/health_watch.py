@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2
 
+from meshkit.tasks import cancel_and_wait
 from registry.model import Health
-from registry.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,13 @@ class HealthWatcher:
         """Stop watching an instance and wait for its task to end."""
         entry = self._tasks.pop(instance_id, None)
         if entry is not None:
-            await cancel_and_wait([entry[1]])
+            await cancel_and_wait(entry[1])
 
     async def close(self) -> None:
         """Stop every watch. Safe to call twice."""
         tasks = [task for _, task in self._tasks.values()]
         self._tasks.clear()
-        await cancel_and_wait(tasks)
+        await cancel_and_wait(*tasks)
 
     @property
     def watched(self) -> frozenset[str]:

@@ -39,7 +39,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.db import Database
 from meshkit.events._puller import Puller, PullError, delivery_of
-from meshkit.events._tasks import cancel_and_wait
 from meshkit.events.deadletters import publish_dead_letter
 from meshkit.events.envelope import ReceivedEvent, parse_event, subject_of, type_of_subject
 from meshkit.events.errors import EnvelopeError, EventBusStateError, EventError
@@ -49,6 +48,7 @@ from meshkit.events.relay import MSG_ID
 from meshkit.events.settings import EventSettings
 from meshkit.events.streams import EVENTS_STREAM
 from meshkit.events.tracecontext import TraceContext, enter_trace, leave_trace, use_trace
+from meshkit.tasks import cancel_and_wait
 
 __all__ = ["EventHandler", "Subscription", "SubscriptionStatus", "filter_subject"]
 
