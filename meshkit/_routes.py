@@ -11,9 +11,9 @@ import grpc
 
 from meshkit._retried import RetriedCall, is_safe
 from meshkit.channels import InstanceChannel
-from meshkit.events.tracecontext import TRACEPARENT, current_trace
 from meshkit.identity import IDENTITY_KEY, SIGNATURE_KEY
 from meshkit.inbound import current_call
+from meshkit.tracing import TRACEPARENT, current_trace
 
 if TYPE_CHECKING:
     from meshkit.discovery import Discovery

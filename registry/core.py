@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta
 import grpc
 
 from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from meshkit.events.tracecontext import current_trace
 from meshkit.tasks import cancel_and_wait
+from meshkit.tracing import current_trace
 from registry import schemas
 from registry.broadcast import Broadcaster, Subscription
 from registry.conflicts import check_conflicts

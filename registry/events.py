@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from meshkit.events.tracecontext import TraceContext
 from meshkit.tasks import cancel_and_wait
+from meshkit.tracing import TraceContext
 from registry.model import Health, Instance
 
 log = logging.getLogger(__name__)

@@ -50,8 +50,8 @@ from meshkit.events import (
     subject_of,
     unpack_payload,
 )
-from meshkit.events.tracecontext import current_trace
 from meshkit.tasks import cancel_and_wait
+from meshkit.tracing import current_trace
 from plugmesh.events.v1 import auth_events_pb2, machine_user_events_pb2, user_events_pb2
 
 __all__ = ["AuthEvents"]

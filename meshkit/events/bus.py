@@ -51,9 +51,9 @@ from meshkit.events.settings import EventSettings
 from meshkit.events.streams import ensure_streams
 from meshkit.events.subscriber import EventHandler, Subscription
 from meshkit.events.tables import MIGRATIONS
-from meshkit.events.tracecontext import TraceContext
 from meshkit.registration import Backoff
 from meshkit.tasks import cancel_and_wait
+from meshkit.tracing import TraceContext
 from plugmesh.events.v1 import event_pb2
 
 __all__ = ["EventBus", "EventBusStatus", "Lifecycle", "default_consumer"]

@@ -6,12 +6,12 @@ from nats.aio.client import Client
 from sqlalchemy import select, update
 
 from meshkit.db import Database
-from meshkit.events import EventBus, parse_event, unpack_payload, use_trace
+from meshkit.events import EventBus, parse_event, unpack_payload
 from meshkit.events.relay import MSG_ID
 from meshkit.events.streams import EVENTS_STREAM
 from meshkit.events.tables import OutboxRecord, metadata
-from meshkit.events.tracecontext import TraceContext
 from meshkit.natsd import NatsServer
+from meshkit.tracing import TraceContext, use_trace
 from tests.events.helpers import (
     FAST,
     Change,

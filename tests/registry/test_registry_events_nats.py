@@ -20,8 +20,8 @@ from meshkit.db import Database
 from meshkit.events import EventBus, EventSettings, parse_event, unpack_payload
 from meshkit.events.streams import EVENTS_STREAM
 from meshkit.events.tables import OutboxRecord
-from meshkit.events.tracecontext import new_trace
 from meshkit.natsd import NatsServer
+from meshkit.tracing import new_trace
 from plugmesh.events.v1 import event_pb2, registry_events_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.app import RegistryServer
