@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from random import Random
 
 import grpc
 from google.protobuf import descriptor_pb2
@@ -23,6 +24,9 @@ from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 log = logging.getLogger(__name__)
 
 SECRET_METADATA_KEY = "plugmesh-registration-secret"
+# Jitter from a generator of its own: the random module's global one is the application's
+# (tests seed it), and a delay must not draw from it.
+_JITTER = Random()
 _FINAL = frozenset(
     {
         grpc.StatusCode.UNAUTHENTICATED,
@@ -48,17 +52,31 @@ class Registration:
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff between retries, in seconds."""
+    """Exponential backoff between retries, in seconds, with "equal jitter".
+
+    The ``n``-th delay is drawn between half of ``initial * multiplier ** (n - 1)``
+    (capped at ``maximum_seconds``) and all of it: replicas that lost the registry (or
+    NATS) together do not come back in lockstep, and none retries sooner than half the
+    exponential delay.
+
+    Args:
+        initial_seconds: The ceiling of the first delay.
+        maximum_seconds: The ceiling of every delay.
+        multiplier: How much the ceiling grows after each failure.
+        random: A number in ``[0, 1)`` per delay; tests pass a fixed one.
+    """
 
     initial_seconds: float = 0.2
     maximum_seconds: float = 5.0
     multiplier: float = 2.0
+    random: Callable[[], float] = field(default=_JITTER.random, compare=False, repr=False)
 
     def delay(self, failures: int) -> float:
         """The delay after ``failures`` consecutive failed attempts (``failures >= 1``)."""
-        return min(
+        ceiling = min(
             self.initial_seconds * self.multiplier ** max(failures - 1, 0), self.maximum_seconds
         )
+        return ceiling / 2 * (1 + self.random())
 
 
 class RegistrationRefused(Exception):

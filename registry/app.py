@@ -22,13 +22,13 @@ import logging
 from meshkit.descriptors import file_descriptor_set
 from meshkit.errors import NotFound
 from meshkit.events import EventBus
+from meshkit.registration import Backoff
 from meshkit.server import PluginServer, Servicer
 from meshkit.tasks import cancel_and_wait
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.config import RegistryConfig
 from registry.core import Registry
 from registry.events import EventPublisher
-from registry.health_watch import Backoff
 from registry.model import Registration
 from registry.outbox import RegistryOutbox
 from registry.service import RegistryServicer

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 
 from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from meshkit.registration import Backoff
 from meshkit.tasks import cancel_and_wait
 from meshkit.tracing import current_trace
 from registry import schemas
@@ -31,7 +32,7 @@ from registry.conflicts import check_conflicts
 from registry.events import EventDispatcher, EventPublisher, LoggingEventPublisher
 from registry.events import RegistryEvent as Event
 from registry.events import RegistryEventType as EventType
-from registry.health_watch import Backoff, HealthWatcher
+from registry.health_watch import HealthWatcher
 from registry.lookup import check_dependencies, event_services, find_service
 from registry.model import (
     ChangeKind,
