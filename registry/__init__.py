@@ -13,11 +13,9 @@ from __future__ import annotations
 from registry.app import RegistryServer
 from registry.config import RegistryConfig
 from registry.core import Registry
-from registry.events import EventPublisher, LoggingEventPublisher, RegistryEvent, RegistryEventType
+from registry.events import RegistryEvent, RegistryEventType
 
 __all__ = [
-    "EventPublisher",
-    "LoggingEventPublisher",
     "Registry",
     "RegistryConfig",
     "RegistryEvent",
