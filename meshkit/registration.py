@@ -38,6 +38,11 @@ _FINAL = frozenset(
 )
 
 
+def secret_metadata(secret: str | None) -> tuple[tuple[str, str], ...]:
+    """The metadata of a call to the registry: the registration secret, when set."""
+    return ((SECRET_METADATA_KEY, secret),) if secret else ()
+
+
 @dataclass(frozen=True)
 class Registration:
     """What an instance tells the registry about itself."""
@@ -102,7 +107,7 @@ class Registrar:
     ) -> None:
         self._registration = registration
         self._registry_address = registry_address
-        self._metadata = ((SECRET_METADATA_KEY, secret),) if secret else ()
+        self._metadata = secret_metadata(secret)
         self._backoff = backoff or Backoff()
         self._timeout = call_timeout_seconds
         self._channel: grpc.aio.Channel | None = None
