@@ -20,11 +20,10 @@ Use::
 
 Behaviour:
 
-- The stream's first messages (UPSERTED per service, then SYNCED) build a fresh state
-  that replaces the old one as a whole at SYNCED; after that each UPSERTED / REMOVED is
-  applied as it comes. Until the first SYNCED :attr:`Catalog.ready` is False.
-- When the stream breaks (registry restart) the catalog keeps serving what it knew and
-  watches again with backoff; the new snapshot replaces the old state when it is synced.
+- The toolkit's :class:`~meshkit.watch.RegistryWatch` follows the stream: a fresh state
+  replaces the old one as a whole at SYNCED, then each change applies as it comes; when
+  the stream breaks the catalog keeps serving what it knew until the registry's state is
+  synced again. Until the first SYNCED :attr:`Catalog.ready` is False.
 - A service's schema is fetched with ``GetServiceSchema`` when its digest is new to the
   catalog, and loaded into a pool of its own (see :mod:`gateway.schemas`).
 - Subscribers are called synchronously, in the catalog's task, after the new snapshot
@@ -43,9 +42,9 @@ from google.protobuf import descriptor, message, message_factory
 
 from gateway.model import Instance, Method, Route, Service, Snapshot, build_snapshot
 from gateway.schemas import Schema, SchemaError
-from meshkit.registration import SECRET_METADATA_KEY, Backoff
-from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
-from registry.tasks import cancel_and_wait
+from meshkit.registration import Backoff, secret_metadata
+from meshkit.watch import RegistryStub, RegistryWatch
+from plugmesh.registry.v1 import registry_pb2
 
 __all__ = [
     "Catalog",
@@ -80,20 +79,21 @@ class Catalog:
         backoff: Backoff | None = None,
         call_timeout_seconds: float = 5.0,
     ) -> None:
-        self._registry_address = registry_address
-        self._metadata = ((SECRET_METADATA_KEY, secret),) if secret else ()
-        self._backoff = backoff or Backoff()
+        self._watch = RegistryWatch(
+            registry_address,
+            read=self._service,
+            on_change=self._publish,
+            secret=secret,
+            backoff=backoff,
+            name="catalog",
+        )
+        self._metadata = secret_metadata(secret)
         self._timeout = call_timeout_seconds
         self._snapshot = Snapshot()
         self._schemas: dict[str, Schema] = {}
         self._broken: set[str] = set()
         self._subscribers: list[Subscriber] = []
-        self._ready = asyncio.Event()
         self._changed = asyncio.Event()
-        self._connected = False
-        self._channel: grpc.aio.Channel | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
 
     @property
     def snapshot(self) -> Snapshot:
@@ -103,18 +103,18 @@ class Catalog:
     @property
     def ready(self) -> bool:
         """Whether the registry's state has been received at least once (for ``/readyz``)."""
-        return self._ready.is_set()
+        return self._watch.synced
 
     @property
     def connected(self) -> bool:
         """Whether the watch stream is up and synced now."""
-        return self._connected
+        return self._watch.connected
 
     async def wait_ready(self, timeout_seconds: float | None = None) -> bool:
         """Wait until :attr:`ready`; return whether it is (False after the timeout)."""
         try:
             async with asyncio.timeout(timeout_seconds):
-                await self._ready.wait()
+                await self._watch.wait_synced()
         except TimeoutError:
             return False
         return True
@@ -167,79 +167,13 @@ class Catalog:
 
     async def start(self) -> None:
         """Start watching the registry in the background; returns at once. Idempotent."""
-        if self._task is not None or self._closed:
-            return
-        self._channel = grpc.aio.insecure_channel(self._registry_address)
-        self._task = asyncio.create_task(self._run(), name="catalog-watch")
+        await self._watch.start()
 
     async def close(self) -> None:
         """Stop watching and close the registry channel. Safe to call twice."""
-        self._closed = True
-        task, self._task = self._task, None
-        if task is not None:
-            await cancel_and_wait([task])
-        channel, self._channel = self._channel, None
-        if channel is not None:
-            await channel.close()
-        self._connected = False
+        await self._watch.close()
 
-    async def _run(self) -> None:
-        assert self._channel is not None
-        stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
-        failures = 0
-        while True:
-            try:
-                synced = await self._watch(stub)
-                reason = "the watch stream ended"
-            except grpc.aio.AioRpcError as exc:
-                synced = False
-                reason = f"{exc.code().name}: {exc.details()}"
-            except Exception:
-                # A bug must not end the watch for good: log it and watch again.
-                log.exception("following the registry failed")
-                synced, reason = False, "an unexpected error"
-            self._connected = False
-            failures = 0 if synced else failures + 1
-            delay = self._backoff.delay(failures)
-            log.warning(
-                "registry watch lost; watching again",
-                extra={"reason": reason, "retry_in_seconds": round(delay, 2)},
-            )
-            await asyncio.sleep(delay)
-
-    async def _watch(self, stub: registry_pb2_grpc.RegistryServiceAsyncStub) -> bool:
-        """Follow one watch stream until it ends; return whether it got as far as SYNCED."""
-        call = stub.WatchServices(registry_pb2.WatchServicesRequest(), metadata=self._metadata)
-        fresh: dict[str, Service] | None = {}
-        try:
-            async for change in call:
-                kind = change.change_type
-                if kind == registry_pb2.CHANGE_TYPE_SYNCED and fresh is not None:
-                    self._connected = True
-                    self._ready.set()
-                    self._publish(fresh)
-                    fresh = None
-                    log.info("catalog synced", extra={"services": len(self._snapshot.services)})
-                elif kind == registry_pb2.CHANGE_TYPE_UPSERTED:
-                    service = await self._service(change.service, stub)
-                    if fresh is not None:
-                        fresh[service.name] = service
-                    else:
-                        self._publish({**self._snapshot.services, service.name: service})
-                elif kind == registry_pb2.CHANGE_TYPE_REMOVED:
-                    if fresh is not None:
-                        fresh.pop(change.service.name, None)
-                    else:
-                        remaining = dict(self._snapshot.services)
-                        remaining.pop(change.service.name, None)
-                        self._publish(remaining)
-        finally:
-            call.cancel()
-        return fresh is None
-
-    async def _service(
-        self, pb: registry_pb2.Service, stub: registry_pb2_grpc.RegistryServiceAsyncStub
-    ) -> Service:
+    async def _service(self, pb: registry_pb2.Service, stub: RegistryStub) -> Service:
         schema = await self._schema(pb, stub) if pb.grpc_services else None
         return Service(
             name=pb.name,
@@ -251,9 +185,7 @@ class Catalog:
             schema=schema,
         )
 
-    async def _schema(
-        self, pb: registry_pb2.Service, stub: registry_pb2_grpc.RegistryServiceAsyncStub
-    ) -> Schema | None:
+    async def _schema(self, pb: registry_pb2.Service, stub: RegistryStub) -> Schema | None:
         cached = self._schemas.get(pb.schema_digest)
         if cached is not None or pb.schema_digest in self._broken:
             return cached

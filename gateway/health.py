@@ -14,7 +14,7 @@ import logging
 from gateway.catalog import Catalog
 from gateway.model import Snapshot
 from meshkit.health import NOT_SERVING, SERVING, HealthServicer
-from registry.tasks import cancel_and_wait
+from meshkit.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,7 @@ class HealthSync:
     async def close(self) -> None:
         """Stop following. Safe to call twice."""
         task, self._task = self._task, None
-        if task is not None:
-            await cancel_and_wait([task])
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         async for snapshot in self._catalog.changes():

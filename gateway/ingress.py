@@ -43,11 +43,11 @@ from gateway.metadata import Metadata, request_metadata, response_metadata
 from gateway.model import Method
 from gateway.reflection import AggregatedReflection, add_reflection
 from gateway.upstream import ResponseStream, UnaryResponse, Upstreams
-from meshkit.events.tracecontext import TRACEPARENT, TRACESTATE, current_trace
 from meshkit.interceptors import MeshInterceptor
 from meshkit.malformed import MalformedRequestInterceptor
 from meshkit.metrics import RpcMetrics
 from meshkit.server import AddressInUseError
+from meshkit.tracing import TRACEPARENT, TRACESTATE, current_trace
 
 log = logging.getLogger(__name__)
 

@@ -27,17 +27,16 @@ trailing metadata (so ``meshkit.errors.status_of(exc)`` gives its ``google.rpc.S
 When no instance serves, the error is a :class:`NoHealthyInstance` (UNAVAILABLE, naming
 the service, with an ``ErrorInfo`` of reason ``NO_HEALTHY_INSTANCE``).
 
-A *safe* call (``idempotency_level`` NO_SIDE_EFFECTS or IDEMPOTENT) that fails with
-UNAVAILABLE is retried once on another serving instance, within the same deadline; a
+Instances are picked as discovery picks them (:class:`meshkit.picker.Picker`): a *safe*
+call (``idempotency_level`` NO_SIDE_EFFECTS or IDEMPOTENT) that fails with UNAVAILABLE
+is retried once on another serving instance, within the same deadline; a
 server-streaming call only if no message had arrived. Metadata is passed as given:
 filter it first with :mod:`gateway.metadata`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import logging
 from collections.abc import AsyncIterable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -51,10 +50,9 @@ from gateway.catalog import Catalog
 from gateway.metadata import STATUS_DETAILS_KEY, Metadata
 from gateway.model import Instance, Method, Snapshot
 from meshkit.channels import UNLIMITED, ChannelPool
+from meshkit.picker import Deadline, Picker
 
 __all__ = ["NoHealthyInstance", "ResponseStream", "UnaryResponse", "Upstreams"]
-
-log = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "gateway.plugmesh"
 
@@ -91,19 +89,6 @@ class NoHealthyInstance(grpc.aio.AioRpcError):
         self.service = service
 
 
-class _Deadline:
-    def __init__(self, timeout: float | None) -> None:
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        self._at = None if timeout is None else loop.time() + timeout
-
-    def remaining(self) -> float | None:
-        return None if self._at is None else max(self._at - self._loop.time(), 0.0)
-
-    def expired(self) -> bool:
-        return self._at is not None and self._loop.time() >= self._at
-
-
 class Upstreams:
     """Channels to every instance in the catalog, and calls over them.
 
@@ -115,7 +100,7 @@ class Upstreams:
     def __init__(self, catalog: Catalog, *, close_grace_seconds: float = 5.0) -> None:
         self._catalog = catalog
         self._channels = ChannelPool(grace_seconds=close_grace_seconds, options=UNLIMITED)
-        self._cursors: dict[str, int] = {}
+        self._picker = Picker(self._serving)
         self._served: collections.Counter[tuple[str, str]] = collections.Counter()
         self._unsubscribe: Callable[[], None] | None = None
         self._closed = False
@@ -159,20 +144,10 @@ class Upstreams:
         Raises:
             NoHealthyInstance: no instance serves.
         """
-        service = self._catalog.snapshot.service(method.service)
-        candidates = [
-            instance
-            for instance in (service.serving_instances if service else ())
-            if instance.address != exclude
-        ]
-        if not candidates:
+        instance = self._picker.pick(method.service, exclude=exclude)
+        if instance is None:
             raise NoHealthyInstance(method.service, method.path)
-        turn = self._cursors.get(method.service, -1) + 1
-        # A retry (``exclude``) does not take a turn: the next request still goes to the
-        # instance after the failed one, so a broken instance is not every request's first.
-        if not exclude:
-            self._cursors[method.service] = turn
-        return candidates[turn % len(candidates)]
+        return instance
 
     async def unary(
         self,
@@ -183,7 +158,7 @@ class Upstreams:
         metadata: Metadata = (),
     ) -> UnaryResponse:
         """Call a unary method; retried once elsewhere when safe and UNAVAILABLE."""
-        deadline = _Deadline(timeout_seconds)
+        deadline = Deadline(timeout_seconds)
         instance = self.pick(method)
         try:
             return await self._unary(instance, method, request, deadline, metadata)
@@ -222,7 +197,7 @@ class Upstreams:
         metadata: Metadata = (),
     ) -> ResponseStream:
         """Call a server-streaming method; the call starts at the first read."""
-        deadline = _Deadline(timeout_seconds)
+        deadline = Deadline(timeout_seconds)
 
         def start(chosen: Instance | None) -> tuple[Instance, Any]:
             instance = chosen or self.pick(method)
@@ -261,7 +236,7 @@ class Upstreams:
         instance: Instance,
         method: Method,
         request: bytes,
-        deadline: _Deadline,
+        deadline: Deadline,
         metadata: Metadata,
     ) -> UnaryResponse:
         multicallable = self._channels.get(instance.address).unary_unary(method.path)
@@ -280,24 +255,15 @@ class Upstreams:
         method: Method,
         exc: grpc.aio.AioRpcError,
         failed: Instance,
-        deadline: _Deadline,
+        deadline: Deadline,
     ) -> Instance | None:
-        if (
-            not method.safe
-            or exc.code() != grpc.StatusCode.UNAVAILABLE
-            or isinstance(exc, NoHealthyInstance)
-            or deadline.expired()
-        ):
+        if not method.safe or isinstance(exc, NoHealthyInstance):
             return None
-        try:
-            target = self.pick(method, exclude=failed.address)
-        except NoHealthyInstance:
-            return None
-        log.info(
-            "retrying a safe call on another instance",
-            extra={"method": method.path, "failed": failed.address, "retry": target.address},
-        )
-        return target
+        return self._picker.retry(method.service, failed, exc, deadline, method=method.path)
+
+    def _serving(self, service: str) -> tuple[Instance, ...]:
+        found = self._catalog.snapshot.service(service)
+        return found.serving_instances if found is not None else ()
 
     def _sync(self, snapshot: Snapshot) -> None:
         present = {(s.name, i.address) for s in snapshot.services.values() for i in s.instances}
@@ -305,9 +271,7 @@ class Upstreams:
         # Counts of instances that left go with them: the metric's series stay bounded.
         for gone in set(self._served) - present:
             del self._served[gone]
-        known = set(snapshot.services)
-        for service in set(self._cursors) - known:
-            del self._cursors[service]
+        self._picker.keep(snapshot.services)
 
 
 # Starts the call on the given instance, or on the next one when None.

@@ -1,6 +1,6 @@
-"""A unary call that is tried once more on another instance when the first one is
-UNAVAILABLE: for safe methods only (``idempotency_level`` NO_SIDE_EFFECTS or IDEMPOTENT),
-as the gateway does (:mod:`gateway.upstream`)."""
+"""A unary call that is tried once more on another instance when the first try fails:
+for safe methods only (``idempotency_level`` NO_SIDE_EFFECTS or IDEMPOTENT). Whether a
+failure is worth another try, and where, the :class:`~meshkit.picker.Picker` decides."""
 
 from __future__ import annotations
 
@@ -28,22 +28,23 @@ def is_safe(path: str) -> bool:
     return is_safe_to_retry(method)
 
 
+Again = Callable[[grpc.aio.AioRpcError], grpc.aio.UnaryUnaryCall[_Req, _Resp] | None]
+
+
 class RetriedCall(grpc.aio.UnaryUnaryCall[_Req, _Resp], Generic[_Req, _Resp]):
-    """A unary call that ``again()`` may replace, once, when it fails with UNAVAILABLE.
+    """A unary call that ``again(error)`` may replace, once, when it fails.
 
     Args:
         first: The call as first made.
-        again: The same call on another instance, or ``None`` when there is none (or no
-            time left); called at most once.
+        again: The same call on another instance, or ``None`` when the failure stands;
+            called at most once.
     """
 
     def __init__(
-        self,
-        first: grpc.aio.UnaryUnaryCall[_Req, _Resp],
-        again: Callable[[], grpc.aio.UnaryUnaryCall[_Req, _Resp] | None],
+        self, first: grpc.aio.UnaryUnaryCall[_Req, _Resp], again: Again[_Req, _Resp]
     ) -> None:
         self._call = first
-        self._again: Callable[[], grpc.aio.UnaryUnaryCall[_Req, _Resp] | None] | None = again
+        self._again: Again[_Req, _Resp] | None = again
 
     def __await__(self) -> Generator[None, None, _Resp]:
         return self._outcome().__await__()
@@ -53,10 +54,9 @@ class RetriedCall(grpc.aio.UnaryUnaryCall[_Req, _Resp], Generic[_Req, _Resp]):
             return await self._call
         except grpc.aio.AioRpcError as exc:
             again, self._again = self._again, None
-            unavailable = exc.code() == grpc.StatusCode.UNAVAILABLE
-            if again is None or not unavailable or self._call.cancelled():
+            if again is None or self._call.cancelled():
                 raise
-            retry = again()
+            retry = again(exc)
             if retry is None:
                 raise
             self._call = retry

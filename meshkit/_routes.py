@@ -3,7 +3,6 @@ serving instance, with the deadline and metadata the handler's call carries alon
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast
 
@@ -11,9 +10,10 @@ import grpc
 
 from meshkit._retried import RetriedCall, is_safe
 from meshkit.channels import InstanceChannel
-from meshkit.events.tracecontext import TRACEPARENT, current_trace
 from meshkit.identity import IDENTITY_KEY, SIGNATURE_KEY
 from meshkit.inbound import current_call
+from meshkit.picker import Deadline
+from meshkit.tracing import TRACEPARENT, current_trace
 
 if TYPE_CHECKING:
     from meshkit.discovery import Discovery
@@ -57,21 +57,19 @@ class Route:
         the channel's factory (``unary_stream``, …)."""
         seconds = _deadline(timeout)
         pairs = _metadata(metadata)
+        deadline = Deadline(seconds)
         instance = self._discovery.pick(self._grpc_service)
         first = self._start(cardinality, instance, request, seconds, pairs, options)
         if cardinality != "unary_unary" or not self._safe:
             return first
-        ends = None if seconds is None else time.monotonic() + seconds
 
-        def again() -> Any:
-            left = None if ends is None else ends - time.monotonic()
-            if left is not None and left <= 0:
-                return None
-            try:
-                other = self._discovery.pick(self._grpc_service, exclude=instance.address)
-            except grpc.aio.AioRpcError:
-                return None  # no other instance: the first failure stands
-            return self._start(cardinality, other, request, left, pairs, options)
+        def again(error: grpc.aio.AioRpcError) -> Any:
+            other = self._discovery.retry(
+                self._grpc_service, instance, error, deadline, method=self._method
+            )
+            if other is None:
+                return None  # the first failure stands
+            return self._start(cardinality, other, request, deadline.remaining(), pairs, options)
 
         return RetriedCall(first, again)
 

@@ -10,13 +10,13 @@
 
 :meth:`Discovery.channel` gives a :class:`grpc.aio.Channel` for any generated stub. Each
 call goes to the next SERVING instance of the service, round-robin; the registry's watch
-stream keeps the list current, so an instance that registers gets calls and one that
-stops serving or leaves gets none, with no restart. No instance serving (or no word from
-the registry yet) fails the call at once with UNAVAILABLE naming the service. A unary
-call of a safe method (``idempotency_level`` NO_SIDE_EFFECTS or IDEMPOTENT, from the
-descriptor generated code registers) that fails with UNAVAILABLE is made once more on
-another instance, within the same deadline, as the gateway does; other calls are not
-retried.
+stream keeps the list current (:mod:`meshkit.watch`), so an instance that registers gets
+calls and one that stops serving or leaves gets none, with no restart. No instance
+serving (or no word from the registry yet) fails the call at once with UNAVAILABLE naming
+the service. A unary call of a safe method (``idempotency_level`` NO_SIDE_EFFECTS or
+IDEMPOTENT, from the descriptor generated code registers) that fails with UNAVAILABLE is
+made once more on another instance, within the same deadline; other calls are not
+retried. The gateway picks its instances with the same :class:`~meshkit.picker.Picker`.
 
 Inside a handler of a meshkit server (:class:`~meshkit.interceptors.MeshInterceptor`),
 each call carries the handler's call along:
@@ -43,8 +43,8 @@ import grpc
 from meshkit._directory import Directory
 from meshkit._routes import Route, StreamStream, StreamUnary, UnaryStream, UnaryUnary
 from meshkit.channels import ChannelPool, InstanceChannel
-from meshkit.events._tasks import cancel_and_wait
 from meshkit.events.bus import Lifecycle
+from meshkit.picker import Deadline, Picker
 from meshkit.registration import Backoff
 
 __all__ = ["Discovery", "ServiceChannel"]
@@ -75,8 +75,7 @@ class Discovery:
         self._directory = Directory(
             registry_address, secret=secret, backoff=backoff, on_change=self._retire
         )
-        self._turns: dict[str, int] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._picker = Picker(self._directory.instances)
         self._closed = False
 
     def _retire(self, serving: frozenset[str]) -> None:
@@ -91,8 +90,7 @@ class Discovery:
 
     async def start(self) -> None:
         """Follow the registry in the background; returns at once. Safe to call twice."""
-        if self._task is None and not self._closed:
-            self._task = asyncio.create_task(self._directory.follow(), name="discovery")
+        await self._directory.start()
 
     async def wait_ready(self, timeout_seconds: float) -> None:
         """Return once the registry's view has arrived.
@@ -106,8 +104,7 @@ class Discovery:
     async def close(self) -> None:
         """Stop following the registry and close every channel. Safe to call twice."""
         self._closed = True
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
+        await self._directory.close()
         await self._pool.close()
 
     def channel(self, grpc_service: str) -> ServiceChannel:
@@ -123,36 +120,45 @@ class Discovery:
         """Return at the next change of the registry's view."""
         await self._directory.wait_changed()
 
-    def pick(self, grpc_service: str, *, exclude: str = "") -> InstanceChannel:
-        """The channel of the next serving instance of ``grpc_service``, other than the
-        one at ``exclude``.
+    def pick(self, grpc_service: str) -> InstanceChannel:
+        """The channel of the next serving instance of ``grpc_service``.
 
         Raises:
             grpc.aio.AioRpcError: UNAVAILABLE: none serves it, or the registry's view has
                 not arrived yet.
         """
-        addresses = [a for a in self._directory.serving(grpc_service) if a != exclude]
-        if self._closed or not addresses:
+        instance = None if self._closed else self._picker.pick(grpc_service)
+        if instance is None:
             raise grpc.aio.AioRpcError(
                 grpc.StatusCode.UNAVAILABLE,
                 grpc.aio.Metadata(),
                 grpc.aio.Metadata(),
-                self._why_none(grpc_service, exclude),
+                self._why_none(grpc_service),
             )
-        # A retry (``exclude``) does not take a turn: the next call still goes to the
-        # instance after the failed one, so a broken instance is not every call's first.
-        turn = self._turns.get(grpc_service, 0)
-        if not exclude:
-            self._turns[grpc_service] = turn + 1
-        return self._pool.get(addresses[turn % len(addresses)])
+        return self._pool.get(instance.address)
 
-    def _why_none(self, grpc_service: str, exclude: str) -> str:
+    def retry(
+        self,
+        grpc_service: str,
+        failed: InstanceChannel,
+        error: grpc.aio.AioRpcError,
+        deadline: Deadline,
+        *,
+        method: str,
+    ) -> InstanceChannel | None:
+        """The channel of another serving instance of ``grpc_service`` to make the safe
+        call ``method`` again on, after it failed on ``failed``; ``None`` when the failure
+        stands (see :meth:`meshkit.picker.Picker.retry`)."""
+        if self._closed:
+            return None
+        other = self._picker.retry(grpc_service, failed, error, deadline, method=method)
+        return None if other is None else self._pool.get(other.address)
+
+    def _why_none(self, grpc_service: str) -> str:
         if self._closed:
             return f"{grpc_service}: discovery is closed"
         if not self._directory.synced:
             return f"{grpc_service}: the registry's view has not arrived yet"
-        if exclude:
-            return f"no other serving instance of {grpc_service} than {exclude}"
         return f"no serving instance of {grpc_service} is registered"
 
 

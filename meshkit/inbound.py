@@ -4,7 +4,7 @@
 discovery client (:mod:`meshkit.discovery`) reads it, so that a plugin calling another
 one passes on the caller's identity (the signed metadata the gateway sent, verbatim) and
 never waits longer than the caller is willing to. The trace context has its own
-contextvar (:mod:`meshkit.events.tracecontext`).
+contextvar (:mod:`meshkit.tracing`).
 
 Like any contextvar it is inherited by the tasks a handler starts: work that outlives
 the handler should run under ``enter_call(None)``, or its calls keep the handler's

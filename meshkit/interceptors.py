@@ -3,7 +3,7 @@
 For each call it wraps the handler once, so that the handler:
 
 - runs in the caller's trace: a new span continuing the ``traceparent`` metadata, or a
-  new trace when there is none (:mod:`meshkit.events.tracecontext`), so log lines and
+  new trace when there is none (:mod:`meshkit.tracing`), so log lines and
   the events the call publishes carry its trace id;
 - knows the caller's signed identity and deadline (:mod:`meshkit.inbound`), which the
   calls it makes through :mod:`meshkit.discovery` pass on;
@@ -24,16 +24,9 @@ from typing import Any, TypeAlias
 import grpc
 
 from meshkit.errors import MeshError, abort, internal_status, to_status
-from meshkit.events.tracecontext import (
-    TRACEPARENT,
-    TRACESTATE,
-    TraceContext,
-    continue_trace,
-    enter_trace,
-    leave_trace,
-)
 from meshkit.inbound import InboundCall, enter_call, leave_call
 from meshkit.metrics import RpcMetrics, RpcSeries
+from meshkit.tracing import TRACEPARENT, TRACESTATE, TraceContext, continue_trace, use_trace
 
 log = logging.getLogger(__name__)
 
@@ -97,23 +90,22 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
     ) -> Callable[..., Any]:
         async def call(request: Any, context: Context) -> Any:
             metadata = context.invocation_metadata() or ()
-            token = enter_trace(_trace_of(metadata))
-            inbound = enter_call(InboundCall.of(metadata, context.time_remaining()))
-            started = time.perf_counter()
-            ended = _OK
-            try:
-                return await behavior(request, context)
-            except asyncio.CancelledError:
-                ended = "CANCELLED"
-                raise
-            except Exception as exc:
-                ended = "UNKNOWN"
-                await self._abort(exc, context, method)
-            finally:
-                if series is not None:
-                    series.observe(_code(context, ended), time.perf_counter() - started)
-                leave_call(inbound)
-                leave_trace(token)
+            with use_trace(_trace_of(metadata)):
+                inbound = enter_call(InboundCall.of(metadata, context.time_remaining()))
+                started = time.perf_counter()
+                ended = _OK
+                try:
+                    return await behavior(request, context)
+                except asyncio.CancelledError:
+                    ended = "CANCELLED"
+                    raise
+                except Exception as exc:
+                    ended = "UNKNOWN"
+                    await self._abort(exc, context, method)
+                finally:
+                    if series is not None:
+                        series.observe(_code(context, ended), time.perf_counter() - started)
+                    leave_call(inbound)
 
         return call
 
@@ -135,26 +127,22 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
             try:
                 responses: AsyncIterator[Any] = behavior(request, context)
                 while True:
-                    token = enter_trace(trace)
-                    entered = enter_call(inbound)
-                    try:
-                        response = await anext(responses)
-                    except StopAsyncIteration:
-                        break
-                    finally:
-                        leave_call(entered)
-                        leave_trace(token)
+                    with use_trace(trace):
+                        entered = enter_call(inbound)
+                        try:
+                            response = await anext(responses)
+                        except StopAsyncIteration:
+                            break
+                        finally:
+                            leave_call(entered)
                     yield response
             except (asyncio.CancelledError, GeneratorExit):
                 ended = "CANCELLED"
                 raise
             except Exception as exc:
                 ended = "UNKNOWN"
-                token = enter_trace(trace)
-                try:
+                with use_trace(trace):
                     await self._abort(exc, context, method)
-                finally:
-                    leave_trace(token)
             finally:
                 if series is not None:
                     series.observe(_code(context, ended), time.perf_counter() - started)

@@ -5,7 +5,7 @@ Fields passed with ``extra=`` become keys of the object::
     log.info("instance registered", extra={"service": "users", "address": addr})
 
 A line written while a request or an event is handled carries its ``trace_id`` and
-``span_id`` (the current :class:`~meshkit.events.tracecontext.TraceContext`).
+``span_id`` (the current :class:`~meshkit.tracing.TraceContext`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from meshkit.events.tracecontext import current_trace
+from meshkit.tracing import current_trace
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}

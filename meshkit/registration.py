@@ -9,20 +9,24 @@ route) is final: it is kept in :attr:`Registrar.refused` and ends :meth:`Registr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from random import Random
 
 import grpc
 from google.protobuf import descriptor_pb2
 
 from meshkit.errors import error_info
+from meshkit.tasks import cancel_and_wait
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 SECRET_METADATA_KEY = "plugmesh-registration-secret"
+# Jitter from a generator of its own: the random module's global one is the application's
+# (tests seed it), and a delay must not draw from it.
+_JITTER = Random()
 _FINAL = frozenset(
     {
         grpc.StatusCode.UNAUTHENTICATED,
@@ -32,6 +36,11 @@ _FINAL = frozenset(
         grpc.StatusCode.FAILED_PRECONDITION,
     }
 )
+
+
+def secret_metadata(secret: str | None) -> tuple[tuple[str, str], ...]:
+    """The metadata of a call to the registry: the registration secret, when set."""
+    return ((SECRET_METADATA_KEY, secret),) if secret else ()
 
 
 @dataclass(frozen=True)
@@ -48,17 +57,31 @@ class Registration:
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff between retries, in seconds."""
+    """Exponential backoff between retries, in seconds, with "equal jitter".
+
+    The ``n``-th delay is drawn between half of ``initial * multiplier ** (n - 1)``
+    (capped at ``maximum_seconds``) and all of it: replicas that lost the registry (or
+    NATS) together do not come back in lockstep, and none retries sooner than half the
+    exponential delay.
+
+    Args:
+        initial_seconds: The ceiling of the first delay.
+        maximum_seconds: The ceiling of every delay.
+        multiplier: How much the ceiling grows after each failure.
+        random: A number in ``[0, 1)`` per delay; tests pass a fixed one.
+    """
 
     initial_seconds: float = 0.2
     maximum_seconds: float = 5.0
     multiplier: float = 2.0
+    random: Callable[[], float] = field(default=_JITTER.random, compare=False, repr=False)
 
     def delay(self, failures: int) -> float:
         """The delay after ``failures`` consecutive failed attempts (``failures >= 1``)."""
-        return min(
+        ceiling = min(
             self.initial_seconds * self.multiplier ** max(failures - 1, 0), self.maximum_seconds
         )
+        return ceiling / 2 * (1 + self.random())
 
 
 class RegistrationRefused(Exception):
@@ -84,7 +107,7 @@ class Registrar:
     ) -> None:
         self._registration = registration
         self._registry_address = registry_address
-        self._metadata = ((SECRET_METADATA_KEY, secret),) if secret else ()
+        self._metadata = secret_metadata(secret)
         self._backoff = backoff or Backoff()
         self._timeout = call_timeout_seconds
         self._channel: grpc.aio.Channel | None = None
@@ -113,10 +136,7 @@ class Registrar:
     async def close(self) -> None:
         """Stop renewing and deregister. Safe to call twice."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         channel, self._channel = self._channel, None
         if channel is None:
             return

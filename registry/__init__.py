@@ -17,18 +17,11 @@ if TYPE_CHECKING:
     from registry.app import RegistryServer
     from registry.config import RegistryConfig
     from registry.core import Registry
-    from registry.events import (
-        EventPublisher,
-        LoggingEventPublisher,
-        RegistryEvent,
-        RegistryEventType,
-    )
+    from registry.events import RegistryEvent, RegistryEventType
 
 # Names are imported on first use (PEP 562), so that the launcher's table of processes
 # reads registry.config without loading the registry's store, SQLAlchemy and gRPC.
 _WHERE = {
-    "EventPublisher": "events",
-    "LoggingEventPublisher": "events",
     "Registry": "core",
     "RegistryConfig": "config",
     "RegistryEvent": "events",
@@ -37,8 +30,6 @@ _WHERE = {
 }
 
 __all__ = [
-    "EventPublisher",
-    "LoggingEventPublisher",
     "Registry",
     "RegistryConfig",
     "RegistryEvent",

@@ -22,17 +22,16 @@ import logging
 from meshkit.descriptors import file_descriptor_set
 from meshkit.errors import NotFound
 from meshkit.events import EventBus
+from meshkit.registration import Backoff
 from meshkit.server import PluginServer, Servicer
+from meshkit.tasks import cancel_and_wait
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.config import RegistryConfig
 from registry.core import Registry
-from registry.events import EventPublisher
-from registry.health_watch import Backoff
 from registry.model import Registration
 from registry.outbox import RegistryOutbox
 from registry.service import RegistryServicer
 from registry.store import RegistryStore
-from registry.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,6 @@ class RegistryServer:
 
     Args:
         config: The registry's settings.
-        events: Where registry events go besides the bus; logged by default.
         event_bus: The registry's event bus, on its own database: events are written to
             its outbox with the changes and published to JetStream. Started before the
             registry, closed after it; ``None`` publishes nothing. Made in the event loop.
@@ -58,7 +56,6 @@ class RegistryServer:
         self,
         config: RegistryConfig,
         *,
-        events: EventPublisher | None = None,
         event_bus: EventBus | None = None,
         health_backoff: Backoff | None = None,
         watcher_capacity: int = 1024,
@@ -69,7 +66,6 @@ class RegistryServer:
         self.registry = Registry(
             RegistryStore(config.resolved_database_url, outbox=outbox),
             lease_seconds=config.lease_seconds,
-            events=events,
             reflection_timeout_seconds=config.reflection_timeout_seconds,
             health_backoff=health_backoff,
             watcher_capacity=watcher_capacity,
@@ -143,8 +139,7 @@ class RegistryServer:
             return
         self._closed = True
         try:
-            if self._renewer is not None:
-                await cancel_and_wait([self._renewer])
+            await cancel_and_wait(self._renewer)
             if self._instance_id:
                 await self.registry.deregister(self._instance_id)
             self.registry.end_watches()

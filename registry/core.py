@@ -3,7 +3,7 @@
 :class:`Registry` keeps every service and instance in memory, writes registrations
 through to the store, watches every instance's health, expires leases, tells watchers
 about every change, and writes its events to the store's outbox with the changes (the
-ones of health changes right after) and hands them to the event publisher.
+ones of health changes right after).
 
 Mutations that touch the database (register, deregister, expire) run one at a time under
 a lock, so the conflict check and the write it guards are atomic. Health updates and lease
@@ -23,14 +23,15 @@ from datetime import UTC, datetime, timedelta
 import grpc
 
 from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from meshkit.events.tracecontext import current_trace
+from meshkit.registration import Backoff
+from meshkit.tasks import cancel_and_wait
+from meshkit.tracing import current_trace
 from registry import schemas
 from registry.broadcast import Broadcaster, Subscription
 from registry.conflicts import check_conflicts
-from registry.events import EventDispatcher, EventPublisher, LoggingEventPublisher
 from registry.events import RegistryEvent as Event
 from registry.events import RegistryEventType as EventType
-from registry.health_watch import Backoff, HealthWatcher
+from registry.health_watch import HealthWatcher
 from registry.lookup import check_dependencies, event_services, find_service
 from registry.model import (
     ChangeKind,
@@ -45,7 +46,6 @@ from registry.model import (
 )
 from registry.reflection_client import DescriptorFetcher, ReflectionError, fetch_descriptors
 from registry.store import RegistryStore
-from registry.tasks import cancel_and_wait
 from registry.validation import validate_registration
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,6 @@ class Registry:
         lease_seconds: How long a registration or renewal keeps an instance registered.
         sweep_interval_seconds: How often expired leases are looked for; defaults to a
             fifth of the lease, at most one second.
-        events: Where registry events go; logged by default.
         fetch: Fetches descriptors over reflection when a registration has none.
         reflection_timeout_seconds: Deadline of that fetch.
         health_backoff: Delays between reconnections of a broken health watch.
@@ -81,7 +80,6 @@ class Registry:
         *,
         lease_seconds: float = 10.0,
         sweep_interval_seconds: float | None = None,
-        events: EventPublisher | None = None,
         fetch: DescriptorFetcher = fetch_descriptors,
         reflection_timeout_seconds: float = 5.0,
         health_backoff: Backoff | None = None,
@@ -94,7 +92,6 @@ class Registry:
         self._fetch = fetch
         self._reflection_timeout = reflection_timeout_seconds
         self._clock = clock
-        self._events = EventDispatcher(events or LoggingEventPublisher())
         self._health = HealthWatcher(self._on_health, backoff=health_backoff)
         self._broadcaster = Broadcaster(capacity=watcher_capacity)
         self._lock = asyncio.Lock()
@@ -132,7 +129,6 @@ class Registry:
             self._instances[record.instance_id] = Instance(record, Health.UNKNOWN, now)
         served = {instance.service for instance in self._instances.values()}
         self._specs = {name: spec for name, spec in self._specs.items() if name in served}
-        self._events.start()
         for instance in self._instances.values():
             await self._health.watch(instance.instance_id, instance.address)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="registry-lease-sweeper")
@@ -152,10 +148,8 @@ class Registry:
             return
         self._started = False
         sweeper, self._sweeper = self._sweeper, None
-        if sweeper is not None:
-            await cancel_and_wait([sweeper])
+        await cancel_and_wait(sweeper)
         await self._health.close()
-        await self._events.close()
         await self._store.close()
 
     async def register(self, registration: Registration) -> Instance:
@@ -205,7 +199,6 @@ class Registry:
             self._instances[record.instance_id] = instance
             await self._health.watch(record.instance_id, record.address)
             self._changed(spec.name)
-            self._events.emit(event)
         log.info(
             "instance registered",
             extra={"service": spec.name, "address": record.address, "id": record.instance_id},
@@ -352,7 +345,6 @@ class Registry:
         if last:
             self._specs.pop(service, None)
         self._changed(service)
-        self._events.emit(event)
         log.info(
             "instance removed",
             extra={"service": service, "id": instance.instance_id, "why": event_type.value},
@@ -368,7 +360,10 @@ class Registry:
         self._changed(instance.service)
         event = Event(EventType.HEALTH_CHANGED, updated, now, instance.health)
         self._store_event(event)
-        self._events.emit(event)
+        log.info(
+            "instance health changed",
+            extra={"id": instance_id, "health": health.value, "was": instance.health.value},
+        )
 
     def _store_event(self, event: Event) -> None:
         """Write an event of a change that is not stored (health) in a transaction of its own."""

@@ -2,9 +2,9 @@
 
 One task per instance holds a Watch stream for the whole server (service ``""``) and
 reports each status as it is pushed. A stream that breaks reports UNREACHABLE at once,
-then the task reconnects with exponential backoff, on a fresh channel each time so the
-channel's own (much longer) reconnect backoff never delays noticing a restarted
-instance.
+then the task reconnects with the toolkit's jittered exponential backoff, on a fresh
+channel each time so the channel's own (much longer) reconnect backoff never delays
+noticing a restarted instance.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2
 
+from meshkit.registration import Backoff
+from meshkit.tasks import cancel_and_wait
 from registry.model import Health
-from registry.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -29,19 +29,8 @@ _WATCH = "/grpc.health.v1.Health/Watch"
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Delays between reconnection attempts, in seconds."""
-
-    initial_seconds: float = 0.1
-    maximum_seconds: float = 5.0
-    multiplier: float = 2.0
-
-    def delay(self, failures: int) -> float:
-        """The delay after ``failures`` consecutive failed attempts (``failures >= 1``)."""
-        return min(
-            self.initial_seconds * self.multiplier ** max(failures - 1, 0), self.maximum_seconds
-        )
+# Sooner than the toolkit's default: a restarted instance should be seen serving again soon.
+DEFAULT_BACKOFF = Backoff(initial_seconds=0.1)
 
 
 class HealthWatcher:
@@ -55,7 +44,7 @@ class HealthWatcher:
 
     def __init__(self, on_health: HealthCallback, *, backoff: Backoff | None = None) -> None:
         self._on_health = on_health
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or DEFAULT_BACKOFF
         self._tasks: dict[str, tuple[str, asyncio.Task[None]]] = {}
 
     async def watch(self, instance_id: str, address: str) -> None:
@@ -74,13 +63,13 @@ class HealthWatcher:
         """Stop watching an instance and wait for its task to end."""
         entry = self._tasks.pop(instance_id, None)
         if entry is not None:
-            await cancel_and_wait([entry[1]])
+            await cancel_and_wait(entry[1])
 
     async def close(self) -> None:
         """Stop every watch. Safe to call twice."""
         tasks = [task for _, task in self._tasks.values()]
         self._tasks.clear()
-        await cancel_and_wait(tasks)
+        await cancel_and_wait(*tasks)
 
     @property
     def watched(self) -> frozenset[str]:

@@ -50,9 +50,9 @@ from meshkit.events import (
     subject_of,
     unpack_payload,
 )
-from meshkit.events.tracecontext import current_trace
+from meshkit.tasks import cancel_and_wait
+from meshkit.tracing import current_trace
 from plugmesh.events.v1 import auth_events_pb2, machine_user_events_pb2, user_events_pb2
-from registry.tasks import cancel_and_wait
 
 __all__ = ["AuthEvents"]
 
@@ -140,9 +140,8 @@ class AuthEvents:
         """Stop: cancel connecting, close the connection. Safe to call twice."""
         self._closed = True
         task, self._task = self._task, None
-        if task is not None:
-            await cancel_and_wait([task])
-        await cancel_and_wait(list(self._announcing))
+        await cancel_and_wait(task)
+        await cancel_and_wait(*self._announcing)
         nc, self._nc = self._nc, None
         self._on_live(False)
         if nc is not None and not nc.is_closed:

@@ -42,7 +42,7 @@ from gateway.http.ports import M, RequestGuard, UpstreamCalls
 from gateway.http.routes import HttpRoute
 from gateway.http.settings import HttpSettings
 from gateway.http.transcode import decode_json_body, transcode_request
-from meshkit.events.tracecontext import TraceContext, enter_trace, leave_trace
+from meshkit.tracing import TraceContext, use_trace
 
 __all__ = ["Transcoder"]
 
@@ -78,13 +78,10 @@ class Transcoder(Generic[M]):
             HttpError: the request is refused or cannot be transcoded (nothing was sent).
         """
         trace, sent = request_trace(scope["headers"])
-        token = enter_trace(trace)
-        try:
+        with use_trace(trace):
             return await self._handle(
                 scope, receive, send, route, segments, None if sent else trace
             )
-        finally:
-            leave_trace(token)
 
     async def _handle(
         self,

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 
 from gateway.http.errors import BadRequest
 from gateway.http.ports import Metadata
-from meshkit.events.tracecontext import TRACEPARENT, TRACESTATE, TraceContext, new_trace
+from meshkit.tracing import TRACEPARENT, TRACESTATE, TraceContext, new_trace
 
 __all__ = [
     "IDENTITY_PREFIXES",

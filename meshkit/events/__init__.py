@@ -23,8 +23,8 @@ Modules: :mod:`~meshkit.events.envelope` (the CloudEvents envelope),
 :mod:`~meshkit.events.outbox` and :mod:`~meshkit.events.relay` (publishing),
 :mod:`~meshkit.events.subscriber` (consuming), :mod:`~meshkit.events.streams`,
 :mod:`~meshkit.events.deadletters`, :mod:`~meshkit.events.settings`,
-:mod:`~meshkit.events.tracecontext`, :mod:`~meshkit.events.tables`,
-:mod:`~meshkit.events.bus` (this façade), :mod:`~meshkit.events.errors`.
+:mod:`~meshkit.events.tables`, :mod:`~meshkit.events.bus` (this façade),
+:mod:`~meshkit.events.errors`. The trace an event carries is :mod:`meshkit.tracing`'s.
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
     from meshkit.events.outbox import Outbox
     from meshkit.events.settings import EventSettings
     from meshkit.events.subscriber import EventHandler, Subscription
-    from meshkit.events.tracecontext import TraceContext, current_trace, use_trace
 
 # Names are imported on first use (PEP 562), so that a light import of one module of the
 # package, such as meshkit.events.settings by a table of variables, does not load NATS,
@@ -84,9 +83,6 @@ _WHERE = {
     "EventSettings": "settings",
     "EventHandler": "subscriber",
     "Subscription": "subscriber",
-    "TraceContext": "tracecontext",
-    "current_trace": "tracecontext",
-    "use_trace": "tracecontext",
     "uuid7_of": "_ids",
 }
 
@@ -105,16 +101,13 @@ __all__ = [
     "ReceivedEvent",
     "StreamError",
     "Subscription",
-    "TraceContext",
     "UnknownEventType",
     "build_event",
-    "current_trace",
     "event_type_of",
     "parse_event",
     "source_of",
     "subject_of",
     "unpack_payload",
-    "use_trace",
     "uuid7_of",
 ]
 

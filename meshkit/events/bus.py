@@ -42,7 +42,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.db import Database
 from meshkit.events._nats import JetStreamPublisher, connect_nats
-from meshkit.events._tasks import cancel_and_wait
 from meshkit.events.envelope import source_of
 from meshkit.events.errors import EventBusStateError
 from meshkit.events.metrics import EventMetrics, Sampler
@@ -52,8 +51,9 @@ from meshkit.events.settings import EventSettings
 from meshkit.events.streams import ensure_streams
 from meshkit.events.subscriber import EventHandler, Subscription
 from meshkit.events.tables import MIGRATIONS
-from meshkit.events.tracecontext import TraceContext
 from meshkit.registration import Backoff
+from meshkit.tasks import cancel_and_wait
+from meshkit.tracing import TraceContext
 from plugmesh.events.v1 import event_pb2
 
 __all__ = ["EventBus", "EventBusStatus", "Lifecycle", "default_consumer"]

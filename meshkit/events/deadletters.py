@@ -23,7 +23,7 @@ from nats.js.errors import NotFoundError
 from meshkit.events.errors import DeadLetterNotFound
 from meshkit.events.relay import MSG_ID
 from meshkit.events.streams import DLQ_STREAM, DLQ_SUBJECTS
-from meshkit.events.tracecontext import TRACEPARENT, TRACESTATE
+from meshkit.tracing import TRACEPARENT, TRACESTATE
 
 __all__ = [
     "ATTEMPTS",

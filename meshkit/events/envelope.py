@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError
 
 from meshkit.events._ids import new_event_id
 from meshkit.events.errors import EnvelopeError, NotAnEventPayload, UnknownEventType
-from meshkit.events.tracecontext import TraceContext
+from meshkit.tracing import TraceContext
 from plugmesh.events.v1 import (
     auth_events_pb2,
     event_pb2,

@@ -32,9 +32,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import func, select
 
 from meshkit.db import Database
-from meshkit.events._tasks import cancel_and_wait
 from meshkit.events.streams import EVENTS_STREAM
 from meshkit.events.tables import OutboxRecord
+from meshkit.tasks import cancel_and_wait
 
 __all__ = ["EventMetrics", "Sampler"]
 

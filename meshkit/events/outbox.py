@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from meshkit.events.envelope import build_event, subject_of
 from meshkit.events.errors import EventError
 from meshkit.events.tables import OutboxRecord, utcnow
-from meshkit.events.tracecontext import TraceContext, current_trace, new_trace
+from meshkit.tracing import TraceContext, current_trace, new_trace
 from plugmesh.events.v1 import event_pb2
 
 __all__ = ["Outbox", "OutboxRow"]

@@ -36,12 +36,12 @@ from typing import Protocol, cast
 from sqlalchemy import Table, bindparam, delete, select, update
 
 from meshkit.db import Database
-from meshkit.events._tasks import cancel_and_wait
 from meshkit.events._wakeup import Wakeup
 from meshkit.events.metrics import EventMetrics
 from meshkit.events.outbox import Outbox, OutboxRow
 from meshkit.events.settings import EventSettings
 from meshkit.events.tables import OutboxRecord, utcnow
+from meshkit.tasks import cancel_and_wait
 
 __all__ = ["MSG_ID", "OutboxRelay", "Outgoing", "StreamPublisher"]
 

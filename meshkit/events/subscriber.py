@@ -39,7 +39,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.db import Database
 from meshkit.events._puller import Puller, PullError, delivery_of
-from meshkit.events._tasks import cancel_and_wait
 from meshkit.events.deadletters import publish_dead_letter
 from meshkit.events.envelope import ReceivedEvent, parse_event, subject_of, type_of_subject
 from meshkit.events.errors import EnvelopeError, EventBusStateError, EventError
@@ -48,7 +47,8 @@ from meshkit.events.metrics import EventMetrics
 from meshkit.events.relay import MSG_ID
 from meshkit.events.settings import EventSettings
 from meshkit.events.streams import EVENTS_STREAM
-from meshkit.events.tracecontext import TraceContext, enter_trace, leave_trace, use_trace
+from meshkit.tasks import cancel_and_wait
+from meshkit.tracing import TraceContext, use_trace
 
 __all__ = ["EventHandler", "Subscription", "SubscriptionStatus", "filter_subject"]
 
@@ -291,11 +291,8 @@ class Subscription:
                     self._metrics.consumed(self.consumer, item.event.type).inc()
                 continue
             # The event's log lines carry its trace.
-            token = enter_trace(item.event.trace)
-            try:
+            with use_trace(item.event.trace):
                 await self._failed(item, error)
-            finally:
-                leave_trace(token)
 
     async def _failed(self, item: _Item, error: str) -> None:
         if item.event.attempt >= self._settings.max_attempts:

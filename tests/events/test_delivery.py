@@ -251,7 +251,7 @@ async def test_the_handler_runs_in_the_trace_of_the_event(
     traces: list[str | None] = []
 
     async def remember(event: ReceivedEvent, session: AsyncSession) -> None:
-        from meshkit.events import current_trace
+        from meshkit.tracing import current_trace
 
         trace = current_trace()
         traces.append(trace.traceparent if trace else None)

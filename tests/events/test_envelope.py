@@ -25,7 +25,7 @@ from meshkit.events import (
 )
 from meshkit.events._ids import new_event_id, uuid7
 from meshkit.events.settings import VARIABLES
-from meshkit.events.tracecontext import TraceContext, current_trace, new_trace, use_trace
+from meshkit.tracing import TraceContext, current_trace, new_trace, use_trace
 from plugmesh.events.v1 import auth_events_pb2, event_pb2, user_events_pb2
 from plugmesh.users.v1 import users_pb2
 

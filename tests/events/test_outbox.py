@@ -7,11 +7,11 @@ from sqlalchemy import select, update
 
 from launcher.natsd import NatsServer
 from meshkit.db import Database
-from meshkit.events import EventBus, parse_event, unpack_payload, use_trace
+from meshkit.events import EventBus, parse_event, unpack_payload
 from meshkit.events.relay import MSG_ID
 from meshkit.events.streams import EVENTS_STREAM
 from meshkit.events.tables import OutboxRecord, metadata
-from meshkit.events.tracecontext import TraceContext
+from meshkit.tracing import TraceContext, use_trace
 from tests.events.helpers import (
     FAST,
     Change,

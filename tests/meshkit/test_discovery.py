@@ -11,10 +11,10 @@ import pytest
 
 from meshkit.config import MeshConfig
 from meshkit.discovery import Discovery
-from meshkit.events.tracecontext import new_trace
 from meshkit.identity import IDENTITY_KEY, SIGNATURE_KEY
 from meshkit.registration import Backoff
 from meshkit.server import PluginServer, Servicer
+from meshkit.tracing import new_trace
 from registry.app import RegistryServer
 from registry.testing import eventually
 from tests.gateway import conftest as _gateway_fixtures

@@ -6,8 +6,8 @@ import json
 import logging
 import sys
 
-from meshkit.events.tracecontext import TraceContext, use_trace
 from meshkit.logging import JsonFormatter
+from meshkit.tracing import TraceContext, use_trace
 
 
 def test_log_record_becomes_one_json_object_with_extra_fields() -> None:

@@ -11,10 +11,10 @@ import grpc
 import pytest
 from google.protobuf import descriptor_pb2
 
+from meshkit.registration import Backoff
 from plugmesh.registry.v1 import registry_pb2_grpc
 from registry.app import RegistryServer
 from registry.config import RegistryConfig
-from registry.health_watch import Backoff
 from registry.testing import FakePlugin, StartPlugin, StartRegistry
 from tests.postgres import postgres_database
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 import nats
@@ -21,7 +22,7 @@ from meshkit.db import Database
 from meshkit.events import EventBus, EventSettings, parse_event, unpack_payload
 from meshkit.events.streams import EVENTS_STREAM
 from meshkit.events.tables import OutboxRecord
-from meshkit.events.tracecontext import new_trace
+from meshkit.tracing import new_trace
 from plugmesh.events.v1 import event_pb2, registry_events_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.app import RegistryServer
@@ -218,6 +219,79 @@ async def test_events_of_changes_made_while_nats_is_down_arrive_once_it_is_back(
     # The address answers nothing, so its health (UNREACHABLE) may follow the registration.
     assert events[0].type == "registry.instance.registered"
     assert {e.type for e in events[1:]} <= {"registry.instance.health_changed"}
+
+
+# An event's type and payload (a registry_events_pb2 message; each has an ``instance``).
+Written = tuple[str, Any]
+
+
+async def outbox_events(config: RegistryConfig, instance_id: str) -> list[Written]:
+    """The events about one instance in the registry's outbox, in the order written."""
+    database = Database(config.resolved_database_url)
+    try:
+        async with database.read() as session:
+            rows = await session.scalars(select(OutboxRecord).order_by(OutboxRecord.event_id))
+            events = [parse_event(row.envelope) for row in rows]
+    finally:
+        await database.close()
+    subject = f"instances/{instance_id}"
+    return [(e.type, unpack_payload(e)) for e in events if e.subject == subject]
+
+
+def at_least(
+    config: RegistryConfig, instance_id: str, count: int
+) -> Callable[[], Awaitable[list[Written] | None]]:
+    """A check for :func:`eventually`: the instance's events, once there are ``count``."""
+
+    async def check() -> list[Written] | None:
+        events = await outbox_events(config, instance_id)
+        return events if len(events) >= count else None
+
+    return check
+
+
+async def test_instance_lifecycle_is_written_to_the_outbox_as_registry_events(
+    registry_config: RegistryConfig, nats_server: NatsServer, start_plugin: StartPlugin
+) -> None:
+    async with registry_with_bus(registry_config, nats_server.url) as server:
+        plugin = await start_plugin([contract_file(WIDGETS)], [WIDGETS.full_name])
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = registry_pb2_grpc.RegistryServiceStub(channel)
+            registered = await stub.RegisterInstance(
+                registry_pb2.RegisterInstanceRequest(service="widgets", address=plugin.address)
+            )
+            instance_id = registered.instance.instance_id
+
+            await eventually(at_least(registry_config, instance_id, 2), what="registered, SERVING")
+            await stub.DeregisterInstance(
+                registry_pb2.DeregisterInstanceRequest(instance_id=instance_id)
+            )
+            events = await eventually(at_least(registry_config, instance_id, 3), what="gone")
+
+    assert [(kind, payload.instance.health) for kind, payload in events] == [
+        (RegistryEventType.REGISTERED.value, registry_pb2.HEALTH_STATUS_UNKNOWN),
+        (RegistryEventType.HEALTH_CHANGED.value, registry_pb2.HEALTH_STATUS_SERVING),
+        (RegistryEventType.DEREGISTERED.value, registry_pb2.HEALTH_STATUS_SERVING),
+    ]
+    assert events[1][1].previous_health == registry_pb2.HEALTH_STATUS_UNKNOWN
+
+
+async def test_expired_lease_is_written_to_the_outbox_as_an_expired_event(
+    registry_config: RegistryConfig, nats_server: NatsServer
+) -> None:
+    config = dataclasses.replace(registry_config, lease_seconds=0.3)
+    async with registry_with_bus(config, nats_server.url) as server:
+        instance = await register_widgets(server)
+
+        async def expired() -> list[str] | None:
+            written = await outbox_events(config, instance.instance_id)
+            types = [kind for kind, _ in written]
+            return types if types and types[-1] == RegistryEventType.EXPIRED.value else None
+
+        types = await eventually(expired, what="an expired event")
+
+    assert types[0] == RegistryEventType.REGISTERED.value
+    assert types.count(RegistryEventType.EXPIRED.value) == 1
 
 
 class RecordingOutbox:

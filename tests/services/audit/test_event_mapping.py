@@ -8,7 +8,8 @@ import pytest
 from google.protobuf import message
 from google.rpc import code_pb2, status_pb2
 
-from meshkit.events import ReceivedEvent, TraceContext, build_event, subject_of
+from meshkit.events import ReceivedEvent, build_event, subject_of
+from meshkit.tracing import TraceContext
 from plugmesh.events.v1 import (
     auth_events_pb2,
     event_pb2,
