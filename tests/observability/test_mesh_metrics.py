@@ -6,9 +6,9 @@ import grpc
 import pytest
 
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
-from registry.testing import eventually
 from tests.gateway.auth.mesh import Mesh
 from tests.observability.scrape import Scrape, scrape
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

@@ -17,9 +17,9 @@ from meshkit.events import parse_event
 from meshkit.events.relay import MSG_ID
 from meshkit.events.streams import EVENTS_STREAM
 from plugmesh.machineusers.v1 import machineusers_pb2, machineusers_pb2_grpc
-from registry.testing import eventually
 from tests.events.helpers import connect
 from tests.gateway.auth.mesh import Mesh
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

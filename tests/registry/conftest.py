@@ -15,8 +15,8 @@ from plugmesh.registry.v1 import registry_pb2_grpc
 from registry.app import RegistryServer
 from registry.config import RegistryConfig
 from registry.health_watch import Backoff
-from registry.testing import FakePlugin, StartPlugin, StartRegistry
 from tests.postgres import postgres_database
+from tests.support.registry import FakePlugin, StartPlugin, StartRegistry
 
 # Reconnect quickly so that tests of recovery do not wait for a production backoff.
 FAST_BACKOFF = Backoff(initial_seconds=0.05, maximum_seconds=0.2)

@@ -12,8 +12,8 @@ from meshkit.server import PluginServer
 from meshkit.unimplemented import unimplemented
 from plugmesh.users.v1 import users_pb2
 from registry import RegistryConfig, RegistryServer
-from registry.testing import eventually
 from tests.grpcurl import grpcurl
+from tests.support.waiting import eventually
 
 
 @pytest.fixture

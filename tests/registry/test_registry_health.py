@@ -7,14 +7,8 @@ from typing import TYPE_CHECKING
 
 from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
-from registry.testing import (
-    Contract,
-    FakePlugin,
-    Method,
-    StartPlugin,
-    contract_file,
-    eventually,
-)
+from tests.support.registry import Contract, FakePlugin, Method, StartPlugin, contract_file
+from tests.support.waiting import eventually
 
 if TYPE_CHECKING:
     Stub = registry_pb2_grpc.RegistryServiceAsyncStub

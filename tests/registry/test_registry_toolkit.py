@@ -16,14 +16,14 @@ from registry.app import RegistryServer
 from registry.config import RegistryConfig
 from registry.events import RegistryEvent, RegistryEventType
 from registry.model import Health, Registration
-from registry.testing import (
+from tests.support.registry import (
     Contract,
     StartPlugin,
     StartRegistry,
     contract_file,
     descriptor_set,
-    eventually,
 )
+from tests.support.waiting import eventually
 
 SECRET = "mesh-secret"
 

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from registry.testing import eventually
 from tests.gateway.auth.mesh import SECRET, Mesh, running_mesh
 from tests.gateway.node import NAME, NodePlugin, start_node
+from tests.support.waiting import eventually
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

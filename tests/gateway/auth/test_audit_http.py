@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from registry.testing import eventually
 from tests.gateway.auth.mesh import Mesh, person_jwt
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

@@ -30,7 +30,7 @@ from plugmesh.events.v1 import (
 )
 from plugmesh.machineusers.v1 import machineusers_pb2
 from plugmesh.users.v1 import users_pb2
-from registry.testing import eventually
+from tests.support.waiting import eventually
 
 
 def _free_port() -> int:

@@ -15,9 +15,9 @@ from meshkit.events import parse_event, subject_of, unpack_payload
 from meshkit.events.streams import EVENTS_STREAM
 from plugmesh.events.v1 import auth_events_pb2, event_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
-from registry.testing import eventually
 from services.machineusers import tokens
 from tests.gateway.auth.mesh import Mesh
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

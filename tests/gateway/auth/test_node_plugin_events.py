@@ -28,9 +28,9 @@ from meshkit.events.relay import MSG_ID
 from meshkit.events.streams import EVENTS_STREAM
 from plugmesh.events.v1 import event_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
-from registry.testing import eventually
 from tests.gateway.auth.mesh import Mesh
 from tests.gateway.node import GREETER, NAME, NEEDS_NODE, NodePlugin
+from tests.support.waiting import eventually
 
 pytestmark = [*NEEDS_NODE, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

@@ -17,8 +17,8 @@ from sqlalchemy import event
 
 from meshkit.errors import error_info
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
-from registry.testing import eventually
 from tests.gateway.auth.mesh import JWT_SECRET, Mesh, person_jwt
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

@@ -18,9 +18,9 @@ from gateway.catalog import Catalog
 from gateway.http import HttpServer, HttpSettings, build_app
 from gateway.upstream import Upstreams
 from registry.app import RegistryServer
-from registry.testing import eventually
 from tests.gateway.conftest import StartEcho
 from tests.gateway.http.conftest import Mesh, routed, running_mesh
+from tests.support.waiting import eventually
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 

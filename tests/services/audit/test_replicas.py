@@ -13,8 +13,8 @@ from meshkit.events import build_event, subject_of
 from meshkit.natsd import NatsServer
 from plugmesh.audit.v1 import audit_pb2
 from plugmesh.events.v1 import event_pb2, user_events_pb2
-from registry.testing import eventually
 from tests.services.audit.conftest import ADMIN, Audit, running_audit, signed
+from tests.support.waiting import eventually
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from meshkit.processes import PROCESSES
 from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
 from plugmesh.events.v1 import event_pb2
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
-from registry.testing import eventually
 from tests.cli.helpers import descendants
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -11,9 +11,9 @@ from nats.aio.msg import Msg
 from meshkit.events import parse_event, subject_of, unpack_payload
 from meshkit.natsd import NatsServer
 from plugmesh.events.v1 import event_pb2, machine_user_events_pb2
-from registry.testing import eventually
 from tests.services.machineusers.conftest import Running
 from tests.services.machineusers.support import ADMIN, failure
+from tests.support.waiting import eventually
 
 
 async def test_each_change_publishes_its_event_and_no_token(

@@ -28,10 +28,10 @@ from meshkit.natsd import NatsServer
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
 from registry.app import RegistryServer
 from registry.config import RegistryConfig
-from registry.testing import eventually
 from tests.gateway.conftest import FAST
 from tests.postgres import postgres_database
 from tests.registry.conftest import FAST_BACKOFF
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = "users-replicas-test-secret"

@@ -1,0 +1,1 @@
+"""Test support: fake plugins and contracts, databases, and bounded waits for conditions."""
