@@ -9,10 +9,10 @@ import pytest
 
 from meshkit.config import MeshConfig
 from meshkit.server import PluginServer
-from meshkit.unimplemented import unimplemented
 from plugmesh.users.v1 import users_pb2
 from registry import RegistryConfig, RegistryServer
 from tests.grpcurl import grpcurl
+from tests.support.unimplemented import unimplemented
 from tests.support.waiting import eventually
 
 

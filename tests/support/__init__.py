@@ -1,1 +1,2 @@
-"""Test support: fake plugins and contracts, databases, and bounded waits for conditions."""
+"""Test support: fake plugins, contracts and servicers without logic, databases, and
+bounded waits for conditions."""
