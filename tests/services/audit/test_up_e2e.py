@@ -29,7 +29,7 @@ READY_LINE = "Ctrl-C stops the mesh"
 
 
 @pytest.fixture
-def mesh(tmp_path: Path) -> Iterator[Path]:
+def up_data_dir(tmp_path: Path) -> Iterator[Path]:
     """A running ``plugmesh up`` on free ports; its data dir."""
     data_dir, output = tmp_path / "data", tmp_path / "up.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGMESH_")}
@@ -65,9 +65,9 @@ def mesh(tmp_path: Path) -> Iterator[Path]:
                 os.kill(pid, signal.SIGKILL)
 
 
-async def test_a_user_created_in_the_mesh_is_audited(mesh: Path) -> None:
-    addresses = json.loads((mesh / "up.json").read_text())["addresses"]
-    key = signing_key((mesh / "registration.secret").read_text().strip())
+async def test_a_user_created_in_the_mesh_is_audited(up_data_dir: Path) -> None:
+    addresses = json.loads((up_data_dir / "up.json").read_text())["addresses"]
+    key = signing_key((up_data_dir / "registration.secret").read_text().strip())
     assert key is not None
     admin = to_metadata(Identity(PrincipalKind.USER, "root", admin=True), key)
 
