@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -60,7 +59,6 @@ class Answer:
     kind: str
     code: grpc.StatusCode | None  # None: no answer before deadline plus grace
     details: str
-    seconds: float
 
     def __str__(self) -> str:
         code = self.code.name if self.code else "NO ANSWER"
@@ -132,7 +130,6 @@ async def fuzz(auth_mesh: Mesh) -> list[Answer]:
         target: Target, channel: grpc.aio.Channel, method: descriptor.MethodDescriptor, case: Case
     ) -> None:
         async with gate:
-            started = time.monotonic()
             try:
                 code, details = await asyncio.wait_for(
                     send(channel, method, case.data, target.metadata),
@@ -147,7 +144,6 @@ async def fuzz(auth_mesh: Mesh) -> list[Answer]:
                     case.kind,
                     code,
                     details,
-                    time.monotonic() - started,
                 )
             )
 
@@ -197,7 +193,6 @@ async def test_malformed_and_random_requests_get_proper_statuses_before_their_de
     assert unhandled == [], "\n".join(unhandled)
     silent = [str(a) for a in answers if a.code != grpc.StatusCode.OK and not a.details]
     assert silent == []
-    assert all(a.seconds < DEADLINE_SECONDS + GRACE_SECONDS for a in answers)
     assert logged_errors(auth_mesh) == []
     assert await serving(auth_mesh) == dict.fromkeys(
         (t.name for t in targets(auth_mesh)), "SERVING"

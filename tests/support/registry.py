@@ -118,6 +118,36 @@ def descriptor_set(
     return result
 
 
+class CountingHealth(health_async.HealthServicer):
+    """The standard health servicer, counting the Check and Watch calls it gets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def Check(
+        self,
+        request: health_pb2.HealthCheckRequest,
+        context: grpc.aio.ServicerContext[
+            health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
+        ],
+    ) -> health_pb2.HealthCheckResponse:
+        """Answer one check."""
+        self.calls += 1
+        return await super().Check(request, context)
+
+    async def Watch(
+        self,
+        request: health_pb2.HealthCheckRequest,
+        context: grpc.aio.ServicerContext[
+            health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
+        ],
+    ) -> None:
+        """Push every status change until the call ends."""
+        self.calls += 1
+        await super().Watch(request, context)
+
+
 class FakePlugin:
     """A plugin instance for tests: health checking and reflection for given files.
 
@@ -136,7 +166,7 @@ class FakePlugin:
     ) -> None:
         self.files = descriptor_set(files)
         self.services = tuple(services)
-        self.health = health_async.HealthServicer()
+        self.health = CountingHealth()
         self._reflection = reflection
         self._server: grpc.aio.Server | None = None
         self._address = ""

@@ -1,9 +1,8 @@
-"""Machine tokens and JWTs through the gateway: who gets in, who does not, how fast a
-deletion or a rotation takes effect, and what reaches the plugins and the audit log."""
+"""Machine tokens and JWTs through the gateway: who gets in, who does not, how a deletion
+or a rotation drops a cached token, and what reaches the plugins and the audit log."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
@@ -15,10 +14,11 @@ import jwt
 import pytest
 from sqlalchemy import event
 
+from gateway.auth.cache import digest
 from meshkit.errors import error_info
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
-from tests.gateway.auth.mesh import JWT_SECRET, Mesh, person_jwt
-from tests.support.waiting import eventually
+from tests.gateway.auth.mesh import CACHE_TTL_SECONDS, JWT_SECRET, Mesh, person_jwt
+from tests.support.waiting import eventually, until
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -33,13 +33,30 @@ def reason(response: httpx.Response) -> str:
 
 
 async def until_refused(auth_mesh: Mesh, token: str, *, timeout_seconds: float) -> httpx.Response:
-    """Poll an authenticated route with ``token`` until it is refused."""
-    deadline = time.monotonic() + timeout_seconds
-    while True:
+    """Poll an authenticated route with ``token`` until it is refused; return the refusal."""
+
+    async def refused() -> httpx.Response | None:
         response = await auth_mesh.http.get(AUTHENTICATED_PATH, headers=auth_mesh.bearer(token))
-        if response.status_code == 401 or time.monotonic() > deadline:
-            return response
-        await asyncio.sleep(0.01)
+        return response if response.status_code == 401 else None
+
+    return await eventually(
+        refused, timeout_seconds=timeout_seconds, interval_seconds=0.01, what="the refusal"
+    )
+
+
+def cached(auth_mesh: Mesh, token: str) -> bool:
+    """Whether the gateway holds a validated answer for ``token``."""
+    return auth_mesh.gateway.auth.tokens.get(digest(token)) is not None
+
+
+async def until_dropped(auth_mesh: Mesh, token: str, what: str) -> None:
+    """Wait until the gateway's cache no longer holds ``token``. The wait is far shorter
+    than the cache's TTL, so only an invalidation event can have dropped it."""
+    await until(
+        lambda: not cached(auth_mesh, token),
+        timeout_seconds=CACHE_TTL_SECONDS / 3,
+        what=what,
+    )
 
 
 @contextlib.contextmanager
@@ -137,27 +154,27 @@ async def test_a_token_with_one_wrong_character_is_refused_without_a_lookup(
     assert seen == []
 
 
-async def test_a_deletion_takes_effect_within_one_second(auth_mesh: Mesh) -> None:
+async def test_a_deletion_drops_the_cached_token_and_the_next_request_is_refused(
+    auth_mesh: Mesh,
+) -> None:
     created = await auth_mesh.create_machine_user("doomed")
     token = created.token
     warm = await auth_mesh.http.get(AUTHENTICATED_PATH, headers=auth_mesh.bearer(token))
-    assert warm.status_code == 200, "validated and cached"
+    assert warm.status_code == 200
+    assert cached(auth_mesh, token), "validated and cached"
 
     machine_user_id = created.machine_user.machine_user_id
     deleted = await auth_mesh.http.delete(
         f"/v1/machine-users/{machine_user_id}", headers=auth_mesh.bearer(auth_mesh.admin_token)
     )
     assert deleted.status_code == 200
-    started = time.monotonic()
-    refused = await until_refused(auth_mesh, token, timeout_seconds=1.0)
-    took = time.monotonic() - started
+    await until_dropped(auth_mesh, token, "the deletion to drop the cached token")
+    refused = await auth_mesh.http.get(AUTHENTICATED_PATH, headers=auth_mesh.bearer(token))
 
-    assert refused.status_code == 401, f"still accepted {took:.2f}s after the deletion"
-    assert reason(refused) == "UNKNOWN_TOKEN"
-    assert took <= 1.0
+    assert (refused.status_code, reason(refused)) == (401, "UNKNOWN_TOKEN")
 
 
-async def test_a_token_rotated_out_without_grace_is_refused_within_one_second(
+async def test_a_token_rotated_out_without_grace_is_dropped_from_the_cache_and_refused(
     auth_mesh: Mesh,
 ) -> None:
     created = await auth_mesh.create_machine_user("rotating")
@@ -165,6 +182,7 @@ async def test_a_token_rotated_out_without_grace_is_refused_within_one_second(
     assert (
         await auth_mesh.http.get(AUTHENTICATED_PATH, headers=auth_mesh.bearer(old))
     ).status_code == 200
+    assert cached(auth_mesh, old), "validated and cached"
 
     rotated = await auth_mesh.http.post(
         f"/v1/machine-users/{created.machine_user.machine_user_id}:rotateToken",
@@ -174,7 +192,8 @@ async def test_a_token_rotated_out_without_grace_is_refused_within_one_second(
     assert rotated.status_code == 200
     new = rotated.json()["token"]
     auth_mesh.tokens.append(new)
-    refused = await until_refused(auth_mesh, old, timeout_seconds=1.0)
+    await until_dropped(auth_mesh, old, "the rotation to drop the cached token")
+    refused = await auth_mesh.http.get(AUTHENTICATED_PATH, headers=auth_mesh.bearer(old))
 
     assert (refused.status_code, reason(refused)) == (401, "UNKNOWN_TOKEN")
     assert (
