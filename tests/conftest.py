@@ -1,4 +1,5 @@
-"""Fixtures every test directory may use: the session's PostgreSQL server, a nats-server."""
+"""Fixtures every test directory may use: the session's PostgreSQL server, an empty
+database on each backend, a nats-server."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from launcher.natsd import NatsServer
 from tests.postgres import postgres_server, server_binaries
+from tests.support.databases import BACKENDS, empty_database
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +23,14 @@ def postgres_url() -> Iterator[str]:
         yield configured
         return
     with postgres_server(server_binaries()) as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database: a SQLite file in a folder yet to be made under ``tmp_path``, then
+    a new database on the session's PostgreSQL (the test runs once on each)."""
+    async with empty_database(request.param, tmp_path, request) as url:
         yield url
 
 

@@ -1,10 +1,10 @@
 """Fixtures: the whole mesh of :mod:`tests.gateway.auth` (one per test module, with its
 leak scan at the end), which the clients in other languages call through the gateway.
 
-Tests using ``mesh`` run in the module's event loop: their modules set
+Tests using ``auth_mesh`` run in the module's event loop: their modules set
 ``pytestmark = pytest.mark.asyncio(loop_scope="module")``.
 """
 
-from tests.gateway.auth.conftest import mesh
+from tests.gateway.auth.conftest import auth_mesh
 
-__all__ = ["mesh"]
+__all__ = ["auth_mesh"]

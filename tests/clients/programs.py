@@ -45,12 +45,12 @@ class Finished:
     stderr: str
 
 
-def client_env(mesh: Mesh, token: str) -> dict[str, str]:
+def client_env(auth_mesh: Mesh, token: str) -> dict[str, str]:
     """The environment a client finds the gateway and its token in; no token when empty."""
     env = {
         "PATH": os.environ.get("PATH", ""),
-        "PLUGMESH_GATEWAY_GRPC": mesh.gateway.grpc_address,
-        "PLUGMESH_GATEWAY_HTTP": mesh.gateway.http_address,
+        "PLUGMESH_GATEWAY_GRPC": auth_mesh.gateway.grpc_address,
+        "PLUGMESH_GATEWAY_HTTP": auth_mesh.gateway.http_address,
     }
     if token:
         env["PLUGMESH_TOKEN"] = token

@@ -28,45 +28,53 @@ def client() -> Path:
     )
 
 
-async def call(client: Path, mesh: Mesh, token: str, *args: str) -> tuple[int, Any, Any]:
+async def call(client: Path, auth_mesh: Mesh, token: str, *args: str) -> tuple[int, Any, Any]:
     """Exit code, the JSON printed on stdout (None when empty) and on stderr (the refusal)."""
-    done = await run([str(client), *args], client_env(mesh, token))
-    assert mesh.admin_token not in done.stdout + done.stderr
+    done = await run([str(client), *args], client_env(auth_mesh, token))
+    assert auth_mesh.admin_token not in done.stdout + done.stderr
     out = json.loads(done.stdout) if done.stdout.strip() else None
     err = json.loads(done.stderr) if done.returncode == 1 else done.stderr
     return done.returncode, out, err
 
 
 async def test_cpp_client_creates_and_gets_a_user_through_the_ingress(
-    mesh: Mesh, client: Path
+    auth_mesh: Mesh, client: Path
 ) -> None:
     code, created, refused = await call(
-        client, mesh, mesh.admin_token, "create-user", "cpp-ada", "ada@cpp.example", "Ada from C++"
+        client,
+        auth_mesh,
+        auth_mesh.admin_token,
+        "create-user",
+        "cpp-ada",
+        "ada@cpp.example",
+        "Ada from C++",
     )
     assert code == 0, refused
     assert created["user"]["userId"] == "cpp-ada"
     assert created["user"]["revision"] == "1"
     assert created["user"]["role"] == "ROLE_USER"
 
-    code, got, refused = await call(client, mesh, mesh.admin_token, "get-user", "cpp-ada")
+    code, got, refused = await call(client, auth_mesh, auth_mesh.admin_token, "get-user", "cpp-ada")
     assert code == 0, refused
     assert got["user"] == created["user"]
 
-    stub: Any = users_pb2_grpc.UserServiceStub(mesh.channel)
+    stub: Any = users_pb2_grpc.UserServiceStub(auth_mesh.channel)
     stored = await stub.GetUser(
-        users_pb2.GetUserRequest(user_id="cpp-ada"), metadata=_bearer(mesh.admin_token)
+        users_pb2.GetUserRequest(user_id="cpp-ada"), metadata=_bearer(auth_mesh.admin_token)
     )
     assert (stored.user.email, stored.user.display_name) == ("ada@cpp.example", "Ada from C++")
     assert stored.user.etag == got["user"]["etag"]
 
 
-async def test_cpp_client_lists_the_machine_users(mesh: Mesh, client: Path) -> None:
-    code, listed, refused = await call(client, mesh, mesh.admin_token, "list-machine-users")
+async def test_cpp_client_lists_the_machine_users(auth_mesh: Mesh, client: Path) -> None:
+    code, listed, refused = await call(
+        client, auth_mesh, auth_mesh.admin_token, "list-machine-users"
+    )
     assert code == 0, refused
 
-    stub: Any = machineusers_pb2_grpc.MachineUserServiceStub(mesh.channel)
+    stub: Any = machineusers_pb2_grpc.MachineUserServiceStub(auth_mesh.channel)
     expected = await stub.ListMachineUsers(
-        machineusers_pb2.ListMachineUsersRequest(), metadata=_bearer(mesh.admin_token)
+        machineusers_pb2.ListMachineUsersRequest(), metadata=_bearer(auth_mesh.admin_token)
     )
     names = {user["name"]: user["machineUserId"] for user in listed["machineUsers"]}
     assert names == {user.name: user.machine_user_id for user in expected.machine_users}
@@ -92,10 +100,10 @@ async def test_cpp_client_lists_the_machine_users(mesh: Mesh, client: Path) -> N
     ],
 )
 async def test_cpp_client_reports_a_refused_call_with_its_grpc_code(
-    mesh: Mesh, client: Path, who: str, args: tuple[str, ...], status: grpc.StatusCode
+    auth_mesh: Mesh, client: Path, who: str, args: tuple[str, ...], status: grpc.StatusCode
 ) -> None:
-    token = {"nobody": "", "plain": mesh.user_token, "admin": mesh.admin_token}[who]
-    code, out, refusal = await call(client, mesh, token, *args)
+    token = {"nobody": "", "plain": auth_mesh.user_token, "admin": auth_mesh.admin_token}[who]
+    code, out, refusal = await call(client, auth_mesh, token, *args)
     assert (code, out) == (1, None)
     assert refusal["code"] == status.value[0], refusal
     assert refusal["message"]

@@ -38,9 +38,9 @@ def node() -> str:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def report(mesh: Mesh, node: str) -> dict[str, Any]:
+async def report(auth_mesh: Mesh, node: str) -> dict[str, Any]:
     """What the client printed after its walk over both transports."""
-    env = {**client_env(mesh, mesh.admin_token), "PLUGMESH_RUN_NAME": RUN_NAME}
+    env = {**client_env(auth_mesh, auth_mesh.admin_token), "PLUGMESH_RUN_NAME": RUN_NAME}
     done = await run([node, str(MAIN)], env)
     assert done.returncode == 0, done.stderr
     assert WHOLE_TOKEN.search(done.stdout + done.stderr) is None, "a token was printed"
@@ -49,11 +49,11 @@ async def report(mesh: Mesh, node: str) -> dict[str, Any]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def admin_id(mesh: Mesh) -> str:
+async def admin_id(auth_mesh: Mesh) -> str:
     """The machine user ID of the admin token the client was given."""
-    stub: Any = machineusers_pb2_grpc.MachineUserServiceStub(mesh.channel)
+    stub: Any = machineusers_pb2_grpc.MachineUserServiceStub(auth_mesh.channel)
     listed = await stub.ListMachineUsers(
-        machineusers_pb2.ListMachineUsersRequest(), metadata=_bearer(mesh.admin_token)
+        machineusers_pb2.ListMachineUsersRequest(), metadata=_bearer(auth_mesh.admin_token)
     )
     (admin,) = [user for user in listed.machine_users if user.name == "test-admin"]
     return str(admin.machine_user_id)
@@ -64,7 +64,7 @@ TRANSPORTS = pytest.mark.parametrize("transport", ["grpc", "http"])
 
 @TRANSPORTS
 async def test_node_client_creates_a_user_and_replaces_its_permissions(
-    mesh: Mesh, report: dict[str, Any], transport: str
+    auth_mesh: Mesh, report: dict[str, Any], transport: str
 ) -> None:
     walk = report[transport]
     user_id = f"{transport}-{RUN_NAME}"
@@ -73,9 +73,9 @@ async def test_node_client_creates_a_user_and_replaces_its_permissions(
     assert walk["user"]["revision"] == "2"
     assert walk["listedUser"] is True
 
-    stub: Any = users_pb2_grpc.UserServiceStub(mesh.channel)
+    stub: Any = users_pb2_grpc.UserServiceStub(auth_mesh.channel)
     stored = await stub.GetUser(
-        users_pb2.GetUserRequest(user_id=user_id), metadata=_bearer(mesh.admin_token)
+        users_pb2.GetUserRequest(user_id=user_id), metadata=_bearer(auth_mesh.admin_token)
     )
     assert stored.user.revision == 2
     assert [(rule.effect, rule.pattern) for rule in stored.user.permissions.rules] == [
@@ -108,7 +108,7 @@ async def test_node_client_checks_permissions_and_sees_which_rule_decided(
 
 @TRANSPORTS
 async def test_node_client_creates_a_machine_user_whose_token_has_a_users_rights(
-    mesh: Mesh, report: dict[str, Any], transport: str
+    auth_mesh: Mesh, report: dict[str, Any], transport: str
 ) -> None:
     walk = report[transport]
     machine_user = walk["machineUser"]
@@ -121,10 +121,10 @@ async def test_node_client_creates_a_machine_user_whose_token_has_a_users_rights
     refused = {"code": PERMISSION_DENIED} | ({"httpStatus": 403} if transport == "http" else {})
     assert walk["bot"]["listUsers"] == refused
 
-    stub: Any = machineusers_pb2_grpc.MachineUserServiceStub(mesh.channel)
+    stub: Any = machineusers_pb2_grpc.MachineUserServiceStub(auth_mesh.channel)
     stored = await stub.GetMachineUser(
         machineusers_pb2.GetMachineUserRequest(machine_user_id=machine_user["machineUserId"]),
-        metadata=_bearer(mesh.admin_token),
+        metadata=_bearer(auth_mesh.admin_token),
     )
     assert stored.machine_user.token_info.prefix == machine_user["tokenInfo"]["prefix"]
     assert stored.machine_user.HasField("last_used_time"), "the new token was never used"
@@ -132,7 +132,7 @@ async def test_node_client_creates_a_machine_user_whose_token_has_a_users_rights
 
 @TRANSPORTS
 async def test_node_client_reads_the_audit_entries_its_actions_left(
-    mesh: Mesh, report: dict[str, Any], admin_id: str, transport: str
+    auth_mesh: Mesh, report: dict[str, Any], admin_id: str, transport: str
 ) -> None:
     audit = report[transport]["audit"]
     by_admin = {"type": "ACTOR_TYPE_MACHINE", "id": admin_id}
@@ -143,10 +143,10 @@ async def test_node_client_reads_the_audit_entries_its_actions_left(
         assert {key: entry["actor"].get(key) for key in by_admin} == by_admin
         assert entry["outcome"] == "OUTCOME_SUCCESS"
 
-    stub: Any = audit_pb2_grpc.AuditServiceStub(mesh.channel)
+    stub: Any = audit_pb2_grpc.AuditServiceStub(auth_mesh.channel)
     stored = await stub.ListAuditEntries(
         audit_pb2.ListAuditEntriesRequest(resource=f"users/{transport}-{RUN_NAME}"),
-        metadata=_bearer(mesh.admin_token),
+        metadata=_bearer(auth_mesh.admin_token),
     )
     seen = {(entry["sequence"], entry["action"]) for entry in audit["user"]}
     assert seen <= {(str(entry.sequence), entry.action) for entry in stored.entries}

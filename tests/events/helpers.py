@@ -1,10 +1,9 @@
-"""Shared pieces of the event bus tests: a consumer's store, a publisher's state, waiting."""
+"""Shared pieces of the event bus tests: a consumer's store, a publisher's state, how long
+to wait."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import nats
@@ -20,6 +19,9 @@ from meshkit.events.relay import MSG_ID
 from meshkit.events.tables import OutboxRecord
 from plugmesh.events.v1 import event_pb2, user_events_pb2
 from plugmesh.users.v1 import users_pb2
+
+#: How long a test waits for something asynchronous (generous: machines get busy).
+WAIT_SECONDS = 30.0
 
 #: Settings that retry quickly, so tests of failures finish in seconds.
 FAST = EventSettings(
@@ -97,20 +99,6 @@ async def pending_outbox(db: Database) -> int:
             select(func.count()).select_from(OutboxRecord).where(OutboxRecord.sent_at.is_(None))
         )
     return int(count or 0)
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]],
-    *,
-    timeout_seconds: float = 30.0,
-    what: str = "condition",
-) -> None:
-    """Poll ``condition`` until it holds; fail the test after ``timeout_seconds``."""
-    deadline = time.monotonic() + timeout_seconds
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def publish_directly(

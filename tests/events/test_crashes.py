@@ -19,6 +19,7 @@ from meshkit.events import EventBus
 from meshkit.events.streams import EVENTS_STREAM
 from tests.events.helpers import (
     FAST,
+    WAIT_SECONDS,
     Base,
     Change,
     consumer_settled,
@@ -26,8 +27,8 @@ from tests.events.helpers import (
     publish_directly,
     record,
     seen_counts,
-    wait_until,
 )
+from tests.support.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_ENV = {
@@ -78,7 +79,9 @@ async def test_a_consumer_killed_mid_batch_loses_nothing_and_stores_nothing_twic
         async def some_committed() -> bool:
             return (await seen_counts(store))[0] >= 300
 
-        await wait_until(some_committed, what="the first batches to commit")
+        await until(
+            some_committed, timeout_seconds=WAIT_SECONDS, what="the first batches to commit"
+        )
         first.send_signal(signal.SIGKILL)
         await first.wait()
         assert first.returncode == -signal.SIGKILL
@@ -92,7 +95,7 @@ async def test_a_consumer_killed_mid_batch_loses_nothing_and_stores_nothing_twic
                     nc.jetstream(), EVENTS_STREAM, "crashy"
                 )
 
-            await wait_until(all_handled, timeout_seconds=60, what="every event")
+            await until(all_handled, timeout_seconds=60, what="every event")
 
         assert await seen_counts(store) == (len(events), len(events))
     finally:
@@ -127,12 +130,18 @@ async def test_an_event_committed_by_a_publisher_killed_before_sending_arrives_a
                 async def delivered() -> bool:
                     return await seen_counts(consumer_db) == (5, 5)
 
-                await wait_until(delivered, what="the events of the killed publisher")
+                await until(
+                    delivered,
+                    timeout_seconds=WAIT_SECONDS,
+                    what="the events of the killed publisher",
+                )
 
                 async def marked() -> bool:
                     return await pending_outbox(publisher_db) == 0
 
-                await wait_until(marked, what="the outbox rows marked sent")
+                await until(
+                    marked, timeout_seconds=WAIT_SECONDS, what="the outbox rows marked sent"
+                )
         finally:
             await publisher_db.close()
     finally:

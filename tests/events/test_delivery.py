@@ -16,6 +16,7 @@ from meshkit.events.relay import MSG_ID
 from meshkit.events.streams import DLQ_STREAM, EVENTS_STREAM
 from tests.events.helpers import (
     FAST,
+    WAIT_SECONDS,
     Change,
     Note,
     Seen,
@@ -25,8 +26,8 @@ from tests.events.helpers import (
     record,
     seen_counts,
     user_created,
-    wait_until,
 )
+from tests.support.waiting import until
 
 
 async def test_a_consumer_down_while_10000_events_are_published_handles_each_exactly_once(
@@ -53,7 +54,7 @@ async def test_a_consumer_down_while_10000_events_are_published_handles_each_exa
             info = await nc.jetstream().stream_info(EVENTS_STREAM)
             return info.state.messages == 10_000
 
-        await wait_until(all_in_stream, what="10,000 events in the stream")
+        await until(all_in_stream, timeout_seconds=WAIT_SECONDS, what="10,000 events in the stream")
         assert await seen_counts(consumer_db) == (0, 0)
 
         second = consumer()
@@ -65,7 +66,7 @@ async def test_a_consumer_down_while_10000_events_are_published_handles_each_exa
                     nc.jetstream(), EVENTS_STREAM, "audit-all"
                 )
 
-            await wait_until(all_handled, timeout_seconds=90, what="10,000 events handled")
+            await until(all_handled, timeout_seconds=90, what="10,000 events handled")
         finally:
             await second.close()
     finally:
@@ -91,7 +92,7 @@ async def test_an_event_delivered_twice_is_handled_once(
         async def settled() -> bool:
             return await consumer_settled(js, EVENTS_STREAM, "audit-all")
 
-        await wait_until(settled, what="both copies acknowledged")
+        await until(settled, timeout_seconds=WAIT_SECONDS, what="both copies acknowledged")
     finally:
         await bus.close()
     assert await seen_counts(consumer_db) == (1, 1)
@@ -123,7 +124,9 @@ async def test_a_poison_event_is_dead_lettered_after_the_attempts_and_the_others
             letters = await list_dead_letters(js)
             return len(letters) == 2 and await consumer_settled(js, EVENTS_STREAM, "audit-user_any")
 
-        await wait_until(settled, what="two dead letters and the rest handled")
+        await until(
+            settled, timeout_seconds=WAIT_SECONDS, what="two dead letters and the rest handled"
+        )
         assert await seen_counts(consumer_db) == (19, 19)
         assert sorted(set(attempts)) == [1, 2, 3]
         async with consumer_db.read() as session:
@@ -166,7 +169,7 @@ async def test_a_replayed_dead_letter_is_handled_once_the_handler_is_fixed(
         async def dead() -> bool:
             return len(await list_dead_letters(js)) == 1
 
-        await wait_until(dead, what="the dead letter")
+        await until(dead, timeout_seconds=WAIT_SECONDS, what="the dead letter")
         broken = False
         letter = await replay_dead_letter(js, event.id)
         assert letter.event_id == event.id
@@ -174,7 +177,7 @@ async def test_a_replayed_dead_letter_is_handled_once_the_handler_is_fixed(
         async def handled() -> bool:
             return await seen_counts(consumer_db) == (1, 1)
 
-        await wait_until(handled, what="the replayed event")
+        await until(handled, timeout_seconds=WAIT_SECONDS, what="the replayed event")
         assert await list_dead_letters(js) == []
         assert (await js.stream_info(DLQ_STREAM)).state.messages == 0
     finally:
@@ -200,10 +203,12 @@ async def test_a_replayed_dead_letter_that_fails_again_is_dead_lettered_again(
             letters = await list_dead_letters(js)
             return len(letters) == 1 and await consumer_settled(js, EVENTS_STREAM, "audit-all")
 
-        await wait_until(dead, what="the first dead letter")
+        await until(dead, timeout_seconds=WAIT_SECONDS, what="the first dead letter")
         (first,) = await list_dead_letters(js)
         await replay_dead_letter(js, str(first.sequence))
-        await wait_until(dead, what="the replayed event dead-lettered again")
+        await until(
+            dead, timeout_seconds=WAIT_SECONDS, what="the replayed event dead-lettered again"
+        )
         (second,) = await list_dead_letters(js)
     finally:
         await bus.close()
@@ -234,7 +239,7 @@ async def test_a_failing_handler_rolls_back_only_its_own_event(
         async def settled() -> bool:
             return await consumer_settled(js, EVENTS_STREAM, "audit-all")
 
-        await wait_until(settled, what="the batch settled")
+        await until(settled, timeout_seconds=WAIT_SECONDS, what="the batch settled")
     finally:
         await bus.close()
     async with consumer_db.read() as session:
@@ -271,7 +276,7 @@ async def test_the_handler_runs_in_the_trace_of_the_event(
         async def called() -> bool:
             return bool(traces)
 
-        await wait_until(called, what="the handler")
+        await until(called, timeout_seconds=WAIT_SECONDS, what="the handler")
     finally:
         await bus.close()
     assert traces[0] == parent
@@ -295,7 +300,7 @@ async def test_two_instances_of_a_consumer_share_the_work_without_duplicates(
                 js, EVENTS_STREAM, "audit-all"
             )
 
-        await wait_until(settled, what="2,000 events across two instances")
+        await until(settled, timeout_seconds=WAIT_SECONDS, what="2,000 events across two instances")
     finally:
         await asyncio.gather(*(bus.close() for bus in buses))
     assert await seen_counts(consumer_db) == (2_000, 2_000)
@@ -306,11 +311,13 @@ async def test_drain_finishes_the_batch_in_hand_and_close_is_idempotent(
 ) -> None:
     started = asyncio.Event()
     release = asyncio.Event()
+    finished: list[str] = []
 
     async def slow(event: ReceivedEvent, session: AsyncSession) -> None:
         started.set()
         await release.wait()
         await record(event, session)
+        finished.append("the batch in hand")
 
     js = nc.jetstream()
     bus = EventBus(
@@ -322,10 +329,11 @@ async def test_drain_finishes_the_batch_in_hand_and_close_is_idempotent(
     await publish_directly(js, 3)
     await asyncio.wait_for(started.wait(), timeout=30)
     draining = asyncio.create_task(bus.drain())
-    await asyncio.sleep(0.1)
-    assert bus.status is EventBusStatus.DRAINING
+    draining.add_done_callback(lambda _: finished.append("drain"))
+    await until(lambda: bus.status is EventBusStatus.DRAINING, what="the bus draining")
     release.set()
     await draining
+    assert finished == ["the batch in hand", "drain"]
     await bus.drain()
     await bus.close()
     await bus.close()

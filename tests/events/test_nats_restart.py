@@ -12,6 +12,7 @@ from meshkit.events import EventBus
 from meshkit.events.streams import EVENTS_STREAM
 from tests.events.helpers import (
     FAST,
+    WAIT_SECONDS,
     Change,
     connect,
     consumer_settled,
@@ -20,8 +21,8 @@ from tests.events.helpers import (
     record,
     seen_counts,
     user_created,
-    wait_until,
 )
+from tests.support.waiting import until
 
 CHANGES = 300
 
@@ -68,7 +69,11 @@ async def test_the_outbox_drains_and_every_event_arrives_after_nats_restarts(
         async def piled_up() -> bool:
             return await pending_outbox(publisher_db) >= 60
 
-        await wait_until(piled_up, what="events waiting in the outbox while NATS is down")
+        await until(
+            piled_up,
+            timeout_seconds=WAIT_SECONDS,
+            what="events waiting in the outbox while NATS is down",
+        )
         server = NatsServer(store, port=port, log_path=tmp_path / "nats.log")
         await server.start()
         restarted_at = made
@@ -84,7 +89,7 @@ async def test_the_outbox_drains_and_every_event_arrives_after_nats_restarts(
             finally:
                 await client.close()
 
-        await wait_until(delivered, timeout_seconds=60, what="every event after the restart")
+        await until(delivered, timeout_seconds=60, what="every event after the restart")
         assert await seen_counts(consumer_db) == (CHANGES, CHANGES)
     finally:
         changing.cancel()
@@ -122,7 +127,7 @@ async def test_a_bus_connecting_in_background_starts_without_nats_and_sends_once
         async def sent() -> bool:
             return await pending_outbox(publisher_db) == 0
 
-        await wait_until(sent, timeout_seconds=30, what="the event sent once NATS is up")
+        await until(sent, timeout_seconds=30, what="the event sent once NATS is up")
         client = await connect(server.url)
         try:
             message = await client.jetstream().get_last_msg(EVENTS_STREAM, "plugmesh.events.>")

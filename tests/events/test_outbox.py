@@ -14,6 +14,7 @@ from meshkit.events.tables import OutboxRecord, metadata
 from meshkit.tracing import TraceContext, use_trace
 from tests.events.helpers import (
     FAST,
+    WAIT_SECONDS,
     Change,
     consumer_settled,
     fast,
@@ -21,8 +22,8 @@ from tests.events.helpers import (
     record,
     seen_counts,
     user_created,
-    wait_until,
 )
+from tests.support.waiting import until
 
 
 async def _messages(nc: Client) -> int:
@@ -51,7 +52,7 @@ async def test_an_event_of_a_rolled_back_transaction_is_never_published(
         async def sent() -> bool:
             return await _messages(nc) == 1
 
-        await wait_until(sent, what="the committed event")
+        await until(sent, timeout_seconds=WAIT_SECONDS, what="the committed event")
     finally:
         await bus.close()
     async with publisher_db.read() as session:
@@ -94,7 +95,7 @@ async def test_a_committed_event_is_sent_with_its_id_and_trace_at_once_without_p
     async def marked() -> bool:
         return await pending_outbox(publisher_db) == 0
 
-    await wait_until(marked, what="the row marked sent")
+    await until(marked, timeout_seconds=WAIT_SECONDS, what="the row marked sent")
 
 
 async def test_an_event_without_a_trace_starts_one(
@@ -132,7 +133,9 @@ async def test_a_row_published_twice_is_stored_once_by_jetstream(
                 row = (await session.scalars(select(OutboxRecord))).one()
             return row.sent_at is not None and row.attempts == 2
 
-        await wait_until(sent_again, what="the row published a second time")
+        await until(
+            sent_again, timeout_seconds=WAIT_SECONDS, what="the row published a second time"
+        )
     finally:
         await bus.close()
     assert await _messages(nc) == 1
@@ -160,7 +163,7 @@ async def test_rows_left_in_the_table_are_sent_at_the_next_start(
                 nc.jetstream(), EVENTS_STREAM, "audit-all"
             )
 
-        await wait_until(delivered, what="the rows of the earlier run")
+        await until(delivered, timeout_seconds=WAIT_SECONDS, what="the rows of the earlier run")
     finally:
         await offline.close()
         await consumer.close()

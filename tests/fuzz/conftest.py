@@ -1,7 +1,7 @@
 """Fixtures: the whole mesh of the authentication tests (:mod:`tests.gateway.auth.mesh`),
 one per test module, so what a fuzzer creates or deletes stays in its own mesh.
 
-Every test here is marked ``fuzz``. Tests using ``mesh`` run in the module's event loop:
+Every test here is marked ``fuzz``. Tests using ``auth_mesh`` run in the module's event loop:
 their modules set ``pytestmark = pytest.mark.asyncio(loop_scope="module")``.
 """
 
@@ -11,7 +11,7 @@ import pytest
 
 from tests.gateway.auth import conftest as _auth_fixtures
 
-mesh = _auth_fixtures.mesh
+auth_mesh = _auth_fixtures.auth_mesh
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -48,15 +48,15 @@ def keep_artifact(path: Path, name: str) -> None:
 
 
 async def test_the_docs_page_renders_every_operation_of_every_service(
-    mesh: Mesh, tmp_path: Path
+    auth_mesh: Mesh, tmp_path: Path
 ) -> None:
     chromium = require_binary("chromium")
-    document = (await mesh.http.get("/openapi.json")).json()
+    document = (await auth_mesh.http.get("/openapi.json")).json()
     expected = {(m, path) for path, item in document["paths"].items() for m in item}
     tags = {
         tag for item in document["paths"].values() for op in item.values() for tag in op["tags"]
     }
-    services = [mesh.gateway.catalog.service(name) for name in ("registry", *SERVICES)]
+    services = [auth_mesh.gateway.catalog.service(name) for name in ("registry", *SERVICES)]
     registered = {grpc for service in services if service for grpc in service.grpc_services}
     screenshot = tmp_path / "docs.png"
 
@@ -66,7 +66,7 @@ async def test_the_docs_page_renders_every_operation_of_every_service(
         )
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 900})
-            await page.goto(f"http://{mesh.gateway.http_address}/docs")
+            await page.goto(f"http://{auth_mesh.gateway.http_address}/docs")
             await page.wait_for_function(
                 f"document.querySelectorAll('.opblock').length >= {len(expected)}",
                 timeout=RENDER_TIMEOUT_MILLIS,

@@ -156,16 +156,16 @@ def send(
 
 
 async def test_generated_requests_get_no_5xx_and_every_error_is_a_google_rpc_status(
-    mesh: Mesh,
+    auth_mesh: Mesh,
 ) -> None:
-    base_url = f"http://{mesh.gateway.http_address}"
-    document = without_dotted_parameters((await mesh.http.get("/openapi.json")).json())
+    base_url = f"http://{auth_mesh.gateway.http_address}"
+    document = without_dotted_parameters((await auth_mesh.http.get("/openapi.json")).json())
     expected = {f"{m.upper()} {p}" for p, item in document["paths"].items() for m in item}
 
-    tally = await asyncio.to_thread(run_schemathesis, base_url, document, mesh.admin_token)
+    tally = await asyncio.to_thread(run_schemathesis, base_url, document, auth_mesh.admin_token)
 
     print(f"\n{tally.sent} requests, statuses {dict(sorted(tally.statuses.items()))}")
     assert tally.sent >= MINIMUM_REQUESTS
     assert tally.operations == expected
     assert tally.wrong == []
-    assert (await mesh.http.get("/readyz")).status_code == 200
+    assert (await auth_mesh.http.get("/readyz")).status_code == 200

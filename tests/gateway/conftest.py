@@ -13,9 +13,9 @@ from gateway.upstream import Upstreams
 from meshkit.config import MeshConfig
 from meshkit.registration import Backoff
 from registry.app import RegistryServer
-from registry.testing import eventually
 from tests.gateway.echo import EchoPlugin
 from tests.registry import conftest as _registry_fixtures
+from tests.support.waiting import eventually
 
 # The registry tests' fixtures: a registry on a free port, fake plugins.
 registry_config = _registry_fixtures.registry_config

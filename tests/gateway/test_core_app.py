@@ -15,9 +15,9 @@ from gateway.__main__ import main
 from gateway.app import Gateway
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.app import RegistryServer
-from registry.testing import eventually
 from tests.gateway.conftest import StartEcho, serving_instances
 from tests.gateway.echo import EchoPlugin
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
 

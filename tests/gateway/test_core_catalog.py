@@ -13,17 +13,17 @@ from gateway.model import Snapshot
 from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.app import RegistryServer
-from registry.testing import (
+from tests.gateway.conftest import FAST, StartEcho, serving_instances
+from tests.gateway.echo import SERVICE, EchoRequest
+from tests.support.registry import (
     Contract,
     FakePlugin,
     Method,
     StartPlugin,
     StartRegistry,
     contract_file,
-    eventually,
 )
-from tests.gateway.conftest import FAST, StartEcho, serving_instances
-from tests.gateway.echo import SERVICE, EchoRequest
+from tests.support.waiting import eventually
 
 WIDGETS = Contract(
     package="test.widgets.v1",

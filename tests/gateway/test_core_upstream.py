@@ -13,9 +13,9 @@ from gateway.model import Method
 from gateway.upstream import NoHealthyInstance, Upstreams
 from meshkit.errors import error_info
 from meshkit.health import NOT_SERVING, SERVING
-from registry.testing import eventually
 from tests.gateway.conftest import StartEcho, serving_instances
 from tests.gateway.echo import SERVICE, EchoPlugin, EchoResponse, message_bytes
+from tests.support.waiting import eventually
 
 
 def method(catalog: Catalog, name: str) -> Method:

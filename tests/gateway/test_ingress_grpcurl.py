@@ -6,11 +6,11 @@ import pytest
 
 from gateway.app import Gateway
 from registry.app import RegistryServer
-from registry.testing import Contract, Method, StartPlugin, contract_file
 from tests.gateway.conftest import StartEcho, serving_instances
 from tests.gateway.echo import SERVICE, EchoPlugin
 from tests.gateway.test_core_catalog import register
 from tests.grpcurl import GRPCURL, grpcurl
+from tests.support.registry import Contract, Method, StartPlugin, contract_file
 
 pytestmark = [
     pytest.mark.skipif(not GRPCURL.exists(), reason="grpcurl is installed by `make`"),

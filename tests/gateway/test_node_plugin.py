@@ -31,11 +31,12 @@ from meshkit.registration import SECRET_METADATA_KEY
 from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.app import RegistryServer
-from registry.testing import StartRegistry, eventually
 from tests.gateway import node
 from tests.gateway.conftest import FAST
 from tests.gateway.node import GREETER, NAME, NEEDS_NODE, NodePlugin, spawn
 from tests.grpcurl import GRPCURL, grpcurl
+from tests.support.registry import StartRegistry
+from tests.support.waiting import eventually
 
 SECRET = "node-test-secret"
 

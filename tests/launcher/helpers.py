@@ -1,15 +1,13 @@
-"""Helpers for the CLI tests: polling, and checking that processes and ports are gone."""
+"""Helpers for the CLI tests: checking that processes and ports are gone."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -59,17 +57,6 @@ def descendants(pid: int) -> list[int]:
         found += children
         frontier += children
     return found
-
-
-async def until(
-    predicate: Callable[[], bool], *, timeout_seconds: float = 10.0, what: str = "condition"
-) -> None:
-    """Poll ``predicate`` until it holds; fail the test after ``timeout_seconds``."""
-    deadline = time.monotonic() + timeout_seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_seconds}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def free_port() -> int:

@@ -4,7 +4,6 @@ anything, on the SQLite files of one machine and on a process's own PostgreSQL d
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,21 +12,18 @@ import launcher.migrate
 from launcher.cli import main
 from launcher.migrate import migrate, targets
 from launcher.processes import PROCESSES
-from tests.postgres import postgres_database
+from tests.support.databases import is_sqlite
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def setup(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[dict[str, str], tuple[str, ...]]]:
-    """An environment and the processes to migrate in it: every process's SQLite file
-    in a data dir, or the users process's own PostgreSQL database."""
+@pytest.fixture
+def setup(database_url: str, tmp_path: Path) -> tuple[dict[str, str], tuple[str, ...]]:
+    """An environment and the processes to migrate in it: on SQLite, every process's own
+    file in a data dir (``database_url`` unused); on PostgreSQL, the users process's own
+    database."""
     env = {"PLUGMESH_DATA_DIR": str(tmp_path / "data")}
-    if request.param == "sqlite":
-        yield env, ()
-        return
-    async with postgres_database(request.getfixturevalue("postgres_url"), "cli") as url:
-        yield {**env, "PLUGMESH_DATABASE_URL": url}, ("users",)
+    if is_sqlite(database_url):
+        return env, ()
+    return {**env, "PLUGMESH_DATABASE_URL": database_url}, ("users",)
 
 
 async def run(env: dict[str, str], names: tuple[str, ...], *, check: bool) -> tuple[int, list[str]]:

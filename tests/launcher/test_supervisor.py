@@ -17,7 +17,8 @@ from launcher.supervisor import (
     Supervisor,
     describe_returncode,
 )
-from tests.launcher.helpers import pid_alive, until
+from tests.launcher.helpers import pid_alive
+from tests.support.waiting import until
 
 QUICK = RestartPolicy(
     initial_backoff_seconds=0.05,
@@ -203,7 +204,11 @@ async def test_killed_children_are_not_restarted() -> None:
     pids = [child.pid for child in children]
 
     supervisor.kill()
-    await asyncio.sleep(10 * QUICK.initial_backoff_seconds)
+    # Once a child's death is seen it is either an exit to restart after or not.
+    await until(
+        lambda: all(child.last_returncode is not None for child in children),
+        what="both deaths seen by the supervisor",
+    )
     await supervisor.stop()
 
     assert recorder.exits == []

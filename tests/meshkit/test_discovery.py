@@ -16,10 +16,10 @@ from meshkit.registration import Backoff
 from meshkit.server import PluginServer, Servicer
 from meshkit.tracing import new_trace
 from registry.app import RegistryServer
-from registry.testing import eventually
 from tests.gateway import conftest as _gateway_fixtures
 from tests.gateway.conftest import StartEcho
 from tests.gateway.echo import DESCRIPTOR, SERVICE, EchoPlugin, EchoRequest, EchoResponse
+from tests.support.waiting import eventually
 
 # A real registry and echo plugins registered with it, as the gateway's tests have them.
 registry_config = _gateway_fixtures.registry_config

@@ -8,9 +8,9 @@ import pytest
 
 from meshkit.config import MeshConfig
 from meshkit.server import PluginServer
-from meshkit.unimplemented import unimplemented
 from plugmesh.users.v1 import users_pb2
 from tests.grpcurl import grpcurl
+from tests.support.unimplemented import unimplemented
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, inspect, select
@@ -20,7 +18,6 @@ from registry.store import MIGRATIONS as REGISTRY
 from services.audit.tables import MIGRATIONS as AUDIT
 from services.machineusers.store import MIGRATIONS as MACHINE_USERS
 from services.users.store import MIGRATIONS as USERS
-from tests.postgres import postgres_database
 
 ALL = [EVENTS, USERS, MACHINE_USERS, AUDIT, REGISTRY]
 CHAINS = [
@@ -30,16 +27,6 @@ CHAINS = [
     pytest.param(AUDIT, id="audit"),
     pytest.param(REGISTRY, id="registry"),
 ]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """An empty database: a SQLite file, or a new database on the session's PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrations.db'}"
-        return
-    async with postgres_database(request.getfixturevalue("postgres_url"), "migrations") as made:
-        yield made
 
 
 async def state(database: Database, chain: Migrations) -> tuple[str | None, list[object]]:
@@ -57,9 +44,9 @@ async def table_names(database: Database) -> set[str]:
 
 @pytest.mark.parametrize("chain", CHAINS)
 async def test_empty_database_upgrades_to_head_that_matches_the_mapped_tables(
-    url: str, chain: Migrations
+    database_url: str, chain: Migrations
 ) -> None:
-    database = Database(url)
+    database = Database(database_url)
     try:
         await database.upgrade(chain)
         await database.upgrade(chain)  # at head already: nothing to do
@@ -75,9 +62,9 @@ async def test_empty_database_upgrades_to_head_that_matches_the_mapped_tables(
 
 @pytest.mark.parametrize("chain", CHAINS)
 async def test_database_made_before_migrations_is_adopted_at_its_revision(
-    url: str, chain: Migrations
+    database_url: str, chain: Migrations
 ) -> None:
-    database = Database(url)
+    database = Database(database_url)
     try:
         await database.create_all(chain.metadata)
         await database.upgrade(chain)
@@ -89,14 +76,14 @@ async def test_database_made_before_migrations_is_adopted_at_its_revision(
     assert differences == []
 
 
-async def test_rows_written_before_migrations_survive_the_first_upgrade(url: str) -> None:
+async def test_rows_written_before_migrations_survive_the_first_upgrade(database_url: str) -> None:
     row = {
         "consumer": "audit",
         "event_id": "e-1",
         "event_type": "user.created",
         "processed_at": dt.datetime(2026, 1, 2, 3, 4, 5),
     }
-    database = Database(url)
+    database = Database(database_url)
     try:
         await database.create_all(EVENTS.metadata)
         async with database.transaction() as session:
@@ -110,8 +97,8 @@ async def test_rows_written_before_migrations_survive_the_first_upgrade(url: str
     assert [dict(r) for r in kept] == [row]
 
 
-async def test_chains_sharing_a_database_keep_their_own_versions(url: str) -> None:
-    database = Database(url)
+async def test_chains_sharing_a_database_keep_their_own_versions(database_url: str) -> None:
+    database = Database(database_url)
     try:
         await database.upgrade(*ALL)
         states = [await state(database, chain) for chain in ALL]
@@ -121,9 +108,9 @@ async def test_chains_sharing_a_database_keep_their_own_versions(url: str) -> No
     assert states == [(chain.head(), []) for chain in ALL]
 
 
-async def test_processes_starting_at_once_migrate_once(url: str) -> None:
+async def test_processes_starting_at_once_migrate_once(database_url: str) -> None:
     # Separate engines are separate connections, as separate processes would have.
-    databases = [Database(url) for _ in range(4)]
+    databases = [Database(database_url) for _ in range(4)]
     try:
         await asyncio.gather(*(db.upgrade(EVENTS, USERS) for db in databases))
         current, differences = await state(databases[0], USERS)

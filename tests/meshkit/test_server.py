@@ -17,6 +17,7 @@ from meshkit.health import NOT_SERVING, SERVING
 from meshkit.server import AddressInUseError, PluginServer
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from tests.meshkit.fake_registry import FakeRegistry
+from tests.support.waiting import until
 
 Served = tuple[FakeRegistry, PluginServer]
 
@@ -160,7 +161,7 @@ async def test_stop_reports_not_serving_before_the_server_goes(fake_registry: Se
                 seen.append(reply.status)
 
         watcher = asyncio.create_task(watch())
-        await asyncio.sleep(0.1)
+        await until(lambda: seen == [SERVING], what="the watch to report SERVING")
         await server.stop(0.5)
         with pytest.raises(grpc.aio.AioRpcError):
             await watcher

@@ -15,8 +15,9 @@ from tests.gateway.auth.mesh import Mesh, running_mesh
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
-    """A whole mesh shared by a module's tests (``loop_scope="module"``)."""
+async def observed_mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
+    """A whole mesh, each process serving its metrics, shared by a module's tests
+    (``loop_scope="module"``)."""
     async with running_mesh(tmp_path_factory.mktemp("mesh")) as running:
         yield running
 

@@ -17,6 +17,7 @@ from meshkit.events import EventBus, EventSettings, Outbox, ReceivedEvent, sourc
 from meshkit.server import PluginServer
 from tests.events.helpers import fast, user_created
 from tests.observability.scrape import Scrape, scrape
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -57,15 +58,19 @@ async def running(*servers: PluginServer) -> AsyncIterator[list[str]]:
             await server.stop(0)
 
 
-async def until(address: str, holds: Callable[[Scrape], bool], what: str) -> Scrape:
-    """Scrape ``address`` until ``holds``; fail after 20 s."""
-    found = await scrape(address)
-    for _ in range(200):
-        if holds(found):
-            return found
-        await asyncio.sleep(0.1)
-        found = await scrape(address)
-    raise AssertionError(f"timed out waiting for {what}; last scrape: {found}")
+async def scraped_until(address: str, holds: Callable[[Scrape], bool], what: str) -> Scrape:
+    """Scrape ``address`` until ``holds``; return that scrape. Fails after 20 s, showing
+    the last scrape."""
+    last: list[Scrape] = []
+
+    async def check() -> Scrape | None:
+        last[:] = [await scrape(address)]
+        return last[0] if holds(last[0]) else None
+
+    try:
+        return await eventually(check, timeout_seconds=20, interval_seconds=0.1, what=what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last scrape: {last[0]}") from None
 
 
 async def publish(bus: EventBus, *subjects: str) -> None:
@@ -91,7 +96,7 @@ async def test_published_and_consumed_events_are_counted_and_the_outbox_depth_sa
         async with publisher_db.transaction() as session:
             for i in range(3):
                 elsewhere.add(session, user_created(f"late-{i}"))
-        await until(
+        await scraped_until(
             published_at,
             lambda s: s.value("plugmesh_events_outbox_pending") == 3,
             "an outbox depth of 3",
@@ -101,7 +106,7 @@ async def test_published_and_consumed_events_are_counted_and_the_outbox_depth_sa
         assert publisher.relay is not None
         publisher.relay.wake()
         await publish(publisher, "users/1", "users/2")
-        after = await until(
+        after = await scraped_until(
             published_at,
             lambda s: (
                 s.value("plugmesh_events_outbox_pending") == 0
@@ -110,7 +115,7 @@ async def test_published_and_consumed_events_are_counted_and_the_outbox_depth_sa
             "5 events published and the outbox empty",
         )
         assert after.value("plugmesh_events_publish_failures_total") == 0
-        consumed = await until(
+        consumed = await scraped_until(
             consumed_at,
             lambda s: s.value(CONSUMED, consumer=CONSUMER, type="user.created") == 5,
             "5 events consumed",
@@ -133,7 +138,7 @@ async def test_redeliveries_and_dead_letters_are_counted_by_consumer_and_type(
     consumer.subscribe(">", picky)
     async with running(publishing, consuming) as (_, consumed_at):
         await publish(publisher, "users/fine", "users/flaky", "users/poison")
-        found = await until(
+        found = await scraped_until(
             consumed_at,
             lambda s: (
                 s.value("plugmesh_events_dead_lettered_total") == 1 and s.value(CONSUMED) == 2
@@ -167,7 +172,7 @@ async def test_consumer_lag_grows_while_the_consumer_is_stalled_and_drains_after
         def lagging(s: Scrape) -> bool:
             return s.value("plugmesh_events_consumer_pending", consumer=CONSUMER) >= 3
 
-        stuck = await until(consumed_at, lagging, "a consumer lag of at least 3")
+        stuck = await scraped_until(consumed_at, lagging, "a consumer lag of at least 3")
         assert stuck.value("plugmesh_events_consumer_ack_pending", consumer=CONSUMER) >= 1
         assert stuck.value(CONSUMED) == 0
 
@@ -180,4 +185,4 @@ async def test_consumer_lag_grows_while_the_consumer_is_stalled_and_drains_after
                 and s.value("plugmesh_events_consumer_ack_pending", consumer=CONSUMER) == 0
             )
 
-        await until(consumed_at, caught_up, "the consumer caught up, lag 0")
+        await scraped_until(consumed_at, caught_up, "the consumer caught up, lag 0")

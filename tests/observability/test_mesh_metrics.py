@@ -6,9 +6,9 @@ import grpc
 import pytest
 
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
-from registry.testing import eventually
 from tests.gateway.auth.mesh import Mesh
 from tests.observability.scrape import Scrape, scrape
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -17,18 +17,18 @@ HANDLED = "plugmesh_grpc_server_handled_total"
 LATENCY_COUNT = "plugmesh_grpc_server_handling_seconds_count"
 
 
-def metrics_addresses(mesh: Mesh) -> dict[str, str]:
+def metrics_addresses(observed_mesh: Mesh) -> dict[str, str]:
     return {
-        "registry": mesh.registry.plugin_server.metrics_address,
-        "gateway": mesh.gateway.metrics_address,
-        "users": mesh.users.server.metrics_address,
-        "audit": mesh.audit.server.metrics_address,
-        "machine-users": mesh.machine_users.server.metrics_address,
+        "registry": observed_mesh.registry.plugin_server.metrics_address,
+        "gateway": observed_mesh.gateway.metrics_address,
+        "users": observed_mesh.users.server.metrics_address,
+        "audit": observed_mesh.audit.server.metrics_address,
+        "machine-users": observed_mesh.machine_users.server.metrics_address,
     }
 
 
-async def test_every_process_serves_metrics_on_its_own_address(mesh: Mesh) -> None:
-    addresses = metrics_addresses(mesh)
+async def test_every_process_serves_metrics_on_its_own_address(observed_mesh: Mesh) -> None:
+    addresses = metrics_addresses(observed_mesh)
     assert all(addresses.values()), addresses
     assert len(set(addresses.values())) == len(addresses), "one port per process"
     scrapes = {name: await scrape(address) for name, address in addresses.items()}
@@ -64,14 +64,18 @@ async def test_every_process_serves_metrics_on_its_own_address(mesh: Mesh) -> No
             assert found.has("plugmesh_grpc_server_handling_seconds_bucket", le="+Inf"), name
 
 
-async def test_calls_through_the_gateway_are_counted_by_method_and_code(mesh: Mesh) -> None:
-    users = mesh.users.server.metrics_address
-    admin = mesh.bearer(mesh.admin_token)
+async def test_calls_through_the_gateway_are_counted_by_method_and_code(
+    observed_mesh: Mesh,
+) -> None:
+    users = observed_mesh.users.server.metrics_address
+    admin = observed_mesh.bearer(observed_mesh.admin_token)
     before = await scrape(users)
 
-    assert (await mesh.http.get("/v1/users", headers=admin)).status_code == 200
-    assert (await mesh.http.get("/v1/users", headers=admin)).status_code == 200
-    assert (await mesh.http.get("/v1/users/no-such-user", headers=admin)).status_code == 404
+    assert (await observed_mesh.http.get("/v1/users", headers=admin)).status_code == 200
+    assert (await observed_mesh.http.get("/v1/users", headers=admin)).status_code == 200
+    assert (
+        await observed_mesh.http.get("/v1/users/no-such-user", headers=admin)
+    ).status_code == 404
 
     after = await scrape(users)
 
@@ -86,12 +90,14 @@ async def test_calls_through_the_gateway_are_counted_by_method_and_code(mesh: Me
     assert moved("plugmesh_grpc_server_handling_seconds_sum", service=USERS, method="ListUsers") > 0
 
 
-async def test_the_gateway_serves_one_registry_on_both_metrics_endpoints(mesh: Mesh) -> None:
-    admin = mesh.bearer(mesh.admin_token)
-    assert (await mesh.http.get("/v1/users/nobody-here", headers=admin)).status_code == 404
+async def test_the_gateway_serves_one_registry_on_both_metrics_endpoints(
+    observed_mesh: Mesh,
+) -> None:
+    admin = observed_mesh.bearer(observed_mesh.admin_token)
+    assert (await observed_mesh.http.get("/v1/users/nobody-here", headers=admin)).status_code == 404
 
-    own = await scrape(mesh.gateway.metrics_address)
-    http = await scrape(mesh.gateway.http_address)
+    own = await scrape(observed_mesh.gateway.metrics_address)
+    http = await scrape(observed_mesh.gateway.http_address)
     name = "plugmesh_gateway_http_requests_total"
     route = "GET /v1/users/{user_id}"
     assert own.value(name, route=route, code="404") >= 1
@@ -99,14 +105,17 @@ async def test_the_gateway_serves_one_registry_on_both_metrics_endpoints(mesh: M
     assert http.value(name, route=route, code="404") == own.value(name, route=route, code="404")
 
 
-async def test_the_gateway_ingress_counts_proxied_calls_and_unknown_methods(mesh: Mesh) -> None:
-    gateway = mesh.gateway.metrics_address
+async def test_the_gateway_ingress_counts_proxied_calls_and_unknown_methods(
+    observed_mesh: Mesh,
+) -> None:
+    gateway = observed_mesh.gateway.metrics_address
     before = await scrape(gateway)
-    stub = users_pb2_grpc.UserServiceStub(mesh.channel)
+    stub = users_pb2_grpc.UserServiceStub(observed_mesh.channel)
     await stub.ListUsers(
-        users_pb2.ListUsersRequest(), metadata=(("authorization", f"Bearer {mesh.admin_token}"),)
+        users_pb2.ListUsersRequest(),
+        metadata=(("authorization", f"Bearer {observed_mesh.admin_token}"),),
     )
-    made_up: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = mesh.channel.unary_unary(
+    made_up: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = observed_mesh.channel.unary_unary(
         "/made.up.Service/Nothing"
     )
     with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -121,14 +130,18 @@ async def test_the_gateway_ingress_counts_proxied_calls_and_unknown_methods(mesh
     assert not after.has(HANDLED, service="made.up.Service"), "names a client made up"
 
 
-async def test_the_gateway_counts_the_calls_each_plugin_instance_served(mesh: Mesh) -> None:
-    gateway = mesh.gateway.metrics_address
+async def test_the_gateway_counts_the_calls_each_plugin_instance_served(
+    observed_mesh: Mesh,
+) -> None:
+    gateway = observed_mesh.gateway.metrics_address
     name = "plugmesh_gateway_upstream_calls_served_total"
-    labels = {"service": "users", "address": mesh.users.server.address}
+    labels = {"service": "users", "address": observed_mesh.users.server.address}
     before = await scrape(gateway)
 
     for _ in range(3):
-        response = await mesh.http.get("/v1/users", headers=mesh.bearer(mesh.admin_token))
+        response = await observed_mesh.http.get(
+            "/v1/users", headers=observed_mesh.bearer(observed_mesh.admin_token)
+        )
         assert response.status_code == 200
 
     after = await scrape(gateway)

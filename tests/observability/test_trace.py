@@ -17,16 +17,16 @@ from meshkit.events import parse_event
 from meshkit.events.relay import MSG_ID
 from meshkit.events.streams import EVENTS_STREAM
 from plugmesh.machineusers.v1 import machineusers_pb2, machineusers_pb2_grpc
-from registry.testing import eventually
 from tests.events.helpers import connect
 from tests.gateway.auth.mesh import Mesh
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
 
-def log_lines(mesh: Mesh) -> list[dict[str, Any]]:
+def log_lines(observed_mesh: Mesh) -> list[dict[str, Any]]:
     """Every JSON line the mesh's processes logged so far."""
-    path: Path = mesh.data_dir / "logs" / "mesh.log"
+    path: Path = observed_mesh.data_dir / "logs" / "mesh.log"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -44,20 +44,23 @@ def handled_events_logged() -> Iterator[None]:
 
 
 async def test_a_traceparent_flows_from_http_through_the_plugin_and_its_event_to_audit(
-    mesh: Mesh,
+    observed_mesh: Mesh,
 ) -> None:
     trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
-    headers = {**mesh.bearer(mesh.admin_token), "traceparent": f"00-{trace_id}-{caller_span}-01"}
+    headers = {
+        **observed_mesh.bearer(observed_mesh.admin_token),
+        "traceparent": f"00-{trace_id}-{caller_span}-01",
+    }
 
     with handled_events_logged():
-        response = await mesh.http.post(
+        response = await observed_mesh.http.post(
             "/v1/machine-users", json={"name": "traced-robot"}, headers=headers
         )
         assert response.status_code == 200, response.text
         machine_user_id = response.json()["machineUser"]["machineUserId"]
 
         # The event on NATS carries the trace in its traceparent header.
-        nc = await connect(mesh.nats.url)
+        nc = await connect(observed_mesh.nats.url)
         try:
             msg = await nc.jetstream().get_last_msg(
                 EVENTS_STREAM, "plugmesh.events.machine_user.created"
@@ -75,7 +78,7 @@ async def test_a_traceparent_flows_from_http_through_the_plugin_and_its_event_to
         async def consumed() -> list[dict[str, Any]] | None:
             lines = [
                 line
-                for line in log_lines(mesh)
+                for line in log_lines(observed_mesh)
                 if line["message"] == "event handled" and line.get("event_id") == event.id
             ]
             return lines or None
@@ -86,7 +89,7 @@ async def test_a_traceparent_flows_from_http_through_the_plugin_and_its_event_to
     # from that span, and the consumer handled it in the same context.
     (created,) = [
         line
-        for line in log_lines(mesh)
+        for line in log_lines(observed_mesh)
         if line["message"] == "machine user created"
         and line.get("machine_user_id") == machine_user_id
     ]
@@ -98,7 +101,7 @@ async def test_a_traceparent_flows_from_http_through_the_plugin_and_its_event_to
 
     # And the audit log recorded it (the handler logs before its transaction commits).
     async def recorded() -> list[dict[str, Any]] | None:
-        entries = await mesh.http.get(
+        entries = await observed_mesh.http.get(
             "/v1/audit/entries", params={"action": "machine_user.created"}, headers=headers
         )
         assert entries.status_code == 200, entries.text
@@ -109,16 +112,20 @@ async def test_a_traceparent_flows_from_http_through_the_plugin_and_its_event_to
     assert len(traced) == 1
 
 
-async def test_a_request_without_traceparent_gets_a_new_trace_of_its_own(mesh: Mesh) -> None:
-    response = await mesh.http.post(
-        "/v1/machine-users", json={"name": "untraced-robot"}, headers=mesh.bearer(mesh.admin_token)
+async def test_a_request_without_traceparent_gets_a_new_trace_of_its_own(
+    observed_mesh: Mesh,
+) -> None:
+    response = await observed_mesh.http.post(
+        "/v1/machine-users",
+        json={"name": "untraced-robot"},
+        headers=observed_mesh.bearer(observed_mesh.admin_token),
     )
     assert response.status_code == 200, response.text
     machine_user_id = response.json()["machineUser"]["machineUserId"]
 
     (created,) = [
         line
-        for line in log_lines(mesh)
+        for line in log_lines(observed_mesh)
         if line["message"] == "machine user created"
         and line.get("machine_user_id") == machine_user_id
     ]
@@ -126,13 +133,15 @@ async def test_a_request_without_traceparent_gets_a_new_trace_of_its_own(mesh: M
     assert created["trace_id"] != "0" * 32
 
 
-async def test_a_call_through_the_grpc_ingress_continues_the_callers_trace(mesh: Mesh) -> None:
+async def test_a_call_through_the_grpc_ingress_continues_the_callers_trace(
+    observed_mesh: Mesh,
+) -> None:
     trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
     metadata = (
-        ("authorization", f"Bearer {mesh.admin_token}"),
+        ("authorization", f"Bearer {observed_mesh.admin_token}"),
         ("traceparent", f"00-{trace_id}-{caller_span}-01"),
     )
-    stub = machineusers_pb2_grpc.MachineUserServiceStub(mesh.channel)
+    stub = machineusers_pb2_grpc.MachineUserServiceStub(observed_mesh.channel)
     created = await stub.CreateMachineUser(
         machineusers_pb2.CreateMachineUserRequest(
             machine_user=machineusers_pb2.MachineUser(name="ingress-robot")
@@ -143,7 +152,7 @@ async def test_a_call_through_the_grpc_ingress_continues_the_callers_trace(mesh:
 
     (line,) = [
         line
-        for line in log_lines(mesh)
+        for line in log_lines(observed_mesh)
         if line["message"] == "machine user created"
         and line.get("machine_user_id") == machine_user_id
     ]
@@ -151,16 +160,18 @@ async def test_a_call_through_the_grpc_ingress_continues_the_callers_trace(mesh:
     assert line["span_id"] != caller_span
 
 
-async def test_a_refused_request_sends_its_trace_with_the_auth_failed_event(mesh: Mesh) -> None:
+async def test_a_refused_request_sends_its_trace_with_the_auth_failed_event(
+    observed_mesh: Mesh,
+) -> None:
     trace_id = secrets.token_hex(16)
     headers = {
         "Authorization": "Bearer pmk_not_a_real_token",
         "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
     }
-    assert (await mesh.http.get("/v1/users", headers=headers)).status_code == 401
+    assert (await observed_mesh.http.get("/v1/users", headers=headers)).status_code == 401
 
     async def sent() -> str | None:
-        nc = await connect(mesh.nats.url)
+        nc = await connect(observed_mesh.nats.url)
         try:
             msg = await nc.jetstream().get_last_msg(EVENTS_STREAM, "plugmesh.events.auth.failed")
         except NotFoundError:

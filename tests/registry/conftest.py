@@ -1,4 +1,5 @@
-"""Fixtures: registries and fake plugin instances on free ports, SQLite in tmp_path."""
+"""Fixtures: registries and fake plugin instances on free ports, SQLite in tmp_path
+(``database_url``, for SQLite and PostgreSQL, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ from meshkit.registration import Backoff
 from plugmesh.registry.v1 import registry_pb2_grpc
 from registry.app import RegistryServer
 from registry.config import RegistryConfig
-from registry.testing import FakePlugin, StartPlugin, StartRegistry
-from tests.postgres import postgres_database
+from tests.support.registry import FakePlugin, StartPlugin, StartRegistry
 
 # Reconnect quickly so that tests of recovery do not wait for a production backoff.
 FAST_BACKOFF = Backoff(initial_seconds=0.05, maximum_seconds=0.2)
@@ -84,13 +84,3 @@ async def start_plugin() -> AsyncIterator[StartPlugin]:
     yield start
     for plugin in plugins:
         await plugin.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A SQLite file in a folder yet to be made, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'nested' / 'registry.db'}"
-        return
-    async with postgres_database(request.getfixturevalue("postgres_url"), "registry") as url:
-        yield url

@@ -30,8 +30,9 @@ from registry.config import RegistryConfig
 from registry.events import RegistryEvent, RegistryEventType
 from registry.model import Health, Instance, InstanceRecord, Registration
 from registry.store import RegistryStore
-from registry.testing import Contract, StartPlugin, contract_file, descriptor_set, eventually
 from tests.registry.conftest import FAST_BACKOFF
+from tests.support.registry import Contract, StartPlugin, contract_file, descriptor_set
+from tests.support.waiting import eventually
 
 # Publishes give up quickly and the relay retries often, so an outage is short to wait out.
 FAST_EVENTS = EventSettings(

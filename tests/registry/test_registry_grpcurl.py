@@ -9,15 +9,15 @@ import pytest
 
 from meshkit.config import MeshConfig
 from meshkit.server import PluginServer
-from meshkit.unimplemented import unimplemented
 from plugmesh.users.v1 import users_pb2
 from registry import RegistryConfig, RegistryServer
-from registry.testing import eventually
 from tests.grpcurl import grpcurl
+from tests.support.unimplemented import unimplemented
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
-async def mesh(tmp_path: Path) -> AsyncIterator[tuple[RegistryServer, PluginServer]]:
+async def registry_and_plugin(tmp_path: Path) -> AsyncIterator[tuple[RegistryServer, PluginServer]]:
     """A registry and a users plugin registered with it, both on free ports."""
     registry = RegistryServer(RegistryConfig(address="127.0.0.1:0", data_dir=tmp_path))
     await registry.start()
@@ -39,9 +39,9 @@ async def mesh(tmp_path: Path) -> AsyncIterator[tuple[RegistryServer, PluginServ
 
 
 async def test_grpcurl_lists_the_registry_health_and_reflection(
-    mesh: tuple[RegistryServer, PluginServer],
+    registry_and_plugin: tuple[RegistryServer, PluginServer],
 ) -> None:
-    registry, _ = mesh
+    registry, _ = registry_and_plugin
     result = await grpcurl(registry.address, "list")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
@@ -53,9 +53,9 @@ async def test_grpcurl_lists_the_registry_health_and_reflection(
 
 
 async def test_grpcurl_describes_the_registry_service(
-    mesh: tuple[RegistryServer, PluginServer],
+    registry_and_plugin: tuple[RegistryServer, PluginServer],
 ) -> None:
-    registry, _ = mesh
+    registry, _ = registry_and_plugin
     result = await grpcurl(registry.address, "describe", "plugmesh.registry.v1.RegistryService")
     assert result.returncode == 0, result.stderr
     assert "rpc ListServices" in result.stdout
@@ -63,9 +63,9 @@ async def test_grpcurl_describes_the_registry_service(
 
 
 async def test_grpcurl_lists_services_with_the_registered_plugin_serving(
-    mesh: tuple[RegistryServer, PluginServer],
+    registry_and_plugin: tuple[RegistryServer, PluginServer],
 ) -> None:
-    registry, users = mesh
+    registry, users = registry_and_plugin
 
     async def users_serving() -> dict[str, object] | None:
         result = await grpcurl(
@@ -89,9 +89,9 @@ async def test_grpcurl_lists_services_with_the_registered_plugin_serving(
 
 
 async def test_grpcurl_sees_not_found_for_an_unknown_service(
-    mesh: tuple[RegistryServer, PluginServer],
+    registry_and_plugin: tuple[RegistryServer, PluginServer],
 ) -> None:
-    registry, _ = mesh
+    registry, _ = registry_and_plugin
     result = await grpcurl(
         "-d",
         '{"service": "nope"}',

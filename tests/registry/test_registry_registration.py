@@ -11,15 +11,9 @@ from meshkit.errors import error_info
 from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.app import RegistryServer
-from registry.testing import (
-    Contract,
-    Method,
-    StartPlugin,
-    StartRegistry,
-    contract_file,
-    eventually,
-)
-from registry.testing import descriptor_set as build_descriptor_set
+from tests.support.registry import Contract, Method, StartPlugin, StartRegistry, contract_file
+from tests.support.registry import descriptor_set as build_descriptor_set
+from tests.support.waiting import eventually
 
 if TYPE_CHECKING:
     Stub = registry_pb2_grpc.RegistryServiceAsyncStub

@@ -13,14 +13,8 @@ from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.model import Dependency, HttpRoute, InstanceRecord, ServiceSpec
 from registry.store import RegistryStore
-from registry.testing import (
-    Contract,
-    Method,
-    StartPlugin,
-    StartRegistry,
-    contract_file,
-    eventually,
-)
+from tests.support.registry import Contract, Method, StartPlugin, StartRegistry, contract_file
+from tests.support.waiting import eventually
 
 WIDGETS = Contract(
     package="test.widgets.v1",

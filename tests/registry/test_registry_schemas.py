@@ -9,7 +9,7 @@ from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2
 from registry.model import Dependency, HttpRoute
 from registry.schemas import SchemaError, normalize_path, read_contract
-from registry.testing import Contract, Method, contract_file, descriptor_set
+from tests.support.registry import Contract, Method, contract_file, descriptor_set
 
 WIDGETS = Contract(
     package="test.widgets.v1",

@@ -8,10 +8,13 @@ import grpc
 
 from meshkit.config import MeshConfig
 from meshkit.server import PluginServer
-from meshkit.unimplemented import unimplemented
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from plugmesh.users.v1 import users_pb2
-from registry.testing import StartRegistry, eventually
+from tests.support.registry import (
+    StartRegistry,
+)
+from tests.support.unimplemented import unimplemented
+from tests.support.waiting import eventually
 
 SECRET = "mesh-secret"
 

@@ -17,7 +17,7 @@ from registry.core import Registry
 from registry.model import ChangeKind, Registration, ServiceChange
 from registry.service import RegistryServicer
 from registry.store import RegistryStore
-from registry.testing import Contract, Method, StartRegistry, contract_file, descriptor_set
+from tests.support.registry import Contract, Method, StartRegistry, contract_file, descriptor_set
 
 if TYPE_CHECKING:
     Stub = registry_pb2_grpc.RegistryServiceAsyncStub

@@ -1,6 +1,6 @@
 """Fixtures: one whole mesh per test module (:mod:`tests.gateway.auth.mesh`).
 
-Tests using ``mesh`` run in the module's event loop: their modules set
+Tests using ``auth_mesh`` run in the module's event loop: their modules set
 ``pytestmark = pytest.mark.asyncio(loop_scope="module")``.
 """
 
@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from registry.testing import eventually
 from tests.gateway.auth.mesh import SECRET, Mesh, running_mesh
 from tests.gateway.node import NAME, NodePlugin, start_node
+from tests.support.waiting import eventually
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
+async def auth_mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
     """A whole mesh shared by a module's tests. Once it has stopped, no token may be
     found in plain text anywhere under its data dir, logs included."""
     async with running_mesh(tmp_path_factory.mktemp("mesh")) as running:
@@ -26,16 +26,16 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def node_plugin(mesh: Mesh) -> AsyncIterator[NodePlugin]:
+async def node_plugin(auth_mesh: Mesh) -> AsyncIterator[NodePlugin]:
     """The Node test plugin (tests/node/plugin.js) in the module's mesh, with its NATS,
     once the gateway routes it. Its log is under the mesh's data dir, so the leak scan
     reads it too. Modules using it carry ``tests.gateway.node.NEEDS_NODE``."""
-    log = mesh.data_dir / "logs" / "node.log"
-    plugin = await start_node(mesh.registry.address, SECRET, log, nats_url=mesh.nats.url)
+    log = auth_mesh.data_dir / "logs" / "node.log"
+    plugin = await start_node(auth_mesh.registry.address, SECRET, log, nats_url=auth_mesh.nats.url)
     try:
 
         async def routed() -> bool | None:
-            service = mesh.gateway.catalog.service(NAME)
+            service = auth_mesh.gateway.catalog.service(NAME)
             return True if service and service.serving and service.schema else None
 
         await eventually(routed, timeout_seconds=20, what=f"{NAME} routed by the gateway")

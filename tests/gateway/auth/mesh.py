@@ -31,7 +31,6 @@ from plugmesh.machineusers.v1 import machineusers_pb2, machineusers_pb2_grpc
 from plugmesh.users.v1 import users_pb2
 from registry.app import RegistryServer
 from registry.config import RegistryConfig
-from registry.testing import eventually
 from services.audit.app import AuditProcess
 from services.audit.app import build as build_audit
 from services.audit.config import AuditConfig
@@ -43,6 +42,7 @@ from services.users.__main__ import build as build_users
 from services.users.config import UsersConfig
 from tests.gateway.conftest import FAST
 from tests.registry.conftest import FAST_BACKOFF
+from tests.support.waiting import eventually
 
 SECRET = "gateway-auth-test-registration-secret"
 JWT_SECRET = "gateway-auth-test-jwt-secret-of-32-bytes-or-more"

@@ -15,16 +15,16 @@ from meshkit.events import parse_event, subject_of, unpack_payload
 from meshkit.events.streams import EVENTS_STREAM
 from plugmesh.events.v1 import auth_events_pb2, event_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
-from registry.testing import eventually
 from services.machineusers import tokens
 from tests.gateway.auth.mesh import Mesh
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
 
-async def failures_in_stream(mesh: Mesh) -> list[tuple[event_pb2.Event, bytes]]:
+async def failures_in_stream(auth_mesh: Mesh) -> list[tuple[event_pb2.Event, bytes]]:
     """Every auth.failed event in the stream, with its raw bytes."""
-    nc = await nats.connect(mesh.nats.url)
+    nc = await nats.connect(auth_mesh.nats.url)
     try:
         js = nc.jetstream()
         consumer = await js.add_consumer(
@@ -51,11 +51,11 @@ async def failures_in_stream(mesh: Mesh) -> list[tuple[event_pb2.Event, bytes]]:
         await nc.close()
 
 
-async def published(mesh: Mesh, request_id: str) -> tuple[auth_events_pb2.AuthFailed, bytes]:
+async def published(auth_mesh: Mesh, request_id: str) -> tuple[auth_events_pb2.AuthFailed, bytes]:
     """The auth.failed event of the request ``request_id``, once it is in the stream."""
 
     async def find() -> tuple[auth_events_pb2.AuthFailed, bytes] | None:
-        for envelope, raw in await failures_in_stream(mesh):
+        for envelope, raw in await failures_in_stream(auth_mesh):
             payload = unpack_payload(envelope)
             assert isinstance(payload, auth_events_pb2.AuthFailed)
             if payload.request_id == request_id:
@@ -66,13 +66,13 @@ async def published(mesh: Mesh, request_id: str) -> tuple[auth_events_pb2.AuthFa
     return await eventually(find, timeout_seconds=5, what=f"auth.failed of {request_id}")
 
 
-async def test_an_unknown_machine_token_is_recorded_by_fingerprint(mesh: Mesh) -> None:
+async def test_an_unknown_machine_token_is_recorded_by_fingerprint(auth_mesh: Mesh) -> None:
     token = tokens.issue().token  # well-formed, never issued
     request_id = str(uuid.uuid4())
-    headers = {**mesh.bearer(token), "x-request-id": request_id, "user-agent": "probe/1"}
+    headers = {**auth_mesh.bearer(token), "x-request-id": request_id, "user-agent": "probe/1"}
 
-    response = await mesh.http.get("/v1/services", headers=headers)
-    payload, raw = await published(mesh, request_id)
+    response = await auth_mesh.http.get("/v1/services", headers=headers)
+    payload, raw = await published(auth_mesh, request_id)
 
     assert response.status_code == 401
     assert payload.reason == auth_events_pb2.AUTH_FAILURE_REASON_UNKNOWN_TOKEN
@@ -85,21 +85,21 @@ async def test_an_unknown_machine_token_is_recorded_by_fingerprint(mesh: Mesh) -
     assert token[12:-4].encode() not in raw
 
 
-async def test_a_missing_credential_is_recorded_without_a_fingerprint(mesh: Mesh) -> None:
+async def test_a_missing_credential_is_recorded_without_a_fingerprint(auth_mesh: Mesh) -> None:
     request_id = str(uuid.uuid4())
 
-    response = await mesh.http.get("/v1/users", headers={"x-request-id": request_id})
-    payload, _ = await published(mesh, request_id)
+    response = await auth_mesh.http.get("/v1/users", headers={"x-request-id": request_id})
+    payload, _ = await published(auth_mesh, request_id)
 
     assert response.status_code == 401
     assert payload.reason == auth_events_pb2.AUTH_FAILURE_REASON_MISSING_CREDENTIALS
     assert payload.credential_fingerprint == ""
 
 
-async def test_a_refused_grpc_call_is_recorded_too(mesh: Mesh) -> None:
+async def test_a_refused_grpc_call_is_recorded_too(auth_mesh: Mesh) -> None:
     request_id = str(uuid.uuid4())
-    typo = mesh.user_token[:-1] + ("A" if mesh.user_token[-1] != "A" else "B")
-    stub = registry_pb2_grpc.RegistryServiceStub(mesh.channel)
+    typo = auth_mesh.user_token[:-1] + ("A" if auth_mesh.user_token[-1] != "A" else "B")
+    stub = registry_pb2_grpc.RegistryServiceStub(auth_mesh.channel)
 
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.ListServices(
@@ -107,8 +107,8 @@ async def test_a_refused_grpc_call_is_recorded_too(mesh: Mesh) -> None:
             metadata=(("authorization", f"Bearer {typo}"), ("x-request-id", request_id)),
             timeout=5,
         )
-    mesh.tokens.append(typo)
-    payload, raw = await published(mesh, request_id)
+    auth_mesh.tokens.append(typo)
+    payload, raw = await published(auth_mesh, request_id)
 
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert payload.reason == auth_events_pb2.AUTH_FAILURE_REASON_MALFORMED
@@ -117,16 +117,18 @@ async def test_a_refused_grpc_call_is_recorded_too(mesh: Mesh) -> None:
     assert typo[12:-4].encode() not in raw
 
 
-async def test_failures_are_in_the_audit_log_without_the_token(mesh: Mesh) -> None:
+async def test_failures_are_in_the_audit_log_without_the_token(auth_mesh: Mesh) -> None:
     token = tokens.issue().token
     request_id = str(uuid.uuid4())
-    await mesh.http.get("/v1/services", headers={**mesh.bearer(token), "x-request-id": request_id})
-    await published(mesh, request_id)
-    admin = mesh.bearer(mesh.admin_token)
+    await auth_mesh.http.get(
+        "/v1/services", headers={**auth_mesh.bearer(token), "x-request-id": request_id}
+    )
+    await published(auth_mesh, request_id)
+    admin = auth_mesh.bearer(auth_mesh.admin_token)
     fingerprint = hashlib.sha256(token.encode()).hexdigest()[:16]
 
     async def recorded() -> str | None:
-        response = await mesh.http.get(
+        response = await auth_mesh.http.get(
             "/v1/audit/entries", params={"action": "auth.failed", "pageSize": 1000}, headers=admin
         )
         assert response.status_code == 200, response.text
@@ -137,9 +139,9 @@ async def test_failures_are_in_the_audit_log_without_the_token(mesh: Mesh) -> No
     assert token[12:-4] not in text
 
 
-async def test_no_token_is_stored_in_plain_text_under_the_data_dir(mesh: Mesh) -> None:
+async def test_no_token_is_stored_in_plain_text_under_the_data_dir(auth_mesh: Mesh) -> None:
     # Tokens of every kind have been through the mesh by now (the module's setup made two).
-    await mesh.http.get("/v1/services", headers=mesh.bearer(mesh.admin_token))
+    await auth_mesh.http.get("/v1/services", headers=auth_mesh.bearer(auth_mesh.admin_token))
 
-    assert mesh.tokens
-    assert mesh.leaks() == []
+    assert auth_mesh.tokens
+    assert auth_mesh.leaks() == []

@@ -51,13 +51,13 @@ class Service:
     full_name: str
     rpcs: tuple[str, ...]
 
-    def address(self, mesh: Mesh, node: NodePlugin) -> str:
+    def address(self, auth_mesh: Mesh, node: NodePlugin) -> str:
         """The service's own port."""
         return {
-            "registry": mesh.registry.address,
-            "users": mesh.users.server.address,
-            "audit": mesh.audit.server.address,
-            "machine-users": mesh.machine_users.server.address,
+            "registry": auth_mesh.registry.address,
+            "users": auth_mesh.users.server.address,
+            "audit": auth_mesh.audit.server.address,
+            "machine-users": auth_mesh.machine_users.server.address,
             "node-greeter": node.address,
         }[self.name]
 
@@ -194,13 +194,13 @@ CALLS = (
 )
 
 
-def headers(mesh: Mesh, credential: str) -> list[str]:
+def headers(auth_mesh: Mesh, credential: str) -> list[str]:
     """grpcurl ``-H`` arguments for a credential: none, the admin's bearer token, or an
     admin's identity signed with the mesh secret (what the gateway sends a plugin once it
     has validated an admin's token)."""
     if credential == TOKEN:
-        mesh.bearer(mesh.admin_token)  # remembered for the leak scan
-        return ["-H", f"authorization: Bearer {mesh.admin_token}"]
+        auth_mesh.bearer(auth_mesh.admin_token)  # remembered for the leak scan
+        return ["-H", f"authorization: Bearer {auth_mesh.admin_token}"]
     if credential == IDENTITY:
         key = signing_key(SECRET)
         assert key is not None
@@ -209,9 +209,9 @@ def headers(mesh: Mesh, credential: str) -> list[str]:
     return []
 
 
-def target(mesh: Mesh, node: NodePlugin, service: Service, path: str) -> str:
+def target(auth_mesh: Mesh, node: NodePlugin, service: Service, path: str) -> str:
     """Where grpcurl connects."""
-    return service.address(mesh, node) if path == DIRECT else mesh.gateway.grpc_address
+    return service.address(auth_mesh, node) if path == DIRECT else auth_mesh.gateway.grpc_address
 
 
 def expected_to_succeed(call: Call, path: str, credential: str) -> bool:
@@ -241,11 +241,11 @@ def ok(result: Result) -> str:
 
 @pytest.mark.parametrize(("service", "path", "credential"), cases(NONE, TOKEN))
 async def test_grpcurl_lists_the_service_with_health_and_reflection(
-    mesh: Mesh, node_plugin: NodePlugin, service: Service, path: str, credential: str
+    auth_mesh: Mesh, node_plugin: NodePlugin, service: Service, path: str, credential: str
 ) -> None:
-    address = target(mesh, node_plugin, service, path)
+    address = target(auth_mesh, node_plugin, service, path)
 
-    listed = set(ok(await grpcurl(*headers(mesh, credential), address, "list")).split())
+    listed = set(ok(await grpcurl(*headers(auth_mesh, credential), address, "list")).split())
 
     if path == DIRECT:
         assert listed == {service.full_name, HEALTH, *REFLECTION}
@@ -255,10 +255,10 @@ async def test_grpcurl_lists_the_service_with_health_and_reflection(
 
 @pytest.mark.parametrize(("service", "path", "credential"), cases(NONE, TOKEN))
 async def test_grpcurl_describes_the_service_its_health_and_reflection(
-    mesh: Mesh, node_plugin: NodePlugin, service: Service, path: str, credential: str
+    auth_mesh: Mesh, node_plugin: NodePlugin, service: Service, path: str, credential: str
 ) -> None:
-    address = target(mesh, node_plugin, service, path)
-    options = headers(mesh, credential)
+    address = target(auth_mesh, node_plugin, service, path)
+    options = headers(auth_mesh, credential)
 
     described, health, reflection = map(
         ok,
@@ -280,15 +280,15 @@ async def test_grpcurl_describes_the_service_its_health_and_reflection(
 
 @pytest.mark.parametrize(("service", "path", "credential"), cases(NONE, TOKEN))
 async def test_grpcurl_checks_the_health_of_the_service(
-    mesh: Mesh, node_plugin: NodePlugin, service: Service, path: str, credential: str
+    auth_mesh: Mesh, node_plugin: NodePlugin, service: Service, path: str, credential: str
 ) -> None:
     request = json.dumps({"service": service.full_name})
 
     checked = await grpcurl(
-        *headers(mesh, credential),
+        *headers(auth_mesh, credential),
         "-d",
         request,
-        target(mesh, node_plugin, service, path),
+        target(auth_mesh, node_plugin, service, path),
         f"{HEALTH}/Check",
     )
 
@@ -299,15 +299,15 @@ async def test_grpcurl_checks_the_health_of_the_service(
 @pytest.mark.parametrize("path", [DIRECT, INGRESS])
 @pytest.mark.parametrize("call", CALLS, ids=[call.id for call in CALLS])
 async def test_grpcurl_calls_the_service_as_its_access_says(
-    mesh: Mesh, node_plugin: NodePlugin, call: Call, path: str, credential: str
+    auth_mesh: Mesh, node_plugin: NodePlugin, call: Call, path: str, credential: str
 ) -> None:
     service = BY_NAME[call.service]
 
     result = await grpcurl(
-        *headers(mesh, credential),
+        *headers(auth_mesh, credential),
         "-d",
         json.dumps(call.request),
-        target(mesh, node_plugin, service, path),
+        target(auth_mesh, node_plugin, service, path),
         f"{service.full_name}/{call.method}",
     )
 

@@ -7,22 +7,22 @@ from typing import Any
 
 import pytest
 
-from registry.testing import eventually
 from tests.gateway.auth.mesh import Mesh, person_jwt
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
 
-async def test_a_persons_first_request_provisions_them_and_is_audited(mesh: Mesh) -> None:
-    admin = mesh.bearer(mesh.admin_token)
-    grace = mesh.bearer(person_jwt("grace", email="grace@example.com", name="Grace H."))
-    assert (await mesh.http.get("/v1/users/grace", headers=admin)).status_code == 404
+async def test_a_persons_first_request_provisions_them_and_is_audited(auth_mesh: Mesh) -> None:
+    admin = auth_mesh.bearer(auth_mesh.admin_token)
+    grace = auth_mesh.bearer(person_jwt("grace", email="grace@example.com", name="Grace H."))
+    assert (await auth_mesh.http.get("/v1/users/grace", headers=admin)).status_code == 404
 
-    await mesh.http.get("/v1/users/grace", headers=grace)  # whatever it answers: she logged in
-    await mesh.http.get("/v1/users/grace", headers=grace)
+    await auth_mesh.http.get("/v1/users/grace", headers=grace)  # whatever it answers: she logged in
+    await auth_mesh.http.get("/v1/users/grace", headers=grace)
 
     async def provisioned() -> dict[str, Any] | None:
-        found = await mesh.http.get("/v1/users/grace", headers=admin)
+        found = await auth_mesh.http.get("/v1/users/grace", headers=admin)
         return found.json()["user"] if found.status_code == 200 else None
 
     user = await eventually(provisioned, timeout_seconds=30, what="grace to be provisioned")
@@ -31,7 +31,7 @@ async def test_a_persons_first_request_provisions_them_and_is_audited(mesh: Mesh
     assert "lastLoginTime" in user
 
     async def audited() -> list[dict[str, Any]] | None:
-        found = await mesh.http.get("/v1/audit/entries?action=auth.login", headers=admin)
+        found = await auth_mesh.http.get("/v1/audit/entries?action=auth.login", headers=admin)
         mine = [e for e in found.json().get("entries", []) if "grace" in str(e)]
         return mine or None
 
@@ -41,5 +41,5 @@ async def test_a_persons_first_request_provisions_them_and_is_audited(mesh: Mesh
     assert entry["actor"] == {"type": "ACTOR_TYPE_USER", "id": "grace", "displayName": ""}
 
     # The person can now read their own record.
-    own = await mesh.http.get("/v1/users/grace", headers=grace)
+    own = await auth_mesh.http.get("/v1/users/grace", headers=grace)
     assert own.status_code == 200, own.text

@@ -28,9 +28,9 @@ from meshkit.events.relay import MSG_ID
 from meshkit.events.streams import EVENTS_STREAM
 from plugmesh.events.v1 import event_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
-from registry.testing import eventually
 from tests.gateway.auth.mesh import Mesh
 from tests.gateway.node import GREETER, NAME, NEEDS_NODE, NodePlugin
+from tests.support.waiting import eventually
 
 pytestmark = [*NEEDS_NODE, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -45,30 +45,33 @@ def new_traceparent() -> tuple[str, str]:
     return f"00-{trace_id}-{os.urandom(8).hex()}-01", trace_id
 
 
-def message_class(mesh: Mesh, method: str, *, output: bool = False) -> type[message.Message]:
+def message_class(auth_mesh: Mesh, method: str, *, output: bool = False) -> type[message.Message]:
     """The request (or response) class of a greeter method, from the contract the gateway
     read over the Node plugin's reflection: no generated code."""
-    found = mesh.gateway.catalog.method(f"{GREETER}.{method}")
+    found = auth_mesh.gateway.catalog.method(f"{GREETER}.{method}")
     assert found is not None, f"{GREETER}.{method} is not in the gateway's catalog"
     desc = found.descriptor.output_type if output else found.descriptor.input_type
     return message_factory.GetMessageClass(desc)
 
 
-def payload_class(mesh: Mesh) -> type[message.Message]:
+def payload_class(auth_mesh: Mesh) -> type[message.Message]:
     """The Greeted payload class, from the same contract."""
-    found = mesh.gateway.catalog.method(f"{GREETER}.SendGreeting")
+    found = auth_mesh.gateway.catalog.method(f"{GREETER}.SendGreeting")
     assert found is not None
     pool = found.descriptor.containing_service.file.pool
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(PAYLOAD))
 
 
 async def send_greeting(
-    mesh: Mesh, target: str | grpc.aio.Channel, name: str, metadata: tuple[tuple[str, str], ...]
+    auth_mesh: Mesh,
+    target: str | grpc.aio.Channel,
+    name: str,
+    metadata: tuple[tuple[str, str], ...],
 ) -> Any:
     """Call SendGreeting over gRPC, at ``target`` (an address or a channel)."""
     request, response = (
-        message_class(mesh, "SendGreeting"),
-        message_class(mesh, "SendGreeting", output=True),
+        message_class(auth_mesh, "SendGreeting"),
+        message_class(auth_mesh, "SendGreeting", output=True),
     )
     channel = grpc.aio.insecure_channel(target) if isinstance(target, str) else target
     try:
@@ -83,9 +86,9 @@ async def send_greeting(
             await channel.close()
 
 
-async def last_published(mesh: Mesh) -> RawStreamMsg | None:
+async def last_published(auth_mesh: Mesh) -> RawStreamMsg | None:
     """The last greeter.greeted event in the event stream, with its headers."""
-    connection = await nats.connect(mesh.nats.url, connect_timeout=5, allow_reconnect=False)
+    connection = await nats.connect(auth_mesh.nats.url, connect_timeout=5, allow_reconnect=False)
     try:
         return await connection.jsm().get_last_msg(EVENTS_STREAM, SUBJECT)
     except NotFoundError:
@@ -94,13 +97,13 @@ async def last_published(mesh: Mesh) -> RawStreamMsg | None:
         await connection.close()
 
 
-async def audited(mesh: Mesh, entry_id: str) -> dict[str, Any]:
+async def audited(auth_mesh: Mesh, entry_id: str) -> dict[str, Any]:
     """The audit entry with ``entry_id``, read through the gateway as the admin, once the
     audit plugin has recorded it."""
 
     async def entry() -> dict[str, Any] | None:
-        response = await mesh.http.get(
-            f"/v1/audit/entries/{entry_id}", headers=mesh.bearer(mesh.admin_token)
+        response = await auth_mesh.http.get(
+            f"/v1/audit/entries/{entry_id}", headers=auth_mesh.bearer(auth_mesh.admin_token)
         )
         if response.status_code == 404:
             return None
@@ -111,19 +114,19 @@ async def audited(mesh: Mesh, entry_id: str) -> dict[str, Any]:
     return await eventually(entry, timeout_seconds=20, what=f"audit entry {entry_id}")
 
 
-async def registered(mesh: Mesh) -> registry_pb2.Service:
+async def registered(auth_mesh: Mesh) -> registry_pb2.Service:
     """The Node plugin as the registry has it (registry reads are open on its own port)."""
-    async with grpc.aio.insecure_channel(mesh.registry.address) as channel:
+    async with grpc.aio.insecure_channel(auth_mesh.registry.address) as channel:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         response = await stub.GetService(registry_pb2.GetServiceRequest(service=NAME), timeout=5)
     return response.service
 
 
 async def test_the_registry_has_it_serving_and_producing_its_event(
-    mesh: Mesh, node_plugin: NodePlugin
+    auth_mesh: Mesh, node_plugin: NodePlugin
 ) -> None:
-    service = await registered(mesh)
-    async with grpc.aio.insecure_channel(mesh.registry.address) as channel:
+    service = await registered(auth_mesh)
+    async with grpc.aio.insecure_channel(auth_mesh.registry.address) as channel:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         who = await stub.ListEventServices(
             registry_pb2.ListEventServicesRequest(event_type=EVENT_TYPE), timeout=5
@@ -139,14 +142,14 @@ async def test_the_registry_has_it_serving_and_producing_its_event(
 
 
 async def test_a_greeting_sent_over_http_is_published_and_recorded_by_the_audit_log(
-    mesh: Mesh, node_plugin: NodePlugin
+    auth_mesh: Mesh, node_plugin: NodePlugin
 ) -> None:
     traceparent, trace_id = new_traceparent()
 
-    response = await mesh.http.post(
+    response = await auth_mesh.http.post(
         "/v1/greetings:send",
         json={"name": "Ada"},
-        headers={**mesh.bearer(mesh.user_token), "traceparent": traceparent},
+        headers={**auth_mesh.bearer(auth_mesh.user_token), "traceparent": traceparent},
     )
 
     assert response.status_code == 200, response.text
@@ -154,7 +157,7 @@ async def test_a_greeting_sent_over_http_is_published_and_recorded_by_the_audit_
     assert body["message"] == "Hello, Ada"
     assert body["servedBy"] == f"node {node_plugin.pid}"
     event_id = body["eventId"]
-    published = await last_published(mesh)
+    published = await last_published(auth_mesh)
     assert published is not None
     assert published.headers == {MSG_ID: event_id, "traceparent": traceparent}
     envelope = parse_event(published.data or b"")
@@ -168,12 +171,12 @@ async def test_a_greeting_sent_over_http_is_published_and_recorded_by_the_audit_
     age = dt.datetime.now(dt.UTC) - envelope.time.ToDatetime(tzinfo=dt.UTC)
     assert dt.timedelta(0) <= age < dt.timedelta(minutes=1)
     assert envelope.data.type_url == f"type.googleapis.com/{PAYLOAD}"
-    payload = payload_class(mesh).FromString(envelope.data.value)
+    payload = payload_class(auth_mesh).FromString(envelope.data.value)
     assert (payload.name, payload.message) == ("Ada", "Hello, Ada")  # type: ignore[attr-defined]
     actor: event_pb2.Actor = payload.actor  # type: ignore[attr-defined]
-    assert (actor.type, actor.id) == (event_pb2.ACTOR_TYPE_MACHINE, mesh.user_machine_id)
+    assert (actor.type, actor.id) == (event_pb2.ACTOR_TYPE_MACHINE, auth_mesh.user_machine_id)
 
-    entry = await audited(mesh, event_id)
+    entry = await audited(auth_mesh, event_id)
     assert entry["action"] == EVENT_TYPE
     assert entry["source"] == f"/plugmesh/{NAME}"
     assert entry["resource"] == "greetings/Ada"
@@ -181,47 +184,47 @@ async def test_a_greeting_sent_over_http_is_published_and_recorded_by_the_audit_
     assert entry["outcome"] == "OUTCOME_SUCCESS"
     # Decoded with the plugin's contract from the registry: who acted, and the fields.
     assert entry["actor"]["type"] == "ACTOR_TYPE_MACHINE"
-    assert entry["actor"]["id"] == mesh.user_machine_id
+    assert entry["actor"]["id"] == auth_mesh.user_machine_id
     assert entry["details"]["@type"] == f"type.googleapis.com/{PAYLOAD}"
     assert (entry["details"]["name"], entry["details"]["message"]) == ("Ada", "Hello, Ada")
 
 
 async def test_a_greeting_sent_through_the_grpc_ingress_is_recorded_too(
-    mesh: Mesh, node_plugin: NodePlugin
+    auth_mesh: Mesh, node_plugin: NodePlugin
 ) -> None:
     traceparent, trace_id = new_traceparent()
 
     reply = await send_greeting(
-        mesh,
-        mesh.channel,
+        auth_mesh,
+        auth_mesh.channel,
         "Grace",
-        (("authorization", f"Bearer {mesh.admin_token}"), ("traceparent", traceparent)),
+        (("authorization", f"Bearer {auth_mesh.admin_token}"), ("traceparent", traceparent)),
     )
 
     assert reply.message == "Hello, Grace"
-    entry = await audited(mesh, reply.event_id)
+    entry = await audited(auth_mesh, reply.event_id)
     assert (entry["action"], entry["resource"], entry["traceId"]) == (
         EVENT_TYPE,
         "greetings/Grace",
         trace_id,
     )
-    published = await last_published(mesh)
+    published = await last_published(auth_mesh)
     assert published is not None
-    payload = payload_class(mesh).FromString(parse_event(published.data or b"").data.value)
+    payload = payload_class(auth_mesh).FromString(parse_event(published.data or b"").data.value)
     assert payload.actor.type == event_pb2.ACTOR_TYPE_MACHINE  # type: ignore[attr-defined]
 
 
 async def test_a_mesh_service_calls_it_directly_with_a_signed_identity(
-    mesh: Mesh, node_plugin: NodePlugin
+    auth_mesh: Mesh, node_plugin: NodePlugin
 ) -> None:
-    reply = await send_greeting(mesh, node_plugin.address, "Linus", mesh.mesh_metadata)
+    reply = await send_greeting(auth_mesh, node_plugin.address, "Linus", auth_mesh.mesh_metadata)
 
-    entry = await audited(mesh, reply.event_id)
-    published = await last_published(mesh)
+    entry = await audited(auth_mesh, reply.event_id)
+    published = await last_published(auth_mesh)
     assert published is not None
     envelope = parse_event(published.data or b"")
     assert envelope.id == reply.event_id
-    payload = payload_class(mesh).FromString(envelope.data.value)
+    payload = payload_class(auth_mesh).FromString(envelope.data.value)
     actor: event_pb2.Actor = payload.actor  # type: ignore[attr-defined]
     assert (actor.type, actor.id) == (event_pb2.ACTOR_TYPE_SERVICE, "auth-tests")
     assert (entry["actor"]["type"], entry["actor"]["id"]) == ("ACTOR_TYPE_SERVICE", "auth-tests")
@@ -233,28 +236,29 @@ async def test_a_mesh_service_calls_it_directly_with_a_signed_identity(
     ["http-without-token", "ingress-without-token", "direct-with-bearer", "direct-forged"],
 )
 async def test_an_unauthenticated_greeting_is_refused_and_publishes_nothing(
-    mesh: Mesh, node_plugin: NodePlugin, how: str
+    auth_mesh: Mesh, node_plugin: NodePlugin, how: str
 ) -> None:
-    before = await last_published(mesh)
-    bearer = (("authorization", f"Bearer {mesh.admin_token}"),)
+    before = await last_published(auth_mesh)
+    bearer = (("authorization", f"Bearer {auth_mesh.admin_token}"),)
     forged = tuple(
-        (key, value.replace('"admin":false', '"admin":true')) for key, value in mesh.mesh_metadata
+        (key, value.replace('"admin":false', '"admin":true'))
+        for key, value in auth_mesh.mesh_metadata
     )
 
     if how == "http-without-token":
-        response = await mesh.http.post("/v1/greetings:send", json={"name": "Eve"})
+        response = await auth_mesh.http.post("/v1/greetings:send", json={"name": "Eve"})
         assert response.status_code == 401
         assert response.json()["code"] == grpc.StatusCode.UNAUTHENTICATED.value[0]
     else:
         targets: dict[str, tuple[str | grpc.aio.Channel, tuple[tuple[str, str], ...]]] = {
-            "ingress-without-token": (mesh.channel, ()),
+            "ingress-without-token": (auth_mesh.channel, ()),
             # A plugin does not read tokens: without a signed identity the caller is anonymous.
             "direct-with-bearer": (node_plugin.address, bearer),
             "direct-forged": (node_plugin.address, forged),
         }
         target, metadata = targets[how]
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await send_greeting(mesh, target, "Eve", metadata)
+            await send_greeting(auth_mesh, target, "Eve", metadata)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         info = error_info(refused.value)
         assert info is not None
@@ -265,25 +269,25 @@ async def test_an_unauthenticated_greeting_is_refused_and_publishes_nothing(
             "direct-forged": (f"{NAME}.plugmesh", "IDENTITY_FORGED"),
         }[how]
 
-    after = await last_published(mesh)
+    after = await last_published(auth_mesh)
     assert (after.data if after else None) == (before.data if before else None)
 
 
 async def test_not_serving_takes_it_out_of_rotation_until_it_serves_again(
-    mesh: Mesh, node_plugin: NodePlugin
+    auth_mesh: Mesh, node_plugin: NodePlugin
 ) -> None:
-    hello_request = message_class(mesh, "SayHello")
-    hello = mesh.channel.unary_unary(
+    hello_request = message_class(auth_mesh, "SayHello")
+    hello = auth_mesh.channel.unary_unary(
         f"/{GREETER}/SayHello",
         request_serializer=hello_request.SerializeToString,
-        response_deserializer=message_class(mesh, "SayHello", output=True).FromString,
+        response_deserializer=message_class(auth_mesh, "SayHello", output=True).FromString,
     )
 
     async def health() -> registry_pb2.HealthStatus.ValueType:
-        return (await registered(mesh)).instances[0].health
+        return (await registered(auth_mesh)).instances[0].health
 
     async def http_status(wanted: int) -> httpx.Response | None:
-        response = await mesh.http.get("/v1/greetings/rotation")
+        response = await auth_mesh.http.get("/v1/greetings/rotation")
         return response if response.status_code == wanted else None
 
     node_plugin.process.send_signal(signal.SIGUSR1)

@@ -34,17 +34,17 @@ def sample_path(route: HttpRoute[Any]) -> str:
     return "/" + "/".join(parts) + verb
 
 
-def routes(mesh: Mesh) -> list[HttpRoute[Method]]:
+def routes(auth_mesh: Mesh) -> list[HttpRoute[Method]]:
     """The gateway's live HTTP routes."""
-    app = mesh.gateway._http_app  # the app the gateway serves
+    app = auth_mesh.gateway._http_app  # the app the gateway serves
     assert app is not None
     return list(app.routes.routes)
 
 
-async def probe(mesh: Mesh, route: HttpRoute[Any], headers: dict[str, str]) -> Any:
+async def probe(auth_mesh: Mesh, route: HttpRoute[Any], headers: dict[str, str]) -> Any:
     """Call ``route`` with ``headers`` and a short deadline (streams end quickly)."""
     body = b"{}" if route.http_method in ("POST", "PUT", "PATCH") else None
-    return await mesh.http.request(
+    return await auth_mesh.http.request(
         route.http_method,
         sample_path(route),
         content=body,
@@ -52,18 +52,18 @@ async def probe(mesh: Mesh, route: HttpRoute[Any], headers: dict[str, str]) -> A
     )
 
 
-async def test_the_route_table_covers_every_plugin(mesh: Mesh) -> None:
-    services = {route.method.service for route in routes(mesh)}
+async def test_the_route_table_covers_every_plugin(auth_mesh: Mesh) -> None:
+    services = {route.method.service for route in routes(auth_mesh)}
 
     assert {"registry", "machine-users", "users", "audit"} <= services
     # INTERNAL methods get no route at all.
-    assert not [r for r in routes(mesh) if access_of(r.rpc) == INTERNAL]
+    assert not [r for r in routes(auth_mesh) if access_of(r.rpc) == INTERNAL]
 
 
-async def test_every_route_needs_a_token_unless_it_is_public(mesh: Mesh) -> None:
+async def test_every_route_needs_a_token_unless_it_is_public(auth_mesh: Mesh) -> None:
     wrong: list[str] = []
-    for route in routes(mesh):
-        response = await probe(mesh, route, {})
+    for route in routes(auth_mesh):
+        response = await probe(auth_mesh, route, {})
         public = access_of(route.rpc) == PUBLIC
         if public == (response.status_code == 401):
             wrong.append(f"{route.label}: {response.status_code}")
@@ -77,11 +77,13 @@ async def test_every_route_needs_a_token_unless_it_is_public(mesh: Mesh) -> None
 
 
 @pytest.mark.parametrize("who", ["machine", "person"])
-async def test_admin_routes_answer_403_to_callers_who_are_not_admins(mesh: Mesh, who: str) -> None:
-    token = mesh.user_token if who == "machine" else person_jwt("someone-plain")
+async def test_admin_routes_answer_403_to_callers_who_are_not_admins(
+    auth_mesh: Mesh, who: str
+) -> None:
+    token = auth_mesh.user_token if who == "machine" else person_jwt("someone-plain")
     wrong: list[str] = []
-    for route in routes(mesh):
-        response = await probe(mesh, route, mesh.bearer(token))
+    for route in routes(auth_mesh):
+        response = await probe(auth_mesh, route, auth_mesh.bearer(token))
         admin = access_of(route.rpc) == ADMIN
         refused_here = response.status_code == 403 and _info(response)["domain"] == GATEWAY
         if admin != refused_here or response.status_code == 401:
@@ -96,23 +98,23 @@ def _info(response: Any) -> dict[str, Any]:
     return details[0] if details else {"domain": "", "reason": ""}
 
 
-async def test_an_admin_token_passes_every_route(mesh: Mesh) -> None:
+async def test_an_admin_token_passes_every_route(auth_mesh: Mesh) -> None:
     wrong: list[str] = []
-    for route in routes(mesh):
-        response = await probe(mesh, route, mesh.bearer(mesh.admin_token))
+    for route in routes(auth_mesh):
+        response = await probe(auth_mesh, route, auth_mesh.bearer(auth_mesh.admin_token))
         if response.status_code in (401, 403):
             wrong.append(f"{route.label}: {response.status_code} {response.text[:120]}")
     assert wrong == []
 
 
-def _ingress_methods(mesh: Mesh) -> list[Method]:
-    return [m for m in mesh.gateway.catalog.methods() if not m.client_streaming]
+def _ingress_methods(auth_mesh: Mesh) -> list[Method]:
+    return [m for m in auth_mesh.gateway.catalog.methods() if not m.client_streaming]
 
 
-async def _call(mesh: Mesh, method: Method, metadata: tuple[tuple[str, str], ...]) -> str:
+async def _call(auth_mesh: Mesh, method: Method, metadata: tuple[tuple[str, str], ...]) -> str:
     """Call ``method`` with an empty request through the ingress: ``"through"`` when the
     gateway let it pass (whatever the plugin answered), else the gateway's refusal."""
-    channel: Any = mesh.channel  # raw bytes in, raw bytes out: no stubs
+    channel: Any = auth_mesh.channel  # raw bytes in, raw bytes out: no stubs
     try:
         if method.server_streaming:
             call: Any = channel.unary_stream(method.path)(b"", metadata=metadata, timeout=2)
@@ -130,9 +132,9 @@ async def _call(mesh: Mesh, method: Method, metadata: tuple[tuple[str, str], ...
     return "through"
 
 
-async def test_the_ingress_enforces_the_same_access(mesh: Mesh) -> None:
-    plain = (("authorization", f"Bearer {mesh.user_token}"),)
-    admin = (("authorization", f"Bearer {mesh.admin_token}"),)
+async def test_the_ingress_enforces_the_same_access(auth_mesh: Mesh) -> None:
+    plain = (("authorization", f"Bearer {auth_mesh.user_token}"),)
+    admin = (("authorization", f"Bearer {auth_mesh.admin_token}"),)
     denied, unauthenticated, through = "PERMISSION_DENIED", "UNAUTHENTICATED", "through"
     expected = {
         PUBLIC: (through, through, through),
@@ -141,22 +143,22 @@ async def test_the_ingress_enforces_the_same_access(mesh: Mesh) -> None:
         INTERNAL: (denied, denied, denied),
     }
     wrong: list[str] = []
-    for method in _ingress_methods(mesh):
+    for method in _ingress_methods(auth_mesh):
         got = (
-            await _call(mesh, method, ()),
-            await _call(mesh, method, plain),
-            await _call(mesh, method, admin),
+            await _call(auth_mesh, method, ()),
+            await _call(auth_mesh, method, plain),
+            await _call(auth_mesh, method, admin),
         )
         if got != expected[access_of(method.descriptor)]:
             wrong.append(f"{method.full_name}: {got}")
     assert wrong == []
 
 
-async def test_a_mesh_service_with_the_secret_may_call_internal_methods(mesh: Mesh) -> None:
-    method = mesh.gateway.catalog.method("plugmesh.registry.v1.RegistryService.RenewLease")
+async def test_a_mesh_service_with_the_secret_may_call_internal_methods(auth_mesh: Mesh) -> None:
+    method = auth_mesh.gateway.catalog.method("plugmesh.registry.v1.RegistryService.RenewLease")
     assert method is not None
 
-    with_secret = await _call(mesh, method, ((SECRET_METADATA_KEY, SECRET),))
-    wrong_secret = await _call(mesh, method, ((SECRET_METADATA_KEY, "guess"),))
+    with_secret = await _call(auth_mesh, method, ((SECRET_METADATA_KEY, SECRET),))
+    wrong_secret = await _call(auth_mesh, method, ((SECRET_METADATA_KEY, "guess"),))
 
     assert (with_secret, wrong_secret) == ("through", "PERMISSION_DENIED")

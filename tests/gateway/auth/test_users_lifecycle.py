@@ -16,9 +16,9 @@ from tests.gateway.auth.mesh import Mesh, person_jwt
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
 
-async def test_user_lifecycle_over_http(mesh: Mesh) -> None:
-    admin = mesh.bearer(mesh.admin_token)
-    created = await mesh.http.post(
+async def test_user_lifecycle_over_http(auth_mesh: Mesh) -> None:
+    admin = auth_mesh.bearer(auth_mesh.admin_token)
+    created = await auth_mesh.http.post(
         "/v1/users",
         headers=admin,
         json={
@@ -31,49 +31,51 @@ async def test_user_lifecycle_over_http(mesh: Mesh) -> None:
     assert created.status_code == 200, created.text
     assert created.json()["user"]["revision"] == "1"
 
-    ada = mesh.bearer(person_jwt("ada", email="ada@example.com"))
-    own = await mesh.http.get("/v1/users/ada", headers=ada)
+    ada = auth_mesh.bearer(person_jwt("ada", email="ada@example.com"))
+    own = await auth_mesh.http.get("/v1/users/ada", headers=ada)
     assert own.status_code == 200, own.text
     assert own.json()["user"]["displayName"] == "Ada"
-    check = await mesh.http.post(
+    check = await auth_mesh.http.post(
         "/v1/users/ada:checkPermission", headers=ada, json={"server": "github", "tool": "x"}
     )
     assert check.json()["allowed"] is True
     assert check.json()["matchedRule"]["rule"]["pattern"] == "github/*"
-    assert (await mesh.http.get("/v1/users", headers=ada)).status_code == 403
-    renamed = await mesh.http.patch("/v1/users/ada", headers=ada, json={"displayName": "Ada L."})
+    assert (await auth_mesh.http.get("/v1/users", headers=ada)).status_code == 403
+    renamed = await auth_mesh.http.patch(
+        "/v1/users/ada", headers=ada, json={"displayName": "Ada L."}
+    )
     assert renamed.status_code == 403
 
-    changed = await mesh.http.patch(
+    changed = await auth_mesh.http.patch(
         "/v1/users/ada?updateMask=displayName", headers=admin, json={"displayName": "Ada L."}
     )
     assert changed.status_code == 200, changed.text
     assert changed.json()["user"]["displayName"] == "Ada L."
     seed_path = "/api/plugins/user-management/users/ada/permissions"
-    denied = await mesh.http.patch(
+    denied = await auth_mesh.http.patch(
         seed_path,
         headers=admin,
         json={"permissions": {"rules": [{"effect": "EFFECT_DENY", "pattern": "*"}]}},
     )
     assert denied.status_code == 200, denied.text
-    check = await mesh.http.post(
+    check = await auth_mesh.http.post(
         "/v1/users/ada:checkPermission", headers=ada, json={"server": "github", "tool": "x"}
     )
     assert check.json()["allowed"] is False
 
-    listed = await mesh.http.get("/api/plugins/user-management/users", headers=admin)
+    listed = await auth_mesh.http.get("/api/plugins/user-management/users", headers=admin)
     assert "ada" in [u["userId"] for u in listed.json()["users"]]
-    deleted = await mesh.http.delete("/v1/users/ada", headers=admin)
+    deleted = await auth_mesh.http.delete("/v1/users/ada", headers=admin)
     assert deleted.status_code == 200, deleted.text
-    gone = await mesh.http.get("/v1/users/ada", headers=admin)
+    gone = await auth_mesh.http.get("/v1/users/ada", headers=admin)
     assert gone.status_code == 404
     assert gone.json()["details"][0]["reason"]
 
 
-async def test_user_lifecycle_over_grpc_through_the_ingress(mesh: Mesh) -> None:
-    admin = (("authorization", f"Bearer {mesh.admin_token}"),)
+async def test_user_lifecycle_over_grpc_through_the_ingress(auth_mesh: Mesh) -> None:
+    admin = (("authorization", f"Bearer {auth_mesh.admin_token}"),)
     grace = (("authorization", f"Bearer {person_jwt('grace')}"),)
-    stub: Any = users_pb2_grpc.UserServiceStub(mesh.channel)
+    stub: Any = users_pb2_grpc.UserServiceStub(auth_mesh.channel)
 
     created = await stub.CreateUser(
         users_pb2.CreateUserRequest(user=users_pb2.User(user_id="grace", display_name="Grace")),
@@ -123,10 +125,10 @@ async def test_user_lifecycle_over_grpc_through_the_ingress(mesh: Mesh) -> None:
     ],
 )
 async def test_bad_input_over_http_is_400_naming_what_was_wrong(
-    mesh: Mesh, method: str, path: str, body: dict[str, Any], named: str
+    auth_mesh: Mesh, method: str, path: str, body: dict[str, Any], named: str
 ) -> None:
-    response = await mesh.http.request(
-        method, path, headers=mesh.bearer(mesh.admin_token), json=body
+    response = await auth_mesh.http.request(
+        method, path, headers=auth_mesh.bearer(auth_mesh.admin_token), json=body
     )
     assert response.status_code == 400, response.text
     assert named in response.json()["message"]

@@ -21,10 +21,10 @@ from gateway.model import Method
 from gateway.upstream import Upstreams
 from registry.app import RegistryServer
 from registry.config import RegistryConfig
-from registry.testing import eventually
 from tests.gateway.conftest import FAST
 from tests.gateway.http.plugin import TranscodingPlugin
 from tests.registry.conftest import FAST_BACKOFF
+from tests.support.waiting import eventually
 
 #: Small enough to test 413 cheaply.
 BODY_LIMIT_BYTES = 16 * 1024

@@ -16,8 +16,8 @@ from gateway.http.errors import BadRequest, http_status, status_json
 from gateway.http.headers import deadline_seconds, forwarded_metadata, response_headers
 from gateway.http.routes import HttpRoute, build_routes
 from gateway.http.transcode import decode_json_body, transcode_request
-from registry.testing import Contract, Method, contract_file
 from tests.gateway.http.plugin import service_descriptor
+from tests.support.registry import Contract, Method, contract_file
 
 
 @dataclass(frozen=True)
@@ -359,6 +359,6 @@ def test_contract_yields_one_route_per_servable_binding() -> None:
 
 
 def _with_imports(contract: Contract) -> list[Any]:
-    from registry.testing import descriptor_set
+    from tests.support.registry import descriptor_set
 
     return list(descriptor_set([contract_file(contract)]).file)

@@ -18,29 +18,31 @@ from gateway.catalog import Catalog
 from gateway.http import HttpServer, HttpSettings, build_app
 from gateway.upstream import Upstreams
 from registry.app import RegistryServer
-from registry.testing import eventually
 from tests.gateway.conftest import StartEcho
 from tests.gateway.http.conftest import Mesh, routed, running_mesh
+from tests.support.waiting import eventually
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
+async def http_mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
     """One mesh for the read-only tests of the module."""
     async with running_mesh(tmp_path_factory.mktemp("mesh")) as running:
         yield running
 
 
-async def ndjson(mesh: Mesh, query: str) -> tuple[int, str, list[dict[str, Any]]]:
-    async with mesh.client.stream("GET", f"/v1/things:stream?{query}") as response:
+async def ndjson(http_mesh: Mesh, query: str) -> tuple[int, str, list[dict[str, Any]]]:
+    async with http_mesh.client.stream("GET", f"/v1/things:stream?{query}") as response:
         lines = [json.loads(line) async for line in response.aiter_lines() if line]
         return response.status_code, response.headers["content-type"], lines
 
 
-async def sse(mesh: Mesh, query: str) -> tuple[int, str, list[tuple[str, Any]]]:
+async def sse(http_mesh: Mesh, query: str) -> tuple[int, str, list[tuple[str, Any]]]:
     headers = {"accept": "text/event-stream"}
-    async with mesh.client.stream("GET", f"/v1/things:stream?{query}", headers=headers) as response:
+    async with http_mesh.client.stream(
+        "GET", f"/v1/things:stream?{query}", headers=headers
+    ) as response:
         text = (await response.aread()).decode()
     events = []
     for block in text.split("\n\n"):
@@ -52,16 +54,16 @@ async def sse(mesh: Mesh, query: str) -> tuple[int, str, list[tuple[str, Any]]]:
 
 
 @module_loop
-async def test_stream_as_ndjson_has_one_result_line_per_message(mesh: Mesh) -> None:
-    status, content_type, lines = await ndjson(mesh, "streamCount=3&name=n")
+async def test_stream_as_ndjson_has_one_result_line_per_message(http_mesh: Mesh) -> None:
+    status, content_type, lines = await ndjson(http_mesh, "streamCount=3&name=n")
     assert (status, content_type) == (200, "application/x-ndjson")
     assert [line["result"]["index"] for line in lines] == [0, 1, 2]
     assert {line["result"]["request"]["name"] for line in lines} == {"n"}
 
 
 @module_loop
-async def test_stream_failing_midway_ends_with_an_error_line(mesh: Mesh) -> None:
-    status, _, lines = await ndjson(mesh, "streamCount=5&fail=ABORTED&failAfter=2")
+async def test_stream_failing_midway_ends_with_an_error_line(http_mesh: Mesh) -> None:
+    status, _, lines = await ndjson(http_mesh, "streamCount=5&fail=ABORTED&failAfter=2")
     assert status == 200
     assert [set(line) for line in lines] == [{"result"}, {"result"}, {"error"}]
     error = lines[-1]["error"]
@@ -72,39 +74,39 @@ async def test_stream_failing_midway_ends_with_an_error_line(mesh: Mesh) -> None
 
 @module_loop
 async def test_stream_failing_before_its_first_message_gets_the_http_status(
-    mesh: Mesh,
+    http_mesh: Mesh,
 ) -> None:
-    response = await mesh.client.get("/v1/things:stream?fail=PERMISSION_DENIED")
+    response = await http_mesh.client.get("/v1/things:stream?fail=PERMISSION_DENIED")
     assert response.status_code == 403
     assert response.json()["code"] == 7
 
 
 @module_loop
-async def test_empty_stream_is_an_empty_200(mesh: Mesh) -> None:
-    status, _, lines = await ndjson(mesh, "streamCount=0")
+async def test_empty_stream_is_an_empty_200(http_mesh: Mesh) -> None:
+    status, _, lines = await ndjson(http_mesh, "streamCount=0")
     assert (status, lines) == (200, [])
 
 
 @module_loop
-async def test_stream_as_sse_with_accept_event_stream(mesh: Mesh) -> None:
-    status, content_type, events = await sse(mesh, "streamCount=2")
+async def test_stream_as_sse_with_accept_event_stream(http_mesh: Mesh) -> None:
+    status, content_type, events = await sse(http_mesh, "streamCount=2")
     assert (status, content_type) == (200, "text/event-stream")
     assert [(kind, data["index"]) for kind, data in events] == [("message", 0), ("message", 1)]
 
 
 @module_loop
-async def test_sse_failing_midway_ends_with_an_error_event(mesh: Mesh) -> None:
-    status, _, events = await sse(mesh, "streamCount=3&fail=UNAVAILABLE&failAfter=1")
+async def test_sse_failing_midway_ends_with_an_error_event(http_mesh: Mesh) -> None:
+    status, _, events = await sse(http_mesh, "streamCount=3&fail=UNAVAILABLE&failAfter=1")
     assert status == 200
     assert [kind for kind, _ in events] == ["message", "error"]
     assert events[-1][1]["code"] == 14
 
 
 @module_loop
-async def test_client_leaving_a_stream_cancels_the_upstream_call(mesh: Mesh) -> None:
-    servicer = mesh.plugin.servicer
+async def test_client_leaving_a_stream_cancels_the_upstream_call(http_mesh: Mesh) -> None:
+    servicer = http_mesh.plugin.servicer
     before = servicer.cancelled_streams
-    async with mesh.client.stream("GET", "/v1/things:stream?streamCount=500&delayMs=20") as r:
+    async with http_mesh.client.stream("GET", "/v1/things:stream?streamCount=500&delayMs=20") as r:
         first = await anext(r.aiter_lines())
         assert json.loads(first)["result"]["index"] == 0
 
@@ -115,7 +117,7 @@ async def test_client_leaving_a_stream_cancels_the_upstream_call(mesh: Mesh) -> 
 
 
 @module_loop
-async def test_request_headers_are_forwarded_as_metadata(mesh: Mesh) -> None:
+async def test_request_headers_are_forwarded_as_metadata(http_mesh: Mesh) -> None:
     headers = {
         "Grpc-Metadata-Tenant": "acme",
         "Grpc-Metadata-Blob-Bin": "aGk=",
@@ -129,7 +131,7 @@ async def test_request_headers_are_forwarded_as_metadata(mesh: Mesh) -> None:
         "Authorization": "Bearer secret",
         "X-Other": "not forwarded",
     }
-    response = await mesh.client.get("/v1/things/t1", headers=headers)
+    response = await http_mesh.client.get("/v1/things/t1", headers=headers)
     assert response.status_code == 200
     assert response.json()["metadata"] == [
         "blob-bin=aGk=",
@@ -142,8 +144,8 @@ async def test_request_headers_are_forwarded_as_metadata(mesh: Mesh) -> None:
 
 
 @module_loop
-async def test_openapi_is_valid_3_1_and_lists_every_route(mesh: Mesh) -> None:
-    response = await mesh.client.get("/openapi.json")
+async def test_openapi_is_valid_3_1_and_lists_every_route(http_mesh: Mesh) -> None:
+    response = await http_mesh.client.get("/openapi.json")
     assert response.status_code == 200
     document = response.json()
     validate(document)
@@ -172,36 +174,36 @@ async def test_openapi_is_valid_3_1_and_lists_every_route(mesh: Mesh) -> None:
 
 
 @module_loop
-async def test_docs_page_renders_openapi_from_installed_assets(mesh: Mesh) -> None:
-    page = await mesh.client.get("/docs")
+async def test_docs_page_renders_openapi_from_installed_assets(http_mesh: Mesh) -> None:
+    page = await http_mesh.client.get("/docs")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "/docs/static/swagger-ui-bundle.js" in page.text
     assert 'url: "/openapi.json"' in page.text
     assert "http://" not in page.text.replace("<!DOCTYPE html>", "")
-    bundle = await mesh.client.get("/docs/static/swagger-ui-bundle.js")
+    bundle = await http_mesh.client.get("/docs/static/swagger-ui-bundle.js")
     assert bundle.status_code == 200
     assert bundle.headers["content-type"].startswith("text/javascript")
     assert len(bundle.content) > 100_000
-    missing = await mesh.client.get("/docs/static/../../etc/passwd")
+    missing = await http_mesh.client.get("/docs/static/../../etc/passwd")
     assert missing.status_code == 404
 
 
 @module_loop
-async def test_healthz_and_readyz(mesh: Mesh) -> None:
-    assert (await mesh.client.get("/healthz")).json() == {"status": "SERVING"}
-    ready = await mesh.client.get("/readyz")
+async def test_healthz_and_readyz(http_mesh: Mesh) -> None:
+    assert (await http_mesh.client.get("/healthz")).json() == {"status": "SERVING"}
+    ready = await http_mesh.client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] == "SERVING"
     assert ready.json()["routes"] > 20
 
 
 @module_loop
-async def test_metrics_count_requests_by_route_and_code(mesh: Mesh) -> None:
-    await mesh.client.get("/v1/things/m1")
-    await mesh.client.get("/v1/things/m1?fail=NOT_FOUND")
-    await mesh.client.get("/nowhere")
-    response = await mesh.client.get("/metrics")
+async def test_metrics_count_requests_by_route_and_code(http_mesh: Mesh) -> None:
+    await http_mesh.client.get("/v1/things/m1")
+    await http_mesh.client.get("/v1/things/m1?fail=NOT_FOUND")
+    await http_mesh.client.get("/nowhere")
+    response = await http_mesh.client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
@@ -213,47 +215,47 @@ async def test_metrics_count_requests_by_route_and_code(mesh: Mesh) -> None:
 
 
 @module_loop
-async def test_registry_is_served_over_http_except_its_internal_rpcs(mesh: Mesh) -> None:
-    response = await mesh.client.get("/v1/services")
+async def test_registry_is_served_over_http_except_its_internal_rpcs(http_mesh: Mesh) -> None:
+    response = await http_mesh.client.get("/v1/services")
     assert response.status_code == 200
     names = {service["name"] for service in response.json()["services"]}
     assert {"registry", "transcoding"} <= names
     internal = "/plugmesh.registry.v1.RegistryService/RegisterInstance"
-    assert (await mesh.client.post(internal, json={})).status_code == 404
-    assert internal not in (await mesh.client.get("/openapi.json")).json()["paths"]
+    assert (await http_mesh.client.post(internal, json={})).status_code == 404
+    assert internal not in (await http_mesh.client.get("/openapi.json")).json()["paths"]
 
 
 async def test_unhealthy_instance_gets_no_traffic_until_it_serves_again(tmp_path: Path) -> None:
-    async with running_mesh(tmp_path) as mesh:
-        health = mesh.plugin.server.health
+    async with running_mesh(tmp_path) as http_mesh:
+        health = http_mesh.plugin.server.health
 
         async def answers(status: int) -> bool | None:
-            response = await mesh.client.get("/v1/things/t1")
+            response = await http_mesh.client.get("/v1/things/t1")
             return True if response.status_code == status else None
 
         await health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         await eventually(lambda: answers(503), what="503 while not serving")
-        calls = mesh.plugin.servicer.calls.get("GetThing", 0)
-        failed = await mesh.client.get("/v1/things/t1")
+        calls = http_mesh.plugin.servicer.calls.get("GetThing", 0)
+        failed = await http_mesh.client.get("/v1/things/t1")
         assert failed.json()["details"][0]["reason"] == "NO_HEALTHY_INSTANCE"
-        assert mesh.plugin.servicer.calls.get("GetThing", 0) == calls
+        assert http_mesh.plugin.servicer.calls.get("GetThing", 0) == calls
         await health.set("", health_pb2.HealthCheckResponse.SERVING)
         await eventually(lambda: answers(200), what="200 once serving again")
 
 
 async def test_default_deadline_bounds_unary_calls_not_streams(tmp_path: Path) -> None:
     settings = HttpSettings(default_timeout_seconds=0.2)
-    async with running_mesh(tmp_path, settings) as mesh:
-        response = await mesh.client.get("/v1/things/t1?delayMs=3000")
+    async with running_mesh(tmp_path, settings) as http_mesh:
+        response = await http_mesh.client.get("/v1/things/t1?delayMs=3000")
         assert response.status_code == 504
         assert response.json()["code"] == 4
-        status, _, lines = await ndjson(mesh, "streamCount=2&delayMs=150")
+        status, _, lines = await ndjson(http_mesh, "streamCount=2&delayMs=150")
         assert (status, [line["result"]["index"] for line in lines]) == (200, [0, 1])
 
 
 @module_loop
-async def test_stream_deadline_from_grpc_timeout(mesh: Mesh) -> None:
-    response = await mesh.client.get(
+async def test_stream_deadline_from_grpc_timeout(http_mesh: Mesh) -> None:
+    response = await http_mesh.client.get(
         "/v1/things:stream?streamCount=2&delayMs=3000", headers={"grpc-timeout": "100m"}
     )
     assert response.status_code == 504

@@ -511,7 +511,7 @@ CASES = ROUTING + QUERY + BODY + ERRORS
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
+async def http_mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
     """One mesh for every case of the module."""
     async with running_mesh(tmp_path_factory.mktemp("mesh")) as running:
         yield running
@@ -532,13 +532,13 @@ def test_the_table_has_at_least_80_distinct_cases() -> None:
 
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-async def test_transcoding(mesh: Mesh, case: Case) -> None:
+async def test_transcoding(http_mesh: Mesh, case: Case) -> None:
     kwargs: dict[str, Any] = {"headers": dict(case.headers)}
     if isinstance(case.body, bytes):
         kwargs["content"] = case.body
     elif case.body is not NO_BODY:
         kwargs["json"] = case.body
-    response = await mesh.client.request(case.method, case.path, **kwargs)
+    response = await http_mesh.client.request(case.method, case.path, **kwargs)
     assert response.status_code == case.status, response.text
     answer = response.json()
     for path, expected in case.expect.items():

@@ -1,8 +1,8 @@
-"""Fixtures: the audit API (gRPC on port 0, SQLite in tmp_path) and the whole audit
-process recording the events of a real nats-server.
+"""Fixtures: the audit API (gRPC on port 0) and the whole audit process recording the
+events of a real nats-server.
 
-Every test that uses ``audit`` or ``recording`` runs on SQLite and on PostgreSQL (the
-session's server, see tests/postgres.py), in a database of its own.
+Every test that uses ``audit`` or ``recording`` runs on SQLite and on PostgreSQL
+(``database_url``, see tests/support/databases.py), in a database of its own.
 """
 
 from __future__ import annotations
@@ -30,10 +30,8 @@ from services.audit.app import AuditProcess, api_server, build
 from services.audit.config import AuditConfig
 from services.audit.model import EntryDraft
 from services.audit.store import AuditStore
-from tests.postgres import postgres_database
 
 SECRET = "audit-test-secret"
-BACKENDS = ["sqlite", "postgresql"]
 
 ADMIN = Identity(PrincipalKind.USER, "admin-1", admin=True, email="admin@example.com")
 ALICE = Identity(PrincipalKind.USER, "alice", email="alice@example.com")
@@ -162,30 +160,20 @@ async def serving(server: PluginServer) -> AsyncIterator[audit_pb2_grpc.AuditSer
         await server.stop(0)
 
 
-@pytest.fixture(params=BACKENDS)
-async def database_env(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
-    """No setting for SQLite in the data dir, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield {}
-        return
-    async with postgres_database(request.getfixturevalue("postgres_url"), "audit") as url:
-        yield {"PLUGMESH_DATABASE_URL": url}
-
-
 @pytest.fixture
-async def audit(tmp_path: Path, database_env: dict[str, str]) -> AsyncIterator[Audit]:
+async def audit(tmp_path: Path, database_url: str) -> AsyncIterator[Audit]:
     """The audit API with a client, on each database backend (no event bus)."""
-    async with serving_api(tmp_path, **database_env) as started:
+    async with serving_api(tmp_path, PLUGMESH_DATABASE_URL=database_url) as started:
         yield started
 
 
 @pytest.fixture
 async def recording(
-    tmp_path: Path, nats_server: NatsServer, database_env: dict[str, str]
+    tmp_path: Path, nats_server: NatsServer, database_url: str
 ) -> AsyncIterator[Audit]:
     """The whole audit process, recording the events of a real nats-server, on each
     database backend."""
-    async with running_audit(tmp_path, nats_server, **database_env) as started:
+    async with running_audit(tmp_path, nats_server, PLUGMESH_DATABASE_URL=database_url) as started:
         yield started
 
 

@@ -10,11 +10,11 @@ from meshkit.descriptors import build_pool
 from meshkit.events import ReceivedEvent, build_event, subject_of
 from plugmesh.events.v1 import event_pb2
 from plugmesh.options.v1 import options_pb2
-from registry.testing import StartRegistry
 from services.audit.events import REDACTED, draft_of_event
 from services.audit.model import Actor, ActorType
 from services.audit.payloads import ContractPayloads, RegistrySchemas
 from tests.registry import conftest as _registry_fixtures
+from tests.support.registry import StartRegistry
 
 registry_config = _registry_fixtures.registry_config
 start_registry = _registry_fixtures.start_registry

@@ -19,10 +19,10 @@ import pytest
 from gateway.app import Gateway
 from launcher.natsd import NatsServer
 from registry.app import RegistryServer
-from registry.testing import eventually
 from tests.gateway import conftest as _gateway_fixtures
 from tests.registry import conftest as _registry_fixtures
 from tests.services.audit.conftest import ADMIN, Audit, running_audit, signed
+from tests.support.waiting import eventually
 
 # The registry's and the gateway's own test fixtures.
 registry_config = _registry_fixtures.registry_config

@@ -16,9 +16,9 @@ from meshkit.events.streams import ensure_streams
 from plugmesh.audit.v1 import audit_pb2
 from plugmesh.events.v1 import auth_events_pb2, event_pb2, user_events_pb2
 from plugmesh.users.v1 import users_pb2
-from registry.testing import eventually
 from services.audit.tables import EntryRow
 from tests.services.audit.conftest import ADMIN, Audit, signed
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(180)
 

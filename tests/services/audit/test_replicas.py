@@ -13,18 +13,18 @@ from launcher.natsd import NatsServer
 from meshkit.events import build_event, subject_of
 from plugmesh.audit.v1 import audit_pb2
 from plugmesh.events.v1 import event_pb2, user_events_pb2
-from registry.testing import eventually
 from tests.services.audit.conftest import ADMIN, Audit, running_audit, signed
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
 async def replicas(
-    tmp_path: Path, nats_server: NatsServer, database_env: dict[str, str]
+    tmp_path: Path, nats_server: NatsServer, database_url: str
 ) -> AsyncIterator[tuple[Audit, Audit]]:
-    """Two audit processes sharing the data dir (SQLite) or the PostgreSQL database."""
+    """Two audit processes sharing one database."""
     async with (
-        running_audit(tmp_path, nats_server, **database_env) as first,
-        running_audit(tmp_path, nats_server, **database_env) as second,
+        running_audit(tmp_path, nats_server, PLUGMESH_DATABASE_URL=database_url) as first,
+        running_audit(tmp_path, nats_server, PLUGMESH_DATABASE_URL=database_url) as second,
     ):
         yield first, second
 

@@ -10,9 +10,9 @@ import pytest
 
 from launcher.natsd import NatsServer
 from plugmesh.audit.v1 import audit_pb2
-from registry.testing import eventually
 from services.audit.retention import PRUNED_ACTION, Pruner
 from tests.services.audit.conftest import ADMIN, Audit, append_many, running_audit, signed
+from tests.support.waiting import eventually
 
 
 def pruner(audit: Audit, days: float = 30) -> Pruner:

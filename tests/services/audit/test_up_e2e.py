@@ -20,8 +20,8 @@ from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
 from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
 from plugmesh.events.v1 import event_pb2
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
-from registry.testing import eventually
 from tests.launcher.helpers import descendants
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,7 +29,7 @@ READY_LINE = "Ctrl-C stops the mesh"
 
 
 @pytest.fixture
-def mesh(tmp_path: Path) -> Iterator[Path]:
+def up_data_dir(tmp_path: Path) -> Iterator[Path]:
     """A running ``plugmesh up`` on free ports; its data dir."""
     data_dir, output = tmp_path / "data", tmp_path / "up.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGMESH_")}
@@ -65,9 +65,9 @@ def mesh(tmp_path: Path) -> Iterator[Path]:
                 os.kill(pid, signal.SIGKILL)
 
 
-async def test_a_user_created_in_the_mesh_is_audited(mesh: Path) -> None:
-    addresses = json.loads((mesh / "up.json").read_text())["addresses"]
-    key = signing_key((mesh / "registration.secret").read_text().strip())
+async def test_a_user_created_in_the_mesh_is_audited(up_data_dir: Path) -> None:
+    addresses = json.loads((up_data_dir / "up.json").read_text())["addresses"]
+    key = signing_key((up_data_dir / "registration.secret").read_text().strip())
     assert key is not None
     admin = to_metadata(Identity(PrincipalKind.USER, "root", admin=True), key)
 

@@ -1,8 +1,8 @@
-"""Fixtures: a real nats-server, the machine-users plugin on a free port with SQLite in
-tmp_path and a clock the test moves, and a client that signs identities.
+"""Fixtures: a real nats-server, the machine-users plugin on a free port with a clock the
+test moves, and a client that signs identities.
 
-Every test that uses ``running`` runs on SQLite and on PostgreSQL (the session's server,
-see tests/postgres.py), in a database of its own.
+Every test that uses ``running`` runs on SQLite and on PostgreSQL (``database_url``, see
+tests/support/databases.py), in a database of its own.
 """
 
 from __future__ import annotations
@@ -20,10 +20,7 @@ from meshkit.identity import signing_key
 from plugmesh.machineusers.v1 import machineusers_pb2_grpc
 from services.machineusers.__main__ import MachineUsersPlugin, build
 from services.machineusers.config import MachineUsersConfig
-from tests.postgres import postgres_database
 from tests.services.machineusers.support import SECRET, Api, FakeClock
-
-BACKENDS = ["sqlite", "postgresql"]
 
 
 def plugin_env(data_dir: Path, nats_url: str, **extra: str) -> dict[str, str]:
@@ -78,22 +75,13 @@ async def running_plugin(
         await wired.server.stop(0)
 
 
-@pytest.fixture(params=BACKENDS)
-async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
-    """None for SQLite in the data dir, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield None
-        return
-    async with postgres_database(request.getfixturevalue("postgres_url"), "machine_users") as url:
-        yield url
-
-
 @pytest.fixture
 async def running(
-    tmp_path: Path, nats_server: NatsServer, database_url: str | None
+    tmp_path: Path, nats_server: NatsServer, database_url: str
 ) -> AsyncIterator[Running]:
-    """The plugin on SQLite in ``tmp_path / "data"`` (or on PostgreSQL), with a fake clock."""
-    env = {"PLUGMESH_DATABASE_URL": database_url} if database_url else None
+    """The plugin, its data dir in ``tmp_path / "data"``, on ``database_url``, with a fake
+    clock."""
+    env = {"PLUGMESH_DATABASE_URL": database_url}
     async with running_plugin(tmp_path / "data", nats_server.url, env=env) as wired:
         yield wired
 

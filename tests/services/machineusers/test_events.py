@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+from collections.abc import Mapping
 
 import nats
 from nats.aio.msg import Msg
+from sqlalchemy import select
 
 from launcher.natsd import NatsServer
 from meshkit.events import parse_event, subject_of, unpack_payload
+from meshkit.events.tables import OutboxRecord
 from plugmesh.events.v1 import event_pb2, machine_user_events_pb2
-from registry.testing import eventually
 from tests.services.machineusers.conftest import Running
 from tests.services.machineusers.support import ADMIN, failure
+from tests.support.waiting import eventually
+
+
+async def written_events(running: Running) -> set[str]:
+    """The ids of every event the plugin wrote to its outbox, sent or not."""
+    async with running.plugin.database.read() as session:
+        return set(await session.scalars(select(OutboxRecord.event_id)))
+
+
+async def until_received(running: Running, received: Mapping[str, bytes], since: set[str]) -> None:
+    """Wait until every event written to the outbox after ``since`` was taken has reached
+    the subscriber: every event leaves through the outbox, so nothing else follows."""
+
+    async def check() -> bool | None:
+        return True if (await written_events(running)) - since <= received.keys() else None
+
+    await eventually(check, what="every event the plugin wrote")
 
 
 async def test_each_change_publishes_its_event_and_no_token(
@@ -31,17 +49,13 @@ async def test_each_change_publishes_its_event_and_no_token(
     await nc.flush()
     try:
         api, clock = running.api, running.clock
+        before = await written_events(running)
         created = await api.create("evented")
         machine_user_id = created.machine_user.machine_user_id
         rotated = await api.rotate(machine_user_id, grace_seconds=30)
         await api.validate(rotated.token)  # not a change: no event
         await api.delete(machine_user_id)
-
-        async def three() -> bool | None:
-            return True if len(received) >= 3 else None
-
-        await eventually(three, what="three machine_user events")
-        await asyncio.sleep(0.2)  # nothing more follows
+        await until_received(running, received, before)
     finally:
         await nc.close()
 
@@ -78,26 +92,25 @@ async def test_a_refused_change_publishes_nothing(
     running: Running, nats_server: NatsServer
 ) -> None:
     nc = await nats.connect(nats_server.url)
-    received: list[bytes] = []
+    received: dict[str, bytes] = {}
 
     async def collect(msg: Msg) -> None:
-        received.append(msg.data)
+        received.setdefault(parse_event(msg.data).id, msg.data)
 
     await nc.subscribe(subject_of("machine_user.>"), cb=collect)
     await nc.flush()
     try:
+        start = await written_events(running)
         await running.api.create("once")
-
-        async def one() -> bool | None:
-            return True if received else None
-
-        await eventually(one, what="the created event")
+        await until_received(running, received, start)
+        assert len(received) == 1, "the created event"
+        before = await written_events(running)
         received.clear()
         await failure(running.api.create("once"))
         await failure(running.api.rotate("no-such-id"))
         await running.api.delete("no-such-id", allow_missing=True)
-        await asyncio.sleep(0.3)
+        await until_received(running, received, before)
     finally:
         await nc.close()
 
-    assert received == []
+    assert received == {}

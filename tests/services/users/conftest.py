@@ -1,12 +1,12 @@
-"""Fixtures: a real nats-server, the users plugin on a free port with SQLite in tmp_path,
-and a client that calls it with signed identities.
+"""Fixtures: a real nats-server, the users plugin on a free port, and a client that calls
+it with signed identities.
 
 ``plugin``/``api`` are fresh per test; ``shared_api`` is one plugin per module and
 backend, for tables of many cases that each make their own users (their tests run in the module's
 event loop: mark them ``pytest.mark.asyncio(loop_scope="module")``).
 
-Every test that uses ``plugin`` runs on SQLite and on PostgreSQL (the session's server,
-see tests/postgres.py), in a database of its own.
+Every test that uses ``plugin`` runs on SQLite and on PostgreSQL (``database_url``, see
+tests/support/databases.py), in a database of its own.
 """
 
 from __future__ import annotations
@@ -26,10 +26,8 @@ from meshkit.identity import signing_key
 from plugmesh.users.v1 import users_pb2_grpc
 from services.users.__main__ import UsersPlugin, build
 from services.users.config import UsersConfig
-from tests.postgres import postgres_database
 from tests.services.users.support import SECRET, Api
-
-BACKENDS = ["sqlite", "postgresql"]
+from tests.support.databases import BACKENDS, empty_database
 
 
 def users_env(data_dir: Path, nats_url: str) -> dict[str, str]:
@@ -77,21 +75,11 @@ async def client_of(plugin: UsersPlugin) -> AsyncIterator[Api]:
         yield Api(users_pb2_grpc.UserServiceStub(channel), key)
 
 
-@pytest.fixture(params=BACKENDS)
-async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
-    """None for SQLite in the data dir, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield None
-        return
-    async with postgres_database(request.getfixturevalue("postgres_url"), "users") as url:
-        yield url
-
-
 @pytest.fixture
 async def plugin(
-    tmp_path: Path, nats_server: NatsServer, database_url: str | None
+    tmp_path: Path, nats_server: NatsServer, database_url: str
 ) -> AsyncIterator[UsersPlugin]:
-    """The users plugin, on SQLite in ``tmp_path / "data"`` (or on PostgreSQL)."""
+    """The users plugin, with its data dir in ``tmp_path / "data"``, on ``database_url``."""
     async with running_plugin(
         tmp_path / "data", nats_server.url, database_url=database_url
     ) as wired:
@@ -121,10 +109,7 @@ async def shared_api(
     database backend in turn."""
     root = tmp_path_factory.mktemp("users")
     async with contextlib.AsyncExitStack() as stack:
-        database_url = None
-        if request.param == "postgresql":
-            server_url = request.getfixturevalue("postgres_url")
-            database_url = await stack.enter_async_context(postgres_database(server_url, "users"))
+        database_url = await stack.enter_async_context(empty_database(request.param, root, request))
         server = await stack.enter_async_context(NatsServer(root / "jetstream"))
         wired = await stack.enter_async_context(
             running_plugin(root / "data", server.url, database_url=database_url)
@@ -134,7 +119,7 @@ async def shared_api(
 
 @pytest.fixture
 async def twin_api(
-    tmp_path: Path, nats_server: NatsServer, database_url: str | None, plugin: UsersPlugin
+    tmp_path: Path, nats_server: NatsServer, database_url: str, plugin: UsersPlugin
 ) -> AsyncIterator[Api]:
     """A client of a second instance of the plugin, on ``plugin``'s database: two
     replicas whose write transactions really interleave in the database."""

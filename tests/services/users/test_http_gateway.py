@@ -21,12 +21,12 @@ from gateway.app import Gateway
 from launcher.natsd import NatsServer
 from meshkit.identity import IDENTITY_KEY, SIGNATURE_KEY, signing_key, to_metadata
 from registry.app import RegistryServer
-from registry.testing import eventually
 from services.users.__main__ import UsersPlugin
 from tests.gateway import conftest as _gateway_fixtures
 from tests.registry import conftest as _registry_fixtures
 from tests.services.users.conftest import running_plugin
 from tests.services.users.support import ADMIN, DEADLINE_SECONDS, SECRET
+from tests.support.waiting import eventually
 
 # The registry's and the gateway's own test fixtures.
 registry_config = _registry_fixtures.registry_config

@@ -11,7 +11,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -28,10 +28,10 @@ from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
 from registry.app import RegistryServer
 from registry.config import RegistryConfig
-from registry.testing import eventually
 from tests.gateway.conftest import FAST
 from tests.postgres import postgres_database
 from tests.registry.conftest import FAST_BACKOFF
+from tests.support.waiting import until
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = "users-replicas-test-secret"
@@ -41,6 +41,8 @@ WORKERS = 4
 ENOUGH = 10
 #: Requests the survivor serves alone before the killed replica comes back.
 ALONE = 100
+#: How long each phase may take at most (generous: replicas start as processes).
+WAIT_SECONDS = 60.0
 
 
 def _free_port() -> int:
@@ -194,7 +196,9 @@ async def test_two_replicas_share_the_load_and_survive_one_killed_under_load(
                 await replica.start()
             both = {r.address for r in replicas}
             await until(
-                lambda: serving_addresses(gateway) == both, "both replicas registered and serving"
+                lambda: serving_addresses(gateway) == both,
+                timeout_seconds=WAIT_SECONDS,
+                what="both replicas registered and serving",
             )
             await create_user(replicas[0].address, "alice")
 
@@ -209,7 +213,8 @@ async def test_two_replicas_share_the_load_and_survive_one_killed_under_load(
                 await victim.kill()
                 await until(
                     lambda: victim.address not in serving_addresses(gateway),
-                    "the killed replica out of rotation",
+                    timeout_seconds=WAIT_SECONDS,
+                    what="the killed replica out of rotation",
                 )
                 await served_at_least(
                     gateway, {survivor.address}, at_kill + ALONE, "the survivor carrying the load"
@@ -219,7 +224,8 @@ async def test_two_replicas_share_the_load_and_survive_one_killed_under_load(
                 await victim.start()
                 await until(
                     lambda: victim.address in serving_addresses(gateway),
-                    "the restarted replica registered and serving again",
+                    timeout_seconds=WAIT_SECONDS,
+                    what="the restarted replica registered and serving again",
                 )
                 await served_at_least(
                     gateway,
@@ -246,13 +252,4 @@ async def served_at_least(gateway: Gateway, addresses: set[str], count: int, wha
         served = gateway.upstreams.served
         return all(served.get(address, 0) >= count for address in addresses)
 
-    await until(enough, what)
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Wait (at most a minute) until ``condition()`` holds."""
-
-    async def check() -> bool | None:
-        return condition() or None
-
-    await eventually(check, timeout_seconds=60, interval_seconds=0.05, what=what)
+    await until(enough, timeout_seconds=WAIT_SECONDS, what=what)

@@ -1,4 +1,4 @@
-"""Test support: fake plugin instances and contracts built on the fly.
+"""Fake plugin instances and contracts built on the fly.
 
 :class:`FakePlugin` is a real ``grpc.aio`` server on a free port serving health checking
 and server reflection for descriptors built with :func:`contract_file`, so registry,
@@ -8,10 +8,9 @@ and kill them, without writing a .proto file.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 from google.api import annotations_pb2, http_pb2
@@ -26,8 +25,6 @@ from plugmesh.options.v1 import options_pb2
 
 if TYPE_CHECKING:
     from registry.app import RegistryServer
-
-_T = TypeVar("_T")
 
 HEALTH_SERVICE = "grpc.health.v1.Health"
 REFLECTION_SERVICE = "grpc.reflection.v1alpha.ServerReflection"
@@ -121,6 +118,36 @@ def descriptor_set(
     return result
 
 
+class CountingHealth(health_async.HealthServicer):
+    """The standard health servicer, counting the Check and Watch calls it gets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def Check(
+        self,
+        request: health_pb2.HealthCheckRequest,
+        context: grpc.aio.ServicerContext[
+            health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
+        ],
+    ) -> health_pb2.HealthCheckResponse:
+        """Answer one check."""
+        self.calls += 1
+        return await super().Check(request, context)
+
+    async def Watch(
+        self,
+        request: health_pb2.HealthCheckRequest,
+        context: grpc.aio.ServicerContext[
+            health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
+        ],
+    ) -> None:
+        """Push every status change until the call ends."""
+        self.calls += 1
+        await super().Watch(request, context)
+
+
 class FakePlugin:
     """A plugin instance for tests: health checking and reflection for given files.
 
@@ -139,7 +166,7 @@ class FakePlugin:
     ) -> None:
         self.files = descriptor_set(files)
         self.services = tuple(services)
-        self.health = health_async.HealthServicer()
+        self.health = CountingHealth()
         self._reflection = reflection
         self._server: grpc.aio.Server | None = None
         self._address = ""
@@ -221,26 +248,3 @@ class StartPlugin(Protocol):
     ) -> FakePlugin:
         """Start a fake plugin serving ``services`` described by ``files``."""
         ...
-
-
-async def eventually(
-    check: Callable[[], Awaitable[_T | None]],
-    *,
-    timeout_seconds: float = 5.0,
-    interval_seconds: float = 0.02,
-    what: str = "the condition",
-) -> _T:
-    """Poll ``check`` until it returns something other than ``None``, then return that.
-
-    Raises:
-        AssertionError: ``timeout_seconds`` passed first.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_seconds
-    while True:
-        result = await check()
-        if result is not None:
-            return result
-        if loop.time() >= deadline:
-            raise AssertionError(f"{what} did not hold within {timeout_seconds} s")
-        await asyncio.sleep(interval_seconds)

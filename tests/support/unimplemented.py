@@ -1,7 +1,7 @@
-"""A servicer that publishes a contract before its logic exists.
+"""A servicer for a contract without logic, for tests that need one served.
 
 Every method answers UNIMPLEMENTED, but the service is served, reflected and registered
-with its schema, so the registry and the gateway already know its routes.
+with its schema, so the registry and the gateway know its routes.
 """
 
 from __future__ import annotations
