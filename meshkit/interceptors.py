@@ -32,6 +32,7 @@ from meshkit.events.tracecontext import (
     enter_trace,
     leave_trace,
 )
+from meshkit.grpc_types import Context
 from meshkit.inbound import InboundCall, enter_call, leave_call
 from meshkit.metrics import RpcMetrics, RpcSeries
 
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 
 # A string: grpc.RpcMethodHandler is generic only in the type stubs.
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 _OK = "OK"
 

@@ -12,12 +12,11 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
-import grpc
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from meshkit.errors import InvalidArgument, NotFound
+from meshkit.grpc_types import Context
 from meshkit.identity import Identity, from_metadata
 from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
 from plugmesh.events.v1 import event_pb2
@@ -37,7 +36,6 @@ from services.audit.store import AuditStore
 
 __all__ = ["API_SOURCE", "AuditServicer", "actor_from_proto"]
 
-Context = grpc.aio.ServicerContext[Any, Any]
 
 API_SOURCE = "api"
 DEFAULT_PAGE_SIZE = 100

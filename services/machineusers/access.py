@@ -11,16 +11,11 @@ public and needs no identity.
 
 from __future__ import annotations
 
-from typing import Any
-
-import grpc
-
 from meshkit.errors import PermissionDenied, Unauthenticated
+from meshkit.grpc_types import Context
 from meshkit.identity import Identity, PrincipalKind, from_metadata
 
 __all__ = ["Access"]
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class Access:

@@ -10,10 +10,7 @@ server's interceptor turns them into ``google.rpc.Status``.
 
 from __future__ import annotations
 
-from typing import Any
-
-import grpc
-
+from meshkit.grpc_types import Context
 from plugmesh.machineusers.v1 import machineusers_pb2, machineusers_pb2_grpc
 from services.machineusers.access import Access
 from services.machineusers.convert import (
@@ -29,7 +26,6 @@ from services.machineusers.paging import decode_token, encode_token, page_size
 
 __all__ = ["MachineUserServicer"]
 
-Context = grpc.aio.ServicerContext[Any, Any]
 
 _MAX_ID_LENGTH = 64
 

@@ -18,18 +18,14 @@ about whether it exists.
 
 from __future__ import annotations
 
-from typing import Any
-
-import grpc
-
 from meshkit.errors import PermissionDenied, Unauthenticated
+from meshkit.grpc_types import Context
 from meshkit.identity import Identity, PrincipalKind, from_metadata
 from services.users.core import Users
 from services.users.model import Actor, ActorKind, Role
 
 __all__ = ["Access", "actor_of"]
 
-Context = grpc.aio.ServicerContext[Any, Any]
 
 _KINDS = {
     PrincipalKind.USER: ActorKind.USER,

@@ -10,10 +10,8 @@ Errors are :mod:`meshkit.errors` exceptions; the server's interceptor turns them
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-import grpc
-
+from meshkit.grpc_types import Context
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
 from services.users.access import Access
 from services.users.convert import (
@@ -33,7 +31,6 @@ from services.users.permissions import DEFAULT_POLICY, decide
 
 __all__ = ["UPDATABLE_FIELDS", "UserServicer"]
 
-Context = grpc.aio.ServicerContext[Any, Any]
 
 #: The fields UpdateUser changes, by their update_mask path.
 UPDATABLE_FIELDS = ("email", "display_name", "role", "permissions")
