@@ -31,8 +31,8 @@ __all__ = ["PROCESSES", "Target", "migrate", "targets"]
 # (every process that publishes events).
 _CHAINS: dict[str, tuple[str, bool]] = {
     "registry": ("registry.store", True),
-    "users": ("services.users.store", True),
-    "machine-users": ("services.machineusers.store", True),
+    "users": ("services.users.tables", True),
+    "machine-users": ("services.machineusers.tables", True),
     "audit": ("services.audit.tables", True),
 }
 

@@ -56,6 +56,15 @@ class InvalidArgument(MeshError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+def invalid_field(field: str, problem: str, **metadata: str) -> InvalidArgument:
+    """An INVALID_ARGUMENT for a request field: ``"<field>: <problem>"``, reason
+    ``INVALID_FIELD``, the field (as the caller spelled it, ``user.permissions.rules[2]``)
+    and ``metadata`` in the ``ErrorInfo``."""
+    return InvalidArgument(
+        f"{field}: {problem}", reason="INVALID_FIELD", metadata={"field": field, **metadata}
+    )
+
+
 class NotFound(MeshError):
     """The named resource does not exist."""
 

@@ -6,6 +6,9 @@ two metadata entries: ``x-plugmesh-identity`` (compact JSON) and
 the mesh registration secret, so a client that calls a plugin directly cannot forge an
 identity; the gateway drops both entries when a client sends them. Without a secret (a
 development setup), no identity can be verified and every caller is anonymous.
+
+The identity is the whole truth about the caller: a plugin trusts its ``admin`` flag and
+never looks a role up itself (ARCHITECTURE.md, "Authorization").
 """
 
 from __future__ import annotations
@@ -101,3 +104,19 @@ def from_metadata(
         raise Unauthenticated(
             "the caller's identity is malformed", reason="IDENTITY_MALFORMED"
         ) from exc
+
+
+def authenticated(identity: Identity | None, action: str) -> Identity:
+    """``identity``, the caller of ``action`` (an RPC's name, or what it does).
+
+    Raises:
+        Unauthenticated: The caller is anonymous (no identity, or no mesh secret to
+            verify one).
+    """
+    if identity is None:
+        raise Unauthenticated(
+            f"{action} needs an authenticated caller",
+            reason="AUTHENTICATION_REQUIRED",
+            metadata={"action": action},
+        )
+    return identity

@@ -29,7 +29,7 @@ import datetime as dt
 import enum
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import nats
@@ -40,6 +40,7 @@ from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meshkit import db
 from meshkit.db import Database
 from meshkit.events._nats import JetStreamPublisher, connect_nats
 from meshkit.events._tasks import cancel_and_wait
@@ -64,21 +65,24 @@ log = logging.getLogger(__name__)
 _RECONNECT = Backoff(initial_seconds=0.5, maximum_seconds=10.0)
 
 
-class Lifecycle(Protocol):
-    """Something with a start and a stop, such as :class:`meshkit.server.PluginServer`."""
-
-    def add_startup(self, startup: Callable[[], Awaitable[None]]) -> None:
-        """Run ``startup`` before starting."""
-        ...
-
-    def add_closer(self, closer: Callable[[], Awaitable[None]]) -> None:
-        """Run ``closer`` after stopping."""
-        ...
+class Lifecycle(db.Lifecycle, Protocol):
+    """A :class:`meshkit.db.Lifecycle` with a metrics registry, such as
+    :class:`meshkit.server.PluginServer`."""
 
     @property
     def metrics_registry(self) -> CollectorRegistry:
         """The process's Prometheus registry."""
         ...
+
+
+@dataclass(frozen=True)
+class _Subscribed:
+    """A subscription made before start."""
+
+    pattern: str
+    handler: EventHandler
+    batch_handler: EventHandler | None
+    consumer: str
 
 
 class EventBusStatus(enum.Enum):
@@ -137,7 +141,7 @@ class EventBus:
         self._connect_timeout = connect_timeout_seconds
         self._in_background = connect_in_background
         self._connecting: asyncio.Task[None] | None = None
-        self._subscriptions: list[tuple[str, EventHandler, str]] = []
+        self._subscriptions: list[_Subscribed] = []
         self._running: list[Subscription] = []
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -176,12 +180,21 @@ class EventBus:
         """
         return self.outbox.add(session, payload, subject=subject, time=time, trace=trace)
 
-    def subscribe(self, pattern: str, handler: EventHandler, *, consumer: str | None = None) -> str:
+    def subscribe(
+        self,
+        pattern: str,
+        handler: EventHandler,
+        *,
+        consumer: str | None = None,
+        batch_handler: EventHandler | None = None,
+    ) -> str:
         """Handle events whose type matches ``pattern`` (``user.*``, ``>``) with ``handler``.
 
         Call before :meth:`start`. Returns the durable consumer's name: ``consumer``, or
         ``<service>-<pattern>`` (see :func:`default_consumer`). Every instance of the
         plugin shares the consumer, so each event is handled by one of them.
+        ``batch_handler`` handles an event in the first pass of a batch, the one without
+        savepoints (see :mod:`meshkit.events.subscriber`); default: ``handler``.
 
         Raises:
             EventBusStateError: The bus has already started.
@@ -190,9 +203,9 @@ class EventBus:
         if self.status is not EventBusStatus.NEW:
             raise EventBusStateError(f"subscribe before start (the bus is {self.status.value})")
         name = consumer or default_consumer(self.service, pattern)
-        if any(existing == name for _, _, existing in self._subscriptions):
+        if any(existing.consumer == name for existing in self._subscriptions):
             raise ValueError(f"consumer {name!r} is already subscribed")
-        self._subscriptions.append((pattern, handler, name))
+        self._subscriptions.append(_Subscribed(pattern, handler, batch_handler, name))
         return name
 
     def attach(self, server: Lifecycle) -> None:
@@ -279,13 +292,14 @@ class EventBus:
             metrics=self.metrics,
         )
         self._relay.start()
-        for pattern, handler, consumer in self._subscriptions:
+        for subscribed in self._subscriptions:
             subscription = Subscription(
                 self._nc,
                 self.database,
-                consumer=consumer,
-                pattern=pattern,
-                handler=handler,
+                consumer=subscribed.consumer,
+                pattern=subscribed.pattern,
+                handler=subscribed.handler,
+                batch_handler=subscribed.batch_handler,
                 settings=self.settings,
                 metrics=self.metrics,
             )
@@ -295,7 +309,7 @@ class EventBus:
             self.metrics,
             self.database,
             self._js,
-            [consumer for _, _, consumer in self._subscriptions],
+            [subscribed.consumer for subscribed in self._subscriptions],
             interval_seconds=self.settings.metrics_interval_millis / 1000,
         )
         self._sampler.start()

@@ -12,7 +12,6 @@ exists creates nothing (a later login only moves ``last_login_time`` forward).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
@@ -20,19 +19,15 @@ from typing import Protocol, TypeVar
 from google.protobuf import field_mask_pb2, message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meshkit.clock import SYSTEM_CLOCK, Clock
 from meshkit.errors import InvalidArgument
 from meshkit.events import EnvelopeError, EventHandler, ReceivedEvent
+from meshkit.permissions import Policy
+from meshkit.permissions.convert import policy_to_proto
 from plugmesh.events.v1 import auth_events_pb2, event_pb2, user_events_pb2
-from services.users.convert import (
-    actor_to_proto,
-    policy_to_proto,
-    user_to_proto,
-    valid_email,
-    valid_user_id,
-)
+from services.users.convert import actor_to_proto, user_to_proto, valid_email, valid_user_id
 from services.users.core import Login, Users
 from services.users.model import MAX_DISPLAY_NAME_LENGTH, Actor, User
-from services.users.permissions import Policy
 
 __all__ = ["AuthHandlers", "OutboxSink", "Publisher", "Subscriber", "subscribe"]
 
@@ -104,17 +99,24 @@ class OutboxSink:
 
 
 class AuthHandlers:
-    """Handlers of the ``auth.*`` events the plugin consumes."""
+    """Handlers of the ``auth.*`` events the plugin consumes.
 
-    def __init__(self, users: Users) -> None:
+    Args:
+        users: The core they provision users in.
+        clock: The time of a login whose event carries none.
+    """
+
+    def __init__(self, users: Users, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._users = users
+        self._clock = clock
 
     async def on_login(self, event: ReceivedEvent, session: AsyncSession) -> None:
         """``auth.login``: make sure the user exists; record when they logged in."""
         payload = _expect(event, auth_events_pb2.AuthLogin)
         login = _login(event, payload.user_id, payload.email, payload.display_name)
         if login is not None:
-            await self._users.provision(session, login, login_time=_time_of(event))
+            login_time = event.time if event.envelope.HasField("time") else self._clock.now()
+            await self._users.provision(session, login, login_time=login_time)
 
     async def on_user_created(self, event: ReceivedEvent, session: AsyncSession) -> None:
         """``auth.user.created``: make sure the user exists."""
@@ -124,9 +126,9 @@ class AuthHandlers:
             await self._users.provision(session, login, login_time=None)
 
 
-def subscribe(bus: Subscriber, users: Users) -> None:
+def subscribe(bus: Subscriber, users: Users, *, clock: Clock = SYSTEM_CLOCK) -> None:
     """Subscribe the plugin's handlers to ``bus`` (before it starts)."""
-    handlers = AuthHandlers(users)
+    handlers = AuthHandlers(users, clock=clock)
     bus.subscribe(LOGIN, handlers.on_login)
     bus.subscribe(USER_CREATED, handlers.on_user_created)
 
@@ -161,7 +163,3 @@ def _login(event: ReceivedEvent, user_id: str, email: str, display_name: str) ->
     except InvalidArgument:
         email = ""
     return Login(user_id=user_id, email=email, display_name=display_name[:MAX_DISPLAY_NAME_LENGTH])
-
-
-def _time_of(event: ReceivedEvent) -> dt.datetime:
-    return event.time if event.envelope.HasField("time") else dt.datetime.now(dt.UTC)

@@ -1,7 +1,9 @@
-"""The users plugin's domain: users, their roles, who acts, and what a change is.
+"""The users plugin's domain: users, who acts, and what a change is.
 
-Nothing here knows protobuf or SQL: :mod:`services.users.convert` translates to and from
-the wire, :mod:`services.users.store` to and from rows.
+A user's role and permissions are the toolkit's permission model
+(:mod:`meshkit.permissions`), which machine users share. Nothing here knows protobuf or
+SQL: :mod:`services.users.convert` translates to and from the wire,
+:mod:`services.users.store` to and from rows.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import enum
 import hashlib
 from dataclasses import dataclass, field
 
-from services.users.permissions import Policy
+from meshkit.permissions import Policy, Role
 
 __all__ = [
     "MAX_DISPLAY_NAME_LENGTH",
@@ -21,7 +23,6 @@ __all__ = [
     "Actor",
     "ActorKind",
     "NewUser",
-    "Role",
     "User",
     "UserChanges",
     "email_key",
@@ -30,13 +31,6 @@ __all__ = [
 MAX_USER_ID_LENGTH = 128
 MAX_EMAIL_LENGTH = 320
 MAX_DISPLAY_NAME_LENGTH = 256
-
-
-class Role(enum.Enum):
-    """What a user may do on the plugmesh API itself."""
-
-    USER = "user"
-    ADMIN = "admin"
 
 
 class ActorKind(enum.Enum):

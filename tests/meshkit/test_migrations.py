@@ -18,8 +18,8 @@ from meshkit.events.tables import InboxRecord
 from meshkit.migrations import Migrations
 from registry.store import MIGRATIONS as REGISTRY
 from services.audit.tables import MIGRATIONS as AUDIT
-from services.machineusers.store import MIGRATIONS as MACHINE_USERS
-from services.users.store import MIGRATIONS as USERS
+from services.machineusers.tables import MIGRATIONS as MACHINE_USERS
+from services.users.tables import MIGRATIONS as USERS
 from tests.postgres import postgres_database
 
 ALL = [EVENTS, USERS, MACHINE_USERS, AUDIT, REGISTRY]

@@ -35,11 +35,11 @@ from registry.testing import eventually
 from services.audit.app import AuditProcess
 from services.audit.app import build as build_audit
 from services.audit.config import AuditConfig
-from services.machineusers.__main__ import MachineUsersPlugin
-from services.machineusers.__main__ import build as build_machine_users
+from services.machineusers.app import MachineUsersPlugin
+from services.machineusers.app import build as build_machine_users
 from services.machineusers.config import MachineUsersConfig
-from services.users.__main__ import UsersPlugin
-from services.users.__main__ import build as build_users
+from services.users.app import UsersPlugin
+from services.users.app import build as build_users
 from services.users.config import UsersConfig
 from tests.gateway.conftest import FAST
 from tests.registry.conftest import FAST_BACKOFF

@@ -22,7 +22,7 @@ from meshkit.identity import Identity, PrincipalKind, to_metadata
 from plugmesh.events.v1 import event_pb2
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
 from registry.testing import eventually
-from services.users.__main__ import UsersPlugin
+from services.users.app import UsersPlugin
 
 SECRET = "users-test-secret"
 #: How long a test waits for something asynchronous (generous: machines get busy).

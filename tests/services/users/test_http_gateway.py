@@ -22,7 +22,7 @@ from meshkit.identity import IDENTITY_KEY, SIGNATURE_KEY, signing_key, to_metada
 from meshkit.natsd import NatsServer
 from registry.app import RegistryServer
 from registry.testing import eventually
-from services.users.__main__ import UsersPlugin
+from services.users.app import UsersPlugin
 from tests.gateway import conftest as _gateway_fixtures
 from tests.registry import conftest as _registry_fixtures
 from tests.services.users.conftest import running_plugin
