@@ -7,13 +7,16 @@
 - Writing (Create): admins, and mesh services acting on their own behalf.
 - Export and Verify: admins.
 
-An anonymous caller is UNAUTHENTICATED everywhere: every method needs an identity.
+An anonymous caller is UNAUTHENTICATED everywhere: every method needs an identity. An
+admin is a caller whose signed identity says so; a mesh service acting for itself may
+append entries but reads, like anyone else, only what is about itself (ARCHITECTURE.md,
+"Authorization").
 """
 
 from __future__ import annotations
 
-from meshkit.errors import PermissionDenied, Unauthenticated
-from meshkit.identity import Identity, PrincipalKind
+from meshkit.errors import PermissionDenied
+from meshkit.identity import Identity, PrincipalKind, authenticated
 from services.audit.model import Actor, ActorType, Visibility
 
 __all__ = ["actor_of", "require_admin", "require_writer", "visibility_of"]
@@ -40,7 +43,7 @@ def visibility_of(identity: Identity | None) -> Visibility:
     Raises:
         Unauthenticated: The caller is anonymous.
     """
-    caller = _authenticated(identity, "reading the audit log")
+    caller = authenticated(identity, "reading the audit log")
     if caller.admin:
         return Visibility(everything=True)
     own = _OWN_RESOURCE.get(caller.kind)
@@ -57,7 +60,7 @@ def require_admin(identity: Identity | None, action: str) -> Identity:
         Unauthenticated: The caller is anonymous.
         PermissionDenied: The caller is not an admin.
     """
-    caller = _authenticated(identity, action)
+    caller = authenticated(identity, action)
     if not caller.admin:
         raise PermissionDenied(
             f"{action} needs admin rights", reason="ADMIN_REQUIRED", metadata={"action": action}
@@ -73,7 +76,7 @@ def require_writer(identity: Identity | None) -> Identity:
         PermissionDenied: The caller is neither.
     """
     action = "writing audit entries"
-    caller = _authenticated(identity, action)
+    caller = authenticated(identity, action)
     if not (caller.admin or caller.kind is PrincipalKind.SERVICE):
         raise PermissionDenied(
             f"{action} needs admin rights or a service identity",
@@ -81,13 +84,3 @@ def require_writer(identity: Identity | None) -> Identity:
             metadata={"action": action},
         )
     return caller
-
-
-def _authenticated(identity: Identity | None, action: str) -> Identity:
-    if identity is None:
-        raise Unauthenticated(
-            f"{action} needs an authenticated caller",
-            reason="AUTHENTICATION_REQUIRED",
-            metadata={"action": action},
-        )
-    return identity

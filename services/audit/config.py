@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from meshkit.config import ConfigError, MeshConfig, env_number
 from meshkit.events import EventSettings
 
-__all__ = ["PRUNE_INTERVAL_SECONDS", "RETENTION_DAYS", "AuditConfig"]
+__all__ = ["PRUNE_INTERVAL_SECONDS", "RETENTION_DAYS", "SERVICE_NAME", "AuditConfig"]
+
+#: The plugin's name in the registry, in event sources and in its database file.
+SERVICE_NAME = "audit"
 
 RETENTION_DAYS = "PLUGMESH_AUDIT_RETENTION_DAYS"
 PRUNE_INTERVAL_SECONDS = "PLUGMESH_AUDIT_PRUNE_INTERVAL_SECONDS"
@@ -53,9 +56,14 @@ class AuditConfig:
             )
 
     @property
+    def address(self) -> str:
+        """Where to listen, ``host:port``; port 0 picks a free port."""
+        return self.mesh.address_of(SERVICE_NAME)
+
+    @property
     def database_url(self) -> str:
         """The audit database: ``PLUGMESH_DATABASE_URL`` or ``<data dir>/audit.db``."""
-        return self.mesh.database_url_for("audit")
+        return self.mesh.database_url_for(SERVICE_NAME)
 
     @property
     def retention(self) -> dt.timedelta | None:

@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from meshkit.db import aware_utc, naive_utc
-from meshkit.permissions import Policy, Role, rules_from_json, rules_to_json
-from services.machineusers.model import MachineUser, TokenInfo
-from services.machineusers.tables import MachineUserRow, TokenRow
+from meshkit.permissions import rules_to_json
+from services.machineusers.model import MachineUser
+from services.machineusers.tables import MachineUserRow, TokenRow, machine_user_of
 from services.machineusers.tokens import IssuedToken
 
 __all__ = ["MachineUserStore", "StoredToken"]
@@ -209,33 +209,7 @@ class MachineUserStore:
             query = select(TokenRow).where(col(TokenRow.machine_user_seq).in_(seqs))
             for token in (await session.scalars(query)).all():
                 tokens.setdefault(token.machine_user_seq, []).append(token)
-        return [_machine_user(row, tokens.get(row.seq or 0, [])) for row in rows]
-
-
-def _machine_user(row: MachineUserRow, tokens: Sequence[TokenRow]) -> MachineUser:
-    assert row.seq is not None, "a stored row has its sequence number"
-    current = next((t for t in tokens if t.current), None)
-    previous = next((t for t in tokens if not t.current), None)
-    create_time = aware_utc(row.create_time)
-    info = TokenInfo(
-        prefix=current.prefix if current else "",
-        last_four=current.last_four if current else "",
-        issue_time=aware_utc(current.issue_time) if current else create_time,
-        previous_token_expire_time=aware_utc(previous.expire_time) if previous else None,
-    )
-    return MachineUser(
-        machine_user_id=row.machine_user_id,
-        name=row.name,
-        description=row.description,
-        role=Role(row.role),
-        policy=Policy(admin=row.admin, rules=rules_from_json(row.rules)),
-        expire_time=aware_utc(row.expire_time),
-        token=info,
-        create_time=create_time,
-        last_used_time=aware_utc(row.last_used_time),
-        creator_id=row.creator_id,
-        seq=row.seq,
-    )
+        return [machine_user_of(row, tokens.get(row.seq or 0, [])) for row in rows]
 
 
 def _rowcount(result: Result[Any]) -> int:

@@ -1,5 +1,5 @@
-"""The machine-users plugin's tables: sqlmodel rows with metadata of their own, and the
-migrations that make them.
+"""The machine-users plugin's tables: sqlmodel rows with metadata of their own, the
+migrations that make them, and how rows read as a machine user.
 
 ``machine_users`` holds one row per machine user, without any secret;
 ``machine_user_tokens`` the SHA-256 of each token that works: the current one and,
@@ -11,15 +11,19 @@ during a rotation's grace period, the previous one. Times are naive UTC
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer, MetaData
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from meshkit.db import aware_utc
 from meshkit.migrations import Migrations
+from meshkit.permissions import Policy, Role, rules_from_json
+from services.machineusers.model import MachineUser, TokenInfo
 
-__all__ = ["MIGRATIONS", "MachineUserRow", "TokenRow", "metadata"]
+__all__ = ["MIGRATIONS", "MachineUserRow", "TokenRow", "machine_user_of", "metadata"]
 
 
 class _Table(SQLModel, registry=registry()):
@@ -73,3 +77,30 @@ metadata: MetaData = _Table.metadata
 MIGRATIONS = Migrations(
     Path(__file__).parent / "migrations", "alembic_version_machine_users", metadata
 )
+
+
+def machine_user_of(row: MachineUserRow, tokens: Sequence[TokenRow]) -> MachineUser:
+    """The machine user a row stores, with its tokens' rows (current and in grace)."""
+    assert row.seq is not None, "a stored row has its sequence number"
+    current = next((t for t in tokens if t.current), None)
+    previous = next((t for t in tokens if not t.current), None)
+    create_time = aware_utc(row.create_time)
+    info = TokenInfo(
+        prefix=current.prefix if current else "",
+        last_four=current.last_four if current else "",
+        issue_time=aware_utc(current.issue_time) if current else create_time,
+        previous_token_expire_time=aware_utc(previous.expire_time) if previous else None,
+    )
+    return MachineUser(
+        machine_user_id=row.machine_user_id,
+        name=row.name,
+        description=row.description,
+        role=Role(row.role),
+        policy=Policy(admin=row.admin, rules=rules_from_json(row.rules)),
+        expire_time=aware_utc(row.expire_time),
+        token=info,
+        create_time=create_time,
+        last_used_time=aware_utc(row.last_used_time),
+        creator_id=row.creator_id,
+        seq=row.seq,
+    )

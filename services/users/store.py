@@ -23,10 +23,10 @@ from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from meshkit.db import aware_utc, naive_utc
-from meshkit.permissions import Policy, Role, rules_from_json, rules_to_json
+from meshkit.db import naive_utc
+from meshkit.permissions import Role, rules_to_json
 from services.users.model import NewUser, User, UserChanges, email_key
-from services.users.tables import UserRow
+from services.users.tables import UserRow, user_of
 
 __all__ = ["UserStore"]
 
@@ -40,7 +40,7 @@ class UserStore:
         if lock:
             query = query.with_for_update()
         row = (await session.scalars(query)).first()
-        return _user(row) if row is not None else None
+        return user_of(row) if row is not None else None
 
     async def owner_of_email(self, session: AsyncSession, email: str) -> str | None:
         """The id of the user whose email equals ``email`` case-insensitively, if any."""
@@ -86,7 +86,7 @@ class UserStore:
         )
         session.add(row)
         await session.flush()
-        return _user(row)
+        return user_of(row)
 
     async def update(
         self, session: AsyncSession, user: User, changes: UserChanges, now: dt.datetime
@@ -157,23 +157,7 @@ class UserStore:
         if before_seq is not None:
             query = query.where(col(UserRow.seq) < before_seq)
         query = query.order_by(col(UserRow.seq).desc()).limit(limit)
-        return [_user(row) for row in (await session.scalars(query)).all()]
-
-
-def _user(row: UserRow) -> User:
-    assert row.seq is not None, "a stored row has its sequence number"
-    return User(
-        user_id=row.user_id,
-        email=row.email,
-        display_name=row.display_name,
-        role=Role(row.role),
-        policy=Policy(admin=row.admin, rules=rules_from_json(row.rules)),
-        create_time=aware_utc(row.create_time),
-        update_time=aware_utc(row.update_time),
-        last_login_time=aware_utc(row.last_login_time),
-        revision=row.revision,
-        seq=row.seq,
-    )
+        return [user_of(row) for row in (await session.scalars(query)).all()]
 
 
 def _rowcount(result: Result[Any]) -> int:

@@ -1,5 +1,5 @@
-"""The users plugin's tables: sqlmodel rows with metadata of their own, and the
-migrations that make them.
+"""The users plugin's tables: sqlmodel rows with metadata of their own, the migrations
+that make them, and how a row reads as a user.
 
 Times are naive UTC (:func:`meshkit.db.naive_utc`); ``rules`` is a JSON list of rule
 objects (:func:`meshkit.permissions.rules_to_json`).
@@ -14,9 +14,12 @@ from sqlalchemy import JSON, Column, DateTime, MetaData
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from meshkit.db import aware_utc
 from meshkit.migrations import Migrations
+from meshkit.permissions import Policy, Role, rules_from_json
+from services.users.model import User
 
-__all__ = ["MIGRATIONS", "UserRow", "metadata"]
+__all__ = ["MIGRATIONS", "UserRow", "metadata", "user_of"]
 
 
 class _Table(SQLModel, registry=registry()):
@@ -52,3 +55,20 @@ metadata: MetaData = _Table.metadata
 
 #: The revisions that make them, applied at start (:meth:`meshkit.db.Database.attach`).
 MIGRATIONS = Migrations(Path(__file__).parent / "migrations", "alembic_version_users", metadata)
+
+
+def user_of(row: UserRow) -> User:
+    """The user a row stores."""
+    assert row.seq is not None, "a stored row has its sequence number"
+    return User(
+        user_id=row.user_id,
+        email=row.email,
+        display_name=row.display_name,
+        role=Role(row.role),
+        policy=Policy(admin=row.admin, rules=rules_from_json(row.rules)),
+        create_time=aware_utc(row.create_time),
+        update_time=aware_utc(row.update_time),
+        last_login_time=aware_utc(row.last_login_time),
+        revision=row.revision,
+        seq=row.seq,
+    )

@@ -32,7 +32,7 @@ from plugmesh.users.v1 import users_pb2
 from registry.app import RegistryServer
 from registry.config import RegistryConfig
 from registry.testing import eventually
-from services.audit.app import AuditProcess
+from services.audit.app import AuditPlugin
 from services.audit.app import build as build_audit
 from services.audit.config import AuditConfig
 from services.machineusers.app import MachineUsersPlugin
@@ -70,7 +70,7 @@ class Mesh:
     registry: RegistryServer
     machine_users: MachineUsersPlugin
     users: UsersPlugin
-    audit: AuditProcess
+    audit: AuditPlugin
     gateway: Gateway
     http: httpx.AsyncClient
     channel: grpc.aio.Channel
