@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from meshkit.errors import Unauthenticated
+from plugmesh.events.v1 import event_pb2
 
 IDENTITY_KEY = "x-plugmesh-identity"
 SIGNATURE_KEY = "x-plugmesh-identity-signature"
@@ -104,6 +105,20 @@ def from_metadata(
         raise Unauthenticated(
             "the caller's identity is malformed", reason="IDENTITY_MALFORMED"
         ) from exc
+
+
+_ACTOR_TYPES = {
+    PrincipalKind.USER: event_pb2.ACTOR_TYPE_USER,
+    PrincipalKind.MACHINE: event_pb2.ACTOR_TYPE_MACHINE,
+    PrincipalKind.SERVICE: event_pb2.ACTOR_TYPE_SERVICE,
+}
+
+
+def event_actor(identity: Identity) -> event_pb2.Actor:
+    """The ``Actor`` an event records when ``identity`` made the change."""
+    return event_pb2.Actor(
+        type=_ACTOR_TYPES[identity.kind], id=identity.subject, display_name=identity.email
+    )
 
 
 def authenticated(identity: Identity | None, action: str) -> Identity:

@@ -14,7 +14,6 @@ import re
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from meshkit.errors import invalid_field
-from meshkit.identity import Identity, PrincipalKind
 from meshkit.permissions import Policy
 from meshkit.permissions.convert import (
     policy_from_proto,
@@ -22,7 +21,6 @@ from meshkit.permissions.convert import (
     role_from_proto,
     role_to_proto,
 )
-from plugmesh.events.v1 import event_pb2
 from plugmesh.machineusers.v1 import machineusers_pb2
 from services.machineusers.model import (
     MAX_DESCRIPTION_LENGTH,
@@ -34,7 +32,6 @@ from services.machineusers.model import (
 )
 
 __all__ = [
-    "actor_to_proto",
     "duration",
     "machine_user_to_proto",
     "new_machine_user",
@@ -47,11 +44,6 @@ _REASONS = {
     InvalidReason.MALFORMED: machineusers_pb2.INVALID_REASON_MALFORMED,
     InvalidReason.UNKNOWN: machineusers_pb2.INVALID_REASON_UNKNOWN,
     InvalidReason.EXPIRED: machineusers_pb2.INVALID_REASON_EXPIRED,
-}
-_ACTORS = {
-    PrincipalKind.USER: event_pb2.ACTOR_TYPE_USER,
-    PrincipalKind.MACHINE: event_pb2.ACTOR_TYPE_MACHINE,
-    PrincipalKind.SERVICE: event_pb2.ACTOR_TYPE_SERVICE,
 }
 
 
@@ -93,13 +85,6 @@ def validation_to_proto(validation: Validation) -> machineusers_pb2.ValidateToke
     if validation.expire_time is not None:
         response.expire_time.CopyFrom(timestamp(validation.expire_time))
     return response
-
-
-def actor_to_proto(identity: Identity) -> event_pb2.Actor:
-    """The ``Actor`` events carry for the caller ``identity``."""
-    return event_pb2.Actor(
-        type=_ACTORS[identity.kind], id=identity.subject, display_name=identity.email
-    )
 
 
 def timestamp(time: dt.datetime) -> timestamp_pb2.Timestamp:

@@ -21,20 +21,8 @@ from __future__ import annotations
 from meshkit.errors import PermissionDenied
 from meshkit.grpc_types import Context
 from meshkit.identity import Identity, PrincipalKind, authenticated, from_metadata
-from services.users.model import Actor, ActorKind
 
-__all__ = ["Access", "actor_of"]
-
-_KINDS = {
-    PrincipalKind.USER: ActorKind.USER,
-    PrincipalKind.MACHINE: ActorKind.MACHINE,
-    PrincipalKind.SERVICE: ActorKind.SERVICE,
-}
-
-
-def actor_of(identity: Identity) -> Actor:
-    """The actor events record for ``identity``."""
-    return Actor(_KINDS[identity.kind], identity.subject, identity.email)
+__all__ = ["Access"]
 
 
 class Access:
@@ -47,7 +35,7 @@ class Access:
     def __init__(self, signing_key: bytes | None) -> None:
         self._key = signing_key
 
-    def admin(self, context: Context, rpc: str) -> Actor:
+    def admin(self, context: Context, rpc: str) -> Identity:
         """The acting admin.
 
         Raises:
@@ -59,9 +47,9 @@ class Access:
             raise PermissionDenied(
                 f"{rpc} is for admins only", reason="ADMIN_REQUIRED", metadata={"rpc": rpc}
             )
-        return actor_of(identity)
+        return identity
 
-    def self_or_admin(self, context: Context, rpc: str, user_id: str) -> Actor:
+    def self_or_admin(self, context: Context, rpc: str, user_id: str) -> Identity:
         """The caller, when it is the user ``user_id`` or an admin.
 
         Raises:
@@ -70,14 +58,14 @@ class Access:
         """
         identity = self._caller(context, rpc)
         if identity.kind is PrincipalKind.USER and identity.subject == user_id:
-            return actor_of(identity)
+            return identity
         if not _is_admin(identity):
             raise PermissionDenied(
                 f"{rpc}: only admins may act on other users than themselves",
                 reason="NOT_SELF",
                 metadata={"rpc": rpc, "user_id": user_id},
             )
-        return actor_of(identity)
+        return identity
 
     def _caller(self, context: Context, rpc: str) -> Identity:
         return authenticated(from_metadata(context.invocation_metadata(), self._key), rpc)

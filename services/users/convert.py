@@ -18,20 +18,16 @@ from meshkit.errors import invalid_field
 from meshkit.paging import filters_digest
 from meshkit.permissions import Decision, Reason, Role
 from meshkit.permissions.convert import policy_to_proto, role_to_proto, rule_to_proto
-from plugmesh.events.v1 import event_pb2
 from plugmesh.users.v1 import users_pb2
 from services.users.model import (
     MAX_DISPLAY_NAME_LENGTH,
     MAX_EMAIL_LENGTH,
     MAX_USER_ID_LENGTH,
-    Actor,
-    ActorKind,
     User,
     email_key,
 )
 
 __all__ = [
-    "actor_to_proto",
     "decision_to_proto",
     "filters_fingerprint",
     "user_to_proto",
@@ -44,11 +40,6 @@ _REASONS = {
     Reason.RULE: users_pb2.DECISION_REASON_RULE,
     Reason.ADMIN: users_pb2.DECISION_REASON_ADMIN,
     Reason.DEFAULT_DENY: users_pb2.DECISION_REASON_DEFAULT_DENY,
-}
-_ACTORS = {
-    ActorKind.USER: event_pb2.ACTOR_TYPE_USER,
-    ActorKind.MACHINE: event_pb2.ACTOR_TYPE_MACHINE,
-    ActorKind.SERVICE: event_pb2.ACTOR_TYPE_SERVICE,
 }
 
 
@@ -82,11 +73,6 @@ def decision_to_proto(decision: Decision, revision: int) -> users_pb2.CheckPermi
         response.matched_rule.index = decision.rule_index
         response.matched_rule.rule.CopyFrom(rule_to_proto(decision.rule))
     return response
-
-
-def actor_to_proto(actor: Actor) -> event_pb2.Actor:
-    """The ``Actor`` events carry."""
-    return event_pb2.Actor(type=_ACTORS[actor.kind], id=actor.id, display_name=actor.display_name)
 
 
 def _timestamp(time: dt.datetime) -> timestamp_pb2.Timestamp:

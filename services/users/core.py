@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from meshkit.clock import SYSTEM_CLOCK, Clock
 from meshkit.db import Database
 from meshkit.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
+from meshkit.identity import Identity
 from meshkit.permissions import DEFAULT_POLICY, Decision, Policy, Role, decide
-from services.users.model import SERVICE_ACTOR, Actor, NewUser, User, UserChanges
+from services.users.model import SERVICE_ACTOR, NewUser, User, UserChanges
 from services.users.store import UserStore
 
 __all__ = ["ChangeSink", "Login", "Users"]
@@ -42,19 +43,19 @@ _ATTEMPTS = 4
 class ChangeSink(Protocol):
     """Records the events of a change in the transaction that makes it (the outbox)."""
 
-    def created(self, session: AsyncSession, actor: Actor, user: User) -> None:
+    def created(self, session: AsyncSession, actor: Identity, user: User) -> None:
         """``user`` was created."""
 
     def updated(
-        self, session: AsyncSession, actor: Actor, user: User, fields: Sequence[str]
+        self, session: AsyncSession, actor: Identity, user: User, fields: Sequence[str]
     ) -> None:
         """``fields`` of ``user`` changed; ``user`` is the new state."""
 
-    def deleted(self, session: AsyncSession, actor: Actor, user: User) -> None:
+    def deleted(self, session: AsyncSession, actor: Identity, user: User) -> None:
         """``user`` was deleted; it is the last state."""
 
     def permissions_updated(
-        self, session: AsyncSession, actor: Actor, user: User, previous: Policy
+        self, session: AsyncSession, actor: Identity, user: User, previous: Policy
     ) -> None:
         """``user``'s permissions were replaced; ``previous`` were the old ones."""
 
@@ -135,7 +136,7 @@ class Users:
 
     # --- writes from the API ----------------------------------------------------------
 
-    async def create(self, actor: Actor, new: NewUser) -> User:
+    async def create(self, actor: Identity, new: NewUser) -> User:
         """Create a user (with a new id when ``new`` has none) and publish ``user.created``.
 
         Raises:
@@ -159,7 +160,7 @@ class Users:
         return await self._write(create)
 
     async def update(
-        self, actor: Actor, user_id: str, changes: UserChanges, *, etag: str = ""
+        self, actor: Identity, user_id: str, changes: UserChanges, *, etag: str = ""
     ) -> User:
         """Change fields of a user; publish ``user.updated`` (and
         ``user.permissions.updated`` when the permissions changed).
@@ -195,7 +196,7 @@ class Users:
         return await self._write(update)
 
     async def set_permissions(
-        self, actor: Actor, user_id: str, policy: Policy, *, etag: str = ""
+        self, actor: Identity, user_id: str, policy: Policy, *, etag: str = ""
     ) -> User:
         """Replace a user's permissions; publish ``user.permissions.updated`` if they changed.
 
@@ -219,7 +220,7 @@ class Users:
         return await self._write(replace)
 
     async def delete(
-        self, actor: Actor, user_id: str, *, etag: str = "", allow_missing: bool = False
+        self, actor: Identity, user_id: str, *, etag: str = "", allow_missing: bool = False
     ) -> None:
         """Delete a user and publish ``user.deleted``.
 

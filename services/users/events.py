@@ -22,12 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from meshkit.clock import SYSTEM_CLOCK, Clock
 from meshkit.errors import InvalidArgument
 from meshkit.events import EnvelopeError, EventHandler, ReceivedEvent
+from meshkit.identity import Identity, event_actor
 from meshkit.permissions import Policy
 from meshkit.permissions.convert import policy_to_proto
 from plugmesh.events.v1 import auth_events_pb2, event_pb2, user_events_pb2
-from services.users.convert import actor_to_proto, user_to_proto, valid_email, valid_user_id
+from services.users.convert import user_to_proto, valid_email, valid_user_id
 from services.users.core import Login, Users
-from services.users.model import MAX_DISPLAY_NAME_LENGTH, Actor, User
+from services.users.model import MAX_DISPLAY_NAME_LENGTH, User
 
 __all__ = ["AuthHandlers", "OutboxSink", "Publisher", "Subscriber", "subscribe"]
 
@@ -63,33 +64,33 @@ class OutboxSink:
     def __init__(self, publisher: Publisher) -> None:
         self._publisher = publisher
 
-    def created(self, session: AsyncSession, actor: Actor, user: User) -> None:
+    def created(self, session: AsyncSession, actor: Identity, user: User) -> None:
         """Publish ``user.created``."""
-        payload = user_events_pb2.UserCreated(actor=actor_to_proto(actor), user=user_to_proto(user))
+        payload = user_events_pb2.UserCreated(actor=event_actor(actor), user=user_to_proto(user))
         self._publisher.publish(session, payload, subject=_subject(user.user_id))
 
     def updated(
-        self, session: AsyncSession, actor: Actor, user: User, fields: Sequence[str]
+        self, session: AsyncSession, actor: Identity, user: User, fields: Sequence[str]
     ) -> None:
         """Publish ``user.updated`` naming the fields that changed."""
         payload = user_events_pb2.UserUpdated(
-            actor=actor_to_proto(actor),
+            actor=event_actor(actor),
             user=user_to_proto(user),
             update_mask=field_mask_pb2.FieldMask(paths=list(fields)),
         )
         self._publisher.publish(session, payload, subject=_subject(user.user_id))
 
-    def deleted(self, session: AsyncSession, actor: Actor, user: User) -> None:
+    def deleted(self, session: AsyncSession, actor: Identity, user: User) -> None:
         """Publish ``user.deleted`` with the user's last state."""
-        payload = user_events_pb2.UserDeleted(actor=actor_to_proto(actor), user=user_to_proto(user))
+        payload = user_events_pb2.UserDeleted(actor=event_actor(actor), user=user_to_proto(user))
         self._publisher.publish(session, payload, subject=_subject(user.user_id))
 
     def permissions_updated(
-        self, session: AsyncSession, actor: Actor, user: User, previous: Policy
+        self, session: AsyncSession, actor: Identity, user: User, previous: Policy
     ) -> None:
         """Publish ``user.permissions.updated`` with the old and the new permissions."""
         payload = user_events_pb2.UserPermissionsUpdated(
-            actor=actor_to_proto(actor),
+            actor=event_actor(actor),
             user_id=user.user_id,
             permissions=policy_to_proto(user.policy),
             previous_permissions=policy_to_proto(previous),

@@ -1,4 +1,4 @@
-"""The users plugin's domain: users, who acts, and what a change is.
+"""The users plugin's domain: users and what a change is.
 
 A user's role and permissions are the toolkit's permission model
 (:mod:`meshkit.permissions`), which machine users share. Nothing here knows protobuf or
@@ -9,10 +9,10 @@ SQL: :mod:`services.users.convert` translates to and from the wire,
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import hashlib
 from dataclasses import dataclass, field
 
+from meshkit.identity import Identity, PrincipalKind
 from meshkit.permissions import Policy, Role
 
 __all__ = [
@@ -20,8 +20,6 @@ __all__ = [
     "MAX_EMAIL_LENGTH",
     "MAX_USER_ID_LENGTH",
     "SERVICE_ACTOR",
-    "Actor",
-    "ActorKind",
     "NewUser",
     "User",
     "UserChanges",
@@ -33,25 +31,8 @@ MAX_EMAIL_LENGTH = 320
 MAX_DISPLAY_NAME_LENGTH = 256
 
 
-class ActorKind(enum.Enum):
-    """What kind of principal made a change."""
-
-    USER = "user"
-    MACHINE = "machine"
-    SERVICE = "service"
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who made a change, as events record it."""
-
-    kind: ActorKind
-    id: str
-    display_name: str = ""
-
-
 #: The users plugin itself, when it provisions a user from an auth event.
-SERVICE_ACTOR = Actor(ActorKind.SERVICE, "users")
+SERVICE_ACTOR = Identity(PrincipalKind.SERVICE, "users")
 
 
 @dataclass(frozen=True)
