@@ -57,7 +57,7 @@ from meshkit.events.tracecontext import TraceContext
 from meshkit.registration import Backoff
 from plugmesh.events.v1 import event_pb2
 
-__all__ = ["EventBus", "EventBusStatus", "Lifecycle", "default_consumer"]
+__all__ = ["EventBus", "EventBusStatus", "Lifecycle", "Publisher", "Subscriber", "default_consumer"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,33 @@ class Lifecycle(db.Lifecycle, Protocol):
     @property
     def metrics_registry(self) -> CollectorRegistry:
         """The process's Prometheus registry."""
+        ...
+
+
+class Publisher(Protocol):
+    """Writes events to the outbox of a transaction: the seam a plugin's change sink
+    publishes through (:meth:`EventBus.publish`)."""
+
+    def publish(
+        self, session: AsyncSession, payload: message.Message, *, subject: str = ""
+    ) -> event_pb2.Event:
+        """Publish ``payload`` about ``subject`` when ``session`` commits."""
+        ...
+
+
+class Subscriber(Protocol):
+    """Subscribes handlers to event types: the seam a plugin subscribes through
+    (:meth:`EventBus.subscribe`)."""
+
+    def subscribe(
+        self,
+        pattern: str,
+        handler: EventHandler,
+        *,
+        consumer: str | None = None,
+        batch_handler: EventHandler | None = None,
+    ) -> str:
+        """Handle events whose type matches ``pattern``; returns the consumer's name."""
         ...
 
 

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Protocol
 
 from google.protobuf import json_format, message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from meshkit.events import EnvelopeError, EventHandler, ReceivedEvent, UnknownEventType
+from meshkit.events import EnvelopeError, ReceivedEvent, UnknownEventType
+from meshkit.events.bus import Subscriber
 from plugmesh.events.v1 import event_pb2, registry_events_pb2, tool_events_pb2
 from plugmesh.registry.v1 import registry_pb2
 from services.audit.convert import actor_from_proto
@@ -44,7 +44,6 @@ from services.audit.payloads import ContractPayloads
 __all__ = [
     "REDACTED",
     "EventRecorder",
-    "Subscriber",
     "draft_of_event",
     "outcome_of",
     "redact",
@@ -61,16 +60,6 @@ _SECRET_KEY = re.compile(
 )
 _DENIED_CODES = frozenset({7, 16})  # google.rpc.Code PERMISSION_DENIED, UNAUTHENTICATED
 _DOWN = frozenset({registry_pb2.HEALTH_STATUS_NOT_SERVING, registry_pb2.HEALTH_STATUS_UNREACHABLE})
-
-
-class Subscriber(Protocol):
-    """Subscribes handlers to event types (:meth:`meshkit.events.EventBus.subscribe`)."""
-
-    def subscribe(
-        self, pattern: str, handler: EventHandler, *, batch_handler: EventHandler | None = None
-    ) -> str:
-        """Handle events whose type matches ``pattern``."""
-        ...
 
 
 class EventRecorder:

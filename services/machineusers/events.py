@@ -11,31 +11,20 @@ token caches drop a machine user's entries on ``machine_user.deleted`` and
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol
 
-from google.protobuf import message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meshkit.events.bus import Publisher
 from meshkit.identity import Identity, event_actor
-from plugmesh.events.v1 import event_pb2, machine_user_events_pb2
+from plugmesh.events.v1 import machine_user_events_pb2
 from services.machineusers.convert import machine_user_to_proto, timestamp
 from services.machineusers.model import MachineUser
 
-__all__ = ["CREATED", "DELETED", "TOKEN_ROTATED", "OutboxSink", "Publisher", "subject_of"]
+__all__ = ["CREATED", "DELETED", "TOKEN_ROTATED", "OutboxSink", "subject_of"]
 
 CREATED = "machine_user.created"
 DELETED = "machine_user.deleted"
 TOKEN_ROTATED = "machine_user.token_rotated"
-
-
-class Publisher(Protocol):
-    """Writes an event to the outbox of a transaction (:meth:`meshkit.events.EventBus.publish`)."""
-
-    def publish(
-        self, session: AsyncSession, payload: message.Message, *, subject: str = ""
-    ) -> event_pb2.Event:
-        """Publish ``payload`` about ``subject`` when ``session`` commits."""
-        ...
 
 
 def subject_of(machine_user_id: str) -> str:

@@ -14,23 +14,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from google.protobuf import field_mask_pb2, message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.clock import SYSTEM_CLOCK, Clock
 from meshkit.errors import InvalidArgument
-from meshkit.events import EnvelopeError, EventHandler, ReceivedEvent
+from meshkit.events import EnvelopeError, ReceivedEvent
+from meshkit.events.bus import Publisher, Subscriber
 from meshkit.identity import Identity, event_actor
 from meshkit.permissions import Policy
 from meshkit.permissions.convert import policy_to_proto
-from plugmesh.events.v1 import auth_events_pb2, event_pb2, user_events_pb2
+from plugmesh.events.v1 import auth_events_pb2, user_events_pb2
 from services.users.convert import user_to_proto, valid_email, valid_user_id
 from services.users.core import Login, Users
 from services.users.model import MAX_DISPLAY_NAME_LENGTH, User
 
-__all__ = ["AuthHandlers", "OutboxSink", "Publisher", "Subscriber", "subscribe"]
+__all__ = ["AuthHandlers", "OutboxSink", "subscribe"]
 
 log = logging.getLogger(__name__)
 
@@ -38,24 +39,6 @@ _M = TypeVar("_M", bound=message.Message)
 
 LOGIN = "auth.login"
 USER_CREATED = "auth.user.created"
-
-
-class Publisher(Protocol):
-    """Writes an event to the outbox of a transaction (:meth:`meshkit.events.EventBus.publish`)."""
-
-    def publish(
-        self, session: AsyncSession, payload: message.Message, *, subject: str = ""
-    ) -> event_pb2.Event:
-        """Publish ``payload`` about ``subject`` when ``session`` commits."""
-        ...
-
-
-class Subscriber(Protocol):
-    """Subscribes handlers to event types (:meth:`meshkit.events.EventBus.subscribe`)."""
-
-    def subscribe(self, pattern: str, handler: EventHandler) -> str:
-        """Handle events whose type matches ``pattern``."""
-        ...
 
 
 class OutboxSink:
