@@ -20,7 +20,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from meshkit.errors import Unauthenticated
+from meshkit.errors import PermissionDenied, Unauthenticated
+from meshkit.grpc_types import Context
 from plugmesh.events.v1 import event_pb2
 
 IDENTITY_KEY = "x-plugmesh-identity"
@@ -135,3 +136,34 @@ def authenticated(identity: Identity | None, action: str) -> Identity:
             metadata={"action": action},
         )
     return identity
+
+
+def caller(context: Context, key: bytes | None, action: str) -> Identity:
+    """The verified caller of the call ``context`` is for (see :func:`authenticated`).
+
+    Raises:
+        Unauthenticated: The caller is anonymous, or its identity is forged.
+    """
+    return authenticated(from_metadata(context.invocation_metadata(), key), action)
+
+
+def is_admin(identity: Identity, *, services: bool = False) -> bool:
+    """Whether ``identity`` has admin rights: its signed ``admin`` flag, never a role looked
+    up by the plugin; with ``services``, where an API lets mesh services administer it,
+    also a mesh service acting for itself."""
+    return identity.admin or (services and identity.kind is PrincipalKind.SERVICE)
+
+
+def require_admin(identity: Identity | None, action: str, *, services: bool = False) -> Identity:
+    """``identity`` when it is an admin (:func:`is_admin`).
+
+    Raises:
+        Unauthenticated: The caller is anonymous.
+        PermissionDenied: The caller is not an admin.
+    """
+    found = authenticated(identity, action)
+    if not is_admin(found, services=services):
+        raise PermissionDenied(
+            f"{action} is for admins only", reason="ADMIN_REQUIRED", metadata={"action": action}
+        )
+    return found

@@ -22,6 +22,7 @@ from meshkit.events import EventBus
 from meshkit.identity import signing_key
 from meshkit.server import PluginServer, Servicer
 from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
+from services.audit.access import Access
 from services.audit.config import SERVICE_NAME, AuditConfig
 from services.audit.core import AuditLog
 from services.audit.events import EventRecorder, subscribe
@@ -100,7 +101,7 @@ def api_server(
     """The gRPC server of ``AuditService`` over ``audit_log``, without the event bus: it
     migrates the log's database and creates the chain row before serving, and closes the
     database after stopping."""
-    servicer = AuditServicer(audit_log, identity_key=signing_key(config.mesh.registration_secret))
+    servicer = AuditServicer(audit_log, Access(signing_key(config.mesh.registration_secret)))
     server = PluginServer(
         SERVICE_NAME,
         [

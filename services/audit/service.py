@@ -13,10 +13,9 @@ from collections.abc import AsyncIterator
 
 from meshkit.errors import NotFound, invalid_field
 from meshkit.grpc_types import Context
-from meshkit.identity import Identity, from_metadata
 from meshkit.paging import decode_page_token, encode_page_token, page_size
 from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
-from services.audit import access
+from services.audit.access import Access, actor_of
 from services.audit.convert import (
     draft_from_proto,
     entry_to_proto,
@@ -25,6 +24,7 @@ from services.audit.convert import (
     verification_to_proto,
 )
 from services.audit.core import AuditLog
+from services.audit.model import Visibility
 
 __all__ = ["DEFAULT_PAGE_SIZE", "AuditServicer"]
 
@@ -36,19 +36,18 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     Args:
         audit_log: The chain.
-        identity_key: The key that verifies the gateway's identity metadata
-            (:func:`meshkit.identity.signing_key`); without one every caller is anonymous.
+        access: Who may do what.
     """
 
-    def __init__(self, audit_log: AuditLog, *, identity_key: bytes | None) -> None:
+    def __init__(self, audit_log: AuditLog, access: Access) -> None:
         self._log = audit_log
-        self._key = identity_key
+        self._access = access
 
     async def ListAuditEntries(
         self, request: audit_pb2.ListAuditEntriesRequest, context: Context
     ) -> audit_pb2.ListAuditEntriesResponse:
         """One page of matching entries the caller may read, newest first."""
-        visibility = access.visibility_of(self._caller(context))
+        visibility = self._access.reader(context)
         where = filter_from_proto(request)
         size = page_size(request.page_size, default=DEFAULT_PAGE_SIZE)
         fingerprint = filters_fingerprint(where)
@@ -65,7 +64,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self, request: audit_pb2.GetAuditEntryRequest, context: Context
     ) -> audit_pb2.GetAuditEntryResponse:
         """One entry, when it exists and the caller may read it."""
-        visibility = access.visibility_of(self._caller(context))
+        visibility = self._access.reader(context)
         if not request.entry_id:
             raise invalid_field("entry_id", "is required")
         entry = await self._log.get(request.entry_id, visibility)
@@ -81,10 +80,10 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self, request: audit_pb2.CreateAuditEntryRequest, context: Context
     ) -> audit_pb2.CreateAuditEntryResponse:
         """Append an entry; with the entry_id of an existing one, return that one."""
-        caller = access.require_writer(self._caller(context))
+        caller = self._access.writer(context)
         if not request.HasField("entry"):
             raise invalid_field("entry", "is required")
-        draft = draft_from_proto(request.entry, caller=access.actor_of(caller))
+        draft = draft_from_proto(request.entry, caller=actor_of(caller))
         entry, _ = await self._log.create(draft)
         return audit_pb2.CreateAuditEntryResponse(entry=entry_to_proto(entry))
 
@@ -92,11 +91,11 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self, request: audit_pb2.ExportAuditEntriesRequest, context: Context
     ) -> AsyncIterator[audit_pb2.ExportAuditEntriesResponse]:
         """Stream every matching entry above after_sequence, oldest first."""
-        caller = access.require_admin(self._caller(context), "exporting the audit log")
+        self._access.admin(context, "exporting the audit log")
         if request.after_sequence < 0:
             raise invalid_field("after_sequence", "must not be negative")
         where = filter_from_proto(request)
-        visibility = access.visibility_of(caller)
+        visibility = Visibility(everything=True)  # the caller is an admin
         async for entry in self._log.export(
             where, visibility, after_sequence=request.after_sequence
         ):
@@ -106,7 +105,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self, request: audit_pb2.VerifyAuditChainRequest, context: Context
     ) -> audit_pb2.VerifyAuditChainResponse:
         """Walk the chain over the requested range and report the first broken link."""
-        access.require_admin(self._caller(context), "verifying the audit chain")
+        self._access.admin(context, "verifying the audit chain")
         start, end = request.start_sequence, request.end_sequence
         if start < 0:
             raise invalid_field("start_sequence", "must not be negative")
@@ -115,6 +114,3 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if end and end < start:
             raise invalid_field("end_sequence", "must not be below start_sequence")
         return verification_to_proto(await self._log.verify(start, end))
-
-    def _caller(self, context: Context) -> Identity | None:
-        return from_metadata(context.invocation_metadata(), self._key)

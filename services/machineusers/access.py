@@ -11,9 +11,8 @@ a mesh service acting for itself (``plugmesh up``'s bootstrap); see ARCHITECTURE
 
 from __future__ import annotations
 
-from meshkit.errors import PermissionDenied
 from meshkit.grpc_types import Context
-from meshkit.identity import Identity, PrincipalKind, authenticated, from_metadata
+from meshkit.identity import Identity, caller, require_admin
 
 __all__ = ["Access"]
 
@@ -35,9 +34,4 @@ class Access:
             Unauthenticated: The caller is anonymous or its identity is forged.
             PermissionDenied: The caller is not an admin.
         """
-        identity = authenticated(from_metadata(context.invocation_metadata(), self._key), rpc)
-        if not (identity.admin or identity.kind is PrincipalKind.SERVICE):
-            raise PermissionDenied(
-                f"{rpc} is for admins only", reason="ADMIN_REQUIRED", metadata={"rpc": rpc}
-            )
-        return identity
+        return require_admin(caller(context, self._key, rpc), rpc, services=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from meshkit.errors import PermissionDenied
 from meshkit.grpc_types import Context
-from meshkit.identity import Identity, PrincipalKind, authenticated, from_metadata
+from meshkit.identity import Identity, PrincipalKind, caller, is_admin, require_admin
 
 __all__ = ["Access"]
 
@@ -42,12 +42,7 @@ class Access:
             Unauthenticated: The caller is anonymous, or its identity is forged.
             PermissionDenied: The caller is not an admin.
         """
-        identity = self._caller(context, rpc)
-        if not _is_admin(identity):
-            raise PermissionDenied(
-                f"{rpc} is for admins only", reason="ADMIN_REQUIRED", metadata={"rpc": rpc}
-            )
-        return identity
+        return require_admin(caller(context, self._key, rpc), rpc, services=True)
 
     def self_or_admin(self, context: Context, rpc: str, user_id: str) -> Identity:
         """The caller, when it is the user ``user_id`` or an admin.
@@ -56,20 +51,13 @@ class Access:
             Unauthenticated: The caller is anonymous, or its identity is forged.
             PermissionDenied: The caller is someone else and not an admin.
         """
-        identity = self._caller(context, rpc)
+        identity = caller(context, self._key, rpc)
         if identity.kind is PrincipalKind.USER and identity.subject == user_id:
             return identity
-        if not _is_admin(identity):
+        if not is_admin(identity, services=True):
             raise PermissionDenied(
                 f"{rpc}: only admins may act on other users than themselves",
                 reason="NOT_SELF",
                 metadata={"rpc": rpc, "user_id": user_id},
             )
         return identity
-
-    def _caller(self, context: Context, rpc: str) -> Identity:
-        return authenticated(from_metadata(context.invocation_metadata(), self._key), rpc)
-
-
-def _is_admin(identity: Identity) -> bool:
-    return identity.admin or identity.kind is PrincipalKind.SERVICE
