@@ -43,6 +43,7 @@ from gateway.metadata import Metadata, request_metadata, response_metadata
 from gateway.model import Method
 from gateway.reflection import AggregatedReflection, add_reflection
 from gateway.upstream import ResponseStream, UnaryResponse, Upstreams
+from meshkit.grpc_types import Context
 from meshkit.interceptors import MeshInterceptor
 from meshkit.malformed import MalformedRequestInterceptor
 from meshkit.metrics import RpcMetrics
@@ -51,7 +52,6 @@ from meshkit.tracing import TRACEPARENT, TRACESTATE, current_trace
 
 log = logging.getLogger(__name__)
 
-Context = grpc.aio.ServicerContext[Any, Any]
 Handler = Any  # grpc.RpcMethodHandler is generic only in the stubs
 #: Checks a call before it is proxied; returns the metadata to add, aborts when refused.
 Guard = Callable[[descriptor.MethodDescriptor, Context], Awaitable[Metadata]]

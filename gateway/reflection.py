@@ -11,7 +11,6 @@ the files it imports, leaving out imports already sent on the same stream.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
@@ -21,6 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from gateway.catalog import Catalog
 from gateway.schemas import Schema
+from meshkit.grpc_types import Context
 from meshkit.reflection import V1, V1ALPHA, register_v1_descriptor
 
 HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -31,7 +31,6 @@ _Request = reflection_pb2.ServerReflectionRequest
 _Response = reflection_pb2.ServerReflectionResponse
 _NOT_FOUND = grpc.StatusCode.NOT_FOUND.value[0]
 _INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 def own_schema() -> Schema:

@@ -30,9 +30,9 @@ __all__ = ["PROCESSES", "Target", "migrate", "targets"]
 # Process name → the module holding its MIGRATIONS, and whether it also holds an outbox
 # (every process that publishes events).
 _CHAINS: dict[str, tuple[str, bool]] = {
-    "registry": ("registry.store", True),
-    "users": ("services.users.store", True),
-    "machine-users": ("services.machineusers.store", True),
+    "registry": ("registry.tables", True),
+    "users": ("services.users.tables", True),
+    "machine-users": ("services.machineusers.tables", True),
     "audit": ("services.audit.tables", True),
 }
 

@@ -4,6 +4,7 @@
 
     db = Database(config.database_url_for("users"))
     await db.upgrade(MIGRATIONS)              # the schema at its newest revision
+                                              # (a plugin: db.attach(server, MIGRATIONS))
     async with db.transaction() as session:   # committed on exit, rolled back on error
         session.add(UserRow(...))
     async with db.read() as session:          # a read-only snapshot
@@ -24,10 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import URL, Connection, make_url
@@ -43,7 +45,7 @@ from sqlalchemy.pool import StaticPool
 if TYPE_CHECKING:
     from meshkit.migrations import Migrations
 
-__all__ = ["Database", "DatabaseError", "async_url"]
+__all__ = ["Database", "DatabaseError", "Lifecycle", "async_url", "aware_utc", "naive_utc"]
 
 # Execution option read by the BEGIN hook: how a SQLite transaction begins.
 _BEGIN = "plugmesh_sqlite_begin"
@@ -58,6 +60,44 @@ _ASYNC_DRIVERS = {
     "postgresql+psycopg": "postgresql+psycopg",
     "postgresql+asyncpg": "postgresql+asyncpg",
 }
+
+
+@overload
+def naive_utc(time: dt.datetime) -> dt.datetime: ...
+@overload
+def naive_utc(time: None) -> None: ...
+@overload
+def naive_utc(time: dt.datetime | None) -> dt.datetime | None: ...
+def naive_utc(time: dt.datetime | None) -> dt.datetime | None:
+    """``time`` as tables store it: naive, in UTC (None stays None).
+
+    Every plugin's time columns are ``DateTime()`` without a zone: SQLite keeps no zone,
+    and one form on every database keeps comparisons in SQL exact.
+    """
+    return None if time is None else time.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+@overload
+def aware_utc(time: dt.datetime) -> dt.datetime: ...
+@overload
+def aware_utc(time: None) -> None: ...
+@overload
+def aware_utc(time: dt.datetime | None) -> dt.datetime | None: ...
+def aware_utc(time: dt.datetime | None) -> dt.datetime | None:
+    """A time read from a table (naive UTC) as an aware UTC datetime (None stays None)."""
+    return None if time is None else time.replace(tzinfo=dt.UTC)
+
+
+class Lifecycle(Protocol):
+    """Something with a start and a stop, such as :class:`meshkit.server.PluginServer`."""
+
+    def add_startup(self, startup: Callable[[], Awaitable[None]]) -> None:
+        """Run ``startup`` before starting."""
+        ...
+
+    def add_closer(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run ``closer`` after stopping."""
+        ...
 
 
 class DatabaseError(ValueError):
@@ -159,6 +199,22 @@ class Database:
         for chain in chains:
             async with _turn(self._write_turn), self.engine.begin() as connection:
                 await connection.run_sync(chain.upgrade)
+
+    def attach(self, server: Lifecycle, *chains: Migrations) -> None:
+        """Bring ``chains`` to their newest revision when ``server`` starts, and close the
+        database after it stopped.
+
+        How every plugin migrates: its build attaches its database first, so the tables
+        exist before anything attached later starts (the event bus, which migrates its
+        own chain, then consumes), and the database closes after those stopped (closers
+        run newest first).
+        """
+
+        async def migrate() -> None:
+            await self.upgrade(*chains)
+
+        server.add_startup(migrate)
+        server.add_closer(self.close)
 
     async def create_all(self, metadata: MetaData) -> None:
         """Create the tables and indexes of ``metadata`` that do not exist yet."""

@@ -21,11 +21,13 @@ becomes INTERNAL without its text reaching the caller.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from meshkit.grpc_types import Context
 
 
 class MeshError(Exception):
@@ -52,6 +54,15 @@ class InvalidArgument(MeshError):
     """The request is malformed."""
 
     code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+def invalid_field(field: str, problem: str, **metadata: str) -> InvalidArgument:
+    """An INVALID_ARGUMENT for a request field: ``"<field>: <problem>"``, reason
+    ``INVALID_FIELD``, the field (as the caller spelled it, ``user.permissions.rules[2]``)
+    and ``metadata`` in the ``ErrorInfo``."""
+    return InvalidArgument(
+        f"{field}: {problem}", reason="INVALID_FIELD", metadata={"field": field, **metadata}
+    )
 
 
 class NotFound(MeshError):
@@ -121,7 +132,7 @@ def internal_status(domain: str) -> status_pb2.Status:
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
-async def abort(context: grpc.aio.ServicerContext[Any, Any], status: status_pb2.Status) -> None:
+async def abort(context: Context, status: status_pb2.Status) -> None:
     """End the call with ``status``: its code, message and details in the trailers."""
     await context.abort(
         _CODES.get(status.code, grpc.StatusCode.UNKNOWN),

@@ -12,14 +12,14 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from meshkit.grpc_types import Context
+
 SERVING: int = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING: int = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVICE_UNKNOWN: int = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 
 # The typeshed stubs for grpcio-health-checking predate List; the module has it.
 _ListResponse: Any = health_pb2.HealthListResponse  # type: ignore[attr-defined]
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class HealthServicer(health_pb2_grpc.HealthServicer):

@@ -6,6 +6,9 @@ two metadata entries: ``x-plugmesh-identity`` (compact JSON) and
 the mesh registration secret, so a client that calls a plugin directly cannot forge an
 identity; the gateway drops both entries when a client sends them. Without a secret (a
 development setup), no identity can be verified and every caller is anonymous.
+
+The identity is the whole truth about the caller: a plugin trusts its ``admin`` flag and
+never looks a role up itself (ARCHITECTURE.md, "Authorization").
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from meshkit.errors import Unauthenticated
+from meshkit.errors import PermissionDenied, Unauthenticated
+from meshkit.grpc_types import Context
+from plugmesh.events.v1 import event_pb2
 
 IDENTITY_KEY = "x-plugmesh-identity"
 SIGNATURE_KEY = "x-plugmesh-identity-signature"
@@ -101,3 +106,64 @@ def from_metadata(
         raise Unauthenticated(
             "the caller's identity is malformed", reason="IDENTITY_MALFORMED"
         ) from exc
+
+
+_ACTOR_TYPES = {
+    PrincipalKind.USER: event_pb2.ACTOR_TYPE_USER,
+    PrincipalKind.MACHINE: event_pb2.ACTOR_TYPE_MACHINE,
+    PrincipalKind.SERVICE: event_pb2.ACTOR_TYPE_SERVICE,
+}
+
+
+def event_actor(identity: Identity) -> event_pb2.Actor:
+    """The ``Actor`` an event records when ``identity`` made the change."""
+    return event_pb2.Actor(
+        type=_ACTOR_TYPES[identity.kind], id=identity.subject, display_name=identity.email
+    )
+
+
+def authenticated(identity: Identity | None, action: str) -> Identity:
+    """``identity``, the caller of ``action`` (an RPC's name, or what it does).
+
+    Raises:
+        Unauthenticated: The caller is anonymous (no identity, or no mesh secret to
+            verify one).
+    """
+    if identity is None:
+        raise Unauthenticated(
+            f"{action} needs an authenticated caller",
+            reason="AUTHENTICATION_REQUIRED",
+            metadata={"action": action},
+        )
+    return identity
+
+
+def caller(context: Context, key: bytes | None, action: str) -> Identity:
+    """The verified caller of the call ``context`` is for (see :func:`authenticated`).
+
+    Raises:
+        Unauthenticated: The caller is anonymous, or its identity is forged.
+    """
+    return authenticated(from_metadata(context.invocation_metadata(), key), action)
+
+
+def is_admin(identity: Identity, *, services: bool = False) -> bool:
+    """Whether ``identity`` has admin rights: its signed ``admin`` flag, never a role looked
+    up by the plugin; with ``services``, where an API lets mesh services administer it,
+    also a mesh service acting for itself."""
+    return identity.admin or (services and identity.kind is PrincipalKind.SERVICE)
+
+
+def require_admin(identity: Identity | None, action: str, *, services: bool = False) -> Identity:
+    """``identity`` when it is an admin (:func:`is_admin`).
+
+    Raises:
+        Unauthenticated: The caller is anonymous.
+        PermissionDenied: The caller is not an admin.
+    """
+    found = authenticated(identity, action)
+    if not is_admin(found, services=services):
+        raise PermissionDenied(
+            f"{action} is for admins only", reason="ADMIN_REQUIRED", metadata={"action": action}
+        )
+    return found

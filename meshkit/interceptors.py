@@ -24,6 +24,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from meshkit.errors import MeshError, abort, internal_status, to_status
+from meshkit.grpc_types import Context
 from meshkit.inbound import InboundCall, enter_call, leave_call
 from meshkit.metrics import RpcMetrics, RpcSeries
 from meshkit.tracing import TRACEPARENT, TRACESTATE, TraceContext, continue_trace, use_trace
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 
 # A string: grpc.RpcMethodHandler is generic only in the type stubs.
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 _OK = "OK"
 

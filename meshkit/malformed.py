@@ -19,11 +19,11 @@ import grpc
 from google.protobuf import message
 
 from meshkit.errors import InvalidArgument, abort, to_status
+from meshkit.grpc_types import Context
 
 __all__ = ["Malformed", "MalformedRequestInterceptor"]
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 Behavior = Callable[..., Any]
 
 

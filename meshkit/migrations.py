@@ -5,9 +5,16 @@ records how far a database has come; every plugin, the registry and the event bu
 outbox/inbox each have one, with their own version table, because chains share a
 database: the outbox/inbox lives in each plugin's database beside the plugin's tables::
 
+    # services/users/tables.py
     MIGRATIONS = Migrations(Path(__file__).parent / "migrations", "alembic_version_users",
                             metadata)
-    await database.upgrade(EVENT_MIGRATIONS, MIGRATIONS)   # at start
+    # services/users/app.py: applied when the server starts, before the event bus
+    # (which applies the outbox/inbox chain), and the database closed after both
+    database.attach(server, MIGRATIONS)
+    bus.attach(server)
+
+Every plugin migrates this way (:meth:`meshkit.db.Database.attach`), and ``plugmesh
+migrate`` runs the same chains ahead of a rollout (:meth:`meshkit.db.Database.upgrade`).
 
 :meth:`Migrations.upgrade` brings a database to the newest revision in one transaction.
 On PostgreSQL it first takes a transaction-scoped advisory lock named after the version

@@ -27,17 +27,18 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import descriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
-from meshkit.config import MeshConfig, advertised_host
+from meshkit.config import ConfigError, MeshConfig, advertised_host
 from meshkit.descriptors import file_descriptor_set, plugin_version
 from meshkit.health import SERVING, HealthServicer
 from meshkit.interceptors import MeshInterceptor
@@ -298,3 +299,27 @@ def run(server: PluginServer) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(serve(server))
     return 130
+
+
+_Config = TypeVar("_Config")
+
+
+def run_from_env(
+    name: str, read: Callable[[], _Config], build: Callable[[_Config], PluginServer]
+) -> int:
+    """A plugin's ``main``: read its settings, build its server and :func:`run` it.
+
+    Args:
+        name: The plugin's name, which starts the message of a setting that is wrong.
+        read: Reads the settings from the environment.
+        build: Makes the server from them.
+
+    Returns:
+        The exit code: 2 when a setting cannot be used, else that of :func:`run`.
+    """
+    try:
+        config = read()
+    except ConfigError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    return run(build(config))

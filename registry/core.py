@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import grpc
 
+from meshkit.clock import SYSTEM_CLOCK, Clock
 from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from meshkit.registration import Backoff
 from meshkit.tasks import cancel_and_wait
@@ -50,13 +50,6 @@ from registry.validation import validate_registration
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
-
 
 class Registry:
     """Services, instances and their health.
@@ -84,7 +77,7 @@ class Registry:
         reflection_timeout_seconds: float = 5.0,
         health_backoff: Backoff | None = None,
         watcher_capacity: int = 1024,
-        clock: Clock = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._store = store
         self._lease = timedelta(seconds=lease_seconds)
@@ -116,7 +109,7 @@ class Registry:
         self._started = True
         await self._store.open()
         state = await self._store.load()
-        now = self._clock()
+        now = self._clock.now()
         self._specs = {spec.name: spec for spec in state.services}
         for record in state.instances:
             if record.service not in self._specs:
@@ -176,7 +169,7 @@ class Registry:
         )
         async with self._lock:
             check_conflicts(spec, self._specs.values())
-            now = self._clock()
+            now = self._clock.now()
             existing = self._instance_at(spec.name, registration.address)
             record = InstanceRecord(
                 instance_id=existing.instance_id if existing else uuid.uuid4().hex,
@@ -214,7 +207,7 @@ class Registry:
             NotFound: the instance is unknown or its lease has run out.
         """
         instance = self._instances.get(instance_id)
-        now = self._clock()
+        now = self._clock.now()
         if instance is None or instance.record.lease_expire_time <= now:
             raise NotFound(
                 f"instance {instance_id!r} is not registered",
@@ -235,7 +228,7 @@ class Registry:
     async def expire_leases(self) -> list[str]:
         """Remove every instance whose lease has run out and return their ids."""
         async with self._lock:
-            now = self._clock()
+            now = self._clock.now()
             expired = [
                 instance
                 for instance in self._instances.values()
@@ -333,7 +326,7 @@ class Registry:
         # Unwatched first, so that no health event of it is written after its removal.
         await self._health.unwatch(instance.instance_id)
         instance = self._instances.get(instance.instance_id, instance)
-        event = Event(event_type, instance, self._clock(), trace=current_trace())
+        event = Event(event_type, instance, self._clock.now(), trace=current_trace())
         try:
             await self._store.delete_instance(
                 instance.instance_id, drop_service=service if last else None, events=[event]
@@ -354,7 +347,7 @@ class Registry:
         instance = self._instances.get(instance_id)
         if instance is None or instance.health is health:
             return
-        now = self._clock()
+        now = self._clock.now()
         updated = replace(instance, health=health, health_change_time=now)
         self._instances[instance_id] = updated
         self._changed(instance.service)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
 
-import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from meshkit.errors import InvalidArgument, ResourceExhausted, Unauthenticated, Unavailable
+from meshkit.grpc_types import Context
 from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.broadcast import BroadcastClosed, WatcherOverflowed
@@ -44,7 +43,6 @@ _CHANGE = {
     ChangeKind.UPSERTED: registry_pb2.CHANGE_TYPE_UPSERTED,
     ChangeKind.REMOVED: registry_pb2.CHANGE_TYPE_REMOVED,
 }
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):

@@ -17,17 +17,22 @@ import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from sqlalchemy import JSON, Column, LargeBinary, MetaData
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import registry
-from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
+from sqlmodel import Session, create_engine, delete, select
 
-from meshkit.migrations import Migrations
-from registry.model import Dependency, HttpRoute, InstanceRecord, ServiceSpec
+from registry.model import InstanceRecord, ServiceSpec
+from registry.tables import (
+    MIGRATIONS,
+    InstanceRow,
+    ServiceRow,
+    instance_row,
+    record_of,
+    service_row,
+    spec_of,
+)
 
 if TYPE_CHECKING:
     from registry.events import RegistryEvent
@@ -41,47 +46,6 @@ class EventOutbox(Protocol):
     def add(self, session: Session, events: Sequence[RegistryEvent]) -> None:
         """Add ``events`` to the transaction of ``session``."""
         ...
-
-
-class _Table(SQLModel, registry=registry()):
-    """Base of the registry's tables: their own metadata, not sqlmodel's global one."""
-
-
-class ServiceRow(_Table, table=True):
-    """A service's contract."""
-
-    __tablename__ = "registry_services"
-
-    name: str = Field(primary_key=True)
-    version: str
-    grpc_services: list[str] = Field(sa_column=Column(JSON, nullable=False))
-    produces: list[str] = Field(sa_column=Column(JSON, nullable=False))
-    consumes: list[str] = Field(sa_column=Column(JSON, nullable=False))
-    dependencies: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
-    routes: list[dict[str, str]] = Field(sa_column=Column(JSON, nullable=False))
-    schema_bytes: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    schema_digest: str
-
-
-class InstanceRow(_Table, table=True):
-    """One registered instance."""
-
-    __tablename__ = "registry_instances"
-
-    instance_id: str = Field(primary_key=True)
-    service: str = Field(index=True)
-    address: str
-    version: str
-    metadata_: dict[str, str] = Field(sa_column=Column("metadata", JSON, nullable=False))
-    register_time: datetime
-    lease_expire_time: datetime
-
-
-#: The registry's tables.
-metadata: MetaData = _Table.metadata
-
-#: The revisions that make them, applied when the store opens.
-MIGRATIONS = Migrations(Path(__file__).parent / "migrations", "alembic_version_registry", metadata)
 
 
 @dataclass(frozen=True)
@@ -173,16 +137,16 @@ class RegistryStore:
 
     def _load(self) -> StoredState:
         with self._session() as session:
-            services = [_spec(row) for row in session.exec(select(ServiceRow))]
-            instances = [_record(row) for row in session.exec(select(InstanceRow))]
+            services = [spec_of(row) for row in session.exec(select(ServiceRow))]
+            instances = [record_of(row) for row in session.exec(select(InstanceRow))]
         return StoredState(services=services, instances=instances)
 
     def _save(
         self, spec: ServiceSpec, instance: InstanceRecord, events: Sequence[RegistryEvent]
     ) -> None:
         with self._session() as session:
-            session.merge(_service_row(spec))
-            session.merge(_instance_row(instance))
+            session.merge(service_row(spec))
+            session.merge(instance_row(instance))
             self._write_events(session, events)
             session.commit()
 
@@ -218,61 +182,3 @@ def _create_engine(url: str) -> Engine:
     with engine.begin() as connection:
         MIGRATIONS.upgrade(connection)
     return engine
-
-
-def _service_row(spec: ServiceSpec) -> ServiceRow:
-    return ServiceRow(
-        name=spec.name,
-        version=spec.version,
-        grpc_services=list(spec.grpc_services),
-        produces=list(spec.produces),
-        consumes=list(spec.consumes),
-        dependencies=[
-            {"service": d.service, "version_range": d.version_range, "optional": d.optional}
-            for d in spec.dependencies
-        ],
-        routes=[{"method": r.method, "path": r.path, "rpc": r.rpc} for r in spec.routes],
-        schema_bytes=spec.schema,
-        schema_digest=spec.schema_digest,
-    )
-
-
-def _spec(row: ServiceRow) -> ServiceSpec:
-    return ServiceSpec(
-        name=row.name,
-        version=row.version,
-        grpc_services=tuple(row.grpc_services),
-        produces=tuple(row.produces),
-        consumes=tuple(row.consumes),
-        dependencies=tuple(
-            Dependency(str(d["service"]), str(d["version_range"]), bool(d["optional"]))
-            for d in row.dependencies
-        ),
-        routes=tuple(HttpRoute(r["method"], r["path"], r["rpc"]) for r in row.routes),
-        schema=row.schema_bytes,
-        schema_digest=row.schema_digest,
-    )
-
-
-def _instance_row(record: InstanceRecord) -> InstanceRow:
-    return InstanceRow(
-        instance_id=record.instance_id,
-        service=record.service,
-        address=record.address,
-        version=record.version,
-        metadata_=dict(record.metadata),
-        register_time=record.register_time,
-        lease_expire_time=record.lease_expire_time,
-    )
-
-
-def _record(row: InstanceRow) -> InstanceRecord:
-    return InstanceRecord(
-        instance_id=row.instance_id,
-        service=row.service,
-        address=row.address,
-        version=row.version,
-        metadata=dict(row.metadata_),
-        register_time=row.register_time,
-        lease_expire_time=row.lease_expire_time,
-    )

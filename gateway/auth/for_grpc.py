@@ -9,22 +9,18 @@ UNAUTHENTICATED, PERMISSION_DENIED or UNAVAILABLE and a ``google.rpc.Status`` (o
 
 from __future__ import annotations
 
-from typing import Any
-
-import grpc
 from google.protobuf import any_pb2, descriptor
 from google.rpc import error_details_pb2, status_pb2
 
 from gateway.auth.errors import AuthError
 from gateway.auth.guard import Guard, Metadata, Request
 from meshkit.errors import STATUS_DETAILS_KEY
+from meshkit.grpc_types import Context
 from meshkit.registration import SECRET_METADATA_KEY
 
 __all__ = ["ERROR_DOMAIN", "GrpcGuard"]
 
 ERROR_DOMAIN = "gateway.plugmesh"
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class GrpcGuard:

@@ -29,7 +29,7 @@ import datetime as dt
 import enum
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import nats
@@ -40,6 +40,7 @@ from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meshkit import db
 from meshkit.db import Database
 from meshkit.events._nats import JetStreamPublisher, connect_nats
 from meshkit.events.envelope import source_of
@@ -56,7 +57,7 @@ from meshkit.tasks import cancel_and_wait
 from meshkit.tracing import TraceContext
 from plugmesh.events.v1 import event_pb2
 
-__all__ = ["EventBus", "EventBusStatus", "Lifecycle", "default_consumer"]
+__all__ = ["EventBus", "EventBusStatus", "Lifecycle", "Publisher", "Subscriber", "default_consumer"]
 
 log = logging.getLogger(__name__)
 
@@ -64,21 +65,51 @@ log = logging.getLogger(__name__)
 _RECONNECT = Backoff(initial_seconds=0.5, maximum_seconds=10.0)
 
 
-class Lifecycle(Protocol):
-    """Something with a start and a stop, such as :class:`meshkit.server.PluginServer`."""
-
-    def add_startup(self, startup: Callable[[], Awaitable[None]]) -> None:
-        """Run ``startup`` before starting."""
-        ...
-
-    def add_closer(self, closer: Callable[[], Awaitable[None]]) -> None:
-        """Run ``closer`` after stopping."""
-        ...
+class Lifecycle(db.Lifecycle, Protocol):
+    """A :class:`meshkit.db.Lifecycle` with a metrics registry, such as
+    :class:`meshkit.server.PluginServer`."""
 
     @property
     def metrics_registry(self) -> CollectorRegistry:
         """The process's Prometheus registry."""
         ...
+
+
+class Publisher(Protocol):
+    """Writes events to the outbox of a transaction: the seam a plugin's change sink
+    publishes through (:meth:`EventBus.publish`)."""
+
+    def publish(
+        self, session: AsyncSession, payload: message.Message, *, subject: str = ""
+    ) -> event_pb2.Event:
+        """Publish ``payload`` about ``subject`` when ``session`` commits."""
+        ...
+
+
+class Subscriber(Protocol):
+    """Subscribes handlers to event types: the seam a plugin subscribes through
+    (:meth:`EventBus.subscribe`)."""
+
+    def subscribe(
+        self,
+        pattern: str,
+        handler: EventHandler,
+        *,
+        consumer: str | None = None,
+        batch_handler: EventHandler | None = None,
+    ) -> str:
+        """Handle events whose type matches ``pattern``; returns the consumer's name."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Subscribed:
+    """A subscription made before start."""
+
+    pattern: str
+    handler: EventHandler
+    batch_handler: EventHandler | None
+    consumer: str
 
 
 class EventBusStatus(enum.Enum):
@@ -137,7 +168,7 @@ class EventBus:
         self._connect_timeout = connect_timeout_seconds
         self._in_background = connect_in_background
         self._connecting: asyncio.Task[None] | None = None
-        self._subscriptions: list[tuple[str, EventHandler, str]] = []
+        self._subscriptions: list[_Subscribed] = []
         self._running: list[Subscription] = []
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -176,12 +207,21 @@ class EventBus:
         """
         return self.outbox.add(session, payload, subject=subject, time=time, trace=trace)
 
-    def subscribe(self, pattern: str, handler: EventHandler, *, consumer: str | None = None) -> str:
+    def subscribe(
+        self,
+        pattern: str,
+        handler: EventHandler,
+        *,
+        consumer: str | None = None,
+        batch_handler: EventHandler | None = None,
+    ) -> str:
         """Handle events whose type matches ``pattern`` (``user.*``, ``>``) with ``handler``.
 
         Call before :meth:`start`. Returns the durable consumer's name: ``consumer``, or
         ``<service>-<pattern>`` (see :func:`default_consumer`). Every instance of the
         plugin shares the consumer, so each event is handled by one of them.
+        ``batch_handler`` handles an event in the first pass of a batch, the one without
+        savepoints (see :mod:`meshkit.events.subscriber`); default: ``handler``.
 
         Raises:
             EventBusStateError: The bus has already started.
@@ -190,9 +230,9 @@ class EventBus:
         if self.status is not EventBusStatus.NEW:
             raise EventBusStateError(f"subscribe before start (the bus is {self.status.value})")
         name = consumer or default_consumer(self.service, pattern)
-        if any(existing == name for _, _, existing in self._subscriptions):
+        if any(existing.consumer == name for existing in self._subscriptions):
             raise ValueError(f"consumer {name!r} is already subscribed")
-        self._subscriptions.append((pattern, handler, name))
+        self._subscriptions.append(_Subscribed(pattern, handler, batch_handler, name))
         return name
 
     def attach(self, server: Lifecycle) -> None:
@@ -279,13 +319,14 @@ class EventBus:
             metrics=self.metrics,
         )
         self._relay.start()
-        for pattern, handler, consumer in self._subscriptions:
+        for subscribed in self._subscriptions:
             subscription = Subscription(
                 self._nc,
                 self.database,
-                consumer=consumer,
-                pattern=pattern,
-                handler=handler,
+                consumer=subscribed.consumer,
+                pattern=subscribed.pattern,
+                handler=subscribed.handler,
+                batch_handler=subscribed.batch_handler,
                 settings=self.settings,
                 metrics=self.metrics,
             )
@@ -295,7 +336,7 @@ class EventBus:
             self.metrics,
             self.database,
             self._js,
-            [consumer for _, _, consumer in self._subscriptions],
+            [subscribed.consumer for subscribed in self._subscriptions],
             interval_seconds=self.settings.metrics_interval_millis / 1000,
         )
         self._sampler.start()

@@ -16,7 +16,10 @@ error, and the others keep flowing.
 Events are handled a batch per transaction. A batch runs without savepoints first; if
 any handler raises, the batch is rolled back and run again with a savepoint around each
 handler, so one failure rolls back only its own event. A handler may therefore run more
-than once for an event, but only one run's writes ever commit.
+than once for an event, but only one run's writes ever commit. A subscription may give a
+cheaper ``batch_handler`` for the first pass: one allowed to fail the batch where the
+handler would cope (the audit log skips looking an event id up and lets a unique index
+catch a repeat), since the second pass runs the handler itself.
 """
 
 from __future__ import annotations
@@ -109,6 +112,8 @@ class Subscription:
             (letters, digits, ``-`` and ``_``).
         pattern: The event types, for example ``user.*`` or ``>``.
         handler: What to do with each event.
+        batch_handler: What to do with each event in the first pass of a batch, the one
+            without savepoints; default: ``handler``.
         settings: Attempts, backoff, batch size, ack wait.
         fetch_wait_seconds: How long one fetch waits for events; bounds how long a
             drain waits for an idle subscription.
@@ -123,6 +128,7 @@ class Subscription:
         consumer: str,
         pattern: str,
         handler: EventHandler,
+        batch_handler: EventHandler | None = None,
         settings: EventSettings,
         fetch_wait_seconds: float = 0.5,
         metrics: EventMetrics | None = None,
@@ -139,6 +145,7 @@ class Subscription:
         self._js = nc.jetstream(timeout=settings.publish_timeout_seconds)
         self._db = database
         self._handler = handler
+        self._batch_handler = batch_handler or handler
         self._settings = settings
         self._fetch_wait = fetch_wait_seconds
         self._puller: Puller | None = None
@@ -320,7 +327,7 @@ class Subscription:
                 handled: list[ReceivedEvent] = []
                 for item in items:
                     if item.event.id not in done:
-                        await self._call(item.event, session)
+                        await self._call(self._batch_handler, item.event, session)
                         done.add(item.event.id)
                         handled.append(item.event)
                 await self._inbox.record(session, handled)
@@ -336,7 +343,7 @@ class Subscription:
                     continue
                 try:
                     async with session.begin_nested():
-                        await self._call(item.event, session)
+                        await self._call(self._handler, item.event, session)
                         await self._inbox.record(session, [item.event])
                 except Exception as exc:
                     errors.append(_describe(exc))
@@ -345,9 +352,11 @@ class Subscription:
                     errors.append(None)
         return errors
 
-    async def _call(self, event: ReceivedEvent, session: AsyncSession) -> None:
+    async def _call(
+        self, handler: EventHandler, event: ReceivedEvent, session: AsyncSession
+    ) -> None:
         with use_trace(event.trace):
-            await self._handler(event, session)
+            await handler(event, session)
             if log.isEnabledFor(logging.DEBUG):  # spares building the fields per event
                 log.debug(
                     "event handled",

@@ -13,6 +13,8 @@ from pathlib import Path
 from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from meshkit.clock import SYSTEM_CLOCK
+from meshkit.db import naive_utc
 from meshkit.migrations import Migrations
 
 __all__ = ["MIGRATIONS", "InboxRecord", "OutboxRecord", "metadata", "utcnow"]
@@ -23,8 +25,8 @@ MIGRATIONS = Migrations(Path(__file__).parent / "migrations", "alembic_version_e
 
 
 def utcnow() -> dt.datetime:
-    """Now, as the naive UTC datetime these tables store."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    """Now by the system clock, as the naive UTC datetime these tables store."""
+    return naive_utc(SYSTEM_CLOCK.now())
 
 
 class _Base(DeclarativeBase):

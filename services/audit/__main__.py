@@ -1,21 +1,17 @@
-"""Entry point of the audit plugin: `python -m services.audit` or `plugmesh serve audit`.
-
-Reads :class:`~services.audit.config.AuditConfig` from the environment, records every
-event of the bus and serves ``plugmesh.audit.v1.AuditService`` until SIGTERM or SIGINT.
-"""
+"""Entry point of the audit plugin: ``python -m services.audit`` or ``plugmesh serve audit``."""
 
 from __future__ import annotations
 
 import sys
 
-from meshkit.server import run
+from meshkit.server import run_from_env
 from services.audit.app import build
-from services.audit.config import AuditConfig
+from services.audit.config import SERVICE_NAME, AuditConfig
 
 
 def main() -> int:
     """Run the audit plugin until SIGTERM or SIGINT."""
-    return run(build(AuditConfig.from_env()).server)
+    return run_from_env(SERVICE_NAME, AuditConfig.from_env, lambda config: build(config).server)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Who may do what with the audit log, decided from the caller's verified identity.
+"""Who may do what with the audit log, decided from the identity the gateway verified.
 
 - Reading (List, Get): admins read every entry; any other authenticated caller reads
   the entries about themself, whose actor is the caller or whose resource is the
@@ -7,16 +7,19 @@
 - Writing (Create): admins, and mesh services acting on their own behalf.
 - Export and Verify: admins.
 
-An anonymous caller is UNAUTHENTICATED everywhere: every method needs an identity.
+An anonymous caller is UNAUTHENTICATED everywhere: every method needs an identity. An
+admin is a caller whose signed identity says so; a mesh service acting for itself may
+append entries but reads, like anyone else, only what is about itself (ARCHITECTURE.md,
+"Authorization").
 """
 
 from __future__ import annotations
 
-from meshkit.errors import PermissionDenied, Unauthenticated
-from meshkit.identity import Identity, PrincipalKind
+from meshkit.grpc_types import Context
+from meshkit.identity import Identity, PrincipalKind, caller, is_admin, require_admin
 from services.audit.model import Actor, ActorType, Visibility
 
-__all__ = ["actor_of", "require_admin", "require_writer", "visibility_of"]
+__all__ = ["Access", "actor_of"]
 
 _ACTOR_TYPES = {
     PrincipalKind.USER: ActorType.USER,
@@ -34,60 +37,49 @@ def actor_of(identity: Identity) -> Actor:
     return Actor(_ACTOR_TYPES[identity.kind], identity.subject, identity.email)
 
 
-def visibility_of(identity: Identity | None) -> Visibility:
-    """Which entries ``identity`` may read.
+class Access:
+    """Checks callers against the rules above.
 
-    Raises:
-        Unauthenticated: The caller is anonymous.
+    Args:
+        signing_key: The key identities are signed with; None lets nobody in.
     """
-    caller = _authenticated(identity, "reading the audit log")
-    if caller.admin:
+
+    def __init__(self, signing_key: bytes | None) -> None:
+        self._key = signing_key
+
+    def reader(self, context: Context) -> Visibility:
+        """Which entries the caller may read.
+
+        Raises:
+            Unauthenticated: The caller is anonymous, or its identity is forged.
+        """
+        return _visibility(caller(context, self._key, "reading the audit log"))
+
+    def writer(self, context: Context) -> Identity:
+        """The caller, when it may append entries: an admin or a mesh service.
+
+        Raises:
+            Unauthenticated: The caller is anonymous, or its identity is forged.
+            PermissionDenied: The caller is neither.
+        """
+        action = "writing audit entries"
+        return require_admin(caller(context, self._key, action), action, services=True)
+
+    def admin(self, context: Context, action: str) -> Identity:
+        """The caller of ``action``, when it is an admin.
+
+        Raises:
+            Unauthenticated: The caller is anonymous, or its identity is forged.
+            PermissionDenied: The caller is not an admin.
+        """
+        return require_admin(caller(context, self._key, action), action)
+
+
+def _visibility(identity: Identity) -> Visibility:
+    if is_admin(identity):
         return Visibility(everything=True)
-    own = _OWN_RESOURCE.get(caller.kind)
+    own = _OWN_RESOURCE.get(identity.kind)
     return Visibility(
-        actor=Actor(_ACTOR_TYPES[caller.kind], caller.subject),
-        resources=(own.format(caller.subject),) if own else (),
+        actor=Actor(_ACTOR_TYPES[identity.kind], identity.subject),
+        resources=(own.format(identity.subject),) if own else (),
     )
-
-
-def require_admin(identity: Identity | None, action: str) -> Identity:
-    """Return the caller when it is an admin.
-
-    Raises:
-        Unauthenticated: The caller is anonymous.
-        PermissionDenied: The caller is not an admin.
-    """
-    caller = _authenticated(identity, action)
-    if not caller.admin:
-        raise PermissionDenied(
-            f"{action} needs admin rights", reason="ADMIN_REQUIRED", metadata={"action": action}
-        )
-    return caller
-
-
-def require_writer(identity: Identity | None) -> Identity:
-    """Return the caller when it may append entries: an admin or a mesh service.
-
-    Raises:
-        Unauthenticated: The caller is anonymous.
-        PermissionDenied: The caller is neither.
-    """
-    action = "writing audit entries"
-    caller = _authenticated(identity, action)
-    if not (caller.admin or caller.kind is PrincipalKind.SERVICE):
-        raise PermissionDenied(
-            f"{action} needs admin rights or a service identity",
-            reason="ADMIN_REQUIRED",
-            metadata={"action": action},
-        )
-    return caller
-
-
-def _authenticated(identity: Identity | None, action: str) -> Identity:
-    if identity is None:
-        raise Unauthenticated(
-            f"{action} needs an authenticated caller",
-            reason="AUTHENTICATION_REQUIRED",
-            metadata={"action": action},
-        )
-    return identity

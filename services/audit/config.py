@@ -25,9 +25,12 @@ __all__ = [
     "METRICS_ADDRESS",
     "PRUNE_INTERVAL_SECONDS",
     "RETENTION_DAYS",
+    "SERVICE_NAME",
     "AuditConfig",
 ]
 
+#: The plugin's name in the registry, in event sources and in its database file.
+SERVICE_NAME = "audit"
 #: Where it listens unless ``PLUGMESH_AUDIT_ADDRESS`` says otherwise.
 DEFAULT_ADDRESS = "127.0.0.1:50062"
 #: Its metrics address on one machine: ``plugmesh up`` serves its metrics there unless
@@ -65,9 +68,14 @@ class AuditConfig:
             )
 
     @property
+    def address(self) -> str:
+        """Where to listen, ``host:port``; port 0 picks a free port."""
+        return self.mesh.address_of(SERVICE_NAME, DEFAULT_ADDRESS)
+
+    @property
     def database_url(self) -> str:
         """The audit database: ``PLUGMESH_DATABASE_URL`` or ``<data dir>/audit.db``."""
-        return self.mesh.database_url_for("audit")
+        return self.mesh.database_url_for(SERVICE_NAME)
 
     @property
     def retention(self) -> dt.timedelta | None:

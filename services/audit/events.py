@@ -1,9 +1,10 @@
 """Recording events: every event on the bus becomes one entry, exactly once.
 
-The plugin subscribes to ``>`` with a durable consumer; :class:`EventRecorder` runs inside
-the subscriber's transaction, so the entry and the inbox row that marks the event handled
-commit together. The entry's id is the event id and :meth:`AuditStore.append` skips an id
-it already holds, so even a redelivery the inbox has forgotten appends nothing.
+The plugin subscribes to ``>`` with a durable consumer (:func:`subscribe`);
+:class:`EventRecorder` runs inside the subscriber's transaction, so the entry and the inbox
+row that marks the event handled commit together. The entry's id is the event id and
+:meth:`AuditLog.append` skips an id it already holds, so even a redelivery the inbox has
+forgotten appends nothing.
 
 What an entry takes from an event:
 
@@ -32,14 +33,22 @@ from google.protobuf import json_format, message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.events import EnvelopeError, ReceivedEvent, UnknownEventType
+from meshkit.events.bus import Subscriber
 from plugmesh.events.v1 import event_pb2, registry_events_pb2, tool_events_pb2
 from plugmesh.registry.v1 import registry_pb2
+from services.audit.convert import actor_from_proto
+from services.audit.core import AuditLog
 from services.audit.model import Actor, ActorType, EntryDraft, JsonValue, Outcome
 from services.audit.payloads import ContractPayloads
-from services.audit.service import actor_from_proto
-from services.audit.store import AuditStore
 
-__all__ = ["REDACTED", "EventRecorder", "draft_of_event", "outcome_of", "redact"]
+__all__ = [
+    "REDACTED",
+    "EventRecorder",
+    "draft_of_event",
+    "outcome_of",
+    "redact",
+    "subscribe",
+]
 
 REDACTED = "[REDACTED]"
 
@@ -54,25 +63,38 @@ _DOWN = frozenset({registry_pb2.HEALTH_STATUS_NOT_SERVING, registry_pb2.HEALTH_S
 
 
 class EventRecorder:
-    """The subscriber's handler: appends the entry of each event it is given.
+    """The subscriber's handlers: each appends the entry of the event it is given.
 
     The subscriber runs a batch in one transaction first and, if that fails, again with
-    a savepoint per event. In the first pass the recorder does not look each id up
-    (that lookup is most of an append's cost): an id the log already holds fails the
-    batch on the unique index, and the second pass, which looks ids up, skips it.
+    a savepoint per event. For the first pass it calls :meth:`append_new`, which does not
+    look each id up (that lookup is most of an append's cost): an id the log already
+    holds fails the batch on the unique index. The second pass calls the recorder itself,
+    which looks ids up and skips the ones recorded.
     """
 
-    def __init__(self, store: AuditStore, payloads: ContractPayloads | None = None) -> None:
-        self._store = store
+    def __init__(self, audit_log: AuditLog, payloads: ContractPayloads | None = None) -> None:
+        self._log = audit_log
         self._payloads = payloads
 
     async def __call__(self, event: ReceivedEvent, session: AsyncSession) -> None:
-        """Append the entry of ``event`` in the subscriber's transaction."""
+        """Append the entry of ``event`` in the subscriber's transaction, unless its id
+        is recorded."""
+        await self._log.append(session, await self._draft(event))
+
+    async def append_new(self, event: ReceivedEvent, session: AsyncSession) -> None:
+        """Append the entry of ``event``, failing the transaction if its id is recorded."""
+        await self._log.append(session, await self._draft(event), assume_new=True)
+
+    async def _draft(self, event: ReceivedEvent) -> EntryDraft:
         payload: message.Message | None = None
         if self._payloads is not None and _payload_of(event) is None:
             payload = await self._payloads.decode(event)
-        first_pass = not session.in_nested_transaction()
-        await self._store.append(session, draft_of_event(event, payload), assume_new=first_pass)
+        return draft_of_event(event, payload)
+
+
+def subscribe(bus: Subscriber, recorder: EventRecorder) -> None:
+    """Record every event of ``bus`` (subscribe before it starts)."""
+    bus.subscribe(">", recorder, batch_handler=recorder.append_new)
 
 
 def _payload_of(event: ReceivedEvent) -> message.Message | None:

@@ -1,6 +1,6 @@
 """The audit log's domain: entries, who acted, what a reader may see, what verify found.
 
-Nothing here knows protobuf or SQL: :mod:`services.audit.service` translates messages into
+Nothing here knows protobuf or SQL: :mod:`services.audit.convert` translates messages into
 these objects and :mod:`services.audit.store` persists them. Times are aware UTC datetimes
 with microsecond precision (what every supported database keeps).
 """
@@ -11,21 +11,19 @@ import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias
+from typing import TypeAlias
 
 __all__ = [
     "Actor",
     "ActorType",
     "BreakReason",
     "ChainBreak",
-    "Clock",
     "Entry",
     "EntryDraft",
     "EntryFilter",
     "JsonValue",
     "Outcome",
     "PruneResult",
-    "SystemClock",
     "Verification",
     "Visibility",
 ]
@@ -187,19 +185,3 @@ class PruneResult:
     removed: int
     through_sequence: int
     anchor_hash: str
-
-
-class Clock(Protocol):
-    """Tells the time; tests substitute one they control."""
-
-    def now(self) -> dt.datetime:
-        """The current time, aware, in UTC."""
-        ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def now(self) -> dt.datetime:
-        """The current time, aware, in UTC."""
-        return dt.datetime.now(dt.UTC)

@@ -1,7 +1,7 @@
 """Retention: a background task that prunes entries older than the configured age.
 
 Each pass removes the intact prefix of the chain recorded before ``now - retention``
-(:meth:`AuditStore.prune`) and, when it removed anything, appends an
+(:meth:`AuditLog.prune`) and, when it removed anything, appends an
 ``audit.entries.pruned`` entry naming the anchor, so the chain itself records where it
 now starts.
 """
@@ -13,17 +13,10 @@ import datetime as dt
 import logging
 import uuid
 
+from meshkit.clock import SYSTEM_CLOCK, Clock
 from services.audit.chain import format_time
-from services.audit.model import (
-    Actor,
-    ActorType,
-    Clock,
-    EntryDraft,
-    Outcome,
-    PruneResult,
-    SystemClock,
-)
-from services.audit.store import AuditStore
+from services.audit.core import AuditLog
+from services.audit.model import Actor, ActorType, EntryDraft, Outcome, PruneResult
 
 __all__ = ["PRUNED_ACTION", "Pruner"]
 
@@ -36,7 +29,7 @@ class Pruner:
     """Prunes the chain every ``interval_seconds``.
 
     Args:
-        store: The chain.
+        audit_log: The chain.
         retention: How long entries are kept, by record time.
         interval_seconds: Time between passes; the first runs at start.
         clock: Tells the time.
@@ -44,24 +37,24 @@ class Pruner:
 
     def __init__(
         self,
-        store: AuditStore,
+        audit_log: AuditLog,
         *,
         retention: dt.timedelta,
         interval_seconds: float,
-        clock: Clock | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._store = store
+        self._log = audit_log
         self._retention = retention
         self._interval = interval_seconds
-        self._clock = clock or SystemClock()
+        self._clock = clock
         self._task: asyncio.Task[None] | None = None
 
     async def prune_once(self) -> PruneResult:
         """Run one pass now; return what it removed."""
         cutoff = self._clock.now() - self._retention
-        result = await self._store.prune(cutoff)
+        result = await self._log.prune(cutoff)
         if result.removed:
-            await self._store.create(_pruned_entry(result, cutoff))
+            await self._log.create(_pruned_entry(result, cutoff))
             log.info(
                 "pruned audit entries",
                 extra={"removed": result.removed, "through_sequence": result.through_sequence},

@@ -1,4 +1,8 @@
-"""The audit log's persistence: appending to the chain, reading, verifying and pruning.
+"""The audit log in the plugin's own database (the rows of :mod:`services.audit.tables`).
+
+Every method works inside a session its caller opened (:class:`~services.audit.core.AuditLog`
+opens them, or the event subscriber's transaction). The store speaks domain objects
+(:mod:`services.audit.model`); it never sees protobuf.
 
 Appends lock the single ``audit_chain`` row (``SELECT … FOR UPDATE`` on PostgreSQL; on
 SQLite every write transaction holds the database's write lock from ``BEGIN IMMEDIATE``),
@@ -6,82 +10,55 @@ so sequences are given out without gaps and commit in order: a reader never sees
 *n + 1* before *n*. That is what makes the newest-first keyset pages stable while
 entries arrive: a page continues below the last sequence it returned, and new entries
 only ever land above.
-
-Verification and pruning read the chain in one snapshot. Pruning removes a prefix of the
-chain and keeps, as the anchor, the sequence and hash of the last entry it removed; verify
-starts from that anchor, so what remains checks exactly as before.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy import ColumnElement, and_, false, func, inspect, or_, select
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import SessionTransaction
 
-from meshkit.db import Database
+from meshkit.clock import Clock
+from meshkit.db import naive_utc
 from services.audit.chain import ChainWalker, seal
 from services.audit.model import (
-    Clock,
+    ActorType,
     Entry,
     EntryDraft,
     EntryFilter,
+    Outcome,
     PruneResult,
-    SystemClock,
     Verification,
     Visibility,
 )
-from services.audit.queries import matching, visible
-from services.audit.tables import (
-    CHAIN_ROW_ID,
-    MIGRATIONS,
-    ChainRow,
-    EntryRow,
-    MalformedRow,
-    entry_of,
-    naive,
-    row_of,
-)
+from services.audit.tables import CHAIN_ROW_ID, ChainRow, EntryRow, MalformedRow, entry_of, row_of
 
-__all__ = ["AuditStore"]
-
-log = logging.getLogger(__name__)
+__all__ = ["AuditStore", "action_glob"]
 
 _READ_BATCH = 1_000
 _APPENDING_KEY = "plugmesh_audit_appending"
 
 
 class AuditStore:
-    """The chain of entries in the plugin's database.
+    """Reads and writes the chain in the session it is given.
 
     Args:
-        database: The plugin's database.
-        clock: Gives entries their record time.
-        prune_batch: Entries removed per transaction while pruning, so appends are not
-            held up for long.
+        dialect: The database's, ``sqlite`` or ``postgresql``.
+        clock: Gives entries their record time, read once the chain is locked.
     """
 
-    def __init__(
-        self, database: Database, *, clock: Clock | None = None, prune_batch: int = 5_000
-    ) -> None:
-        self._db = database
-        self._clock = clock or SystemClock()
-        self._prune_batch = prune_batch
+    def __init__(self, dialect: str, clock: Clock) -> None:
+        self._dialect = dialect
+        self._clock = clock
 
-    @property
-    def database(self) -> Database:
-        """The database the chain lives in."""
-        return self._db
-
-    async def start(self) -> None:
-        """Create the tables and the chain row when missing. Safe to call twice."""
-        await self._db.upgrade(MIGRATIONS)
+    async def create_chain(self, session: AsyncSession) -> None:
+        """Insert the chain row unless it exists."""
         values = {
             "id": CHAIN_ROW_ID,
             "head_sequence": 0,
@@ -89,29 +66,19 @@ class AuditStore:
             "anchor_sequence": 0,
             "anchor_hash": "",
         }
-        dialect = postgresql if self._db.dialect == "postgresql" else sqlite
-        async with self._db.transaction() as session:
-            await session.execute(
-                dialect.insert(ChainRow)
-                .values(values)
-                .on_conflict_do_nothing(index_elements=["id"])
-            )
+        dialect = postgresql if self._dialect == "postgresql" else sqlite
+        await session.execute(
+            dialect.insert(ChainRow).values(values).on_conflict_do_nothing(index_elements=["id"])
+        )
 
     async def append(
         self, session: AsyncSession, draft: EntryDraft, *, assume_new: bool = False
     ) -> tuple[Entry, bool]:
-        """Append ``draft`` in the caller's write transaction, unless its id is taken.
+        """Append ``draft`` in the write transaction of ``session``, unless its id is taken.
 
         Appends in one transaction share one lock of the chain row and reach the database
-        in one batch when the session flushes.
-
-        Args:
-            session: The write transaction.
-            draft: The entry.
-            assume_new: Skip looking the id up; an id that exists then makes the
-                transaction fail (unique index) instead of returning the entry. For
-                callers that retry the other way on failure: the lookup is most of an
-                append's cost.
+        in one batch when the session flushes. ``assume_new`` skips looking the id up; an
+        id that exists then makes the transaction fail (unique index).
 
         Returns:
             The stored entry and whether it was appended now (``False``: an entry with
@@ -151,26 +118,23 @@ class AuditStore:
             cached is not None
             and not inspect(cached).expired_attributes
             and not inspect(cached).detached
-            and (self._db.is_sqlite or not session.in_nested_transaction())
+            and (self._dialect == "sqlite" or not session.in_nested_transaction())
         ):
             return cached
         appending.chain = await _lock_chain(session)
         return appending.chain
 
-    async def create(self, draft: EntryDraft) -> tuple[Entry, bool]:
-        """Append ``draft`` in a transaction of its own; see :meth:`append`."""
-        async with self._db.transaction() as session:
-            return await self.append(session, draft)
-
-    async def get(self, entry_id: str, visibility: Visibility) -> Entry | None:
+    async def get(
+        self, session: AsyncSession, entry_id: str, visibility: Visibility
+    ) -> Entry | None:
         """The entry with ``entry_id``, or ``None`` when there is none the reader may see."""
         query = select(EntryRow).where(EntryRow.entry_id == entry_id, *visible(visibility))
-        async with self._db.read() as session:
-            row = await session.scalar(query)
+        row = await session.scalar(query)
         return None if row is None else entry_of(row)
 
     async def page(
         self,
+        session: AsyncSession,
         where: EntryFilter,
         visibility: Visibility,
         *,
@@ -178,99 +142,147 @@ class AuditStore:
         limit: int,
     ) -> list[Entry]:
         """Up to ``limit`` matching entries, newest first, below ``before_sequence``."""
-        conditions = [*matching(where, self._db.dialect), *visible(visibility)]
+        conditions = [*self._matching(where), *visible(visibility)]
         if before_sequence is not None:
             conditions.append(EntryRow.sequence < before_sequence)
         query = select(EntryRow).where(*conditions).order_by(EntryRow.sequence.desc())
-        async with self._db.read() as session:
-            rows = (await session.scalars(query.limit(limit))).all()
+        rows = (await session.scalars(query.limit(limit))).all()
         return [entry_of(row) for row in rows]
 
-    async def export(
-        self, where: EntryFilter, visibility: Visibility, *, after_sequence: int = 0
-    ) -> AsyncIterator[Entry]:
-        """Every matching entry above ``after_sequence``, oldest first.
+    async def head_sequence(self, session: AsyncSession) -> int:
+        """The sequence of the newest entry; 0 when there is none."""
+        return await session.scalar(select(func.max(EntryRow.sequence))) or 0
 
-        Ends at the newest entry that existed when the export began, so an export under
-        a steady stream of appends still ends. Reads a batch at a time, each in a short
-        transaction of its own, so a slow consumer holds nothing open.
-        """
-        async with self._db.read() as session:
-            upper = await session.scalar(select(func.max(EntryRow.sequence))) or 0
-        conditions = [*matching(where, self._db.dialect), *visible(visibility)]
-        last = after_sequence
-        while last < upper:
-            query = (
-                select(EntryRow)
-                .where(EntryRow.sequence > last, EntryRow.sequence <= upper, *conditions)
-                .order_by(EntryRow.sequence)
-                .limit(_READ_BATCH)
+    async def oldest_first(
+        self,
+        session: AsyncSession,
+        where: EntryFilter,
+        visibility: Visibility,
+        *,
+        after_sequence: int,
+        through_sequence: int,
+    ) -> list[Entry]:
+        """A batch of the matching entries above ``after_sequence`` and up to
+        ``through_sequence``, oldest first."""
+        query = (
+            select(EntryRow)
+            .where(
+                EntryRow.sequence > after_sequence,
+                EntryRow.sequence <= through_sequence,
+                *self._matching(where),
+                *visible(visibility),
             )
-            async with self._db.read() as session:
-                rows = (await session.scalars(query)).all()
-            if not rows:
-                return
-            for row in rows:
-                yield entry_of(row)
-            last = rows[-1].sequence
+            .order_by(EntryRow.sequence)
+            .limit(_READ_BATCH)
+        )
+        return [entry_of(row) for row in (await session.scalars(query)).all()]
 
-    async def verify(self, start_sequence: int = 0, end_sequence: int = 0) -> Verification:
-        """Walk the chain from ``start_sequence`` to ``end_sequence`` (0: the head).
+    async def verify(
+        self, session: AsyncSession, start_sequence: int, end_sequence: int
+    ) -> Verification:
+        """Walk the chain from ``start_sequence`` to ``end_sequence`` (0: the head), in one
+        snapshot: call first thing in a read session.
 
         The walk starts from the pruning anchor when ``start_sequence`` is at or below
         it, otherwise from the entry before ``start_sequence``.
         """
-        async with self._db.read() as session:
-            if self._db.dialect == "postgresql":
-                # One snapshot for the whole walk (SQLite's WAL reads already have one).
-                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            chain = await session.get(ChainRow, CHAIN_ROW_ID)
-            if chain is None or start_sequence > chain.head_sequence:
-                return Verification(entries_checked=0, head_hash="")
-            end = chain.head_sequence if end_sequence <= 0 else end_sequence
-            walker = await _start_walk(session, chain, start_sequence)
-            if walker.broken is None:
-                await _walk(session, walker, end)
-            if walker.broken is None and end >= chain.head_sequence:
-                walker.end(chain.head_sequence, chain.head_hash)
+        if self._dialect == "postgresql":
+            # One snapshot for the whole walk (SQLite's WAL reads already have one).
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        chain = await session.get(ChainRow, CHAIN_ROW_ID)
+        if chain is None or start_sequence > chain.head_sequence:
+            return Verification(entries_checked=0, head_hash="")
+        end = chain.head_sequence if end_sequence <= 0 else end_sequence
+        walker = await _start_walk(session, chain, start_sequence)
+        if walker.broken is None:
+            await _walk(session, walker, end)
+        if walker.broken is None and end >= chain.head_sequence:
+            walker.end(chain.head_sequence, chain.head_hash)
         return walker.result()
 
-    async def prune(self, cutoff: dt.datetime) -> PruneResult:
-        """Remove the entries recorded before ``cutoff``, keeping the rest verifiable.
+    async def anchor(self, session: AsyncSession) -> PruneResult:
+        """Where the chain starts now: the sequence and hash of the newest entry pruning
+        removed (0 and "" before any), as a pass that removed nothing."""
+        chain = await session.get(ChainRow, CHAIN_ROW_ID)
+        if chain is None:
+            return PruneResult(0, 0, "")
+        return PruneResult(0, chain.anchor_sequence, chain.anchor_hash)
 
-        Only an intact prefix is removed: when the chain is broken in the range, pruning
-        stops before the break, so retention never erases the evidence of tampering.
+    async def last_recorded_before(self, session: AsyncSession, cutoff: dt.datetime) -> int:
+        """The sequence of the newest entry recorded before ``cutoff``; 0 for none."""
+        query = select(func.max(EntryRow.sequence)).where(EntryRow.record_time < naive_utc(cutoff))
+        return await session.scalar(query) or 0
+
+    async def prune_batch(
+        self, session: AsyncSession, through_sequence: int, batch: int
+    ) -> tuple[PruneResult, bool]:
+        """Remove up to ``batch`` entries of the chain's prefix through ``through_sequence``
+        and move the anchor to the last one removed.
+
+        Returns:
+            The anchor after the batch (``removed`` counting this batch) and whether more
+            remain to remove.
         """
-        async with self._db.read() as session:
-            chain = await session.get(ChainRow, CHAIN_ROW_ID)
-            through = await session.scalar(
-                select(func.max(EntryRow.sequence)).where(EntryRow.record_time < naive(cutoff))
+        chain = await _lock_chain(session)
+        end = min(through_sequence, chain.anchor_sequence + batch)
+        if end <= chain.anchor_sequence:
+            return PruneResult(0, chain.anchor_sequence, chain.anchor_hash), False
+        anchor_hash = await session.scalar(select(EntryRow.hash).where(EntryRow.sequence == end))
+        if anchor_hash is None:  # removed by a concurrent pruner
+            return PruneResult(0, chain.anchor_sequence, chain.anchor_hash), False
+        await session.execute(sql_delete(EntryRow).where(EntryRow.sequence <= end))
+        removed = end - chain.anchor_sequence
+        chain.anchor_sequence = end
+        chain.anchor_hash = anchor_hash
+        return PruneResult(removed, end, anchor_hash), end < through_sequence
+
+    def _matching(self, where: EntryFilter) -> list[ColumnElement[bool]]:
+        """The conditions of every criterion of ``where`` that is set."""
+        conditions: list[ColumnElement[bool]] = []
+        if where.user_id:
+            conditions.append(EntryRow.actor_id == where.user_id)
+        if where.actor_type is not ActorType.UNSPECIFIED:
+            conditions.append(EntryRow.actor_type == where.actor_type.value)
+        if where.action:
+            conditions.append(action_glob(where.action, self._dialect))
+        if where.resource:
+            conditions.append(EntryRow.resource == where.resource)
+        if where.outcome is not Outcome.UNSPECIFIED:
+            conditions.append(EntryRow.outcome == where.outcome.value)
+        if where.start_time is not None:
+            conditions.append(EntryRow.occur_time >= naive_utc(where.start_time))
+        if where.end_time is not None:
+            conditions.append(EntryRow.occur_time < naive_utc(where.end_time))
+        return conditions
+
+
+def action_glob(pattern: str, dialect: str) -> ColumnElement[bool]:
+    """``action`` matches ``pattern``, where ``*`` is any run; case-sensitive everywhere."""
+    if "*" not in pattern:
+        return EntryRow.action == pattern
+    if dialect == "sqlite":
+        # SQLite's LIKE ignores case; GLOB does not. Escape GLOB's other specials.
+        escaped = "".join(f"[{c}]" if c in "?[" else c for c in pattern)
+        return EntryRow.action.op("GLOB")(escaped)
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return EntryRow.action.like(escaped.replace("*", "%"), escape="\\")
+
+
+def visible(visibility: Visibility) -> list[ColumnElement[bool]]:
+    """The condition for entries the reader may see (none for an admin)."""
+    if visibility.everything:
+        return []
+    allowed: list[ColumnElement[bool]] = []
+    if visibility.actor is not None:
+        allowed.append(
+            and_(
+                EntryRow.actor_type == visibility.actor.type.value,
+                EntryRow.actor_id == visibility.actor.id,
             )
-        if chain is None or through is None or through <= chain.anchor_sequence:
-            return _unchanged(chain)
-        check = await self.verify(chain.anchor_sequence + 1, through)
-        if check.broken is not None:
-            log.error(
-                "the audit chain is broken; pruning stops before the break",
-                extra={"sequence": check.broken.sequence, "reason": check.broken.message},
-            )
-            through = check.broken.sequence - 1
-        removed = 0
-        while True:
-            async with self._db.transaction() as session:
-                chain = await _lock_chain(session)
-                end = min(through, chain.anchor_sequence + self._prune_batch)
-                if end <= chain.anchor_sequence:
-                    return PruneResult(removed, chain.anchor_sequence, chain.anchor_hash)
-                anchor_hash = await session.scalar(
-                    select(EntryRow.hash).where(EntryRow.sequence == end)
-                )
-                if anchor_hash is None:  # removed by a concurrent pruner
-                    return PruneResult(removed, chain.anchor_sequence, chain.anchor_hash)
-                await session.execute(sql_delete(EntryRow).where(EntryRow.sequence <= end))
-                removed += end - chain.anchor_sequence
-                chain.anchor_sequence = end
-                chain.anchor_hash = anchor_hash
+        )
+    if visibility.resources:
+        allowed.append(EntryRow.resource.in_(visibility.resources))
+    return [or_(*allowed)] if allowed else [false()]
 
 
 @dataclass
@@ -308,7 +320,7 @@ async def _lock_chain(session: AsyncSession) -> ChainRow:
     )
     chain = await session.scalar(query)
     if chain is None:
-        raise RuntimeError("the audit chain row is missing: AuditStore.start() was not called")
+        raise RuntimeError("the audit chain row is missing: AuditLog.start() was not called")
     return chain
 
 
@@ -344,7 +356,7 @@ async def _walk(session: AsyncSession, walker: ChainWalker, end: int) -> None:
             .order_by(EntryRow.sequence)
             .limit(_READ_BATCH)
         )
-        rows = (await session.scalars(query)).all()
+        rows: Sequence[EntryRow] = (await session.scalars(query)).all()
         if not rows:
             return
         for row in rows:
@@ -357,9 +369,3 @@ async def _walk(session: AsyncSession, walker: ChainWalker, end: int) -> None:
                 return
         last = rows[-1].sequence
         session.expunge_all()
-
-
-def _unchanged(chain: ChainRow | None) -> PruneResult:
-    if chain is None:
-        return PruneResult(0, 0, "")
-    return PruneResult(0, chain.anchor_sequence, chain.anchor_hash)

@@ -1,11 +1,13 @@
-"""The audit plugin's tables and the conversion between their rows and domain entries.
+"""The audit plugin's tables, the migrations that make them, and how a row reads as an
+entry.
 
 ``audit_entries`` holds the chain; ``audit_chain`` holds one row: the head (sequence and
 hash of the newest entry) and the pruning anchor (sequence and hash of the newest entry
 that retention removed). Appending locks that row, which gives entries a total order on
 every database, and the head lets verify notice entries removed from the end.
 
-Times are stored as naive UTC; details as the canonical JSON the hash covers.
+Times are stored as naive UTC (:func:`meshkit.db.naive_utc`); details as the canonical
+JSON the hash covers.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TypeVar
 from sqlalchemy import BigInteger, DateTime, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from meshkit.db import aware_utc, naive_utc
 from meshkit.migrations import Migrations
 from services.audit.chain import canonical_json
 from services.audit.model import Actor, ActorType, Entry, JsonValue, Outcome
@@ -30,13 +33,12 @@ __all__ = [
     "MalformedRow",
     "entry_of",
     "metadata",
-    "naive",
     "row_of",
 ]
 
 metadata = MetaData()
 
-#: The revisions that make the tables, applied at start.
+#: The revisions that make the tables, applied at start (:meth:`meshkit.db.Database.attach`).
 MIGRATIONS = Migrations(Path(__file__).parent / "migrations", "alembic_version_audit", metadata)
 
 CHAIN_ROW_ID = 1
@@ -89,22 +91,13 @@ class ChainRow(_Base):
     anchor_hash: Mapped[str] = mapped_column(String(64))
 
 
-def naive(time: dt.datetime) -> dt.datetime:
-    """``time`` as the naive UTC datetime the tables store."""
-    return time.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def _aware(time: dt.datetime) -> dt.datetime:
-    return time.replace(tzinfo=dt.UTC)
-
-
 def row_of(entry: Entry) -> EntryRow:
     """The row that stores ``entry``."""
     return EntryRow(
         sequence=entry.sequence,
         entry_id=entry.entry_id,
-        occur_time=naive(entry.occur_time),
-        record_time=naive(entry.record_time),
+        occur_time=naive_utc(entry.occur_time),
+        record_time=naive_utc(entry.record_time),
         actor_type=entry.actor.type.value,
         actor_id=entry.actor.id,
         actor_display_name=entry.actor.display_name,
@@ -149,8 +142,8 @@ def entry_of(row: EntryRow, *, strict: bool = False) -> Entry:
     return Entry(
         sequence=row.sequence,
         entry_id=row.entry_id,
-        occur_time=_aware(row.occur_time),
-        record_time=_aware(row.record_time),
+        occur_time=aware_utc(row.occur_time),
+        record_time=aware_utc(row.record_time),
         actor=Actor(type=actor_type, id=row.actor_id, display_name=row.actor_display_name),
         action=row.action,
         resource=row.resource,

@@ -1,94 +1,20 @@
 """Entry point of the machine-users plugin: ``python -m services.machineusers`` or
-``plugmesh serve machine-users``.
-
-:func:`build` wires the parts: the database, the event bus (the outbox relay that
-publishes ``machine_user.*``), the servicer and the gRPC server. Start-up order: the
-plugin's tables, then the bus, then serving and registration. On SIGTERM: NOT_SERVING,
-deregister, in-flight calls finish within the grace period, the bus drains and closes,
-the database closes.
-"""
+``plugmesh serve machine-users``."""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
-from meshkit.config import ConfigError
-from meshkit.db import Database
-from meshkit.events import EventBus
-from meshkit.identity import signing_key
-from meshkit.server import PluginServer, Servicer, run
-from plugmesh.machineusers.v1 import machineusers_pb2, machineusers_pb2_grpc
-from services.machineusers.access import Access
+from meshkit.server import run_from_env
+from services.machineusers.app import build
 from services.machineusers.config import SERVICE_NAME, MachineUsersConfig
-from services.machineusers.core import MachineUsers
-from services.machineusers.events import OutboxSink
-from services.machineusers.model import Clock, utcnow
-from services.machineusers.service import MachineUserServicer
-from services.machineusers.store import MIGRATIONS
-
-__all__ = ["MachineUsersPlugin", "build", "main"]
-
-
-@dataclass(frozen=True)
-class MachineUsersPlugin:
-    """The wired plugin; ``server`` owns the lifecycle of the others."""
-
-    server: PluginServer
-    database: Database
-    bus: EventBus
-    machine_users: MachineUsers
-
-
-def build(
-    config: MachineUsersConfig, *, register: bool = True, clock: Clock = utcnow
-) -> MachineUsersPlugin:
-    """Wire the plugin from ``config``; ``server.start()`` starts it, ``server.stop()``
-    stops it all."""
-    database = Database(config.database_url)
-    bus = EventBus(
-        SERVICE_NAME,
-        database=database,
-        nats_url=config.mesh.nats_url,
-        settings=config.events,
-        grace_seconds=config.mesh.shutdown_grace_seconds,
-    )
-    machine_users = MachineUsers(
-        database,
-        OutboxSink(bus),
-        max_lifetime=config.max_lifetime,
-        last_used_interval=config.last_used_interval,
-        clock=clock,
-    )
-    servicer = Servicer.of(
-        machineusers_pb2,
-        "MachineUserService",
-        machineusers_pb2_grpc.add_MachineUserServiceServicer_to_server,
-        MachineUserServicer(machine_users, Access(signing_key(config.mesh.registration_secret))),
-    )
-    server = PluginServer(
-        SERVICE_NAME, [servicer], address=config.address, config=config.mesh, register=register
-    )
-
-    async def create_tables() -> None:
-        await database.upgrade(MIGRATIONS)
-
-    server.add_startup(create_tables)
-    server.add_closer(database.close)  # closers run newest first: the bus, then this
-    bus.attach(server)
-    return MachineUsersPlugin(
-        server=server, database=database, bus=bus, machine_users=machine_users
-    )
 
 
 def main() -> int:
     """Run the machine-users plugin until SIGTERM or SIGINT."""
-    try:
-        config = MachineUsersConfig.from_env()
-    except ConfigError as exc:
-        print(f"machine-users: {exc}", file=sys.stderr)
-        return 2
-    return run(build(config).server)
+    return run_from_env(
+        SERVICE_NAME, MachineUsersConfig.from_env, lambda config: build(config).server
+    )
 
 
 if __name__ == "__main__":

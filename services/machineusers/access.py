@@ -3,24 +3,18 @@
 The gateway signs the caller's identity into the call's metadata
 (:mod:`meshkit.identity`); the gateway also decides, from the protos' access options,
 that only admins reach the admin RPCs, and this module checks it again, since a plugin
-can be called without the gateway. An admin is a caller whose identity carries the
-admin flag (an admin machine user, or a person the gateway found to be an admin) or a
-mesh service acting for itself (``plugmesh up``'s bootstrap). ``ValidateToken`` is
-public and needs no identity.
+can be called without the gateway. An admin is a caller whose signed identity carries
+the admin flag (an admin machine user, or a person the gateway found to be an admin) or
+a mesh service acting for itself (``plugmesh up``'s bootstrap); see ARCHITECTURE.md,
+"Authorization". ``ValidateToken`` is public and needs no identity.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import grpc
-
-from meshkit.errors import PermissionDenied, Unauthenticated
-from meshkit.identity import Identity, PrincipalKind, from_metadata
+from meshkit.grpc_types import Context
+from meshkit.identity import Identity, caller, require_admin
 
 __all__ = ["Access"]
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class Access:
@@ -40,13 +34,4 @@ class Access:
             Unauthenticated: The caller is anonymous or its identity is forged.
             PermissionDenied: The caller is not an admin.
         """
-        identity = from_metadata(context.invocation_metadata(), self._key)
-        if identity is None:
-            raise Unauthenticated(
-                f"{rpc} needs an authenticated caller", reason="AUTHENTICATION_REQUIRED"
-            )
-        if not (identity.admin or identity.kind is PrincipalKind.SERVICE):
-            raise PermissionDenied(
-                f"{rpc} is for admins only", reason="ADMIN_REQUIRED", metadata={"rpc": rpc}
-            )
-        return identity
+        return require_admin(caller(context, self._key, rpc), rpc, services=True)

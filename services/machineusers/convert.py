@@ -1,8 +1,8 @@
 """Translation between ``plugmesh.machineusers.v1`` messages and the domain, with validation.
 
-Only the service and events modules use it. Permissions and roles are translated as the
-users plugin does (:mod:`services.users.convert`), so the rule grammar and its error
-messages are the same for people and machines. Errors name the field as the caller
+Only the service and events modules use it. Permissions and roles translate as the
+toolkit's permission model does (:mod:`meshkit.permissions.convert`), so the rule grammar
+and its error messages are the same for people and machines. Errors name the field as the caller
 spelled it, for example ``machine_user.permissions.rules[2].pattern``.
 """
 
@@ -13,8 +13,14 @@ import re
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from meshkit.identity import Identity, PrincipalKind
-from plugmesh.events.v1 import event_pb2
+from meshkit.errors import invalid_field
+from meshkit.permissions import Policy
+from meshkit.permissions.convert import (
+    policy_from_proto,
+    policy_to_proto,
+    role_from_proto,
+    role_to_proto,
+)
 from plugmesh.machineusers.v1 import machineusers_pb2
 from services.machineusers.model import (
     MAX_DESCRIPTION_LENGTH,
@@ -24,19 +30,9 @@ from services.machineusers.model import (
     NewMachineUser,
     Validation,
 )
-from services.users.convert import (
-    invalid,
-    policy_from_proto,
-    policy_to_proto,
-    role_from_proto,
-    role_to_proto,
-)
-from services.users.permissions import Policy
 
 __all__ = [
-    "actor_to_proto",
     "duration",
-    "invalid",
     "machine_user_to_proto",
     "new_machine_user",
     "timestamp",
@@ -48,11 +44,6 @@ _REASONS = {
     InvalidReason.MALFORMED: machineusers_pb2.INVALID_REASON_MALFORMED,
     InvalidReason.UNKNOWN: machineusers_pb2.INVALID_REASON_UNKNOWN,
     InvalidReason.EXPIRED: machineusers_pb2.INVALID_REASON_EXPIRED,
-}
-_ACTORS = {
-    PrincipalKind.USER: event_pb2.ACTOR_TYPE_USER,
-    PrincipalKind.MACHINE: event_pb2.ACTOR_TYPE_MACHINE,
-    PrincipalKind.SERVICE: event_pb2.ACTOR_TYPE_SERVICE,
 }
 
 
@@ -96,13 +87,6 @@ def validation_to_proto(validation: Validation) -> machineusers_pb2.ValidateToke
     return response
 
 
-def actor_to_proto(identity: Identity) -> event_pb2.Actor:
-    """The ``Actor`` events carry for the caller ``identity``."""
-    return event_pb2.Actor(
-        type=_ACTORS[identity.kind], id=identity.subject, display_name=identity.email
-    )
-
-
 def timestamp(time: dt.datetime) -> timestamp_pb2.Timestamp:
     """``time`` as a Timestamp."""
     stamp = timestamp_pb2.Timestamp()
@@ -121,15 +105,15 @@ def new_machine_user(message: machineusers_pb2.MachineUser, field: str) -> NewMa
     """
     name = message.name.strip()
     if not name:
-        raise invalid(f"{field}.name", "is required")
+        raise invalid_field(f"{field}.name", "is required")
     if len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name):
-        raise invalid(
+        raise invalid_field(
             f"{field}.name",
             f"must be 1 to {MAX_NAME_LENGTH} letters, digits, '.', '_' or '-', "
             "starting with a letter or digit",
         )
     if len(message.description) > MAX_DESCRIPTION_LENGTH:
-        raise invalid(
+        raise invalid_field(
             f"{field}.description", f"must be at most {MAX_DESCRIPTION_LENGTH} characters"
         )
     expire_time: dt.datetime | None = None
@@ -139,7 +123,7 @@ def new_machine_user(message: machineusers_pb2.MachineUser, field: str) -> NewMa
         try:
             expire_time = message.expire_time.ToDatetime(tzinfo=dt.UTC)
         except (OverflowError, ValueError):
-            raise invalid(f"{field}.expire_time", "is out of range") from None
+            raise invalid_field(f"{field}.expire_time", "is out of range") from None
     elif which == "ttl":
         ttl = duration(message.ttl, f"{field}.ttl")
     return NewMachineUser(
@@ -163,8 +147,8 @@ def duration(message: duration_pb2.Duration, field: str) -> dt.timedelta:
         InvalidArgument: It is not a valid, positive duration.
     """
     if message.seconds < 0 or message.nanos < 0 or (message.seconds == 0 and message.nanos == 0):
-        raise invalid(field, "must be a positive duration")
+        raise invalid_field(field, "must be a positive duration")
     try:
         return message.ToTimedelta()
     except (OverflowError, ValueError):
-        raise invalid(field, "is out of range") from None
+        raise invalid_field(field, "is out of range") from None

@@ -21,19 +21,18 @@ from typing import Protocol
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meshkit.clock import SYSTEM_CLOCK, Clock
 from meshkit.db import Database
-from meshkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from meshkit.errors import AlreadyExists, FailedPrecondition, NotFound, invalid_field
 from meshkit.identity import Identity
 from services.machineusers import tokens
 from services.machineusers.model import (
-    Clock,
     InvalidReason,
     MachineUser,
     NewMachineUser,
     Rotation,
     TokenInfo,
     Validation,
-    utcnow,
 )
 from services.machineusers.store import MachineUserStore
 
@@ -69,7 +68,7 @@ class MachineUsers:
         sink: Where the events of changes go.
         max_lifetime: Longest lifetime of a machine user; None for no limit.
         last_used_interval: Least time between two writes of a last-used time.
-        clock: Now, in UTC.
+        clock: Tells the time.
         store: The SQL behind it.
     """
 
@@ -80,7 +79,7 @@ class MachineUsers:
         *,
         max_lifetime: dt.timedelta | None,
         last_used_interval: dt.timedelta,
-        clock: Clock = utcnow,
+        clock: Clock = SYSTEM_CLOCK,
         store: MachineUserStore | None = None,
     ) -> None:
         self._db = database
@@ -123,7 +122,7 @@ class MachineUsers:
             InvalidArgument: The expiry is in the past or beyond the maximum lifetime.
             AlreadyExists: The name is taken.
         """
-        now = self._clock()
+        now = self._clock.now()
         issued = tokens.issue()
         draft = MachineUser(
             machine_user_id=str(uuid.uuid4()),
@@ -178,7 +177,7 @@ class MachineUsers:
             NotFound: There is no such machine user.
             FailedPrecondition: It has expired.
         """
-        now = self._clock()
+        now = self._clock.now()
         issued = tokens.issue()
         previous_expire_time = now + grace if grace else now
         async with self._db.transaction() as session:
@@ -215,7 +214,7 @@ class MachineUsers:
                 found = candidate
         if found is None:
             return Validation(reason=InvalidReason.UNKNOWN)
-        now = self._clock()
+        now = self._clock.now()
         user = found.machine_user
         if user.expired(now) or (found.expire_time is not None and found.expire_time <= now):
             return Validation(reason=InvalidReason.EXPIRED)
@@ -248,23 +247,19 @@ class MachineUsers:
         if new.expire_time is not None:
             field, expire_time = "machine_user.expire_time", new.expire_time
             if expire_time <= now:
-                raise _invalid(field, "must be in the future")
+                raise invalid_field(field, "must be in the future")
         elif new.ttl is not None:
             field = "machine_user.ttl"
             try:
                 expire_time = now + new.ttl
             except OverflowError:  # a valid Duration (up to 10,000 years) past year 9999
-                raise _invalid(field, "is out of range") from None
+                raise invalid_field(field, "is out of range") from None
         else:
             return None if limit is None else now + limit
         if limit is not None and expire_time - now > limit:
             seconds = int(limit.total_seconds())
-            raise _invalid(field, f"is beyond the maximum lifetime of {seconds} seconds")
+            raise invalid_field(field, f"is beyond the maximum lifetime of {seconds} seconds")
         return expire_time
-
-
-def _invalid(field: str, message: str) -> InvalidArgument:
-    return InvalidArgument(f"{field} {message}", reason="INVALID_FIELD", metadata={"field": field})
 
 
 def _not_found(machine_user_id: str) -> NotFound:

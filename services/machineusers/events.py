@@ -11,31 +11,20 @@ token caches drop a machine user's entries on ``machine_user.deleted`` and
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol
 
-from google.protobuf import message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from meshkit.identity import Identity
-from plugmesh.events.v1 import event_pb2, machine_user_events_pb2
-from services.machineusers.convert import actor_to_proto, machine_user_to_proto, timestamp
+from meshkit.events.bus import Publisher
+from meshkit.identity import Identity, event_actor
+from plugmesh.events.v1 import machine_user_events_pb2
+from services.machineusers.convert import machine_user_to_proto, timestamp
 from services.machineusers.model import MachineUser
 
-__all__ = ["CREATED", "DELETED", "TOKEN_ROTATED", "OutboxSink", "Publisher", "subject_of"]
+__all__ = ["CREATED", "DELETED", "TOKEN_ROTATED", "OutboxSink", "subject_of"]
 
 CREATED = "machine_user.created"
 DELETED = "machine_user.deleted"
 TOKEN_ROTATED = "machine_user.token_rotated"
-
-
-class Publisher(Protocol):
-    """Writes an event to the outbox of a transaction (:meth:`meshkit.events.EventBus.publish`)."""
-
-    def publish(
-        self, session: AsyncSession, payload: message.Message, *, subject: str = ""
-    ) -> event_pb2.Event:
-        """Publish ``payload`` about ``subject`` when ``session`` commits."""
-        ...
 
 
 def subject_of(machine_user_id: str) -> str:
@@ -53,14 +42,14 @@ class OutboxSink:
     def created(self, session: AsyncSession, actor: Identity, user: MachineUser) -> None:
         """Publish ``machine_user.created``."""
         payload = machine_user_events_pb2.MachineUserCreated(
-            actor=actor_to_proto(actor), machine_user=machine_user_to_proto(user)
+            actor=event_actor(actor), machine_user=machine_user_to_proto(user)
         )
         self._publisher.publish(session, payload, subject=subject_of(user.machine_user_id))
 
     def deleted(self, session: AsyncSession, actor: Identity, user: MachineUser) -> None:
         """Publish ``machine_user.deleted`` with the machine user's last state."""
         payload = machine_user_events_pb2.MachineUserDeleted(
-            actor=actor_to_proto(actor), machine_user=machine_user_to_proto(user)
+            actor=event_actor(actor), machine_user=machine_user_to_proto(user)
         )
         self._publisher.publish(session, payload, subject=subject_of(user.machine_user_id))
 
@@ -73,7 +62,7 @@ class OutboxSink:
     ) -> None:
         """Publish ``machine_user.token_rotated`` with when the previous token stops."""
         payload = machine_user_events_pb2.MachineUserTokenRotated(
-            actor=actor_to_proto(actor),
+            actor=event_actor(actor),
             machine_user=machine_user_to_proto(user),
             previous_token_expire_time=timestamp(previous_token_expire_time),
         )

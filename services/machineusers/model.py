@@ -2,48 +2,34 @@
 
 Nothing here knows protobuf or SQL: :mod:`services.machineusers.convert` translates to
 and from the wire, :mod:`services.machineusers.store` to and from rows. Permissions and
-roles are the users plugin's (:mod:`services.users.permissions`,
-:class:`services.users.model.Role`): a machine user is governed by the same rules as a
-person.
+roles are the toolkit's permission model (:mod:`meshkit.permissions`): a machine user is
+governed by the same rules as a person.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from meshkit.identity import Identity
-from services.users.model import Role
-from services.users.permissions import Policy
+from meshkit.permissions import Policy, Role
 
 __all__ = [
     "MAX_DESCRIPTION_LENGTH",
     "MAX_GRACE",
     "MAX_NAME_LENGTH",
-    "Clock",
     "InvalidReason",
     "MachineUser",
     "NewMachineUser",
     "Rotation",
     "TokenInfo",
     "Validation",
-    "utcnow",
 ]
 
 MAX_NAME_LENGTH = 128
 MAX_DESCRIPTION_LENGTH = 1024
 #: Longest grace period of a rotation (the contract's "at most 7 days").
 MAX_GRACE = dt.timedelta(days=7)
-
-#: Returns now, aware, in UTC; tests pass one they control.
-Clock = Callable[[], dt.datetime]
-
-
-def utcnow() -> dt.datetime:
-    """Now in UTC, aware."""
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -142,8 +128,3 @@ class Validation:
     def valid(self) -> bool:
         """Whether the token authenticates a machine user."""
         return self.machine_user is not None
-
-
-def actor_id(identity: Identity) -> str:
-    """The id recorded as a machine user's creator."""
-    return identity.subject

@@ -10,26 +10,22 @@ server's interceptor turns them into ``google.rpc.Status``.
 
 from __future__ import annotations
 
-from typing import Any
-
-import grpc
-
+from meshkit.errors import invalid_field
+from meshkit.grpc_types import Context
+from meshkit.paging import decode_page_token, encode_page_token, page_size
 from plugmesh.machineusers.v1 import machineusers_pb2, machineusers_pb2_grpc
 from services.machineusers.access import Access
 from services.machineusers.convert import (
     duration,
-    invalid,
     machine_user_to_proto,
     new_machine_user,
     validation_to_proto,
 )
 from services.machineusers.core import MachineUsers
 from services.machineusers.model import MAX_GRACE
-from services.machineusers.paging import decode_token, encode_token, page_size
 
 __all__ = ["MachineUserServicer"]
 
-Context = grpc.aio.ServicerContext[Any, Any]
 
 _MAX_ID_LENGTH = 64
 
@@ -47,7 +43,7 @@ class MachineUserServicer(machineusers_pb2_grpc.MachineUserServiceServicer):
         """Create a machine user; the response carries its token, the only time it is shown."""
         actor = self._access.admin(context, "CreateMachineUser")
         if not request.HasField("machine_user"):
-            raise invalid("machine_user", "is required")
+            raise invalid_field("machine_user", "is required")
         new = new_machine_user(request.machine_user, "machine_user")
         user, token = await self._machine_users.create(actor, new)
         return machineusers_pb2.CreateMachineUserResponse(
@@ -68,13 +64,13 @@ class MachineUserServicer(machineusers_pb2_grpc.MachineUserServiceServicer):
         """List machine users newest first, a page at a time, without any secret."""
         self._access.admin(context, "ListMachineUsers")
         size = page_size(request.page_size)
-        before = decode_token(request.page_token)
+        before = decode_page_token(request.page_token)
         users, more = await self._machine_users.page(before_seq=before, limit=size)
         response = machineusers_pb2.ListMachineUsersResponse(
             machine_users=[machine_user_to_proto(user) for user in users]
         )
         if more and users:
-            response.next_page_token = encode_token(users[-1].seq)
+            response.next_page_token = encode_page_token(users[-1].seq)
         return response
 
     async def DeleteMachineUser(
@@ -98,7 +94,7 @@ class MachineUserServicer(machineusers_pb2_grpc.MachineUserServiceServicer):
         if request.HasField("grace_period") and (period.seconds or period.nanos):
             grace = duration(request.grace_period, "grace_period")
             if grace > MAX_GRACE:
-                raise invalid("grace_period", "must be at most 7 days")
+                raise invalid_field("grace_period", "must be at most 7 days")
         rotation = await self._machine_users.rotate(actor, machine_user_id, grace=grace)
         return machineusers_pb2.RotateMachineUserTokenResponse(
             machine_user=machine_user_to_proto(rotation.machine_user), token=rotation.token
@@ -113,7 +109,7 @@ class MachineUserServicer(machineusers_pb2_grpc.MachineUserServiceServicer):
 
 def _valid_id(value: str) -> str:
     if not value:
-        raise invalid("machine_user_id", "is required")
+        raise invalid_field("machine_user_id", "is required")
     if len(value) > _MAX_ID_LENGTH or not value.isprintable() or "/" in value:
-        raise invalid("machine_user_id", "is not a machine user id")
+        raise invalid_field("machine_user_id", "is not a machine user id")
     return value

@@ -1,9 +1,8 @@
-"""Machine users and their token hashes in the plugin's own database.
+"""Machine users and their token hashes in the plugin's own database (the rows of
+:mod:`services.machineusers.tables`).
 
-Two tables: ``machine_users`` (one row per machine user, no secret) and
-``machine_user_tokens`` (the SHA-256 of each token that works: the current one and,
-during a rotation's grace period, the previous one). A token is looked up by its
-display prefix, never by the token itself; the caller compares hashes in constant time.
+A token is looked up by its display prefix, never by the token itself; the caller
+compares hashes in constant time.
 
 Every method works inside a session its caller opened, so a change and the outbox row of
 its event share one transaction. The store speaks domain objects
@@ -15,75 +14,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, cast, overload
+from typing import Any, cast
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer, MetaData, delete, update
+from sqlalchemy import delete, update
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import registry
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import col, select
 
-from meshkit.migrations import Migrations
-from services.machineusers.model import MachineUser, TokenInfo
+from meshkit.db import aware_utc, naive_utc
+from meshkit.permissions import rules_to_json
+from services.machineusers.model import MachineUser
+from services.machineusers.tables import MachineUserRow, TokenRow, machine_user_of
 from services.machineusers.tokens import IssuedToken
-from services.users.model import Role
-from services.users.permissions import Policy, rules_from_json, rules_to_json
 
-__all__ = ["MachineUserRow", "MachineUserStore", "StoredToken", "TokenRow", "metadata"]
-
-
-class _Table(SQLModel, registry=registry()):
-    """Base of the plugin's tables: their own metadata, not sqlmodel's global one."""
-
-
-class MachineUserRow(_Table, table=True):
-    """One machine user. Times are naive UTC; ``rules`` is a JSON list of rule objects."""
-
-    __tablename__ = "machine_users"
-    # AUTOINCREMENT: a sequence number is never reused, so page tokens stay exact.
-    __table_args__ = {"sqlite_autoincrement": True}
-
-    seq: int | None = Field(default=None, primary_key=True)
-    machine_user_id: str = Field(max_length=64, unique=True)
-    name: str = Field(max_length=128, unique=True)
-    description: str = Field(default="", max_length=1024)
-    role: str = Field(max_length=16)
-    admin: bool = False
-    rules: list[dict[str, str]] = Field(sa_column=Column(JSON, nullable=False))
-    expire_time: dt.datetime | None = Field(sa_column=Column(DateTime(), nullable=True))
-    create_time: dt.datetime = Field(sa_column=Column(DateTime(), nullable=False))
-    last_used_time: dt.datetime | None = Field(sa_column=Column(DateTime(), nullable=True))
-    creator_id: str = Field(default="", max_length=256)
-
-
-class TokenRow(_Table, table=True):
-    """A token that works: its hash, never the token. ``expire_time`` is set on a
-    rotated-out token during its grace period."""
-
-    __tablename__ = "machine_user_tokens"
-
-    id: int | None = Field(default=None, primary_key=True)
-    machine_user_seq: int = Field(
-        sa_column=Column(
-            Integer, ForeignKey("machine_users.seq", ondelete="CASCADE"), nullable=False
-        )
-    )
-    prefix: str = Field(max_length=16, index=True)
-    token_hash: str = Field(max_length=64, unique=True)
-    last_four: str = Field(max_length=4)
-    current: bool
-    issue_time: dt.datetime = Field(sa_column=Column(DateTime(), nullable=False))
-    expire_time: dt.datetime | None = Field(sa_column=Column(DateTime(), nullable=True))
-
-
-#: The plugin's tables.
-metadata: MetaData = _Table.metadata
-
-#: The revisions that make them, applied at start.
-MIGRATIONS = Migrations(
-    Path(__file__).parent / "migrations", "alembic_version_machine_users", metadata
-)
+__all__ = ["MachineUserStore", "StoredToken"]
 
 
 @dataclass(frozen=True)
@@ -136,8 +80,8 @@ class MachineUserStore:
             role=user.role.value,
             admin=user.policy.admin,
             rules=rules_to_json(user.policy.rules),
-            expire_time=_naive(user.expire_time),
-            create_time=_naive(user.create_time),
+            expire_time=naive_utc(user.expire_time),
+            create_time=naive_utc(user.create_time),
             last_used_time=None,
             creator_id=user.creator_id,
         )
@@ -173,7 +117,7 @@ class MachineUserStore:
             await session.execute(
                 update(TokenRow)
                 .where(col(TokenRow.machine_user_seq) == user.seq)
-                .values(current=False, expire_time=_naive(previous_expire_time))
+                .values(current=False, expire_time=naive_utc(previous_expire_time))
                 .execution_options(synchronize_session=False)
             )
         await self._add_token(session, user.seq, token, now)
@@ -202,7 +146,7 @@ class MachineUserStore:
             StoredToken(
                 token_hash=token_row.token_hash,
                 current=token_row.current,
-                expire_time=_aware(token_row.expire_time),
+                expire_time=aware_utc(token_row.expire_time),
                 machine_user=user,
             )
             for (token_row, _), user in zip(pairs, users, strict=True)
@@ -212,7 +156,7 @@ class MachineUserStore:
         self, session: AsyncSession, seq: int, now: dt.datetime, interval: dt.timedelta
     ) -> None:
         """Set the last-used time to ``now`` unless it was set less than ``interval`` ago."""
-        when = _naive(now)
+        when = naive_utc(now)
         statement = (
             update(MachineUserRow)
             .where(
@@ -245,7 +189,7 @@ class MachineUserStore:
                 token_hash=token.hash,
                 last_four=token.last_four,
                 current=True,
-                issue_time=_naive(now),
+                issue_time=naive_utc(now),
                 expire_time=None,
             )
         )
@@ -265,51 +209,7 @@ class MachineUserStore:
             query = select(TokenRow).where(col(TokenRow.machine_user_seq).in_(seqs))
             for token in (await session.scalars(query)).all():
                 tokens.setdefault(token.machine_user_seq, []).append(token)
-        return [_machine_user(row, tokens.get(row.seq or 0, [])) for row in rows]
-
-
-def _machine_user(row: MachineUserRow, tokens: Sequence[TokenRow]) -> MachineUser:
-    assert row.seq is not None, "a stored row has its sequence number"
-    current = next((t for t in tokens if t.current), None)
-    previous = next((t for t in tokens if not t.current), None)
-    create_time = _aware_required(row.create_time)
-    info = TokenInfo(
-        prefix=current.prefix if current else "",
-        last_four=current.last_four if current else "",
-        issue_time=_aware_required(current.issue_time) if current else create_time,
-        previous_token_expire_time=_aware(previous.expire_time) if previous else None,
-    )
-    return MachineUser(
-        machine_user_id=row.machine_user_id,
-        name=row.name,
-        description=row.description,
-        role=Role(row.role),
-        policy=Policy(admin=row.admin, rules=rules_from_json(row.rules)),
-        expire_time=_aware(row.expire_time),
-        token=info,
-        create_time=create_time,
-        last_used_time=_aware(row.last_used_time),
-        creator_id=row.creator_id,
-        seq=row.seq,
-    )
-
-
-@overload
-def _naive(time: dt.datetime) -> dt.datetime: ...
-@overload
-def _naive(time: None) -> None: ...
-@overload
-def _naive(time: dt.datetime | None) -> dt.datetime | None: ...
-def _naive(time: dt.datetime | None) -> dt.datetime | None:
-    return None if time is None else time.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def _aware(time: dt.datetime | None) -> dt.datetime | None:
-    return None if time is None else time.replace(tzinfo=dt.UTC)
-
-
-def _aware_required(time: dt.datetime) -> dt.datetime:
-    return time.replace(tzinfo=dt.UTC)
+        return [machine_user_of(row, tokens.get(row.seq or 0, [])) for row in rows]
 
 
 def _rowcount(result: Result[Any]) -> int:

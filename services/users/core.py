@@ -10,8 +10,10 @@ admins are demoted at the same moment (see :mod:`services.users.store` for how).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -19,18 +21,13 @@ from typing import Protocol, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meshkit.clock import SYSTEM_CLOCK, Clock
 from meshkit.db import Database
 from meshkit.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
-from services.users.model import (
-    SERVICE_ACTOR,
-    Actor,
-    NewUser,
-    Role,
-    User,
-    UserChanges,
-)
-from services.users.permissions import DEFAULT_POLICY, Policy
-from services.users.store import UserStore, utcnow
+from meshkit.identity import Identity
+from meshkit.permissions import DEFAULT_POLICY, Decision, Policy, Role, decide
+from services.users.model import SERVICE_ACTOR, NewUser, User, UserChanges
+from services.users.store import UserStore
 
 __all__ = ["ChangeSink", "Login", "Users"]
 
@@ -46,19 +43,19 @@ _ATTEMPTS = 4
 class ChangeSink(Protocol):
     """Records the events of a change in the transaction that makes it (the outbox)."""
 
-    def created(self, session: AsyncSession, actor: Actor, user: User) -> None:
+    def created(self, session: AsyncSession, actor: Identity, user: User) -> None:
         """``user`` was created."""
 
     def updated(
-        self, session: AsyncSession, actor: Actor, user: User, fields: Sequence[str]
+        self, session: AsyncSession, actor: Identity, user: User, fields: Sequence[str]
     ) -> None:
         """``fields`` of ``user`` changed; ``user`` is the new state."""
 
-    def deleted(self, session: AsyncSession, actor: Actor, user: User) -> None:
+    def deleted(self, session: AsyncSession, actor: Identity, user: User) -> None:
         """``user`` was deleted; it is the last state."""
 
     def permissions_updated(
-        self, session: AsyncSession, actor: Actor, user: User, previous: Policy
+        self, session: AsyncSession, actor: Identity, user: User, previous: Policy
     ) -> None:
         """``user``'s permissions were replaced; ``previous`` were the old ones."""
 
@@ -82,12 +79,21 @@ class Users:
     Args:
         database: The plugin's database.
         sink: Where the events of changes go.
+        clock: Tells the time of changes.
         store: The SQL behind it.
     """
 
-    def __init__(self, database: Database, sink: ChangeSink, store: UserStore | None = None):
+    def __init__(
+        self,
+        database: Database,
+        sink: ChangeSink,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        store: UserStore | None = None,
+    ) -> None:
         self._db = database
         self._sink = sink
+        self._clock = clock
         self._store = store or UserStore()
 
     # --- reads ------------------------------------------------------------------------
@@ -108,6 +114,16 @@ class Users:
             raise _not_found(user_id)
         return user
 
+    async def decide(self, user_id: str, server: str, tool: str) -> tuple[Decision, int]:
+        """Whether the user ``user_id`` may call ``tool`` on ``server``, and the revision
+        of the permissions that decided.
+
+        Raises:
+            NotFound: There is no such user.
+        """
+        user = await self.get(user_id)
+        return decide(user.policy, server, tool), user.revision
+
     async def page(
         self, *, role: Role | None, email: str | None, before_seq: int | None, limit: int
     ) -> tuple[Sequence[User], bool]:
@@ -120,12 +136,14 @@ class Users:
 
     # --- writes from the API ----------------------------------------------------------
 
-    async def create(self, actor: Actor, new: NewUser) -> User:
-        """Create a user and publish ``user.created``.
+    async def create(self, actor: Identity, new: NewUser) -> User:
+        """Create a user (with a new id when ``new`` has none) and publish ``user.created``.
 
         Raises:
             AlreadyExists: The id or the email is taken.
         """
+        if not new.user_id:
+            new = dataclasses.replace(new, user_id=str(uuid.uuid4()))
 
         async def create(session: AsyncSession) -> User:
             if await self._store.get(session, new.user_id) is not None:
@@ -135,14 +153,14 @@ class Users:
                     metadata={"user_id": new.user_id},
                 )
             await self._ensure_email_free(session, new.email, new.user_id)
-            user = await self._store.insert(session, new, utcnow())
+            user = await self._store.insert(session, new, self._clock.now())
             self._sink.created(session, actor, user)
             return user
 
         return await self._write(create)
 
     async def update(
-        self, actor: Actor, user_id: str, changes: UserChanges, *, etag: str = ""
+        self, actor: Identity, user_id: str, changes: UserChanges, *, etag: str = ""
     ) -> User:
         """Change fields of a user; publish ``user.updated`` (and
         ``user.permissions.updated`` when the permissions changed).
@@ -165,7 +183,9 @@ class Users:
                 _ensure_not_last_admin(user, admins, "demoted")
             if "email" in fields and changes.email:
                 await self._ensure_email_free(session, changes.email, user_id)
-            updated = await self._store.update(session, user, changes.only(fields), utcnow())
+            updated = await self._store.update(
+                session, user, changes.only(fields), self._clock.now()
+            )
             if updated is None:
                 raise _LostRace(user_id)
             self._sink.updated(session, actor, updated, fields)
@@ -176,7 +196,7 @@ class Users:
         return await self._write(update)
 
     async def set_permissions(
-        self, actor: Actor, user_id: str, policy: Policy, *, etag: str = ""
+        self, actor: Identity, user_id: str, policy: Policy, *, etag: str = ""
     ) -> User:
         """Replace a user's permissions; publish ``user.permissions.updated`` if they changed.
 
@@ -189,7 +209,9 @@ class Users:
             user = await self._current(session, user_id, etag)
             if user.policy == policy:
                 return user
-            updated = await self._store.update(session, user, UserChanges(policy=policy), utcnow())
+            updated = await self._store.update(
+                session, user, UserChanges(policy=policy), self._clock.now()
+            )
             if updated is None:
                 raise _LostRace(user_id)
             self._sink.permissions_updated(session, actor, updated, user.policy)
@@ -198,7 +220,7 @@ class Users:
         return await self._write(replace)
 
     async def delete(
-        self, actor: Actor, user_id: str, *, etag: str = "", allow_missing: bool = False
+        self, actor: Identity, user_id: str, *, etag: str = "", allow_missing: bool = False
     ) -> None:
         """Delete a user and publish ``user.deleted``.
 
@@ -256,7 +278,7 @@ class Users:
             policy=DEFAULT_POLICY,
             last_login_time=login_time,
         )
-        user = await self._store.insert(session, new, utcnow())
+        user = await self._store.insert(session, new, self._clock.now())
         self._sink.created(session, SERVICE_ACTOR, user)
         return user
 

@@ -12,29 +12,26 @@ exists creates nothing (a later login only moves ``last_login_time`` forward).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from google.protobuf import field_mask_pb2, message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meshkit.clock import SYSTEM_CLOCK, Clock
 from meshkit.errors import InvalidArgument
-from meshkit.events import EnvelopeError, EventHandler, ReceivedEvent
-from plugmesh.events.v1 import auth_events_pb2, event_pb2, user_events_pb2
-from services.users.convert import (
-    actor_to_proto,
-    policy_to_proto,
-    user_to_proto,
-    valid_email,
-    valid_user_id,
-)
+from meshkit.events import EnvelopeError, ReceivedEvent
+from meshkit.events.bus import Publisher, Subscriber
+from meshkit.identity import Identity, event_actor
+from meshkit.permissions import Policy
+from meshkit.permissions.convert import policy_to_proto
+from plugmesh.events.v1 import auth_events_pb2, user_events_pb2
+from services.users.convert import user_to_proto, valid_email, valid_user_id
 from services.users.core import Login, Users
-from services.users.model import MAX_DISPLAY_NAME_LENGTH, Actor, User
-from services.users.permissions import Policy
+from services.users.model import MAX_DISPLAY_NAME_LENGTH, User
 
-__all__ = ["AuthHandlers", "OutboxSink", "Publisher", "Subscriber", "subscribe"]
+__all__ = ["AuthHandlers", "OutboxSink", "subscribe"]
 
 log = logging.getLogger(__name__)
 
@@ -44,57 +41,39 @@ LOGIN = "auth.login"
 USER_CREATED = "auth.user.created"
 
 
-class Publisher(Protocol):
-    """Writes an event to the outbox of a transaction (:meth:`meshkit.events.EventBus.publish`)."""
-
-    def publish(
-        self, session: AsyncSession, payload: message.Message, *, subject: str = ""
-    ) -> event_pb2.Event:
-        """Publish ``payload`` about ``subject`` when ``session`` commits."""
-        ...
-
-
-class Subscriber(Protocol):
-    """Subscribes handlers to event types (:meth:`meshkit.events.EventBus.subscribe`)."""
-
-    def subscribe(self, pattern: str, handler: EventHandler) -> str:
-        """Handle events whose type matches ``pattern``."""
-        ...
-
-
 class OutboxSink:
     """Publishes ``user.*`` events via the outbox (a :class:`~services.users.core.ChangeSink`)."""
 
     def __init__(self, publisher: Publisher) -> None:
         self._publisher = publisher
 
-    def created(self, session: AsyncSession, actor: Actor, user: User) -> None:
+    def created(self, session: AsyncSession, actor: Identity, user: User) -> None:
         """Publish ``user.created``."""
-        payload = user_events_pb2.UserCreated(actor=actor_to_proto(actor), user=user_to_proto(user))
+        payload = user_events_pb2.UserCreated(actor=event_actor(actor), user=user_to_proto(user))
         self._publisher.publish(session, payload, subject=_subject(user.user_id))
 
     def updated(
-        self, session: AsyncSession, actor: Actor, user: User, fields: Sequence[str]
+        self, session: AsyncSession, actor: Identity, user: User, fields: Sequence[str]
     ) -> None:
         """Publish ``user.updated`` naming the fields that changed."""
         payload = user_events_pb2.UserUpdated(
-            actor=actor_to_proto(actor),
+            actor=event_actor(actor),
             user=user_to_proto(user),
             update_mask=field_mask_pb2.FieldMask(paths=list(fields)),
         )
         self._publisher.publish(session, payload, subject=_subject(user.user_id))
 
-    def deleted(self, session: AsyncSession, actor: Actor, user: User) -> None:
+    def deleted(self, session: AsyncSession, actor: Identity, user: User) -> None:
         """Publish ``user.deleted`` with the user's last state."""
-        payload = user_events_pb2.UserDeleted(actor=actor_to_proto(actor), user=user_to_proto(user))
+        payload = user_events_pb2.UserDeleted(actor=event_actor(actor), user=user_to_proto(user))
         self._publisher.publish(session, payload, subject=_subject(user.user_id))
 
     def permissions_updated(
-        self, session: AsyncSession, actor: Actor, user: User, previous: Policy
+        self, session: AsyncSession, actor: Identity, user: User, previous: Policy
     ) -> None:
         """Publish ``user.permissions.updated`` with the old and the new permissions."""
         payload = user_events_pb2.UserPermissionsUpdated(
-            actor=actor_to_proto(actor),
+            actor=event_actor(actor),
             user_id=user.user_id,
             permissions=policy_to_proto(user.policy),
             previous_permissions=policy_to_proto(previous),
@@ -104,17 +83,24 @@ class OutboxSink:
 
 
 class AuthHandlers:
-    """Handlers of the ``auth.*`` events the plugin consumes."""
+    """Handlers of the ``auth.*`` events the plugin consumes.
 
-    def __init__(self, users: Users) -> None:
+    Args:
+        users: The core they provision users in.
+        clock: The time of a login whose event carries none.
+    """
+
+    def __init__(self, users: Users, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._users = users
+        self._clock = clock
 
     async def on_login(self, event: ReceivedEvent, session: AsyncSession) -> None:
         """``auth.login``: make sure the user exists; record when they logged in."""
         payload = _expect(event, auth_events_pb2.AuthLogin)
         login = _login(event, payload.user_id, payload.email, payload.display_name)
         if login is not None:
-            await self._users.provision(session, login, login_time=_time_of(event))
+            login_time = event.time if event.envelope.HasField("time") else self._clock.now()
+            await self._users.provision(session, login, login_time=login_time)
 
     async def on_user_created(self, event: ReceivedEvent, session: AsyncSession) -> None:
         """``auth.user.created``: make sure the user exists."""
@@ -124,9 +110,9 @@ class AuthHandlers:
             await self._users.provision(session, login, login_time=None)
 
 
-def subscribe(bus: Subscriber, users: Users) -> None:
+def subscribe(bus: Subscriber, users: Users, *, clock: Clock = SYSTEM_CLOCK) -> None:
     """Subscribe the plugin's handlers to ``bus`` (before it starts)."""
-    handlers = AuthHandlers(users)
+    handlers = AuthHandlers(users, clock=clock)
     bus.subscribe(LOGIN, handlers.on_login)
     bus.subscribe(USER_CREATED, handlers.on_user_created)
 
@@ -161,7 +147,3 @@ def _login(event: ReceivedEvent, user_id: str, email: str, display_name: str) ->
     except InvalidArgument:
         email = ""
     return Login(user_id=user_id, email=email, display_name=display_name[:MAX_DISPLAY_NAME_LENGTH])
-
-
-def _time_of(event: ReceivedEvent) -> dt.datetime:
-    return event.time if event.envelope.HasField("time") else dt.datetime.now(dt.UTC)

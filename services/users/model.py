@@ -1,27 +1,26 @@
-"""The users plugin's domain: users, their roles, who acts, and what a change is.
+"""The users plugin's domain: users and what a change is.
 
-Nothing here knows protobuf or SQL: :mod:`services.users.convert` translates to and from
-the wire, :mod:`services.users.store` to and from rows.
+A user's role and permissions are the toolkit's permission model
+(:mod:`meshkit.permissions`), which machine users share. Nothing here knows protobuf or
+SQL: :mod:`services.users.convert` translates to and from the wire,
+:mod:`services.users.store` to and from rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import hashlib
 from dataclasses import dataclass, field
 
-from services.users.permissions import Policy
+from meshkit.identity import Identity, PrincipalKind
+from meshkit.permissions import Policy, Role
 
 __all__ = [
     "MAX_DISPLAY_NAME_LENGTH",
     "MAX_EMAIL_LENGTH",
     "MAX_USER_ID_LENGTH",
     "SERVICE_ACTOR",
-    "Actor",
-    "ActorKind",
     "NewUser",
-    "Role",
     "User",
     "UserChanges",
     "email_key",
@@ -32,32 +31,8 @@ MAX_EMAIL_LENGTH = 320
 MAX_DISPLAY_NAME_LENGTH = 256
 
 
-class Role(enum.Enum):
-    """What a user may do on the plugmesh API itself."""
-
-    USER = "user"
-    ADMIN = "admin"
-
-
-class ActorKind(enum.Enum):
-    """What kind of principal made a change."""
-
-    USER = "user"
-    MACHINE = "machine"
-    SERVICE = "service"
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who made a change, as events record it."""
-
-    kind: ActorKind
-    id: str
-    display_name: str = ""
-
-
 #: The users plugin itself, when it provisions a user from an auth event.
-SERVICE_ACTOR = Actor(ActorKind.SERVICE, "users")
+SERVICE_ACTOR = Identity(PrincipalKind.SERVICE, "users")
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,16 @@ Errors are :mod:`meshkit.errors` exceptions; the server's interceptor turns them
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
-import grpc
-
+from meshkit.errors import invalid_field
+from meshkit.grpc_types import Context
+from meshkit.paging import decode_page_token, encode_page_token, page_size
+from meshkit.permissions import DEFAULT_POLICY
+from meshkit.permissions.convert import policy_from_proto, role_from_proto
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
 from services.users.access import Access
 from services.users.convert import (
     decision_to_proto,
-    invalid,
-    policy_from_proto,
-    role_from_proto,
+    filters_fingerprint,
     user_to_proto,
     valid_display_name,
     valid_email,
@@ -28,12 +26,9 @@ from services.users.convert import (
 )
 from services.users.core import Users
 from services.users.model import NewUser, UserChanges
-from services.users.paging import decode_token, encode_token, filters_fingerprint, page_size
-from services.users.permissions import DEFAULT_POLICY, decide
 
 __all__ = ["UPDATABLE_FIELDS", "UserServicer"]
 
-Context = grpc.aio.ServicerContext[Any, Any]
 
 #: The fields UpdateUser changes, by their update_mask path.
 UPDATABLE_FIELDS = ("email", "display_name", "role", "permissions")
@@ -56,14 +51,12 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
     ) -> users_pb2.CreateUserResponse:
         """Create a user; its id is generated when empty, its permissions default to the
         seed's (allow everything) when unset."""
-        actor = await self._access.admin(context, "CreateUser")
+        actor = self._access.admin(context, "CreateUser")
         if not request.HasField("user"):
-            raise invalid("user", "is required")
+            raise invalid_field("user", "is required")
         user = request.user
         new = NewUser(
-            user_id=(
-                valid_user_id(user.user_id, "user.user_id") if user.user_id else str(uuid.uuid4())
-            ),
+            user_id=valid_user_id(user.user_id, "user.user_id") if user.user_id else "",
             email=valid_email(user.email, "user.email"),
             display_name=valid_display_name(user.display_name, "user.display_name"),
             role=role_from_proto(user.role, "user.role"),
@@ -80,7 +73,7 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         self, request: users_pb2.GetUserRequest, context: Context
     ) -> users_pb2.GetUserResponse:
         """Get a user: admins any, others themselves."""
-        await self._access.self_or_admin(context, "GetUser", request.user_id)
+        self._access.self_or_admin(context, "GetUser", request.user_id)
         user_id = valid_user_id(request.user_id, "user_id")
         return users_pb2.GetUserResponse(user=user_to_proto(await self._users.get(user_id)))
 
@@ -88,25 +81,25 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         self, request: users_pb2.ListUsersRequest, context: Context
     ) -> users_pb2.ListUsersResponse:
         """List users newest first, a page at a time, filtered by role and email."""
-        await self._access.admin(context, "ListUsers")
+        self._access.admin(context, "ListUsers")
         size = page_size(request.page_size)
         role = role_from_proto(request.role, "role") if request.role else None
         email = request.email.strip() or None
         fingerprint = filters_fingerprint(role, email)
-        before = decode_token(request.page_token, fingerprint)
+        before = decode_page_token(request.page_token, fingerprint)
         users, more = await self._users.page(role=role, email=email, before_seq=before, limit=size)
         response = users_pb2.ListUsersResponse(users=[user_to_proto(user) for user in users])
         if more and users:
-            response.next_page_token = encode_token(users[-1].seq, fingerprint)
+            response.next_page_token = encode_page_token(users[-1].seq, fingerprint)
         return response
 
     async def UpdateUser(
         self, request: users_pb2.UpdateUserRequest, context: Context
     ) -> users_pb2.UpdateUserResponse:
         """Update the fields the mask names (or, without one, those populated)."""
-        actor = await self._access.admin(context, "UpdateUser")
+        actor = self._access.admin(context, "UpdateUser")
         if not request.HasField("user"):
-            raise invalid("user", "is required")
+            raise invalid_field("user", "is required")
         user = request.user
         user_id = valid_user_id(user.user_id, "user.user_id")
         paths = _paths(request)
@@ -131,7 +124,7 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         self, request: users_pb2.DeleteUserRequest, context: Context
     ) -> users_pb2.DeleteUserResponse:
         """Delete a user, unless it is the last admin."""
-        actor = await self._access.admin(context, "DeleteUser")
+        actor = self._access.admin(context, "DeleteUser")
         user_id = valid_user_id(request.user_id, "user_id")
         await self._users.delete(
             actor, user_id, etag=request.etag, allow_missing=request.allow_missing
@@ -142,10 +135,10 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         self, request: users_pb2.UpdateUserPermissionsRequest, context: Context
     ) -> users_pb2.UpdateUserPermissionsResponse:
         """Replace a user's permissions."""
-        actor = await self._access.admin(context, "UpdateUserPermissions")
+        actor = self._access.admin(context, "UpdateUserPermissions")
         user_id = valid_user_id(request.user_id, "user_id")
         if not request.HasField("permissions"):
-            raise invalid("permissions", "is required")
+            raise invalid_field("permissions", "is required")
         policy = policy_from_proto(request.permissions, "permissions")
         updated = await self._users.set_permissions(actor, user_id, policy, etag=request.etag)
         return users_pb2.UpdateUserPermissionsResponse(user=user_to_proto(updated))
@@ -154,13 +147,13 @@ class UserServicer(users_pb2_grpc.UserServiceServicer):
         self, request: users_pb2.CheckPermissionRequest, context: Context
     ) -> users_pb2.CheckPermissionResponse:
         """Decide whether a user may call a tool, and say which rule decided."""
-        await self._access.self_or_admin(context, "CheckPermission", request.user_id)
+        self._access.self_or_admin(context, "CheckPermission", request.user_id)
         user_id = valid_user_id(request.user_id, "user_id")
         for field in ("server", "tool"):
             if not getattr(request, field):
-                raise invalid(field, "is required")
-        user = await self._users.get(user_id)
-        return decision_to_proto(decide(user.policy, request.server, request.tool), user.revision)
+                raise invalid_field(field, "is required")
+        decision, revision = await self._users.decide(user_id, request.server, request.tool)
+        return decision_to_proto(decision, revision)
 
 
 def _paths(request: users_pb2.UpdateUserRequest) -> frozenset[str]:
@@ -185,7 +178,7 @@ def _paths(request: users_pb2.UpdateUserRequest) -> frozenset[str]:
         elif path in UPDATABLE_FIELDS:
             paths.add(path)
         elif path not in _IGNORED_PATHS:
-            raise invalid(
+            raise invalid_field(
                 "update_mask",
                 f"unknown field {path!r}; updatable fields are {', '.join(UPDATABLE_FIELDS)}",
                 path=path,

@@ -1,4 +1,4 @@
-"""Users in the plugin's own database (sqlmodel tables on :class:`meshkit.db.Database`).
+"""Users in the plugin's own database (the rows of :mod:`services.users.tables`).
 
 Every method works inside a session its caller opened, so a change, the last-admin
 check and the outbox row of its event share one transaction. The store speaks domain
@@ -16,60 +16,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import JSON, Column, DateTime, MetaData, delete, update
+from sqlalchemy import delete, update
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import registry
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import col, select
 
-from meshkit.migrations import Migrations
-from services.users.model import NewUser, Role, User, UserChanges, email_key
-from services.users.permissions import Policy, rules_from_json, rules_to_json
+from meshkit.db import naive_utc
+from meshkit.permissions import Role, rules_to_json
+from services.users.model import NewUser, User, UserChanges, email_key
+from services.users.tables import UserRow, user_of
 
-__all__ = ["MIGRATIONS", "UserRow", "UserStore", "metadata", "utcnow"]
-
-
-class _Table(SQLModel, registry=registry()):
-    """Base of the plugin's tables: their own metadata, not sqlmodel's global one."""
-
-
-class UserRow(_Table, table=True):
-    """One user. Times are naive UTC; ``rules`` is a JSON list of rule objects."""
-
-    __tablename__ = "users"
-    # AUTOINCREMENT: a sequence number is never reused, even after the newest user is
-    # deleted, so page tokens and etags never point at a different user.
-    __table_args__ = {"sqlite_autoincrement": True}
-
-    seq: int | None = Field(default=None, primary_key=True)
-    user_id: str = Field(max_length=128, unique=True)
-    email: str = Field(default="", max_length=320)
-    # Lower-cased email, NULL when there is none: the unique index makes emails unique
-    # case-insensitively while any number of users may have none.
-    email_key: str | None = Field(default=None, max_length=320, unique=True)
-    display_name: str = Field(default="", max_length=256)
-    role: str = Field(max_length=16, index=True)
-    admin: bool = False
-    rules: list[dict[str, str]] = Field(sa_column=Column(JSON, nullable=False))
-    create_time: dt.datetime = Field(sa_column=Column(DateTime(), nullable=False))
-    update_time: dt.datetime = Field(sa_column=Column(DateTime(), nullable=False))
-    last_login_time: dt.datetime | None = Field(sa_column=Column(DateTime(), nullable=True))
-    revision: int
-
-
-#: The plugin's tables.
-metadata: MetaData = _Table.metadata
-
-#: The revisions that make them, applied at start.
-MIGRATIONS = Migrations(Path(__file__).parent / "migrations", "alembic_version_users", metadata)
-
-
-def utcnow() -> dt.datetime:
-    """Now in UTC, aware, to the microsecond."""
-    return dt.datetime.now(dt.UTC)
+__all__ = ["UserStore"]
 
 
 class UserStore:
@@ -81,7 +40,7 @@ class UserStore:
         if lock:
             query = query.with_for_update()
         row = (await session.scalars(query)).first()
-        return _user(row) if row is not None else None
+        return user_of(row) if row is not None else None
 
     async def owner_of_email(self, session: AsyncSession, email: str) -> str | None:
         """The id of the user whose email equals ``email`` case-insensitively, if any."""
@@ -120,14 +79,14 @@ class UserStore:
             role=new.role.value,
             admin=new.policy.admin,
             rules=rules_to_json(new.policy.rules),
-            create_time=_naive(now),
-            update_time=_naive(now),
-            last_login_time=_naive(new.last_login_time) if new.last_login_time else None,
+            create_time=naive_utc(now),
+            update_time=naive_utc(now),
+            last_login_time=naive_utc(new.last_login_time),
             revision=1,
         )
         session.add(row)
         await session.flush()
-        return _user(row)
+        return user_of(row)
 
     async def update(
         self, session: AsyncSession, user: User, changes: UserChanges, now: dt.datetime
@@ -136,7 +95,7 @@ class UserStore:
 
         Returns the user after the change, or None when its revision moved on.
         """
-        values: dict[str, Any] = {"update_time": _naive(now), "revision": user.revision + 1}
+        values: dict[str, Any] = {"update_time": naive_utc(now), "revision": user.revision + 1}
         if changes.email is not None:
             values.update(email=changes.email, email_key=email_key(changes.email))
         if changes.display_name is not None:
@@ -161,7 +120,7 @@ class UserStore:
 
         A login is not a change of the user: revision and update time stay.
         """
-        when = _naive(time)
+        when = naive_utc(time)
         statement = (
             update(UserRow)
             .where(
@@ -198,31 +157,7 @@ class UserStore:
         if before_seq is not None:
             query = query.where(col(UserRow.seq) < before_seq)
         query = query.order_by(col(UserRow.seq).desc()).limit(limit)
-        return [_user(row) for row in (await session.scalars(query)).all()]
-
-
-def _user(row: UserRow) -> User:
-    assert row.seq is not None, "a stored row has its sequence number"
-    return User(
-        user_id=row.user_id,
-        email=row.email,
-        display_name=row.display_name,
-        role=Role(row.role),
-        policy=Policy(admin=row.admin, rules=rules_from_json(row.rules)),
-        create_time=_aware(row.create_time),
-        update_time=_aware(row.update_time),
-        last_login_time=_aware(row.last_login_time) if row.last_login_time else None,
-        revision=row.revision,
-        seq=row.seq,
-    )
-
-
-def _naive(time: dt.datetime) -> dt.datetime:
-    return time.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def _aware(time: dt.datetime) -> dt.datetime:
-    return time.replace(tzinfo=dt.UTC)
+        return [user_of(row) for row in (await session.scalars(query)).all()]
 
 
 def _rowcount(result: Result[Any]) -> int:

@@ -23,6 +23,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message, message_fa
 
 from meshkit.config import MeshConfig
 from meshkit.errors import MeshError, Unavailable
+from meshkit.grpc_types import Context
 from meshkit.server import PluginServer, Servicer
 from plugmesh.options.v1 import options_pb2
 
@@ -110,7 +111,6 @@ def _load() -> Any:
 DESCRIPTOR = _load()
 EchoRequest: Any = message_factory.GetMessageClass(DESCRIPTOR.methods_by_name["Echo"].input_type)
 EchoResponse: Any = message_factory.GetMessageClass(DESCRIPTOR.methods_by_name["Echo"].output_type)
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 def _failure(code_name: str) -> MeshError:

@@ -6,13 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
 from google.protobuf import duration_pb2
 
 from meshkit.errors import AlreadyExists, NotFound
+from meshkit.grpc_types import Context
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):

@@ -14,10 +14,10 @@ from meshkit.db import Database
 from meshkit.events.tables import MIGRATIONS as EVENTS
 from meshkit.events.tables import InboxRecord
 from meshkit.migrations import Migrations
-from registry.store import MIGRATIONS as REGISTRY
+from registry.tables import MIGRATIONS as REGISTRY
 from services.audit.tables import MIGRATIONS as AUDIT
-from services.machineusers.store import MIGRATIONS as MACHINE_USERS
-from services.users.store import MIGRATIONS as USERS
+from services.machineusers.tables import MIGRATIONS as MACHINE_USERS
+from services.users.tables import MIGRATIONS as USERS
 
 ALL = [EVENTS, USERS, MACHINE_USERS, AUDIT, REGISTRY]
 CHAINS = [

@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 from google.protobuf import descriptor
 
+from meshkit.grpc_types import Context
 from meshkit.server import Servicer
 
 
@@ -28,7 +29,7 @@ def unimplemented(service: descriptor.ServiceDescriptor) -> Servicer:
 def _handler(method: descriptor.MethodDescriptor) -> grpc.RpcMethodHandler[Any, Any]:
     message = f"{method.full_name} is not implemented yet"
 
-    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    async def behavior(request: Any, context: Context) -> None:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
 
     if method.client_streaming and method.server_streaming:

@@ -31,14 +31,14 @@ from plugmesh.machineusers.v1 import machineusers_pb2, machineusers_pb2_grpc
 from plugmesh.users.v1 import users_pb2
 from registry.app import RegistryServer
 from registry.config import RegistryConfig
-from services.audit.app import AuditProcess
+from services.audit.app import AuditPlugin
 from services.audit.app import build as build_audit
 from services.audit.config import AuditConfig
-from services.machineusers.__main__ import MachineUsersPlugin
-from services.machineusers.__main__ import build as build_machine_users
+from services.machineusers.app import MachineUsersPlugin
+from services.machineusers.app import build as build_machine_users
 from services.machineusers.config import MachineUsersConfig
-from services.users.__main__ import UsersPlugin
-from services.users.__main__ import build as build_users
+from services.users.app import UsersPlugin
+from services.users.app import build as build_users
 from services.users.config import UsersConfig
 from tests.gateway.conftest import FAST
 from tests.registry.conftest import FAST_BACKOFF
@@ -70,7 +70,7 @@ class Mesh:
     registry: RegistryServer
     machine_users: MachineUsersPlugin
     users: UsersPlugin
-    audit: AuditProcess
+    audit: AuditPlugin
     gateway: Gateway
     http: httpx.AsyncClient
     channel: grpc.aio.Channel

@@ -38,14 +38,13 @@ from grpc_tools import protoc
 
 from meshkit.config import MeshConfig
 from meshkit.errors import MeshError
+from meshkit.grpc_types import Context
 from meshkit.server import PluginServer, Servicer
 
 PACKAGE = "test.transcoding.v1"
 SERVICE = f"{PACKAGE}.TranscodingService"
 FILE = "test/transcoding/v1/transcoding.proto"
 PROTOS = Path(__file__).parent / "protos"
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 @functools.cache

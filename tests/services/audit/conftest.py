@@ -26,10 +26,10 @@ from meshkit.events import EventSettings
 from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
 from meshkit.server import PluginServer
 from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
-from services.audit.app import AuditProcess, api_server, build
+from services.audit.app import AuditPlugin, api_server, build
 from services.audit.config import AuditConfig
+from services.audit.core import AuditLog
 from services.audit.model import EntryDraft
-from services.audit.store import AuditStore
 
 SECRET = "audit-test-secret"
 
@@ -77,10 +77,10 @@ class Audit:
     """
 
     server: PluginServer
-    store: AuditStore
+    store: AuditLog
     stub: audit_pb2_grpc.AuditServiceAsyncStub
     clock: FakeClock
-    process: AuditProcess | None = None
+    process: AuditPlugin | None = None
     nats_url: str = ""
 
     async def create(self, identity: Identity = ADMIN, **fields: Any) -> audit_pb2.AuditEntry:
@@ -135,7 +135,7 @@ async def running_audit(
     config = audit_config(tmp_path / "data", nats_server.url, **env)
     process = build(config, address="127.0.0.1:0", register=bool(registry_address), clock=clock)
     async with serving(process.server) as stub:
-        yield Audit(process.server, process.store, stub, clock, process, nats_server.url)
+        yield Audit(process.server, process.audit_log, stub, clock, process, nats_server.url)
 
 
 @contextlib.asynccontextmanager
@@ -143,7 +143,7 @@ async def serving_api(tmp_path: Path, **env: str) -> AsyncIterator[Audit]:
     """Start the audit API alone, without the event bus: for tests not about events."""
     clock = FakeClock()
     config = audit_config(tmp_path / "data", "nats://127.0.0.1:1", **env)
-    store = AuditStore(Database(config.database_url), clock=clock)
+    store = AuditLog(Database(config.database_url), clock=clock)
     server = api_server(store, config, address="127.0.0.1:0", register=False)
     async with serving(server) as stub:
         yield Audit(server, store, stub, clock)

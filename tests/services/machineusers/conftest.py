@@ -18,7 +18,7 @@ import pytest
 from launcher.natsd import NatsServer
 from meshkit.identity import signing_key
 from plugmesh.machineusers.v1 import machineusers_pb2_grpc
-from services.machineusers.__main__ import MachineUsersPlugin, build
+from services.machineusers.app import MachineUsersPlugin, build
 from services.machineusers.config import MachineUsersConfig
 from tests.services.machineusers.support import SECRET, Api, FakeClock
 
@@ -62,7 +62,7 @@ async def running_plugin(
         env["PLUGMESH_REGISTRY_ADDRESS"] = registry_address
     clock = clock or FakeClock()
     wired = build(
-        MachineUsersConfig.from_env(env), register=registry_address is not None, clock=clock.now
+        MachineUsersConfig.from_env(env), register=registry_address is not None, clock=clock
     )
     await wired.server.start()
     key = signing_key(SECRET)

@@ -24,7 +24,7 @@ from nats.aio.client import Client
 from launcher.natsd import NatsServer
 from meshkit.identity import signing_key
 from plugmesh.users.v1 import users_pb2_grpc
-from services.users.__main__ import UsersPlugin, build
+from services.users.app import UsersPlugin, build
 from services.users.config import UsersConfig
 from tests.services.users.support import SECRET, Api
 from tests.support.databases import BACKENDS, empty_database

@@ -21,7 +21,7 @@ from meshkit.events.tables import OutboxRecord
 from meshkit.identity import Identity, PrincipalKind, to_metadata
 from plugmesh.events.v1 import event_pb2
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
-from services.users.__main__ import UsersPlugin
+from services.users.app import UsersPlugin
 from tests.support.waiting import eventually
 
 SECRET = "users-test-secret"

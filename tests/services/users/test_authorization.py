@@ -1,5 +1,11 @@
-"""Who may call what: anonymous, forged, admins (by flag, by service, by role), the user
-themself, other users and machines, on every RPC."""
+"""Who may call what: anonymous, forged, admins (by flag, by service), the user themself,
+other users and machines, on every RPC.
+
+A person is an admin when the identity the gateway signed says so; the plugin never looks
+a role up itself (ARCHITECTURE.md, "Authorization"). That the gateway says so for a person
+whose record has ROLE_ADMIN, and stops at once when they are demoted, is
+tests/gateway/auth/test_tokens.py::test_a_person_whose_record_says_admin_is_an_admin.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +26,10 @@ OK = grpc.StatusCode.OK
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 
-#: A person the gateway does not call an admin, whose user record has ROLE_ADMIN.
-ROOT = Identity(PrincipalKind.USER, "root")
+#: A person whose user record has ROLE_ADMIN, as the gateway signs them: an admin.
+ROOT = Identity(PrincipalKind.USER, "root", admin=True)
+#: The same person in an identity that does not say admin (not as the gateway signs it).
+ROOT_UNFLAGGED = Identity(PrincipalKind.USER, "root")
 #: The admin identity, signed with a key that is not the mesh's.
 FORGED = object()
 
@@ -80,6 +88,7 @@ CALLERS: dict[str, tuple[object, grpc.StatusCode, grpc.StatusCode]] = {
     "admin-flag": (ADMIN, OK, OK),
     "service": (SERVICE, OK, OK),
     "role-admin": (ROOT, OK, OK),
+    "role-admin-without-flag": (ROOT_UNFLAGGED, DENIED, DENIED),
     "self": (ALICE, DENIED, OK),
     "other-user": (BOB, DENIED, DENIED),
     "machine": (MACHINE, DENIED, DENIED),
@@ -138,9 +147,10 @@ async def test_a_user_denied_another_user_is_not_told_whether_it_exists(seeded: 
     assert missing.code is existing.code is DENIED
 
 
-async def test_a_demoted_person_loses_admin_rights_at_once(seeded: Api) -> None:
+async def test_admin_rights_follow_the_signed_identity_not_the_record(seeded: Api) -> None:
     await seeded.create("temp-admin", role=users_pb2.ROLE_ADMIN)
-    temp = Identity(PrincipalKind.USER, "temp-admin")
-    await seeded.list(by=temp)
+    await seeded.list(by=Identity(PrincipalKind.USER, "temp-admin", admin=True))
+    unflagged = Identity(PrincipalKind.USER, "temp-admin")
+    assert (await failure(seeded.list(by=unflagged))).code is DENIED
     await seeded.update(users_pb2.User(user_id="temp-admin", role=users_pb2.ROLE_USER), ["role"])
-    assert (await failure(seeded.list(by=temp))).code is DENIED
+    assert (await failure(seeded.list(by=unflagged))).code is DENIED

@@ -8,7 +8,7 @@ import grpc
 from nats.aio.client import Client
 
 from plugmesh.users.v1 import users_pb2
-from services.users.__main__ import UsersPlugin
+from services.users.app import UsersPlugin
 from tests.services.users.support import Api, permissions, user_events
 
 ALLOW = users_pb2.EFFECT_ALLOW

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from meshkit.events.tables import InboxRecord
 from plugmesh.events.v1 import auth_events_pb2, event_pb2, user_events_pb2
 from plugmesh.users.v1 import users_pb2
-from services.users.__main__ import UsersPlugin
+from services.users.app import UsersPlugin
 from tests.services.users.support import (
     Api,
     auth_event,

@@ -21,7 +21,7 @@ from gateway.app import Gateway
 from launcher.natsd import NatsServer
 from meshkit.identity import IDENTITY_KEY, SIGNATURE_KEY, signing_key, to_metadata
 from registry.app import RegistryServer
-from services.users.__main__ import UsersPlugin
+from services.users.app import UsersPlugin
 from tests.gateway import conftest as _gateway_fixtures
 from tests.registry import conftest as _registry_fixtures
 from tests.services.users.conftest import running_plugin

@@ -7,7 +7,7 @@ from nats.aio.client import Client
 
 from plugmesh.events.v1 import event_pb2, user_events_pb2
 from plugmesh.users.v1 import users_pb2
-from services.users.__main__ import UsersPlugin
+from services.users.app import UsersPlugin
 from tests.services.users.support import (
     ADMIN,
     ALICE,

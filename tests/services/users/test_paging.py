@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from meshkit.errors import InvalidArgument
+from meshkit.paging import decode_page_token, encode_page_token
+from meshkit.permissions import Role
 from plugmesh.users.v1 import users_pb2
-from services.users.model import Role
-from services.users.paging import decode_token, encode_token, filters_fingerprint
+from services.users.convert import filters_fingerprint
 from tests.services.users.support import Api, failure
 
 
@@ -130,7 +131,7 @@ FINGERPRINT = filters_fingerprint(None, None)
 )
 def test_tokens_this_service_did_not_issue_are_refused(token: str) -> None:
     with pytest.raises(InvalidArgument) as raised:
-        decode_token(token, FINGERPRINT)
+        decode_page_token(token, FINGERPRINT)
     assert raised.value.metadata == {"field": "page_token"}
 
 
@@ -138,5 +139,5 @@ def test_a_token_round_trips_and_the_filters_fingerprint_ignores_email_case() ->
     fingerprint = filters_fingerprint(Role.ADMIN, "A@Example.com")
     assert fingerprint == filters_fingerprint(Role.ADMIN, "a@example.COM")
     assert fingerprint != filters_fingerprint(Role.USER, "a@example.com")
-    assert decode_token(encode_token(42, fingerprint), fingerprint) == 42
-    assert decode_token("", fingerprint) is None
+    assert decode_page_token(encode_page_token(42, fingerprint), fingerprint) == 42
+    assert decode_page_token("", fingerprint) is None

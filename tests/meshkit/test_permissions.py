@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.users.permissions import (
+from meshkit.permissions import (
     DEFAULT_POLICY,
     Decision,
     Effect,

@@ -1,12 +1,16 @@
 """The permission model: may this principal call this tool on this MCP server, and why?
 
-Rules are ordered allow and deny rules over ``<server>/<tool>`` glob patterns. ``admin``
-allows everything; otherwise a matching deny rule denies, else a matching allow rule
-allows, else the call is denied (nothing is allowed by default). Deny wins, so rule order
-never changes the outcome; it decides which rule is reported: the first matching deny
-rule, or else the first matching allow rule.
+People (the users plugin) and machine users (the machine-users plugin) are governed by
+the same model, so it lives here, in the toolkit, for both (and for the gateway).
 
-This module knows nothing of protobuf; the service module translates.
+A principal has a :class:`Role` on the plugmesh API itself and a :class:`Policy` on MCP
+servers and tools: ordered allow and deny rules over ``<server>/<tool>`` glob patterns.
+``admin`` allows everything; otherwise a matching deny rule denies, else a matching allow
+rule allows, else the call is denied (nothing is allowed by default). Deny wins, so rule
+order never changes the outcome; it decides which rule is reported: the first matching
+deny rule, or else the first matching allow rule.
+
+This module knows nothing of protobuf; :mod:`meshkit.permissions.convert` translates.
 """
 
 from __future__ import annotations
@@ -17,11 +21,36 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+__all__ = [
+    "DEFAULT_POLICY",
+    "MAX_PATTERN_LENGTH",
+    "MAX_RULES",
+    "Decision",
+    "Effect",
+    "PatternError",
+    "Policy",
+    "Reason",
+    "Role",
+    "Rule",
+    "decide",
+    "rules_from_json",
+    "rules_to_json",
+    "validate_pattern",
+    "validate_rules",
+]
+
 MAX_PATTERN_LENGTH = 256
 MAX_RULES = 1000
 
 # A side of a pattern: letters, digits and the punctuation MCP names use, plus globs.
 _SIDE = re.compile(r"[A-Za-z0-9_.:@+\-*?]+")
+
+
+class Role(enum.Enum):
+    """What a principal may do on the plugmesh API itself."""
+
+    USER = "user"
+    ADMIN = "admin"
 
 
 class Effect(enum.Enum):
