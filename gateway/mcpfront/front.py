@@ -29,9 +29,7 @@ Each is safe to call twice.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from typing import Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.subscriptions import (
@@ -47,7 +45,14 @@ from gateway.auth.for_http import bearer_challenge
 from gateway.http.asgi import Message, Receive, Scope, Send, header, send_response
 from gateway.mcpfront import metadata
 from gateway.mcpfront.callers import Authenticator, authenticated_user, caller_of
+from gateway.mcpfront.legacy import (
+    Cancellations,
+    ListChangedStreams,
+    is_handshake_era,
+    naming_session,
+)
 from gateway.mcpfront.paths import Route, RouteKind, route_of
+from gateway.mcpfront.replies import send_error
 from gateway.mcpfront.server import build_server, serving
 from gateway.mcpfront.settings import McpSettings
 from gateway.mcpfront.toolbox import Toolbox
@@ -88,6 +93,8 @@ class McpFront:
         self.server = build_server(
             toolbox, page_size=settings.page_size, listen=self._listen, version=version
         )
+        self.server.middleware.append(Cancellations())
+        self._streams = ListChangedStreams(self._bus, settings.transport_security)
         self._manager = StreamableHTTPSessionManager(
             self.server,
             stateless=True,
@@ -121,6 +128,7 @@ class McpFront:
     def drain(self) -> None:
         """End the open notification streams (they close gracefully). Safe to call twice."""
         self._listen.close()
+        self._streams.drain()
 
     async def close(self) -> None:
         """Stop the transport; requests still in flight are cancelled. Safe to call twice."""
@@ -175,9 +183,15 @@ class McpFront:
         limit = self._settings.body_limit_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:
             message = f"the request body is larger than {limit} bytes"
-            return await _reply(send, 413, INVALID_REQUEST, message, {"limit_bytes": limit})
+            data = {"limit_bytes": limit}
+            return await send_error(send, 413, INVALID_REQUEST, message, data=data)
         user = authenticated_user(identity, authorization.strip().partition(" ")[2].strip())
         scope = dict(scope, user=user)
+        if is_handshake_era(scope):
+            if scope["method"] == "GET":
+                return await self._streams.serve(scope, receive, send)
+            if scope["method"] == "POST":
+                send = naming_session(scope, send)
         status = 0
 
         async def recording(message: Message) -> None:
@@ -195,18 +209,5 @@ async def _refuse(
     send: Send, status: int, error: AuthError, headers: list[tuple[bytes, bytes]]
 ) -> int:
     code = INVALID_REQUEST if status < 500 else INTERNAL_ERROR
-    return await _reply(send, status, code, error.message, {"reason": error.reason}, headers)
-
-
-async def _reply(
-    send: Send,
-    status: int,
-    code: int,
-    message: str,
-    data: dict[str, Any],
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> int:
-    """A JSON-RPC error answered before the request was read (so its id is unknown)."""
-    body = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message, "data": data}}
-    await send_response(send, status, json.dumps(body).encode(), headers=headers or [])
-    return status
+    data = {"reason": error.reason}
+    return await send_error(send, status, code, error.message, data=data, headers=headers)
