@@ -36,7 +36,12 @@ FILLERS = tuple(f"filler{n}" for n in range(1, 6))
 RICH: dict[str, Any] = {
     "isError": True,
     "content": [
-        {"type": "text", "text": "t", "_meta": {"k": "text-meta"}, "annotations": {"priority": 0.5}},
+        {
+            "type": "text",
+            "text": "t",
+            "_meta": {"k": "text-meta"},
+            "annotations": {"priority": 0.5},
+        },
         {"type": "image", "data": "aGk=", "mimeType": "image/png"},
         {"type": "audio", "data": "aGk=", "mimeType": "audio/wav"},
         {"type": "resource_link", "uri": "file:///x", "name": "x", "mimeType": "text/plain"},
