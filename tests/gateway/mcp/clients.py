@@ -41,11 +41,11 @@ async def connected(
 ) -> AsyncIterator[Client]:
     """The SDK's client of ``url`` with ``token``, in ``mode``; ``fresh_connections``
     opens a TCP connection per request (so a round-robin proxy alternates replicas)."""
-    limits = httpx2.Limits(max_keepalive_connections=0) if fresh_connections else None
+    keepalive = 0 if fresh_connections else 20  # 20: httpx's default
     http = httpx2.AsyncClient(
         headers={"Authorization": f"Bearer {token}"},
         timeout=30,
-        **({"limits": limits} if limits is not None else {}),
+        limits=httpx2.Limits(max_connections=100, max_keepalive_connections=keepalive),
     )
     async with http:
         transport = streamable_http_client(url, http_client=http)

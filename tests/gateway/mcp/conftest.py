@@ -17,6 +17,7 @@ import pytest_asyncio
 from gateway.app import Gateway
 from gateway.auth import AuthSettings
 from gateway.config import GatewayConfig
+from gateway.http import HttpSettings
 from gateway.mcpfront import McpSettings
 from meshkit.config import MeshConfig
 from tests.gateway.auth import conftest as _auth_fixtures
@@ -51,7 +52,9 @@ class Front:
         return self.base + "/mcp"
 
 
-def mcp_config(mesh: Mesh, settings: McpSettings | None = None) -> GatewayConfig:
+def mcp_config(
+    mesh: Mesh, settings: McpSettings | None = None, http: HttpSettings | None = None
+) -> GatewayConfig:
     """A gateway's settings in ``mesh``: free ports, its NATS and registry, JWTs of
     :data:`ISSUER`."""
     env = {
@@ -69,19 +72,24 @@ def mcp_config(mesh: Mesh, settings: McpSettings | None = None) -> GatewayConfig
             jwt_hs256_secret=JWT_SECRET, jwt_issuer=ISSUER, cache_ttl_seconds=CACHE_TTL_SECONDS
         ),
         mcp=settings or McpSettings(page_size=PAGE_SIZE),
+        http=http or HttpSettings(),
         mesh=MeshConfig.from_env(env),
     )
 
 
 @contextlib.asynccontextmanager
 async def running_front(
-    mesh: Mesh, *, replica: str = "r1", settings: McpSettings | None = None
+    mesh: Mesh,
+    *,
+    replica: str = "r1",
+    settings: McpSettings | None = None,
+    http: HttpSettings | None = None,
 ) -> AsyncIterator[Front]:
     """A gateway in ``mesh`` serving MCP from a fresh :class:`Workbench`, once it can
     check machine tokens and publish events; stopped after."""
     workbench = Workbench(replica=replica)
     gateway = Gateway(
-        mcp_config(mesh, settings), register=False, registry_backoff=FAST, toolbox=workbench
+        mcp_config(mesh, settings, http), register=False, registry_backoff=FAST, toolbox=workbench
     )
     await gateway.start()
     try:

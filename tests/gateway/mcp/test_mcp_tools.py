@@ -5,7 +5,7 @@ views, calls with progress and cancellation, results whole, list changes, and a
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx
@@ -14,6 +14,7 @@ import pytest
 from mcp import MCPError
 from mcp.client.session import IncomingMessage
 from mcp.shared.subscriptions import ToolsListChanged
+from mcp.types import RequestParamsMeta
 
 from gateway.mcpfront import CallerKind
 from tests.gateway.auth.mesh import Mesh, person_jwt
@@ -86,16 +87,16 @@ async def test_a_bad_cursor_is_invalid_params(auth_mesh: Mesh, front: Front, mod
 async def test_a_call_reports_progress_and_returns_its_result(
     auth_mesh: Mesh, front: Front, mode: str
 ) -> None:
-    progress: list[tuple[float, float | None, str | None]] = []
+    seen: list[tuple[float, float | None, str | None]] = []
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
-        progress.append((done, total, message))
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
 
     async with connected(front.url, auth_mesh.admin_token, mode) as client:
         result = await client.call_tool("alpha__slow", {"steps": 3}, progress_callback=on_progress)
 
     assert result.content == [types.TextContent(text="done 3")]
-    assert progress == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+    assert seen == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -106,7 +107,7 @@ async def test_a_cancelled_call_cancels_the_toolbox_call(
     async with connected(front.url, auth_mesh.admin_token, mode) as client:
         with anyio.CancelScope() as scope:
 
-            async def cancel(done: float, total: float | None, message: str | None) -> None:
+            async def cancel(progress: float, total: float | None, message: str | None) -> None:
                 scope.cancel()  # the call is running: it reported progress
 
             await client.call_tool(
@@ -153,7 +154,10 @@ async def test_the_request_meta_reaches_the_toolbox_without_the_protocols_keys(
     trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     async with connected(front.url, auth_mesh.admin_token, mode) as client:
         await client.call_tool(
-            "alpha__slow", {"steps": 1}, progress_callback=_ignore, meta={"traceparent": trace}
+            "alpha__slow",
+            {"steps": 1},
+            progress_callback=_ignore,
+            meta=cast(RequestParamsMeta, {"traceparent": trace}),
         )
 
     assert front.workbench.calls[-1].meta == {"traceparent": trace}
@@ -300,5 +304,5 @@ async def test_a_2025_06_18_client_is_served_over_raw_http(auth_mesh: Mesh, fron
     assert "resultType" not in called["result"]
 
 
-async def _ignore(done: float, total: float | None, message: str | None) -> None:
+async def _ignore(progress: float, total: float | None, message: str | None) -> None:
     return None

@@ -3,9 +3,10 @@
 ``alpha`` has ``echo``, ``slow`` (reports progress, then, with ``hold``, waits until
 cancelled), ``rich`` (a result with every content type, ``isError``,
 ``structuredContent`` and ``_meta``), ``whoami`` (the caller as the front handed it),
-``add`` (with an output schema) and a few fillers to page through; ``beta`` has ``echo``
-and ``whoami``. On ``/mcp`` they are ``alpha__echo``…, on ``/mcp/s/alpha`` ``echo``….
-Every call is recorded, so a test sees what reached the toolbox.
+``add`` (with an output schema), ``nap`` (takes ``seconds`` to answer) and a few
+fillers to page through; ``beta`` has ``echo`` and ``whoami``. On ``/mcp`` they are
+``alpha__echo``…, on ``/mcp/s/alpha`` ``echo``…. Every call and listing is recorded, so
+a test sees what reached the toolbox.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ SERVERS: dict[str, tuple[types.Tool, ...]] = {
         _tool("rich", {"type": "object"}),
         _tool("whoami", {"type": "object"}),
         _tool("add", NUMBERS, output_schema=SUM),
+        _tool("nap", {"type": "object", "properties": {"seconds": {"type": "number"}}}),
         *(_tool(name, {"type": "object"}) for name in FILLERS),
     ),
     "beta": (_tool("echo", TEXT), _tool("whoami", {"type": "object"})),
@@ -86,6 +88,7 @@ class Workbench:
 
     replica: str = "r1"
     calls: list[Call] = field(default_factory=list)
+    listings: list[str | None] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
 
     def tools(self, server: str | None) -> dict[str, tuple[str, types.Tool]]:
@@ -100,6 +103,7 @@ class Workbench:
         return found
 
     async def list_tools(self, caller: Caller, server: str | None) -> Sequence[types.Tool]:
+        self.listings.append(server)
         return [tool for _, tool in self.tools(server).values()]
 
     def input_schema(
@@ -141,6 +145,8 @@ class Workbench:
             return types.CallToolResult(
                 content=[types.TextContent(text=str(total))], structured_content={"sum": total}
             )
+        if tool == "nap":
+            await asyncio.sleep(float(arguments.get("seconds", 0)))
         return types.CallToolResult(content=[types.TextContent(text=tool)])
 
     async def _slow(self, name: str, steps: int, hold: bool, progress: Progress) -> ToolResult:
