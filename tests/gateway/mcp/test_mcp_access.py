@@ -112,3 +112,13 @@ async def test_foreign_hosts_and_origins_are_refused(
         response = await http.post(front.url, json=LIST, headers=headers)
 
     assert response.status_code == status, response.text
+
+
+async def test_a_foreign_host_cannot_open_the_legacy_get_stream(
+    auth_mesh: Mesh, front: Front
+) -> None:
+    headers = {**ACCEPT, **auth_mesh.bearer(auth_mesh.admin_token), "Host": "evil.example"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(front.url, headers=headers)
+
+    assert response.status_code == 421

@@ -23,9 +23,11 @@ from tests.gateway.mcp.clients import (
     ERAS,
     LEGACY,
     MODERN,
+    MODERN_META,
     answer,
     connected,
     every_page,
+    modern_headers,
     request,
 )
 from tests.gateway.mcp.conftest import ISSUER, PAGE_SIZE, Front
@@ -302,6 +304,23 @@ async def test_a_2025_06_18_client_is_served_over_raw_http(auth_mesh: Mesh, fron
     assert names == exposed(front)
     assert called["result"]["structuredContent"] == {"sum": 3.0}
     assert "resultType" not in called["result"]
+
+
+async def test_a_modern_call_does_not_make_the_server_list_its_tools(
+    auth_mesh: Mesh, front: Front
+) -> None:
+    # Without the toolbox's schema look-up, the SDK would run tools/list to check the
+    # call's Mcp-Param headers: every permission check and audit event twice.
+    headers = modern_headers(auth_mesh.admin_token, "tools/call", "alpha__add")
+    call = request(
+        "tools/call", {"name": "alpha__add", "arguments": {"a": 1, "b": 2}, "_meta": MODERN_META}
+    )
+    listed = len(front.workbench.listings)
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(front.url, json=call, headers=headers)
+
+    assert answer(response)["result"]["structuredContent"] == {"sum": 3.0}
+    assert len(front.workbench.listings) == listed
 
 
 async def _ignore(progress: float, total: float | None, message: str | None) -> None:
