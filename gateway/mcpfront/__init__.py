@@ -14,9 +14,11 @@ The front speaks MCP on the official SDK (its low-level server and its Streamabl
 transport, stateless, both protocol eras) and asks a :class:`Toolbox` for the tools of
 each caller and view. Modules: :mod:`~gateway.mcpfront.toolbox` (the seam and its
 types), :mod:`~gateway.mcpfront.front` (the endpoint), :mod:`~gateway.mcpfront.server`
-(the handlers), :mod:`~gateway.mcpfront.callers` (authentication into the SDK's
-principal), :mod:`~gateway.mcpfront.paging` (cursors), :mod:`~gateway.mcpfront.metadata`
-(RFC 9728), :mod:`~gateway.mcpfront.paths`, :mod:`~gateway.mcpfront.settings`.
+(the handlers), :mod:`~gateway.mcpfront.legacy` (``list_changed`` and cancellation for
+2025 clients without sessions), :mod:`~gateway.mcpfront.callers` (authentication into the
+SDK's principal), :mod:`~gateway.mcpfront.paging` (cursors),
+:mod:`~gateway.mcpfront.metadata` (RFC 9728), :mod:`~gateway.mcpfront.paths`,
+:mod:`~gateway.mcpfront.replies`, :mod:`~gateway.mcpfront.settings`.
 """
 
 from __future__ import annotations

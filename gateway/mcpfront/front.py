@@ -29,7 +29,6 @@ Each is safe to call twice.
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.subscriptions import (
@@ -58,8 +57,6 @@ from gateway.mcpfront.settings import McpSettings
 from gateway.mcpfront.toolbox import Toolbox
 
 __all__ = ["McpFront"]
-
-log = logging.getLogger(__name__)
 
 
 class McpFront:
