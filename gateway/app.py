@@ -9,15 +9,21 @@ Usable in-process (tests)::
     await gateway.stop()
 
 Startup: follow the registry (the catalog syncs in the background), open upstreams,
-link authentication to NATS (in the background, :mod:`gateway.auth`), serve the
-ingress (and HTTP), both guarded by the protos' access options, then register as
+link authentication to NATS (in the background, :mod:`gateway.auth`), start the MCP
+front (:mod:`gateway.mcpfront`), serve the ingress (and HTTP, with the MCP front at
+``/mcp``), both guarded by the protos' access options, then register as
 service ``gateway``. Its contract is empty: the gateway serves no gRPC service of its
 own, and since the registry would otherwise read its contract over reflection (which
 lists every plugin), it sends a descriptor set holding only the health protocol. The
 gateway reports NOT_SERVING until the catalog has synced once.
 
-Shutdown, safe to call twice: NOT_SERVING, deregister, stop HTTP and the ingress with
-grace, then stop following the catalog and close the upstream channels.
+Shutdown, safe to call twice: NOT_SERVING, deregister, end the MCP notification streams,
+stop HTTP and the ingress with grace, stop the MCP front, then stop following the
+catalog and close the upstream channels.
+
+The MCP front serves the tools of a :class:`gateway.mcpfront.Toolbox`; until the gateway
+federates upstream MCP servers, it is :class:`gateway.mcpfront.NoTools` unless the
+caller passes one.
 
 Metrics: one Prometheus registry for the process (the HTTP side's requests, the ingress's
 calls), served at the HTTP port's ``/metrics`` and, when ``metrics_address`` is set, on
@@ -41,6 +47,7 @@ from gateway.config import GatewayConfig
 from gateway.health import GatewayHealth, HealthSync
 from gateway.http import GatewayApp, HttpServer, build_app
 from gateway.ingress import IngressServer
+from gateway.mcpfront import McpFront, NoTools, Toolbox
 from gateway.upstream import Upstreams
 from gateway.upstream_metrics import UpstreamCollector
 from meshkit.config import advertised_host
@@ -62,6 +69,8 @@ class Gateway:
         config: The gateway's settings.
         register: Whether to register with the registry.
         registry_backoff: Delays between reconnections of the registry watch.
+        toolbox: The tools of the MCP front; none (:class:`gateway.mcpfront.NoTools`)
+            when None.
     """
 
     def __init__(
@@ -70,6 +79,7 @@ class Gateway:
         *,
         register: bool = True,
         registry_backoff: Backoff | None = None,
+        toolbox: Toolbox | None = None,
     ) -> None:
         self.config = config
         self.catalog = Catalog(
@@ -98,6 +108,14 @@ class Gateway:
             max_message_bytes=config.max_message_bytes,
             guard=self.auth.grpc,
             metrics=RpcMetrics(self.metrics_registry, known=self._known_method),
+        )
+        #: The MCP endpoint, on the HTTP port.
+        self.mcp = McpFront(
+            toolbox if toolbox is not None else NoTools(),
+            self.auth.http,
+            config.mcp,
+            issuer=config.auth.jwt_issuer,
+            version=VERSION,
         )
         self.http: HttpServer | None = None
         self._http_app: GatewayApp[Any] | None = None
@@ -143,12 +161,14 @@ class Gateway:
         await self._health_sync.start()
         await self.auth.start()
         await self.ingress.start()
+        await self.mcp.start()
         self._http_app = build_app(
             self.catalog,
             self.upstreams,
             self.config.http,
             guard=self.auth.http,
             metrics_registry=self.metrics_registry,
+            mcp=self.mcp,
         )
         self.http = HttpServer(
             self._http_app,
@@ -210,10 +230,13 @@ class Gateway:
         log.info("gateway stopped")
 
     async def _stop_http(self) -> None:
+        # Open notification streams would hold the HTTP server for its whole grace.
+        self.mcp.drain()
         if self.http is not None:
             await self.http.stop()
         if self._http_app is not None:
             self._http_app.close()
+        await self.mcp.close()
 
     def _known_method(self, full_method: str) -> bool:
         return full_method.startswith("/grpc.") or self.catalog.method(full_method) is not None

@@ -10,7 +10,8 @@
 
 the HTTP side's ``PLUGMESH_GATEWAY_HTTP_*`` ones (:class:`gateway.http.HttpSettings`), the
 authentication's ``PLUGMESH_GATEWAY_JWT_*`` and ``PLUGMESH_GATEWAY_AUTH_*`` ones
-(:class:`gateway.auth.AuthSettings`), and the mesh-wide ones of
+(:class:`gateway.auth.AuthSettings`), the MCP front's ``PLUGMESH_GATEWAY_MCP_*`` ones
+(:class:`gateway.mcpfront.McpSettings`), and the mesh-wide ones of
 :class:`meshkit.config.MeshConfig` (registry address, registration secret, shutdown grace,
 log level, advertised host).
 """
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from gateway.addresses import DEFAULT_GRPC_ADDRESS, DEFAULT_HTTP_ADDRESS
 from gateway.auth.settings import AuthSettings
 from gateway.http import HttpSettings
+from gateway.mcpfront.settings import McpSettings
 from meshkit.config import MeshConfig, env_int, env_number
 
 DEFAULT_DEADLINE_SECONDS = 30.0
@@ -44,6 +46,7 @@ class GatewayConfig:
             ``/metrics``; none when ``None``, port 0 picks a free port.
         http: The HTTP side's settings (body limit, deadlines, OpenAPI title).
         auth: How callers are authenticated (JWT keys, token cache).
+        mcp: How the MCP front serves (resource URL, allowed hosts, page size).
         mesh: The mesh-wide settings.
     """
 
@@ -54,6 +57,7 @@ class GatewayConfig:
     metrics_address: str | None = None
     http: HttpSettings = field(default_factory=HttpSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    mcp: McpSettings = field(default_factory=McpSettings)
     mesh: MeshConfig = field(default_factory=lambda: MeshConfig.from_env({}))
 
     @property
@@ -95,5 +99,6 @@ class GatewayConfig:
             metrics_address=mesh.metrics_address_of("gateway"),
             http=HttpSettings.from_env(values),
             auth=AuthSettings.from_env(values),
+            mcp=McpSettings.from_env(values),
             mesh=mesh,
         )

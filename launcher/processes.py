@@ -261,7 +261,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "(none)",
         "PEM public key, or the path of a PEM file, that verifies RS256 JWTs of people",
     ),
-    EnvVar("PLUGMESH_GATEWAY_JWT_ISSUER", "(any)", "the `iss` a JWT must carry, when set"),
+    EnvVar(
+        "PLUGMESH_GATEWAY_JWT_ISSUER",
+        "(any)",
+        "the `iss` a JWT must carry, when set; the MCP endpoint's protected resource metadata"
+        " names it as authorization server",
+    ),
     EnvVar("PLUGMESH_GATEWAY_JWT_AUDIENCE", "(any)", "the `aud` a JWT must carry, when set"),
     EnvVar(
         "PLUGMESH_GATEWAY_JWT_LEEWAY_SECONDS",
@@ -284,6 +289,32 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "20",
         "most `auth.failed` events the gateway publishes a second (bursts of ten times"
         " that); refusals beyond it are still refused, counted and logged, not published",
+    ),
+    # The gateway's MCP front (gateway.mcpfront.settings.VARIABLES).
+    EnvVar(
+        "PLUGMESH_GATEWAY_MCP_RESOURCE_URL",
+        "(from the request)",
+        "the MCP endpoint's public URL (`https://mcp.example.com/mcp`), named in the protected"
+        " resource metadata and in 401 answers; unset, it is made from each request's `Host`"
+        " and scheme",
+    ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_MCP_ALLOWED_HOSTS",
+        "(loopback)",
+        "comma-separated `Host` values `/mcp` accepts (`host`, `host:port`, `host:*`) besides"
+        " the loopback ones and the resource URL's; `*` turns the DNS-rebinding checks off",
+    ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_MCP_ALLOWED_ORIGINS",
+        "(loopback)",
+        "comma-separated `Origin` values `/mcp` accepts (`https://app.example.com`, `…:*`)"
+        " besides the loopback ones and the resource URL's; requests without `Origin` pass",
+    ),
+    EnvVar("PLUGMESH_GATEWAY_MCP_PAGE_SIZE", "100", "most tools in one `tools/list` page"),
+    EnvVar(
+        "PLUGMESH_GATEWAY_MCP_BODY_LIMIT_BYTES",
+        "4194304",
+        "largest MCP request body; larger ones get 413 with a JSON-RPC error",
     ),
     EnvVar(
         "PLUGMESH_AUDIT_RETENTION_DAYS",

@@ -5,6 +5,7 @@
     guard = Guard(machine=..., jwts=..., roles=..., signing_key=..., mesh_secret=...,
                   events=...)
     metadata = await guard.check(Request(rpc=descriptor, authorization="Bearer …"))
+    identity = await guard.authenticate(Request(authorization="Bearer …"))  # no RPC: /mcp
 
 1. A mesh service proves itself with the registration secret
    (``plugmesh-registration-secret``, gRPC only); it may call anything, INTERNAL
@@ -69,7 +70,7 @@ class Request:
     """What the guard needs to know about a call.
 
     Attributes:
-        rpc: The RPC called.
+        rpc: The RPC called; None for a request that calls none (the MCP endpoint).
         authorization: The ``Authorization`` header or metadata value, if any.
         service_secret: The ``plugmesh-registration-secret`` metadata, if any.
         http_method: The HTTP method; empty for gRPC.
@@ -79,7 +80,7 @@ class Request:
         request_id: The ``x-request-id``.
     """
 
-    rpc: descriptor.MethodDescriptor
+    rpc: descriptor.MethodDescriptor | None = None
     authorization: str | None = None
     service_secret: str | None = None
     http_method: str = ""
@@ -89,7 +90,7 @@ class Request:
     request_id: str = ""
 
     def __repr__(self) -> str:
-        return f"Request(rpc={self.rpc.full_name!r}, {self.http_method} {self.http_path})"
+        return f"Request(rpc={_rpc_name(self)!r}, {self.http_method} {self.http_path})"
 
 
 class Guard:
@@ -122,13 +123,16 @@ class Guard:
         self._events = events
 
     async def check(self, request: Request) -> Metadata:
-        """The identity metadata to add upstream.
+        """The identity metadata to add upstream of ``request.rpc``.
 
         Raises:
             AuthFailed: 401 (published as ``auth.failed``).
             Forbidden: 403.
             AuthUnavailable: 503, the credential cannot be checked now.
+            ValueError: The request names no RPC.
         """
+        if request.rpc is None:
+            raise ValueError("Guard.check needs the RPC called; Guard.authenticate has none")
         try:
             identity = await self._identify(request)
             authorize(request.rpc, identity)
@@ -138,6 +142,28 @@ class Guard:
         if identity is None or self._key is None:
             return ()
         return to_metadata(identity, self._key)
+
+    async def authenticate(self, request: Request) -> Identity:
+        """The caller of a request that must carry a bearer credential and calls no RPC
+        (the MCP endpoint): as :meth:`check` identifies callers, with the same cache and
+        the same ``auth.failed`` and ``auth.login`` events.
+
+        Raises:
+            AuthFailed: No credential (MISSING_CREDENTIALS), or one that does not verify;
+                published as ``auth.failed``.
+            AuthUnavailable: The credential cannot be checked now.
+        """
+        try:
+            identity = await self._identify(request)
+            if identity is None:
+                raise AuthFailed(
+                    "a bearer token is needed (Authorization: Bearer <token>)",
+                    failure=auth_events_pb2.AUTH_FAILURE_REASON_MISSING_CREDENTIALS,
+                )
+        except AuthFailed as exc:
+            await self._report(request, exc)
+            raise
+        return identity
 
     async def _identify(self, request: Request) -> Identity | None:
         if self._is_mesh_service(request.service_secret):
@@ -168,7 +194,7 @@ class Guard:
             reason=failure.failure,
             credential_type=failure.credential_type,
             credential_fingerprint=fingerprint(credential) if credential else "",
-            rpc=request.rpc.full_name,
+            rpc=_rpc_name(request),
             http_method=request.http_method,
             http_path=request.http_path,
             ip_address=request.ip_address,
@@ -178,7 +204,7 @@ class Guard:
         log.info(
             "authentication failed",
             extra={
-                "rpc": request.rpc.full_name,
+                "rpc": _rpc_name(request),
                 "reason": failure.reason,
                 "credential_fingerprint": payload.credential_fingerprint,
                 "ip_address": request.ip_address,
@@ -186,6 +212,10 @@ class Guard:
         )
         if self._events is not None:
             await self._events.failed(payload)
+
+
+def _rpc_name(request: Request) -> str:
+    return request.rpc.full_name if request.rpc is not None else ""
 
 
 def _credential_text(authorization: str | None) -> str:

@@ -40,7 +40,12 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "(none)",
         "PEM public key, or the path of a PEM file, that verifies RS256 JWTs of people",
     ),
-    (ISSUER, "(any)", "the `iss` a JWT must carry, when set"),
+    (
+        ISSUER,
+        "(any)",
+        "the `iss` a JWT must carry, when set; the MCP endpoint's protected resource metadata"
+        " names it as authorization server",
+    ),
     (AUDIENCE, "(any)", "the `aud` a JWT must carry, when set"),
     (LEEWAY_SECONDS, "30", "clock skew allowed when checking a JWT's `exp` and `nbf`"),
     (

@@ -37,6 +37,7 @@ from __future__ import annotations
 from gateway.http.app import GatewayApp, build_app
 from gateway.http.ports import (
     CatalogView,
+    McpEndpoint,
     MethodInfo,
     RequestGuard,
     SnapshotView,
@@ -50,6 +51,7 @@ __all__ = [
     "GatewayApp",
     "HttpServer",
     "HttpSettings",
+    "McpEndpoint",
     "MethodInfo",
     "RequestGuard",
     "SnapshotView",

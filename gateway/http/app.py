@@ -1,9 +1,11 @@
 """The gateway's HTTP application: a plain ASGI app.
 
-Routes, in order: ``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json``, ``/docs``
-(and its assets), then every route of the route table. The table is rebuilt when the
-catalog's set of methods changes (its ``schema_generation``), in the catalog's
-callback, so a request only looks its path up in the compiled table it finds.
+Routes, in order: the MCP front's paths (``/mcp``, ``/mcp/s/<server>``, the protected
+resource metadata; :mod:`gateway.mcpfront`), ``/healthz``, ``/readyz``, ``/metrics``,
+``/openapi.json``, ``/docs`` (and its assets), then every route of the route table. The
+table is rebuilt when the catalog's set of methods changes (its ``schema_generation``),
+in the catalog's callback, so a request only looks its path up in the compiled table it
+finds.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from gateway.http.calls import Transcoder
 from gateway.http.errors import HttpError, MethodNotAllowed, RouteNotFound, status_json
 from gateway.http.metrics import CONTENT_TYPE, HttpMetrics
 from gateway.http.openapi import openapi_document
-from gateway.http.ports import CatalogView, M, RequestGuard, SnapshotView, UpstreamCalls
+from gateway.http.ports import (
+    CatalogView,
+    M,
+    McpEndpoint,
+    RequestGuard,
+    SnapshotView,
+    UpstreamCalls,
+)
 from gateway.http.render import dumps
 from gateway.http.router import split_path
 from gateway.http.routes import RouteTable, build_routes
@@ -49,8 +58,10 @@ class GatewayApp(Generic[M]):
         *,
         metrics_registry: CollectorRegistry | None = None,
         guard: RequestGuard | None = None,
+        mcp: McpEndpoint | None = None,
     ) -> None:
         self._catalog = catalog
+        self._mcp = mcp
         self._settings = settings
         self._transcoder = Transcoder(upstreams, settings, guard)
         self.metrics = HttpMetrics(metrics_registry)
@@ -86,8 +97,12 @@ class GatewayApp(Generic[M]):
         label = _UNMATCHED
         status = 500
         try:
+            mcp_label = self._mcp.route(scope["path"]) if self._mcp is not None else None
             fixed = self._fixed.get(scope["path"])
-            if fixed is not None and method in ("GET", "HEAD"):
+            if self._mcp is not None and mcp_label is not None:
+                label = mcp_label
+                status = await self._mcp(scope, receive, send)
+            elif fixed is not None and method in ("GET", "HEAD"):
                 label = scope["path"]
                 status = await fixed(send)
             elif scope["path"].startswith(docs.ASSET_PREFIX) and method in ("GET", "HEAD"):
@@ -196,6 +211,7 @@ def build_app(
     *,
     metrics_registry: CollectorRegistry | None = None,
     guard: RequestGuard | None = None,
+    mcp: McpEndpoint | None = None,
 ) -> GatewayApp[M]:
     """Build the gateway's ASGI app over ``catalog`` and ``upstreams``.
 
@@ -208,6 +224,7 @@ def build_app(
         guard: Authenticates and authorizes each routed request (the gateway passes
             :class:`gateway.auth.HttpGuard`); ``None`` transcodes without authentication,
             for tests of transcoding alone.
+        mcp: The MCP front, served at the paths it claims; none when ``None``.
     """
     return GatewayApp(
         catalog,
@@ -215,6 +232,7 @@ def build_app(
         settings or HttpSettings(),
         metrics_registry=metrics_registry,
         guard=guard,
+        mcp=mcp,
     )
 
 

@@ -13,8 +13,11 @@ from typing import Any, Protocol, TypeVar
 
 from google.protobuf import descriptor
 
+from gateway.http.asgi import Receive, Scope, Send
+
 __all__ = [
     "CatalogView",
+    "McpEndpoint",
     "Metadata",
     "MethodInfo",
     "RequestGuard",
@@ -154,4 +157,18 @@ class RequestGuard(Protocol):
         Raises:
             HttpError: The request is refused (401, 403, 503).
         """
+        ...
+
+
+class McpEndpoint(Protocol):
+    """The MCP front (:class:`gateway.mcpfront.McpFront`): the app hands it, untouched and
+    before any route of the table, the requests of the paths it claims. The limits of
+    transcoded calls (body size, deadline) do not apply to them."""
+
+    def route(self, path: str) -> str | None:
+        """The metrics label of ``path`` when the endpoint answers it, else None."""
+        ...
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Answer the request; returns the HTTP status sent."""
         ...

@@ -1,0 +1,165 @@
+"""The MCP server of the front: the SDK's low-level ``Server`` over a :class:`Toolbox`.
+
+One server answers every view; a handler finds its caller in ``scope["user"]``
+(:mod:`~gateway.mcpfront.callers`) and its view in the request's path. It serves
+``tools/list`` (paged, :mod:`~gateway.mcpfront.paging`), ``tools/call`` and
+``subscriptions/listen`` (the 2026-07-28 ``list_changed``). Results pass through whole;
+only the upstream's own ``io.modelcontextprotocol/serverInfo`` stamp is taken out of
+``_meta``, since the caller talks to the gateway. A tool the toolbox does not know is
+``-32602 Unknown tool: <name>``, the answer the specification gives.
+
+The 2026-07-28 transport checks a ``tools/call``'s ``Mcp-Param-*`` headers against the
+tool's input schema before any handler runs, with no request context: the front names
+the caller and the view for that look-up with :func:`serving`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import mcp.types as types
+from mcp import MCPError
+from mcp.server.context import HandlerResult, ServerRequestContext
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.server.subscriptions import ListenHandler
+
+from gateway.mcpfront.callers import caller_of
+from gateway.mcpfront.paging import InvalidCursor, page_of
+from gateway.mcpfront.paths import route_of
+from gateway.mcpfront.toolbox import Caller, Toolbox, ToolResult, UnknownTool
+
+__all__ = ["NAME", "GatewayServer", "build_server", "serving"]
+
+#: The server's name in ``initialize`` and ``server/discover`` answers.
+NAME = "plugmesh"
+_SERVER_INFO = "io.modelcontextprotocol/serverInfo"
+_PROTOCOL_META_PREFIX = "io.modelcontextprotocol/"
+
+
+@dataclass(frozen=True)
+class _Visit:
+    caller: Caller
+    server: str | None
+
+
+_VISIT: contextvars.ContextVar[_Visit | None] = contextvars.ContextVar("mcp_visit", default=None)
+
+
+@contextlib.contextmanager
+def serving(caller: Caller, server: str | None) -> Iterator[None]:
+    """Within: the request being served is ``caller``'s, on view ``server``."""
+    token = _VISIT.set(_Visit(caller, server))
+    try:
+        yield
+    finally:
+        _VISIT.reset(token)
+
+
+class GatewayServer(Server[dict[str, Any]]):
+    """The SDK's low-level server, telling handshake-era clients that it sends
+    ``notifications/tools/list_changed`` (the SDK's manager asks with no options)."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(tools_changed=True),
+            experimental_capabilities,
+            extensions,
+        )
+
+
+def build_server(
+    toolbox: Toolbox, *, page_size: int, listen: ListenHandler, version: str
+) -> GatewayServer:
+    """The MCP server answering from ``toolbox``, ``page_size`` tools a page."""
+
+    def input_schema(name: str) -> Mapping[str, Any] | None:
+        visit = _VISIT.get()
+        return None if visit is None else toolbox.input_schema(visit.caller, visit.server, name)
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams
+    ) -> HandlerResult:
+        caller, server = _visit(ctx)
+        tools = await toolbox.list_tools(caller, server)
+        try:
+            return page_of(tools, params.cursor, server=server, size=page_size)
+        except InvalidCursor as exc:
+            raise MCPError(types.INVALID_PARAMS, f"Invalid cursor: {exc}") from None
+
+    async def call_tool(
+        ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> HandlerResult:
+        caller, server = _visit(ctx)
+
+        async def progress(done: float, total: float | None, message: str | None) -> None:
+            await ctx.session.report_progress(done, total, message)
+
+        try:
+            result = await toolbox.call_tool(
+                caller,
+                server,
+                params.name,
+                params.arguments or {},
+                meta=_forwarded_meta(ctx.meta),
+                progress=progress,
+            )
+        except UnknownTool as exc:
+            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {exc.name}") from None
+        return _passed_through(result)
+
+    server = GatewayServer(
+        NAME,
+        version=version,
+        title="plugmesh MCP gateway",
+        get_tool_input_schema=input_schema,
+        on_subscriptions_listen=listen,
+    )
+    # Registered by method so that a handler may return the result as a JSON object
+    # (an upstream's, passed through) as well as a model.
+    server.add_request_handler("tools/list", types.PaginatedRequestParams, list_tools)
+    server.add_request_handler("tools/call", types.CallToolRequestParams, call_tool)
+    return server
+
+
+def _visit(ctx: ServerRequestContext[Any, Any]) -> tuple[Caller, str | None]:
+    request = ctx.request
+    if request is None:
+        raise RuntimeError("the MCP front serves HTTP requests only")
+    route = route_of(request.scope["path"])
+    return caller_of(request.scope), route.server if route is not None else None
+
+
+def _forwarded_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The request's ``_meta`` without what belongs to this hop: the progress token (the
+    toolbox reports progress through its callback) and the protocol's envelope."""
+    return {
+        key: value
+        for key, value in (meta or {}).items()
+        if key not in ("progress_token", "progressToken")
+        and not key.startswith(_PROTOCOL_META_PREFIX)
+    }
+
+
+def _passed_through(result: ToolResult) -> HandlerResult:
+    if isinstance(result, types.CallToolResult):
+        if result.meta and _SERVER_INFO in result.meta:
+            kept = {key: value for key, value in result.meta.items() if key != _SERVER_INFO}
+            return result.model_copy(update={"meta": kept or None})
+        return result
+    raw = dict(result)
+    # The SDK writes a JSON object as it is: a 2026-07-28 caller needs the result's kind.
+    raw.setdefault("resultType", "complete")
+    stamped = raw.get("_meta")
+    if isinstance(stamped, Mapping) and _SERVER_INFO in stamped:
+        raw["_meta"] = {key: value for key, value in stamped.items() if key != _SERVER_INFO}
+    return raw
