@@ -8,6 +8,9 @@ holds a digest of the request's filters (:func:`filters_digest`), so a token sen
 other filters is refused, as AIP-158 asks. It carries no authority: the caller's rights
 and the filters are applied to every page.
 
+A listing ordered by name instead (the MCP front's ``tools/list``) uses the same codec with
+the last name as the position (:func:`decode_name_token`).
+
 On the wire a token is unpadded base64url of ``{"v": 1, "after": <position>, "q":
 <digest>}``; callers treat it as opaque.
 """
@@ -24,6 +27,8 @@ from meshkit.errors import InvalidArgument
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
+    "OtherFilters",
+    "decode_name_token",
     "decode_page_token",
     "encode_page_token",
     "filters_digest",
@@ -53,9 +58,9 @@ def filters_digest(*filters: str) -> str:
     return hashlib.sha256(json.dumps(filters).encode()).hexdigest()[:16]
 
 
-def encode_page_token(after: int, filters: str = "") -> str:
-    """The token of the page after the item at position ``after``, for ``filters``
-    (a :func:`filters_digest`)."""
+def encode_page_token(after: int | str, filters: str = "") -> str:
+    """The token of the page after the item at position ``after`` (a sequence number, or
+    a name for listings ordered by name), for ``filters`` (a :func:`filters_digest`)."""
     raw = json.dumps({"v": _VERSION, "after": after, "q": filters}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
 
@@ -66,6 +71,25 @@ def decode_page_token(token: str, filters: str = "") -> int | None:
     Raises:
         InvalidArgument: The token was not issued by this codec, or for other filters.
     """
+    after = _decode(token, filters)
+    if after is not None and (type(after) is not int or after < 1):
+        raise _invalid("page_token", "page_token is not a token this service issued")
+    return after
+
+
+def decode_name_token(token: str, filters: str = "") -> str | None:
+    """The name a token of a listing ordered by name continues after; None for no token.
+
+    Raises:
+        InvalidArgument: The token was not issued by this codec, or for other filters.
+    """
+    after = _decode(token, filters)
+    if after is not None and not isinstance(after, str):
+        raise _invalid("page_token", "page_token is not a token this service issued")
+    return after
+
+
+def _decode(token: str, filters: str) -> object:
     if not token:
         return None
     try:
@@ -73,13 +97,19 @@ def decode_page_token(token: str, filters: str = "") -> int | None:
         after, version, issued_for = fields["after"], fields["v"], fields["q"]
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise _invalid("page_token", "page_token is not a token this service issued") from None
-    if version != _VERSION or type(after) is not int or after < 1:
+    if version != _VERSION or after is None:
         raise _invalid("page_token", "page_token is not a token this service issued")
     if issued_for != filters:
-        raise _invalid(
-            "page_token", "page_token was issued for other filters; send the same filters"
+        raise OtherFilters(
+            "page_token was issued for other filters; send the same filters",
+            reason="INVALID_FIELD",
+            metadata={"field": "page_token"},
         )
     return after
+
+
+class OtherFilters(InvalidArgument):
+    """A well-formed page token, issued for other filters (or another view)."""
 
 
 def _invalid(field: str, message: str) -> InvalidArgument:

@@ -5,22 +5,21 @@ so the next page starts right after it in name order whatever was added or remov
 between (no tool is repeated; one added before the cursor is seen on the next full
 listing). It also names the view it was made for, so a cursor of ``/mcp/s/a`` is refused
 on ``/mcp``. Nothing is kept on the gateway, so the next page can come from any replica.
-On the wire it is unpadded base64url of ``{"v": 1, "after": <name>, "view": <server>}``.
+It is the toolkit's page token (:mod:`meshkit.paging`) with the name as the position and
+the view as the filter.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
-import json
 from collections.abc import Sequence
 
 import mcp.types as types
 
-__all__ = ["InvalidCursor", "page_of"]
+from meshkit.errors import InvalidArgument
+from meshkit.paging import OtherFilters, decode_name_token, encode_page_token, filters_digest
 
-_VERSION = 1
+__all__ = ["InvalidCursor", "page_of"]
 
 
 class InvalidCursor(ValueError):
@@ -48,19 +47,16 @@ def page_of(
 
 
 def _encode(after: str, server: str | None) -> str:
-    raw = json.dumps({"v": _VERSION, "after": after, "view": server or ""}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+    return encode_page_token(after, filters_digest(server or ""))
 
 
 def _decode(cursor: str, server: str | None) -> str:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        fields = json.loads(raw)
-        after, version, view = fields["after"], fields["v"], fields["view"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
+        after = decode_name_token(cursor, filters_digest(server or ""))
+    except OtherFilters:
+        raise InvalidCursor("the cursor was made for another view of the gateway") from None
+    except InvalidArgument:
         raise InvalidCursor("the cursor is not one this gateway made") from None
-    if version != _VERSION or not isinstance(after, str) or not isinstance(view, str):
+    if after is None:
         raise InvalidCursor("the cursor is not one this gateway made")
-    if view != (server or ""):
-        raise InvalidCursor("the cursor was made for another view of the gateway")
     return after
