@@ -30,12 +30,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import mcp.types as types
-from mcp.shared.dispatcher import ProgressFnT
 
 from gateway.mcpfront.connection import ConnectionSettings
 from gateway.mcpfront.spec import UpstreamSpec
 from gateway.mcpfront.tool_names import exposed_name
-from gateway.mcpfront.upstream import State, Upstream, UpstreamStatus
+from gateway.mcpfront.upstream import Progress, State, Upstream, UpstreamStatus
 from gateway.mcpfront.upstream_errors import UnknownTool
 
 __all__ = ["Upstreams"]
@@ -170,7 +169,7 @@ class Upstreams:
         arguments: dict[str, Any] | None = None,
         *,
         meta: Mapping[str, Any] | None = None,
-        progress: ProgressFnT | None = None,
+        progress: Progress | None = None,
         timeout_seconds: float | None = None,
     ) -> dict[str, Any]:
         """Call a tool by its exposed name (``server`` ``None``) or by ``server`` and its

@@ -32,7 +32,7 @@ import asyncio
 import enum
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,7 +41,6 @@ import anyio
 import mcp.types as types
 from mcp import MCPError
 from mcp.client.session import ClientSession
-from mcp.shared.dispatcher import ProgressFnT
 from pydantic import TypeAdapter, ValidationError
 
 from gateway.mcpfront.connection import ConnectionSettings, describe_failure, serve_connection
@@ -57,7 +56,7 @@ from gateway.mcpfront.upstream_errors import (
     UpstreamTimeout,
 )
 
-__all__ = ["State", "Upstream", "UpstreamStatus", "forwarded_meta"]
+__all__ = ["Progress", "State", "Upstream", "UpstreamStatus", "forwarded_meta"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +65,9 @@ log = logging.getLogger(__name__)
 _ENVELOPE_PREFIX = "io.modelcontextprotocol/"
 _HOP_KEYS = frozenset({"progressToken", "progress_token"})
 _RAW = TypeAdapter(dict[str, Any])
+
+#: Told of each progress report of a call: ``(progress, total, message)``.
+Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 
 
 class State(enum.Enum):
@@ -86,7 +88,7 @@ class UpstreamStatus:
     Attributes:
         name: The server's name.
         state: Its state.
-        last_error: Why it last failed ("" if it never did, or it is ready since).
+        last_error: Why it last failed ("" if it never did); kept once it is ready again.
         tools: The tools it serves (its own names).
         skipped: The tools it lists that are left out for their names.
         tools_fetch_time: When its tools were last fetched; ``None`` before the first time.
@@ -163,6 +165,7 @@ class Upstream:
         self._close_timeout = close_timeout_seconds
         self._state = State.CONNECTING if spec.enabled else State.DISABLED
         self._last_error = ""
+        self._quiet = False
         self._listed: tuple[types.Tool, ...] = ()
         self._tools: tuple[types.Tool, ...] = ()
         self._served: dict[str, types.Tool] = {}
@@ -277,7 +280,7 @@ class Upstream:
         arguments: dict[str, Any] | None = None,
         *,
         meta: Mapping[str, Any] | None = None,
-        progress: ProgressFnT | None = None,
+        progress: Progress | None = None,
         timeout_seconds: float | None = None,
     ) -> dict[str, Any]:
         """Call the tool ``name`` (its own name) and return the server's result, whole.
@@ -340,9 +343,16 @@ class Upstream:
         connection: _Connection,
         name: str,
         request: types.CallToolRequest,
-        progress: ProgressFnT | None,
+        progress: Progress | None,
     ) -> dict[str, Any]:
         """The one place where the SDK's errors of a call become ours."""
+        forward = None
+        if progress is not None:
+            report = progress
+
+            async def forward(progress: float, total: float | None, message: str | None) -> None:
+                await report(progress, total, message)
+
         try:
             # A TypeAdapter of a dict gets the result as sent, without the client's
             # output-schema check nor its re-serialisation (the SDK accepts any
@@ -350,7 +360,7 @@ class Upstream:
             return await connection.session.send_request(
                 request,
                 _RAW,  # type: ignore[type-var]
-                progress_callback=progress,
+                progress_callback=forward,
             )
         except MCPError as exc:
             if exc.code == types.CONNECTION_CLOSED:
@@ -446,11 +456,18 @@ class Upstream:
                 self._protocol_version,
                 extra={"mcp_server": self.name},
             )
-            self._last_error = ""
+            self._quiet = False
         elif state is State.FAILING:
-            log.warning(
-                "mcp upstream %s failing: %s", self.name, error, extra={"mcp_server": self.name}
+            # One warning per new reason: a server that stays down is not news each retry.
+            level = logging.DEBUG if self._quiet and error == self._last_error else logging.WARNING
+            log.log(
+                level,
+                "mcp upstream %s failing: %s",
+                self.name,
+                error,
+                extra={"mcp_server": self.name},
             )
+            self._quiet = True
             self._last_error = error
             self._protocol_version = ""
         self._state = state

@@ -106,11 +106,12 @@ async def start_upstream() -> AsyncIterator[StartUpstream]:
         transport: Transport,
         *,
         settings: ConnectionSettings = SETTINGS,
+        on_change: Callable[[Upstream], None] | None = None,
         name: str = "t",
         **fields: Any,
     ) -> Upstream:
         spec = UpstreamSpec(name=name, transport=transport, **fields)
-        upstream = Upstream(spec, settings=settings)
+        upstream = Upstream(spec, settings=settings, on_change=on_change)
         upstreams.append(upstream)
         await upstream.start()
         return upstream
@@ -158,4 +159,3 @@ async def served(
     else:
         transport = HttpTransport((await start_http(*options)).url)
     return await ready(await start_upstream(transport))
-

@@ -73,7 +73,9 @@ async def direct_results(
 def as_the_gateway_answers(raw: dict[str, Any]) -> dict[str, Any]:
     """A server's own result, less its envelope stamps, with ``resultType``."""
     meta = {
-        k: v for k, v in raw.get("_meta", {}).items() if not k.startswith("io.modelcontextprotocol/")
+        k: v
+        for k, v in raw.get("_meta", {}).items()
+        if not k.startswith("io.modelcontextprotocol/")
     }
     result = {k: v for k, v in raw.items() if k != "_meta"} | ({"_meta": meta} if meta else {})
     return {"resultType": "complete"} | result
@@ -158,7 +160,8 @@ async def test_tools_are_fetched_again_when_the_server_says_they_changed(
     added = (await served.call("grow", {}))["structuredContent"]["result"]
 
     await until(lambda: added in {tool.name for tool in served.tools}, what=f"{added} listed")
-    assert served.tools_fetch_time is not None and fetched is not None
+    assert served.tools_fetch_time is not None
+    assert fetched is not None
     assert served.tools_fetch_time > fetched
     assert (await served.call(added, {}))["content"] == [{"type": "text", "text": "extra!"}]
 
@@ -296,9 +299,10 @@ async def test_bad_tool_names_are_left_out_with_their_reason_and_the_rest_work(
         "a_tool_name_that_is_fine_alone_but_too_long_behind_a_server_name",
     }
     assert "[A-Za-z0-9_.-]" in reasons["has space"]
-    assert "longer than 64" in reasons[
-        "a_tool_name_that_is_fine_alone_but_too_long_behind_a_server_name"
-    ]
+    assert (
+        "longer than 64"
+        in reasons["a_tool_name_that_is_fine_alone_but_too_long_behind_a_server_name"]
+    )
     assert (await upstream.call("echo", {"text": "fine"}))["content"][0]["text"] == "echo:fine"
     with pytest.raises(UnknownTool):
         await upstream.call("has space", {})

@@ -120,19 +120,25 @@ def show_meta(ctx: Context) -> dict[str, Any]:
 
 in_flight = 0
 most_in_flight = 0
+more_in_flight = anyio.Event()
 
 
 @server.tool()
 async def hold(seconds: float, wait_for: int = 0) -> int:
     """Stay in flight for ``seconds``, or less once ``wait_for`` calls were in flight at
     once; returns the most calls in flight at once so far."""
-    global in_flight, most_in_flight
+    global in_flight, most_in_flight, more_in_flight
     in_flight += 1
-    most_in_flight = max(most_in_flight, in_flight)
+    if in_flight > most_in_flight:
+        most_in_flight = in_flight
+        more_in_flight.set()
+        more_in_flight = anyio.Event()
     try:
         with anyio.move_on_after(seconds):
-            while not wait_for or most_in_flight < wait_for:
-                await anyio.sleep(0.01)
+            if not wait_for:
+                await anyio.sleep(seconds)
+            while most_in_flight < wait_for:
+                await more_in_flight.wait()
         return most_in_flight
     finally:
         in_flight -= 1
@@ -227,7 +233,8 @@ def _announce_list_changed() -> None:
     ) -> Any:
         return original(notification_options or NotificationOptions(tools_changed=True), **kwargs)
 
-    lowlevel.create_initialization_options = with_list_changed  # type: ignore[method-assign]
+    # A patch of a method, with a looser signature than the original's.
+    lowlevel.create_initialization_options = with_list_changed  # type: ignore[method-assign,assignment]
 
 
 async def _serve_http(port: int) -> None:
@@ -236,7 +243,8 @@ async def _serve_http(port: int) -> None:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     print(f"port {listener.getsockname()[1]}", flush=True)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    # Streams a client holds open (a listen stream) must not hold up a stop.
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
     await uvicorn.Server(config).serve(sockets=[listener])
 
 
