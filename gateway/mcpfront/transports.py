@@ -105,9 +105,11 @@ async def open_transport(
     transport = spec.transport
     if isinstance(transport, StdioTransport):
         streams = _stdio(transport, link, child_environment)
+        ended = "the process closed its stdout (it ended?)"
     else:
-        streams = _http(transport, link)
-    async with streams as (read, write), _watched(read, link) as watched:
+        streams = _http(transport)
+        ended = "the server closed the connection"
+    async with streams as (read, write), _watched(read, link, ended) as watched:
         yield watched, write
 
 
@@ -140,7 +142,7 @@ async def _stdio(
 
 
 @contextlib.asynccontextmanager
-async def _http(transport: HttpTransport, link: Link) -> AsyncIterator[tuple[Any, Any]]:
+async def _http(transport: HttpTransport) -> AsyncIterator[tuple[Any, Any]]:
     async with (
         httpx2.AsyncClient(headers=dict(transport.headers), timeout=_HTTP_TIMEOUT) as http,
         streamable_http_client(transport.url, http_client=http) as streams,
@@ -150,14 +152,14 @@ async def _http(transport: HttpTransport, link: Link) -> AsyncIterator[tuple[Any
 
 @contextlib.asynccontextmanager
 async def _watched(
-    read: Any, link: Link
+    read: Any, link: Link, ended: str
 ) -> AsyncIterator[MemoryObjectReceiveStream[SessionMessage | Exception]]:
-    """``read`` relayed, so that its end (the server is gone) reaches ``link``."""
+    """``read`` relayed, so that its end (the server is gone: ``ended``) reaches ``link``."""
     sink: MemoryObjectSendStream[SessionMessage | Exception]
     sink, watched = anyio.create_memory_object_stream[SessionMessage | Exception](0)
 
     async def relay() -> None:
-        reason = "the server closed the connection"
+        reason = ended
         try:
             async with sink:
                 async for item in read:

@@ -175,6 +175,7 @@ class Upstream:
         self._slots = anyio.Semaphore(spec.max_concurrent_calls)
         self._connection: _Connection | None = None
         self._scope = anyio.CancelScope()
+        self._retry_now = anyio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -267,10 +268,12 @@ class Upstream:
             self._take_tools(self._listed, fetched=False)
 
     def refresh(self) -> None:
-        """Fetch the tools again now (the admin API's refresh); no-op unless READY."""
+        """The admin API's refresh: fetch the tools again now when READY; connect again
+        now, without waiting out the backoff, when FAILING."""
         connection = self._connection
         if connection is not None:
             connection.link.tools_changed.set()
+        self._retry_now.set()
 
     # -- calls ------------------------------------------------------------------------
 
@@ -415,7 +418,9 @@ class Upstream:
                     reason = f"{reason}; {context}"
                 failures = 1 if self._state is State.READY else failures + 1
                 self._set_state(State.FAILING, error=reason)
-                await anyio.sleep(self._settings.backoff.delay(failures))
+                self._retry_now = anyio.Event()
+                with anyio.move_on_after(self._settings.backoff.delay(failures)):
+                    await self._retry_now.wait()
 
     def _ready(
         self, link: Link, session: ClientSession, version: str, tools: list[types.Tool]

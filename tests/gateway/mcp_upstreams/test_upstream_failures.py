@@ -19,6 +19,7 @@ from gateway.mcpfront.upstream_errors import (
     UpstreamProtocolError,
     UpstreamRejected,
 )
+from meshkit.registration import Backoff
 from tests.gateway.mcp_upstreams.conftest import (
     ROOT,
     SETTINGS,
@@ -261,3 +262,30 @@ async def test_secrets_reach_neither_the_log_nor_the_status(
     shown += [repr(record.__dict__) for record in caplog.records]
     shown += [repr(u.status()) + repr(u.spec) for u in (failing_child, child, unreachable, web)]
     assert not [text for text in shown if "s3cr3t" in text]
+
+
+async def test_refresh_connects_a_failing_upstream_without_waiting_out_the_backoff(
+    start_http: StartHttp, start_upstream: StartUpstream
+) -> None:
+    server = await start_http()
+    await server.stop()
+    patient = dataclasses.replace(SETTINGS, backoff=Backoff(initial_seconds=600))
+    upstream = await start_upstream(HttpTransport(server.url), settings=patient)
+    await until(lambda: upstream.state is State.FAILING, what="the upstream failing")
+    await server.start()
+
+    upstream.refresh()
+
+    await ready(upstream)
+
+
+async def test_refresh_fetches_the_tools_again(start_upstream: StartUpstream) -> None:
+    upstream = await ready(await start_upstream(stdio_transport()))
+    fetched = upstream.tools_fetch_time
+    assert fetched is not None
+
+    upstream.refresh()
+
+    await until(
+        lambda: (upstream.tools_fetch_time or fetched) > fetched, what="the tools fetched again"
+    )
