@@ -253,6 +253,8 @@ class Upstream:
                 )
                 task.cancel()
                 await asyncio.wait({task})
+            if not task.cancelled() and task.exception() is not None:
+                log.error("mcp upstream %s failed", self.name, exc_info=task.exception())
         if self._state is not State.CLOSED:
             self._set_state(State.CLOSED)
 
