@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv bench-deps lock lock-check debs node-modules gen gen-check run test lint breaking format protodeps clean
+.PHONY: help venv bench-deps lock lock-check debs node-modules mcp-peers gen gen-check run test lint breaking format protodeps clean
 
 # What `make breaking` compares protos/ against: a branch, tag or commit.
 AGAINST ?= main
@@ -63,6 +63,17 @@ node-modules: $(NODE_STAMP)
 
 $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	cd $(NODE_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+# The MCP servers from npm that the MCP front's tests run against (tests/mcp_peers), exactly
+# as its committed lock file says.
+MCP_PEERS_DIR := tests/mcp_peers
+MCP_PEERS_STAMP := $(MCP_PEERS_DIR)/node_modules/.installed
+
+mcp-peers: $(MCP_PEERS_STAMP)
+
+$(MCP_PEERS_STAMP): $(MCP_PEERS_DIR)/package.json $(MCP_PEERS_DIR)/package-lock.json
+	cd $(MCP_PEERS_DIR) && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
 # Debian packages some tests need (tools/debian-packages.txt): installed when missing.
@@ -139,7 +150,7 @@ $(CLIENT_CPP): $(CLIENT_CPP_OBJ)/client.o $(CLIENT_CPP_STUBS:%=$(CLIENT_CPP_OBJ)
 run: $(STAMP)
 	$(BIN)/plugmesh up
 
-test: $(STAMP) $(NODE_STAMP) debs clients
+test: $(STAMP) $(NODE_STAMP) $(MCP_PEERS_STAMP) debs clients
 	$(BIN)/pytest
 
 lint: lock-check protodeps

@@ -19,6 +19,10 @@ types), :mod:`~gateway.mcpfront.front` (the endpoint), :mod:`~gateway.mcpfront.s
 SDK's principal), :mod:`~gateway.mcpfront.paging` (cursors),
 :mod:`~gateway.mcpfront.metadata` (RFC 9728), :mod:`~gateway.mcpfront.paths`,
 :mod:`~gateway.mcpfront.replies`, :mod:`~gateway.mcpfront.settings`.
+
+Upstream side: :mod:`~gateway.mcpfront.spec` (what a server is),
+:mod:`~gateway.mcpfront.upstream` (one server's connection, tools and calls),
+:mod:`~gateway.mcpfront.federation` (all of them, under exposed names).
 """
 
 from __future__ import annotations
