@@ -18,12 +18,15 @@ lists every plugin), it sends a descriptor set holding only the health protocol.
 gateway reports NOT_SERVING until the catalog has synced once.
 
 Shutdown, safe to call twice: NOT_SERVING, deregister, end the MCP notification streams,
-stop HTTP and the ingress with grace, stop the MCP front, then stop following the
-catalog and close the upstream channels.
+stop HTTP and the ingress with grace, stop the MCP front and the upstream MCP servers,
+then stop following the catalog and close the upstream channels.
 
-The MCP front serves the tools of a :class:`gateway.mcpfront.Toolbox`; until the gateway
-federates upstream MCP servers, it is :class:`gateway.mcpfront.NoTools` unless the
-caller passes one.
+The MCP front serves the tools of the upstream MCP servers of ``config.mcp.servers``
+(:class:`gateway.mcpfront.federated.FederatedTools` over
+:class:`gateway.mcpfront.federation.Upstreams`, ``mcp_upstreams``), each caller the ones
+its permissions allow; a caller may pass another :class:`gateway.mcpfront.Toolbox`. The
+servers are applied once the front runs (they connect in the background; a server that
+is not READY lists no tools) and closed, stdio children included, after the HTTP server.
 
 Metrics: one Prometheus registry for the process (the HTTP side's requests, the ingress's
 calls), served at the HTTP port's ``/metrics`` and, when ``metrics_address`` is set, on
@@ -47,7 +50,10 @@ from gateway.config import GatewayConfig
 from gateway.health import GatewayHealth, HealthSync
 from gateway.http import GatewayApp, HttpServer, build_app
 from gateway.ingress import IngressServer
-from gateway.mcpfront import McpFront, NoTools, Toolbox
+from gateway.mcpfront import McpFront, Toolbox
+from gateway.mcpfront.connection import ConnectionSettings
+from gateway.mcpfront.federated import FederatedTools
+from gateway.mcpfront.federation import Upstreams as McpUpstreams
 from gateway.upstream import Upstreams
 from gateway.upstream_metrics import UpstreamCollector
 from meshkit.config import advertised_host
@@ -69,8 +75,8 @@ class Gateway:
         config: The gateway's settings.
         register: Whether to register with the registry.
         registry_backoff: Delays between reconnections of the registry watch.
-        toolbox: The tools of the MCP front; none (:class:`gateway.mcpfront.NoTools`)
-            when None.
+        toolbox: The tools of the MCP front; those of the upstream MCP servers
+            (``config.mcp.servers``) when None.
     """
 
     def __init__(
@@ -109,9 +115,14 @@ class Gateway:
             guard=self.auth.grpc,
             metrics=RpcMetrics(self.metrics_registry, known=self._known_method),
         )
+        #: The upstream MCP servers whose tools the MCP front serves.
+        self.mcp_upstreams = McpUpstreams(
+            ConnectionSettings(child_environment=config.mcp.child_environment),
+            close_timeout_seconds=config.shutdown_grace_seconds,
+        )
         #: The MCP endpoint, on the HTTP port.
         self.mcp = McpFront(
-            toolbox if toolbox is not None else NoTools(),
+            toolbox if toolbox is not None else FederatedTools(self.mcp_upstreams),
             self.auth.http,
             config.mcp,
             issuer=config.auth.jwt_issuer,
@@ -124,6 +135,8 @@ class Gateway:
         self._started = False
         self._stopping: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
+        self._announcing: set[asyncio.Task[None]] = set()
+        self._unlisten = self.mcp_upstreams.add_listener(self._tools_changed)
 
     @property
     def grpc_address(self) -> str:
@@ -162,6 +175,7 @@ class Gateway:
         await self.auth.start()
         await self.ingress.start()
         await self.mcp.start()
+        await self.mcp_upstreams.apply(self.config.mcp.servers)
         self._http_app = build_app(
             self.catalog,
             self.upstreams,
@@ -237,6 +251,16 @@ class Gateway:
         if self._http_app is not None:
             self._http_app.close()
         await self.mcp.close()
+        self._unlisten()
+        await self.mcp_upstreams.close()
+        for task in list(self._announcing):
+            task.cancel()
+
+    def _tools_changed(self) -> None:
+        """The upstream tools changed: tell the MCP clients (in the background)."""
+        task = asyncio.get_running_loop().create_task(self.mcp.tools_changed())
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
 
     def _known_method(self, full_method: str) -> bool:
         return full_method.startswith("/grpc.") or self.catalog.method(full_method) is not None

@@ -317,6 +317,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "largest MCP request body; larger ones get 413 with a JSON-RPC error",
     ),
     EnvVar(
+        "PLUGMESH_GATEWAY_MCP_SERVERS_FILE",
+        "(none)",
+        "a JSON file of the upstream MCP servers, in the `mcpServers` format MCP clients use"
+        " (see *Upstream MCP servers*), read at start; unset, `/mcp` serves no tools",
+    ),
+    EnvVar(
         "PLUGMESH_AUDIT_RETENTION_DAYS",
         "0",
         "the audit log prunes entries recorded longer ago, keeping the rest verifiable"

@@ -18,10 +18,11 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from meshkit.errors import PermissionDenied, Unauthenticated
 from meshkit.grpc_types import Context
+from meshkit.permissions import Policy
 from plugmesh.events.v1 import event_pb2
 
 IDENTITY_KEY = "x-plugmesh-identity"
@@ -46,12 +47,16 @@ class Identity:
         subject: The user id, machine user id or service name.
         admin: Whether the caller has admin rights on the plugmesh API.
         email: The person's email, when known.
+        permissions: The caller's permissions on MCP servers and tools, when the
+            gateway knows them (a machine user's own, a person's user record); never
+            sent in the signed metadata, and not part of equality.
     """
 
     kind: PrincipalKind
     subject: str
     admin: bool = False
     email: str = ""
+    permissions: Policy | None = field(default=None, compare=False)
 
 
 def signing_key(registration_secret: str | None) -> bytes | None:

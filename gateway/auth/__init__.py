@@ -34,7 +34,7 @@ from gateway.auth.for_http import HttpGuard
 from gateway.auth.guard import Guard, Request
 from gateway.auth.jwts import JwtVerifier
 from gateway.auth.machine import MachineTokens, UpstreamValidator
-from gateway.auth.roles import PersonRoles
+from gateway.auth.roles import PersonRecord, PersonRoles
 from gateway.auth.settings import AuthSettings
 from gateway.catalog import Catalog
 from gateway.upstream import Upstreams
@@ -74,7 +74,7 @@ class GatewayAuth:
         key = signing_key(mesh.registration_secret)
         ttl, size = settings.cache_ttl_seconds, settings.cache_max_entries
         self.tokens: AnswerCache[Identity] = AnswerCache(ttl_seconds=ttl, max_entries=size)
-        self.roles: AnswerCache[bool] = AnswerCache(ttl_seconds=ttl, max_entries=size)
+        self.roles: AnswerCache[PersonRecord] = AnswerCache(ttl_seconds=ttl, max_entries=size)
         self.events = AuthEvents(
             mesh.nats_url,
             on_machine_user=self.tokens.drop_owner,

@@ -12,7 +12,8 @@
    methods included.
 2. Otherwise ``Authorization: Bearer <credential>``: a machine token (``pmk_…``, checked
    by the machine-users service, cached) or a JWT (checked here); a person is an admin
-   when their user record says ROLE_ADMIN. No header: anonymous.
+   when their user record says ROLE_ADMIN. The identity carries the caller's permissions
+   on MCP tools (the machine user's own, the person's record's). No header: anonymous.
 3. The RPC's declared access decides (:mod:`gateway.auth.access`): 401, 403 or through.
 4. Through: the caller's identity, signed with the key derived from the registration
    secret, is the metadata to add to the upstream call (none for anonymous callers, or
@@ -39,7 +40,7 @@ from gateway.auth.errors import AuthFailed
 from gateway.auth.jwts import JwtVerifier
 from gateway.auth.logins import Login
 from gateway.auth.machine import MachineTokens
-from gateway.auth.roles import PersonRoles
+from gateway.auth.roles import NOBODY, PersonRoles
 from meshkit.identity import Identity, PrincipalKind, to_metadata
 from plugmesh.events.v1 import auth_events_pb2, event_pb2
 
@@ -178,9 +179,10 @@ class Guard:
             self._events.logged_in(
                 login, ip_address=request.ip_address, user_agent=request.user_agent
             )
-        if self._roles is not None and await self._roles.is_admin(person.subject):
-            person = dataclasses.replace(person, admin=True)
-        return person
+        record = NOBODY if self._roles is None else await self._roles.record(person.subject)
+        return dataclasses.replace(
+            person, admin=person.admin or record.admin, permissions=record.permissions
+        )
 
     def _is_mesh_service(self, presented: str | None) -> bool:
         if not presented or not self._secret:

@@ -5,7 +5,8 @@ method is looked up in the catalog, so the machine-users service is found like a
 other). A valid answer is cached under the token's SHA-256 for the cache's TTL, or
 less when the answer says the token stops working sooner, and dropped at once when the
 machine user is deleted or its token rotated (:mod:`gateway.auth.events`). Invalid
-answers are not cached.
+answers are not cached. The identity carries the machine user's permissions on MCP
+servers and tools, from the same answer.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import grpc
 
 from gateway.auth.cache import AnswerCache, digest
 from gateway.auth.errors import AuthFailed, AuthUnavailable
+from gateway.auth.policies import policy_of
 from gateway.catalog import Catalog
 from gateway.upstream import Upstreams
 from meshkit.identity import Identity, PrincipalKind
@@ -131,7 +133,14 @@ class MachineTokens:
             )
         user = answer.machine_user
         identity = Identity(
-            PrincipalKind.MACHINE, user.machine_user_id, admin=user.role == users_pb2.ROLE_ADMIN
+            PrincipalKind.MACHINE,
+            user.machine_user_id,
+            admin=user.role == users_pb2.ROLE_ADMIN,
+            permissions=policy_of(
+                user.permissions,
+                field="machine_user.permissions",
+                owner=user.machine_user_id,
+            ),
         )
         max_seconds = None
         if answer.HasField("expire_time"):

@@ -3,8 +3,9 @@
 The front authenticates each request with the gateway's own guard
 (:meth:`gateway.auth.HttpGuard.identify`: machine tokens and JWTs, the same cache, the
 same ``auth.failed`` and ``auth.login`` events) before the SDK sees it, and puts the
-verified caller in ``scope["user"]`` as the SDK's ``AuthenticatedUser``: the SDK reads
-the principal there, and the handlers read it back with :func:`caller_of`. The access
+verified caller (with their permissions on MCP tools) in ``scope["user"]`` as the SDK's
+``AuthenticatedUser``: the SDK reads the principal there, and the handlers read it back
+with :func:`caller_of`. The access
 token in it holds a fingerprint of the credential, never the credential: the scope is
 seen by code that may log it.
 """
@@ -20,6 +21,7 @@ from mcp.server.auth.provider import AccessToken
 from gateway.auth.credentials import fingerprint
 from gateway.mcpfront.toolbox import Caller, CallerKind
 from meshkit.identity import Identity, PrincipalKind
+from meshkit.permissions import Policy
 
 __all__ = ["ISSUER", "Authenticator", "authenticated_user", "caller_of"]
 
@@ -54,6 +56,8 @@ def authenticated_user(identity: Identity, credential: str) -> AuthenticatedUser
             "kind": kind.value,
             "admin": identity.admin,
             "email": identity.email,
+            # In memory only: the gateway's own object, never written anywhere.
+            "permissions": identity.permissions or Policy(),
         },
     )
     return AuthenticatedUser(token)
@@ -69,9 +73,11 @@ def caller_of(scope: Mapping[str, Any]) -> Caller:
     if not isinstance(user, AuthenticatedUser) or user.access_token.subject is None:
         raise RuntimeError("an MCP request reached a handler without a verified caller")
     claims = user.access_token.claims or {}
+    permissions = claims.get("permissions")
     return Caller(
         id=user.access_token.subject,
         kind=CallerKind(claims.get("kind", CallerKind.MACHINE.value)),
         admin=bool(claims.get("admin", False)),
         email=str(claims.get("email", "")),
+        permissions=permissions if isinstance(permissions, Policy) else Policy(),
     )

@@ -113,8 +113,10 @@ def build_server(
                 meta=_forwarded_meta(ctx.meta),
                 progress=progress,
             )
-        except UnknownTool as exc:
-            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {exc.name}") from None
+        except UnknownTool:
+            # The name the caller used, whatever the toolbox knows it as: an unknown
+            # tool and a forbidden one read alike.
+            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}") from None
         return _passed_through(result)
 
     server = GatewayServer(

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from mcp.server.transport_security import TransportSecuritySettings
 
+from gateway.mcpfront.servers_file import ServersFileError, load_servers
+from gateway.mcpfront.spec import UpstreamSpec, inherited_environment
 from meshkit.config import ConfigError, env_int
 
 __all__ = ["VARIABLES", "McpSettings"]
@@ -28,6 +30,7 @@ ALLOWED_HOSTS = "PLUGMESH_GATEWAY_MCP_ALLOWED_HOSTS"
 ALLOWED_ORIGINS = "PLUGMESH_GATEWAY_MCP_ALLOWED_ORIGINS"
 PAGE_SIZE = "PLUGMESH_GATEWAY_MCP_PAGE_SIZE"
 BODY_LIMIT_BYTES = "PLUGMESH_GATEWAY_MCP_BODY_LIMIT_BYTES"
+SERVERS_FILE = "PLUGMESH_GATEWAY_MCP_SERVERS_FILE"
 
 #: Every variable: (name, default as shown, meaning), for the README table.
 VARIABLES: tuple[tuple[str, str, str], ...] = (
@@ -56,6 +59,12 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "4194304",
         "largest MCP request body; larger ones get 413 with a JSON-RPC error",
     ),
+    (
+        SERVERS_FILE,
+        "(none)",
+        "a JSON file of the upstream MCP servers, in the `mcpServers` format MCP clients use"
+        " (see *Upstream MCP servers*), read at start; unset, `/mcp` serves no tools",
+    ),
 )
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -73,6 +82,8 @@ class McpSettings:
             resource URL's.
         page_size: Most tools in one ``tools/list`` page.
         body_limit_bytes: Largest request body.
+        servers: The upstream MCP servers (from ``PLUGMESH_GATEWAY_MCP_SERVERS_FILE``).
+        child_environment: What a stdio server inherits of the gateway's environment.
     """
 
     resource_url: str | None = None
@@ -80,6 +91,8 @@ class McpSettings:
     allowed_origins: tuple[str, ...] = ()
     page_size: int = 100
     body_limit_bytes: int = 4 * 1024 * 1024
+    servers: tuple[UpstreamSpec, ...] = ()
+    child_environment: Mapping[str, str] = field(default_factory=dict, hash=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.resource_url is not None:
@@ -124,6 +137,12 @@ class McpSettings:
         """
         values = os.environ if env is None else env
         defaults = cls()
+        servers: tuple[UpstreamSpec, ...] = ()
+        if path := (values.get(SERVERS_FILE) or "").strip():
+            try:
+                servers = load_servers(path)
+            except ServersFileError as exc:
+                raise ConfigError(f"{SERVERS_FILE}: {exc}") from None
         return cls(
             resource_url=(values.get(RESOURCE_URL) or "").strip().rstrip("/") or None,
             allowed_hosts=_items(values.get(ALLOWED_HOSTS)),
@@ -136,6 +155,8 @@ class McpSettings:
                 positive=True,
                 unit="a whole number of bytes",
             ),
+            servers=servers,
+            child_environment=inherited_environment(values),
         )
 
 

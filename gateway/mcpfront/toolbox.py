@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
 import mcp.types as types
+
+from gateway.mcpfront.upstream_errors import UnknownTool
+from meshkit.permissions import Policy
 
 __all__ = [
     "Caller",
@@ -57,24 +60,15 @@ class Caller:
         kind: A person or a machine user.
         admin: Whether the gateway knows the caller as an admin (ROLE_ADMIN).
         email: The person's email, when the JWT carries one.
+        permissions: What the caller may call (``<server>/<tool>`` rules, or the admin
+            flag): a machine user's own, a person's user record's. Nothing by default.
     """
 
     id: str
     kind: CallerKind
     admin: bool = False
     email: str = ""
-
-
-class UnknownTool(Exception):
-    """The view has no tool of that name the caller may call.
-
-    A tool the caller may not call is unknown to them: the front answers both alike
-    (JSON-RPC ``-32602 Unknown tool: <name>``), so a refusal does not reveal the tool.
-    """
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"Unknown tool: {name}")
-        self.name = name
+    permissions: Policy = field(default_factory=Policy)
 
 
 class Toolbox(Protocol):
@@ -153,4 +147,4 @@ class NoTools:
         progress: Progress,
     ) -> ToolResult:
         """Every tool is unknown."""
-        raise UnknownTool(name)
+        raise UnknownTool(tool=name)

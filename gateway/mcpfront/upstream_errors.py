@@ -44,7 +44,22 @@ class UpstreamError(Exception):
 
 
 class UnknownTool(UpstreamError):
-    """No server serves a tool of that name."""
+    """No tool of that name (or no such server) that the caller may call.
+
+    A tool the caller may not call is unknown to them: the MCP front answers both alike
+    (JSON-RPC ``-32602 Unknown tool: <name>``), so a refusal does not reveal the tool.
+
+    Attributes:
+        name: The name the caller used (``tool`` is the same).
+    """
+
+    def __init__(self, message: str = "", *, server: str = "", tool: str) -> None:
+        super().__init__(message or f"Unknown tool: {tool}", server=server, tool=tool)
+
+    @property
+    def name(self) -> str:
+        """The tool's name as the caller gave it."""
+        return self.tool
 
 
 class UpstreamNotReady(UpstreamError):

@@ -1,11 +1,12 @@
 """The first admin: ``plugmesh up`` makes sure an admin machine token exists in the data dir.
 
 On the first start there is no ``<data dir>/admin.token``: an admin machine user named
-``bootstrap-admin`` is created, its token written to that file (mode 0600) and printed
-once. Later starts find the file and reuse it while the machine-users service still
-says it is a valid admin token. When it is not (expired, rotated, deleted, or the file
-was removed), ``bootstrap-admin`` gets a new token (or, when it expired or is gone, is
-created again) and the file is replaced.
+``bootstrap-admin`` is created (ROLE_ADMIN, and permissions with the admin flag: it may
+call every MCP tool), its token written to that file (mode 0600) and printed once. Later
+starts find the file and reuse it while the machine-users service still says it is a
+valid admin token. When it is not (expired, rotated, deleted, or the file was removed),
+``bootstrap-admin`` gets a new token (or, when it expired, is gone or lacks the admin
+flag, is created again) and the file is replaced.
 
 The caller proves itself to the machine-users service as the mesh service
 ``plugmesh-up`` (a signed identity, :mod:`meshkit.identity`), so no token is needed to
@@ -102,12 +103,12 @@ class _Client:
         answer = await self.stub.ValidateToken(
             machineusers_pb2.ValidateTokenRequest(token=token), timeout=self.timeout_seconds
         )
-        return answer.valid and answer.machine_user.role == users_pb2.ROLE_ADMIN
+        return answer.valid and _is_bootstrap_admin(answer.machine_user)
 
     async def issue(self) -> str:
         """A new token of ``bootstrap-admin``, rotated, or created (again) when needed."""
         found = await self._find()
-        if found is not None and found.role == users_pb2.ROLE_ADMIN:
+        if found is not None and _is_bootstrap_admin(found):
             try:
                 rotated = await self.stub.RotateMachineUserToken(
                     machineusers_pb2.RotateMachineUserTokenRequest(
@@ -132,7 +133,11 @@ class _Client:
         created = await self.stub.CreateMachineUser(
             machineusers_pb2.CreateMachineUserRequest(
                 machine_user=machineusers_pb2.MachineUser(
-                    name=BOOTSTRAP_NAME, description=_DESCRIPTION, role=users_pb2.ROLE_ADMIN
+                    name=BOOTSTRAP_NAME,
+                    description=_DESCRIPTION,
+                    role=users_pb2.ROLE_ADMIN,
+                    # May call every tool of every MCP server.
+                    permissions=users_pb2.Permissions(admin=True),
                 )
             ),
             metadata=self.metadata,
@@ -154,6 +159,12 @@ class _Client:
             if not page.next_page_token:
                 return None
             page_token = page.next_page_token
+
+
+def _is_bootstrap_admin(user: machineusers_pb2.MachineUser) -> bool:
+    """An admin of the API whose permissions allow every tool (an older bootstrap admin
+    without the admin flag is replaced)."""
+    return user.role == users_pb2.ROLE_ADMIN and user.permissions.admin
 
 
 def _read(path: Path) -> str:

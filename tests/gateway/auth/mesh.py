@@ -92,11 +92,19 @@ class Mesh:
         return machineusers_pb2_grpc.MachineUserServiceStub(channel)
 
     async def create_machine_user(
-        self, name: str, *, admin: bool = False, ttl_seconds: float | None = None
+        self,
+        name: str,
+        *,
+        admin: bool = False,
+        ttl_seconds: float | None = None,
+        permissions: users_pb2.Permissions | None = None,
     ) -> machineusers_pb2.CreateMachineUserResponse:
-        """Create a machine user straight at the plugin, as a mesh service."""
+        """Create a machine user straight at the plugin, as a mesh service, with
+        ``permissions`` on MCP tools (none when None)."""
         user = machineusers_pb2.MachineUser(
-            name=name, role=users_pb2.ROLE_ADMIN if admin else users_pb2.ROLE_USER
+            name=name,
+            role=users_pb2.ROLE_ADMIN if admin else users_pb2.ROLE_USER,
+            permissions=permissions,
         )
         if ttl_seconds is not None:
             user.ttl.FromTimedelta(dt.timedelta(seconds=ttl_seconds))

@@ -124,7 +124,7 @@ class Workbench:
     ) -> ToolResult:
         found = self.tools(server).get(name)
         if found is None:
-            raise UnknownTool(name)
+            raise UnknownTool(tool=name)
         self.calls.append(Call(caller, server, name, dict(arguments), dict(meta)))
         tool = found[1].name.rpartition("__")[2]
         if tool == "echo":

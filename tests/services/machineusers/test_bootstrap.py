@@ -37,6 +37,8 @@ async def test_the_first_start_makes_an_admin_token_in_a_private_file(
     assert answer.valid
     assert answer.machine_user.name == BOOTSTRAP_NAME
     assert answer.machine_user.role == 2  # ROLE_ADMIN
+    # ... and may call every MCP tool (the gateway reads the flag from this answer).
+    assert answer.machine_user.permissions.admin
 
 
 async def test_later_starts_reuse_the_token(running: Running, tmp_path: Path) -> None:

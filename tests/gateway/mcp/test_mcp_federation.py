@@ -1,0 +1,272 @@
+"""The MCP front over the upstream MCP servers: a real gateway in the auth mesh, our test
+MCP server (:mod:`tests.gateway.mcp_upstreams.upstream`) as its upstream over stdio, the
+SDK's client in both eras, and callers whose permissions differ."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+import pytest_asyncio
+from mcp import MCPError
+
+from gateway.app import Gateway
+from gateway.mcpfront import McpSettings
+from gateway.mcpfront.spec import StdioTransport, UpstreamSpec, inherited_environment
+from gateway.mcpfront.upstream import State
+from plugmesh.users.v1 import users_pb2, users_pb2_grpc
+from tests.gateway.auth.mesh import Mesh, person_jwt
+from tests.gateway.conftest import FAST
+from tests.gateway.mcp.clients import (
+    ERAS,
+    MODERN,
+    MODERN_META,
+    answer,
+    connected,
+    modern_headers,
+    request,
+)
+from tests.gateway.mcp.conftest import ISSUER, mcp_config
+from tests.gateway.mcp_upstreams.conftest import ROOT, SERVER
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
+
+#: The upstream's name: its tools are ``up__<tool>`` on /mcp.
+UP = "up"
+#: Its tools, as our test server has them.
+UP_TOOLS = ["add", "die", "echo", "env", "events", "fails", "grow", "header", "hold", "pid", "rich"]
+UP_TOOLS += ["show_meta", "slow"]
+
+
+def _permissions(*rules: tuple[str, str], admin: bool = False) -> users_pb2.Permissions:
+    effects = {"allow": users_pb2.EFFECT_ALLOW, "deny": users_pb2.EFFECT_DENY}
+    return users_pb2.Permissions(
+        admin=admin,
+        rules=[users_pb2.PermissionRule(effect=effects[e], pattern=p) for e, p in rules],
+    )
+
+
+class Federation:
+    """A gateway federating our test server, and tokens of callers with different rules."""
+
+    def __init__(self, gateway: Gateway, tokens: dict[str, str]) -> None:
+        self.gateway = gateway
+        self.tokens = tokens
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.gateway.http_address}/mcp"
+
+
+@contextlib.asynccontextmanager
+async def federating(mesh: Mesh) -> AsyncIterator[Gateway]:
+    """A gateway in ``mesh`` whose MCP front serves our test server over stdio (calls time
+    out after 2 s), once the server is READY and the mesh linked."""
+    spec = UpstreamSpec(
+        name=UP,
+        transport=StdioTransport(
+            command=sys.executable, args=("-m", SERVER, "stdio"), cwd=str(ROOT)
+        ),
+        call_timeout_seconds=2.0,
+    )
+    settings = McpSettings(
+        page_size=100, servers=(spec,), child_environment=inherited_environment(os.environ)
+    )
+    gateway = Gateway(mcp_config(mesh, settings), register=False, registry_backoff=FAST)
+    await gateway.start()
+    try:
+
+        async def ready() -> bool | None:
+            upstream = gateway.mcp_upstreams.get(UP)
+            services = [gateway.catalog.service(name) for name in ("machine-users", "users")]
+            if upstream is None or upstream.state is not State.READY:
+                return None
+            if not gateway.auth.events.live or not all(s and s.serving for s in services):
+                return None
+            return True
+
+        await eventually(ready, timeout_seconds=40, what="the upstream READY, the mesh linked")
+        yield gateway
+    finally:
+        await gateway.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def federation(auth_mesh: Mesh) -> AsyncIterator[Federation]:
+    """The gateway, and machine users: ``admin`` (the admin flag), ``echoer`` (only
+    ``up/echo``), ``most`` (everything on ``up`` but ``echo``), ``nothing`` (no rule)."""
+    rules = {
+        "admin": _permissions(admin=True),
+        "echoer": _permissions(("allow", "up/echo")),
+        "most": _permissions(("allow", "up/*"), ("deny", "up/echo")),
+        "nothing": _permissions(),
+    }
+    tokens = {}
+    for who, permissions in rules.items():
+        created = await auth_mesh.create_machine_user(f"fed-{who}", permissions=permissions)
+        tokens[who] = created.token
+    async with federating(auth_mesh) as gateway:
+        yield Federation(gateway, tokens)
+
+
+async def _names(url: str, token: str, mode: str) -> list[str]:
+    async with connected(url, token, mode) as client:
+        return sorted(tool.name for tool in (await client.list_tools()).tools)
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_an_admin_reaches_every_upstream_tool_by_exposed_and_by_own_name(
+    federation: Federation, mode: str
+) -> None:
+    token = federation.tokens["admin"]
+
+    assert await _names(federation.url, token, mode) == [f"up__{t}" for t in UP_TOOLS]
+    assert await _names(f"{federation.url}/s/{UP}", token, mode) == UP_TOOLS
+    async with connected(federation.url, token, mode) as client:
+        exposed = await client.call_tool("up__echo", {"text": "hi"})
+        summed = await client.call_tool("up__add", {"a": 2, "b": 3})
+    async with connected(f"{federation.url}/s/{UP}", token, mode) as client:
+        own = await client.call_tool("echo", {"text": "there"})
+
+    assert exposed.content[0].text == "echo:hi"  # type: ignore[union-attr]
+    assert summed.structured_content == {"total": 5}
+    assert own.content[0].text == "echo:there"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_permissions_shape_each_callers_tools_list(federation: Federation, mode: str) -> None:
+    tokens = federation.tokens
+
+    assert await _names(federation.url, tokens["echoer"], mode) == ["up__echo"]
+    most = await _names(federation.url, tokens["most"], mode)
+    assert most == [f"up__{t}" for t in UP_TOOLS if t != "echo"]
+    assert await _names(federation.url, tokens["nothing"], mode) == []
+    assert await _names(f"{federation.url}/s/{UP}", tokens["echoer"], mode) == ["echo"]
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_forbidden_tool_is_answered_as_an_unknown_one(
+    federation: Federation, mode: str
+) -> None:
+    async with connected(federation.url, federation.tokens["echoer"], mode) as client:
+        allowed = await client.call_tool("up__echo", {"text": "ok"})
+        with pytest.raises(MCPError) as forbidden:
+            await client.call_tool("up__add", {"a": 1, "b": 2})
+        with pytest.raises(MCPError) as unknown:
+            await client.call_tool("up__nope", {"a": 1, "b": 2})
+
+    assert allowed.content[0].text == "echo:ok"  # type: ignore[union-attr]
+    assert forbidden.value.code == unknown.value.code == -32602
+    assert str(forbidden.value) == "Unknown tool: up__add"
+    assert str(unknown.value) == "Unknown tool: up__nope"
+    assert forbidden.value.error.data == unknown.value.error.data
+
+
+@pytest.mark.parametrize("path", ["", f"/s/{UP}"])
+async def test_a_forbidden_call_and_an_unknown_one_differ_only_in_the_name(
+    federation: Federation, path: str
+) -> None:
+    """Byte for byte on the wire (a raw 2026-07-28 request), so nothing leaks."""
+    prefix = "up__" if not path else ""
+    token = federation.tokens["most"]
+
+    async def call(name: str) -> tuple[int, dict[str, Any]]:
+        async with httpx.AsyncClient(timeout=20) as http:
+            response = await http.post(
+                federation.url + path,
+                json=request(
+                    "tools/call",
+                    {"name": name, "arguments": {"text": "x"}, "_meta": MODERN_META},
+                ),
+                headers=modern_headers(token, "tools/call", name),
+            )
+        return response.status_code, answer(response)
+
+    forbidden_status, forbidden = await call(f"{prefix}echo")
+    unknown_status, unknown = await call(f"{prefix}zzzz")
+
+    # The SDK checks a 2026-07-28 call's headers against the tool's schema first: a tool
+    # without one (unknown, or forbidden) is a 400 with the JSON-RPC error.
+    assert forbidden_status == unknown_status == 400
+    assert forbidden["error"]["message"] == f"Unknown tool: {prefix}echo"
+    assert forbidden == _renamed(unknown, f"{prefix}zzzz", f"{prefix}echo")
+
+
+def _renamed(message: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    renamed: dict[str, Any] = json.loads(json.dumps(message).replace(old, new))
+    return renamed
+
+
+async def test_a_persons_permission_change_applies_to_the_next_request(
+    federation: Federation, auth_mesh: Mesh
+) -> None:
+    admin = (("authorization", f"Bearer {auth_mesh.admin_token}"),)
+    stub: Any = users_pb2_grpc.UserServiceStub(auth_mesh.channel)
+    with contextlib.suppress(grpc.aio.AioRpcError):
+        await stub.DeleteUser(users_pb2.DeleteUserRequest(user_id="fed-ada"), metadata=admin)
+    await stub.CreateUser(
+        users_pb2.CreateUserRequest(
+            user=users_pb2.User(user_id="fed-ada", permissions=_permissions(("allow", "up/add")))
+        ),
+        metadata=admin,
+    )
+    token = person_jwt("fed-ada", iss=ISSUER)
+    modern = MODERN
+
+    assert await _names(federation.url, token, modern) == ["up__add"]
+
+    await stub.UpdateUserPermissions(
+        users_pb2.UpdateUserPermissionsRequest(
+            user_id="fed-ada", permissions=_permissions(("allow", "up/e*"), ("deny", "up/env"))
+        ),
+        metadata=admin,
+    )
+
+    async def changed() -> list[str] | None:
+        names = await _names(federation.url, token, modern)
+        return names if names != ["up__add"] else None
+
+    # The users plugin's event drops the gateway's cached record; the next list is new.
+    assert await eventually(changed, timeout_seconds=20, what="the new permissions") == [
+        "up__echo",
+        "up__events",
+    ]
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_an_upstream_timeout_is_a_json_rpc_error_naming_the_server(
+    federation: Federation, mode: str
+) -> None:
+    async with connected(federation.url, federation.tokens["admin"], mode) as client:
+        with pytest.raises(MCPError) as raised:
+            await client.call_tool("up__slow", {"steps": 200, "step_seconds": 0.05})
+        still = await client.call_tool("up__echo", {"text": "after"})
+
+    assert raised.value.code == -32001  # REQUEST_TIMEOUT
+    assert str(raised.value).startswith("up: slow did not finish within 2.0 s")
+    assert raised.value.error.data == {"server": "up", "tool": "slow"}
+    assert still.content[0].text == "echo:after"  # type: ignore[union-attr]
+
+
+async def test_tool_changes_upstream_reach_the_list(federation: Federation) -> None:
+    """``grow`` adds a tool upstream; the manager's listener tells the front, and the
+    next list has it."""
+    modern = MODERN
+    token = federation.tokens["admin"]
+    async with connected(federation.url, token, modern) as client:
+        await client.call_tool("up__grow", {})
+
+    async def grown() -> list[str] | None:
+        names = await _names(federation.url, token, modern)
+        return names if len(names) > len(UP_TOOLS) else None
+
+    names = await eventually(grown, timeout_seconds=20, what="the grown tool listed")
+    assert set(names) > {f"up__{t}" for t in UP_TOOLS}
