@@ -9,6 +9,8 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -19,8 +21,25 @@ from mcp import MCPError
 
 from gateway.app import Gateway
 from gateway.mcpfront import McpSettings
-from gateway.mcpfront.spec import StdioTransport, UpstreamSpec, inherited_environment
+from gateway.mcpfront.federated import FederatedTools
+from gateway.mcpfront.spec import (
+    HttpTransport,
+    StdioTransport,
+    UpstreamSpec,
+    inherited_environment,
+)
+from gateway.mcpfront.toolbox import Caller, CallerKind
 from gateway.mcpfront.upstream import State
+from gateway.mcpfront.upstream_errors import (
+    UnknownTool,
+    UpstreamDied,
+    UpstreamNotReady,
+    UpstreamProtocolError,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
+from meshkit.config import ConfigError
+from meshkit.permissions import Policy
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
 from tests.gateway.auth.mesh import Mesh, person_jwt
 from tests.gateway.conftest import FAST
@@ -270,3 +289,210 @@ async def test_tool_changes_upstream_reach_the_list(federation: Federation) -> N
 
     names = await eventually(grown, timeout_seconds=20, what="the grown tool listed")
     assert set(names) > {f"up__{t}" for t in UP_TOOLS}
+
+
+# -- the servers file ------------------------------------------------------------------
+
+GOOD_FILE = {
+    "mcpServers": {
+        "files": {
+            "command": "npx",
+            "args": ["-y", "some-server"],
+            "env": {"TOKEN": "t"},
+            "cwd": "/srv",
+            "excludeTools": ["delete_*"],
+        },
+        "search": {
+            "url": "https://search.example.com/mcp",
+            "headers": {"Authorization": "Bearer x"},
+            "enabled": False,
+            "includeTools": ["query"],
+            "callTimeoutSeconds": 30,
+            "maxConcurrentCalls": 2,
+        },
+    }
+}
+
+
+async def test_a_good_servers_file_reads_into_specs(tmp_path: Path) -> None:
+    path = tmp_path / "servers.json"
+    path.write_text(json.dumps(GOOD_FILE))
+
+    settings = McpSettings.from_env({"PLUGMESH_GATEWAY_MCP_SERVERS_FILE": str(path)})
+
+    assert settings.servers == (
+        UpstreamSpec(
+            name="files",
+            transport=StdioTransport("npx", ("-y", "some-server"), {"TOKEN": "t"}, "/srv"),
+            exclude_tools=("delete_*",),
+        ),
+        UpstreamSpec(
+            name="search",
+            transport=HttpTransport(
+                "https://search.example.com/mcp", {"Authorization": "Bearer x"}
+            ),
+            enabled=False,
+            include_tools=("query",),
+            call_timeout_seconds=30.0,
+            max_concurrent_calls=2,
+        ),
+    )
+    assert McpSettings.from_env({}).servers == ()
+
+
+def _one(server: dict[str, Any]) -> dict[str, Any]:
+    return {"mcpServers": {"srv": server}}
+
+
+@pytest.mark.parametrize(
+    ("document", "named"),
+    [
+        pytest.param([], 'must be an object with an "mcpServers" object', id="not-an-object"),
+        pytest.param({"servers": {}}, '"mcpServers"', id="no-mcpServers"),
+        pytest.param(_one({"args": []}), "mcpServers.srv: needs command", id="no-transport"),
+        pytest.param(
+            _one({"command": "x", "url": "http://h/mcp"}), "mcpServers.srv: has both", id="both"
+        ),
+        pytest.param(_one({"command": ""}), "mcpServers.srv.command", id="empty-command"),
+        pytest.param(_one({"command": "x", "args": "a b"}), "mcpServers.srv.args", id="args"),
+        pytest.param(_one({"command": "x", "env": {"A": 1}}), "mcpServers.srv.env", id="env"),
+        pytest.param(_one({"command": "x", "headers": {}}), "srv.headers: belongs", id="hdrs"),
+        pytest.param(_one({"url": "ftp://h/x"}), "mcpServers.srv.url", id="url"),
+        pytest.param(_one({"url": "http://h/mcp", "cwd": "/"}), "srv.cwd: belongs", id="cwd"),
+        pytest.param(_one({"command": "x", "type": "stdio"}), "srv.type: is not a", id="typo"),
+        pytest.param(
+            _one({"command": "x", "enabled": "yes"}), "mcpServers.srv.enabled", id="enabled"
+        ),
+        pytest.param(
+            _one({"command": "x", "callTimeoutSeconds": 0}),
+            "mcpServers.srv.callTimeoutSeconds: must be positive",
+            id="timeout",
+        ),
+        pytest.param(
+            _one({"command": "x", "maxConcurrentCalls": 0}),
+            "mcpServers.srv.maxConcurrentCalls: must be at least 1",
+            id="slots",
+        ),
+        pytest.param(
+            _one({"command": "x", "includeTools": [1]}),
+            "mcpServers.srv.includeTools",
+            id="include",
+        ),
+        pytest.param(
+            {"mcpServers": {"Bad_Name": {"command": "x"}}},
+            "mcpServers.Bad_Name: name 'Bad_Name' must be lower-case",
+            id="name",
+        ),
+    ],
+)
+async def test_a_bad_servers_file_stops_the_start_naming_the_server_and_field(
+    tmp_path: Path, document: Any, named: str
+) -> None:
+    path = tmp_path / "servers.json"
+    path.write_text(json.dumps(document))
+
+    with pytest.raises(ConfigError) as raised:
+        McpSettings.from_env({"PLUGMESH_GATEWAY_MCP_SERVERS_FILE": str(path)})
+
+    assert str(raised.value).startswith(f"PLUGMESH_GATEWAY_MCP_SERVERS_FILE: {path}: ")
+    assert named in str(raised.value)
+
+
+async def test_a_servers_file_that_is_missing_or_not_json_is_named(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text("{not json")
+
+    with pytest.raises(ConfigError, match=r"missing\.json: cannot be read"):
+        McpSettings.from_env({"PLUGMESH_GATEWAY_MCP_SERVERS_FILE": str(tmp_path / "missing.json")})
+    with pytest.raises(ConfigError, match=r"bad\.json: not JSON"):
+        McpSettings.from_env({"PLUGMESH_GATEWAY_MCP_SERVERS_FILE": str(tmp_path / "bad.json")})
+
+
+# -- upstream failures, as the front answers them ----------------------------------------
+
+
+class _Failing:
+    """Stands in for the Upstreams manager (what is tested is the mapping): one listed
+    tool ``s__t``, whose call raises ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def resolve(self, name: str) -> tuple[Any, str]:
+        if name != "s__t":
+            raise UnknownTool(tool=name)
+        return SimpleNamespace(name="s"), "t"
+
+    async def call_tool(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "message", "data"),
+    [
+        pytest.param(
+            UpstreamRejected(server="s", tool="t", code=-32602, error_message="bad", data=[1]),
+            -32602,
+            "bad",
+            [1],
+            id="rejected",
+        ),
+        pytest.param(
+            UpstreamNotReady(
+                "s is failing: refused", server="s", tool="t", state="failing", last_error="x"
+            ),
+            -32603,
+            "s is failing: refused",
+            {"server": "s", "tool": "t"},
+            id="not-ready",
+        ),
+        pytest.param(
+            UpstreamDied("s: the connection ended during t", server="s", tool="t"),
+            -32603,
+            "s: the connection ended during t",
+            {"server": "s", "tool": "t"},
+            id="died",
+        ),
+        pytest.param(
+            UpstreamProtocolError("s: t answered garbage", server="s", tool="t"),
+            -32603,
+            "s: t answered garbage",
+            {"server": "s", "tool": "t"},
+            id="protocol",
+        ),
+        pytest.param(
+            UpstreamTimeout("s: t timed out", server="s", tool="t", timeout_seconds=1),
+            -32001,
+            "s: t timed out",
+            {"server": "s", "tool": "t"},
+            id="timeout",
+        ),
+    ],
+)
+async def test_each_upstream_failure_is_a_json_rpc_error(
+    error: Exception, code: int, message: str, data: Any
+) -> None:
+    tools = FederatedTools(_Failing(error))  # type: ignore[arg-type]
+    caller = Caller("m", CallerKind.MACHINE, permissions=Policy(admin=True))
+
+    with pytest.raises(MCPError) as raised:
+        await tools.call_tool(caller, None, "s__t", {}, meta={}, progress=_no_progress)
+
+    assert (raised.value.code, raised.value.error.message, raised.value.error.data) == (
+        code,
+        message,
+        data,
+    )
+
+
+async def test_an_unknown_tool_upstream_stays_unknown() -> None:
+    tools = FederatedTools(_Failing(UnknownTool(tool="t")))  # type: ignore[arg-type]
+    caller = Caller("m", CallerKind.MACHINE, permissions=Policy(admin=True))
+
+    with pytest.raises(UnknownTool):
+        await tools.call_tool(caller, None, "s__t", {}, meta={}, progress=_no_progress)
+    with pytest.raises(UnknownTool):
+        await tools.call_tool(caller, None, "s__x", {}, meta={}, progress=_no_progress)
+
+
+async def _no_progress(done: float, total: float | None, message: str | None) -> None:
+    return None
