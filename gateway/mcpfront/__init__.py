@@ -22,7 +22,9 @@ SDK's principal), :mod:`~gateway.mcpfront.paging` (cursors),
 
 Upstream side: :mod:`~gateway.mcpfront.spec` (what a server is),
 :mod:`~gateway.mcpfront.upstream` (one server's connection, tools and calls),
-:mod:`~gateway.mcpfront.federation` (all of them, under exposed names).
+:mod:`~gateway.mcpfront.federation` (all of them, under exposed names),
+:mod:`~gateway.mcpfront.servers_file` (the ``mcpServers`` file they come from for now),
+:mod:`~gateway.mcpfront.federated` (the toolbox over them, per caller's permissions).
 """
 
 from __future__ import annotations
