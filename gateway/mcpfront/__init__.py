@@ -34,7 +34,6 @@ from gateway.mcpfront.settings import McpSettings
 from gateway.mcpfront.toolbox import (
     Caller,
     CallerKind,
-    NoTools,
     Progress,
     Toolbox,
     ToolResult,
@@ -46,7 +45,6 @@ __all__ = [
     "CallerKind",
     "McpFront",
     "McpSettings",
-    "NoTools",
     "Progress",
     "ToolResult",
     "Toolbox",

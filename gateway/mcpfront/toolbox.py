@@ -6,7 +6,7 @@ asked for the tools of one view: ``server=None`` is ``/mcp``, where a tool is ex
 keep their own names. The toolbox decides what the caller may see and call, and gives
 the exposed names; the front pages, maps errors and passes results through.
 
-:class:`NoTools` is the toolbox of a gateway that federates no upstream yet.
+The gateway's toolbox is :class:`gateway.mcpfront.federated.FederatedTools`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from meshkit.permissions import Policy
 __all__ = [
     "Caller",
     "CallerKind",
-    "NoTools",
     "Progress",
     "ToolResult",
     "Toolbox",
@@ -121,30 +120,3 @@ class Toolbox(Protocol):
                 down or timed out); the error reaches the caller as it is.
         """
         ...
-
-
-class NoTools:
-    """A toolbox without tools: what the gateway serves while it federates no upstream."""
-
-    async def list_tools(self, caller: Caller, server: str | None) -> Sequence[types.Tool]:
-        """No tools."""
-        return ()
-
-    def input_schema(
-        self, caller: Caller, server: str | None, name: str
-    ) -> Mapping[str, Any] | None:
-        """No tool, so no schema."""
-        return None
-
-    async def call_tool(
-        self,
-        caller: Caller,
-        server: str | None,
-        name: str,
-        arguments: Mapping[str, Any],
-        *,
-        meta: Mapping[str, Any],
-        progress: Progress,
-    ) -> ToolResult:
-        """Every tool is unknown."""
-        raise UnknownTool(tool=name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import mcp.types as types
 import pytest
 
-from gateway.mcpfront import Caller, CallerKind, McpSettings, NoTools, UnknownTool
+from gateway.mcpfront import McpSettings
 from gateway.mcpfront.metadata import document, metadata_url, resource_url
 from gateway.mcpfront.paging import InvalidCursor, page_of
 from gateway.mcpfront.paths import RouteKind, route_of
@@ -193,19 +193,3 @@ def test_the_metadata_is_at_the_resources_well_known_path(
 
 def test_the_metadata_names_no_authorization_server_without_an_issuer() -> None:
     assert b"authorization_servers" not in document(SCOPE, None, None)
-
-
-# --- the empty toolbox -----------------------------------------------------------------
-
-
-async def test_no_tools_lists_nothing_and_knows_no_tool() -> None:
-    caller = Caller("ada", CallerKind.PERSON)
-    toolbox = NoTools()
-
-    async def progress(progress: float, total: float | None, message: str | None) -> None:
-        return None
-
-    assert await toolbox.list_tools(caller, None) == ()
-    assert toolbox.input_schema(caller, None, "x__y") is None
-    with pytest.raises(UnknownTool):
-        await toolbox.call_tool(caller, None, "x__y", {}, meta={}, progress=progress)
