@@ -53,6 +53,10 @@ class FederatedTools:
     def __init__(self, upstreams: Upstreams) -> None:
         self._upstreams = upstreams
 
+    def has_server(self, server: str) -> bool:
+        """Whether the manager has ``server``, in any state."""
+        return self._upstreams.get(server) is not None
+
     async def list_tools(self, caller: Caller, server: str | None) -> Sequence[types.Tool]:
         """The READY servers' tools ``caller`` may call, under the view's names."""
         return [

@@ -6,12 +6,20 @@
 1. authenticates the bearer credential with the gateway's guard; none or a bad one is
    401 with ``WWW-Authenticate: Bearer resource_metadata="…"`` (and
    ``error="invalid_token"`` when one was refused) and a JSON-RPC error body;
-2. refuses a body over the limit (413, JSON-RPC error) from its ``Content-Length``;
-3. hands the raw request, with the caller in ``scope["user"]``, to one
+2. answers 404 (JSON-RPC error) on ``/mcp/s/<server>`` when no such server is
+   configured (:meth:`Toolbox.has_server`), for every method, so a client given a wrong
+   URL learns it at once; a configured server that is disabled or not ready has an
+   empty view. Authentication comes first: only a caller learns which servers exist;
+3. refuses a body over the limit (413, JSON-RPC error) from its ``Content-Length``;
+4. hands the raw request, with the caller in ``scope["user"]``, to one
    ``StreamableHTTPSessionManager`` in stateless mode: a 2026-07-28 request
    (``MCP-Protocol-Version`` header) is one exchange; a handshake-era one (2025-11-25,
    2025-06-18) gets a fresh transport per request, so any gateway replica serves any
    request of either era. The manager checks ``Host`` and ``Origin`` (DNS rebinding).
+
+Each request runs in its trace (:func:`gateway.http.headers.request_trace`: the caller's
+``traceparent`` header, or a new trace), as a transcoded call does; a tool call passes it
+upstream in ``_meta`` (:mod:`~gateway.mcpfront.server`).
 
 Handshake-era clients in stateless mode lose what needs a session: server-to-client
 requests (sampling, elicitation), resumption, and the standalone GET stream (the SDK
@@ -42,6 +50,7 @@ from mcp.types import INTERNAL_ERROR, INVALID_REQUEST
 from gateway.auth.errors import AuthError, AuthFailed
 from gateway.auth.for_http import bearer_challenge
 from gateway.http.asgi import Message, Receive, Scope, Send, header, send_response
+from gateway.http.headers import request_trace
 from gateway.mcpfront import metadata
 from gateway.mcpfront.callers import Authenticator, authenticated_user, caller_of
 from gateway.mcpfront.legacy import (
@@ -55,6 +64,7 @@ from gateway.mcpfront.replies import send_error
 from gateway.mcpfront.server import build_server, serving
 from gateway.mcpfront.settings import McpSettings
 from gateway.mcpfront.toolbox import Toolbox
+from meshkit.tracing import use_trace
 
 __all__ = ["McpFront"]
 
@@ -82,6 +92,7 @@ class McpFront:
         bus: SubscriptionBus | None = None,
         version: str = "",
     ) -> None:
+        self._toolbox = toolbox
         self._authenticator = authenticator
         self._settings = settings
         self._issuer = issuer
@@ -145,7 +156,9 @@ class McpFront:
             raise ValueError(f"the MCP front does not serve {scope['path']!r}")
         if route.kind is RouteKind.METADATA:
             return await self._metadata(scope, send)
-        return await self._endpoint(route, scope, receive, send)
+        trace, _ = request_trace(scope["headers"])
+        with use_trace(trace):
+            return await self._endpoint(route, scope, receive, send)
 
     async def _run(self, running: asyncio.Event) -> None:
         async with self._manager.run():
@@ -176,6 +189,11 @@ class McpFront:
             return await _refuse(send, 401, exc, [(b"www-authenticate", challenge.encode())])
         except AuthError as exc:
             return await _refuse(send, exc.http_status, exc, [])
+        if route.server is not None and not self._toolbox.has_server(route.server):
+            message = f"no MCP server is named {route.server!r}"
+            return await send_error(
+                send, 404, INVALID_REQUEST, message, data={"server": route.server}
+            )
         declared = header(scope, b"content-length")
         limit = self._settings.body_limit_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -8,6 +8,9 @@ only the upstream's own ``io.modelcontextprotocol/serverInfo`` stamp is taken ou
 ``_meta``, since the caller talks to the gateway. A tool the toolbox does not know is
 ``-32602 Unknown tool: <name>``, the answer the specification gives.
 
+A ``tools/call`` runs in its trace and passes it upstream as ``_meta.traceparent`` (and
+``_meta.tracestate``), see :func:`_call_trace`.
+
 The 2026-07-28 transport checks a ``tools/call``'s ``Mcp-Param-*`` headers against the
 tool's input schema before any handler runs, with no request context: the front names
 the caller and the view for that look-up with :func:`serving`.
@@ -32,6 +35,14 @@ from gateway.mcpfront.callers import caller_of
 from gateway.mcpfront.paging import InvalidCursor, page_of
 from gateway.mcpfront.paths import route_of
 from gateway.mcpfront.toolbox import Caller, Toolbox, ToolResult, UnknownTool
+from meshkit.tracing import (
+    TRACEPARENT,
+    TRACESTATE,
+    TraceContext,
+    current_trace,
+    new_trace,
+    use_trace,
+)
 
 __all__ = ["NAME", "GatewayServer", "build_server", "serving"]
 
@@ -104,15 +115,20 @@ def build_server(
         async def progress(done: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(done, total, message)
 
+        meta = _forwarded_meta(ctx.meta)
+        trace = _call_trace(meta)
+        meta = {k: v for k, v in meta.items() if k not in (TRACEPARENT, TRACESTATE)}
+        meta.update(trace.headers())
         try:
-            result = await toolbox.call_tool(
-                caller,
-                server,
-                params.name,
-                params.arguments or {},
-                meta=_forwarded_meta(ctx.meta),
-                progress=progress,
-            )
+            with use_trace(trace):
+                result = await toolbox.call_tool(
+                    caller,
+                    server,
+                    params.name,
+                    params.arguments or {},
+                    meta=meta,
+                    progress=progress,
+                )
         except UnknownTool:
             # The name the caller used, whatever the toolbox knows it as: an unknown
             # tool and a forbidden one read alike.
@@ -150,6 +166,28 @@ def _forwarded_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
         if key not in ("progress_token", "progressToken")
         and not key.startswith(_PROTOCOL_META_PREFIX)
     }
+
+
+def _call_trace(meta: Mapping[str, Any]) -> TraceContext:
+    """The trace context of a ``tools/call``, which goes upstream in its ``_meta``.
+
+    The gateway continues the caller's trace, as it does for a transcoded call: the
+    context passes on as the caller sent it. The call's own ``_meta.traceparent`` (with
+    its ``_meta.tracestate``), when valid, is that context: MCP carries W3C trace context
+    per message there, so it is the more specific. Otherwise (absent or malformed) the
+    HTTP request's is: its ``traceparent`` header, or the new trace the front started for
+    the request (:mod:`~gateway.mcpfront.front`). A ``tracestate`` never travels without
+    the ``traceparent`` it came with.
+    """
+    parent = meta.get(TRACEPARENT)
+    if isinstance(parent, str):
+        state = meta.get(TRACESTATE)
+        found = TraceContext.from_headers(
+            {TRACEPARENT: parent, TRACESTATE: state if isinstance(state, str) else ""}
+        )
+        if found is not None:
+            return found
+    return current_trace() or new_trace()
 
 
 def _passed_through(result: ToolResult) -> HandlerResult:

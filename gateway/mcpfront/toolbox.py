@@ -73,6 +73,12 @@ class Caller:
 class Toolbox(Protocol):
     """The tools the MCP front serves, per caller and view."""
 
+    def has_server(self, server: str) -> bool:
+        """Whether ``server`` is configured, whatever its state (a disabled server, or one
+        not ready, has a view, just an empty one); the front answers 404 on the view of a
+        server that is not."""
+        ...
+
     async def list_tools(self, caller: Caller, server: str | None) -> Sequence[types.Tool]:
         """Every tool of the view that ``caller`` may call, under its exposed name.
 
@@ -109,7 +115,8 @@ class Toolbox(Protocol):
             name: The exposed name the caller used.
             arguments: The call's arguments.
             meta: The request's ``_meta`` without the protocol's own keys (the progress
-                token, ``io.modelcontextprotocol/*``): ``traceparent`` and the like.
+                token, ``io.modelcontextprotocol/*``), with the call's trace context
+                (``traceparent``, ``tracestate``; see :mod:`~gateway.mcpfront.server`).
             progress: Reports progress to the caller.
 
         A cancelled request cancels the task awaiting this call.

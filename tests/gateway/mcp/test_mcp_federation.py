@@ -40,6 +40,7 @@ from gateway.mcpfront.upstream_errors import (
 )
 from meshkit.config import ConfigError
 from meshkit.permissions import Policy
+from meshkit.tracing import TraceContext
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
 from tests.gateway.auth.mesh import Mesh, person_jwt
 from tests.gateway.conftest import FAST
@@ -60,6 +61,8 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)
 
 #: The upstream's name: its tools are ``up__<tool>`` on /mcp.
 UP = "up"
+#: A configured server that is disabled: known, with an empty view.
+OFF = "off"
 #: Its tools, as our test server has them.
 UP_TOOLS = ["add", "die", "echo", "env", "events", "fails", "grow", "header", "hold", "pid", "rich"]
 UP_TOOLS += ["show_meta", "slow"]
@@ -96,8 +99,9 @@ async def federating(mesh: Mesh) -> AsyncIterator[Gateway]:
         ),
         call_timeout_seconds=2.0,
     )
+    off = UpstreamSpec(name=OFF, transport=spec.transport, enabled=False)
     settings = McpSettings(
-        page_size=100, servers=(spec,), child_environment=inherited_environment(os.environ)
+        page_size=100, servers=(spec, off), child_environment=inherited_environment(os.environ)
     )
     gateway = Gateway(mcp_config(mesh, settings), register=False, registry_backoff=FAST)
     await gateway.start()
@@ -273,6 +277,106 @@ async def test_an_upstream_timeout_is_a_json_rpc_error_naming_the_server(
     assert str(raised.value).startswith("up: slow did not finish within 2.0 s")
     assert raised.value.error.data == {"server": "up", "tool": "slow"}
     assert still.content[0].text == "echo:after"  # type: ignore[union-attr]
+
+
+_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+_TRACEPARENT = f"00-{_TRACE_ID}-00f067aa0ba902b7-01"
+
+
+async def _meta_upstream(
+    federation: Federation, headers: dict[str, str], meta: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``_meta`` the upstream's ``show_meta`` got from a raw 2026-07-28 call."""
+    token = federation.tokens["admin"]
+    async with httpx.AsyncClient(timeout=20) as http:
+        response = await http.post(
+            federation.url,
+            json=request(
+                "tools/call",
+                {"name": "up__show_meta", "arguments": {}, "_meta": {**MODERN_META, **meta}},
+            ),
+            headers={**modern_headers(token, "tools/call", "up__show_meta"), **headers},
+        )
+    assert response.status_code == 200, response.text
+    result = answer(response)["result"]
+    received: dict[str, Any] = json.loads(result["content"][0]["text"])
+    return received
+
+
+async def test_the_http_trace_context_reaches_the_upstream_in_meta(
+    federation: Federation,
+) -> None:
+    headers = {"traceparent": _TRACEPARENT, "tracestate": "vendor=1"}
+
+    received = await _meta_upstream(federation, headers, {})
+
+    assert received["traceparent"] == _TRACEPARENT
+    assert received["tracestate"] == "vendor=1"
+
+
+async def test_a_calls_own_meta_traceparent_is_the_one_passed_on(
+    federation: Federation,
+) -> None:
+    own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+    chosen = await _meta_upstream(federation, {"traceparent": _TRACEPARENT}, {"traceparent": own})
+    malformed = await _meta_upstream(
+        federation, {"traceparent": _TRACEPARENT}, {"traceparent": "nope", "tracestate": "x=1"}
+    )
+    started = await _meta_upstream(federation, {}, {})
+
+    assert chosen["traceparent"] == own
+    assert "tracestate" not in chosen
+    assert malformed["traceparent"] == _TRACEPARENT
+    assert "tracestate" not in malformed
+    # No context at all: the gateway's new trace goes upstream.
+    assert TraceContext.from_headers(started) is not None
+    assert TraceContext.from_headers(started).trace_id != _TRACE_ID  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("method", ["POST", "GET", "DELETE"])
+async def test_the_view_of_an_unknown_server_is_a_404_with_a_json_rpc_error(
+    federation: Federation, method: str
+) -> None:
+    token = federation.tokens["admin"]
+    async with httpx.AsyncClient(timeout=20) as http:
+        response = await http.request(
+            method,
+            f"{federation.url}/s/nope",
+            json=request("tools/list") if method == "POST" else None,
+            headers=modern_headers(token, "tools/list"),
+        )
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {
+            "code": -32600,
+            "message": "no MCP server is named 'nope'",
+            "data": {"server": "nope"},
+        },
+    }
+
+
+async def test_an_unknown_server_is_told_only_to_an_authenticated_caller(
+    federation: Federation,
+) -> None:
+    async with httpx.AsyncClient(timeout=20) as http:
+        response = await http.post(
+            f"{federation.url}/s/nope",
+            json=request("tools/list"),
+            headers={**modern_headers("x", "tools/list"), "Authorization": ""},
+        )
+
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_disabled_server_has_an_empty_view_not_a_404(
+    federation: Federation, mode: str
+) -> None:
+    assert await _names(f"{federation.url}/s/{OFF}", federation.tokens["admin"], mode) == []
 
 
 async def test_tool_changes_upstream_reach_the_list(federation: Federation) -> None:

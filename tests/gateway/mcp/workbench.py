@@ -102,6 +102,9 @@ class Workbench:
                 found[exposed] = (name, tool.model_copy(update={"name": exposed}))
         return found
 
+    def has_server(self, server: str) -> bool:
+        return server in SERVERS
+
     async def list_tools(self, caller: Caller, server: str | None) -> Sequence[types.Tool]:
         self.listings.append(server)
         return [tool for _, tool in self.tools(server).values()]
