@@ -1,14 +1,20 @@
-"""Helpers for the CLI tests: checking that processes and ports are gone."""
+"""Helpers for the CLI tests: running ``plugmesh up``, checking that processes and ports
+are gone."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 
 def pid_alive(pid: int) -> bool:
@@ -78,3 +84,43 @@ def plugmesh_stand_in() -> Iterator[int]:
             yield process.pid
         finally:
             process.kill()
+
+
+#: What ``plugmesh up`` prints once every process is SERVING.
+READY_LINE = "Ctrl-C stops the mesh"
+
+
+def printed(output: Path) -> str:
+    """What a process has written to ``output`` so far."""
+    return output.read_text(errors="replace")
+
+
+async def wait_up(process: subprocess.Popen[bytes], output: Path, timeout_seconds: float) -> str:
+    """Wait until ``plugmesh up`` (writing to ``output``) says it is up; return what it
+    printed. Fails the test when it exits first or takes longer than ``timeout_seconds``."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        text = printed(output)
+        if READY_LINE in text:
+            return text
+        if process.poll() is not None:
+            pytest.fail(f"plugmesh up exited with {process.returncode}:\n{text}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"plugmesh up was not ready after {timeout_seconds}s:\n{text}")
+        await asyncio.sleep(0.1)
+
+
+def stop_up(process: subprocess.Popen[bytes], grace_seconds: float) -> None:
+    """Stop ``plugmesh up`` with SIGTERM (SIGKILL after ``grace_seconds``), then kill
+    whatever it started that is still alive: nothing a test starts may outlive it."""
+    leftovers = descendants(process.pid)
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    for pid in leftovers + descendants(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import importlib.util
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +17,7 @@ import pytest
 
 from launcher.processes import PROCESSES
 from launcher.status import MeshView, RegistryUnreachable, fetch_view
-from tests.launcher.helpers import descendants, listening, pid_alive
+from tests.launcher.helpers import listening, pid_alive, stop_up, wait_up
 from tests.support.waiting import eventually, until
 
 _MISSING = [
@@ -37,7 +34,6 @@ pytestmark = [
     pytest.mark.timeout(120),
 ]
 
-READY_LINE = "Ctrl-C stops the mesh"
 NAMES = [process.name for process in PROCESSES]
 
 
@@ -83,28 +79,11 @@ def up(tmp_path: Path) -> Iterator[Up]:
     try:
         yield running
     finally:
-        # Whatever the test did, nothing it started may outlive it.
-        leftovers = descendants(process.pid)
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for pid in leftovers + descendants(process.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        stop_up(process, grace_seconds=30)
 
 
 async def _wait_ready(up: Up, timeout_seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while READY_LINE not in up.text():
-        if up.process.poll() is not None:
-            pytest.fail(f"plugmesh up exited with {up.process.returncode}:\n{up.text()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"plugmesh up was not ready after {timeout_seconds}s:\n{up.text()}")
-        await asyncio.sleep(0.1)
+    await wait_up(up.process, up.output, timeout_seconds)
 
 
 async def _view(address: str) -> MeshView | None:

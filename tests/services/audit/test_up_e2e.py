@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -20,49 +17,37 @@ from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
 from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
 from plugmesh.events.v1 import event_pb2
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
-from tests.launcher.helpers import descendants
+from tests.launcher.helpers import stop_up, wait_up
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
-READY_LINE = "Ctrl-C stops the mesh"
-
 
 @pytest.fixture
-def up_data_dir(tmp_path: Path) -> Iterator[Path]:
+async def up_data_dir(tmp_path: Path) -> AsyncIterator[Path]:
     """A running ``plugmesh up`` on free ports; its data dir."""
     data_dir, output = tmp_path / "data", tmp_path / "up.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGMESH_")}
     env |= {"PLUGMESH_DATA_DIR": str(data_dir), "PLUGMESH_NATS_ADDRESS": "127.0.0.1:0"}
     for process in PROCESSES:
         env |= dict.fromkeys(process.address_vars, "127.0.0.1:0")
+    up = _start(env, output)
+    try:
+        await wait_up(up, output, timeout_seconds=60)
+        yield data_dir
+    finally:
+        stop_up(up, grace_seconds=30)
+
+
+def _start(env: dict[str, str], output: Path) -> subprocess.Popen[bytes]:
     with output.open("wb") as sink:
-        up = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "launcher.cli", "up"],
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    try:
-        deadline = time.monotonic() + 60
-        while READY_LINE not in output.read_text(errors="replace"):
-            assert up.poll() is None, output.read_text(errors="replace")
-            assert time.monotonic() < deadline, output.read_text(errors="replace")
-            time.sleep(0.1)
-        yield data_dir
-    finally:
-        leftovers = descendants(up.pid)
-        if up.poll() is None:
-            up.send_signal(signal.SIGTERM)
-            try:
-                up.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                up.kill()
-                up.wait()
-        for pid in leftovers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 async def test_a_user_created_in_the_mesh_is_audited(up_data_dir: Path) -> None:

@@ -5,14 +5,12 @@ under the data dir, nor in any process's log."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,11 +19,9 @@ import pytest
 
 from launcher.processes import PROCESSES
 from services.machineusers.bootstrap import ADMIN_TOKEN_FILE
-from tests.launcher.helpers import descendants
+from tests.launcher.helpers import stop_up, wait_up
 
 pytestmark = pytest.mark.timeout(240)
-
-READY_LINE = "Ctrl-C stops the mesh"
 
 
 def _environment(data_dir: Path) -> dict[str, str]:
@@ -53,35 +49,12 @@ def plugmesh_up(data_dir: Path, output: Path) -> Iterator[subprocess.Popen[bytes
     try:
         yield process
     finally:
-        leftovers = descendants(process.pid)
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for pid in leftovers + descendants(process.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        stop_up(process, grace_seconds=60)
 
 
 async def ready(process: subprocess.Popen[bytes], output: Path) -> str:
     """Wait until ``plugmesh up`` says it is up; return what it printed."""
-    deadline = time.monotonic() + 90
-    while True:
-        text = _text(output)
-        if READY_LINE in text:
-            return text
-        if process.poll() is not None:
-            pytest.fail(f"plugmesh up exited with {process.returncode}:\n{text}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"plugmesh up was not ready:\n{text}")
-        await asyncio.sleep(0.1)
-
-
-def _text(path: Path) -> str:
-    return path.read_text(errors="replace")
+    return await wait_up(process, output, timeout_seconds=90)
 
 
 def gateway_url(data_dir: Path) -> str:
