@@ -54,9 +54,14 @@ from gateway.mcpfront import McpFront, Toolbox
 from gateway.mcpfront.connection import ConnectionSettings
 from gateway.mcpfront.federated import FederatedTools
 from gateway.mcpfront.federation import Upstreams as McpUpstreams
+from gateway.mcpservers.app import build as build_mcp_servers
+from gateway.mcpservers.tables import MIGRATIONS as MCP_SERVER_MIGRATIONS
 from gateway.upstream import Upstreams
 from gateway.upstream_metrics import UpstreamCollector
 from meshkit.config import advertised_host
+from meshkit.db import Database
+from meshkit.events import EventBus
+from meshkit.identity import Identity, PrincipalKind
 from meshkit.logging import configure_logging
 from meshkit.metrics import MetricsEndpoint, RpcMetrics
 from meshkit.registration import Backoff, Registrar, Registration
@@ -66,6 +71,8 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = "gateway"
 VERSION = "0.1.0"
+#: Who adds the servers of the servers file, in their ``mcp.server.created`` events.
+_GATEWAY = Identity(PrincipalKind.SERVICE, SERVICE_NAME)
 
 
 class Gateway:
@@ -88,6 +95,8 @@ class Gateway:
         toolbox: Toolbox | None = None,
     ) -> None:
         self.config = config
+        #: The gateway's database: the upstream MCP servers, and the outbox of its events.
+        self.database = Database(config.database_url)
         self.catalog = Catalog(
             config.registry_address,
             secret=config.mesh.registration_secret,
@@ -104,6 +113,17 @@ class Gateway:
             else None
         )
         self._health_sync = HealthSync(self.catalog, self.health)
+        #: Publishes ``mcp.server.*`` (and ``tool.call.*``) through the outbox; reaches
+        #: NATS in the background, so the gateway serves while NATS is away.
+        self.bus = EventBus(
+            SERVICE_NAME,
+            database=self.database,
+            nats_url=config.mesh.nats_url,
+            settings=config.events,
+            grace_seconds=config.shutdown_grace_seconds,
+            connect_in_background=True,
+            metrics_registry=self.metrics_registry,
+        )
         self.auth = GatewayAuth(config.auth, config.mesh, self.catalog, self.upstreams)
         self.ingress = IngressServer(
             self.catalog,
@@ -127,6 +147,15 @@ class Gateway:
             config.mcp,
             issuer=config.auth.jwt_issuer,
             version=VERSION,
+        )
+        #: The admin API of the upstream MCP servers (``McpServerService``, its own port).
+        self.mcp_servers = build_mcp_servers(
+            self.database,
+            self.bus,
+            self.mcp_upstreams,
+            address=config.mcp_servers_address,
+            mesh=config.mesh,
+            register=register,
         )
         self.http: HttpServer | None = None
         self._http_app: GatewayApp[Any] | None = None
@@ -169,13 +198,18 @@ class Gateway:
         self._started = True
         if self._metrics is not None:
             await self._metrics.start()
+        await self.database.upgrade(MCP_SERVER_MIGRATIONS)
+        await self.bus.start()
         await self.catalog.start()
         await self.upstreams.start()
         await self._health_sync.start()
         await self.auth.start()
         await self.ingress.start()
         await self.mcp.start()
-        await self.mcp_upstreams.apply(self.config.mcp.servers)
+        await self.mcp_servers.servers.seed(_GATEWAY, self.config.mcp.servers)
+        await self.mcp_servers.servers.apply()
+        await self.mcp_servers.server.start()
+        await self.mcp_servers.follower.start()
         self._http_app = build_app(
             self.catalog,
             self.upstreams,
@@ -232,11 +266,16 @@ class Gateway:
             await self.health.enter_graceful_shutdown()
             if self._registrar is not None:
                 await self._registrar.close()
-            await asyncio.gather(self.ingress.stop(grace), self._stop_http())
+            await self.mcp_servers.follower.close()
+            await asyncio.gather(
+                self.ingress.stop(grace), self._stop_http(), self.mcp_servers.server.stop(grace)
+            )
             await self._health_sync.close()
             await self.auth.close()
             await self.upstreams.close()
             await self.catalog.close()
+            await self.bus.close()
+            await self.database.close()
             if self._metrics is not None:
                 await self._metrics.stop()
         finally:

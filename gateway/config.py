@@ -4,6 +4,7 @@
 |---|---|---|
 | ``PLUGMESH_GATEWAY_GRPC_ADDRESS`` | ``127.0.0.1:50051`` | gRPC ingress |
 | ``PLUGMESH_GATEWAY_HTTP_ADDRESS`` | ``127.0.0.1:8080`` | HTTP/JSON |
+| ``PLUGMESH_GATEWAY_MCP_SERVERS_ADDRESS`` | ``127.0.0.1:50064`` | MCP servers' admin API |
 | ``PLUGMESH_GATEWAY_GRPC_DEFAULT_DEADLINE_SECONDS`` | ``30`` | default gRPC deadline |
 | ``PLUGMESH_GATEWAY_GRPC_MAX_MESSAGE_BYTES`` | ``4194304`` | largest gRPC request message |
 | ``PLUGMESH_GATEWAY_METRICS_ADDRESS`` | (none) | Prometheus metrics, also at ``/metrics`` |
@@ -22,11 +23,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.addresses import DEFAULT_GRPC_ADDRESS, DEFAULT_HTTP_ADDRESS
+from gateway.addresses import (
+    DEFAULT_GRPC_ADDRESS,
+    DEFAULT_HTTP_ADDRESS,
+    DEFAULT_MCP_SERVERS_ADDRESS,
+)
 from gateway.auth.settings import AuthSettings
 from gateway.http import HttpSettings
 from gateway.mcpfront.settings import McpSettings
 from meshkit.config import MeshConfig, env_int, env_number
+from meshkit.events import EventSettings
 
 DEFAULT_DEADLINE_SECONDS = 30.0
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -47,6 +53,10 @@ class GatewayConfig:
         http: The HTTP side's settings (body limit, deadlines, OpenAPI title).
         auth: How callers are authenticated (JWT keys, token cache).
         mcp: How the MCP front serves (resource URL, allowed hosts, page size).
+        mcp_servers_address: Listen address of the admin API of the upstream MCP servers
+            (``plugmesh.mcp.v1.McpServerService``); port 0 picks a free port.
+        events: The event bus's settings (the outbox of ``mcp.server.*`` and
+            ``tool.call.*``).
         mesh: The mesh-wide settings.
     """
 
@@ -58,12 +68,20 @@ class GatewayConfig:
     http: HttpSettings = field(default_factory=HttpSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     mcp: McpSettings = field(default_factory=McpSettings)
+    mcp_servers_address: str = DEFAULT_MCP_SERVERS_ADDRESS
+    events: EventSettings = field(default_factory=EventSettings)
     mesh: MeshConfig = field(default_factory=lambda: MeshConfig.from_env({}))
 
     @property
     def registry_address(self) -> str:
         """Where the registry serves."""
         return self.mesh.registry_address
+
+    @property
+    def database_url(self) -> str:
+        """The gateway's database (the upstream MCP servers and the outbox):
+        ``PLUGMESH_DATABASE_URL`` or ``<data dir>/gateway.db``."""
+        return self.mesh.database_url_for("gateway")
 
     @property
     def shutdown_grace_seconds(self) -> float:
@@ -82,6 +100,7 @@ class GatewayConfig:
         return cls(
             grpc_address=mesh.address_of("gateway-grpc", DEFAULT_GRPC_ADDRESS),
             http_address=mesh.address_of("gateway-http", DEFAULT_HTTP_ADDRESS),
+            mcp_servers_address=mesh.address_of("gateway-mcp-servers", DEFAULT_MCP_SERVERS_ADDRESS),
             default_deadline_seconds=env_number(
                 values,
                 "PLUGMESH_GATEWAY_GRPC_DEFAULT_DEADLINE_SECONDS",
@@ -100,5 +119,6 @@ class GatewayConfig:
             http=HttpSettings.from_env(values),
             auth=AuthSettings.from_env(values),
             mcp=McpSettings.from_env(values),
+            events=EventSettings.from_env(values),
             mesh=mesh,
         )

@@ -31,6 +31,7 @@ __all__ = ["PROCESSES", "Target", "migrate", "targets"]
 # (every process that publishes events).
 _CHAINS: dict[str, tuple[str, bool]] = {
     "registry": ("registry.tables", True),
+    "gateway": ("gateway.mcpservers.tables", True),
     "users": ("services.users.tables", True),
     "machine-users": ("services.machineusers.tables", True),
     "audit": ("services.audit.tables", True),

@@ -129,8 +129,15 @@ PROCESSES: tuple[ProcessSpec, ...] = (
                 gateway.DEFAULT_HTTP_ADDRESS,
                 "HTTP/JSON address of the gateway",
             ),
+            EnvVar(
+                address_variable("gateway-mcp-servers"),
+                gateway.DEFAULT_MCP_SERVERS_ADDRESS,
+                "gRPC address of the gateway's admin API of the upstream MCP servers"
+                " (registered as `mcp-servers`)",
+            ),
         ),
         gateway.METRICS_ADDRESS,
+        uses_database=True,
         uses_nats=True,
     ),
     ProcessSpec(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -74,14 +75,19 @@ async def serving_instances(catalog: Catalog, service: str, count: int) -> None:
 
 
 @pytest.fixture
-async def gateway(registry: RegistryServer) -> AsyncIterator[Gateway]:
+async def gateway(registry: RegistryServer, tmp_path: Path) -> AsyncIterator[Gateway]:
     """The whole gateway on free ports, registered with ``registry`` and synced."""
     mesh = MeshConfig.from_env(
-        {"PLUGMESH_REGISTRY_ADDRESS": registry.address, "PLUGMESH_SHUTDOWN_GRACE_SECONDS": "0.5"}
+        {
+            "PLUGMESH_DATA_DIR": str(tmp_path),
+            "PLUGMESH_REGISTRY_ADDRESS": registry.address,
+            "PLUGMESH_SHUTDOWN_GRACE_SECONDS": "0.5",
+        }
     )
     config = GatewayConfig(
         grpc_address="127.0.0.1:0",
         http_address="127.0.0.1:0",
+        mcp_servers_address="127.0.0.1:0",
         default_deadline_seconds=5.0,
         mesh=mesh,
     )

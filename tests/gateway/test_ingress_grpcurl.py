@@ -47,6 +47,7 @@ async def test_list_shows_every_plugin_and_the_gateways_own_services(
         SERVICE,
         GADGETS.full_name,
         "plugmesh.registry.v1.RegistryService",
+        "plugmesh.mcp.v1.McpServerService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
         "grpc.reflection.v1.ServerReflection",

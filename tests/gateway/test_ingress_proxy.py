@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -150,6 +151,7 @@ async def test_the_default_deadline_applies_when_the_client_sets_none(
         GatewayConfig(
             grpc_address="127.0.0.1:0",
             http_address="127.0.0.1:0",
+            mcp_servers_address="127.0.0.1:0",
             default_deadline_seconds=0.3,
             mesh=gateway.config.mesh,
         ),
@@ -182,12 +184,15 @@ async def test_an_unknown_method_is_unimplemented_naming_it(
     assert "/nope.v1.Nothing/Call" in (raised.value.details() or "")
 
 
-async def test_calls_before_the_first_sync_are_unavailable() -> None:
+async def test_calls_before_the_first_sync_are_unavailable(tmp_path: Path) -> None:
     unsynced = Gateway(
         GatewayConfig(
             grpc_address="127.0.0.1:0",
             http_address="127.0.0.1:0",
-            mesh=MeshConfig.from_env({"PLUGMESH_REGISTRY_ADDRESS": "127.0.0.1:1"}),
+            mcp_servers_address="127.0.0.1:0",
+            mesh=MeshConfig.from_env(
+                {"PLUGMESH_DATA_DIR": str(tmp_path), "PLUGMESH_REGISTRY_ADDRESS": "127.0.0.1:1"}
+            ),
         ),
         register=False,
     )

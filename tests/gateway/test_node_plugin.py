@@ -63,10 +63,11 @@ async def registry(start_registry: StartRegistry) -> RegistryServer:
 
 
 @pytest.fixture
-async def gateway(registry: RegistryServer) -> AsyncIterator[Gateway]:
+async def gateway(registry: RegistryServer, tmp_path: Path) -> AsyncIterator[Gateway]:
     """The whole gateway on free ports, with the mesh's secret."""
     mesh = MeshConfig.from_env(
         {
+            "PLUGMESH_DATA_DIR": str(tmp_path),
             "PLUGMESH_REGISTRY_ADDRESS": registry.address,
             "PLUGMESH_REGISTRATION_SECRET": SECRET,
             "PLUGMESH_SHUTDOWN_GRACE_SECONDS": "0.5",
@@ -75,6 +76,7 @@ async def gateway(registry: RegistryServer) -> AsyncIterator[Gateway]:
     config = GatewayConfig(
         grpc_address="127.0.0.1:0",
         http_address="127.0.0.1:0",
+        mcp_servers_address="127.0.0.1:0",
         default_deadline_seconds=5.0,
         mesh=mesh,
     )

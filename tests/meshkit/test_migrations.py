@@ -10,6 +10,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import insert, inspect, select
 
+from gateway.mcpservers.tables import MIGRATIONS as MCP_SERVERS
 from meshkit.db import Database
 from meshkit.events.tables import MIGRATIONS as EVENTS
 from meshkit.events.tables import InboxRecord
@@ -19,13 +20,14 @@ from services.audit.tables import MIGRATIONS as AUDIT
 from services.machineusers.tables import MIGRATIONS as MACHINE_USERS
 from services.users.tables import MIGRATIONS as USERS
 
-ALL = [EVENTS, USERS, MACHINE_USERS, AUDIT, REGISTRY]
+ALL = [EVENTS, USERS, MACHINE_USERS, AUDIT, REGISTRY, MCP_SERVERS]
 CHAINS = [
     pytest.param(EVENTS, id="events"),
     pytest.param(USERS, id="users"),
     pytest.param(MACHINE_USERS, id="machineusers"),
     pytest.param(AUDIT, id="audit"),
     pytest.param(REGISTRY, id="registry"),
+    pytest.param(MCP_SERVERS, id="mcpservers"),
 ]
 
 

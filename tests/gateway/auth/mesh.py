@@ -219,6 +219,7 @@ async def _started(data_dir: Path) -> AsyncIterator[Mesh]:
             GatewayConfig(
                 grpc_address="127.0.0.1:0",
                 http_address="127.0.0.1:0",
+                mcp_servers_address="127.0.0.1:0",
                 default_deadline_seconds=5.0,
                 metrics_address="127.0.0.1:0",
                 auth=AuthSettings(jwt_hs256_secret=JWT_SECRET, cache_ttl_seconds=CACHE_TTL_SECONDS),

@@ -67,6 +67,7 @@ def mcp_config(
     return GatewayConfig(
         grpc_address="127.0.0.1:0",
         http_address="127.0.0.1:0",
+        mcp_servers_address="127.0.0.1:0",
         default_deadline_seconds=5.0,
         auth=AuthSettings(
             jwt_hs256_secret=JWT_SECRET, jwt_issuer=ISSUER, cache_ttl_seconds=CACHE_TTL_SECONDS

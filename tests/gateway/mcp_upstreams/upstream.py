@@ -242,6 +242,9 @@ async def _serve_http(port: int) -> None:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
+    # Listening before the port is announced: a client that connects before uvicorn
+    # serves waits in the backlog instead of being refused.
+    listener.listen(128)
     print(f"port {listener.getsockname()[1]}", flush=True)
     # Streams a client holds open (a listen stream) must not hold up a stop.
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1)

@@ -144,6 +144,7 @@ async def registry_and_gateway(
         GatewayConfig(
             grpc_address="127.0.0.1:0",
             http_address="127.0.0.1:0",
+            mcp_servers_address="127.0.0.1:0",
             default_deadline_seconds=5.0,
             auth=AuthSettings(jwt_hs256_secret=JWT_SECRET),
             mesh=MeshConfig.from_env(env),
