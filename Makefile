@@ -6,14 +6,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv bench-deps lock lock-check debs node-modules mcp-peers gen gen-check run test lint breaking format protodeps clean
+.PHONY: help venv bench-deps lock lock-check debs node-modules mcp-peers gen gen-check run test conformance lint breaking format protodeps clean
 
 # What `make breaking` compares protos/ against: a branch, tag or commit.
 AGAINST ?= main
 
 help:
 	@echo "make run    start the whole mesh (plugmesh up)"
-	@echo "make test   run the test suite"
+	@echo "make test   run the test suite (PYTEST_ARGS='-m \"not conformance\"' leaves out the MCP conformance suite)"
+	@echo "make conformance   run only the MCP conformance suite through the gateway, print its table"
 	@echo "make lint   ruff, mypy, buf lint/format, generated-code check"
 	@echo "make lock   compile requirements/*.txt again (UPGRADE='--upgrade-package X')"
 	@echo "make gen    regenerate Python code from protos/"
@@ -151,8 +152,14 @@ $(CLIENT_CPP): $(CLIENT_CPP_OBJ)/client.o $(CLIENT_CPP_STUBS:%=$(CLIENT_CPP_OBJ)
 run: $(STAMP)
 	$(BIN)/plugmesh up
 
+PYTEST_ARGS ?=
+
 test: $(STAMP) $(NODE_STAMP) $(MCP_PEERS_STAMP) debs clients
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The table of the README's "MCP conformance", as the test prints it.
+conformance: $(STAMP) $(MCP_PEERS_STAMP)
+	$(BIN)/pytest -m conformance -s -p no:logging tests/gateway/mcp_conformance
 
 lint: lock-check protodeps
 	$(BIN)/ruff check .
