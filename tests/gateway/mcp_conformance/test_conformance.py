@@ -31,7 +31,7 @@ from tests.gateway.mcp_upstreams.conftest import HttpServer
 pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
     pytest.mark.conformance,
-    pytest.mark.timeout(400),
+    pytest.mark.timeout(300),
     pytest.mark.skipif(
         not SUITE.is_file() or not NODE.is_file(),
         reason="the conformance suite and Node 24 are installed by `make test`"
@@ -41,7 +41,7 @@ pytestmark = [
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 #: One run of every scenario: well over a normal run, well under the test's timeout.
-RUN_TIMEOUT_SECONDS = 180
+RUN_TIMEOUT_SECONDS = 120
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
