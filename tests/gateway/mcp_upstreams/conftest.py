@@ -36,10 +36,12 @@ def stdio_transport(*options: str, env: dict[str, str] | None = None) -> StdioTr
 
 
 class HttpServer:
-    """Our test server in its own process on a free port, serving Streamable HTTP."""
+    """Our test server (or another ``module`` run the same way) in its own process on a
+    free port, serving Streamable HTTP."""
 
-    def __init__(self, *options: str) -> None:
+    def __init__(self, *options: str, module: str = SERVER) -> None:
         self._options = options
+        self._module = module
         self.port = 0
         self.process: asyncio.subprocess.Process | None = None
 
@@ -52,7 +54,7 @@ class HttpServer:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            SERVER,
+            self._module,
             "http",
             "--port",
             str(self.port),
