@@ -38,6 +38,6 @@ ENV PATH=/opt/plugmesh/bin:$PATH \
 WORKDIR /var/lib/plugmesh
 USER 10001:10001
 # registry, gateway gRPC, gateway HTTP, users, audit, machine-users (their defaults).
-EXPOSE 50050 50051 8080 50061 50062 50063 9460 9461 9462 9463 9464
+EXPOSE 50050 50051 8080 50061 50062 50063 50064 9460 9461 9462 9463 9464
 ENTRYPOINT ["plugmesh"]
 CMD ["serve", "gateway"]

@@ -326,8 +326,9 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar(
         "PLUGMESH_GATEWAY_MCP_SERVERS_FILE",
         "(none)",
-        "a JSON file of the upstream MCP servers, in the `mcpServers` format MCP clients use"
-        " (see *Upstream MCP servers*), read at start; unset, `/mcp` serves no tools",
+        "a JSON file of upstream MCP servers, in the `mcpServers` format MCP clients use"
+        " (see *Upstream MCP servers*): those the database does not have yet are added at"
+        " start",
     ),
     EnvVar(
         "PLUGMESH_AUDIT_RETENTION_DAYS",

@@ -6,3 +6,4 @@ CREATE DATABASE registry OWNER plugmesh;
 CREATE DATABASE users OWNER plugmesh;
 CREATE DATABASE audit OWNER plugmesh;
 CREATE DATABASE machine_users OWNER plugmesh;
+CREATE DATABASE gateway OWNER plugmesh;

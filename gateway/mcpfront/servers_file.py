@@ -1,7 +1,7 @@
 """The upstream MCP servers from a file, in the ``mcpServers`` format MCP clients use.
 
-Until the admin API keeps the servers, ``PLUGMESH_GATEWAY_MCP_SERVERS_FILE`` names a
-JSON file, read once when the gateway starts::
+``PLUGMESH_GATEWAY_MCP_SERVERS_FILE`` names a JSON file, read once when the gateway
+starts, that seeds the admin API's database (:mod:`gateway.mcpservers`)::
 
     {"mcpServers": {
         "files": {"command": "npx", "args": ["-y", "some-server"], "env": {"TOKEN": "…"},

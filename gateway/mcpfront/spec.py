@@ -1,7 +1,7 @@
 """What the gateway knows of one upstream MCP server: an :class:`UpstreamSpec`.
 
 A spec is a frozen value, checked when it is made; the admin API's store fills them in
-(a later piece), :class:`gateway.mcpfront.federation.Upstreams` runs them::
+(:mod:`gateway.mcpservers`), :class:`gateway.mcpfront.federation.Upstreams` runs them::
 
     UpstreamSpec(
         name="files",

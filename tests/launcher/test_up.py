@@ -35,6 +35,9 @@ pytestmark = [
 ]
 
 NAMES = [process.name for process in PROCESSES]
+#: What the registry lists: every process, and the gateway's admin API of the upstream
+#: MCP servers, which it serves on a port of its own.
+SERVICES = [*NAMES, "mcp-servers"]
 
 
 @dataclass
@@ -132,7 +135,7 @@ async def test_up_serves_everything_restarts_a_killed_plugin_and_stops_cleanly(u
     status = _status(up)
     assert status.returncode == 0, status.stderr
     health = {row.split()[0]: row.split()[3] for row in status.stdout.splitlines()[1:]}
-    assert health == dict.fromkeys(NAMES, "SERVING"), status.stdout
+    assert health == dict.fromkeys(SERVICES, "SERVING"), status.stdout
 
     # kill -9 of a plugin: its health stream breaks, so the registry reports it UNREACHABLE
     # at once (its lease would still run for seconds); then restarted, SERVING again.
