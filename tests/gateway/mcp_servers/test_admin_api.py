@@ -5,6 +5,7 @@ in the audit log, and a second gateway replica that follows the changes."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from mcp.shared.subscriptions import ToolsListChanged
 
 from gateway.app import Gateway
 from gateway.mcpfront.upstream import State
@@ -298,6 +300,12 @@ async def second_replica(mesh: Mesh) -> AsyncIterator[Gateway]:
     replica = Gateway(mcp_config(mesh), register=False, registry_backoff=FAST)
     await replica.start()
     try:
+
+        def routed() -> bool:
+            service = replica.catalog.service("machine-users")
+            return service is not None and service.serving
+
+        await until(routed, timeout_seconds=20, what="the replica routes machine-users")
         yield replica
     finally:
         await replica.stop()
@@ -334,6 +342,29 @@ async def test_another_replica_applies_every_change_on_its_event(
         deleted = await mesh.http.delete(f"{SERVERS}/follow", headers=admin(mesh))
         assert deleted.status_code == 200, deleted.text
         await until(lambda: replica_state("follow") is None, timeout_seconds=20, what="follow gone")
+
+
+async def test_a_client_of_another_replica_hears_that_a_new_server_changed_its_tools(
+    mesh: Mesh, upstream: HttpServer
+) -> None:
+    async with second_replica(mesh) as replica:
+        url = f"http://{replica.http_address}/mcp"
+        async with (
+            connected(url, mesh.admin_token, MODERN) as client,
+            client.listen(tools_list_changed=True) as subscription,
+        ):
+            created = await create(mesh, {"name": "late", "streamableHttp": {"url": upstream.url}})
+            assert created.status_code == 200, created.text
+            event = await asyncio.wait_for(anext(aiter(subscription)), 30)
+
+            async def listed() -> bool:
+                return "late__echo" in [tool.name for tool in (await client.list_tools()).tools]
+
+            await until(listed, timeout_seconds=30, what="late__echo listed on the replica")
+        deleted = await mesh.http.delete(f"{SERVERS}/late", headers=admin(mesh))
+
+    assert isinstance(event, ToolsListChanged)
+    assert deleted.status_code == 200, deleted.text
 
 
 async def test_every_change_is_an_event_in_the_audit_log(mesh: Mesh) -> None:
