@@ -24,9 +24,11 @@ then stop following the catalog and close the upstream channels.
 The MCP front serves the tools of the upstream MCP servers of ``config.mcp.servers``
 (:class:`gateway.mcpfront.federated.FederatedTools` over
 :class:`gateway.mcpfront.federation.Upstreams`, ``mcp_upstreams``), each caller the ones
-its permissions allow; a caller may pass another :class:`gateway.mcpfront.Toolbox`. The
-servers are applied once the front runs (they connect in the background; a server that
-is not READY lists no tools) and closed, stdio children included, after the HTTP server.
+its permissions allow, each call recorded as ``tool.call.*`` events through the outbox
+(:class:`gateway.mcpfront.call_events.OutboxCallLog`, ``mcp_calls``); a caller may pass
+another :class:`gateway.mcpfront.Toolbox`. The servers are applied once the front runs
+(they connect in the background; a server that is not READY lists no tools) and closed,
+stdio children included, after the HTTP server.
 
 Metrics: one Prometheus registry for the process (the HTTP side's requests, the ingress's
 calls), served at the HTTP port's ``/metrics`` and, when ``metrics_address`` is set, on
@@ -51,6 +53,7 @@ from gateway.health import GatewayHealth, HealthSync
 from gateway.http import GatewayApp, HttpServer, build_app
 from gateway.ingress import IngressServer
 from gateway.mcpfront import McpFront, Toolbox
+from gateway.mcpfront.call_events import OutboxCallLog
 from gateway.mcpfront.connection import ConnectionSettings
 from gateway.mcpfront.federated import FederatedTools
 from gateway.mcpfront.federation import Upstreams as McpUpstreams
@@ -140,9 +143,13 @@ class Gateway:
             ConnectionSettings(child_environment=config.mcp.child_environment),
             close_timeout_seconds=config.shutdown_grace_seconds,
         )
+        #: Records every tool call of the MCP front as ``tool.call.*`` events.
+        self.mcp_calls = OutboxCallLog(self.database, self.bus, arguments=config.mcp.call_arguments)
         #: The MCP endpoint, on the HTTP port.
         self.mcp = McpFront(
-            toolbox if toolbox is not None else FederatedTools(self.mcp_upstreams),
+            toolbox
+            if toolbox is not None
+            else FederatedTools(self.mcp_upstreams, calls=self.mcp_calls),
             self.auth.http,
             config.mcp,
             issuer=config.auth.jwt_issuer,

@@ -331,6 +331,13 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         " start",
     ),
     EnvVar(
+        "PLUGMESH_GATEWAY_MCP_CALL_ARGUMENTS",
+        "keys",
+        "what of a tool call's arguments its `tool.call.started` event (and so the audit"
+        " log) records: `keys` (their names, every value `[redacted]`), `full` (as sent)"
+        " or `none`",
+    ),
+    EnvVar(
         "PLUGMESH_AUDIT_RETENTION_DAYS",
         "0",
         "the audit log prunes entries recorded longer ago, keeping the rest verifiable"

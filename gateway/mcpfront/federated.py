@@ -5,7 +5,7 @@ The :class:`~gateway.mcpfront.toolbox.Toolbox` over the
 permissions::
 
     upstreams = Upstreams(ConnectionSettings(child_environment=...))
-    front = McpFront(FederatedTools(upstreams), guard, settings)
+    front = McpFront(FederatedTools(upstreams, calls=call_log), guard, settings)
     upstreams.add_listener(lambda: spawn(front.tools_changed()))
 
 A caller sees (``tools/list``) and calls (``tools/call``) only the tools its permissions
@@ -13,30 +13,55 @@ allow on ``<server>/<tool>`` (the toolkit's :func:`meshkit.permissions.decide`: 
 deny globs, deny wins, the admin flag). A tool the caller may not call is unknown to
 them, answered exactly as a tool that does not exist. An upstream's failure becomes a
 JSON-RPC error naming the server; its own JSON-RPC error passes through as it is.
+
+Every call is recorded in a :class:`~gateway.mcpfront.call_log.CallLog`: started before
+it is forwarded (a call that cannot be recorded is refused, not made), then finished
+with its outcome, whether it completed, failed upstream, named no tool, was denied (the
+deciding rule recorded, the caller told nothing more than for an unknown tool) or was
+cancelled.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import anyio
 import mcp.types as types
 from mcp import MCPError
 
+from gateway.mcpfront.call_log import (
+    NO_CALL_LOG,
+    CallLog,
+    CallNotRecorded,
+    Completed,
+    Outcome,
+    ToolCall,
+    broken,
+    cancelled,
+    denied,
+    failure_of,
+    not_found,
+)
 from gateway.mcpfront.federation import Upstreams
 from gateway.mcpfront.toolbox import Caller, Progress, ToolResult
+from gateway.mcpfront.upstream import State
 from gateway.mcpfront.upstream_errors import (
     UnknownTool,
-    UpstreamDied,
     UpstreamError,
-    UpstreamNotReady,
-    UpstreamProtocolError,
     UpstreamRejected,
     UpstreamTimeout,
 )
 from meshkit.permissions import decide
+from meshkit.tracing import current_trace
 
 __all__ = ["UPSTREAM_UNAVAILABLE", "FederatedTools"]
+
+log = logging.getLogger(__name__)
 
 #: The JSON-RPC code of a call whose server is down, died during the call, or answered
 #: what is not MCP (the JSON-RPC "internal error": the gateway could not complete it).
@@ -48,10 +73,12 @@ class FederatedTools:
 
     Args:
         upstreams: The servers; the caller of :meth:`Upstreams.apply` keeps them current.
+        calls: Where each call is recorded; nowhere by default.
     """
 
-    def __init__(self, upstreams: Upstreams) -> None:
+    def __init__(self, upstreams: Upstreams, *, calls: CallLog = NO_CALL_LOG) -> None:
         self._upstreams = upstreams
+        self._calls = calls
 
     def has_server(self, server: str) -> bool:
         """Whether the manager has ``server``, in any state."""
@@ -83,30 +110,99 @@ class FederatedTools:
         *,
         meta: Mapping[str, Any],
         progress: Progress,
+        session_id: str = "",
     ) -> ToolResult:
-        """Call the tool after checking the caller's permissions.
+        """Call the tool after checking the caller's permissions, recording the call.
 
         Raises:
             UnknownTool: No such tool, or one ``caller`` may not call.
             mcp.MCPError: The server's own JSON-RPC error (code, message and data as it
                 sent them); :data:`UPSTREAM_UNAVAILABLE` when it is not connected, died
                 or answered what is not MCP; ``REQUEST_TIMEOUT`` when the call's deadline
-                passed. The message names the server.
+                passed. The message names the server. ``INTERNAL_ERROR`` when the call
+                could not be recorded: then it was not made.
         """
-        if not self._allowed(caller, server, name):
+        began = time.monotonic()
+        target = self._target(server, name)
+        call = ToolCall(
+            call_id=str(uuid.uuid4()),
+            caller=caller,
+            server=target[0] if target is not None else server or "",
+            tool=target[1] if target is not None else name,
+            arguments=arguments,
+            session_id=session_id,
+            trace=current_trace(),
+        )
+        await self._started(call)
+        if target is None:
+            await self._finished(call, not_found(call, name), began)
+            raise UnknownTool(tool=name)
+        decision = decide(caller.permissions, call.server, call.tool)
+        if not decision.allowed:
+            await self._finished(call, denied(call, decision), began)
             raise UnknownTool(tool=name)
         try:
-            return await self._upstreams.call_tool(
-                server, name, dict(arguments), meta=meta, progress=progress
+            result = await self._upstreams.call_tool(
+                call.server, call.tool, dict(arguments), meta=meta, progress=progress
             )
-        except UnknownTool:
+        except UpstreamError as exc:
+            await self._finished(call, failure_of(exc), began)
+            raise _answer(exc, name) from None
+        except BaseException as exc:
+            # Cancelled (the caller cancelled or left), or a bug: the call still ends.
+            ended = cancelled(call) if isinstance(exc, asyncio.CancelledError) else None
+            await self._finished(call, ended or broken(call, exc), began)
             raise
-        except UpstreamRejected as exc:
-            raise MCPError(exc.code, exc.error_message, exc.data) from None
-        except UpstreamTimeout as exc:
-            raise MCPError(types.REQUEST_TIMEOUT, str(exc), _about(exc)) from None
-        except (UpstreamNotReady, UpstreamDied, UpstreamProtocolError) as exc:
-            raise MCPError(UPSTREAM_UNAVAILABLE, str(exc), _about(exc)) from None
+        await self._finished(call, Completed(is_error=result.get("isError") is True), began)
+        return result
+
+    def _target(self, server: str | None, name: str) -> tuple[str, str] | None:
+        """The server and own name that the view's ``name`` calls; None when it names no
+        tool. On ``/mcp/s/<server>`` a server that is not READY may have tools it has not
+        listed yet: the call goes on, to fail as the server's state says."""
+        if server is None:
+            try:
+                upstream, own = self._upstreams.resolve(name)
+            except UnknownTool:
+                return None
+            return upstream.name, own
+        found = self._upstreams.get(server)
+        if found is None:
+            return None
+        if found.state is State.READY and self._upstreams.find_tool(server, name) is None:
+            return None
+        return server, name
+
+    async def _started(self, call: ToolCall) -> None:
+        """Record the start before the call is made; a call that cannot be recorded is
+        not made (every call is an event). Not cancelled halfway: a start that is
+        recorded is followed by an end, a cancelled one included."""
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._calls.started(call)
+        except CallNotRecorded as exc:
+            log.error(
+                "a tool call was refused: it could not be recorded",
+                extra={"call_id": call.call_id, "server": call.server, "error": str(exc)},
+            )
+            raise MCPError(
+                types.INTERNAL_ERROR,
+                "the gateway could not record the call, so it did not make it; try again later",
+                {"reason": "CALL_NOT_RECORDED"},
+            ) from None
+
+    async def _finished(self, call: ToolCall, outcome: Outcome, began: float) -> None:
+        """Record the end, even in a cancelled task. A failure to record it leaves the
+        answer as it is: the call was made, and its started event says so."""
+        duration = time.monotonic() - began
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._calls.finished(call, outcome, duration_seconds=duration)
+        except CallNotRecorded as exc:
+            log.error(
+                "the end of a tool call could not be recorded",
+                extra={"call_id": call.call_id, "server": call.server, "error": str(exc)},
+            )
 
     def _allowed(self, caller: Caller, server: str | None, name: str) -> bool:
         """Whether ``caller`` may call the view's tool ``name`` (False when unknown)."""
@@ -117,6 +213,17 @@ class FederatedTools:
                 return False
             server, name = upstream.name, own
         return decide(caller.permissions, server, name).allowed
+
+
+def _answer(exc: UpstreamError, name: str) -> Exception:
+    """What the caller is told of an upstream failure of its call of ``name``."""
+    if isinstance(exc, UnknownTool):
+        return UnknownTool(tool=name)
+    if isinstance(exc, UpstreamRejected):
+        return MCPError(exc.code, exc.error_message, exc.data)
+    if isinstance(exc, UpstreamTimeout):
+        return MCPError(types.REQUEST_TIMEOUT, str(exc), _about(exc))
+    return MCPError(UPSTREAM_UNAVAILABLE, str(exc), _about(exc))
 
 
 def _about(exc: UpstreamError) -> dict[str, str]:

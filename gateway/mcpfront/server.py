@@ -9,7 +9,8 @@ only the upstream's own ``io.modelcontextprotocol/serverInfo`` stamp is taken ou
 ``-32602 Unknown tool: <name>``, the answer the specification gives.
 
 A ``tools/call`` runs in its trace and passes it upstream as ``_meta.traceparent`` (and
-``_meta.tracestate``), see :func:`_call_trace`.
+``_meta.tracestate``), see :func:`_call_trace`; the toolbox records the call in that trace,
+with the caller's session id when it has one.
 
 The 2026-07-28 transport checks a ``tools/call``'s ``Mcp-Param-*`` headers against the
 tool's input schema before any handler runs, with no request context: the front names
@@ -50,6 +51,7 @@ __all__ = ["NAME", "GatewayServer", "build_server", "serving"]
 NAME = "plugmesh"
 _SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 _PROTOCOL_META_PREFIX = "io.modelcontextprotocol/"
+_SESSION_ID_LIMIT = 256
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ def build_server(
                     params.arguments or {},
                     meta=meta,
                     progress=progress,
+                    session_id=_session_of(ctx),
                 )
         except UnknownTool:
             # The name the caller used, whatever the toolbox knows it as: an unknown
@@ -155,6 +158,15 @@ def _visit(ctx: ServerRequestContext[Any, Any]) -> tuple[Caller, str | None]:
         raise RuntimeError("the MCP front serves HTTP requests only")
     route = route_of(request.scope["path"])
     return caller_of(request.scope), route.server if route is not None else None
+
+
+def _session_of(ctx: ServerRequestContext[Any, Any]) -> str:
+    """The caller's MCP session id ("" without one): the ``Mcp-Session-Id`` a
+    handshake-era client sends (:mod:`~gateway.mcpfront.legacy`)."""
+    request = ctx.request
+    session = request.headers.get("mcp-session-id") if request is not None else None
+    # The client's own value, recorded: bounded, whatever it sent.
+    return (session or "")[:_SESSION_ID_LIMIT]
 
 
 def _forwarded_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from mcp.server.transport_security import TransportSecuritySettings
 
+from gateway.mcpfront.call_events import CallArguments
 from gateway.mcpfront.servers_file import ServersFileError, load_servers
 from gateway.mcpfront.spec import UpstreamSpec, inherited_environment
 from meshkit.config import ConfigError, env_int
@@ -31,6 +32,7 @@ ALLOWED_ORIGINS = "PLUGMESH_GATEWAY_MCP_ALLOWED_ORIGINS"
 PAGE_SIZE = "PLUGMESH_GATEWAY_MCP_PAGE_SIZE"
 BODY_LIMIT_BYTES = "PLUGMESH_GATEWAY_MCP_BODY_LIMIT_BYTES"
 SERVERS_FILE = "PLUGMESH_GATEWAY_MCP_SERVERS_FILE"
+CALL_ARGUMENTS = "PLUGMESH_GATEWAY_MCP_CALL_ARGUMENTS"
 
 #: Every variable: (name, default as shown, meaning), for the README table.
 VARIABLES: tuple[tuple[str, str, str], ...] = (
@@ -65,6 +67,13 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "a JSON file of the upstream MCP servers, in the `mcpServers` format MCP clients use"
         " (see *Upstream MCP servers*), read at start; unset, `/mcp` serves no tools",
     ),
+    (
+        CALL_ARGUMENTS,
+        "keys",
+        "what of a tool call's arguments its `tool.call.started` event (and so the audit"
+        " log) records: `keys` (their names, every value `[redacted]`), `full` (as sent)"
+        " or `none`",
+    ),
 )
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -84,6 +93,7 @@ class McpSettings:
         body_limit_bytes: Largest request body.
         servers: The upstream MCP servers (from ``PLUGMESH_GATEWAY_MCP_SERVERS_FILE``).
         child_environment: What a stdio server inherits of the gateway's environment.
+        call_arguments: What of a call's arguments its events record.
     """
 
     resource_url: str | None = None
@@ -93,6 +103,7 @@ class McpSettings:
     body_limit_bytes: int = 4 * 1024 * 1024
     servers: tuple[UpstreamSpec, ...] = ()
     child_environment: Mapping[str, str] = field(default_factory=dict, hash=False, repr=False)
+    call_arguments: CallArguments = CallArguments.KEYS
 
     def __post_init__(self) -> None:
         if self.resource_url is not None:
@@ -157,7 +168,17 @@ class McpSettings:
             ),
             servers=servers,
             child_environment=inherited_environment(values),
+            call_arguments=_call_arguments(values.get(CALL_ARGUMENTS)),
         )
+
+
+def _call_arguments(value: str | None) -> CallArguments:
+    wanted = (value or "").strip().lower() or CallArguments.KEYS.value
+    try:
+        return CallArguments(wanted)
+    except ValueError:
+        choices = ", ".join(choice.value for choice in CallArguments)
+        raise ConfigError(f"{CALL_ARGUMENTS} must be one of {choices}, got {value!r}") from None
 
 
 def _items(value: str | None) -> tuple[str, ...]:

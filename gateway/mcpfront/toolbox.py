@@ -106,6 +106,7 @@ class Toolbox(Protocol):
         *,
         meta: Mapping[str, Any],
         progress: Progress,
+        session_id: str = "",
     ) -> ToolResult:
         """Call tool ``name`` of the view for ``caller``.
 
@@ -118,6 +119,8 @@ class Toolbox(Protocol):
                 token, ``io.modelcontextprotocol/*``), with the call's trace context
                 (``traceparent``, ``tracestate``; see :mod:`~gateway.mcpfront.server`).
             progress: Reports progress to the caller.
+            session_id: The caller's MCP session (a handshake-era client's
+                ``Mcp-Session-Id``); "" when it has none.
 
         A cancelled request cancels the task awaiting this call.
 

@@ -124,6 +124,7 @@ class Workbench:
         *,
         meta: Mapping[str, Any],
         progress: Progress,
+        session_id: str = "",
     ) -> ToolResult:
         found = self.tools(server).get(name)
         if found is None:
