@@ -281,6 +281,7 @@ class Gateway:
             await self.auth.close()
             await self.upstreams.close()
             await self.catalog.close()
+            await self.mcp_calls.close()
             await self.bus.close()
             await self.database.close()
             if self._metrics is not None:

@@ -2,9 +2,13 @@
 
 A call is one ``tool.call.started`` and then one ``tool.call.completed`` or
 ``tool.call.failed`` (``plugmesh.events.v1``), sharing its ``call_id``, about the resource
-``tools/<server>/<tool>``, in the call's trace. Each is written in a transaction of its
-own, so the started event is committed before the call is forwarded; the relay publishes
-both afterwards, and the audit log records them.
+``tools/<server>/<tool>``, in the call's trace. Each is committed before the call goes on
+(the started event before the call is forwarded, the end before the answer is sent); the
+relay publishes them afterwards, and the audit log records them.
+
+Group commit: one writer task takes every event waiting when it is free and commits them
+in one transaction, so concurrent calls share their commits instead of queueing for
+SQLite's write lock one by one; alone, a call's event is committed at once.
 
 How much of the arguments an event carries is a setting (:class:`CallArguments`,
 ``PLUGMESH_GATEWAY_MCP_CALL_ARGUMENTS``): by default their keys only, every value
@@ -13,8 +17,10 @@ replaced by ``"[redacted]"``, since arguments may hold anything a tool is given.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import any_pb2, duration_pb2
@@ -25,6 +31,7 @@ from gateway.mcpfront.toolbox import Caller, CallerKind
 from meshkit.db import Database
 from meshkit.events import EventBus
 from meshkit.identity import Identity, PrincipalKind, event_actor
+from meshkit.tasks import cancel_and_wait
 from plugmesh.events.v1 import event_pb2, tool_events_pb2
 
 __all__ = ["ERROR_DOMAIN", "REDACTED", "CallArguments", "OutboxCallLog", "recorded_arguments"]
@@ -56,6 +63,24 @@ def recorded_arguments(arguments: Mapping[str, Any], shown: CallArguments) -> di
     return {}
 
 
+_Payload = (
+    tool_events_pb2.ToolCallStarted
+    | tool_events_pb2.ToolCallCompleted
+    | tool_events_pb2.ToolCallFailed
+)
+#: The most events one transaction commits.
+_MAX_BATCH = 256
+
+
+@dataclass
+class _Pending:
+    call: ToolCall
+    payload: _Payload
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
 class OutboxCallLog:
     """Records tool calls as events in the gateway's outbox.
 
@@ -71,6 +96,15 @@ class OutboxCallLog:
         self._database = database
         self._bus = bus
         self._arguments = arguments
+        self._pending: asyncio.Queue[_Pending] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        """Stop the writer once every event given to it is committed. Safe to call twice."""
+        if self._pending is not None:
+            await self._pending.join()
+        writer, self._writer = self._writer, None
+        await cancel_and_wait(writer)
 
     async def started(self, call: ToolCall) -> None:
         """Commit ``tool.call.started``.
@@ -118,19 +152,46 @@ class OutboxCallLog:
         payload.duration.CopyFrom(duration)
         await self._write(call, payload)
 
-    async def _write(
-        self,
-        call: ToolCall,
-        payload: tool_events_pb2.ToolCallStarted
-        | tool_events_pb2.ToolCallCompleted
-        | tool_events_pb2.ToolCallFailed,
-    ) -> None:
-        subject = f"tools/{call.server}/{call.tool}" if call.server else ""
+    async def _write(self, call: ToolCall, payload: _Payload) -> None:
+        if self._pending is None:
+            self._pending = asyncio.Queue()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._keep_writing(), name="gateway-call-events")
+        pending = _Pending(call, payload)
+        self._pending.put_nowait(pending)
+        # Shielded: a cancelled caller still waits for nothing, but the event is written.
+        await asyncio.shield(pending.done)
+
+    async def _keep_writing(self) -> None:
+        queue = self._pending
+        assert queue is not None
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < _MAX_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                await self._commit(batch)
+            except CallNotRecorded as exc:
+                for pending in batch:
+                    if not pending.done.done():
+                        pending.done.set_exception(exc)
+            else:
+                for pending in batch:
+                    if not pending.done.done():
+                        pending.done.set_result(None)
+            finally:
+                for _ in batch:
+                    queue.task_done()
+
+    async def _commit(self, batch: list[_Pending]) -> None:
         try:
             async with self._database.transaction() as session:
-                self._bus.publish(session, payload, subject=subject, trace=call.trace)
+                for pending in batch:
+                    call = pending.call
+                    subject = f"tools/{call.server}/{call.tool}" if call.server else ""
+                    self._bus.publish(session, pending.payload, subject=subject, trace=call.trace)
         except Exception as exc:
-            # Whatever stopped the write (the database, the disk), the event is not kept.
+            # Whatever stopped the write (the database, the disk), the events are not kept.
             # The driver's own error, not SQLAlchemy's text: that quotes the row's values.
             cause = getattr(exc, "orig", None) or exc
             raise CallNotRecorded(f"{type(exc).__name__}: {cause}") from exc

@@ -5,6 +5,7 @@ different permissions, the SDK's client in both eras."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sys
@@ -19,6 +20,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from mcp import MCPError
+from sqlalchemy import select
 
 from gateway.app import Gateway
 from gateway.mcpfront import McpSettings
@@ -35,6 +37,8 @@ from gateway.mcpfront.toolbox import Caller, CallerKind
 from gateway.mcpfront.upstream import State
 from meshkit.db import Database
 from meshkit.events import EventBus
+from meshkit.events.tables import MIGRATIONS as EVENT_TABLES
+from meshkit.events.tables import OutboxRecord
 from meshkit.permissions import Policy
 from plugmesh.users.v1 import users_pb2
 from tests.gateway.auth.mesh import Mesh
@@ -520,3 +524,33 @@ async def test_the_outbox_log_says_when_it_could_not_write_without_the_arguments
 
 async def _no_progress(done: float, total: float | None, message: str | None) -> None:
     return None
+
+
+async def test_concurrent_calls_share_commits_and_every_event_is_kept(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'gateway.db'}")
+    await database.upgrade(EVENT_TABLES)
+    bus = EventBus("gateway", database=database, nats_url="nats://127.0.0.1:1")
+    calls = OutboxCallLog(database, bus)
+    transactions = 0
+    opened = database.transaction
+
+    @contextlib.asynccontextmanager
+    async def counted() -> AsyncIterator[Any]:
+        nonlocal transactions
+        transactions += 1
+        async with opened() as session:
+            yield session
+
+    database.transaction = counted  # type: ignore[method-assign]
+    try:
+        await asyncio.gather(
+            *(calls.started(ToolCall(f"c-{i}", _ADMIN, "s", "t", {"n": i})) for i in range(100))
+        )
+        await calls.close()
+        async with database.read() as session:
+            ids = (await session.scalars(select(OutboxRecord.event_type))).all()
+    finally:
+        await database.close()
+
+    assert ids == ["tool.call.started"] * 100
+    assert transactions < 100
