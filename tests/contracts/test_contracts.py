@@ -33,6 +33,7 @@ Idempotency = descriptor_pb2.MethodOptions.IdempotencyLevel
 USERS = "plugmesh.users.v1.UserService"
 AUDIT = "plugmesh.audit.v1.AuditService"
 MACHINE_USERS = "plugmesh.machineusers.v1.MachineUserService"
+MCP_SERVERS = "plugmesh.mcp.v1.McpServerService"
 EVENTS_PACKAGE = "plugmesh.events.v1"
 ENVELOPE_MESSAGES = {"Event", "Actor"}
 
@@ -115,6 +116,9 @@ EVENT_TYPES = [
     "registry.instance.deregistered",
     "registry.instance.health_changed",
     "registry.instance.expired",
+    "mcp.server.created",
+    "mcp.server.updated",
+    "mcp.server.deleted",
 ]
 
 ROUTES = [
@@ -171,6 +175,13 @@ ROUTES = [
     Binding(
         "POST", "/api/plugins/machine-users/validate-token", f"{MACHINE_USERS}.ValidateToken", "*"
     ),
+    Binding("POST", "/v1/mcp/servers", f"{MCP_SERVERS}.CreateServer", "server"),
+    Binding("GET", "/v1/mcp/servers", f"{MCP_SERVERS}.ListServers", ""),
+    Binding("GET", "/v1/mcp/servers/{name}", f"{MCP_SERVERS}.GetServer", ""),
+    Binding("PATCH", "/v1/mcp/servers/{server.name}", f"{MCP_SERVERS}.UpdateServer", "server"),
+    Binding("DELETE", "/v1/mcp/servers/{name}", f"{MCP_SERVERS}.DeleteServer", ""),
+    Binding("GET", "/v1/mcp/servers/{name}/tools", f"{MCP_SERVERS}.ListServerTools", ""),
+    Binding("POST", "/v1/mcp/servers/{name}:refresh", f"{MCP_SERVERS}.RefreshServer", "*"),
 ]
 
 READ = Idempotency.NO_SIDE_EFFECTS
@@ -197,6 +208,13 @@ POLICIES = {
     f"{MACHINE_USERS}.DeleteMachineUser": (Access.ACCESS_ADMIN, SAFE_RETRY),
     f"{MACHINE_USERS}.RotateMachineUserToken": (Access.ACCESS_ADMIN, UNKNOWN),
     f"{MACHINE_USERS}.ValidateToken": (Access.ACCESS_PUBLIC, SAFE_RETRY),
+    f"{MCP_SERVERS}.CreateServer": (Access.ACCESS_ADMIN, UNKNOWN),
+    f"{MCP_SERVERS}.GetServer": (Access.ACCESS_ADMIN, READ),
+    f"{MCP_SERVERS}.ListServers": (Access.ACCESS_ADMIN, READ),
+    f"{MCP_SERVERS}.UpdateServer": (Access.ACCESS_ADMIN, SAFE_RETRY),
+    f"{MCP_SERVERS}.DeleteServer": (Access.ACCESS_ADMIN, SAFE_RETRY),
+    f"{MCP_SERVERS}.ListServerTools": (Access.ACCESS_ADMIN, READ),
+    f"{MCP_SERVERS}.RefreshServer": (Access.ACCESS_ADMIN, SAFE_RETRY),
 }
 
 
@@ -209,7 +227,7 @@ def test_route_is_declared_once_by_the_right_rpc(route: Binding) -> None:
     assert declared == [route]
 
 
-@pytest.mark.parametrize("service", [USERS, AUDIT, MACHINE_USERS])
+@pytest.mark.parametrize("service", [USERS, AUDIT, MACHINE_USERS, MCP_SERVERS])
 def test_service_declares_no_route_beyond_the_table(service: str) -> None:
     declared = {b for b in BINDINGS if b.rpc.startswith(f"{service}.")}
     assert declared == {r for r in ROUTES if r.rpc.startswith(f"{service}.")}
@@ -256,7 +274,7 @@ def test_rpc_has_its_access_and_idempotency(rpc: str, policy: tuple[int, int]) -
     assert (options.Extensions[options_pb2.access], options.idempotency_level) == policy
 
 
-@pytest.mark.parametrize("service", [USERS, AUDIT, MACHINE_USERS])
+@pytest.mark.parametrize("service", [USERS, AUDIT, MACHINE_USERS, MCP_SERVERS])
 def test_every_rpc_of_the_plugins_is_in_the_policy_table(service: str) -> None:
     assert {m.full_name for m in SERVICES[service].methods} <= POLICIES.keys()
 

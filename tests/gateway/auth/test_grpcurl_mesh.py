@@ -58,6 +58,7 @@ class Service:
             "users": auth_mesh.users.server.address,
             "audit": auth_mesh.audit.server.address,
             "machine-users": auth_mesh.machine_users.server.address,
+            "mcp-servers": auth_mesh.gateway.mcp_servers.server.address,
             "node-greeter": node.address,
         }[self.name]
 
@@ -114,6 +115,19 @@ SERVICES = (
             "ValidateToken",
         ),
     ),
+    Service(
+        "mcp-servers",
+        "plugmesh.mcp.v1.McpServerService",
+        (
+            "CreateServer",
+            "GetServer",
+            "ListServers",
+            "UpdateServer",
+            "DeleteServer",
+            "ListServerTools",
+            "RefreshServer",
+        ),
+    ),
     Service("node-greeter", GREETER, ("SayHello", "SendGreeting")),
 )
 BY_NAME = {service.name: service for service in SERVICES}
@@ -167,6 +181,13 @@ CALLS = (
         "ListMachineUsers",
         {},
         lambda out: "test-admin" in {user["name"] for user in out["machine_users"]},
+    ),
+    Call(
+        "mcp-servers-ListServers",
+        "mcp-servers",
+        "ListServers",
+        {},
+        lambda out: isinstance(out.get("servers", []), list),
     ),
     Call(
         "node-greeter-SendGreeting",

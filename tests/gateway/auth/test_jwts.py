@@ -33,8 +33,9 @@ RSA_PUBLIC_PEM = (
 
 
 def claims(**extra: Any) -> dict[str, Any]:
-    """Claims of a valid token for ``alice``."""
-    return {"sub": "alice", "email": "alice@example.com", "exp": time.time() + 300, **extra}
+    """Claims of a valid token for ``alice``. Made when the module is collected, so they
+    must outlive a whole run of the suite on a loaded machine."""
+    return {"sub": "alice", "email": "alice@example.com", "exp": time.time() + 86400, **extra}
 
 
 def hs256(**extra: Any) -> str:

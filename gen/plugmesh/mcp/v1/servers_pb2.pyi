@@ -189,7 +189,7 @@ class StdioTransport(_message.Message):
     command: _builtins.str
     """The program, for example "npx" or "/usr/local/bin/server"."""
     cwd: _builtins.str
-    """The working directory; the gateway's data directory when empty."""
+    """The working directory; the gateway's own when empty."""
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Its arguments."""
