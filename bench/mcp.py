@@ -157,13 +157,13 @@ class _Exchange(asyncio.Protocol):
 
 
 async def load(
-    address: str, path: str, tool: str, concurrency: int, requests: int, seconds: float
+    address: str, tool: str, concurrency: int, requests: int, seconds: float
 ) -> base.Result:
     """Call ``tool`` over ``concurrency`` keep-alive connections."""
     loop = asyncio.get_running_loop()
     host, _, port = address.rpartition(":")
     body = call_body(tool)
-    head = [f"POST {path} HTTP/1.1", f"Host: {address}", f"Content-Length: {len(body)}"]
+    head = ["POST /mcp HTTP/1.1", f"Host: {address}", f"Content-Length: {len(body)}"]
     head += [f"{k}: {v}" for k, v in call_headers(tool, os.environ[TOKEN_VAR]).items()]
     payload = ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
@@ -195,8 +195,7 @@ class Target:
     """One way of reaching the upstream's ``echo``."""
 
     name: str
-    address: str
-    path: str
+    address: str  # of the HTTP server whose /mcp it calls
     tool: str
     token: str
 
@@ -247,7 +246,7 @@ def api(address: str, path: str, token: str, body: Any = None) -> dict[str, Any]
 def call_once(target: Target, tool: str | None = None) -> tuple[int, bytes]:
     """One ``tools/call`` of ``target`` (or of another ``tool`` there)."""
     tool = tool or target.tool
-    return post(target.address, target.path, call_headers(tool, target.token), call_body(tool))
+    return post(target.address, "/mcp", call_headers(tool, target.token), call_body(tool))
 
 
 def _answers(target: Target) -> Callable[[], bool]:
@@ -277,7 +276,7 @@ def stand(logs: Path) -> Iterator[Stand]:
     try:
         processes.start("upstream", [sys.executable, THIS, "--serve-upstream", upstream], {})
         processes.start("up", [sys.executable, "-m", "launcher.cli", "up"], env)
-        direct = Target("direct", upstream, "/mcp", "echo", "")
+        direct = Target("direct", upstream, "echo", "")
         base._wait("the upstream", _answers(direct), processes, 30)
         printed = logs / "up.log"
         base._wait("plugmesh up", lambda: READY_LINE in printed.read_text(), processes, 120)
@@ -291,7 +290,7 @@ def stand(logs: Path) -> Iterator[Stand]:
         )
         server = {"name": SERVER, "streamableHttp": {"url": f"http://{upstream}/mcp"}}
         api(gateway, "/v1/mcp/servers", admin, server)
-        plugmesh = Target("through plugmesh", gateway, "/mcp", f"{SERVER}__echo", caller["token"])
+        plugmesh = Target("through plugmesh", gateway, f"{SERVER}__echo", caller["token"])
         base._wait("echo through plugmesh", _answers(plugmesh), processes, 60)
         secret = f"{SERVER}__secret"  # there (the admin may call it), but not for the caller
         assert "result" in answer(call_once(replace(plugmesh, token=admin), secret)[1])
@@ -335,7 +334,7 @@ def measure(
     """One load run in a process of its own, and the CPU the watched processes spent on it."""
     quiet(setup.pids)
     before = {name: base.cpu_seconds(pid) for name, pid in setup.pids.items()}
-    arguments = [target.address, target.path, target.tool, concurrency, requests, seconds]
+    arguments = [target.address, target.tool, concurrency, requests, seconds]
     done = subprocess.run(
         [sys.executable, THIS, "--load", *map(str, arguments)],
         cwd=ROOT,
@@ -369,6 +368,12 @@ def bench(requests: int, seconds: float, rounds: int, profile_to: Path | None) -
         for target in targets:  # warm-up: connections, caches, lazy imports
             measure(target, 8, min(requests, 1000), 5, setup)
         audited_before, _ = audit_log(setup)
+        quiet(setup.pids)
+        before = {name: base.cpu_seconds(pid) for name, pid in setup.pids.items()}
+        time.sleep(5)  # the watched processes' own CPU use when idle, for scale
+        idle = {
+            name: (base.cpu_seconds(pid) - before[name]) * 200 for name, pid in setup.pids.items()
+        }
         cells: dict[tuple[str, int], list[Measured]] = {}
         for concurrency in (1, 16):
             for _ in range(rounds):
@@ -380,14 +385,16 @@ def bench(requests: int, seconds: float, rounds: int, profile_to: Path | None) -
         report(
             f"{os.cpu_count()} cores, load average {load} (before: {load_before}), loopback; "
             f"{requests} calls or {seconds:g} s per run, median of {rounds} run(s); "
-            f"`tools/call` of `echo`, MCP {MODERN}",
+            f"`tools/call` of `echo`, MCP {MODERN}; idle, the watched processes use "
+            + ", ".join(f"{name} {ms:.0f}" for name, ms in idle.items())
+            + " ms of CPU a second",
             cells,
         )
         calls = sum(
             m.result.requests for (name, _), runs in cells.items() for m in runs if name != "direct"
         )
         print(
-            f"\naudit log: {audited - audited_before} entries recorded during the "
+            f"- audit log: {audited - audited_before} entries recorded during the "
             f"{calls} calls through plugmesh above; the newest: {newest}"
         )
         if profile_to is not None:
@@ -419,9 +426,9 @@ def report(heading: str, cells: dict[tuple[str, int], list[Measured]]) -> None:
     p50s = [_median(cells[(t, 1)]).result.p50_ms for t in ("direct", "through plugmesh")]
     added = p50s[1] - p50s[0]
     print(
-        f"\nc=16: through plugmesh = {share:.0%} of direct throughput "
-        f"(target >= 50%: {'met' if share >= 0.5 else 'NOT met'})  "
-        f"\nc=1: through plugmesh adds {added:.2f} ms to p50 "
+        f"\n- c=16: through plugmesh = {share:.0%} of direct throughput "
+        f"(target >= 50%: {'met' if share >= 0.5 else 'NOT met'})"
+        f"\n- c=1: through plugmesh adds {added:.2f} ms to p50 "
         f"(target <= 2 ms: {'met' if added <= 2 else 'NOT met'})"
     )
     sys.stdout.flush()
@@ -434,15 +441,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs per cell (default 3)")
     parser.add_argument("--profile", type=Path, help="also sample the gateway with py-spy at c=16")
     parser.add_argument("--serve-upstream", metavar="ADDRESS")
-    parser.add_argument("--load", nargs=6, metavar=("ADDRESS", "PATH", "TOOL", "C", "N", "SECONDS"))
+    parser.add_argument("--load", nargs=5, metavar=("ADDRESS", "TOOL", "C", "N", "SECONDS"))
     args = parser.parse_args()
     if args.serve_upstream:
         serve_upstream(int(args.serve_upstream.rpartition(":")[2]))
     elif args.load:
         import uvloop
 
-        address, path, tool, concurrency, requests, seconds = args.load
-        load_run = load(address, path, tool, int(concurrency), int(requests), float(seconds))
+        address, tool, concurrency, requests, seconds = args.load
+        load_run = load(address, tool, int(concurrency), int(requests), float(seconds))
         print(json.dumps(asdict(uvloop.run(load_run))))
     else:
         bench(args.requests, args.seconds, args.rounds, args.profile)
