@@ -109,7 +109,7 @@ class FederatedTools:
         arguments: Mapping[str, Any],
         *,
         meta: Mapping[str, Any],
-        progress: Progress,
+        progress: Progress | None,
         session_id: str = "",
     ) -> ToolResult:
         """Call the tool after checking the caller's permissions, recording the call.

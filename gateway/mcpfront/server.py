@@ -52,6 +52,7 @@ NAME = "plugmesh"
 _SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 _PROTOCOL_META_PREFIX = "io.modelcontextprotocol/"
 _SESSION_ID_LIMIT = 256
+_PROGRESS_KEYS = ("progress_token", "progressToken")
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,9 @@ def build_server(
                     params.name,
                     params.arguments or {},
                     meta=meta,
-                    progress=progress,
+                    # Asked upstream only when the caller asked: a token costs the
+                    # upstream a notification per step.
+                    progress=progress if _wants_progress(ctx.meta) else None,
                     session_id=_session_of(ctx),
                 )
         except UnknownTool:
@@ -169,14 +172,18 @@ def _session_of(ctx: ServerRequestContext[Any, Any]) -> str:
     return (session or "")[:_SESSION_ID_LIMIT]
 
 
+def _wants_progress(meta: Mapping[str, Any] | None) -> bool:
+    """Whether the request's ``_meta`` carries a progress token."""
+    return any(key in (meta or {}) for key in _PROGRESS_KEYS)
+
+
 def _forwarded_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
     """The request's ``_meta`` without what belongs to this hop: the progress token (the
     toolbox reports progress through its callback) and the protocol's envelope."""
     return {
         key: value
         for key, value in (meta or {}).items()
-        if key not in ("progress_token", "progressToken")
-        and not key.startswith(_PROTOCOL_META_PREFIX)
+        if key not in _PROGRESS_KEYS and not key.startswith(_PROTOCOL_META_PREFIX)
     }
 
 

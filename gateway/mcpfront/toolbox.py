@@ -30,8 +30,8 @@ __all__ = [
     "UnknownTool",
 ]
 
-#: Reports progress of a call to its caller: ``(progress, total, message)``. A no-op
-#: when the caller asked for no progress.
+#: Reports progress of a call to its caller: ``(progress, total, message)``; a toolbox
+#: gets None instead when the caller asked for no progress.
 Progress: TypeAlias = Callable[[float, float | None, str | None], Awaitable[None]]
 
 #: A ``tools/call`` result, passed to the caller whole: the SDK's model, or the result
@@ -105,7 +105,7 @@ class Toolbox(Protocol):
         arguments: Mapping[str, Any],
         *,
         meta: Mapping[str, Any],
-        progress: Progress,
+        progress: Progress | None,
         session_id: str = "",
     ) -> ToolResult:
         """Call tool ``name`` of the view for ``caller``.
@@ -118,7 +118,7 @@ class Toolbox(Protocol):
             meta: The request's ``_meta`` without the protocol's own keys (the progress
                 token, ``io.modelcontextprotocol/*``), with the call's trace context
                 (``traceparent``, ``tracestate``; see :mod:`~gateway.mcpfront.server`).
-            progress: Reports progress to the caller.
+            progress: Reports progress to the caller; None when the caller asked for none.
             session_id: The caller's MCP session (a handshake-era client's
                 ``Mcp-Session-Id``); "" when it has none.
 

@@ -314,6 +314,18 @@ async def test_the_http_trace_context_reaches_the_upstream_in_meta(
     assert received["tracestate"] == "vendor=1"
 
 
+async def test_the_upstream_is_asked_for_progress_only_when_the_caller_asked(
+    federation: Federation,
+) -> None:
+    without = await _meta_upstream(federation, {}, {})
+    asked = await _meta_upstream(federation, {}, {"progressToken": "p-1"})
+
+    assert not {"progressToken", "progress_token"} & set(without)
+    # The gateway's own token for its hop, not the caller's.
+    assert {"progressToken", "progress_token"} & set(asked)
+    assert "p-1" not in asked.values()
+
+
 async def test_a_calls_own_meta_traceparent_is_the_one_passed_on(
     federation: Federation,
 ) -> None:

@@ -123,7 +123,7 @@ class Workbench:
         arguments: Mapping[str, Any],
         *,
         meta: Mapping[str, Any],
-        progress: Progress,
+        progress: Progress | None,
         session_id: str = "",
     ) -> ToolResult:
         found = self.tools(server).get(name)
@@ -153,11 +153,14 @@ class Workbench:
             await asyncio.sleep(float(arguments.get("seconds", 0)))
         return types.CallToolResult(content=[types.TextContent(text=tool)])
 
-    async def _slow(self, name: str, steps: int, hold: bool, progress: Progress) -> ToolResult:
+    async def _slow(
+        self, name: str, steps: int, hold: bool, progress: Progress | None
+    ) -> ToolResult:
         """Report ``steps`` progress steps; with ``hold``, then wait until cancelled."""
         try:
             for step in range(1, steps + 1):
-                await progress(step, steps, f"step {step}")
+                if progress is not None:
+                    await progress(step, steps, f"step {step}")
             if hold:
                 await asyncio.Event().wait()
         except asyncio.CancelledError:
