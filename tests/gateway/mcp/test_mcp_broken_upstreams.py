@@ -108,7 +108,7 @@ async def test_a_stdio_server_killed_mid_call_fails_its_calls_and_leaves_the_lis
     ):
         running = asyncio.Event()
 
-        async def progress(done: float, total: float | None, message: str | None) -> None:
+        async def progress(progress: float, total: float | None, message: str | None) -> None:
             running.set()
 
         in_flight = asyncio.create_task(

@@ -46,6 +46,6 @@ async def test_a_short_close_timeout_still_stops_a_child_deaf_to_its_stdin(
         await asyncio.wait_for(upstream.close(), 30)
 
         assert process_gone(pid)
-        assert upstream.state is State.CLOSED
+        assert upstream.status().state is State.CLOSED
     finally:
         await upstream.close()
