@@ -34,6 +34,7 @@ from plugmesh.mcp.v1 import servers_pb2
 __all__ = [
     "changed_server",
     "new_server",
+    "served_tools",
     "server_to_proto",
     "status_to_proto",
     "tool_to_proto",
@@ -116,11 +117,11 @@ def server_to_proto(
 
 
 def status_to_proto(status: UpstreamStatus) -> servers_pb2.ServerStatus:
-    """What a replica sees of a server."""
+    """What a replica sees of a server: its tools count only while they are served."""
     message = servers_pb2.ServerStatus(
         state=_STATES.get(status.state, servers_pb2.SERVER_STATE_UNSPECIFIED),
         last_error=status.last_error,
-        tool_count=len(status.tools),
+        tool_count=len(served_tools(status)),
         skipped_tools=[
             servers_pb2.SkippedTool(name=skipped.name, reason=skipped.reason)
             for skipped in status.skipped
@@ -146,6 +147,11 @@ def tool_to_proto(server: str, tool: types.Tool) -> servers_pb2.Tool:
         annotations = tool.annotations.model_dump(by_alias=True, exclude_none=True)
         message.annotations.CopyFrom(_struct(annotations))
     return message
+
+
+def served_tools(status: UpstreamStatus) -> tuple[types.Tool, ...]:
+    """The tools a server's status says are served: its last fetched ones while READY."""
+    return status.tools if status.state is State.READY else ()
 
 
 # --- in -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from gateway.mcpservers.access import Access
 from gateway.mcpservers.convert import (
     changed_server,
     new_server,
+    served_tools,
     server_to_proto,
     status_to_proto,
     tool_to_proto,
@@ -110,7 +111,7 @@ class McpServerServicer(servers_pb2_grpc.McpServerServiceServicer):
         if status is not None:
             response.tools.extend(
                 tool_to_proto(server.name, tool)
-                for tool in sorted(status.tools, key=lambda tool: tool.name)
+                for tool in sorted(served_tools(status), key=lambda tool: tool.name)
             )
             response.status.CopyFrom(status_to_proto(status))
         return response

@@ -148,8 +148,11 @@ async def test_disabling_takes_the_tools_off_mcp_and_enabling_brings_them_back(
     off = await mesh.http.patch(f"{SERVERS}/web", json={"enabled": False}, headers=admin(mesh))
     assert off.status_code == 200, off.text
     assert off.json()["server"]["enabled"] is False
-    await state_of(mesh, "web", "SERVER_STATE_DISABLED")
+    disabled = await state_of(mesh, "web", "SERVER_STATE_DISABLED")
+    assert not disabled["status"].get("toolCount")
     assert not [name for name in await mcp_tools(mesh) if name.startswith("web__")]
+    unserved = await mesh.http.get(f"{SERVERS}/web/tools", headers=admin(mesh))
+    assert not unserved.json().get("tools")
 
     on = await mesh.http.patch(f"{SERVERS}/web", json={"enabled": True}, headers=admin(mesh))
     assert on.status_code == 200, on.text
