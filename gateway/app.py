@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from google.protobuf import descriptor_pb2
@@ -76,6 +77,8 @@ SERVICE_NAME = "gateway"
 VERSION = "0.1.0"
 #: Who adds the servers of the servers file, in their ``mcp.server.created`` events.
 _GATEWAY = Identity(PrincipalKind.SERVICE, SERVICE_NAME)
+#: What a part's stop may take beyond the grace period before it is left behind.
+_STEP_SECONDS = 5.0
 
 
 class Gateway:
@@ -273,17 +276,20 @@ class Gateway:
             await self.health.enter_graceful_shutdown()
             if self._registrar is not None:
                 await self._registrar.close()
-            await self.mcp_servers.follower.close()
+            bound = grace + _STEP_SECONDS
+            await _within("the mcp-servers follower", self.mcp_servers.follower.close(), bound)
             await asyncio.gather(
-                self.ingress.stop(grace), self._stop_http(), self.mcp_servers.server.stop(grace)
+                self.ingress.stop(grace),
+                self._stop_http(),
+                _within("the mcp-servers API", self.mcp_servers.server.stop(grace), bound),
             )
             await self._health_sync.close()
             await self.auth.close()
             await self.upstreams.close()
             await self.catalog.close()
-            await self.mcp_calls.close()
-            await self.bus.close()
-            await self.database.close()
+            await _within("the tool call events", self.mcp_calls.close(), bound)
+            await _within("the event bus", self.bus.close(), bound)
+            await _within("the database", self.database.close(), bound)
             if self._metrics is not None:
                 await self._metrics.stop()
         finally:
@@ -311,6 +317,16 @@ class Gateway:
 
     def _known_method(self, full_method: str) -> bool:
         return full_method.startswith("/grpc.") or self.catalog.method(full_method) is not None
+
+
+async def _within(part: str, stopping: Awaitable[None], seconds: float) -> None:
+    """Wait for ``stopping`` at most ``seconds``: a part that does not stop is logged and
+    left behind, never holds the gateway's stop."""
+    try:
+        async with asyncio.timeout(seconds):
+            await stopping
+    except TimeoutError:
+        log.error("stopping %s took longer than %.1f s; left behind", part, seconds)
 
 
 def _health_only() -> descriptor_pb2.FileDescriptorSet:

@@ -129,8 +129,11 @@ class Follower:
 
     async def _keep_reloading(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: in Python 3.11 wait_for may swallow a
+            # cancellation that comes as the event is set, and the loop would never end.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wanted.wait(), self._resync)
+                async with asyncio.timeout(self._resync):
+                    await self._wanted.wait()
             self._wanted.clear()
             try:
                 await self._reload()
