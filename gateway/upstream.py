@@ -102,6 +102,7 @@ class Upstreams:
         self._channels = ChannelPool(grace_seconds=close_grace_seconds, options=UNLIMITED)
         self._picker = Picker(self._serving)
         self._served: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._last_serving: frozenset[tuple[str, str]] = frozenset()
         self._unsubscribe: Callable[[], None] | None = None
         self._closed = False
 
@@ -268,6 +269,15 @@ class Upstreams:
     def _sync(self, snapshot: Snapshot) -> None:
         present = {(s.name, i.address) for s in snapshot.services.values() for i in s.instances}
         self._channels.keep(address for _, address in present)
+        serving = frozenset(
+            (i.instance_id, i.address)
+            for s in snapshot.services.values()
+            for i in s.serving_instances
+        )
+        # An instance serving again (a crashed one restarted at its address within its
+        # lease) must not wait out the backoff of the channel that failed to reach it.
+        self._channels.reconnect({address for _, address in serving - self._last_serving})
+        self._last_serving = serving
         # Counts of instances that left go with them: the metric's series stay bounded.
         for gone in set(self._served) - present:
             del self._served[gone]

@@ -2,8 +2,10 @@
 
 Channels open when an address appears and are *retired* when it leaves: closed in the
 background with a grace period, so calls in flight to an instance that deregistered
-(and is finishing its own graceful shutdown) may complete. The gateway's upstreams and
-the toolkit's discovery client (:mod:`meshkit.discovery`) keep their channels here.
+(and is finishing its own graceful shutdown) may complete. A channel that cannot
+connect is replaced when its instance is back (:meth:`ChannelPool.reconnect`). The
+gateway's upstreams and the toolkit's discovery client (:mod:`meshkit.discovery`) keep
+their channels here.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ class InstanceChannel:
 
     def __init__(self, address: str, options: Options = ()) -> None:
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address, options=options)
+        # A subchannel of its own: gRPC otherwise shares one between the channels of a
+        # process with the same address and options, so a fresh channel would inherit
+        # the reconnect backoff of the one it replaces while that one is retiring.
+        own = (*options, ("grpc.use_local_subchannel_pool", 1))
+        self.channel = grpc.aio.insecure_channel(address, options=own)
         self._unary_unary: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
         self._unary_stream: dict[str, grpc.aio.UnaryStreamMultiCallable[bytes, bytes]] = {}
         self._stream_unary: dict[str, grpc.aio.StreamUnaryMultiCallable[bytes, bytes]] = {}
@@ -97,12 +103,25 @@ class ChannelPool:
         for address in wanted - set(self._open):
             self.get(address).channel.get_state(try_to_connect=True)
         for address in set(self._open) - wanted:
-            retired = self._open.pop(address)
-            task = asyncio.create_task(
-                retired.channel.close(self._grace), name=f"retire channel {address}"
-            )
-            self._retiring[task] = retired
-            task.add_done_callback(self._forget)
+            self._retire(address)
+
+    def reconnect(self, addresses: Iterable[str]) -> None:
+        """Replace each channel to ``addresses`` that is failing to connect with a fresh
+        one, connecting at once; the old one is retired.
+
+        For an instance back at an address its channel could not reach (restarted
+        there): that channel fails every call at once until its reconnect backoff runs
+        out, which grows with the time the instance was down. A connected or idle
+        channel is kept, with its calls.
+        """
+        for address in addresses:
+            found = self._open.get(address)
+            if found is None:
+                continue
+            if found.channel.get_state() != grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+                continue
+            self._retire(address)
+            self.get(address).channel.get_state(try_to_connect=True)
 
     async def close(self) -> None:
         """Close every channel now, cutting calls in flight. Safe to call twice."""
@@ -113,6 +132,14 @@ class ChannelPool:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(channel.channel.close() for channel in channels))
+
+    def _retire(self, address: str) -> None:
+        retired = self._open.pop(address)
+        task = asyncio.create_task(
+            retired.channel.close(self._grace), name=f"retire channel {address}"
+        )
+        self._retiring[task] = retired
+        task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._retiring.pop(task, None)

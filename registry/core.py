@@ -188,6 +188,12 @@ class Registry:
             )
             event = Event(EventType.REGISTERED, instance, now, trace=current_trace())
             await self._store.save(spec, record, [event])
+            # Health reports do not wait for the lock: one may have landed during the save
+            # (a restarted instance's health watch reconnecting as it registers again).
+            # Writing back the health read before the save would lose it for good.
+            latest = self._instances.get(record.instance_id)
+            if latest is not None:
+                instance = replace(latest, record=record)
             self._specs[spec.name] = spec
             self._instances[record.instance_id] = instance
             await self._health.watch(record.instance_id, record.address)

@@ -193,7 +193,14 @@ def _add(servicer: EchoServicer, server: grpc.aio.Server) -> None:
 class EchoPlugin:
     """One echo instance: a real PluginServer that registers as service ``echo``."""
 
-    def __init__(self, registry_address: str, *, name: str = "echo") -> None:
+    def __init__(
+        self,
+        registry_address: str,
+        *,
+        name: str = "echo",
+        address: str = "127.0.0.1:0",
+        register: bool = True,
+    ) -> None:
         self.servicer = EchoServicer()
         config = MeshConfig.from_env(
             {
@@ -204,8 +211,9 @@ class EchoPlugin:
         self.server = PluginServer(
             name,
             [Servicer(DESCRIPTOR, _add, self.servicer)],
-            address="127.0.0.1:0",
+            address=address,
             config=config,
+            register=register,
         )
 
     @property

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
+from registry.core import Registry
+from registry.model import Health, InstanceRecord, Registration, ServiceSpec
+from registry.store import RegistryStore
+from tests.registry.conftest import FAST_BACKOFF
 from tests.support.registry import Contract, FakePlugin, Method, StartPlugin, contract_file
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, until
 
 if TYPE_CHECKING:
+    from registry.events import RegistryEvent
+
     Stub = registry_pb2_grpc.RegistryServiceAsyncStub
 
 WIDGETS = Contract(
@@ -134,3 +142,54 @@ async def test_service_serves_while_any_instance_serves(
 
     service = await eventually(one_down, what="one instance unreachable")
     assert service.health == SERVING
+
+
+class _StoreWithAHook(RegistryStore):
+    """The real store, running ``while_saving`` before each save goes through."""
+
+    while_saving: Callable[[], Awaitable[None]] | None = None
+
+    async def save(
+        self, spec: ServiceSpec, instance: InstanceRecord, events: Sequence[RegistryEvent] = ()
+    ) -> None:
+        if self.while_saving is not None:
+            await self.while_saving()
+        await super().save(spec, instance, events)
+
+
+async def test_a_health_change_while_a_registration_is_stored_is_kept(
+    tmp_path: Path, start_plugin: StartPlugin
+) -> None:
+    # As when a crashed instance restarts at its address within its lease: its health
+    # watch reconnects (SERVING) while its registration is being stored.
+    plugin = await start_plugin([contract_file(WIDGETS)], [WIDGETS.full_name])
+    store = _StoreWithAHook(f"sqlite:///{tmp_path / 'registry.db'}")
+    registry = Registry(store, health_backoff=FAST_BACKOFF)
+    registration = Registration(
+        service="widgets",
+        address=plugin.address,
+        grpc_services=plugin.services,
+        file_descriptor_set=plugin.files.SerializeToString(),
+    )
+
+    def health() -> Health | None:
+        found = registry.instance(instance_id)
+        return found.health if found is not None else None
+
+    async def serving_again() -> None:
+        await plugin.set_serving(True)
+        await until(lambda: health() is Health.SERVING, what="SERVING reported")
+
+    await registry.start()
+    try:
+        instance_id = (await registry.register(registration)).instance_id
+        await until(lambda: health() is Health.SERVING, what="SERVING")
+        await plugin.set_serving(False)
+        await until(lambda: health() is Health.NOT_SERVING, what="NOT_SERVING")
+        store.while_saving = serving_again
+
+        await registry.register(registration)
+    finally:
+        await registry.close()
+
+    assert health() is Health.SERVING
