@@ -135,6 +135,12 @@ class McpServers:
             AlreadyExists: The name is taken.
             FailedPrecondition: It has secrets and there is no key to seal them with.
         """
+        server = await self._insert(actor, spec, description=description)
+        await self.apply()
+        return server
+
+    async def _insert(self, actor: Identity, spec: UpstreamSpec, *, description: str) -> McpServer:
+        """Store a new server and its event; see :meth:`create`."""
         now = self._clock.now()
         server = McpServer(spec=spec, description=description, create_time=now, update_time=now)
         try:
@@ -148,7 +154,6 @@ class McpServers:
         except SealError as exc:
             raise _unsealable(spec.name, exc) from None
         log.info("upstream MCP server added", extra={"server": spec.name})
-        await self.apply()
         return server
 
     async def update(
@@ -194,10 +199,11 @@ class McpServers:
         await self.apply()
 
     async def seed(self, actor: Identity, specs: Iterable[UpstreamSpec]) -> None:
-        """Add each server of ``specs`` the database does not have yet (the servers file)."""
+        """Add each server of ``specs`` the database does not have yet (the servers file);
+        they run once :meth:`apply` is called, as at start."""
         for spec in specs:
             try:
-                await self.create(actor, spec, description="from the servers file")
+                await self._insert(actor, spec, description="from the servers file")
             except AlreadyExists:
                 continue
 
