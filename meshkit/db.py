@@ -13,7 +13,9 @@
 
 SQLite gets what concurrent use needs: the WAL journal (readers never block the writer),
 a busy timeout (another process holding the write lock is waited for, not an error) and
-foreign keys on. A write transaction begins with ``BEGIN IMMEDIATE``, so it takes the
+foreign keys on. Its statements run on the event loop's thread, without aiosqlite's
+thread hops (:mod:`meshkit.sqlite_inline`), and a lock held by another process is waited
+for asynchronously. A write transaction begins with ``BEGIN IMMEDIATE``, so it takes the
 write lock up front: a deferred transaction that reads and then writes can fail halfway
 with "database is locked" when another writer committed in between, and no busy timeout
 helps there. Write transactions of one process also take turns on an ``asyncio.Lock``, so
@@ -41,6 +43,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import StaticPool
+
+from meshkit import sqlite_inline
 
 if TYPE_CHECKING:
     from meshkit.migrations import Migrations
@@ -144,12 +148,20 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if memory:
             # One connection, shared: every session of an in-memory database must take turns.
-            kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+            kwargs.update(poolclass=StaticPool)
         elif self.is_sqlite and self.url.database:
             Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if self.is_sqlite:
+            path = ":memory:" if memory else str(Path(self.url.database or "").expanduser())
+            busy = busy_timeout_millis / 1000
+
+            async def connect() -> sqlite_inline.InlineConnection:
+                return await sqlite_inline.connect(path, busy_timeout_seconds=busy)
+
+            kwargs["async_creator"] = connect
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
-            _configure_sqlite(self.engine, busy_timeout_millis)
+            _configure_sqlite(self.engine)
         self._writes = async_sessionmaker(self.engine, expire_on_commit=False)
         self._reads = async_sessionmaker(
             self.engine.execution_options(**{_BEGIN: "DEFERRED"}), expire_on_commit=False
@@ -237,14 +249,16 @@ async def _turn(lock: asyncio.Lock | None) -> AsyncIterator[None]:
             yield
 
 
-def _configure_sqlite(engine: AsyncEngine, busy_timeout_millis: int) -> None:
+def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         # SQLAlchemy, not the driver, emits BEGIN (see _begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_millis)}")
+            # No busy timeout of SQLite's: it would block the event loop; the connection
+            # waits for a lock asynchronously instead (meshkit.sqlite_inline).
+            cursor.execute("PRAGMA busy_timeout = 0")
             _use_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
