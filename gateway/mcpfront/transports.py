@@ -42,6 +42,8 @@ _LINE_LIMIT = 64 * 1024
 _STDERR_DRAIN_SECONDS = 0.5
 # HTTP: a connect that hangs is given up sooner than a response stream that is quiet.
 _HTTP_TIMEOUT = httpx2.Timeout(30.0, connect=10.0, read=300.0)
+# Calls are bounded by their server's concurrency limit, not by the pool.
+_HTTP_LIMITS = httpx2.Limits(max_connections=None, max_keepalive_connections=64)
 
 # The SDK's streams: (read of messages or transport errors, write of messages). Their
 # protocol types live in a private module of the SDK.
@@ -58,6 +60,8 @@ class Link:
         lost: Set when the connection is gone (``lost_reason`` says how).
         suspect: Set when a caller saw the connection fail; the owner checks it.
         tools_changed: Set when the server said its tool list changed.
+        http: The HTTP client of a Streamable HTTP connection (None for a child), which
+            :class:`~gateway.mcpfront.http_calls.HttpCalls` shares.
     """
 
     def __init__(self, server: str) -> None:
@@ -66,6 +70,7 @@ class Link:
         self.lost_reason = ""
         self.suspect = anyio.Event()
         self.tools_changed = anyio.Event()
+        self.http: httpx2.AsyncClient | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
         self._garbage: collections.deque[str] = collections.deque(maxlen=3)
 
@@ -107,7 +112,7 @@ async def open_transport(
         streams = _stdio(transport, link, child_environment)
         ended = "the process closed its stdout (it ended?)"
     else:
-        streams = _http(transport)
+        streams = _http(transport, link)
         ended = "the server closed the connection"
     async with streams as (read, write), _watched(read, link, ended) as watched:
         yield watched, write
@@ -142,12 +147,18 @@ async def _stdio(
 
 
 @contextlib.asynccontextmanager
-async def _http(transport: HttpTransport) -> AsyncIterator[tuple[Any, Any]]:
+async def _http(transport: HttpTransport, link: Link) -> AsyncIterator[tuple[Any, Any]]:
     async with (
-        httpx2.AsyncClient(headers=dict(transport.headers), timeout=_HTTP_TIMEOUT) as http,
+        httpx2.AsyncClient(
+            headers=dict(transport.headers), timeout=_HTTP_TIMEOUT, limits=_HTTP_LIMITS
+        ) as http,
         streamable_http_client(transport.url, http_client=http) as streams,
     ):
-        yield streams
+        link.http = http
+        try:
+            yield streams
+        finally:
+            link.http = None
 
 
 @contextlib.asynccontextmanager

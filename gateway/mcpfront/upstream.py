@@ -42,10 +42,13 @@ import mcp.types as types
 from mcp import MCPError
 from mcp.client.session import ClientSession
 from mcp.client.stdio import FORCE_KILL_TIMEOUT, PROCESS_TERMINATION_TIMEOUT
+from mcp.shared.inbound import x_mcp_header_map
+from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import TypeAdapter, ValidationError
 
 from gateway.mcpfront.connection import ConnectionSettings, describe_failure, serve_connection
-from gateway.mcpfront.spec import StdioTransport, UpstreamSpec
+from gateway.mcpfront.http_calls import HeaderMap, HttpCalls
+from gateway.mcpfront.spec import HttpTransport, StdioTransport, UpstreamSpec
 from gateway.mcpfront.tool_names import SkippedTool, served_tools
 from gateway.mcpfront.transports import Link
 from gateway.mcpfront.upstream_errors import (
@@ -141,6 +144,8 @@ def _passed_on(raw: dict[str, Any]) -> dict[str, Any]:
 class _Connection:
     session: ClientSession
     link: Link
+    #: Calls without the session, on a stateless Streamable HTTP connection.
+    http_calls: HttpCalls | None = None
 
 
 class Upstream:
@@ -174,6 +179,7 @@ class Upstream:
         self._listed: tuple[types.Tool, ...] = ()
         self._tools: tuple[types.Tool, ...] = ()
         self._served: dict[str, types.Tool] = {}
+        self._header_maps: dict[str, HeaderMap] = {}
         self._skipped: tuple[SkippedTool, ...] = ()
         self._fetch_time: datetime | None = None
         self._protocol_version = ""
@@ -336,14 +342,13 @@ class Upstream:
         timeout = self._spec.call_timeout_seconds
         if timeout_seconds is not None:
             timeout = min(timeout, timeout_seconds)
-        params: dict[str, Any] = {"name": name, "arguments": arguments}
-        if (forwarded := forwarded_meta(meta)) is not None:
-            params["_meta"] = forwarded
-        request = types.CallToolRequest(params=types.CallToolRequestParams.model_validate(params))
         raw: dict[str, Any] | None = None
         with anyio.move_on_after(timeout):
             async with self._slots:
-                raw = await self._send(connection, name, request, progress)
+                if connection.http_calls is not None:
+                    raw = await self._post(connection, name, arguments, meta, progress)
+                else:
+                    raw = await self._send(connection, name, arguments, meta, progress)
         if raw is None:
             raise UpstreamTimeout(
                 f"{self.name}: {name} did not finish within {timeout} s",
@@ -353,14 +358,41 @@ class Upstream:
             )
         return _passed_on(raw)
 
+    async def _post(
+        self,
+        connection: _Connection,
+        name: str,
+        arguments: dict[str, Any] | None,
+        meta: Mapping[str, Any] | None,
+        progress: Progress | None,
+    ) -> dict[str, Any]:
+        """A call on a stateless HTTP connection (:mod:`~gateway.mcpfront.http_calls`)."""
+        assert connection.http_calls is not None
+        try:
+            return await connection.http_calls.call(
+                name,
+                arguments,
+                meta=forwarded_meta(meta),
+                progress=progress,
+                header_map=self._header_maps.get(name, {}),
+            )
+        except UpstreamDied:
+            connection.link.suspect.set()
+            raise
+
     async def _send(
         self,
         connection: _Connection,
         name: str,
-        request: types.CallToolRequest,
+        arguments: dict[str, Any] | None,
+        meta: Mapping[str, Any] | None,
         progress: Progress | None,
     ) -> dict[str, Any]:
-        """The one place where the SDK's errors of a call become ours."""
+        """A call through the SDK's session; the one place where its errors become ours."""
+        params: dict[str, Any] = {"name": name, "arguments": arguments}
+        if (forwarded := forwarded_meta(meta)) is not None:
+            params["_meta"] = forwarded
+        request = types.CallToolRequest(params=types.CallToolRequestParams.model_validate(params))
         forward = None
         if progress is not None:
             report = progress
@@ -438,7 +470,21 @@ class Upstream:
         self, link: Link, session: ClientSession, version: str, tools: list[types.Tool]
     ) -> None:
         self._protocol_version = version
-        self._connection = _Connection(session, link)
+        http_calls = None
+        transport = self._spec.transport
+        if (
+            link.http is not None
+            and isinstance(transport, HttpTransport)
+            and version in MODERN_PROTOCOL_VERSIONS
+        ):
+            http_calls = HttpCalls(
+                self.name,
+                link.http,
+                transport.url,
+                protocol_version=version,
+                client_info=self._settings.client_info.model_dump(mode="json", exclude_none=True),
+            )
+        self._connection = _Connection(session, link, http_calls)
         self._take_tools(tools, fetched=True)
         self._set_state(State.READY)
 
@@ -460,6 +506,7 @@ class Upstream:
                 )
         self._tools, self._skipped = tools, skipped
         self._served = {tool.name: tool for tool in tools}
+        self._header_maps = {tool.name: x_mcp_header_map(tool.input_schema) for tool in tools}
         if fetched:
             self._fetch_time = datetime.now(UTC)
         self._changed()
