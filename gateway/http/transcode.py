@@ -8,9 +8,10 @@ value goes to which field and turns query strings into JSON values.
 
 Query parameters: ``a.b.c=`` for nested fields (proto or JSON names), ``x=1&x=2`` for
 repeated fields, enums by name or number, Timestamp/Duration/FieldMask/wrappers in their
-proto3-JSON string form, ``true``/``false`` for booleans. A parameter that names no
-field, names a field the path or body binds, or names a message, map or repeated message
-field is a 400.
+proto3-JSON string form, ``true``/``false`` for booleans. A parameter that names a field
+the path binds is ignored: the path wins, as grpc-gateway and Envoy decide. A parameter
+that names no field, names a field the body binds, or names a message, map or repeated
+message field is a 400.
 """
 
 from __future__ import annotations
@@ -127,11 +128,11 @@ def _query_dict(
     for name, value in pairs:
         fields = _fields(route.rpc.input_type, name)
         path = tuple(field.name for field in fields)
-        bound = route.body == "*" or (route.body and path[0] == route.body)
-        if bound or any(path[: len(p)] == p or p[: len(path)] == path for p in path_values):
+        if any(path[: len(p)] == p or p[: len(path)] == path for p in path_values):
+            continue  # the path's value wins
+        if route.body == "*" or (route.body and path[0] == route.body):
             raise BadRequest(
-                f"query parameter {name!r} sets a field that the "
-                f"{'body' if bound else 'path'} binds",
+                f"query parameter {name!r} sets a field that the body binds",
                 reason="UNKNOWN_QUERY_PARAMETER",
                 metadata={"parameter": name},
             )

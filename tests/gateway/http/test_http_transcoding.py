@@ -102,6 +102,15 @@ ROUTING = [
         request__name="n",
     ),
     ok("delete_without_body", "DELETE", "/v1/things/t1", "DeleteThing", request__id="t1"),
+    ok("path_wins_over_query", "GET", "/v1/things/t1?id=x", "GetThing", request__id="t1"),
+    ok(
+        "path_wins_over_nested_query",
+        "GET",
+        "/v1/inner/a/deep/b?inner.deep.leaf=c&inner.name=d",
+        "GetNested",
+        request__inner__name="a",
+        request__inner__deep__leaf="b",
+    ),
     ok(
         "repeated_field_as_body",
         "POST",
@@ -382,13 +391,6 @@ QUERY = [
     bad("query_bad_field_mask", "GET", "/v1/things?mask=inner_name", "mask"),
     bad(
         "query_twice_not_repeated", "GET", "/v1/things?int32Value=1&int32Value=2", "more than once"
-    ),
-    bad("query_sets_path_field", "GET", "/v1/things/t1?id=x", "the path binds"),
-    bad(
-        "query_sets_path_field_nested",
-        "GET",
-        "/v1/inner/a/deep/b?inner.deep.leaf=c",
-        "the path binds",
     ),
     bad("query_with_body_star", "POST", "/v1/things?name=x", "the body binds", {}),
     bad("query_sets_body_field", "PATCH", "/v1/things/t1?inner.name=x", "the body binds", {}),
