@@ -146,7 +146,10 @@ class Transcoder(Generic[M]):
             reply = await self._upstreams.unary(
                 route.method, request, timeout_seconds=timeout_seconds, metadata=metadata
             )
-            value = render.response_value(route, reply.body)
+            if render.is_http_body(route):
+                body, content_type = render.raw_body(route, reply.body)
+            else:
+                body, content_type = render.dumps(render.response_value(route, reply.body)), JSON
         except grpc.aio.AioRpcError as exc:
             return await _send_status(send, status_of_rpc_error(exc), exc)
         except render.UpstreamDecodeError as exc:
@@ -155,7 +158,8 @@ class Transcoder(Generic[M]):
         await send_response(
             send,
             200,
-            render.dumps(value),
+            body,
+            content_type=content_type,
             headers=response_headers(reply.initial_metadata, reply.trailing_metadata),
         )
         return 200
@@ -190,12 +194,23 @@ class Transcoder(Generic[M]):
                 first, initial = None, ()
             except grpc.aio.AioRpcError as exc:
                 return await _send_status(send, status_of_rpc_error(exc), exc)
+            raw = render.is_http_body(route)
+            content_type = render.SSE if sse else render.NDJSON
+            if raw:
+                # Bytes one message after another, typed by the first (grpc-gateway's way).
+                content_type = render.OCTET_STREAM
+                if first is not None:
+                    try:
+                        content_type = render.raw_body(route, first)[1]
+                    except render.UpstreamDecodeError as exc:
+                        status = _status(code_pb2.INTERNAL, str(exc))
+                        return await _send_status(send, status, None, 502)
             await send(
                 {
                     "type": "http.response.start",
                     "status": 200,
                     "headers": [
-                        (b"content-type", render.SSE if sse else render.NDJSON),
+                        (b"content-type", content_type),
                         (b"cache-control", b"no-cache"),
                         (b"x-accel-buffering", b"no"),
                         *response_headers(initial),
@@ -206,7 +221,10 @@ class Transcoder(Generic[M]):
             async def pump() -> None:
                 payload = first
                 while payload is not None:
-                    chunk = result(render.response_value(route, payload))
+                    if raw:
+                        chunk = render.raw_body(route, payload)[0]
+                    else:
+                        chunk = result(render.response_value(route, payload))
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     payload = await anext(messages, None)
 
@@ -221,6 +239,10 @@ class Transcoder(Generic[M]):
                 # The answer has begun: the failure can only end it, not replace it.
                 log.exception("an HTTP stream failed", extra={"route": route.label})
                 failure = error(_status(code_pb2.INTERNAL, "internal error"))
+            if raw and failure:
+                # Raw bytes have no way to carry the Status: the stream just ends.
+                log.warning("an HTTP body stream failed", extra={"route": route.label})
+                failure = b""
             await send({"type": "http.response.body", "body": failure, "more_body": False})
         return 200
 

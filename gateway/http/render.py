@@ -4,6 +4,11 @@ JSON is ``json_format``'s: lowerCamelCase names, 64-bit integers as strings, enu
 name, every field without presence emitted even when it holds its default. A binding's
 ``response_body`` sends that one field instead of the whole message.
 
+A response of type ``google.api.HttpBody`` (the whole response, or the ``response_body``
+field) is not JSON: its ``data`` is the answer, with its own ``content_type``
+(``application/octet-stream`` when it names none); a stream of them is their ``data`` one
+after another, with the first one's content type, as grpc-gateway and Envoy answer.
+
 Streams: newline-delimited JSON (``application/x-ndjson``), one ``{"result": …}`` line
 per message and a last ``{"error": Status}`` line when the stream fails after it began;
 or, when the client accepts ``text/event-stream``, server-sent events: a ``data:`` event
@@ -26,13 +31,17 @@ __all__ = [
     "SSE",
     "UpstreamDecodeError",
     "dumps",
+    "is_http_body",
     "ndjson_error",
     "ndjson_result",
+    "raw_body",
     "response_value",
     "sse_error",
     "sse_result",
 ]
 
+HTTP_BODY = "google.api.HttpBody"
+OCTET_STREAM = b"application/octet-stream"
 NDJSON = b"application/x-ndjson"
 SSE = b"text/event-stream"
 
@@ -46,14 +55,37 @@ def dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def response_value(route: HttpRoute[Any], payload: bytes) -> Any:
-    """The JSON value sent for one serialized response message of ``route``."""
+def is_http_body(route: HttpRoute[Any]) -> bool:
+    """Whether ``route`` answers a ``google.api.HttpBody`` (raw bytes, not JSON)."""
+    answered = route.response_class.DESCRIPTOR
+    if route.response_body:
+        field = answered.fields_by_name[route.response_body]
+        if field.message_type is None or field.is_repeated:
+            return False
+        answered = field.message_type
+    return bool(answered.full_name == HTTP_BODY)
+
+
+def raw_body(route: HttpRoute[Any], payload: bytes) -> tuple[bytes, bytes]:
+    """The bytes and content type sent for one ``google.api.HttpBody`` response."""
+    response = _decoded(route, payload)
+    body = getattr(response, route.response_body) if route.response_body else response
+    content_type = body.content_type.encode("latin-1", errors="replace") or OCTET_STREAM
+    return bytes(body.data), content_type
+
+
+def _decoded(route: HttpRoute[Any], payload: bytes) -> message.Message:
     try:
-        response = route.response_class.FromString(payload)
+        return route.response_class.FromString(payload)
     except message.DecodeError as exc:
         raise UpstreamDecodeError(
             f"the response of {route.rpc.full_name} does not decode: {exc}"
         ) from None
+
+
+def response_value(route: HttpRoute[Any], payload: bytes) -> Any:
+    """The JSON value sent for one serialized response message of ``route``."""
+    response = _decoded(route, payload)
     if route.response_body:
         field = response.DESCRIPTOR.fields_by_name[route.response_body]
         if field.message_type is not None and not field.is_repeated:

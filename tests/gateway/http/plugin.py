@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.api import annotations_pb2  # noqa: F401  # the pool needs google.api.http
+from google.api import (
+    annotations_pb2,  # noqa: F401  # the pool needs google.api.http
+    httpbody_pb2,
+)
 from google.protobuf import (
     descriptor,
     descriptor_pb2,
@@ -139,6 +142,22 @@ class TranscodingServicer:
         if request.fail:
             raise _failure(request.fail, f"the stream failed after {count} replies")
 
+    async def download(self, request: Any, context: Context) -> httpbody_pb2.HttpBody:
+        self.calls["Download"] = self.calls.get("Download", 0) + 1
+        return httpbody_pb2.HttpBody(
+            content_type=request.body_content_type, data=f"file {request.id}".encode()
+        )
+
+    async def download_chunks(
+        self, request: Any, context: Context
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        count = request.fail_after if request.fail else request.stream_count
+        for index in range(count):
+            kind = request.body_content_type if index == 0 else "ignored/after-the-first"
+            yield httpbody_pb2.HttpBody(content_type=kind, data=f"chunk {index};".encode())
+        if request.fail:
+            raise _failure(request.fail, f"the stream failed after {count} chunks")
+
     async def upload(self, requests: AsyncIterator[Any], context: Context) -> Any:
         last = None
         async for request in requests:
@@ -155,7 +174,14 @@ def _add(servicer: TranscodingServicer, server: grpc.aio.Server) -> None:
             "request_deserializer": request_class.FromString,
             "response_serializer": servicer.reply_class.SerializeToString,
         }
-        if method.name == "StreamThings":
+        raw = {**options, "response_serializer": httpbody_pb2.HttpBody.SerializeToString}
+        if method.name == "Download":
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(servicer.download, **raw)
+        elif method.name == "DownloadChunks":
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                servicer.download_chunks, **raw
+            )
+        elif method.name == "StreamThings":
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(servicer.stream, **options)
         elif method.name == "Upload":
             handlers[method.name] = grpc.stream_unary_rpc_method_handler(servicer.upload, **options)

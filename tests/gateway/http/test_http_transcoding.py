@@ -552,3 +552,48 @@ async def test_transcoding(http_mesh: Mesh, case: Case) -> None:
     if response.status_code >= 400:
         assert set(answer) == {"code", "message", "details"}, answer
         assert response.headers["content-type"] == "application/json"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(
+    ("query", "content_type"),
+    [
+        ("?bodyContentType=text/csv", "text/csv"),
+        ("", "application/octet-stream"),  # the answer names none
+    ],
+)
+async def test_an_http_body_answer_is_its_raw_bytes_with_its_own_content_type(
+    http_mesh: Mesh, query: str, content_type: str
+) -> None:
+    response = await http_mesh.client.get(f"/v1/things/t1:download{query}")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == content_type
+    assert response.content == b"file t1"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_stream_of_http_bodies_is_their_bytes_in_order_typed_by_the_first(
+    http_mesh: Mesh,
+) -> None:
+    path = "/v1/things/t1:chunks?streamCount=3&bodyContentType=text/plain"
+    response = await http_mesh.client.get(path)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/plain"
+    assert response.content == b"chunk 0;chunk 1;chunk 2;"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_failing_stream_of_http_bodies_ends_after_what_it_sent(http_mesh: Mesh) -> None:
+    path = "/v1/things/t1:chunks?fail=INTERNAL&failAfter=2&bodyContentType=text/plain"
+    response = await http_mesh.client.get(path)
+    assert response.status_code == 200
+    assert response.content == b"chunk 0;chunk 1;"  # no JSON error mixed into the bytes
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_an_http_body_stream_failing_before_its_first_chunk_is_an_error_status(
+    http_mesh: Mesh,
+) -> None:
+    response = await http_mesh.client.get("/v1/things/t1:chunks?fail=NOT_FOUND&failAfter=0")
+    assert response.status_code == 404
+    assert response.json()["code"] == 5
