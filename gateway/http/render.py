@@ -69,7 +69,8 @@ def is_http_body(route: HttpRoute[Any]) -> bool:
 def raw_body(route: HttpRoute[Any], payload: bytes) -> tuple[bytes, bytes]:
     """The bytes and content type sent for one ``google.api.HttpBody`` response."""
     response = _decoded(route, payload)
-    body = getattr(response, route.response_body) if route.response_body else response
+    # The route's own class of google.api.HttpBody, built from its descriptor.
+    body: Any = getattr(response, route.response_body) if route.response_body else response
     content_type = body.content_type.encode("latin-1", errors="replace") or OCTET_STREAM
     return bytes(body.data), content_type
 
