@@ -241,6 +241,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "largest request message the gateway's gRPC port accepts",
     ),
     EnvVar(
+        "PLUGMESH_GATEWAY_CORS_ALLOWED_ORIGINS",
+        "(none)",
+        "browser origins that may call the gateway (`https://app.example`, comma-separated, "
+        "or `*`): their preflights are answered and their answers readable; off when unset",
+    ),
+    EnvVar(
         "PLUGMESH_GATEWAY_HTTP_BODY_LIMIT_BYTES",
         "4194304",
         "largest HTTP request body the gateway accepts; larger ones get 413",

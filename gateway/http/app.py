@@ -41,6 +41,8 @@ __all__ = ["GatewayApp", "build_app"]
 log = logging.getLogger(__name__)
 
 _UNMATCHED = "unmatched"
+#: The metrics label of a CORS preflight (gateway.http.cors).
+_PREFLIGHT = "preflight"
 
 
 class GatewayApp(Generic[M]):
@@ -96,7 +98,13 @@ class GatewayApp(Generic[M]):
         method: str = scope["method"]
         label = _UNMATCHED
         status = 500
+        cors = self._settings.cors
         try:
+            if cors.is_preflight(scope):
+                label = _PREFLIGHT
+                status = await cors.answer_preflight(scope, send)
+                return
+            send = cors.wrap(scope, send)
             mcp_label = self._mcp.route(scope["path"]) if self._mcp is not None else None
             fixed = self._fixed.get(scope["path"])
             if self._mcp is not None and mcp_label is not None:

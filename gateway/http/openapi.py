@@ -19,8 +19,10 @@ from typing import Any
 
 from google.protobuf import descriptor
 
+from gateway.auth.access import access_of, needs_credentials
 from gateway.http.routes import HttpRoute
 from gateway.http.template import PathTemplate, SegmentKind, Variable
+from plugmesh.options.v1 import options_pb2
 
 __all__ = ["openapi_document"]
 
@@ -67,6 +69,13 @@ _WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.BytesValue": {"type": ["string", "null"], "format": "byte"},
 }
 _QUERY_DEPTH = 3
+# How callers authenticate: what Swagger UI's Authorize button fills in.
+_BEARER = "bearer"
+_BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A machine user's token (pmk_…) or a JWT of the configured issuer.",
+}
 _OPENAPI_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
 
 
@@ -101,7 +110,10 @@ def openapi_document(routes: Iterable[HttpRoute[Any]], *, title: str) -> dict[st
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1"},
         "paths": dict(sorted(paths.items())),
-        "components": {"schemas": dict(sorted(schemas.components.items()))},
+        "components": {
+            "schemas": dict(sorted(schemas.components.items())),
+            "securitySchemes": {_BEARER: _BEARER_SCHEME},
+        },
     }
 
 
@@ -114,6 +126,11 @@ def _operation(route: HttpRoute[Any], schemas: _Schemas) -> dict[str, Any]:
         "description": f"gRPC method {rpc.full_name}"
         + ("" if route.annotated else " (no google.api.http rule: whole request as body)"),
     }
+    access = access_of(rpc)
+    # A public RPC takes a credential when one is given, and works without.
+    operation["security"] = [{_BEARER: []}] if needs_credentials(access) else [{}, {_BEARER: []}]
+    if access == options_pb2.ACCESS_ADMIN:
+        operation["description"] += ". Admins only."
     parameters = _path_parameters(route, schemas)
     bound = {variable.field_path for variable in route.template.variables}
     if route.body != "*":

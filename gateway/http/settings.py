@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from gateway.http.cors import CorsPolicy, parse_origins
 from meshkit.config import env_int, env_number
 
-__all__ = ["HttpSettings"]
+__all__ = ["CORS_ORIGINS", "HttpSettings"]
+
+CORS_ORIGINS = "PLUGMESH_GATEWAY_CORS_ALLOWED_ORIGINS"
 
 
 @dataclass(frozen=True)
@@ -21,19 +24,22 @@ class HttpSettings:
             server stream without one has none: it may stay open while it sends).
         max_timeout_seconds: Upper bound of any deadline, ``grpc-timeout`` included.
         title: The title of the OpenAPI document and the docs page.
+        cors: Which browser origins may call (``PLUGMESH_GATEWAY_CORS_ALLOWED_ORIGINS``);
+            none by default.
     """
 
     body_limit_bytes: int = 4 * 1024 * 1024
     default_timeout_seconds: float = 30.0
     max_timeout_seconds: float = 300.0
     title: str = "plugmesh gateway"
+    cors: CorsPolicy = field(default_factory=CorsPolicy)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HttpSettings:
         """Read ``PLUGMESH_GATEWAY_HTTP_*`` from ``env`` (default: the process environment).
 
         Raises:
-            ConfigError: a variable is not a positive number.
+            ConfigError: a variable is not a positive number, or an origin is not one.
         """
         env = os.environ if env is None else env
         defaults = cls()
@@ -57,4 +63,5 @@ class HttpSettings:
                 defaults.max_timeout_seconds,
                 positive=True,
             ),
+            cors=CorsPolicy(parse_origins(env.get(CORS_ORIGINS, ""), CORS_ORIGINS)),
         )

@@ -89,3 +89,57 @@ async def test_the_docs_page_renders_every_operation_of_every_service(
     assert shown_tags == tags
     assert title
     assert screenshot.stat().st_size > 10_000
+
+
+async def test_authorize_then_try_it_out_lists_the_users_on_the_docs_page(
+    auth_mesh: Mesh, tmp_path: Path
+) -> None:
+    chromium = require_binary("chromium")
+    email = "docs-page-admin@example.com"
+    created = await auth_mesh.http.post(
+        "/v1/users",
+        json={"email": email, "role": "ROLE_ADMIN"},
+        headers=auth_mesh.bearer(auth_mesh.admin_token),
+    )
+    assert created.status_code == 200, created.text
+    screenshot = tmp_path / "docs-try-it-out.png"
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            await page.goto(f"http://{auth_mesh.gateway.http_address}/docs")
+            await page.click("button.authorize", timeout=RENDER_TIMEOUT_MILLIS)
+            await page.fill(".auth-container input", auth_mesh.admin_token)
+            await page.click(".auth-btn-wrapper button.authorize")
+            await page.click(".btn-done")
+            # The first of the operations at GET /v1/users (its alias has another path).
+            path = page.locator('.opblock-summary-path[data-path="/v1/users"]')
+            operation = page.locator(".opblock-get", has=path).first
+            await operation.locator(".opblock-summary").click()
+            await operation.locator(".try-out__btn").click()
+            await operation.locator(".execute").click()
+            status = operation.locator(
+                ".live-responses-table tr.response .response-col_status"
+            ).first
+            await status.wait_for(timeout=RENDER_TIMEOUT_MILLIS)
+            shown_status = (await status.inner_text()).strip()
+            answer = operation.locator(".live-responses-table .microlight").first
+            body = await answer.inner_text()
+            await page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            await browser.close()
+    keep_artifact(screenshot, "docs-try-it-out.png")
+
+    document = (await auth_mesh.http.get("/openapi.json")).json()
+    assert document["paths"]["/v1/users"]["get"]["security"] == [{"bearer": []}]
+    assert "Admins only" in document["paths"]["/v1/users"]["get"]["description"]
+    public = document["paths"]["/v1/tokens:validate"]["post"]  # works with no credential
+    assert public["security"] == [{}, {"bearer": []}]
+    assert shown_status.startswith("200"), shown_status
+    assert email in body
+    assert auth_mesh.admin_token not in body
+    assert errors == []

@@ -171,6 +171,10 @@ async def test_openapi_is_valid_3_1_and_lists_every_route(http_mesh: Mesh) -> No
     assert schema["properties"]["color"]["enum"][1] == "COLOR_RED"
     assert schema["properties"]["time"]["format"] == "date-time"
     assert "/v1/services" in paths  # the registry's own rule
+    # Swagger UI's Authorize button: a bearer scheme, required where the RPC needs a caller.
+    scheme = document["components"]["securitySchemes"]["bearer"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert get["security"] == [{"bearer": []}]  # declares no access: AUTHENTICATED
 
 
 @module_loop
