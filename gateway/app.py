@@ -70,11 +70,12 @@ from meshkit.logging import configure_logging
 from meshkit.metrics import MetricsEndpoint, RpcMetrics
 from meshkit.registration import Backoff, Registrar, Registration
 from meshkit.server import until_signal
+from meshkit.version import package_version
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "gateway"
-VERSION = "0.1.0"
+VERSION = package_version()
 #: Who adds the servers of the servers file, in their ``mcp.server.created`` events.
 _GATEWAY = Identity(PrincipalKind.SERVICE, SERVICE_NAME)
 #: What a part's stop may take beyond the grace period before it is left behind.

@@ -4,8 +4,11 @@
   the embedded nats-server (unless ``PLUGMESH_NATS_URL`` is set), the registry, the
   gateway and the plugins, each its own process with its log in ``<data dir>/logs/``.
   Restarts a process that dies; Ctrl-C or SIGTERM stops everything.
-- ``plugmesh status [--registry ADDRESS]``: the registry's view; exit code 1 when the
-  registry cannot be reached.
+- ``plugmesh status [--registry ADDRESS] [-o table|json]``: the registry's view; exit
+  code 1 when the registry cannot be reached.
+- ``plugmesh config [-o table|json]``: the effective settings, each from the environment
+  or its default, secrets masked.
+- ``plugmesh --version``: the installed package's version, the one the gateway reports.
 - ``plugmesh serve <name>``: one process in the foreground (compose, Kubernetes).
 - ``plugmesh health <name>``: one gRPC health check of a process; exit code 0 when
   SERVING (a container's health check).
@@ -34,8 +37,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from launcher.addresses import split_address
+from launcher.output import OUTPUT_FORMATS
 from launcher.processes import ENVIRONMENT, NATS, PROCESSES, process_named, process_names
 from meshkit.config import DEFAULT_NATS_ADDRESS, DEFAULT_REGISTRY_ADDRESS
+from meshkit.version import package_version
 
 __all__ = ["build_parser", "main", "registry_address"]
 
@@ -57,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_environment_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"plugmesh {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = commands.add_parser("up", help="start the whole mesh and supervise it")
@@ -74,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--timeout", type=float, default=3.0, metavar="SECONDS", help="how long to wait"
     )
+    _add_output(status)
+
+    config = commands.add_parser(
+        "config", help="print the effective settings and where each came from, secrets masked"
+    )
+    _add_output(config)
 
     serve = commands.add_parser("serve", help="run one process in the foreground")
     serve.add_argument("name", choices=process_names(), help="the process to run")
@@ -136,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_output(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "-o",
+        "--output",
+        choices=OUTPUT_FORMATS,
+        default=OUTPUT_FORMATS[0],
+        help="table for people (default) or one JSON document for scripts",
+    )
+
+
 def _data_dir(flag: str | None, env: Mapping[str, str]) -> Path:
     return Path(flag or env.get("PLUGMESH_DATA_DIR") or ".plugmesh")
 
@@ -180,7 +202,13 @@ def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from launcher.status import print_status
 
     address = registry_address(args.registry, _data_dir(args.data_dir, env), env)
-    return asyncio.run(print_status(address, sys.stdout, sys.stderr, args.timeout))
+    return asyncio.run(print_status(address, sys.stdout, sys.stderr, args.timeout, args.output))
+
+
+def _config(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from launcher.settings_report import print_settings
+
+    return print_settings(env, sys.stdout, args.output)
 
 
 def _health(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -270,26 +298,39 @@ def _serve(name: str, env: Mapping[str, str]) -> int:
     return result if isinstance(result, int) else 0
 
 
+def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    if args.command == "up":
+        return _up(args, env)
+    if args.command == "status":
+        return _status(args, env)
+    if args.command == "config":
+        return _config(args, env)
+    if args.command == "events":
+        return _events(args, env)
+    if args.command == "migrate":
+        return _migrate(args, env)
+    if args.command == "health":
+        return _health(args, env)
+    if args.command == "admin-token":
+        return _admin_token(args, env)
+    return _serve(args.name, env)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``plugmesh`` with ``argv`` (default: the command line); return the exit code."""
     args = build_parser().parse_args(argv)
-    env = os.environ
     try:
-        if args.command == "up":
-            return _up(args, env)
-        if args.command == "status":
-            return _status(args, env)
-        if args.command == "events":
-            return _events(args, env)
-        if args.command == "migrate":
-            return _migrate(args, env)
-        if args.command == "health":
-            return _health(args, env)
-        if args.command == "admin-token":
-            return _admin_token(args, env)
-        return _serve(args.name, env)
+        code = _run(args, os.environ)
+        # A reader that went away must show up here, not in the flush at exit.
+        sys.stdout.flush()
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `plugmesh status -o json | head`: the reader left. End as a tool killed by
+        # SIGPIPE does, without the traceback (and the second one at exit) Python prints.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -18,15 +18,10 @@ from typing import Any, TextIO
 
 from launcher.addresses import split_address
 from launcher.natsd import NatsServerError, nats_command, wait_until_accepting
+from launcher.output import render_table
 from launcher.processes import PROCESSES, ProcessSpec, process_named
-from launcher.state import redact_url
-from launcher.status import (
-    STATUS_HEADERS,
-    RegistryUnreachable,
-    render_table,
-    status_rows,
-    wait_until_serving,
-)
+from launcher.redaction import redact_url
+from launcher.status import STATUS_HEADERS, RegistryUnreachable, status_rows, wait_until_serving
 from launcher.supervisor import Child, ChildSpec, Supervisor, describe_returncode
 from services.machineusers.bootstrap import BootstrapError, ensure_admin
 

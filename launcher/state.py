@@ -13,20 +13,12 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from launcher.redaction import redact_url
 from launcher.supervisor import Child, ChildExit
 
 STATE_FILE = "up.json"
 SECRET_FILE = "registration.secret"
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its user information (NATS takes a token there), fit to show."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 def load_or_create_secret(path: Path) -> str:

@@ -1,4 +1,8 @@
-"""The registry's view of the mesh, as ``plugmesh status`` and ``plugmesh up`` print it."""
+"""The registry's view of the mesh, as ``plugmesh status`` and ``plugmesh up`` print it.
+
+The table (:func:`status_rows`) and the JSON document (:func:`status_document`) are made
+from the same :class:`MeshView`, so a script sees what a person sees.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,12 @@ import asyncio
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 import grpc
 from grpc_health.v1 import health_pb2
 
+from launcher.output import JSON, TABLE, print_json, render_table
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 
 _PREFIX = "HEALTH_STATUS_"
@@ -147,23 +152,61 @@ def status_rows(view: MeshView, now: float | None = None) -> list[tuple[str, ...
 STATUS_HEADERS = ("SERVICE", "VERSION", "INSTANCE", "HEALTH", "LEASE EXPIRES")
 
 
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain text table with columns padded to their widest cell."""
-    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in [headers, *rows]
+def _lease_document(instance: registry_pb2.Instance, now: float) -> dict[str, Any] | None:
+    if not instance.HasField("lease_expire_time"):
+        return None
+    expires = instance.lease_expire_time
+    return {
+        "expire_time": expires.ToJsonString(),
+        "seconds_left": round(expires.ToNanoseconds() / 1e9 - now, 1),
+    }
+
+
+def status_document(view: MeshView, now: float | None = None) -> dict[str, Any]:
+    """The view as ``plugmesh status -o json`` prints it.
+
+    The shape is kept stable for scripts: ``registry`` (the address asked and its own
+    health), then ``services`` sorted by name, each with its ``instances`` sorted by
+    address. A missing version or lease is ``null``; an expired lease has a negative
+    ``seconds_left``.
+    """
+    now = time.time() if now is None else now
+    services = [
+        {
+            "name": service.name,
+            "version": service.version or None,
+            "health": health_name(service.health),
+            "instances": [
+                {
+                    "address": instance.address,
+                    "version": instance.version or service.version or None,
+                    "health": health_name(instance.health),
+                    "lease": _lease_document(instance, now),
+                }
+                for instance in sorted(service.instances, key=lambda i: i.address)
+            ],
+        }
+        for service in sorted(view.services, key=lambda s: s.name)
     ]
-    return "\n".join(lines)
+    return {
+        "registry": {"address": view.registry_address, "health": view.registry_health},
+        "services": services,
+    }
 
 
-async def print_status(address: str, out: TextIO, err: TextIO, timeout_seconds: float) -> int:
-    """``plugmesh status``: print the table; 1 when the registry cannot be reached."""
+async def print_status(
+    address: str, out: TextIO, err: TextIO, timeout_seconds: float, output: str = TABLE
+) -> int:
+    """``plugmesh status``: print the table, or the JSON document when ``output`` is
+    ``json``; 1 when the registry cannot be reached (nothing on ``out`` then)."""
     try:
         view = await fetch_view(address, timeout_seconds)
     except RegistryUnreachable as exc:
         print(f"plugmesh: {exc}", file=err)
         print("plugmesh: is the mesh running? start it with `plugmesh up`", file=err)
         return 1
-    print(render_table(STATUS_HEADERS, status_rows(view)), file=out)
+    if output == JSON:
+        print_json(status_document(view), out)
+    else:
+        print(render_table(STATUS_HEADERS, status_rows(view)), file=out)
     return 0

@@ -35,12 +35,13 @@ from pydantic import ValidationError
 from gateway.mcpfront.spec import UpstreamSpec
 from gateway.mcpfront.transports import Link, open_transport
 from meshkit.registration import Backoff
+from meshkit.version import package_version
 
 __all__ = ["CLIENT_INFO", "ConnectionSettings", "describe_failure", "serve_connection"]
 
 log = logging.getLogger(__name__)
 
-CLIENT_INFO = types.Implementation(name="plugmesh-gateway", version="0.1.0")
+CLIENT_INFO = types.Implementation(name="plugmesh-gateway", version=package_version())
 # A tools/list that never ends is cut here.
 _MAX_PAGES = 100
 

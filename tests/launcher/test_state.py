@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher.state import STATE_FILE, load_or_create_secret, read_state, redact_url
+from launcher.redaction import redact_url
+from launcher.state import STATE_FILE, load_or_create_secret, read_state
 from tests.launcher.helpers import plugmesh_stand_in
 
 
@@ -55,8 +56,24 @@ def test_no_state_file_means_nothing_runs(tmp_path: Path) -> None:
     ("url", "shown"),
     [
         pytest.param("nats://127.0.0.1:4222", "nats://127.0.0.1:4222", id="plain"),
-        pytest.param("nats://me:pw@nats.example:4222", "nats://***@nats.example:4222", id="pw"),
-        pytest.param("nats://token@nats.example", "nats://***@nats.example", id="token"),
+        pytest.param("nats://me:pw@nats.example:4222", "nats://me:****@nats.example:4222", id="pw"),
+        pytest.param("nats://token@nats.example", "nats://****@nats.example", id="token"),
+        pytest.param(
+            "postgresql+psycopg://app:p@ss@db:5432/app?sslmode=require",
+            "postgresql+psycopg://app:****@db:5432/app?sslmode=require",
+            id="at-in-password",
+        ),
+        pytest.param(
+            "postgresql://db/app?user=app&password=pw&sslmode=require",
+            "postgresql://db/app?user=app&password=****&sslmode=require",
+            id="query-password",
+        ),
+        pytest.param(
+            "nats://a:pw1@n1:4222,nats://b:pw2@n2:4222",
+            "nats://a:****@n1:4222,nats://b:****@n2:4222",
+            id="cluster",
+        ),
+        pytest.param("./data/dir", "./data/dir", id="not-a-url"),
     ],
 )
 def test_urls_are_shown_without_credentials(url: str, shown: str) -> None:

@@ -15,7 +15,8 @@ from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2_grpc
 
 from launcher.cli import registry_address
-from launcher.status import MeshView, print_status, render_table, status_rows
+from launcher.output import render_table
+from launcher.status import MeshView, print_status, status_rows
 from meshkit.health import HealthServicer
 from plugmesh.registry.v1 import registry_pb2
 from tests.launcher.helpers import free_port, plugmesh_stand_in
