@@ -299,21 +299,17 @@ def _serve(name: str, env: Mapping[str, str]) -> int:
 
 
 def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    if args.command == "up":
-        return _up(args, env)
-    if args.command == "status":
-        return _status(args, env)
-    if args.command == "config":
-        return _config(args, env)
-    if args.command == "events":
-        return _events(args, env)
-    if args.command == "migrate":
-        return _migrate(args, env)
-    if args.command == "health":
-        return _health(args, env)
-    if args.command == "admin-token":
-        return _admin_token(args, env)
-    return _serve(args.name, env)
+    commands = {
+        "up": _up,
+        "status": _status,
+        "config": _config,
+        "events": _events,
+        "migrate": _migrate,
+        "health": _health,
+        "admin-token": _admin_token,
+    }
+    command = commands.get(args.command)
+    return command(args, env) if command is not None else _serve(args.name, env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -56,16 +56,20 @@ async def upstream() -> AsyncIterator[tuple[Scripted, HttpCalls]]:
     serving = asyncio.create_task(server.serve(sockets=[listener]))
     await until(lambda: server.started, what="the scripted server to serve")
     async with httpx2.AsyncClient(headers={"x-api-key": "k"}) as http:
-        calls = HttpCalls(
-            "up",
-            http,
-            f"http://127.0.0.1:{port}/mcp",
-            protocol_version="2026-07-28",
-            client_info={"name": "plugmesh-gateway", "version": "0"},
-        )
-        yield app, calls
+        yield app, calls_to(http, port)
     server.should_exit = True
     await serving
+
+
+def calls_to(http: httpx2.AsyncClient, port: int) -> HttpCalls:
+    """The calls of server ``up`` at ``port``, as the gateway makes them."""
+    return HttpCalls(
+        "up",
+        http,
+        f"http://127.0.0.1:{port}/mcp",
+        protocol_version="2026-07-28",
+        client_info={"name": "plugmesh-gateway", "version": "0"},
+    )
 
 
 def result_of(body: dict[str, Any], result: dict[str, Any]) -> Response:
@@ -212,12 +216,6 @@ async def test_a_server_that_is_gone_fails_the_call_as_died() -> None:
     port = listener.getsockname()[1]
     listener.close()  # nothing listens there
     async with httpx2.AsyncClient() as http:
-        calls = HttpCalls(
-            "up",
-            http,
-            f"http://127.0.0.1:{port}/mcp",
-            protocol_version="2026-07-28",
-            client_info={"name": "g", "version": "0"},
-        )
+        calls = calls_to(http, port)
         with pytest.raises(UpstreamDied, match="the exchange of x failed"):
             await calls.call("x", {}, meta=None, progress=None, header_map={})
