@@ -241,6 +241,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "largest request message the gateway's gRPC port accepts",
     ),
     EnvVar(
+        "PLUGMESH_GATEWAY_ACCESS_LOG",
+        "on",
+        "one JSON line per HTTP request in the gateway's log (method, route, status, duration, "
+        "trace id, request id, caller; never a credential); `off` leaves them out",
+    ),
+    EnvVar(
         "PLUGMESH_GATEWAY_CORS_ALLOWED_ORIGINS",
         "(none)",
         "browser origins that may call the gateway (`https://app.example`, comma-separated, "

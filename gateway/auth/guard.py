@@ -26,6 +26,7 @@ the credential; the first request of a person's session as ``auth.login``
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hmac
 import logging
@@ -44,9 +45,22 @@ from gateway.auth.roles import NOBODY, PersonRoles
 from meshkit.identity import Identity, PrincipalKind, to_metadata
 from plugmesh.events.v1 import auth_events_pb2, event_pb2
 
-__all__ = ["MESH_IDENTITY", "AuthEventSink", "Guard", "Metadata", "Request"]
+__all__ = ["MESH_IDENTITY", "AuthEventSink", "Guard", "Metadata", "Request", "verified_caller"]
 
 log = logging.getLogger(__name__)
+
+# The caller a guard verified for the request being served (its task's context).
+_CALLER: contextvars.ContextVar[Identity | None] = contextvars.ContextVar(
+    "gateway_verified_caller", default=None
+)
+
+
+def verified_caller() -> Identity | None:
+    """The caller a guard verified while serving this request; None when none was (an
+    anonymous call of a PUBLIC RPC, a refused one, or no check yet), e.g. for its access
+    log line."""
+    return _CALLER.get()
+
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 
@@ -136,6 +150,7 @@ class Guard:
             raise ValueError("Guard.check needs the RPC called; Guard.authenticate has none")
         try:
             identity = await self._identify(request)
+            _CALLER.set(identity)
             authorize(request.rpc, identity)
         except AuthFailed as exc:
             await self._report(request, exc)
@@ -164,6 +179,7 @@ class Guard:
         except AuthFailed as exc:
             await self._report(request, exc)
             raise
+        _CALLER.set(identity)
         return identity
 
     async def _identify(self, request: Request) -> Identity | None:

@@ -17,10 +17,13 @@ from typing import Any, Generic
 from google.rpc import code_pb2, status_pb2
 from prometheus_client import CollectorRegistry
 
+from gateway.auth.guard import verified_caller
 from gateway.http import docs
+from gateway.http.access_log import answering_with_trace
 from gateway.http.asgi import JSON, ClientDisconnected, Receive, Scope, Send, send_response
 from gateway.http.calls import Transcoder
 from gateway.http.errors import HttpError, MethodNotAllowed, RouteNotFound, status_json
+from gateway.http.headers import scope_trace
 from gateway.http.metrics import CONTENT_TYPE, HttpMetrics
 from gateway.http.openapi import openapi_document
 from gateway.http.ports import (
@@ -99,6 +102,8 @@ class GatewayApp(Generic[M]):
         label = _UNMATCHED
         status = 500
         cors = self._settings.cors
+        trace, _ = scope_trace(scope)
+        send = answering_with_trace(scope, send, trace)
         try:
             if cors.is_preflight(scope):
                 label = _PREFLIGHT
@@ -127,7 +132,16 @@ class GatewayApp(Generic[M]):
             failure = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
             await send_response(send, 500, status_json(failure))
         finally:
-            self.metrics.observe(label, method, status, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self.metrics.observe(label, method, status, seconds)
+            self._settings.access_log.record(
+                scope,
+                route=label,
+                status=status,
+                seconds=seconds,
+                trace=trace,
+                caller=verified_caller(),
+            )
 
     async def _transcode(self, scope: Scope, receive: Receive, send: Send) -> tuple[str, int]:
         table = self._table

@@ -7,7 +7,7 @@ waits for its first message (or its failure) before answering, so that a call th
 fails at once still gets its real HTTP status; after that, a failure ends the stream
 with a Status line or event. A client that goes away cancels the upstream call.
 
-A call runs in its trace (:func:`gateway.http.headers.request_trace`): its log lines carry
+A call runs in its trace (:func:`gateway.http.headers.scope_trace`): its log lines carry
 the trace id and the plugin gets the ``traceparent``.
 """
 
@@ -34,8 +34,8 @@ from gateway.http.errors import (
 from gateway.http.headers import (
     deadline_seconds,
     forwarded_metadata,
-    request_trace,
     response_headers,
+    scope_trace,
     with_trace,
 )
 from gateway.http.ports import M, RequestGuard, UpstreamCalls
@@ -77,7 +77,7 @@ class Transcoder(Generic[M]):
         Raises:
             HttpError: the request is refused or cannot be transcoded (nothing was sent).
         """
-        trace, sent = request_trace(scope["headers"])
+        trace, sent = scope_trace(scope)
         with use_trace(trace):
             return await self._handle(
                 scope, receive, send, route, segments, None if sent else trace

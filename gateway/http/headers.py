@@ -19,7 +19,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
+from typing import Any
 
 from gateway.http.errors import BadRequest
 from gateway.http.ports import Metadata
@@ -31,6 +32,7 @@ __all__ = [
     "forwarded_metadata",
     "request_trace",
     "response_headers",
+    "scope_trace",
     "with_trace",
 ]
 
@@ -75,6 +77,19 @@ def forwarded_metadata(headers: RawHeaders) -> Metadata:
         else:
             kept.append((key, raw_value.decode("latin-1")))
     return tuple(kept)
+
+
+_SCOPE_TRACE = "plugmesh.trace"
+
+
+def scope_trace(scope: MutableMapping[str, Any]) -> tuple[TraceContext, bool]:
+    """:func:`request_trace` of a request, decided once: every part of the gateway that
+    serves it (the access log, the transcoder, the MCP front) sees the same trace."""
+    found: tuple[TraceContext, bool] | None = scope.get(_SCOPE_TRACE)
+    if found is None:
+        found = request_trace(scope["headers"])
+        scope[_SCOPE_TRACE] = found
+    return found
 
 
 def request_trace(headers: RawHeaders) -> tuple[TraceContext, bool]:

@@ -6,12 +6,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.http.access_log import AccessLog
 from gateway.http.cors import CorsPolicy, parse_origins
-from meshkit.config import env_int, env_number
+from meshkit.config import ConfigError, env_int, env_number
 
-__all__ = ["CORS_ORIGINS", "HttpSettings"]
+__all__ = ["ACCESS_LOG", "CORS_ORIGINS", "HttpSettings"]
 
 CORS_ORIGINS = "PLUGMESH_GATEWAY_CORS_ALLOWED_ORIGINS"
+ACCESS_LOG = "PLUGMESH_GATEWAY_ACCESS_LOG"
+_SWITCH = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,8 @@ class HttpSettings:
         title: The title of the OpenAPI document and the docs page.
         cors: Which browser origins may call (``PLUGMESH_GATEWAY_CORS_ALLOWED_ORIGINS``);
             none by default.
+        access_log: Whether each request gets an access log line
+            (``PLUGMESH_GATEWAY_ACCESS_LOG``, on by default).
     """
 
     body_limit_bytes: int = 4 * 1024 * 1024
@@ -33,6 +38,7 @@ class HttpSettings:
     max_timeout_seconds: float = 300.0
     title: str = "plugmesh gateway"
     cors: CorsPolicy = field(default_factory=CorsPolicy)
+    access_log: AccessLog = field(default_factory=AccessLog)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HttpSettings:
@@ -64,4 +70,14 @@ class HttpSettings:
                 positive=True,
             ),
             cors=CorsPolicy(parse_origins(env.get(CORS_ORIGINS, ""), CORS_ORIGINS)),
+            access_log=AccessLog(_switch(env, ACCESS_LOG, default=True)),
         )
+
+
+def _switch(env: Mapping[str, str], variable: str, *, default: bool) -> bool:
+    value = env.get(variable, "").strip().lower()
+    if not value:
+        return default
+    if value not in _SWITCH:
+        raise ConfigError(f"{variable} must be on or off, not {value!r}")
+    return _SWITCH[value]

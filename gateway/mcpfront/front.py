@@ -18,7 +18,7 @@
    2025-06-18) gets a fresh transport per request, so any gateway replica serves any
    request of either era. The manager checks ``Host`` and ``Origin`` (DNS rebinding).
 
-Each request runs in its trace (:func:`gateway.http.headers.request_trace`: the caller's
+Each request runs in its trace (:func:`gateway.http.headers.scope_trace`: the caller's
 ``traceparent`` header, or a new trace), as a transcoded call does; a tool call passes it
 upstream in ``_meta`` (:mod:`~gateway.mcpfront.server`).
 
@@ -52,7 +52,7 @@ from gateway.auth.errors import AuthError, AuthFailed
 from gateway.auth.for_http import bearer_challenge
 from gateway.http.asgi import Message, Receive, Scope, Send, header, read_body, send_response
 from gateway.http.errors import PayloadTooLarge
-from gateway.http.headers import request_trace
+from gateway.http.headers import scope_trace
 from gateway.mcpfront import metadata
 from gateway.mcpfront.callers import Authenticator, authenticated_user, caller_of
 from gateway.mcpfront.legacy import (
@@ -158,7 +158,7 @@ class McpFront:
             raise ValueError(f"the MCP front does not serve {scope['path']!r}")
         if route.kind is RouteKind.METADATA:
             return await self._metadata(scope, send)
-        trace, _ = request_trace(scope["headers"])
+        trace, _ = scope_trace(scope)
         with use_trace(trace):
             return await self._endpoint(route, scope, receive, send)
 

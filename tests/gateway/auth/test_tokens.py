@@ -324,3 +324,25 @@ async def test_a_person_whose_record_says_admin_is_an_admin(auth_mesh: Mesh) -> 
         return True if response.status_code == 403 else None
 
     await eventually(refused, timeout_seconds=5, what="carol's demotion to reach the gateway")
+
+
+async def test_the_access_log_names_the_verified_caller_and_never_its_token(
+    auth_mesh: Mesh, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="plugmesh.access")
+    ok = await auth_mesh.http.get(
+        AUTHENTICATED_PATH, headers=auth_mesh.bearer(auth_mesh.user_token)
+    )
+    assert ok.status_code == 200
+    wrong = "pmk_" + "x" * 40  # not one the mesh issued
+    refused = await auth_mesh.http.get(
+        AUTHENTICATED_PATH, headers={"Authorization": f"Bearer {wrong}"}
+    )
+    assert refused.status_code == 401
+    lines = [record for record in caplog.records if record.name == "plugmesh.access"]
+    assert [(line.status, line.caller) for line in lines] == [  # type: ignore[attr-defined]
+        (200, f"machine:{auth_mesh.user_machine_id}"),
+        (401, "-"),
+    ]
+    assert auth_mesh.user_token not in caplog.text
+    assert wrong not in caplog.text
