@@ -141,6 +141,7 @@ class Gateway:
             max_message_bytes=config.max_message_bytes,
             guard=self.auth.grpc,
             metrics=RpcMetrics(self.metrics_registry, known=self._known_method),
+            access_log=config.http.access_log,
         )
         #: The upstream MCP servers whose tools the MCP front serves.
         self.mcp_upstreams = McpUpstreams(

@@ -13,7 +13,8 @@ What crosses the proxy:
   ``grpc-status-details-bin`` trailer, so ``google.rpc.Status`` details survive;
 - the trace: each call is a span of the caller's trace (or of a new one), and its
   ``traceparent`` goes upstream (:class:`meshkit.interceptors.MeshInterceptor`, which
-  also counts the calls by method and status code when given metrics).
+  also counts the calls by method and status code when given metrics);
+- an access line per call when the access log is on (:mod:`gateway.access_log`).
 
 With a ``guard`` (the gateway passes :class:`gateway.auth.GrpcGuard`), every proxied
 call is first authenticated and authorized by its method's declared access (bearer
@@ -29,7 +30,7 @@ by the same server and take precedence over the proxy.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import partial
 from typing import Any, NoReturn
 
@@ -37,6 +38,8 @@ import grpc
 from google.protobuf import descriptor
 from grpc_health.v1 import health_pb2_grpc
 
+from gateway.access_log import AccessLog
+from gateway.auth.guard import verified_caller
 from gateway.catalog import Catalog
 from gateway.health import GatewayHealth
 from gateway.metadata import Metadata, request_metadata, response_metadata
@@ -226,6 +229,24 @@ async def _abort(
     await context.abort(exc.code(), exc.details() or "", response_metadata(exc.trailing_metadata()))
 
 
+def _log_call(
+    access_log: AccessLog,
+    method: str,
+    code: str,
+    seconds: float,
+    metadata: Iterable[tuple[str, str | bytes]],
+) -> None:
+    request_id = next((v for k, v in metadata if k == "x-request-id" and isinstance(v, str)), "")
+    access_log.grpc(
+        method=method,
+        code=code,
+        seconds=seconds,
+        trace=current_trace(),
+        request_id=request_id,
+        caller=verified_caller(),
+    )
+
+
 class IngressServer:
     """The gRPC server of the gateway: proxy, aggregated reflection and health.
 
@@ -239,6 +260,7 @@ class IngressServer:
         guard: Authenticates and authorizes each proxied call; None proxies every call.
         metrics: Where calls are counted; a method no registered service has counts as
             ``unknown``.
+        access_log: Where each call gets its line (:mod:`gateway.access_log`).
     """
 
     def __init__(
@@ -252,10 +274,14 @@ class IngressServer:
         max_message_bytes: int,
         guard: Guard | None = None,
         metrics: RpcMetrics | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         self._listen = address
         self._health = health
-        self._interceptor = MeshInterceptor("gateway.plugmesh", metrics)
+        on_call = None
+        if access_log is not None and access_log.enabled:
+            on_call = partial(_log_call, access_log)
+        self._interceptor = MeshInterceptor("gateway.plugmesh", metrics, on_call=on_call)
         self._reflection = AggregatedReflection(catalog)
         self._proxy = ProxyHandler(
             catalog, upstreams, default_deadline_seconds=default_deadline_seconds, guard=guard

@@ -243,8 +243,9 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar(
         "PLUGMESH_GATEWAY_ACCESS_LOG",
         "on",
-        "one JSON line per HTTP request in the gateway's log (method, route, status, duration, "
-        "trace id, request id, caller; never a credential); `off` leaves them out",
+        "one JSON line per HTTP request and gRPC call in the gateway's log (method, route, "
+        "status, duration, trace id, request id, caller; never a credential); `off` leaves "
+        "them out",
     ),
     EnvVar(
         "PLUGMESH_GATEWAY_CORS_ALLOWED_ORIGINS",

@@ -37,17 +37,30 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 _OK = "OK"
 
 
+#: Told of each call once it ended: ``(full method, status code name, seconds,
+#: invocation metadata)``, in the call's trace and context (e.g. for an access log).
+CallObserver = Callable[[str, str, float, Iterable[tuple[str, str | bytes]]], None]
+
+
 class MeshInterceptor(grpc.aio.ServerInterceptor):
     """Trace context, error mapping and metrics for every call of a server.
 
     Args:
         domain: The ``google.rpc.ErrorInfo`` domain of the errors, ``<service>.plugmesh``.
         metrics: Where calls are counted; not counted when ``None``.
+        on_call: Told of each call once it ended; must not raise.
     """
 
-    def __init__(self, domain: str, metrics: RpcMetrics | None = None) -> None:
+    def __init__(
+        self,
+        domain: str,
+        metrics: RpcMetrics | None = None,
+        *,
+        on_call: CallObserver | None = None,
+    ) -> None:
         self._domain = domain
         self._metrics = metrics
+        self._on_call = on_call
 
     async def intercept_service(
         self,
@@ -103,8 +116,7 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
                     ended = "UNKNOWN"
                     await self._abort(exc, context, method)
                 finally:
-                    if series is not None:
-                        series.observe(_code(context, ended), time.perf_counter() - started)
+                    self._ended(method, _code(context, ended), started, series, metadata)
                     leave_call(inbound)
 
         return call
@@ -144,10 +156,24 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
                 with use_trace(trace):
                     await self._abort(exc, context, method)
             finally:
-                if series is not None:
-                    series.observe(_code(context, ended), time.perf_counter() - started)
+                with use_trace(trace):
+                    self._ended(method, _code(context, ended), started, series, metadata)
 
         return stream
+
+    def _ended(
+        self,
+        method: str,
+        code: str,
+        started: float,
+        series: RpcSeries | None,
+        metadata: Iterable[tuple[str, str | bytes]],
+    ) -> None:
+        seconds = time.perf_counter() - started
+        if series is not None:
+            series.observe(code, seconds)
+        if self._on_call is not None:
+            self._on_call(method, code, seconds, metadata)
 
     async def _abort(self, exc: Exception, context: Context, method: str) -> None:
         if isinstance(exc, grpc.aio.AbortError):

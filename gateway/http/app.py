@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.auth.guard import verified_caller
 from gateway.http import docs
-from gateway.http.access_log import answering_with_trace
+from gateway.http.access_log import answering_with_trace, request_id_of
 from gateway.http.asgi import JSON, ClientDisconnected, Receive, Scope, Send, send_response
 from gateway.http.calls import Transcoder
 from gateway.http.errors import HttpError, MethodNotAllowed, RouteNotFound, status_json
@@ -134,12 +134,14 @@ class GatewayApp(Generic[M]):
         finally:
             seconds = time.perf_counter() - started
             self.metrics.observe(label, method, status, seconds)
-            self._settings.access_log.record(
-                scope,
+            self._settings.access_log.http(
+                method=method,
                 route=label,
+                path=scope["path"],
                 status=status,
                 seconds=seconds,
                 trace=trace,
+                request_id=request_id_of(scope),
                 caller=verified_caller(),
             )
 

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.http.access_log import AccessLog
+from gateway.access_log import AccessLog
 from gateway.http.cors import CorsPolicy, parse_origins
 from meshkit.config import ConfigError, env_int, env_number
 

@@ -249,6 +249,31 @@ async def test_the_grpc_ingress_takes_the_bearer_token_from_the_metadata(auth_me
     assert (info.reason, info.domain) == ("AUTHENTICATION_REQUIRED", "gateway.plugmesh")
 
 
+async def test_each_call_on_the_grpc_port_gets_an_access_line_naming_its_caller(
+    auth_mesh: Mesh, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="plugmesh.access")
+    stub = registry_pb2_grpc.RegistryServiceStub(auth_mesh.channel)
+    request = registry_pb2.ListServicesRequest()
+    bearer = ("authorization", f"Bearer {auth_mesh.user_token}")
+    await stub.ListServices(request, metadata=(bearer, ("x-request-id", "grpc-1")), timeout=5)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.ListServices(request, timeout=5)
+
+    lines = [record for record in caplog.records if record.name == "plugmesh.access"]
+    method = "/plugmesh.registry.v1.RegistryService/ListServices"
+    seen = [
+        (r.kind, r.method, r.status, r.caller, r.request_id)  # type: ignore[attr-defined]
+        for r in lines
+    ]
+    assert seen == [
+        ("grpc", method, "OK", f"machine:{auth_mesh.user_machine_id}", "grpc-1"),
+        ("grpc", method, "UNAUTHENTICATED", "-", ""),
+    ]
+    assert all(len(r.trace_id) == 32 for r in lines)  # type: ignore[attr-defined]
+    assert auth_mesh.user_token not in caplog.text
+
+
 # --- people --------------------------------------------------------------------------
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from gateway.access_log import AccessLog
 from gateway.http import HttpSettings
-from gateway.http.access_log import AccessLog
 from meshkit.config import ConfigError
 from tests.gateway.http.conftest import SETTINGS, Mesh, running_mesh
 
