@@ -45,7 +45,6 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2
-from prometheus_client import CollectorRegistry
 
 from gateway.auth import GatewayAuth
 from gateway.catalog import Catalog
@@ -67,7 +66,7 @@ from meshkit.db import Database
 from meshkit.events import EventBus
 from meshkit.identity import Identity, PrincipalKind
 from meshkit.logging import configure_logging
-from meshkit.metrics import MetricsEndpoint, RpcMetrics
+from meshkit.metrics import MetricsEndpoint, RpcMetrics, process_registry
 from meshkit.registration import Backoff, Registrar, Registration
 from meshkit.server import until_signal
 from meshkit.version import package_version
@@ -112,7 +111,7 @@ class Gateway:
         self.upstreams = Upstreams(self.catalog, close_grace_seconds=config.shutdown_grace_seconds)
         self.health = GatewayHealth()
         #: The process's Prometheus registry.
-        self.metrics_registry = CollectorRegistry()
+        self.metrics_registry = process_registry("gateway")
         self.metrics_registry.register(UpstreamCollector(self.upstreams))
         self._metrics = (
             MetricsEndpoint(self.metrics_registry, config.metrics_address)

@@ -7,6 +7,11 @@ so that several servers in one test process keep their counts apart):
 its event bus, and serves it at ``http://<metrics address>/metrics``
 (:class:`MetricsEndpoint`) when ``PLUGMESH_<PROCESS>_METRICS_ADDRESS`` is set.
 
+:func:`process_registry` makes it with what every process exports besides its own series:
+the standard ``process_*`` (CPU, memory, open files) and ``python_*`` (GC, version)
+collectors of ``prometheus_client``, and ``plugmesh_build_info{version, process,
+python}`` (always 1), the series a dashboard joins on to show versions.
+
 Metrics of the gRPC server:
 
 | name | labels | meaning |
@@ -20,14 +25,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import platform
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 from prometheus_client.exposition import choose_encoder
 
-__all__ = ["LATENCY_BUCKETS", "MetricsEndpoint", "RpcMetrics", "RpcSeries"]
+from meshkit.version import package_version
+
+__all__ = ["LATENCY_BUCKETS", "MetricsEndpoint", "RpcMetrics", "RpcSeries", "process_registry"]
 
 log = logging.getLogger(__name__)
+
+
+def process_registry(process: str) -> CollectorRegistry:
+    """A new registry for the process ``process``, with the process and Python collectors
+    and its ``plugmesh_build_info``."""
+    registry = CollectorRegistry()
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    build = Gauge(
+        "plugmesh_build_info",
+        "The plugmesh build a process runs (always 1): its version, process and Python.",
+        ["version", "process", "python"],
+        registry=registry,
+    )
+    build.labels(package_version(), process, platform.python_version()).set(1)
+    return registry
+
 
 #: Seconds; from a millisecond (an in-process call) to half a minute (a default deadline).
 LATENCY_BUCKETS = (

@@ -36,7 +36,6 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import descriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import CollectorRegistry
 
 from meshkit.config import ConfigError, MeshConfig, advertised_host
 from meshkit.descriptors import file_descriptor_set, plugin_version
@@ -44,7 +43,7 @@ from meshkit.health import SERVING, HealthServicer
 from meshkit.interceptors import MeshInterceptor
 from meshkit.logging import configure_logging
 from meshkit.malformed import MalformedRequestInterceptor
-from meshkit.metrics import MetricsEndpoint, RpcMetrics
+from meshkit.metrics import MetricsEndpoint, RpcMetrics, process_registry
 from meshkit.reflection import enable_reflection
 from meshkit.registration import Registrar, Registration
 
@@ -112,7 +111,7 @@ class PluginServer:
     ) -> None:
         self.name = name
         #: The process's Prometheus registry: its calls, its event bus.
-        self.metrics_registry = CollectorRegistry()
+        self.metrics_registry = process_registry(name)
         self._rpc_metrics = RpcMetrics(self.metrics_registry)
         listen = metrics_address or config.metrics_address_of(name)
         self._metrics = MetricsEndpoint(self.metrics_registry, listen) if listen else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import pytest
 
 from launcher.processes import PROCESSES
@@ -25,8 +27,15 @@ async def test_every_process_started_by_plugmesh_up_serves_its_metrics(up: Up) -
         served[process.name] = await scrape(address)
 
     assert len({addresses[p.metrics_address_var] for p in PROCESSES}) == len(PROCESSES)
+    version = importlib.metadata.version("plugmesh")
     for name, found in served.items():
         assert "plugmesh_grpc_server_handled" in found.families, name
+        # What every process exports besides its own series, for the usual dashboards.
+        assert found.value("process_cpu_seconds_total") > 0, name
+        assert found.value("process_resident_memory_bytes") > 0, name
+        assert "python_info" in found.families, name
+        assert "python_gc_collections" in found.families, name
+        assert found.value("plugmesh_build_info", version=version, process=name) == 1, name
     assert "plugmesh_gateway_http_requests" in served["gateway"].families
     assert "plugmesh_events_published" in served["machine-users"].families
     registered = served["registry"].value(
