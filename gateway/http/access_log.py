@@ -9,7 +9,7 @@ access line is :mod:`gateway.access_log`'s.
 from __future__ import annotations
 
 from gateway.access_log import REQUEST_ID_LIMIT
-from gateway.http.asgi import Message, Scope, Send, header
+from gateway.http.asgi import Scope, Send, adding_headers, header
 from meshkit.tracing import TraceContext
 
 __all__ = ["answering_with_trace", "request_id_of"]
@@ -26,10 +26,4 @@ def answering_with_trace(scope: Scope, send: Send, trace: TraceContext) -> Send:
     request_id = header(scope, b"x-request-id")
     if request_id:
         added.append((b"x-request-id", request_id[:REQUEST_ID_LIMIT]))
-
-    async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message = dict(message, headers=[*message.get("headers", ()), *added])
-        await send(message)
-
-    return sending
+    return adding_headers(send, added)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from typing import Any
 
 from gateway.http.errors import PayloadTooLarge
@@ -12,6 +12,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "adding_headers",
     "header",
     "read_body",
     "send_response",
@@ -27,6 +28,17 @@ JSON = b"application/json"
 
 class ClientDisconnected(Exception):
     """The client went away before its body was read."""
+
+
+def adding_headers(send: Send, added: Sequence[tuple[bytes, bytes]]) -> Send:
+    """``send``, with ``added`` appended to the answer's headers."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message, headers=[*message.get("headers", ()), *added])
+        await send(message)
+
+    return sending
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

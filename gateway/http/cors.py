@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from gateway.http.asgi import Message, Scope, Send, header
+from gateway.http.asgi import Scope, Send, adding_headers, header
 from meshkit.config import ConfigError
 
 __all__ = ["ANY", "CorsPolicy", "parse_origins"]
@@ -116,13 +116,7 @@ class CorsPolicy:
             *self._origin_headers(origin),
             (b"access-control-expose-headers", _EXPOSED_HEADERS),
         ]
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = dict(message, headers=[*message.get("headers", ()), *added])
-            await send(message)
-
-        return sending
+        return adding_headers(send, added)
 
     def _origin_headers(self, origin: bytes) -> Iterable[tuple[bytes, bytes]]:
         allowed = b"*" if ANY in self.allowed_origins else origin
