@@ -57,6 +57,7 @@ from gateway.mcpfront.call_events import OutboxCallLog
 from gateway.mcpfront.connection import ConnectionSettings
 from gateway.mcpfront.federated import FederatedTools
 from gateway.mcpfront.federation import Upstreams as McpUpstreams
+from gateway.mcpfront.hooks import CatalogHooks, HookChain, MeshHookTransport
 from gateway.mcpservers.app import build as build_mcp_servers
 from gateway.mcpservers.tables import MIGRATIONS as MCP_SERVER_MIGRATIONS
 from gateway.upstream import Upstreams
@@ -149,11 +150,15 @@ class Gateway:
         )
         #: Records every tool call of the MCP front as ``tool.call.*`` events.
         self.mcp_calls = OutboxCallLog(self.database, self.bus, arguments=config.mcp.call_arguments)
+        #: The plugins' hooks into tool calls and listings, as the registry declares them.
+        self.mcp_hooks = HookChain(
+            CatalogHooks(lambda: self.catalog.snapshot), MeshHookTransport(self.upstreams)
+        )
         #: The MCP endpoint, on the HTTP port.
         self.mcp = McpFront(
             toolbox
             if toolbox is not None
-            else FederatedTools(self.mcp_upstreams, calls=self.mcp_calls),
+            else FederatedTools(self.mcp_upstreams, calls=self.mcp_calls, hooks=self.mcp_hooks),
             self.auth.http,
             config.mcp,
             issuer=config.auth.jwt_issuer,

@@ -8,9 +8,14 @@ from meshkit.errors import AlreadyExists
 from registry.model import ServiceSpec
 from registry.schemas import normalize_path
 
+#: gRPC services that many plugins serve, each as itself: the gateway calls each
+#: plugin's by the plugin's name and never routes them (the MCP front's tool-call hooks).
+SHARED_GRPC_SERVICES = frozenset({"plugmesh.mcp.v1.ToolCallHookService"})
+
 
 def check_conflicts(spec: ServiceSpec, registered: Iterable[ServiceSpec]) -> None:
-    """Refuse ``spec`` when another service owns one of its gRPC services or routes.
+    """Refuse ``spec`` when another service owns one of its gRPC services (but those of
+    :data:`SHARED_GRPC_SERVICES`) or routes.
 
     Routes conflict when their methods are equal and their path templates are equal with
     variable names erased (see :func:`~registry.schemas.normalize_path`).
@@ -23,7 +28,7 @@ def check_conflicts(spec: ServiceSpec, registered: Iterable[ServiceSpec]) -> Non
         if other.name == spec.name:
             continue
         for grpc_service in spec.grpc_services:
-            if grpc_service in other.grpc_services:
+            if grpc_service in other.grpc_services and grpc_service not in SHARED_GRPC_SERVICES:
                 raise AlreadyExists(
                     f"gRPC service {grpc_service} is already served by service {other.name!r}",
                     reason="SERVICE_CONFLICT",

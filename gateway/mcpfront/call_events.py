@@ -118,6 +118,7 @@ class OutboxCallLog:
             server=call.server,
             tool=call.tool,
             session_id=call.session_id,
+            decisions=[decision.message() for decision in call.decisions],
         )
         if self._arguments is not CallArguments.NONE:
             payload.arguments.update(recorded_arguments(call.arguments, self._arguments))
@@ -150,6 +151,7 @@ class OutboxCallLog:
         payload.tool = call.tool
         payload.session_id = call.session_id
         payload.duration.CopyFrom(duration)
+        payload.decisions.extend(decision.message() for decision in call.decisions)
         await self._write(call, payload)
 
     async def _write(self, call: ToolCall, payload: _Payload) -> None:

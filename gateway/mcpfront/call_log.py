@@ -20,6 +20,8 @@ from typing import Any, Protocol, TypeAlias
 
 import grpc
 
+from gateway.mcpfront.hooks.decision import Decision as HookDecision
+from gateway.mcpfront.hooks.declared import Phase
 from gateway.mcpfront.toolbox import Caller
 from gateway.mcpfront.upstream_errors import (
     UnknownTool,
@@ -45,6 +47,8 @@ __all__ = [
     "cancelled",
     "denied",
     "failure_of",
+    "hidden",
+    "hook_denied",
     "not_found",
 ]
 
@@ -62,6 +66,8 @@ class ToolCall:
         arguments: The call's arguments, as the caller sent them.
         session_id: The caller's MCP session, "" when it has none.
         trace: The call's trace context.
+        decisions: What the hooks decided, in the order they ran (the started record
+            has the pre-hooks', the finished one every hook's).
     """
 
     call_id: str
@@ -71,6 +77,7 @@ class ToolCall:
     arguments: Mapping[str, Any] = field(default_factory=dict)
     session_id: str = ""
     trace: TraceContext | None = None
+    decisions: tuple[HookDecision, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,27 @@ def denied(call: ToolCall, decision: Decision) -> Failed:
         metadata = {"server": call.server, "tool": call.tool, "rule": _NO_RULE}
         message = f"{target}: {_NO_RULE}"
     return Failed(grpc.StatusCode.PERMISSION_DENIED, "TOOL_CALL_DENIED", message, metadata)
+
+
+def hook_denied(call: ToolCall, decision: HookDecision) -> Failed:
+    """A hook denied the call, or its result (failing closed counts as a deny)."""
+    phase = "pre" if decision.phase is Phase.PRE else "post"
+    metadata = {
+        "server": call.server,
+        "tool": call.tool,
+        "hook": decision.hook,
+        "phase": phase,
+        "verdict": decision.verdict.name,
+    }
+    message = f"{call.server}/{call.tool}: denied by hook {decision.hook!r}: {decision.reason}"
+    return Failed(grpc.StatusCode.PERMISSION_DENIED, "TOOL_CALL_DENIED_BY_HOOK", message, metadata)
+
+
+def hidden(call: ToolCall) -> Failed:
+    """A FilterTools hook hides the tool from the caller: to them it does not exist."""
+    metadata = {"server": call.server, "tool": call.tool}
+    message = f"{call.server}/{call.tool}: hidden from the caller by a hook"
+    return Failed(grpc.StatusCode.PERMISSION_DENIED, "TOOL_HIDDEN_BY_HOOK", message, metadata)
 
 
 # JSON-RPC error codes of an upstream's own refusal, as status codes.

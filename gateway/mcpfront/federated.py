@@ -24,6 +24,7 @@ cancelled.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -45,9 +46,13 @@ from gateway.mcpfront.call_log import (
     cancelled,
     denied,
     failure_of,
+    hidden,
+    hook_denied,
     not_found,
 )
 from gateway.mcpfront.federation import Upstreams
+from gateway.mcpfront.hooks import NO_HOOKS, HookChain, HookedCall, Phase
+from gateway.mcpfront.hooks.wire import error_result
 from gateway.mcpfront.toolbox import Caller, Progress, ToolResult
 from gateway.mcpfront.upstream import State
 from gateway.mcpfront.upstream_errors import (
@@ -74,23 +79,41 @@ class FederatedTools:
     Args:
         upstreams: The servers; the caller of :meth:`Upstreams.apply` keeps them current.
         calls: Where each call is recorded; nowhere by default.
+        hooks: The plugins' hooks into calls and listings; none by default.
     """
 
-    def __init__(self, upstreams: Upstreams, *, calls: CallLog = NO_CALL_LOG) -> None:
+    def __init__(
+        self, upstreams: Upstreams, *, calls: CallLog = NO_CALL_LOG, hooks: HookChain = NO_HOOKS
+    ) -> None:
         self._upstreams = upstreams
         self._calls = calls
+        self._hooks = hooks
 
     def has_server(self, server: str) -> bool:
         """Whether the manager has ``server``, in any state."""
         return self._upstreams.get(server) is not None
 
     async def list_tools(self, caller: Caller, server: str | None) -> Sequence[types.Tool]:
-        """The READY servers' tools ``caller`` may call, under the view's names."""
-        return [
+        """The READY servers' tools ``caller`` may call and no hook hides, under the
+        view's names."""
+        allowed = [
             tool
             for tool in self._upstreams.list_tools(server)
             if self._allowed(caller, server, tool.name)
         ]
+        if not self._hooks.filtering:
+            return allowed
+        owned = [(self._owner(server, tool.name), tool) for tool in allowed]
+        asked = [(origin[0], tool.model_copy(update={"name": origin[1]})) for origin, tool in owned]
+        hidden = await self._hooks.hidden(caller, asked)
+        return [tool for origin, tool in owned if origin not in hidden]
+
+    def _owner(self, server: str | None, name: str) -> tuple[str, str]:
+        """The server and own name of a listed tool of the view."""
+        if server is not None:
+            return server, name
+        upstream, own = self._upstreams.resolve(name)
+        return upstream.name, own
 
     def input_schema(
         self, caller: Caller, server: str | None, name: str
@@ -112,10 +135,11 @@ class FederatedTools:
         progress: Progress | None,
         session_id: str = "",
     ) -> ToolResult:
-        """Call the tool after checking the caller's permissions, recording the call.
+        """Call the tool after checking the caller's permissions and running the hooks,
+        recording the call.
 
         Raises:
-            UnknownTool: No such tool, or one ``caller`` may not call.
+            UnknownTool: No such tool, or one ``caller`` may not call or a hook hides.
             mcp.MCPError: The server's own JSON-RPC error (code, message and data as it
                 sent them); :data:`UPSTREAM_UNAVAILABLE` when it is not connected, died
                 or answered what is not MCP; ``REQUEST_TIMEOUT`` when the call's deadline
@@ -133,18 +157,42 @@ class FederatedTools:
             session_id=session_id,
             trace=current_trace(),
         )
-        await self._started(call)
         if target is None:
-            await self._finished(call, not_found(call, name), began)
+            await self._refused(call, not_found(call, name), began)
             raise UnknownTool(tool=name)
         decision = decide(caller.permissions, call.server, call.tool)
         if not decision.allowed:
-            await self._finished(call, denied(call, decision), began)
+            await self._refused(call, denied(call, decision), began)
             raise UnknownTool(tool=name)
+        hooked = HookedCall(
+            call.call_id,
+            caller,
+            call.server,
+            call.tool,
+            definition=self._upstreams.find_tool(call.server, call.tool),
+            session_id=session_id,
+            trace=call.trace,
+        )
         try:
-            result = await self._upstreams.call_tool(
-                call.server, call.tool, dict(arguments), meta=meta, progress=progress
-            )
+            if await self._hidden(hooked):
+                await self._refused(call, hidden(call), began)
+                raise UnknownTool(tool=name)
+            before = await self._hooks.before(hooked, arguments)
+        except asyncio.CancelledError:
+            await self._refused(call, cancelled(call), began)
+            raise
+        call = dataclasses.replace(call, arguments=before.arguments, decisions=before.decisions)
+        await self._started(call)
+        if before.denied is not None:
+            await self._finished(call, hook_denied(call, before.denied), began)
+            return error_result(before.denied.reason, before.denied.hook)
+        try:
+            result = before.response
+            if result is None:
+                result = await self._upstreams.call_tool(
+                    call.server, call.tool, dict(before.arguments), meta=meta, progress=progress
+                )
+            after = await self._hooks.after(hooked, before, result, time.monotonic() - began)
         except UpstreamError as exc:
             await self._finished(call, failure_of(exc), began)
             raise _answer(exc, name) from None
@@ -153,8 +201,22 @@ class FederatedTools:
             ended = cancelled(call) if isinstance(exc, asyncio.CancelledError) else None
             await self._finished(call, ended or broken(call, exc), began)
             raise
-        await self._finished(call, Completed(is_error=result.get("isError") is True), began)
-        return result
+        call = dataclasses.replace(call, decisions=before.decisions + after.decisions)
+        if after.denied is not None:
+            await self._finished(call, hook_denied(call, after.denied), began)
+            return error_result(after.denied.reason, after.denied.hook)
+        await self._finished(call, Completed(is_error=after.result.get("isError") is True), began)
+        return after.result
+
+    async def _hidden(self, call: HookedCall) -> bool:
+        """Whether a FilterTools hook hides the called tool from its caller (a tool the
+        server has not listed is not asked about)."""
+        if call.definition is None or not self._hooks.active(Phase.FILTER, call.server, call.tool):
+            return False
+        found = await self._hooks.hidden(
+            call.caller, [(call.server, call.definition)], call.session_id
+        )
+        return bool(found)
 
     def _target(self, server: str | None, name: str) -> tuple[str, str] | None:
         """The server and own name that the view's ``name`` calls; None when it names no
@@ -172,6 +234,11 @@ class FederatedTools:
         if found.state is State.READY and self._upstreams.find_tool(server, name) is None:
             return None
         return server, name
+
+    async def _refused(self, call: ToolCall, outcome: Outcome, began: float) -> None:
+        """Record a call that ends before it is made: started, and ``outcome``."""
+        await self._started(call)
+        await self._finished(call, outcome, began)
 
     async def _started(self, call: ToolCall) -> None:
         """Record the start before the call is made; a call that cannot be recorded is

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import sys
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
@@ -32,9 +30,7 @@ from gateway.mcpfront.call_events import (
 )
 from gateway.mcpfront.call_log import CallNotRecorded, Outcome, ToolCall
 from gateway.mcpfront.federated import FederatedTools
-from gateway.mcpfront.spec import StdioTransport, UpstreamSpec, inherited_environment
 from gateway.mcpfront.toolbox import Caller, CallerKind
-from gateway.mcpfront.upstream import State
 from meshkit.db import Database
 from meshkit.events import EventBus
 from meshkit.events.tables import MIGRATIONS as EVENT_TABLES
@@ -42,7 +38,6 @@ from meshkit.events.tables import OutboxRecord
 from meshkit.permissions import Policy
 from plugmesh.users.v1 import users_pb2
 from tests.gateway.auth.mesh import Mesh
-from tests.gateway.conftest import FAST
 from tests.gateway.mcp.clients import (
     ERAS,
     LEGACY,
@@ -53,13 +48,11 @@ from tests.gateway.mcp.clients import (
     modern_headers,
     request,
 )
-from tests.gateway.mcp.conftest import mcp_config
-from tests.gateway.mcp_upstreams.conftest import ROOT, SERVER
+from tests.gateway.mcp.federating import UP, federating, ready
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
-UP = "up"
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 _EFFECTS = {"allow": users_pb2.EFFECT_ALLOW, "deny": users_pb2.EFFECT_DENY}
 
@@ -69,46 +62,6 @@ def _permissions(*rules: tuple[str, str], admin: bool = False) -> users_pb2.Perm
         admin=admin,
         rules=[users_pb2.PermissionRule(effect=_EFFECTS[e], pattern=p) for e, p in rules],
     )
-
-
-@contextlib.asynccontextmanager
-async def federating(
-    mesh: Mesh, arguments: CallArguments = CallArguments.KEYS
-) -> AsyncIterator[Gateway]:
-    """A gateway in ``mesh`` serving our test server over stdio as ``up`` (calls time out
-    after 2 s), recording arguments as ``arguments`` says; once READY and linked."""
-    spec = UpstreamSpec(
-        name=UP,
-        transport=StdioTransport(
-            command=sys.executable, args=("-m", SERVER, "stdio"), cwd=str(ROOT)
-        ),
-        call_timeout_seconds=2.0,
-    )
-    settings = McpSettings(
-        servers=(spec,),
-        child_environment=inherited_environment(os.environ),
-        call_arguments=arguments,
-    )
-    gateway = Gateway(mcp_config(mesh, settings), register=False, registry_backoff=FAST)
-    await gateway.start()
-    try:
-        await _ready(gateway)
-        yield gateway
-    finally:
-        await gateway.stop()
-
-
-async def _ready(gateway: Gateway) -> None:
-    async def ready() -> bool | None:
-        upstream = gateway.mcp_upstreams.get(UP)
-        services = [gateway.catalog.service(name) for name in ("machine-users", "users")]
-        if upstream is None or upstream.state is not State.READY:
-            return None
-        if not gateway.auth.events.live or not all(s and s.serving for s in services):
-            return None
-        return True
-
-    await eventually(ready, timeout_seconds=40, what="the upstream READY, the mesh linked")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -393,7 +346,7 @@ async def test_an_upstream_that_dies_mid_call_is_audited_as_failed(
                 await client.call_tool("up__die", {})
         entries = await _entries(auth_mesh, actor, calls=1)
     finally:
-        await _ready(gateway)  # restarted, for whatever runs next
+        await ready(gateway)  # restarted, for whatever runs next
 
     assert raised.value.code == -32603
     assert [e["action"] for e in entries] == ["tool.call.started", "tool.call.failed"]

@@ -29,7 +29,7 @@ from plugmesh.events.v1 import event_pb2 as plugmesh_dot_events_dot_v1_dot_event
 from plugmesh.options.v1 import options_pb2 as plugmesh_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$plugmesh/events/v1/tool_events.proto\x12\x12plugmesh.events.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17google/rpc/status.proto\x1a\x1eplugmesh/events/v1/event.proto\x1a!plugmesh/options/v1/options.proto\"\xc3\x01\n\x0fToolCallStarted\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x0c\n\x04tool\x18\x04 \x01(\t\x12*\n\targuments\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nsession_id\x18\x06 \x01(\t:\x17\xb2\xbb\x18\x13\n\x11tool.call.started\"\xda\x01\n\x11ToolCallCompleted\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x0c\n\x04tool\x18\x04 \x01(\t\x12+\n\x08\x64uration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08is_error\x18\x06 \x01(\x08\x12\x12\n\nsession_id\x18\x07 \x01(\t:\x19\xb2\xbb\x18\x15\n\x13tool.call.completed\"\xe5\x01\n\x0eToolCallFailed\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x0c\n\x04tool\x18\x04 \x01(\t\x12+\n\x08\x64uration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12!\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x12.google.rpc.Status\x12\x12\n\nsession_id\x18\x07 \x01(\t:\x16\xb2\xbb\x18\x12\n\x10tool.call.failedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$plugmesh/events/v1/tool_events.proto\x12\x12plugmesh.events.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17google/rpc/status.proto\x1a\x1eplugmesh/events/v1/event.proto\x1a!plugmesh/options/v1/options.proto\"\xf8\x01\n\x0fToolCallStarted\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x0c\n\x04tool\x18\x04 \x01(\t\x12*\n\targuments\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12\x33\n\tdecisions\x18\x07 \x03(\x0b\x32 .plugmesh.events.v1.HookDecision:\x17\xb2\xbb\x18\x13\n\x11tool.call.started\"\x8f\x02\n\x11ToolCallCompleted\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x0c\n\x04tool\x18\x04 \x01(\t\x12+\n\x08\x64uration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08is_error\x18\x06 \x01(\x08\x12\x12\n\nsession_id\x18\x07 \x01(\t\x12\x33\n\tdecisions\x18\x08 \x03(\x0b\x32 .plugmesh.events.v1.HookDecision:\x19\xb2\xbb\x18\x15\n\x13tool.call.completed\"\x9a\x02\n\x0eToolCallFailed\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\x12\x0c\n\x04tool\x18\x04 \x01(\t\x12+\n\x08\x64uration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12!\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x12.google.rpc.Status\x12\x12\n\nsession_id\x18\x07 \x01(\t\x12\x33\n\tdecisions\x18\x08 \x03(\x0b\x32 .plugmesh.events.v1.HookDecision:\x16\xb2\xbb\x18\x12\n\x10tool.call.failed\"\xf8\x01\n\x0cHookDecision\x12\x0c\n\x04hook\x18\x01 \x01(\t\x12-\n\x05phase\x18\x02 \x01(\x0e\x32\x1e.plugmesh.options.v1.HookPhase\x12\x30\n\x07verdict\x18\x03 \x01(\x0e\x32\x1f.plugmesh.events.v1.HookVerdict\x12\x0f\n\x07\x61pplied\x18\x04 \x01(\x08\x12+\n\x04mode\x18\x05 \x01(\x0e\x32\x1d.plugmesh.options.v1.HookMode\x12+\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06reason\x18\x07 \x01(\t*\xd9\x01\n\x0bHookVerdict\x12\x1c\n\x18HOOK_VERDICT_UNSPECIFIED\x10\x00\x12\x16\n\x12HOOK_VERDICT_ALLOW\x10\x01\x12\x15\n\x11HOOK_VERDICT_DENY\x10\x02\x12\x17\n\x13HOOK_VERDICT_MODIFY\x10\x03\x12\x18\n\x14HOOK_VERDICT_RESPOND\x10\x04\x12\x18\n\x14HOOK_VERDICT_REPLACE\x10\x05\x12\x17\n\x13HOOK_VERDICT_REDACT\x10\x06\x12\x17\n\x13HOOK_VERDICT_FAILED\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,10 +42,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOOLCALLCOMPLETED']._serialized_options = b'\262\273\030\025\n\023tool.call.completed'
   _globals['_TOOLCALLFAILED']._loaded_options = None
   _globals['_TOOLCALLFAILED']._serialized_options = b'\262\273\030\022\n\020tool.call.failed'
+  _globals['_HOOKVERDICT']._serialized_start=1276
+  _globals['_HOOKVERDICT']._serialized_end=1493
   _globals['_TOOLCALLSTARTED']._serialized_start=215
-  _globals['_TOOLCALLSTARTED']._serialized_end=410
-  _globals['_TOOLCALLCOMPLETED']._serialized_start=413
-  _globals['_TOOLCALLCOMPLETED']._serialized_end=631
-  _globals['_TOOLCALLFAILED']._serialized_start=634
-  _globals['_TOOLCALLFAILED']._serialized_end=863
+  _globals['_TOOLCALLSTARTED']._serialized_end=463
+  _globals['_TOOLCALLCOMPLETED']._serialized_start=466
+  _globals['_TOOLCALLCOMPLETED']._serialized_end=737
+  _globals['_TOOLCALLFAILED']._serialized_start=740
+  _globals['_TOOLCALLFAILED']._serialized_end=1022
+  _globals['_HOOKDECISION']._serialized_start=1025
+  _globals['_HOOKDECISION']._serialized_end=1273
 # @@protoc_insertion_point(module_scope)

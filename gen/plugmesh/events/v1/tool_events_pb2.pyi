@@ -3,12 +3,16 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.rpc import status_pb2 as _status_pb2
 from plugmesh.events.v1 import event_pb2 as _event_pb2
+from plugmesh.options.v1 import options_pb2 as _options_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +23,50 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _HookVerdict:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _HookVerdictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_HookVerdict.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    HOOK_VERDICT_UNSPECIFIED: _HookVerdict.ValueType  # 0
+    """Not a verdict."""
+    HOOK_VERDICT_ALLOW: _HookVerdict.ValueType  # 1
+    """The call, or its result, goes on unchanged."""
+    HOOK_VERDICT_DENY: _HookVerdict.ValueType  # 2
+    """The call, or its result, is refused."""
+    HOOK_VERDICT_MODIFY: _HookVerdict.ValueType  # 3
+    """The call goes on with other arguments."""
+    HOOK_VERDICT_RESPOND: _HookVerdict.ValueType  # 4
+    """The hook answered in the upstream's place."""
+    HOOK_VERDICT_REPLACE: _HookVerdict.ValueType  # 5
+    """The result is replaced."""
+    HOOK_VERDICT_REDACT: _HookVerdict.ValueType  # 6
+    """Parts of the result are replaced."""
+    HOOK_VERDICT_FAILED: _HookVerdict.ValueType  # 7
+    """The hook failed or passed its timeout; its failure mode decided."""
+
+class HookVerdict(_HookVerdict, metaclass=_HookVerdictEnumTypeWrapper):
+    """HookVerdict is the answer of a hook."""
+
+HOOK_VERDICT_UNSPECIFIED: HookVerdict.ValueType  # 0
+"""Not a verdict."""
+HOOK_VERDICT_ALLOW: HookVerdict.ValueType  # 1
+"""The call, or its result, goes on unchanged."""
+HOOK_VERDICT_DENY: HookVerdict.ValueType  # 2
+"""The call, or its result, is refused."""
+HOOK_VERDICT_MODIFY: HookVerdict.ValueType  # 3
+"""The call goes on with other arguments."""
+HOOK_VERDICT_RESPOND: HookVerdict.ValueType  # 4
+"""The hook answered in the upstream's place."""
+HOOK_VERDICT_REPLACE: HookVerdict.ValueType  # 5
+"""The result is replaced."""
+HOOK_VERDICT_REDACT: HookVerdict.ValueType  # 6
+"""Parts of the result are replaced."""
+HOOK_VERDICT_FAILED: HookVerdict.ValueType  # 7
+"""The hook failed or passed its timeout; its failure mode decided."""
+Global___HookVerdict: _TypeAlias = HookVerdict  # noqa: Y015
 
 @_typing.final
 class ToolCallStarted(_message.Message):
@@ -32,6 +80,7 @@ class ToolCallStarted(_message.Message):
     TOOL_FIELD_NUMBER: _builtins.int
     ARGUMENTS_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
+    DECISIONS_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """Identifier shared by the started, completed and failed events of one
     call.
@@ -50,6 +99,10 @@ class ToolCallStarted(_message.Message):
     def arguments(self) -> _struct_pb2.Struct:
         """The call's arguments, as the gateway's redaction settings leave them."""
 
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___HookDecision]:
+        """What each pre-hook decided, in the order they ran."""
+
     def __init__(
         self,
         *,
@@ -59,10 +112,11 @@ class ToolCallStarted(_message.Message):
         tool: _builtins.str = ...,
         arguments: _struct_pb2.Struct | None = ...,
         session_id: _builtins.str = ...,
+        decisions: _abc.Iterable[Global___HookDecision] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "arguments", b"arguments"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "arguments", b"arguments", "call_id", b"call_id", "server", b"server", "session_id", b"session_id", "tool", b"tool"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "arguments", b"arguments", "call_id", b"call_id", "decisions", b"decisions", "server", b"server", "session_id", b"session_id", "tool", b"tool"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -81,6 +135,7 @@ class ToolCallCompleted(_message.Message):
     DURATION_FIELD_NUMBER: _builtins.int
     IS_ERROR_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
+    DECISIONS_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """Identifier of the call, as in ToolCallStarted."""
     server: _builtins.str
@@ -101,6 +156,12 @@ class ToolCallCompleted(_message.Message):
     def duration(self) -> _duration_pb2.Duration:
         """How long the call took."""
 
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___HookDecision]:
+        """What each hook decided, in the order they ran: the pre-hooks, then the
+        post-hooks.
+        """
+
     def __init__(
         self,
         *,
@@ -111,10 +172,11 @@ class ToolCallCompleted(_message.Message):
         duration: _duration_pb2.Duration | None = ...,
         is_error: _builtins.bool = ...,
         session_id: _builtins.str = ...,
+        decisions: _abc.Iterable[Global___HookDecision] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "duration", b"duration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "call_id", b"call_id", "duration", b"duration", "is_error", b"is_error", "server", b"server", "session_id", b"session_id", "tool", b"tool"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "call_id", b"call_id", "decisions", b"decisions", "duration", b"duration", "is_error", b"is_error", "server", b"server", "session_id", b"session_id", "tool", b"tool"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -135,6 +197,7 @@ class ToolCallFailed(_message.Message):
     DURATION_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
+    DECISIONS_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """Identifier of the call, as in ToolCallStarted."""
     server: _builtins.str
@@ -157,6 +220,12 @@ class ToolCallFailed(_message.Message):
         the deciding rule, or DEADLINE_EXCEEDED.
         """
 
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___HookDecision]:
+        """What each hook decided, in the order they ran: the pre-hooks, then the
+        post-hooks.
+        """
+
     def __init__(
         self,
         *,
@@ -167,11 +236,66 @@ class ToolCallFailed(_message.Message):
         duration: _duration_pb2.Duration | None = ...,
         error: _status_pb2.Status | None = ...,
         session_id: _builtins.str = ...,
+        decisions: _abc.Iterable[Global___HookDecision] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "duration", b"duration", "error", b"error"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "call_id", b"call_id", "duration", b"duration", "error", b"error", "server", b"server", "session_id", b"session_id", "tool", b"tool"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "call_id", b"call_id", "decisions", b"decisions", "duration", b"duration", "error", b"error", "server", b"server", "session_id", b"session_id", "tool", b"tool"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ToolCallFailed: _TypeAlias = ToolCallFailed  # noqa: Y015
+
+@_typing.final
+class HookDecision(_message.Message):
+    """HookDecision is what one hook decided about one tool call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOOK_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    VERDICT_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    hook: _builtins.str
+    """The hook: the name of the plugin that serves it, for example
+    "secrets-guard".
+    """
+    phase: _options_pb2.HookPhase.ValueType
+    """Where it ran."""
+    verdict: Global___HookVerdict.ValueType
+    """What it answered, or HOOK_VERDICT_FAILED."""
+    applied: _builtins.bool
+    """Whether the verdict took effect: false for a DRY_RUN hook, and for an
+    ALLOW, which changes nothing.
+    """
+    mode: _options_pb2.HookMode.ValueType
+    """The hook's mode when it ran."""
+    reason: _builtins.str
+    """A deny's reason, or what failed (an error, a timeout) and what the
+    failure counted as.
+    """
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """How long the gateway waited for it."""
+
+    def __init__(
+        self,
+        *,
+        hook: _builtins.str = ...,
+        phase: _options_pb2.HookPhase.ValueType = ...,
+        verdict: Global___HookVerdict.ValueType = ...,
+        applied: _builtins.bool = ...,
+        mode: _options_pb2.HookMode.ValueType = ...,
+        duration: _duration_pb2.Duration | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "duration", b"duration", "hook", b"hook", "mode", b"mode", "phase", b"phase", "reason", b"reason", "verdict", b"verdict"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HookDecision: _TypeAlias = HookDecision  # noqa: Y015

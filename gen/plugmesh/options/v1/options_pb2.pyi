@@ -21,6 +21,90 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _HookPhase:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _HookPhaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_HookPhase.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    HOOK_PHASE_UNSPECIFIED: _HookPhase.ValueType  # 0
+    """Not a phase."""
+    HOOK_PHASE_PRE_TOOL_CALL: _HookPhase.ValueType  # 1
+    """Before the call reaches the upstream: ToolCallHookService.PreToolCall."""
+    HOOK_PHASE_POST_TOOL_CALL: _HookPhase.ValueType  # 2
+    """After the result is known: ToolCallHookService.PostToolCall."""
+    HOOK_PHASE_FILTER_TOOLS: _HookPhase.ValueType  # 3
+    """When a caller lists its tools: ToolCallHookService.FilterTools."""
+
+class HookPhase(_HookPhase, metaclass=_HookPhaseEnumTypeWrapper):
+    """HookPhase is a point of a tool call or listing where a hook runs."""
+
+HOOK_PHASE_UNSPECIFIED: HookPhase.ValueType  # 0
+"""Not a phase."""
+HOOK_PHASE_PRE_TOOL_CALL: HookPhase.ValueType  # 1
+"""Before the call reaches the upstream: ToolCallHookService.PreToolCall."""
+HOOK_PHASE_POST_TOOL_CALL: HookPhase.ValueType  # 2
+"""After the result is known: ToolCallHookService.PostToolCall."""
+HOOK_PHASE_FILTER_TOOLS: HookPhase.ValueType  # 3
+"""When a caller lists its tools: ToolCallHookService.FilterTools."""
+Global___HookPhase: _TypeAlias = HookPhase  # noqa: Y015
+
+class _HookMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _HookModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_HookMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    HOOK_MODE_UNSPECIFIED: _HookMode.ValueType  # 0
+    """Not declared: treated as HOOK_MODE_ENFORCE."""
+    HOOK_MODE_ENFORCE: _HookMode.ValueType  # 1
+    """Verdicts are applied."""
+    HOOK_MODE_DRY_RUN: _HookMode.ValueType  # 2
+    """Verdicts are computed and recorded, never applied: to try a policy out."""
+    HOOK_MODE_DISABLED: _HookMode.ValueType  # 3
+    """The hook is not called."""
+
+class HookMode(_HookMode, metaclass=_HookModeEnumTypeWrapper):
+    """HookMode says whether a hook's verdicts are applied."""
+
+HOOK_MODE_UNSPECIFIED: HookMode.ValueType  # 0
+"""Not declared: treated as HOOK_MODE_ENFORCE."""
+HOOK_MODE_ENFORCE: HookMode.ValueType  # 1
+"""Verdicts are applied."""
+HOOK_MODE_DRY_RUN: HookMode.ValueType  # 2
+"""Verdicts are computed and recorded, never applied: to try a policy out."""
+HOOK_MODE_DISABLED: HookMode.ValueType  # 3
+"""The hook is not called."""
+Global___HookMode: _TypeAlias = HookMode  # noqa: Y015
+
+class _FailureMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FailureModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FailureMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FAILURE_MODE_UNSPECIFIED: _FailureMode.ValueType  # 0
+    """Not declared: treated as FAILURE_MODE_FAIL_CLOSED."""
+    FAILURE_MODE_FAIL_OPEN: _FailureMode.ValueType  # 1
+    """As if it had allowed the call (or passed the result, or hidden nothing)."""
+    FAILURE_MODE_FAIL_CLOSED: _FailureMode.ValueType  # 2
+    """As if it had denied the call (or the result); a failed FilterTools hides
+    every tool it applies to.
+    """
+
+class FailureMode(_FailureMode, metaclass=_FailureModeEnumTypeWrapper):
+    """FailureMode says what a hook that fails or passes its timeout counts as."""
+
+FAILURE_MODE_UNSPECIFIED: FailureMode.ValueType  # 0
+"""Not declared: treated as FAILURE_MODE_FAIL_CLOSED."""
+FAILURE_MODE_FAIL_OPEN: FailureMode.ValueType  # 1
+"""As if it had allowed the call (or passed the result, or hidden nothing)."""
+FAILURE_MODE_FAIL_CLOSED: FailureMode.ValueType  # 2
+"""As if it had denied the call (or the result); a failed FilterTools hides
+every tool it applies to.
+"""
+Global___FailureMode: _TypeAlias = FailureMode  # noqa: Y015
+
 class _Access:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -69,6 +153,7 @@ class Plugin(_message.Message):
     PRODUCES_FIELD_NUMBER: _builtins.int
     CONSUMES_FIELD_NUMBER: _builtins.int
     DEPENDENCIES_FIELD_NUMBER: _builtins.int
+    TOOL_HOOK_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     """Semantic version of the plugin's contract, for example "1.2.0"."""
     @_builtins.property
@@ -85,6 +170,13 @@ class Plugin(_message.Message):
     def dependencies(self) -> _containers.RepeatedCompositeFieldContainer[Global___Dependency]:
         """Services this plugin needs, with the versions it accepts."""
 
+    @_builtins.property
+    def tool_hook(self) -> Global___ToolHook:
+        """Set when the plugin hooks into the MCP gateway's tool calls: it then
+        serves plugmesh.mcp.v1.ToolCallHookService beside this service, and the
+        gateway calls it as this declares.
+        """
+
     def __init__(
         self,
         *,
@@ -92,14 +184,69 @@ class Plugin(_message.Message):
         produces: _abc.Iterable[_builtins.str] | None = ...,
         consumes: _abc.Iterable[_builtins.str] | None = ...,
         dependencies: _abc.Iterable[Global___Dependency] | None = ...,
+        tool_hook: Global___ToolHook | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tool_hook", b"tool_hook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumes", b"consumes", "dependencies", b"dependencies", "produces", b"produces", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumes", b"consumes", "dependencies", b"dependencies", "produces", b"produces", "tool_hook", b"tool_hook", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Plugin: _TypeAlias = Plugin  # noqa: Y015
+
+@_typing.final
+class ToolHook(_message.Message):
+    """ToolHook declares how the MCP gateway calls a plugin's
+    plugmesh.mcp.v1.ToolCallHookService. The hook is named after the plugin.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHASES_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    MATCH_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    FAILURE_MODE_FIELD_NUMBER: _builtins.int
+    TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    priority: _builtins.int
+    """Order among hooks: pre-hooks run in ascending priority, post-hooks in
+    descending; hooks of equal priority run in the order of their names.
+    """
+    mode: Global___HookMode.ValueType
+    """Whether its verdicts are applied; unspecified is HOOK_MODE_ENFORCE."""
+    failure_mode: Global___FailureMode.ValueType
+    """What a hook that fails or passes its timeout counts as; unspecified is
+    FAILURE_MODE_FAIL_CLOSED.
+    """
+    timeout_ms: _builtins.int
+    """How long the gateway waits for each answer, in milliseconds; 0 is 1000."""
+    @_builtins.property
+    def phases(self) -> _containers.RepeatedScalarFieldContainer[Global___HookPhase.ValueType]:
+        """The phases the hook takes part in; empty takes part in none."""
+
+    @_builtins.property
+    def match(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The tools it applies to, as "server/tool" globs ("github/*",
+        "*/delete_*"); empty applies to every tool.
+        """
+
+    def __init__(
+        self,
+        *,
+        phases: _abc.Iterable[Global___HookPhase.ValueType] | None = ...,
+        priority: _builtins.int = ...,
+        match: _abc.Iterable[_builtins.str] | None = ...,
+        mode: Global___HookMode.ValueType = ...,
+        failure_mode: Global___FailureMode.ValueType = ...,
+        timeout_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failure_mode", b"failure_mode", "match", b"match", "mode", b"mode", "phases", b"phases", "priority", b"priority", "timeout_ms", b"timeout_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToolHook: _TypeAlias = ToolHook  # noqa: Y015
 
 @_typing.final
 class Dependency(_message.Message):

@@ -1,0 +1,223 @@
+"""What hooks are sent and answer, in ``plugmesh.mcp.v1`` messages, and the result
+changes they ask for: JSON to ``Struct`` and back, a call as a hook sees it, a result
+checked to be a ``CallToolResult``, redaction by JSON Pointer and by value."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import mcp.types as types
+import pydantic
+from google.protobuf import json_format, struct_pb2
+
+from gateway.mcpfront.tool_names import exposed_name
+from gateway.mcpfront.toolbox import Caller, CallerKind
+from meshkit.tracing import TraceContext
+from plugmesh.mcp.v1 import hooks_pb2, servers_pb2
+
+__all__ = [
+    "DENIED_BY",
+    "REDACTED",
+    "BadAnswer",
+    "HookedCall",
+    "caller_message",
+    "checked_result",
+    "error_result",
+    "from_struct",
+    "redacted",
+    "result_json",
+    "to_struct",
+    "tool_message",
+]
+
+#: What stands for a redacted value when a hook names no replacement.
+REDACTED = "[redacted]"
+
+
+class BadAnswer(ValueError):
+    """A hook answered what the gateway cannot apply (a result that is no
+    ``CallToolResult``); it counts as the hook's failure."""
+
+
+@dataclass(frozen=True)
+class HookedCall:
+    """A ``tools/call`` as the hooks see it.
+
+    Attributes:
+        call_id: The call's identifier, as in its events.
+        caller: Who calls.
+        server: The upstream server.
+        tool: The tool's own name on ``server``.
+        definition: The tool as the server lists it, when it is listed.
+        session_id: The caller's MCP session, "" when it has none.
+        trace: The call's trace context.
+    """
+
+    call_id: str
+    caller: Caller
+    server: str
+    tool: str
+    definition: types.Tool | None = None
+    session_id: str = ""
+    trace: TraceContext | None = None
+
+    def message(
+        self, arguments: Mapping[str, Any], attributes: Mapping[str, str]
+    ) -> hooks_pb2.ToolCall:
+        """The call as ``plugmesh.mcp.v1.ToolCall``, with these arguments and attributes."""
+        return hooks_pb2.ToolCall(
+            call_id=self.call_id,
+            caller=caller_message(self.caller),
+            server=self.server,
+            tool=tool_message(self.server, self.tool, self.definition),
+            arguments=to_struct(arguments),
+            session_id=self.session_id,
+            traceparent=self.trace.headers().get("traceparent", "") if self.trace else "",
+            attributes=dict(attributes),
+        )
+
+
+_KINDS = {
+    CallerKind.PERSON: hooks_pb2.CALLER_KIND_PERSON,
+    CallerKind.MACHINE: hooks_pb2.CALLER_KIND_MACHINE,
+}
+
+
+def caller_message(caller: Caller) -> hooks_pb2.Caller:
+    """The caller as ``plugmesh.mcp.v1.Caller``."""
+    return hooks_pb2.Caller(
+        kind=_KINDS[caller.kind],
+        id=caller.id,
+        display_name=caller.email,
+        admin=caller.admin or caller.permissions.admin,
+    )
+
+
+def tool_message(server: str, name: str, tool: types.Tool | None) -> servers_pb2.Tool:
+    """The tool's definition as ``plugmesh.mcp.v1.Tool`` (only its names when unknown)."""
+    message = servers_pb2.Tool(name=name, exposed_name=exposed_name(server, name))
+    if tool is None:
+        return message
+    message.title = tool.title or ""
+    message.description = tool.description or ""
+    message.input_schema.CopyFrom(to_struct(tool.input_schema))
+    if tool.output_schema is not None:
+        message.output_schema.CopyFrom(to_struct(tool.output_schema))
+    if tool.annotations is not None:
+        annotations = tool.annotations.model_dump(by_alias=True, exclude_none=True)
+        message.annotations.CopyFrom(to_struct(annotations))
+    return message
+
+
+def to_struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    """A JSON object as a ``Struct``."""
+    struct = struct_pb2.Struct()
+    json_format.ParseDict(dict(value), struct)
+    return struct
+
+
+def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """A ``Struct`` as a JSON object. Its numbers come back as floats, whole ones as ints
+    (a ``Struct`` keeps only doubles)."""
+    value = json_format.MessageToDict(struct)
+    return _whole_numbers(value)  # type: ignore[no-any-return]
+
+
+def _whole_numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    return value
+
+
+def result_json(result: types.CallToolResult | Mapping[str, Any]) -> dict[str, Any]:
+    """A ``tools/call`` result as a JSON object."""
+    if isinstance(result, types.CallToolResult):
+        return result.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return dict(result)
+
+
+def checked_result(result: dict[str, Any], tool: types.Tool | None) -> dict[str, Any]:
+    """``result``, a result a hook gave or changed, once it is a ``CallToolResult`` that
+    ``tool`` may answer: one with structured content when the tool declares an output
+    schema (unless it is an error), since clients refuse a result without.
+
+    Raises:
+        BadAnswer: It is not.
+    """
+    try:
+        types.CallToolResult.model_validate(result)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(error["msg"] for error in exc.errors()[:3])
+        raise BadAnswer(f"its result is not an MCP CallToolResult: {problems}") from None
+    declared = tool is not None and tool.output_schema is not None
+    structured = isinstance(result.get("structuredContent"), dict)
+    if declared and not structured and result.get("isError") is not True:
+        raise BadAnswer("its result lacks the structuredContent the tool's schema declares")
+    return result
+
+
+#: The ``_meta`` key of a result a hook denied, naming the hook.
+DENIED_BY = "dev.plugmesh/deniedBy"
+
+
+def error_result(reason: str, hook: str) -> dict[str, Any]:
+    """The result a caller gets for a call or result ``hook`` denied: the reason, as a
+    tool error a model can read, and the hook in ``_meta``."""
+    return {
+        "content": [{"type": "text", "text": reason}],
+        "isError": True,
+        "_meta": {DENIED_BY: hook},
+    }
+
+
+def redacted(result: Mapping[str, Any], redact: hooks_pb2.Redact) -> dict[str, Any]:
+    """``result`` with what ``redact`` names replaced: the values at its JSON Pointers
+    (a pointer to nothing is ignored), and its values wherever they occur in a string."""
+    replacement = redact.replacement or REDACTED
+    values = tuple(value for value in redact.values if value)
+    changed: Any = _replace_values(dict(result), values, replacement) if values else dict(result)
+    for pointer in redact.json_pointers:
+        changed = _replace_at(changed, _tokens(pointer), replacement)
+    return changed  # type: ignore[no-any-return]
+
+
+def _replace_values(value: Any, values: tuple[str, ...], replacement: str) -> Any:
+    if isinstance(value, str):
+        for secret in values:
+            value = value.replace(secret, replacement)
+        return value
+    if isinstance(value, dict):
+        return {key: _replace_values(item, values, replacement) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replace_values(item, values, replacement) for item in value]
+    return value
+
+
+def _tokens(pointer: str) -> list[str] | None:
+    """The reference tokens of an RFC 6901 pointer; None when it is malformed."""
+    if pointer == "":
+        return None  # the whole result: not a part of it
+    if not pointer.startswith("/"):
+        return None
+    return [token.replace("~1", "/").replace("~0", "~") for token in pointer[1:].split("/")]
+
+
+def _replace_at(value: Any, tokens: list[str] | None, replacement: str) -> Any:
+    """``value`` with the part at ``tokens`` replaced; unchanged when there is none."""
+    if not tokens:
+        return value
+    head, rest = tokens[0], tokens[1:]
+    if isinstance(value, dict) and head in value:
+        inner = replacement if not rest else _replace_at(value[head], rest, replacement)
+        return {**value, head: inner}
+    if isinstance(value, list) and head.isdigit() and int(head) < len(value):
+        index = int(head)
+        inner = replacement if not rest else _replace_at(value[index], rest, replacement)
+        return [*value[:index], inner, *value[index + 1 :]]
+    return value
