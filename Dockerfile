@@ -1,5 +1,6 @@
 # One image for every plugmesh process: `docker run <image> serve <name>`, where <name> is
-# registry, gateway, users, audit or machine-users (see compose.yaml and deploy/k8s/).
+# registry, gateway, users, audit, machine-users or secrets-guard (see compose.yaml and
+# deploy/k8s/).
 # `plugmesh health <name>` inside a container is its gRPC health check.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -37,7 +38,8 @@ ENV PATH=/opt/plugmesh/bin:$PATH \
     PLUGMESH_DATA_DIR=/var/lib/plugmesh
 WORKDIR /var/lib/plugmesh
 USER 10001:10001
-# registry, gateway gRPC, gateway HTTP, users, audit, machine-users (their defaults).
-EXPOSE 50050 50051 8080 50061 50062 50063 50064 9460 9461 9462 9463 9464
+# registry, gateway gRPC, gateway HTTP, users, audit, machine-users, the gateway's MCP
+# servers API, secrets-guard, then their metrics (their defaults).
+EXPOSE 50050 50051 8080 50061 50062 50063 50064 50065 9460 9461 9462 9463 9464 9465
 ENTRYPOINT ["plugmesh"]
 CMD ["serve", "gateway"]

@@ -17,6 +17,7 @@ from meshkit.events.settings import VARIABLES as EVENT_VARIABLES
 from registry import config as registry
 from services.audit import config as audit
 from services.machineusers import config as machineusers
+from services.secretsguard import config as secretsguard
 from services.users import config as users
 
 __all__ = [
@@ -163,6 +164,12 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         machineusers.METRICS_ADDRESS,
         uses_database=True,
         uses_nats=True,
+    ),
+    ProcessSpec(
+        "secrets-guard",
+        "services.secretsguard",
+        (_grpc("secrets-guard", secretsguard.DEFAULT_ADDRESS),),
+        secretsguard.METRICS_ADDRESS,
     ),
 )
 

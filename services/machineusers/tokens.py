@@ -22,9 +22,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import string
-import zlib
 from dataclasses import dataclass
+
+from meshkit.token_format import (
+    ALPHABET,
+    CHECKSUM_LENGTH,
+    PREFIX,
+    RANDOM_LENGTH,
+    TOKEN_LENGTH,
+    checksum,
+    checksum_matches,
+)
 
 __all__ = [
     "ALPHABET",
@@ -42,11 +50,6 @@ __all__ = [
     "token_hash",
 ]
 
-PREFIX = "pmk_"
-ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
-RANDOM_LENGTH = 43
-CHECKSUM_LENGTH = 6
-TOKEN_LENGTH = len(PREFIX) + RANDOM_LENGTH + CHECKSUM_LENGTH
 #: "pmk_" and 8 more characters: enough to recognise a token, never enough to use it.
 DISPLAY_PREFIX_LENGTH = 12
 
@@ -92,7 +95,7 @@ class ParsedToken:
 def issue() -> IssuedToken:
     """Make a new token from 256 bits of :mod:`secrets` randomness."""
     body = PREFIX + "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_LENGTH))
-    token = body + _checksum(body)
+    token = body + checksum(body)
     return IssuedToken(
         token=token,
         hash=token_hash(token),
@@ -114,8 +117,7 @@ def parse(token: str) -> ParsedToken:
         raise MalformedToken(f"a machine token has {TOKEN_LENGTH} characters, not {len(token)}")
     if any(character not in _INDEX for character in token[len(PREFIX) :]):
         raise MalformedToken("a machine token has only letters and digits after its prefix")
-    body, checksum = token[:-CHECKSUM_LENGTH], token[-CHECKSUM_LENGTH:]
-    if not hmac.compare_digest(_checksum(body), checksum):
+    if not checksum_matches(token):
         raise MalformedToken("the machine token's checksum does not match (a typo?)")
     return ParsedToken(hash=token_hash(token), prefix=token[:DISPLAY_PREFIX_LENGTH])
 
@@ -133,12 +135,3 @@ def hashes_match(stored: str, presented: str) -> bool:
 def fingerprint(credential: str) -> str:
     """The first 16 hex digits of the SHA-256 of ``credential`` (``auth.failed`` events)."""
     return hashlib.sha256(credential.encode()).hexdigest()[:16]
-
-
-def _checksum(body: str) -> str:
-    value = zlib.crc32(body.encode())
-    digits = []
-    for _ in range(CHECKSUM_LENGTH):
-        value, remainder = divmod(value, len(ALPHABET))
-        digits.append(ALPHABET[remainder])
-    return "".join(reversed(digits))

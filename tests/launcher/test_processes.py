@@ -36,11 +36,13 @@ def test_defaults_are_the_documented_addresses() -> None:
         "PLUGMESH_USERS_ADDRESS": "127.0.0.1:50061",
         "PLUGMESH_AUDIT_ADDRESS": "127.0.0.1:50062",
         "PLUGMESH_MACHINE_USERS_ADDRESS": "127.0.0.1:50063",
+        "PLUGMESH_SECRETS_GUARD_ADDRESS": "127.0.0.1:50065",
         "PLUGMESH_REGISTRY_METRICS_ADDRESS": "127.0.0.1:9460",
         "PLUGMESH_GATEWAY_METRICS_ADDRESS": "127.0.0.1:9461",
         "PLUGMESH_USERS_METRICS_ADDRESS": "127.0.0.1:9462",
         "PLUGMESH_AUDIT_METRICS_ADDRESS": "127.0.0.1:9463",
         "PLUGMESH_MACHINE_USERS_METRICS_ADDRESS": "127.0.0.1:9464",
+        "PLUGMESH_SECRETS_GUARD_METRICS_ADDRESS": "127.0.0.1:9465",
     }
 
 
@@ -57,7 +59,15 @@ def test_the_command_loads_no_process_but_their_settings() -> None:
 
 
 def test_serve_knows_nats_and_every_process_by_name() -> None:
-    assert process_names() == ("nats", "registry", "gateway", "users", "audit", "machine-users")
+    assert process_names() == (
+        "nats",
+        "registry",
+        "gateway",
+        "users",
+        "audit",
+        "machine-users",
+        "secrets-guard",
+    )
     assert process_named("machine-users").module == "services.machineusers"
     with pytest.raises(KeyError):
         process_named("nope")

@@ -4,101 +4,34 @@ test MCP server, with the SDK's client; each decision read back from the audit l
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping
-from typing import Any
-
 import pytest
 from mcp import MCPError
 
 from gateway.app import Gateway
 from tests.gateway.auth.mesh import Mesh
 from tests.gateway.mcp.clients import ERAS, MODERN, connected
+from tests.gateway.mcp_hooks.calls import call, caller, decisions, ending, error_info, text
 from tests.gateway.mcp_hooks.conftest import FILTER, POST, PRE, hooks, plan
-from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
-
-ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
-
-
-async def _caller(mesh: Mesh) -> tuple[str, str]:
-    """A new machine user that may call every tool of ``up``: its id and token."""
-    from plugmesh.users.v1 import users_pb2
-
-    rules = [users_pb2.PermissionRule(effect=users_pb2.EFFECT_ALLOW, pattern="up/*")]
-    created = await mesh.create_machine_user(
-        f"hooked-{uuid.uuid4().hex[:8]}", permissions=users_pb2.Permissions(rules=rules)
-    )
-    return created.machine_user.machine_user_id, created.token
-
-
-async def _call(
-    gateway: Gateway, token: str, tool: str, arguments: dict[str, Any], mode: str = MODERN
-) -> dict[str, Any]:
-    """Call ``up__<tool>``: the result as JSON."""
-    async with connected(f"http://{gateway.http_address}/mcp", token, mode) as client:
-        result = await client.call_tool(f"up__{tool}", arguments)
-    return result.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def _text(result: Mapping[str, Any]) -> str:
-    return "".join(c.get("text", "") for c in result["content"] if c["type"] == "text")
-
-
-async def _ending(mesh: Mesh, actor: str) -> dict[str, Any]:
-    """The details of the audit entry that ended ``actor``'s one call."""
-    admin = mesh.bearer(mesh.admin_token)
-
-    async def ended() -> dict[str, Any] | None:
-        response = await mesh.http.get(
-            "/v1/audit/entries",
-            params={"action": "tool.call.*", "userId": actor, "pageSize": 10},
-            headers=admin,
-        )
-        assert response.status_code == 200, response.text
-        entries = response.json().get("entries", [])
-        endings = [e for e in entries if e["action"] != "tool.call.started"]
-        return endings[0]["details"] if len(entries) == 2 and endings else None
-
-    found: dict[str, Any] = await eventually(ended, timeout_seconds=30, what="the call audited")
-    return found
-
-
-def _decisions(details: Mapping[str, Any]) -> list[tuple[str, str, str, bool]]:
-    """(hook, phase, verdict, applied) of each decision, in order, without prefixes."""
-    return [
-        (
-            d["hook"],
-            d["phase"].removeprefix("HOOK_PHASE_"),
-            d["verdict"].removeprefix("HOOK_VERDICT_"),
-            d.get("applied", False),
-        )
-        for d in details.get("decisions", [])
-    ]
-
-
-def _error_info(details: Mapping[str, Any]) -> dict[str, Any]:
-    (info,) = [d for d in details["error"]["details"] if d["@type"] == ERROR_INFO]
-    return dict(info)
 
 
 @pytest.mark.parametrize("mode", ERAS)
 async def test_pre_hooks_change_the_arguments_in_priority_order_and_post_hooks_run_in_reverse(
     auth_mesh: Mesh, gateway: Gateway, mode: str
 ) -> None:
-    actor, token = await _caller(auth_mesh)
+    actor, token = await caller(auth_mesh)
     plans = (
         plan("hook-b", PRE, POST, priority=20, pre={"append": "-b"}, post={"append": "+b"}),
         plan("hook-a", PRE, POST, priority=10, pre={"append": "-a"}, post={"append": "+a"}),
     )
     async with hooks(auth_mesh, gateway, *plans):
-        result = await _call(gateway, token, "echo", {"text": "x"}, mode)
+        result = await call(gateway, token, "echo", {"text": "x"}, mode)
 
     # The upstream echoed what the pre-hooks left: a, then b; the post-hooks ran b, then a.
-    assert _text(result) == "echo:x-a-b+b+a"
-    details = await _ending(auth_mesh, actor)
-    assert _decisions(details) == [
+    assert text(result) == "echo:x-a-b+b+a"
+    details = await ending(auth_mesh, actor)
+    assert decisions(details) == [
         ("hook-a", "PRE_TOOL_CALL", "MODIFY", True),
         ("hook-b", "PRE_TOOL_CALL", "MODIFY", True),
         ("hook-b", "POST_TOOL_CALL", "REPLACE", True),
@@ -110,21 +43,21 @@ async def test_pre_hooks_change_the_arguments_in_priority_order_and_post_hooks_r
 async def test_a_deny_ends_the_chain_and_the_caller_reads_its_reason_as_a_tool_error(
     auth_mesh: Mesh, gateway: Gateway
 ) -> None:
-    actor, token = await _caller(auth_mesh)
+    actor, token = await caller(auth_mesh)
     plans = (
         plan("hook-deny", PRE, priority=1, pre={"deny": "echo is closed today"}),
         plan("hook-late", PRE, priority=2, pre={"append": "-late"}),
     )
     async with hooks(auth_mesh, gateway, *plans):
-        result = await _call(gateway, token, "echo", {"text": "x"})
+        result = await call(gateway, token, "echo", {"text": "x"})
 
     assert result["isError"] is True
-    assert _text(result) == "echo is closed today"
+    assert text(result) == "echo is closed today"
     assert result["_meta"]["dev.plugmesh/deniedBy"] == "hook-deny"
-    details = await _ending(auth_mesh, actor)
-    assert _decisions(details) == [("hook-deny", "PRE_TOOL_CALL", "DENY", True)]
+    details = await ending(auth_mesh, actor)
+    assert decisions(details) == [("hook-deny", "PRE_TOOL_CALL", "DENY", True)]
     assert details["error"]["code"] == 7  # PERMISSION_DENIED
-    info = _error_info(details)
+    info = error_info(details)
     assert info["reason"] == "TOOL_CALL_DENIED_BY_HOOK"
     assert info["metadata"]["hook"] == "hook-deny"
 
@@ -132,19 +65,19 @@ async def test_a_deny_ends_the_chain_and_the_caller_reads_its_reason_as_a_tool_e
 async def test_a_pre_hook_responds_in_the_upstreams_place_and_post_hooks_see_its_result(
     auth_mesh: Mesh, gateway: Gateway
 ) -> None:
-    actor, token = await _caller(auth_mesh)
+    actor, token = await caller(auth_mesh)
     plans = (
         plan("hook-respond", PRE, priority=1, pre={"respond": "from the hook"}),
         plan("hook-after", POST, priority=0, post={"append": "!"}),
     )
     async with hooks(auth_mesh, gateway, *plans):
         # `die` would end the upstream: it is never called.
-        result = await _call(gateway, token, "die", {})
+        result = await call(gateway, token, "die", {})
 
-    assert _text(result) == "from the hook!"
+    assert text(result) == "from the hook!"
     assert gateway.mcp_upstreams.get("up") is not None
-    details = await _ending(auth_mesh, actor)
-    assert _decisions(details) == [
+    details = await ending(auth_mesh, actor)
+    assert decisions(details) == [
         ("hook-respond", "PRE_TOOL_CALL", "RESPOND", True),
         ("hook-after", "POST_TOOL_CALL", "REPLACE", True),
     ]
@@ -153,26 +86,26 @@ async def test_a_pre_hook_responds_in_the_upstreams_place_and_post_hooks_see_its
 async def test_a_post_hook_redacts_values_wherever_they_occur_in_the_result(
     auth_mesh: Mesh, gateway: Gateway
 ) -> None:
-    _, token = await _caller(auth_mesh)
+    _, token = await caller(auth_mesh)
     plans = (plan("hook-redact", POST, post={"redact": ["s3cr3t"]}),)
     async with hooks(auth_mesh, gateway, *plans):
-        result = await _call(gateway, token, "echo", {"text": "my s3cr3t and s3cr3t"})
+        result = await call(gateway, token, "echo", {"text": "my s3cr3t and s3cr3t"})
 
-    assert _text(result) == "echo:my [redacted] and [redacted]"
+    assert text(result) == "echo:my [redacted] and [redacted]"
 
 
 async def test_attributes_set_by_a_hook_reach_the_hooks_after_it(
     auth_mesh: Mesh, gateway: Gateway
 ) -> None:
-    _, token = await _caller(auth_mesh)
+    _, token = await caller(auth_mesh)
     plans = (
         plan("hook-first", PRE, priority=1),
         plan("hook-second", PRE, priority=2, pre={"attributes": True}),
     )
     async with hooks(auth_mesh, gateway, *plans):
-        result = await _call(gateway, token, "echo", {"text": ""})
+        result = await call(gateway, token, "echo", {"text": ""})
 
-    assert _text(result) == 'echo:{"hook-first": "pre"}'
+    assert text(result) == 'echo:{"hook-first": "pre"}'
 
 
 @pytest.mark.parametrize(
@@ -182,20 +115,20 @@ async def test_attributes_set_by_a_hook_reach_the_hooks_after_it(
 async def test_a_hook_slower_than_its_timeout_counts_as_its_failure_mode_says(
     auth_mesh: Mesh, gateway: Gateway, failure_mode: str, denied: bool
 ) -> None:
-    actor, token = await _caller(auth_mesh)
+    actor, token = await caller(auth_mesh)
     slow = plan("hook-slow", PRE, pre={"sleep": 3}, failureMode=failure_mode, timeoutMs=300)
     async with hooks(auth_mesh, gateway, slow):
-        result = await _call(gateway, token, "echo", {"text": "x"})
+        result = await call(gateway, token, "echo", {"text": "x"})
 
-    details = await _ending(auth_mesh, actor)
-    ((hook, _, verdict, applied),) = _decisions(details)
+    details = await ending(auth_mesh, actor)
+    ((hook, _, verdict, applied),) = decisions(details)
     assert (hook, verdict, applied) == ("hook-slow", "FAILED", denied)
     assert "no answer within its timeout" in details["decisions"][0]["reason"]
     if denied:
         assert result["isError"] is True
-        assert "hook-slow" in _text(result)
+        assert "hook-slow" in text(result)
     else:
-        assert _text(result) == "echo:x"
+        assert text(result) == "echo:x"
 
 
 @pytest.mark.parametrize(
@@ -205,14 +138,14 @@ async def test_a_hook_slower_than_its_timeout_counts_as_its_failure_mode_says(
 async def test_a_killed_hook_plugin_counts_as_its_failure_mode_says(
     auth_mesh: Mesh, gateway: Gateway, failure_mode: str, denied: bool
 ) -> None:
-    actor, token = await _caller(auth_mesh)
+    actor, token = await caller(auth_mesh)
     async with hooks(auth_mesh, gateway, plan("hook-dies", PRE, failureMode=failure_mode)) as ran:
         ran["hook-dies"].kill()
         await ran["hook-dies"].process.wait()
-        result = await _call(gateway, token, "echo", {"text": "x"})
+        result = await call(gateway, token, "echo", {"text": "x"})
 
-    details = await _ending(auth_mesh, actor)
-    ((hook, _, verdict, applied),) = _decisions(details)
+    details = await ending(auth_mesh, actor)
+    ((hook, _, verdict, applied),) = decisions(details)
     assert (hook, verdict, applied) == ("hook-dies", "FAILED", denied)
     assert (result.get("isError") is True) is denied
 
@@ -220,14 +153,14 @@ async def test_a_killed_hook_plugin_counts_as_its_failure_mode_says(
 async def test_a_dry_run_hook_is_recorded_and_not_applied(
     auth_mesh: Mesh, gateway: Gateway
 ) -> None:
-    actor, token = await _caller(auth_mesh)
+    actor, token = await caller(auth_mesh)
     trial = plan("hook-trial", PRE, pre={"deny": "would refuse"}, mode="HOOK_MODE_DRY_RUN")
     async with hooks(auth_mesh, gateway, trial):
-        result = await _call(gateway, token, "echo", {"text": "x"})
+        result = await call(gateway, token, "echo", {"text": "x"})
 
-    assert _text(result) == "echo:x"
-    details = await _ending(auth_mesh, actor)
-    assert _decisions(details) == [("hook-trial", "PRE_TOOL_CALL", "DENY", False)]
+    assert text(result) == "echo:x"
+    details = await ending(auth_mesh, actor)
+    assert decisions(details) == [("hook-trial", "PRE_TOOL_CALL", "DENY", False)]
     assert details["decisions"][0]["mode"] == "HOOK_MODE_DRY_RUN"
     assert details["decisions"][0]["reason"] == "would refuse"
 
@@ -235,20 +168,20 @@ async def test_a_dry_run_hook_is_recorded_and_not_applied(
 async def test_a_hook_applies_only_to_the_tools_its_globs_match(
     auth_mesh: Mesh, gateway: Gateway
 ) -> None:
-    _, token = await _caller(auth_mesh)
+    _, token = await caller(auth_mesh)
     narrow = plan("hook-narrow", PRE, pre={"deny": "no"}, match=["up/add", "other/*"])
     async with hooks(auth_mesh, gateway, narrow):
-        echoed = await _call(gateway, token, "echo", {"text": "x"})
-        added = await _call(gateway, token, "add", {"a": 1, "b": 2})
+        echoed = await call(gateway, token, "echo", {"text": "x"})
+        added = await call(gateway, token, "add", {"a": 1, "b": 2})
 
-    assert _text(echoed) == "echo:x"
+    assert text(echoed) == "echo:x"
     assert added["isError"] is True
 
 
 async def test_a_filter_hook_hides_tools_from_the_list_and_from_calls(
     auth_mesh: Mesh, gateway: Gateway
 ) -> None:
-    _, token = await _caller(auth_mesh)
+    _, token = await caller(auth_mesh)
     url = f"http://{gateway.http_address}/mcp"
     async with hooks(auth_mesh, gateway, plan("hook-hide", FILTER, hide=("up/add",))):
         async with connected(url, token, MODERN) as client:
