@@ -150,10 +150,10 @@ class Gateway:
         )
         #: Records every tool call of the MCP front as ``tool.call.*`` events.
         self.mcp_calls = OutboxCallLog(self.database, self.bus, arguments=config.mcp.call_arguments)
-        #: The plugins' hooks into tool calls and listings, as the registry declares them.
-        self.mcp_hooks = HookChain(
-            CatalogHooks(lambda: self.catalog.snapshot), MeshHookTransport(self.upstreams)
-        )
+        #: The plugins' hooks into tool calls and listings, as the registry declares them
+        #: and with the modes admins set (through the admin API below).
+        hooks = CatalogHooks(lambda: self.catalog.snapshot)
+        self.mcp_hooks = HookChain(hooks, MeshHookTransport(self.upstreams))
         #: The MCP endpoint, on the HTTP port.
         self.mcp = McpFront(
             toolbox
@@ -169,6 +169,7 @@ class Gateway:
             self.database,
             self.bus,
             self.mcp_upstreams,
+            hooks,
             address=config.mcp_servers_address,
             mesh=config.mesh,
             register=register,
@@ -224,6 +225,7 @@ class Gateway:
         await self.mcp.start()
         await self.mcp_servers.servers.seed(_GATEWAY, self.config.mcp.servers)
         await self.mcp_servers.servers.apply()
+        await self.mcp_servers.hook_modes.apply()
         await self.mcp_servers.server.start()
         await self.mcp_servers.follower.start()
         self._http_app = build_app(

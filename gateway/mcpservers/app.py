@@ -12,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.mcpfront.federation import Upstreams
+from gateway.mcpfront.hooks.declared import CatalogHooks
 from gateway.mcpservers.access import Access
 from gateway.mcpservers.core import McpServers
 from gateway.mcpservers.events import Follower, OutboxSink
+from gateway.mcpservers.hook_modes import HookModes
 from gateway.mcpservers.sealing import Sealer
 from gateway.mcpservers.service import McpServerServicer
 from gateway.mcpservers.store import ServerStore
@@ -38,6 +40,7 @@ class McpServersHost:
 
     server: PluginServer
     servers: McpServers
+    hook_modes: HookModes
     follower: Follower
 
 
@@ -45,6 +48,7 @@ def build(
     database: Database,
     bus: EventBus,
     upstreams: Upstreams,
+    hooks: CatalogHooks,
     *,
     address: str,
     mesh: MeshConfig,
@@ -57,6 +61,7 @@ def build(
         database: The gateway's database (migrated by the gateway).
         bus: The gateway's event bus (started by the gateway).
         upstreams: This replica's upstream servers.
+        hooks: This replica's tool-call hooks, whose modes admins may set.
         address: Where ``McpServerService`` listens; port 0 picks a free port.
         mesh: The mesh settings (registry, secret, NATS).
         register: Whether to register with the registry.
@@ -69,13 +74,22 @@ def build(
         ServerStore(Sealer(mesh.registration_secret)),
         clock=clock,
     )
+    hook_modes = HookModes(database, bus, hooks, clock=clock)
     servicer = Servicer.of(
         servers_pb2,
         "McpServerService",
         servers_pb2_grpc.add_McpServerServiceServicer_to_server,
-        McpServerServicer(servers, Access(signing_key(mesh.registration_secret))),
+        McpServerServicer(servers, hook_modes, Access(signing_key(mesh.registration_secret))),
     )
     server = PluginServer(SERVICE_NAME, [servicer], address=address, config=mesh, register=register)
+
+    async def reload() -> None:
+        await servers.apply()
+        await hook_modes.apply()
+
     return McpServersHost(
-        server=server, servers=servers, follower=Follower(mesh.nats_url, servers.apply)
+        server=server,
+        servers=servers,
+        hook_modes=hook_modes,
+        follower=Follower(mesh.nats_url, reload),
     )

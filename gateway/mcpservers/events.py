@@ -6,10 +6,10 @@ transaction, so an event exists exactly when the change does. No payload carries
 secret value: the server goes out as the API shows it.
 
 In: :class:`Follower` is a core NATS subscription (not a durable consumer: every replica
-must hear every change) to ``mcp.server.>``; on each event, on every (re)connection and
-every ``resync_seconds`` it calls ``reload``, which applies what the database holds, so a
-change missed while NATS was away is applied all the same. The database is the truth; an
-event only says "look now".
+must hear every change) to ``mcp.server.>`` and ``mcp.hook.>``; on each event, on every
+(re)connection and every ``resync_seconds`` it calls ``reload``, which applies what the
+database holds, so a change missed while NATS was away is applied all the same. The
+database is the truth; an event only says "look now".
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ class OutboxSink:
 
 
 class Follower:
-    """Keeps this replica's upstream servers to the database, told by ``mcp.server.*``.
+    """Keeps this replica's upstream servers (and hook modes) to the database, told by
+    ``mcp.server.*`` and ``mcp.hook.*``.
 
     Args:
         nats_url: Where NATS runs.
@@ -158,9 +159,10 @@ class Follower:
                 error_cb=error,
             )
             await nc.subscribe(subject_of("mcp.server.>"), cb=self._received)
+            await nc.subscribe(subject_of("mcp.hook.>"), cb=self._received)
             await nc.flush()
         except (nats.errors.Error, OSError, ValueError) as exc:
-            log.error("the gateway cannot follow mcp.server events: %s", exc)
+            log.error("the gateway cannot follow mcp.server and mcp.hook events: %s", exc)
             return
         self._nc = nc
         self.poke()

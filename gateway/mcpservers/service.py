@@ -20,6 +20,7 @@ from gateway.mcpservers.convert import (
     valid_name,
 )
 from gateway.mcpservers.core import McpServers
+from gateway.mcpservers.hook_modes import HookModes, mode_of, valid_hook_name
 from meshkit.errors import invalid_field
 from meshkit.grpc_types import Context
 from meshkit.paging import decode_name_token, encode_page_token, page_size
@@ -35,8 +36,9 @@ class McpServerServicer(servers_pb2_grpc.McpServerServiceServicer):
     """Serves the admin API of the upstream MCP servers over
     :class:`~gateway.mcpservers.core.McpServers`."""
 
-    def __init__(self, servers: McpServers, access: Access) -> None:
+    def __init__(self, servers: McpServers, hooks: HookModes, access: Access) -> None:
         self._servers = servers
+        self._hooks = hooks
         self._access = access
 
     async def CreateServer(
@@ -130,3 +132,21 @@ class McpServerServicer(servers_pb2_grpc.McpServerServiceServicer):
         if status is not None:
             response.status.CopyFrom(status_to_proto(status))
         return response
+
+    async def ListHooks(
+        self, request: servers_pb2.ListHooksRequest, context: Context
+    ) -> servers_pb2.ListHooksResponse:
+        """The hooks declared or overridden, as this replica applies them."""
+        self._access.admin(context, "ListHooks")
+        return servers_pb2.ListHooksResponse(hooks=self._hooks.views())
+
+    async def UpdateHook(
+        self, request: servers_pb2.UpdateHookRequest, context: Context
+    ) -> servers_pb2.UpdateHookResponse:
+        """Set or clear an admin's mode for a hook; this replica applies it at once."""
+        actor = self._access.admin(context, "UpdateHook")
+        if not request.HasField("hook"):
+            raise invalid_field("hook", "is required")
+        name = valid_hook_name(request.hook.name, "hook.name")
+        mode = mode_of(request.hook.mode_override, "hook.mode_override")
+        return servers_pb2.UpdateHookResponse(hook=await self._hooks.set(actor, name, mode))

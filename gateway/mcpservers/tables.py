@@ -1,4 +1,5 @@
-"""The admin API's table: one row per upstream MCP server, and its migrations.
+"""The admin API's tables: one row per upstream MCP server, one per hook whose mode an
+admin set, and their migrations.
 
 The transport is a JSON object without its secrets (``{"stdio": {"command", "args",
 "cwd"}}`` or ``{"streamable_http": {"url"}}``); the secret values (a stdio child's env,
@@ -19,7 +20,14 @@ from sqlmodel import Field, SQLModel
 from gateway.mcpfront.spec import HttpTransport, StdioTransport, Transport
 from meshkit.migrations import Migrations
 
-__all__ = ["MIGRATIONS", "ServerRow", "metadata", "transport_json", "transport_of"]
+__all__ = [
+    "MIGRATIONS",
+    "HookModeRow",
+    "ServerRow",
+    "metadata",
+    "transport_json",
+    "transport_of",
+]
 
 
 class _Table(SQLModel, registry=registry()):
@@ -42,6 +50,16 @@ class ServerRow(_Table, table=True):
     call_timeout_millis: int
     max_concurrent_calls: int
     create_time: dt.datetime = Field(sa_column=Column(DateTime(), nullable=False))
+    update_time: dt.datetime = Field(sa_column=Column(DateTime(), nullable=False))
+
+
+class HookModeRow(_Table, table=True):
+    """The mode an admin set for one tool-call hook, over the one its plugin declares."""
+
+    __tablename__ = "mcp_hook_modes"
+
+    name: str = Field(primary_key=True, max_length=63)
+    mode: str = Field(max_length=16)
     update_time: dt.datetime = Field(sa_column=Column(DateTime(), nullable=False))
 
 

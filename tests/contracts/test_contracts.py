@@ -34,8 +34,13 @@ USERS = "plugmesh.users.v1.UserService"
 AUDIT = "plugmesh.audit.v1.AuditService"
 MACHINE_USERS = "plugmesh.machineusers.v1.MachineUserService"
 MCP_SERVERS = "plugmesh.mcp.v1.McpServerService"
+HOOKS = "plugmesh.mcp.v1.ToolCallHookService"
+SECRETS_GUARD = "plugmesh.secretsguard.v1.SecretsGuardService"
 EVENTS_PACKAGE = "plugmesh.events.v1"
-ENVELOPE_MESSAGES = {"Event", "Actor"}
+# Messages of the events package that are parts of payloads, not payloads.
+ENVELOPE_MESSAGES = {"Event", "Actor", "HookDecision"}
+# Services many plugins serve, each as itself: they belong to no one plugin.
+INTERFACES = {HOOKS}
 
 
 def _load_files() -> list[FileDescriptor]:
@@ -119,6 +124,7 @@ EVENT_TYPES = [
     "mcp.server.created",
     "mcp.server.updated",
     "mcp.server.deleted",
+    "mcp.hook.updated",
 ]
 
 ROUTES = [
@@ -182,6 +188,10 @@ ROUTES = [
     Binding("DELETE", "/v1/mcp/servers/{name}", f"{MCP_SERVERS}.DeleteServer", ""),
     Binding("GET", "/v1/mcp/servers/{name}/tools", f"{MCP_SERVERS}.ListServerTools", ""),
     Binding("POST", "/v1/mcp/servers/{name}:refresh", f"{MCP_SERVERS}.RefreshServer", "*"),
+    Binding("GET", "/v1/mcp/hooks", f"{MCP_SERVERS}.ListHooks", ""),
+    Binding("PATCH", "/v1/mcp/hooks/{hook.name}", f"{MCP_SERVERS}.UpdateHook", "hook"),
+    Binding("POST", "/v1/secrets-guard:scan", f"{SECRETS_GUARD}.ScanText", "*"),
+    Binding("GET", "/v1/secrets-guard/detectors", f"{SECRETS_GUARD}.ListDetectors", ""),
 ]
 
 READ = Idempotency.NO_SIDE_EFFECTS
@@ -215,6 +225,13 @@ POLICIES = {
     f"{MCP_SERVERS}.DeleteServer": (Access.ACCESS_ADMIN, SAFE_RETRY),
     f"{MCP_SERVERS}.ListServerTools": (Access.ACCESS_ADMIN, READ),
     f"{MCP_SERVERS}.RefreshServer": (Access.ACCESS_ADMIN, SAFE_RETRY),
+    f"{MCP_SERVERS}.ListHooks": (Access.ACCESS_ADMIN, READ),
+    f"{MCP_SERVERS}.UpdateHook": (Access.ACCESS_ADMIN, SAFE_RETRY),
+    f"{HOOKS}.PreToolCall": (Access.ACCESS_INTERNAL, UNKNOWN),
+    f"{HOOKS}.PostToolCall": (Access.ACCESS_INTERNAL, UNKNOWN),
+    f"{HOOKS}.FilterTools": (Access.ACCESS_INTERNAL, READ),
+    f"{SECRETS_GUARD}.ScanText": (Access.ACCESS_AUTHENTICATED, READ),
+    f"{SECRETS_GUARD}.ListDetectors": (Access.ACCESS_AUTHENTICATED, READ),
 }
 
 
@@ -227,7 +244,7 @@ def test_route_is_declared_once_by_the_right_rpc(route: Binding) -> None:
     assert declared == [route]
 
 
-@pytest.mark.parametrize("service", [USERS, AUDIT, MACHINE_USERS, MCP_SERVERS])
+@pytest.mark.parametrize("service", [USERS, AUDIT, MACHINE_USERS, MCP_SERVERS, SECRETS_GUARD])
 def test_service_declares_no_route_beyond_the_table(service: str) -> None:
     declared = {b for b in BINDINGS if b.rpc.startswith(f"{service}.")}
     assert declared == {r for r in ROUTES if r.rpc.startswith(f"{service}.")}
@@ -282,7 +299,7 @@ def test_every_rpc_of_the_plugins_is_in_the_policy_table(service: str) -> None:
 # --- plugin metadata ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(SERVICES.keys() - INTERFACES))
 def test_every_service_declares_a_plugin_with_a_semver_version(service: str) -> None:
     assert SERVICES[service].GetOptions().HasExtension(options_pb2.plugin)
     assert semver.Version.is_valid(_plugin(SERVICES[service]).version)

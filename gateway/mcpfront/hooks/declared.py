@@ -10,9 +10,10 @@ the hook is named after the plugin.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.model import Method, Service, Snapshot
@@ -26,6 +27,7 @@ __all__ = [
     "FailureMode",
     "Hook",
     "Mode",
+    "ModeOverrides",
     "Phase",
     "declared_hooks",
 ]
@@ -81,6 +83,7 @@ class Hook:
         failure_mode: What a failure or a timeout counts as.
         timeout_seconds: How long each answer is waited for.
         methods: The ``ToolCallHookService`` methods of its contract, by phase.
+        declaration: The ``tool_hook`` option as the plugin wrote it.
     """
 
     name: str
@@ -91,6 +94,7 @@ class Hook:
     failure_mode: FailureMode
     timeout_seconds: float
     methods: dict[Phase, Method]
+    declaration: options_pb2.ToolHook
 
     def applies_to(self, server: str, tool: str) -> bool:
         """Whether the hook is called for ``tool`` on ``server``."""
@@ -132,6 +136,7 @@ def _hook_of(service: Service) -> Hook | None:
         failure_mode=FailureMode(declared.failure_mode or options_pb2.FAILURE_MODE_FAIL_CLOSED),
         timeout_seconds=declared.timeout_ms / 1000 or DEFAULT_TIMEOUT_SECONDS,
         methods=methods,
+        declaration=declared,
     )
 
 
@@ -169,23 +174,67 @@ def _globs(hook: str, patterns: Sequence[str]) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
+class ModeOverrides:
+    """The modes admins set over the declared ones, by hook name, as this replica last
+    read them (the admin API keeps them: :mod:`gateway.mcpservers.hook_modes`)."""
+
+    def __init__(self) -> None:
+        self._modes: dict[str, Mode] = {}
+        #: Grows whenever the overrides change.
+        self.version = 0
+
+    def get(self, name: str) -> Mode | None:
+        """The mode set for the hook ``name``, if one is."""
+        return self._modes.get(name)
+
+    def all(self) -> dict[str, Mode]:
+        """Every override, by name."""
+        return dict(self._modes)
+
+    def replace(self, modes: Mapping[str, Mode]) -> None:
+        """Hold ``modes`` from now on."""
+        if dict(modes) != self._modes:
+            self._modes = dict(modes)
+            self.version += 1
+
+
 class CatalogHooks:
-    """The hooks a catalog's current snapshot declares, read again only when a contract
-    changed (a service came, left or registered a new schema); health changes need no
-    reading, since calls go to serving instances anyway.
+    """The hooks a catalog's current snapshot declares, with the modes admins set over
+    theirs; read again only when a contract changed (a service came, left or registered
+    a new schema) or an override did. Health changes need no reading: calls go to
+    serving instances anyway.
 
     Args:
         snapshot: The catalog's current snapshot, asked on every call.
+        overrides: The modes admins set; none by default.
     """
 
-    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+    def __init__(
+        self, snapshot: Callable[[], Snapshot], overrides: ModeOverrides | None = None
+    ) -> None:
         self._snapshot = snapshot
-        self._generation = -1
+        self.overrides = overrides if overrides is not None else ModeOverrides()
+        self._read: tuple[int, int] = (-1, -1)
         self._hooks: tuple[Hook, ...] = ()
 
     def __call__(self) -> tuple[Hook, ...]:
+        """The hooks as they apply now, by ascending priority."""
         snapshot = self._snapshot()
-        if snapshot.schema_generation != self._generation:
-            self._hooks = declared_hooks(snapshot)
-            self._generation = snapshot.schema_generation
+        read = (snapshot.schema_generation, self.overrides.version)
+        if read != self._read:
+            self._hooks = tuple(self._applied(hook) for hook in declared_hooks(snapshot))
+            self._read = read
         return self._hooks
+
+    def declared(self) -> tuple[Hook, ...]:
+        """The hooks as their plugins declare them."""
+        return declared_hooks(self._snapshot())
+
+    def serving_instances(self, name: str) -> int:
+        """How many instances of the hook's plugin serve."""
+        service = self._snapshot().service(name)
+        return len(service.serving_instances) if service is not None else 0
+
+    def _applied(self, hook: Hook) -> Hook:
+        mode = self.overrides.get(hook.name)
+        return hook if mode is None else dataclasses.replace(hook, mode=mode)

@@ -538,6 +538,9 @@ class _Failing:
             raise UnknownTool(tool=name)
         return SimpleNamespace(name="s"), "t"
 
+    def find_tool(self, server: str | None, name: str) -> None:
+        return None  # its definition is not what is tested
+
     async def call_tool(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         raise self.error
 

@@ -28,7 +28,7 @@ from plugmesh.mcp.v1 import servers_pb2 as plugmesh_dot_mcp_dot_v1_dot_servers__
 from plugmesh.options.v1 import options_pb2 as plugmesh_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*plugmesh/events/v1/mcp_server_events.proto\x12\x12plugmesh.events.v1\x1a google/protobuf/field_mask.proto\x1a\x1eplugmesh/events/v1/event.proto\x1a\x1dplugmesh/mcp/v1/servers.proto\x1a!plugmesh/options/v1/options.proto\"\x82\x01\n\x10McpServerCreated\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12*\n\x06server\x18\x02 \x01(\x0b\x32\x1a.plugmesh.mcp.v1.McpServer:\x18\xb2\xbb\x18\x14\n\x12mcp.server.created\"\xaf\x01\n\x10McpServerUpdated\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12*\n\x06server\x18\x02 \x01(\x0b\x32\x1a.plugmesh.mcp.v1.McpServer\x12+\n\x07\x63hanged\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask:\x18\xb2\xbb\x18\x14\n\x12mcp.server.updated\"\x82\x01\n\x10McpServerDeleted\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12*\n\x06server\x18\x02 \x01(\x0b\x32\x1a.plugmesh.mcp.v1.McpServer:\x18\xb2\xbb\x18\x14\n\x12mcp.server.deletedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*plugmesh/events/v1/mcp_server_events.proto\x12\x12plugmesh.events.v1\x1a google/protobuf/field_mask.proto\x1a\x1eplugmesh/events/v1/event.proto\x1a\x1dplugmesh/mcp/v1/servers.proto\x1a!plugmesh/options/v1/options.proto\"\x82\x01\n\x10McpServerCreated\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12*\n\x06server\x18\x02 \x01(\x0b\x32\x1a.plugmesh.mcp.v1.McpServer:\x18\xb2\xbb\x18\x14\n\x12mcp.server.created\"\xaf\x01\n\x10McpServerUpdated\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12*\n\x06server\x18\x02 \x01(\x0b\x32\x1a.plugmesh.mcp.v1.McpServer\x12+\n\x07\x63hanged\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask:\x18\xb2\xbb\x18\x14\n\x12mcp.server.updated\"\x82\x01\n\x10McpServerDeleted\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12*\n\x06server\x18\x02 \x01(\x0b\x32\x1a.plugmesh.mcp.v1.McpServer:\x18\xb2\xbb\x18\x14\n\x12mcp.server.deleted\"w\n\x0eMcpHookUpdated\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12#\n\x04hook\x18\x02 \x01(\x0b\x32\x15.plugmesh.mcp.v1.Hook:\x16\xb2\xbb\x18\x12\n\x10mcp.hook.updatedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,10 +41,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MCPSERVERUPDATED']._serialized_options = b'\262\273\030\024\n\022mcp.server.updated'
   _globals['_MCPSERVERDELETED']._loaded_options = None
   _globals['_MCPSERVERDELETED']._serialized_options = b'\262\273\030\024\n\022mcp.server.deleted'
+  _globals['_MCPHOOKUPDATED']._loaded_options = None
+  _globals['_MCPHOOKUPDATED']._serialized_options = b'\262\273\030\022\n\020mcp.hook.updated'
   _globals['_MCPSERVERCREATED']._serialized_start=199
   _globals['_MCPSERVERCREATED']._serialized_end=329
   _globals['_MCPSERVERUPDATED']._serialized_start=332
   _globals['_MCPSERVERUPDATED']._serialized_end=507
   _globals['_MCPSERVERDELETED']._serialized_start=510
   _globals['_MCPSERVERDELETED']._serialized_end=640
+  _globals['_MCPHOOKUPDATED']._serialized_start=642
+  _globals['_MCPHOOKUPDATED']._serialized_end=761
 # @@protoc_insertion_point(module_scope)

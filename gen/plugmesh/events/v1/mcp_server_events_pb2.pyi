@@ -122,3 +122,35 @@ class McpServerDeleted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___McpServerDeleted: _TypeAlias = McpServerDeleted  # noqa: Y015
+
+@_typing.final
+class McpHookUpdated(_message.Message):
+    """Payload of "mcp.hook.updated": an admin set or cleared the mode of a
+    tool-call hook. Every gateway replica applies it on this event.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    HOOK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def actor(self) -> _event_pb2.Actor:
+        """Who changed it."""
+
+    @_builtins.property
+    def hook(self) -> _servers_pb2.Hook:
+        """The hook's name and its new mode_override (HOOK_MODE_UNSPECIFIED: cleared)."""
+
+    def __init__(
+        self,
+        *,
+        actor: _event_pb2.Actor | None = ...,
+        hook: _servers_pb2.Hook | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "hook", b"hook"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "hook", b"hook"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___McpHookUpdated: _TypeAlias = McpHookUpdated  # noqa: Y015

@@ -12,6 +12,7 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from plugmesh.options.v1 import options_pb2 as _options_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -54,6 +55,50 @@ SERVER_STATE_FAILING: ServerState.ValueType  # 3
 SERVER_STATE_DISABLED: ServerState.ValueType  # 4
 """Disabled by an admin."""
 Global___ServerState: _TypeAlias = ServerState  # noqa: Y015
+
+@_typing.final
+class Hook(_message.Message):
+    """Hook is a plugin's hook into the gateway's tool calls and listings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MODE_OVERRIDE_FIELD_NUMBER: _builtins.int
+    DECLARED_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    SERVING_INSTANCES_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The name of the plugin that serves it, for example "secrets-guard"."""
+    mode_override: _options_pb2.HookMode.ValueType
+    """The mode an admin set over the declared one; HOOK_MODE_UNSPECIFIED when
+    none was set (the declared mode applies).
+    """
+    mode: _options_pb2.HookMode.ValueType
+    """The mode the gateway applies: the override, else the declared one."""
+    serving_instances: _builtins.int
+    """How many of the plugin's instances the answering replica sees SERVING."""
+    @_builtins.property
+    def declared(self) -> _options_pb2.ToolHook:
+        """How the plugin declares the hook; unset when no registered plugin
+        declares it.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        mode_override: _options_pb2.HookMode.ValueType = ...,
+        declared: _options_pb2.ToolHook | None = ...,
+        mode: _options_pb2.HookMode.ValueType = ...,
+        serving_instances: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["declared", b"declared"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["declared", b"declared", "mode", b"mode", "mode_override", b"mode_override", "name", b"name", "serving_instances", b"serving_instances"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Hook: _TypeAlias = Hook  # noqa: Y015
 
 @_typing.final
 class McpServer(_message.Message):
@@ -691,6 +736,95 @@ class ListServerToolsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListServerToolsResponse: _TypeAlias = ListServerToolsResponse  # noqa: Y015
+
+@_typing.final
+class ListHooksRequest(_message.Message):
+    """Request for McpServerService.ListHooks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHooksRequest: _TypeAlias = ListHooksRequest  # noqa: Y015
+
+@_typing.final
+class ListHooksResponse(_message.Message):
+    """Response for McpServerService.ListHooks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOOKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def hooks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Hook]:
+        """The hooks, by name."""
+
+    def __init__(
+        self,
+        *,
+        hooks: _abc.Iterable[Global___Hook] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hooks", b"hooks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListHooksResponse: _TypeAlias = ListHooksResponse  # noqa: Y015
+
+@_typing.final
+class UpdateHookRequest(_message.Message):
+    """Request for McpServerService.UpdateHook."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOOK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def hook(self) -> Global___Hook:
+        """The hook's name and its mode_override; HOOK_MODE_UNSPECIFIED clears it."""
+
+    def __init__(
+        self,
+        *,
+        hook: Global___Hook | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hook", b"hook"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hook", b"hook"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateHookRequest: _TypeAlias = UpdateHookRequest  # noqa: Y015
+
+@_typing.final
+class UpdateHookResponse(_message.Message):
+    """Response for McpServerService.UpdateHook."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOOK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def hook(self) -> Global___Hook:
+        """The hook as it now applies."""
+
+    def __init__(
+        self,
+        *,
+        hook: Global___Hook | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hook", b"hook"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hook", b"hook"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateHookResponse: _TypeAlias = UpdateHookResponse  # noqa: Y015
 
 @_typing.final
 class RefreshServerRequest(_message.Message):

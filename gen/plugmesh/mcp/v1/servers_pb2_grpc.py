@@ -77,6 +77,16 @@ class McpServerServiceStub:
                 request_serializer=plugmesh_dot_mcp_dot_v1_dot_servers__pb2.RefreshServerRequest.SerializeToString,
                 response_deserializer=plugmesh_dot_mcp_dot_v1_dot_servers__pb2.RefreshServerResponse.FromString,
                 _registered_method=True)
+        self.ListHooks = channel.unary_unary(
+                '/plugmesh.mcp.v1.McpServerService/ListHooks',
+                request_serializer=plugmesh_dot_mcp_dot_v1_dot_servers__pb2.ListHooksRequest.SerializeToString,
+                response_deserializer=plugmesh_dot_mcp_dot_v1_dot_servers__pb2.ListHooksResponse.FromString,
+                _registered_method=True)
+        self.UpdateHook = channel.unary_unary(
+                '/plugmesh.mcp.v1.McpServerService/UpdateHook',
+                request_serializer=plugmesh_dot_mcp_dot_v1_dot_servers__pb2.UpdateHookRequest.SerializeToString,
+                response_deserializer=plugmesh_dot_mcp_dot_v1_dot_servers__pb2.UpdateHookResponse.FromString,
+                _registered_method=True)
 
 
 class McpServerServiceServicer:
@@ -141,6 +151,24 @@ class McpServerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListHooks(self, request, context):
+        """Lists the tool-call hooks: those the mesh's plugins declare, and those
+        an admin set a mode for, by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateHook(self, request, context):
+        """Sets, or clears, the mode an admin chose for a hook over the one its
+        plugin declares (for example HOOK_MODE_DRY_RUN to try a policy out, or
+        HOOK_MODE_DISABLED). Every gateway replica applies it at once, also to a
+        hook whose plugin is not running yet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_McpServerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -178,6 +206,16 @@ def add_McpServerServiceServicer_to_server(servicer, server):
                     servicer.RefreshServer,
                     request_deserializer=plugmesh_dot_mcp_dot_v1_dot_servers__pb2.RefreshServerRequest.FromString,
                     response_serializer=plugmesh_dot_mcp_dot_v1_dot_servers__pb2.RefreshServerResponse.SerializeToString,
+            ),
+            'ListHooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHooks,
+                    request_deserializer=plugmesh_dot_mcp_dot_v1_dot_servers__pb2.ListHooksRequest.FromString,
+                    response_serializer=plugmesh_dot_mcp_dot_v1_dot_servers__pb2.ListHooksResponse.SerializeToString,
+            ),
+            'UpdateHook': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateHook,
+                    request_deserializer=plugmesh_dot_mcp_dot_v1_dot_servers__pb2.UpdateHookRequest.FromString,
+                    response_serializer=plugmesh_dot_mcp_dot_v1_dot_servers__pb2.UpdateHookResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -377,6 +415,60 @@ class McpServerService:
             '/plugmesh.mcp.v1.McpServerService/RefreshServer',
             plugmesh_dot_mcp_dot_v1_dot_servers__pb2.RefreshServerRequest.SerializeToString,
             plugmesh_dot_mcp_dot_v1_dot_servers__pb2.RefreshServerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/plugmesh.mcp.v1.McpServerService/ListHooks',
+            plugmesh_dot_mcp_dot_v1_dot_servers__pb2.ListHooksRequest.SerializeToString,
+            plugmesh_dot_mcp_dot_v1_dot_servers__pb2.ListHooksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateHook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/plugmesh.mcp.v1.McpServerService/UpdateHook',
+            plugmesh_dot_mcp_dot_v1_dot_servers__pb2.UpdateHookRequest.SerializeToString,
+            plugmesh_dot_mcp_dot_v1_dot_servers__pb2.UpdateHookResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,16 @@ class McpServerServiceStub:
     """Fetches an upstream server's tools again now, instead of waiting for
     its list_changed notification.
     """
+    ListHooks: _grpc.UnaryUnaryMultiCallable[_servers_pb2.ListHooksRequest, _servers_pb2.ListHooksResponse]
+    """Lists the tool-call hooks: those the mesh's plugins declare, and those
+    an admin set a mode for, by name.
+    """
+    UpdateHook: _grpc.UnaryUnaryMultiCallable[_servers_pb2.UpdateHookRequest, _servers_pb2.UpdateHookResponse]
+    """Sets, or clears, the mode an admin chose for a hook over the one its
+    plugin declares (for example HOOK_MODE_DRY_RUN to try a policy out, or
+    HOOK_MODE_DISABLED). Every gateway replica applies it at once, also to a
+    hook whose plugin is not running yet.
+    """
 
 @_typing.type_check_only
 class McpServerServiceAsyncStub(McpServerServiceStub):
@@ -90,6 +100,16 @@ class McpServerServiceAsyncStub(McpServerServiceStub):
     RefreshServer: _aio.UnaryUnaryMultiCallable[_servers_pb2.RefreshServerRequest, _servers_pb2.RefreshServerResponse]  # type: ignore[assignment]
     """Fetches an upstream server's tools again now, instead of waiting for
     its list_changed notification.
+    """
+    ListHooks: _aio.UnaryUnaryMultiCallable[_servers_pb2.ListHooksRequest, _servers_pb2.ListHooksResponse]  # type: ignore[assignment]
+    """Lists the tool-call hooks: those the mesh's plugins declare, and those
+    an admin set a mode for, by name.
+    """
+    UpdateHook: _aio.UnaryUnaryMultiCallable[_servers_pb2.UpdateHookRequest, _servers_pb2.UpdateHookResponse]  # type: ignore[assignment]
+    """Sets, or clears, the mode an admin chose for a hook over the one its
+    plugin declares (for example HOOK_MODE_DRY_RUN to try a policy out, or
+    HOOK_MODE_DISABLED). Every gateway replica applies it at once, also to a
+    hook whose plugin is not running yet.
     """
 
 class McpServerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -161,6 +181,28 @@ class McpServerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_servers_pb2.RefreshServerResponse, _abc.Awaitable[_servers_pb2.RefreshServerResponse]]:
         """Fetches an upstream server's tools again now, instead of waiting for
         its list_changed notification.
+        """
+
+    @_abc_1.abstractmethod
+    def ListHooks(
+        self,
+        request: _servers_pb2.ListHooksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_servers_pb2.ListHooksResponse, _abc.Awaitable[_servers_pb2.ListHooksResponse]]:
+        """Lists the tool-call hooks: those the mesh's plugins declare, and those
+        an admin set a mode for, by name.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateHook(
+        self,
+        request: _servers_pb2.UpdateHookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_servers_pb2.UpdateHookResponse, _abc.Awaitable[_servers_pb2.UpdateHookResponse]]:
+        """Sets, or clears, the mode an admin chose for a hook over the one its
+        plugin declares (for example HOOK_MODE_DRY_RUN to try a policy out, or
+        HOOK_MODE_DISABLED). Every gateway replica applies it at once, also to a
+        hook whose plugin is not running yet.
         """
 
 def add_McpServerServiceServicer_to_server(servicer: McpServerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
