@@ -52,10 +52,15 @@ sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != R
 from bench import gateway as base  # noqa: E402  # its load loop and process handling
 
 SERVER = "bench"  # the upstream's name in plugmesh
+WITH_NOOP = "+ no-op hook"  # through plugmesh, with one no-op pre- and post-hook
+WITH_GUARD = "+ secrets guard"  # through plugmesh, with the secrets guard's hooks
 TEXT = "plugmesh"  # what each call echoes
 TOKEN_VAR = "BENCH_MCP_TOKEN"  # how the load generator gets its token: never in argv
 READY_LINE = "Ctrl-C stops the mesh"  # what `plugmesh up` prints once everything serves
-MESH = ("gateway", "nats", "audit", "users", "machine-users", "registry")
+MESH = ("gateway", "nats", "audit", "users", "machine-users", "secrets-guard", "registry")
+NOOP_HOOK = "noop-hook"  # a hook plugin that allows every call and result
+HOOK_PLUGIN = "tests.gateway.mcp_hooks.hook_plugin"  # the tests' scripted hook plugin
+HOOKS = ("secrets-guard", NOOP_HOOK)
 TOKENS = re.compile(r"pmk_\S+")
 MODERN = "2026-07-28"
 META = {
@@ -198,6 +203,7 @@ class Target:
     address: str  # of the HTTP server whose /mcp it calls
     tool: str
     token: str
+    hooks: tuple[str, ...] = ()  # the hooks that run (the others are set DISABLED)
 
 
 @dataclass(frozen=True)
@@ -206,7 +212,7 @@ class Stand:
 
     direct: Target
     plugmesh: Target
-    pids: dict[str, int]  # the upstream and each of MESH
+    pids: dict[str, int]  # the upstream, each of MESH and the no-op hook
     gateway: str
     admin: str
     processes: base.Processes
@@ -222,22 +228,24 @@ class _Redacting(base.Processes):
             raise RuntimeError(TOKENS.sub("pmk_…", str(exc))) from None
 
 
-def post(address: str, path: str, headers: dict[str, str], body: bytes | None) -> tuple[int, bytes]:
+def post(
+    address: str, path: str, headers: dict[str, str], body: bytes | None, method: str = ""
+) -> tuple[int, bytes]:
     """One HTTP request, blocking (a POST, or a GET without a body)."""
     host, _, port = address.rpartition(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
-        connection.request("GET" if body is None else "POST", path, body, headers)
+        connection.request(method or ("GET" if body is None else "POST"), path, body, headers)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
         connection.close()
 
 
-def api(address: str, path: str, token: str, body: Any = None) -> dict[str, Any]:
+def api(address: str, path: str, token: str, body: Any = None, method: str = "") -> dict[str, Any]:
     """One call of the gateway's HTTP API, which must succeed."""
     data = None if body is None else json.dumps(body).encode()
-    status, answered = post(address, path, {"Authorization": f"Bearer {token}"}, data)
+    status, answered = post(address, path, {"Authorization": f"Bearer {token}"}, data, method)
     assert status == 200, f"{path}: {status} {answered[:500]!r}"
     result: dict[str, Any] = json.loads(answered)
     return result
@@ -296,13 +304,36 @@ def stand(logs: Path) -> Iterator[Stand]:
         assert "result" in answer(call_once(replace(plugmesh, token=admin), secret)[1])
         refused = answer(call_once(plugmesh, secret)[1])
         assert refused["error"]["message"] == f"Unknown tool: {secret}", refused
+        hook_env = {
+            "PLUGMESH_REGISTRY_ADDRESS": state["addresses"]["PLUGMESH_REGISTRY_ADDRESS"],
+            "PLUGMESH_REGISTRATION_SECRET": (data / "registration.secret").read_text().strip(),
+        }
+        noop = {
+            "name": NOOP_HOOK,
+            "hook": {"phases": ["HOOK_PHASE_PRE_TOOL_CALL", "HOOK_PHASE_POST_TOOL_CALL"]},
+        }
+        processes.start(NOOP_HOOK, [sys.executable, "-m", HOOK_PLUGIN, json.dumps(noop)], hook_env)
+        base._wait("the no-op hook", lambda: _serving(gateway, admin, NOOP_HOOK), processes, 60)
         pids = {"upstream": processes.pid("upstream")} | {name: children[name] for name in MESH}
+        pids[NOOP_HOOK] = processes.pid(NOOP_HOOK)
         yield Stand(direct, plugmesh, pids, gateway, admin, processes)
     finally:
         processes.stop_all()
         for pid in children.values():  # what a killed `plugmesh up` left behind
             if pid is not None and Path(f"/proc/{pid}").exists():
                 os.kill(pid, signal.SIGKILL)
+
+
+def _serving(gateway: str, admin: str, hook: str) -> bool:
+    hooks = api(gateway, "/v1/mcp/hooks", admin).get("hooks", [])
+    return any(h["name"] == hook and h.get("servingInstances", 0) > 0 for h in hooks)
+
+
+def use_hooks(setup: Stand, target: Target) -> None:
+    """Let exactly the target's hooks run: the others set DISABLED, its own cleared."""
+    for hook in HOOKS:
+        mode = "HOOK_MODE_UNSPECIFIED" if hook in target.hooks else "HOOK_MODE_DISABLED"
+        api(setup.gateway, f"/v1/mcp/hooks/{hook}", setup.admin, {"modeOverride": mode}, "PATCH")
 
 
 # --- measuring --------------------------------------------------------------------------
@@ -332,6 +363,7 @@ def measure(
     target: Target, concurrency: int, requests: int, seconds: float, setup: Stand
 ) -> Measured:
     """One load run in a process of its own, and the CPU the watched processes spent on it."""
+    use_hooks(setup, target)
     quiet(setup.pids)
     before = {name: base.cpu_seconds(pid) for name, pid in setup.pids.items()}
     arguments = [target.address, target.tool, concurrency, requests, seconds]
@@ -364,7 +396,12 @@ def bench(requests: int, seconds: float, rounds: int, profile_to: Path | None) -
         tempfile.TemporaryDirectory(prefix="plugmesh-bench-") as temporary,
         stand(Path(temporary)) as setup,
     ):
-        targets = [setup.direct, setup.plugmesh]
+        targets = [
+            setup.direct,
+            setup.plugmesh,
+            replace(setup.plugmesh, name=WITH_NOOP, hooks=(NOOP_HOOK,)),
+            replace(setup.plugmesh, name=WITH_GUARD, hooks=("secrets-guard",)),
+        ]
         for target in targets:  # warm-up: connections, caches, lazy imports
             measure(target, 8, min(requests, 1000), 5, setup)
         audited_before, _ = audit_log(setup)
@@ -408,7 +445,7 @@ def _median(runs: list[Measured]) -> Measured:
 
 
 def report(heading: str, cells: dict[tuple[str, int], list[Measured]]) -> None:
-    watched = ["upstream", *MESH]
+    watched = ["upstream", *MESH, NOOP_HOOK]
     columns = ["path", "c", "calls/s", "p50 ms", "p99 ms", "errors", "CPU ms/call: client"]
     print(f"{heading}\n\n| {' | '.join(columns + watched)} |")
     print("|---|" + "--:|" * (len(columns) + len(watched) - 1))
@@ -430,6 +467,12 @@ def report(heading: str, cells: dict[tuple[str, int], list[Measured]]) -> None:
         f"(target >= 50%: {'met' if share >= 0.5 else 'NOT met'})"
         f"\n- c=1: through plugmesh adds {added:.2f} ms to p50 "
         f"(target <= 2 ms: {'met' if added <= 2 else 'NOT met'})"
+    )
+    p50 = {t: _median(cells[(t, 1)]).result.p50_ms for t in ("through plugmesh", WITH_NOOP)}
+    hooked = p50[WITH_NOOP] - p50["through plugmesh"]
+    print(
+        f"- c=1: a no-op pre- and post-hook adds {hooked:.2f} ms to p50 over no hooks "
+        f"(target <= 1 ms: {'met' if hooked <= 1 else 'NOT met'})"
     )
     sys.stdout.flush()
 

@@ -4,6 +4,7 @@ checked to be a ``CallToolResult``, redaction by JSON Pointer and by value."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -67,15 +68,22 @@ class HookedCall:
         self, arguments: Mapping[str, Any], attributes: Mapping[str, str]
     ) -> hooks_pb2.ToolCall:
         """The call as ``plugmesh.mcp.v1.ToolCall``, with these arguments and attributes."""
+        message = hooks_pb2.ToolCall()
+        message.CopyFrom(self._unchanging)
+        message.arguments.CopyFrom(to_struct(arguments))
+        message.attributes.update(attributes)
+        return message
+
+    @functools.cached_property
+    def _unchanging(self) -> hooks_pb2.ToolCall:
+        """What every hook of the call is sent alike, made once."""
         return hooks_pb2.ToolCall(
             call_id=self.call_id,
             caller=caller_message(self.caller),
             server=self.server,
             tool=tool_message(self.server, self.tool, self.definition),
-            arguments=to_struct(arguments),
             session_id=self.session_id,
-            traceparent=self.trace.headers().get("traceparent", "") if self.trace else "",
-            attributes=dict(attributes),
+            traceparent=self.trace.traceparent if self.trace else "",
         )
 
 
