@@ -154,6 +154,8 @@ class Gateway:
         #: and with the modes admins set (through the admin API below).
         hooks = CatalogHooks(lambda: self.catalog.snapshot)
         self.mcp_hooks = HookChain(hooks, MeshHookTransport(self.upstreams))
+        self._hooks = hooks
+        self._filtering = hooks.filtering()
         #: The MCP endpoint, on the HTTP port.
         self.mcp = McpFront(
             toolbox
@@ -183,6 +185,8 @@ class Gateway:
         self._stopped = asyncio.Event()
         self._announcing: set[asyncio.Task[None]] = set()
         self._unlisten = self.mcp_upstreams.add_listener(self._tools_changed)
+        self._unwatch = self.catalog.subscribe(lambda _: self._filters_changed())
+        hooks.overrides.add_listener(self._filters_changed)
 
     @property
     def grpc_address(self) -> str:
@@ -313,6 +317,7 @@ class Gateway:
             self._http_app.close()
         await self.mcp.close()
         self._unlisten()
+        self._unwatch()
         await self.mcp_upstreams.close()
         for task in list(self._announcing):
             task.cancel()
@@ -322,6 +327,13 @@ class Gateway:
         task = asyncio.get_running_loop().create_task(self.mcp.tools_changed())
         self._announcing.add(task)
         task.add_done_callback(self._announcing.discard)
+
+    def _filters_changed(self) -> None:
+        """A FilterTools hook came, left or changed mode: what callers list may differ."""
+        filtering = self._hooks.filtering()
+        if filtering != self._filtering:
+            self._filtering = filtering
+            self._tools_changed()
 
     def _known_method(self, full_method: str) -> bool:
         return full_method.startswith("/grpc.") or self.catalog.method(full_method) is not None

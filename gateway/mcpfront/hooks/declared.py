@@ -180,8 +180,13 @@ class ModeOverrides:
 
     def __init__(self) -> None:
         self._modes: dict[str, Mode] = {}
+        self._listeners: list[Callable[[], None]] = []
         #: Grows whenever the overrides change.
         self.version = 0
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every change."""
+        self._listeners.append(listener)
 
     def get(self, name: str) -> Mode | None:
         """The mode set for the hook ``name``, if one is."""
@@ -196,6 +201,8 @@ class ModeOverrides:
         if dict(modes) != self._modes:
             self._modes = dict(modes)
             self.version += 1
+            for listener in tuple(self._listeners):
+                listener()
 
 
 class CatalogHooks:
@@ -229,6 +236,11 @@ class CatalogHooks:
     def declared(self) -> tuple[Hook, ...]:
         """The hooks as their plugins declare them."""
         return declared_hooks(self._snapshot())
+
+    def filtering(self) -> tuple[tuple[str, Mode, tuple[Rule, ...]], ...]:
+        """What decides which tools the FilterTools hooks may hide: each one's name, mode
+        and globs (a change of it may change what callers list)."""
+        return tuple((h.name, h.mode, h.match) for h in self() if Phase.FILTER in h.phases)
 
     def serving_instances(self, name: str) -> int:
         """How many instances of the hook's plugin serve."""
