@@ -88,11 +88,19 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
 
 
 async def spawn(
-    registry_address: str, secret: str, log: Path, *, nats_url: str | None = None
+    registry_address: str,
+    secret: str,
+    log: Path,
+    *,
+    nats_url: str | None = None,
+    hook: bool = False,
 ) -> tuple[asyncio.subprocess.Process, bytes]:
-    """Start the plugin; the process and the first line it printed (empty if it exited)."""
+    """Start the plugin (with its tool-call hook when ``hook``); the process and the first
+    line it printed (empty if it exited)."""
     assert NODE is not None
     arguments = [arg for directory in include_dirs() for arg in ("--include", directory)]
+    if hook:
+        arguments.append("--hook")
     env = {
         **os.environ,
         "PLUGMESH_REGISTRY_ADDRESS": registry_address,
@@ -123,14 +131,20 @@ async def spawn(
 
 
 async def start_node(
-    registry_address: str, secret: str, log: Path, *, nats_url: str | None = None
+    registry_address: str,
+    secret: str,
+    log: Path,
+    *,
+    nats_url: str | None = None,
+    hook: bool = False,
 ) -> NodePlugin:
-    """Start the plugin and wait until it registered.
+    """Start the plugin (with its tool-call hook when ``hook``) and wait until it
+    registered.
 
     Raises:
         AssertionError: It exited first; the message holds its log.
     """
-    process, line = await spawn(registry_address, secret, log, nats_url=nats_url)
+    process, line = await spawn(registry_address, secret, log, nats_url=nats_url, hook=hook)
     if not line:
         code = await process.wait()
         logged = await asyncio.to_thread(log.read_text)

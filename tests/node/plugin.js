@@ -6,9 +6,10 @@
 // RenewLease three times per lease, registering again when the registry forgot it, and
 // DeregisterInstance on SIGTERM or SIGINT. SendGreeting needs a caller identity signed
 // by the gateway (identity.js) and publishes a "greeter.greeted" event (events.js).
-// SIGUSR1 sets its health to NOT_SERVING, SIGUSR2 back to SERVING.
+// SIGUSR1 sets its health to NOT_SERVING, SIGUSR2 back to SERVING. With --hook it also
+// hooks into the MCP gateway's tool calls (hook.js).
 //
-// Usage: node plugin.js [--include DIR]... [--name SERVICE] [--address HOST:PORT]
+// Usage: node plugin.js [--include DIR]... [--name SERVICE] [--address HOST:PORT] [--hook]
 //   PLUGMESH_REGISTRY_ADDRESS      the registry (default 127.0.0.1:50050)
 //   PLUGMESH_REGISTRATION_SECRET   sent as "plugmesh-registration-secret" when set; also
 //                                  the key callers' identities are verified with
@@ -26,11 +27,14 @@ const { loadDescriptors, reflectionDefinition } = require('./descriptors');
 const { StatusErrors } = require('./errors');
 const { EventPublisher, traceOf } = require('./events');
 const { IdentityError, identityOf, signingKey } = require('./identity');
+const { DECLARATION_PROTO, HOOK_PROTO, HOOK_SERVICE, hookHandlers } = require('./hook');
 
 const HERE = __dirname;
 const REPO = path.resolve(HERE, '..', '..');
 const GREETER_PROTO = 'test/greeter/v1/greeter.proto';
 const GREETER_SERVICE = 'test.greeter.v1.GreeterService';
+// The service whose (plugmesh.options.v1.plugin) declares the hook (it has no methods).
+const HOOK_DECLARATION = 'test.greeter.v1.GreeterHook';
 const REGISTRY_PROTO = 'plugmesh/registry/v1/registry.proto';
 const SECRET_METADATA_KEY = 'plugmesh-registration-secret';
 // Health checking and reflection, described by reflection too (grpcurl resolves a method's
@@ -44,6 +48,11 @@ const REFLECTION_PROTOS = path.join(
   'build',
   'proto',
 );
+const INFRASTRUCTURE = [
+  'grpc.health.v1.Health',
+  'grpc.reflection.v1.ServerReflection',
+  'grpc.reflection.v1alpha.ServerReflection',
+];
 const INFRASTRUCTURE_PROTOS = [
   ['health/v1/health.proto', [HEALTH_PROTOS]],
   ['grpc/reflection/v1/reflection.proto', [REFLECTION_PROTOS]],
@@ -66,10 +75,14 @@ const ACTOR_TYPES = {
 };
 
 function parseArgs(argv) {
-  const options = { includes: [], name: 'node-greeter', address: '127.0.0.1:0' };
+  const options = { includes: [], name: 'node-greeter', address: '127.0.0.1:0', hook: false };
   for (let i = 0; i < argv.length; i += 1) {
     const value = argv[i + 1];
     switch (argv[i]) {
+      case '--hook':
+        options.hook = true;
+        i -= 1; // takes no value
+        break;
       case '--include':
         options.includes.push(value);
         break;
@@ -300,6 +313,12 @@ async function main() {
   // Reflection serves descriptors made from the .proto files, not proto-loader's, which
   // lose the (google.api.http) rules the gateway routes by (see descriptors.js).
   const { root, files } = loadDescriptors(GREETER_PROTO, greeterIncludes);
+  const hooked = options.hook ? [DECLARATION_PROTO, HOOK_PROTO] : [];
+  for (const file of hooked) {
+    for (const [name, proto] of loadDescriptors(file, greeterIncludes).files) {
+      files.set(name, proto);
+    }
+  }
   for (const [file, dirs] of INFRASTRUCTURE_PROTOS) {
     for (const [name, proto] of loadDescriptors(file, [...dirs, ...includes]).files) {
       files.set(name, proto);
@@ -317,14 +336,25 @@ async function main() {
     sayHello: sayHello(errors),
     sendGreeting: sendGreeting(publisher, signingKey(secret), errors),
   });
-  const health = new HealthImplementation({ '': 'SERVING', [GREETER_SERVICE]: 'SERVING' });
+  const served = [GREETER_SERVICE];
+  if (options.hook) {
+    const hooks = grpc.loadPackageDefinition(load(HOOK_PROTO, greeterIncludes));
+    server.addService(hooks.plugmesh.mcp.v1.ToolCallHookService.service, hookHandlers(options.name));
+    served.push(HOOK_SERVICE);
+  }
+  const health = new HealthImplementation(
+    Object.fromEntries([['', 'SERVING'], ...served.map((name) => [name, 'SERVING'])]),
+  );
   const setHealth = (status) => {
     log('health', { status });
     health.setStatus('', status);
-    health.setStatus(GREETER_SERVICE, status);
+    for (const name of served) health.setStatus(name, status);
   };
   health.addToServer(server);
-  new ReflectionService(reflectionDefinition(files)).addToServer(server);
+  // Only what it serves: the hook's protos import others' services (McpServerService),
+  // which the registry would take for this plugin's.
+  const reflected = [...served, ...(options.hook ? [HOOK_DECLARATION] : []), ...INFRASTRUCTURE];
+  new ReflectionService(reflectionDefinition(files), { services: reflected }).addToServer(server);
 
   const host = options.address.slice(0, options.address.lastIndexOf(':'));
   const port = await bind(server, options.address);

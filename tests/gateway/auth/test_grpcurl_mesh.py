@@ -126,6 +126,8 @@ SERVICES = (
             "DeleteServer",
             "ListServerTools",
             "RefreshServer",
+            "ListHooks",
+            "UpdateHook",
         ),
     ),
     Service("node-greeter", GREETER, ("SayHello", "SendGreeting")),

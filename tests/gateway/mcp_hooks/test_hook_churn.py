@@ -19,6 +19,7 @@ from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
 
+
 async def test_calls_made_while_hooks_come_and_go_each_end_cleanly_and_are_audited_once(
     auth_mesh: Mesh, gateway: Gateway
 ) -> None:
