@@ -67,6 +67,11 @@ class Migrations:
         """The chain's revisions."""
         return ScriptDirectory(str(self.directory), version_locations=[str(self.directory)])
 
+    def base(self) -> str:
+        """The first revision: the schema of a database made before migrations existed."""
+        [base] = self.script().get_bases()
+        return str(base)
+
     def head(self) -> str:
         """The newest revision."""
         head = self.script().get_current_head()
@@ -78,8 +83,9 @@ class Migrations:
         """The revision the database of ``connection`` is at; None before the first."""
         return self._context(connection).get_current_revision()
 
-    def upgrade(self, connection: Connection) -> None:
-        """Bring the database to the newest revision, inside the connection's transaction.
+    def upgrade(self, connection: Connection, target: str = "head") -> None:
+        """Bring the database to the newest revision (or to ``target``), inside the
+        connection's transaction.
 
         The caller commits; a failed revision leaves nothing behind where the database
         has transactional DDL (PostgreSQL and SQLite both do).
@@ -89,12 +95,11 @@ class Migrations:
         script = self.script()
 
         def steps(heads: Any, _context: MigrationContext) -> Any:
-            return script._upgrade_revs("head", heads)
+            return script._upgrade_revs(target, heads)
 
         context = self._context(connection, fn=steps)
         if not context.get_current_heads() and self._made_before_migrations(connection):
-            [base] = script.get_bases()
-            context.stamp(script, base)
+            context.stamp(script, self.base())
         # Each revision gets its own Operations: alembic's global ``op`` proxy would be
         # shared by chains migrating at once in one process (threads, or tasks).
         context.run_migrations(op=Operations(context))

@@ -8,7 +8,7 @@ import asyncio
 import datetime as dt
 
 import pytest
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import insert, inspect, select, text
 
 from gateway.mcpservers.tables import MIGRATIONS as MCP_SERVERS
 from meshkit.db import Database
@@ -68,7 +68,11 @@ async def test_database_made_before_migrations_is_adopted_at_its_revision(
 ) -> None:
     database = Database(database_url)
     try:
-        await database.create_all(chain.metadata)
+        # The first revision's schema, without the version table: what a process made
+        # before it had migrations.
+        async with database.engine.begin() as connection:
+            await connection.run_sync(lambda sync: chain.upgrade(sync, target=chain.base()))
+            await connection.execute(text(f"DROP TABLE {chain.version_table}"))
         await database.upgrade(chain)
         current, differences = await state(database, chain)
     finally:
