@@ -58,6 +58,7 @@ from gateway.mcpfront.connection import ConnectionSettings
 from gateway.mcpfront.federated import FederatedTools
 from gateway.mcpfront.federation import Upstreams as McpUpstreams
 from gateway.mcpfront.hooks import CatalogHooks, HookChain, MeshHookTransport
+from gateway.mcpfront.hooks.metrics import HookMetrics
 from gateway.mcpservers.app import build as build_mcp_servers
 from gateway.mcpservers.tables import MIGRATIONS as MCP_SERVER_MIGRATIONS
 from gateway.upstream import Upstreams
@@ -153,7 +154,11 @@ class Gateway:
         #: The plugins' hooks into tool calls and listings, as the registry declares them
         #: and with the modes admins set (through the admin API below).
         hooks = CatalogHooks(lambda: self.catalog.snapshot)
-        self.mcp_hooks = HookChain(hooks, MeshHookTransport(self.upstreams))
+        self.mcp_hooks = HookChain(
+            hooks,
+            MeshHookTransport(self.upstreams),
+            recorded=HookMetrics(self.metrics_registry).record,
+        )
         self._hooks = hooks
         self._filtering = hooks.filtering()
         #: The MCP endpoint, on the HTTP port.

@@ -104,11 +104,19 @@ class HookChain:
     Args:
         hooks: The hooks now declared, by ascending priority (asked on every call).
         transport: How a hook is called.
+        recorded: Told of every decision (the metrics).
     """
 
-    def __init__(self, hooks: Callable[[], Sequence[Hook]], transport: HookTransport) -> None:
+    def __init__(
+        self,
+        hooks: Callable[[], Sequence[Hook]],
+        transport: HookTransport,
+        *,
+        recorded: Callable[[Decision], None] = lambda _: None,
+    ) -> None:
         self._hooks = hooks
         self._transport = transport
+        self._recorded = recorded
 
     @property
     def filtering(self) -> bool:
@@ -133,6 +141,7 @@ class HookChain:
             except Exception as exc:  # any failure counts as the hook's
                 decision = _failed(hook, Phase.PRE, exc, began)
                 decisions.append(decision)
+                self._recorded(decision)
                 if decision.applied:
                     return Before(current, attributes, tuple(decisions), denied=decision)
                 continue
@@ -140,6 +149,7 @@ class HookChain:
             applied = enforced and verdict is not Verdict.ALLOW
             decision = _decided(hook, Phase.PRE, verdict, applied, began, reason)
             decisions.append(decision)
+            self._recorded(decision)
             if not enforced:
                 continue
             attributes.update(answer.attributes)
@@ -176,6 +186,7 @@ class HookChain:
             except Exception as exc:  # any failure counts as the hook's
                 decision = _failed(hook, Phase.POST, exc, began)
                 decisions.append(decision)
+                self._recorded(decision)
                 if decision.applied:
                     denial = error_result(decision.reason, hook.name)
                     return After(denial, tuple(decisions), decision)
@@ -184,6 +195,7 @@ class HookChain:
             applied = enforced and verdict is not Verdict.ALLOW
             decision = _decided(hook, Phase.POST, verdict, applied, began, reason)
             decisions.append(decision)
+            self._recorded(decision)
             if not enforced:
                 continue
             attributes.update(answer.attributes)
@@ -225,16 +237,22 @@ class HookChain:
             session_id=session_id,
         )
         offered = {f"{s}/{t.name}": (s, t.name) for s, t in tools}
+        began = time.monotonic()
         try:
             answer = await self._ask(hook, Phase.FILTER, request, hooks_pb2.FilterToolsResponse)
         except Exception as exc:  # any failure counts as the hook's
-            closed = hook.failure_mode is FailureMode.FAIL_CLOSED
+            decision = _failed(hook, Phase.FILTER, exc, began)
+            self._recorded(decision)
             log.warning(
                 "a FilterTools hook failed",
-                extra={"hook": hook.name, "error": _describe(exc), "fail_closed": closed},
+                extra={"hook": hook.name, "error": _describe(exc), "hides": decision.applied},
             )
-            return set(offered.values()) if closed and hook.mode is Mode.ENFORCE else set()
+            return set(offered.values()) if decision.applied else set()
         hidden = {offered[name] for name in answer.hidden if name in offered}
+        # For a listing, a deny is hiding at least one tool.
+        verdict = Verdict.DENY if hidden else Verdict.ALLOW
+        applied = bool(hidden) and hook.mode is Mode.ENFORCE
+        self._recorded(_decided(hook, Phase.FILTER, verdict, applied, began, ""))
         if hook.mode is Mode.DRY_RUN:
             if hidden:
                 log.info(

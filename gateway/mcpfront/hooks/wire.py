@@ -186,13 +186,39 @@ def error_result(reason: str, hook: str) -> dict[str, Any]:
 
 def redacted(result: Mapping[str, Any], redact: hooks_pb2.Redact) -> dict[str, Any]:
     """``result`` with what ``redact`` names replaced: the values at its JSON Pointers
-    (a pointer to nothing is ignored), and its values wherever they occur in a string."""
+    (a pointer to nothing is ignored), and its values wherever they occur in the result's
+    data: the text of its content blocks (embedded resources' too) and any string of its
+    structured content. The rest (types, MIME types, URIs, ``_meta``) is not data and
+    keeps its form."""
     replacement = redact.replacement or REDACTED
     values = tuple(value for value in redact.values if value)
-    changed: Any = _replace_values(dict(result), values, replacement) if values else dict(result)
+    changed: Any = dict(result)
+    if values:
+        changed["content"] = [
+            _block(block, values, replacement) for block in result.get("content", [])
+        ]
+        if "structuredContent" in result:
+            structured = result["structuredContent"]
+            changed["structuredContent"] = _replace_values(structured, values, replacement)
     for pointer in redact.json_pointers:
         changed = _replace_at(changed, _tokens(pointer), replacement)
     return changed  # type: ignore[no-any-return]
+
+
+def _block(block: Any, values: tuple[str, ...], replacement: str) -> Any:
+    """A content block with ``values`` replaced in its text."""
+    if not isinstance(block, dict):
+        return block
+    changed = dict(block)
+    if isinstance(block.get("text"), str):
+        changed["text"] = _replace_values(block["text"], values, replacement)
+    resource = block.get("resource")
+    if isinstance(resource, dict) and isinstance(resource.get("text"), str):
+        changed["resource"] = {
+            **resource,
+            "text": _replace_values(resource["text"], values, replacement),
+        }
+    return changed
 
 
 def _replace_values(value: Any, values: tuple[str, ...], replacement: str) -> Any:

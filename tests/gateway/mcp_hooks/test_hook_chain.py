@@ -4,6 +4,7 @@ test MCP server, with the SDK's client; each decision read back from the audit l
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from mcp import MCPError
 
@@ -195,3 +196,34 @@ async def test_a_filter_hook_hides_tools_from_the_list_and_from_calls(
     assert "up__add" not in listed
     assert "echo" in own
     assert "add" not in own
+
+
+async def test_each_hook_decision_is_counted_and_timed_in_the_gateways_metrics(
+    auth_mesh: Mesh, gateway: Gateway
+) -> None:
+    _, token = await caller(auth_mesh)
+    plans = (
+        plan("hook-counted", PRE, POST, pre={"append": "!"}, post={"redact": ["x"]}),
+        plan("hook-hider", FILTER, hide=("up/add",)),
+    )
+    async with hooks(auth_mesh, gateway, *plans):
+        await call(gateway, token, "echo", {"text": "x"})
+        async with connected(f"http://{gateway.http_address}/mcp", token, MODERN) as client:
+            await client.list_tools()
+        async with httpx.AsyncClient() as http:
+            scraped = (await http.get(f"http://{gateway.http_address}/metrics")).text
+
+    assert _sample(scraped, "hook-counted", "pre", "modify", "true") == 1
+    assert _sample(scraped, "hook-counted", "post", "redact", "true") == 1
+    assert _sample(scraped, "hook-hider", "filter", "deny", "true") >= 1
+    assert (
+        'plugmesh_mcp_hook_duration_seconds_count{hook="hook-counted",phase="pre"} 1.0' in scraped
+    )
+
+
+def _sample(scraped: str, hook: str, phase: str, verdict: str, applied: str) -> float:
+    # The exposition sorts the labels by name.
+    labels = f'applied="{applied}",hook="{hook}",phase="{phase}",verdict="{verdict}"'
+    prefix = f"plugmesh_mcp_hook_decisions_total{{{labels}}} "
+    (line,) = [line for line in scraped.splitlines() if line.startswith(prefix)]
+    return float(line.removeprefix(prefix))

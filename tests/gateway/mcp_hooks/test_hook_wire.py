@@ -84,3 +84,21 @@ def test_whole_numbers_come_back_from_a_struct_as_integers() -> None:
         "nested": [{"m": 10}],
         "big": 2.0**60,
     }
+
+
+def test_redacting_values_leaves_what_is_not_data_in_its_form() -> None:
+    result = {
+        "content": [
+            {"type": "text", "text": "text"},
+            {"type": "resource", "resource": {"uri": "file:///text", "text": "a text"}},
+        ],
+        "_meta": {"note": "text"},
+    }
+
+    changed = redacted(result, hooks_pb2.Redact(values=["x"]))
+
+    assert changed["content"] == [
+        {"type": "text", "text": "te[redacted]t"},
+        {"type": "resource", "resource": {"uri": "file:///text", "text": "a te[redacted]t"}},
+    ]
+    assert changed["_meta"] == {"note": "text"}

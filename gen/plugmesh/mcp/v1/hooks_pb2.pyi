@@ -515,8 +515,10 @@ class Redact(_message.Message):
 
     @_builtins.property
     def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Strings replaced wherever they occur inside any string of the result
-        (text content, structured content), for example a leaked key.
+        """Strings replaced wherever they occur in the result's data: the text of
+        its content blocks (and of embedded resources) and any string of its
+        structured content, for example a leaked key. Types, URIs and _meta keep
+        their form.
         """
 
     def __init__(
