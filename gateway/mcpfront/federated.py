@@ -134,6 +134,7 @@ class FederatedTools:
         meta: Mapping[str, Any],
         progress: Progress | None,
         session_id: str = "",
+        protocol_version: str = "",
     ) -> ToolResult:
         """Call the tool after checking the caller's permissions and running the hooks,
         recording the call.
@@ -171,6 +172,7 @@ class FederatedTools:
             call.tool,
             definition=self._upstreams.find_tool(call.server, call.tool),
             session_id=session_id,
+            protocol_version=protocol_version,
             trace=call.trace,
         )
         try:

@@ -52,6 +52,7 @@ NAME = "plugmesh"
 _SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 _PROTOCOL_META_PREFIX = "io.modelcontextprotocol/"
 _SESSION_ID_LIMIT = 256
+_PROTOCOL_VERSION_LIMIT = 32
 _PROGRESS_KEYS = ("progress_token", "progressToken")
 
 
@@ -134,6 +135,7 @@ def build_server(
                     # upstream a notification per step.
                     progress=progress if _wants_progress(ctx.meta) else None,
                     session_id=_session_of(ctx),
+                    protocol_version=_protocol_of(ctx),
                 )
         except UnknownTool:
             # The name the caller used, whatever the toolbox knows it as: an unknown
@@ -170,6 +172,14 @@ def _session_of(ctx: ServerRequestContext[Any, Any]) -> str:
     session = request.headers.get("mcp-session-id") if request is not None else None
     # The client's own value, recorded: bounded, whatever it sent.
     return (session or "")[:_SESSION_ID_LIMIT]
+
+
+def _protocol_of(ctx: ServerRequestContext[Any, Any]) -> str:
+    """The MCP revision the caller says it speaks (``MCP-Protocol-Version``), "" when
+    it says none; bounded, whatever it sent."""
+    request = ctx.request
+    version = request.headers.get("mcp-protocol-version") if request is not None else None
+    return (version or "")[:_PROTOCOL_VERSION_LIMIT]
 
 
 def _wants_progress(meta: Mapping[str, Any] | None) -> bool:

@@ -107,6 +107,7 @@ class Toolbox(Protocol):
         meta: Mapping[str, Any],
         progress: Progress | None,
         session_id: str = "",
+        protocol_version: str = "",
     ) -> ToolResult:
         """Call tool ``name`` of the view for ``caller``.
 
@@ -121,6 +122,8 @@ class Toolbox(Protocol):
             progress: Reports progress to the caller; None when the caller asked for none.
             session_id: The caller's MCP session (a handshake-era client's
                 ``Mcp-Session-Id``); "" when it has none.
+            protocol_version: The MCP revision the caller speaks (its
+                ``MCP-Protocol-Version``); "" when it did not say.
 
         A cancelled request cancels the task awaiting this call.
 

@@ -53,6 +53,7 @@ class HookedCall:
         tool: The tool's own name on ``server``.
         definition: The tool as the server lists it, when it is listed.
         session_id: The caller's MCP session, "" when it has none.
+        protocol_version: The MCP revision the caller speaks, "" when it did not say.
         trace: The call's trace context.
     """
 
@@ -62,6 +63,7 @@ class HookedCall:
     tool: str
     definition: types.Tool | None = None
     session_id: str = ""
+    protocol_version: str = ""
     trace: TraceContext | None = None
 
     def message(
@@ -83,6 +85,7 @@ class HookedCall:
             server=self.server,
             tool=tool_message(self.server, self.tool, self.definition),
             session_id=self.session_id,
+            protocol_version=self.protocol_version,
             traceparent=self.trace.traceparent if self.trace else "",
         )
 

@@ -125,6 +125,7 @@ class Workbench:
         meta: Mapping[str, Any],
         progress: Progress | None,
         session_id: str = "",
+        protocol_version: str = "",
     ) -> ToolResult:
         found = self.tools(server).get(name)
         if found is None:

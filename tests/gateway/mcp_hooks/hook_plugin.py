@@ -82,6 +82,10 @@ class PlannedHook(hooks_pb2_grpc.ToolCallHookServiceServicer):
             answer.respond.result.update(
                 {"content": [{"type": "text", "text": text}], "structuredContent": {"result": text}}
             )
+        elif "protocol" in plan:
+            # The revision the caller speaks, as the call's text.
+            arguments["text"] = request.call.protocol_version
+            answer.modify.arguments.update(arguments)
         elif "attributes" in plan:
             # What the earlier hooks set, as the call's text.
             arguments["text"] = json.dumps(dict(request.call.attributes), sort_keys=True)

@@ -109,6 +109,17 @@ async def test_attributes_set_by_a_hook_reach_the_hooks_after_it(
     assert text(result) == 'echo:{"hook-first": "pre"}'
 
 
+@pytest.mark.parametrize(("mode", "revision"), [(MODERN, MODERN), ("legacy", "2025-11-25")])
+async def test_a_hook_sees_the_protocol_revision_its_caller_speaks(
+    auth_mesh: Mesh, gateway: Gateway, mode: str, revision: str
+) -> None:
+    _, token = await caller(auth_mesh)
+    async with hooks(auth_mesh, gateway, plan("hook-revision", PRE, pre={"protocol": True})):
+        result = await call(gateway, token, "echo", {"text": ""}, mode)
+
+    assert text(result) == f"echo:{revision}"
+
+
 @pytest.mark.parametrize(
     ("failure_mode", "denied"),
     [("FAILURE_MODE_FAIL_CLOSED", True), ("FAILURE_MODE_FAIL_OPEN", False)],
