@@ -202,8 +202,9 @@ async def _watch(session: ClientSession, link: Link, settings: ConnectionSetting
 
 async def _listen(server: str, client: Client, link: Link, settings: ConnectionSettings) -> None:
     """Hold a ``subscriptions/listen`` stream (2026-07-28) so that the server's
-    ``tools/list_changed`` reaches the session; open it again when it drops."""
-    reopened = False
+    ``tools/list_changed`` reaches the session; open it again when it drops. Each time
+    the stream opens the tools are fetched again: a change between the last fetch and
+    the stream's start (the first fetch, or a dropped stream) told nobody."""
     while True:
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -211,8 +212,7 @@ async def _listen(server: str, client: Client, link: Link, settings: ConnectionS
                     subscription = await stack.enter_async_context(
                         client.listen(tools_list_changed=True)
                     )
-                if reopened:
-                    link.tools_changed.set()  # changes may have passed unseen
+                link.tools_changed.set()  # changes may have passed unseen
                 async for _event in subscription:
                     link.tools_changed.set()
         except SubscriptionLost:
@@ -230,7 +230,6 @@ async def _listen(server: str, client: Client, link: Link, settings: ConnectionS
             )
             return
         # The stream ended: if the server is gone, the ping says so; else listen again.
-        reopened = True
         link.suspect.set()
         await anyio.sleep(settings.backoff.delay(1))
 
