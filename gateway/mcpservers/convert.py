@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mcp.types as types
-from google.protobuf import duration_pb2, field_mask_pb2, json_format, struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
 from gateway.mcpfront.spec import (
     DEFAULT_CALL_TIMEOUT_SECONDS,
@@ -25,7 +25,6 @@ from gateway.mcpfront.spec import (
     Transport,
     UpstreamSpec,
 )
-from gateway.mcpfront.tool_names import exposed_name
 from gateway.mcpfront.upstream import State, UpstreamStatus
 from gateway.mcpservers.model import MAX_DESCRIPTION_LENGTH, McpServer
 from meshkit.errors import invalid_field
@@ -37,7 +36,6 @@ __all__ = [
     "served_tools",
     "server_to_proto",
     "status_to_proto",
-    "tool_to_proto",
     "valid_name",
 ]
 
@@ -129,23 +127,6 @@ def status_to_proto(status: UpstreamStatus) -> servers_pb2.ServerStatus:
     )
     if status.tools_fetch_time is not None:
         message.tools_fetch_time.CopyFrom(_timestamp(status.tools_fetch_time))
-    return message
-
-
-def tool_to_proto(server: str, tool: types.Tool) -> servers_pb2.Tool:
-    """An upstream tool as the gateway serves it."""
-    message = servers_pb2.Tool(
-        name=tool.name,
-        exposed_name=exposed_name(server, tool.name),
-        title=tool.title or "",
-        description=tool.description or "",
-    )
-    message.input_schema.CopyFrom(_struct(tool.input_schema))
-    if tool.output_schema is not None:
-        message.output_schema.CopyFrom(_struct(tool.output_schema))
-    if tool.annotations is not None:
-        annotations = tool.annotations.model_dump(by_alias=True, exclude_none=True)
-        message.annotations.CopyFrom(_struct(annotations))
     return message
 
 
@@ -385,9 +366,3 @@ def _timestamp(time: dt.datetime) -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(time)
     return stamp
-
-
-def _struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
-    struct = struct_pb2.Struct()
-    json_format.ParseDict(dict(value), struct)
-    return struct

@@ -9,6 +9,7 @@ the server's interceptor turns them into ``google.rpc.Status``.
 
 from __future__ import annotations
 
+from gateway.mcpfront.hooks.wire import tool_message
 from gateway.mcpservers.access import Access
 from gateway.mcpservers.convert import (
     changed_server,
@@ -16,7 +17,6 @@ from gateway.mcpservers.convert import (
     served_tools,
     server_to_proto,
     status_to_proto,
-    tool_to_proto,
     valid_name,
 )
 from gateway.mcpservers.core import McpServers
@@ -112,7 +112,7 @@ class McpServerServicer(servers_pb2_grpc.McpServerServiceServicer):
         response = servers_pb2.ListServerToolsResponse()
         if status is not None:
             response.tools.extend(
-                tool_to_proto(server.name, tool)
+                tool_message(server.name, tool.name, tool)
                 for tool in sorted(served_tools(status), key=lambda tool: tool.name)
             )
             response.status.CopyFrom(status_to_proto(status))
