@@ -1,6 +1,6 @@
 # One image for every plugmesh process: `docker run <image> serve <name>`, where <name> is
-# registry, gateway, users, audit, machine-users or secrets-guard (see compose.yaml and
-# deploy/k8s/).
+# registry, gateway, users, audit, machine-users, secrets-guard or tool-pins (see
+# compose.yaml and deploy/k8s/).
 # `plugmesh health <name>` inside a container is its gRPC health check.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -39,7 +39,7 @@ ENV PATH=/opt/plugmesh/bin:$PATH \
 WORKDIR /var/lib/plugmesh
 USER 10001:10001
 # registry, gateway gRPC, gateway HTTP, users, audit, machine-users, the gateway's MCP
-# servers API, secrets-guard, then their metrics (their defaults).
-EXPOSE 50050 50051 8080 50061 50062 50063 50064 50065 9460 9461 9462 9463 9464 9465
+# servers API, secrets-guard, tool-pins, then their metrics (their defaults).
+EXPOSE 50050 50051 8080 50061 50062 50063 50064 50065 50066 9460 9461 9462 9463 9464 9465 9466
 ENTRYPOINT ["plugmesh"]
 CMD ["serve", "gateway"]

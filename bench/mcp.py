@@ -57,10 +57,19 @@ WITH_GUARD = "+ secrets guard"  # through plugmesh, with the secrets guard's hoo
 TEXT = "plugmesh"  # what each call echoes
 TOKEN_VAR = "BENCH_MCP_TOKEN"  # how the load generator gets its token: never in argv
 READY_LINE = "Ctrl-C stops the mesh"  # what `plugmesh up` prints once everything serves
-MESH = ("gateway", "nats", "audit", "users", "machine-users", "secrets-guard", "registry")
+MESH = (
+    "gateway",
+    "nats",
+    "audit",
+    "users",
+    "machine-users",
+    "secrets-guard",
+    "tool-pins",
+    "registry",
+)
 NOOP_HOOK = "noop-hook"  # a hook plugin that allows every call and result
 HOOK_PLUGIN = "tests.gateway.mcp_hooks.hook_plugin"  # the tests' scripted hook plugin
-HOOKS = ("secrets-guard", NOOP_HOOK)
+HOOKS = ("secrets-guard", "tool-pins", NOOP_HOOK)
 TOKENS = re.compile(r"pmk_\S+")
 MODERN = "2026-07-28"
 META = {

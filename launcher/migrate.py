@@ -35,6 +35,7 @@ _CHAINS: dict[str, tuple[str, bool]] = {
     "users": ("services.users.tables", True),
     "machine-users": ("services.machineusers.tables", True),
     "audit": ("services.audit.tables", True),
+    "tool-pins": ("services.toolpins.tables", True),
 }
 
 #: The processes that keep a database, in the order they are migrated.

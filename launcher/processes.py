@@ -18,6 +18,7 @@ from registry import config as registry
 from services.audit import config as audit
 from services.machineusers import config as machineusers
 from services.secretsguard import config as secretsguard
+from services.toolpins import config as toolpins
 from services.users import config as users
 
 __all__ = [
@@ -170,6 +171,14 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         "services.secretsguard",
         (_grpc("secrets-guard", secretsguard.DEFAULT_ADDRESS),),
         secretsguard.METRICS_ADDRESS,
+    ),
+    ProcessSpec(
+        "tool-pins",
+        "services.toolpins",
+        (_grpc("tool-pins", toolpins.DEFAULT_ADDRESS),),
+        toolpins.METRICS_ADDRESS,
+        uses_database=True,
+        uses_nats=True,
     ),
 )
 

@@ -7,3 +7,4 @@ CREATE DATABASE users OWNER plugmesh;
 CREATE DATABASE audit OWNER plugmesh;
 CREATE DATABASE machine_users OWNER plugmesh;
 CREATE DATABASE gateway OWNER plugmesh;
+CREATE DATABASE tool_pins OWNER plugmesh;

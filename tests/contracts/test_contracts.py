@@ -36,6 +36,7 @@ MACHINE_USERS = "plugmesh.machineusers.v1.MachineUserService"
 MCP_SERVERS = "plugmesh.mcp.v1.McpServerService"
 HOOKS = "plugmesh.mcp.v1.ToolCallHookService"
 SECRETS_GUARD = "plugmesh.secretsguard.v1.SecretsGuardService"
+TOOL_PINS = "plugmesh.toolpins.v1.ToolPinService"
 EVENTS_PACKAGE = "plugmesh.events.v1"
 # Messages of the events package that are parts of payloads, not payloads.
 ENVELOPE_MESSAGES = {"Event", "Actor", "HookDecision"}
@@ -125,6 +126,9 @@ EVENT_TYPES = [
     "mcp.server.updated",
     "mcp.server.deleted",
     "mcp.hook.updated",
+    "tool_pin.approved",
+    "tool_pin.definition_changed",
+    "tool_pin.deleted",
 ]
 
 ROUTES = [
@@ -192,6 +196,9 @@ ROUTES = [
     Binding("PATCH", "/v1/mcp/hooks/{hook.name}", f"{MCP_SERVERS}.UpdateHook", "hook"),
     Binding("POST", "/v1/secrets-guard:scan", f"{SECRETS_GUARD}.ScanText", "*"),
     Binding("GET", "/v1/secrets-guard/detectors", f"{SECRETS_GUARD}.ListDetectors", ""),
+    Binding("POST", "/v1/tool-pins/{server}:approve", f"{TOOL_PINS}.ApproveServer", "*"),
+    Binding("GET", "/v1/tool-pins", f"{TOOL_PINS}.ListToolPins", ""),
+    Binding("DELETE", "/v1/tool-pins/{server}", f"{TOOL_PINS}.DeleteToolPins", ""),
 ]
 
 READ = Idempotency.NO_SIDE_EFFECTS
@@ -232,6 +239,9 @@ POLICIES = {
     f"{HOOKS}.FilterTools": (Access.ACCESS_INTERNAL, READ),
     f"{SECRETS_GUARD}.ScanText": (Access.ACCESS_AUTHENTICATED, READ),
     f"{SECRETS_GUARD}.ListDetectors": (Access.ACCESS_AUTHENTICATED, READ),
+    f"{TOOL_PINS}.ApproveServer": (Access.ACCESS_ADMIN, SAFE_RETRY),
+    f"{TOOL_PINS}.ListToolPins": (Access.ACCESS_ADMIN, READ),
+    f"{TOOL_PINS}.DeleteToolPins": (Access.ACCESS_ADMIN, SAFE_RETRY),
 }
 
 
@@ -244,7 +254,9 @@ def test_route_is_declared_once_by_the_right_rpc(route: Binding) -> None:
     assert declared == [route]
 
 
-@pytest.mark.parametrize("service", [USERS, AUDIT, MACHINE_USERS, MCP_SERVERS, SECRETS_GUARD])
+@pytest.mark.parametrize(
+    "service", [USERS, AUDIT, MACHINE_USERS, MCP_SERVERS, SECRETS_GUARD, TOOL_PINS]
+)
 def test_service_declares_no_route_beyond_the_table(service: str) -> None:
     declared = {b for b in BINDINGS if b.rpc.startswith(f"{service}.")}
     assert declared == {r for r in ROUTES if r.rpc.startswith(f"{service}.")}

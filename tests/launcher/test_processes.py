@@ -37,12 +37,14 @@ def test_defaults_are_the_documented_addresses() -> None:
         "PLUGMESH_AUDIT_ADDRESS": "127.0.0.1:50062",
         "PLUGMESH_MACHINE_USERS_ADDRESS": "127.0.0.1:50063",
         "PLUGMESH_SECRETS_GUARD_ADDRESS": "127.0.0.1:50065",
+        "PLUGMESH_TOOL_PINS_ADDRESS": "127.0.0.1:50066",
         "PLUGMESH_REGISTRY_METRICS_ADDRESS": "127.0.0.1:9460",
         "PLUGMESH_GATEWAY_METRICS_ADDRESS": "127.0.0.1:9461",
         "PLUGMESH_USERS_METRICS_ADDRESS": "127.0.0.1:9462",
         "PLUGMESH_AUDIT_METRICS_ADDRESS": "127.0.0.1:9463",
         "PLUGMESH_MACHINE_USERS_METRICS_ADDRESS": "127.0.0.1:9464",
         "PLUGMESH_SECRETS_GUARD_METRICS_ADDRESS": "127.0.0.1:9465",
+        "PLUGMESH_TOOL_PINS_METRICS_ADDRESS": "127.0.0.1:9466",
     }
 
 
@@ -67,6 +69,7 @@ def test_serve_knows_nats_and_every_process_by_name() -> None:
         "audit",
         "machine-users",
         "secrets-guard",
+        "tool-pins",
     )
     assert process_named("machine-users").module == "services.machineusers"
     with pytest.raises(KeyError):
