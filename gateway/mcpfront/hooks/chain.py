@@ -131,7 +131,8 @@ class HookChain:
     async def before(self, call: HookedCall, arguments: Mapping[str, Any]) -> Before:
         """Run the pre-hooks on ``call`` with ``arguments``."""
         hooks = self.active(Phase.PRE, call.server, call.tool)
-        current, attributes, decisions = dict(arguments), dict[str, str](), []
+        current, attributes = dict(arguments), dict[str, str]()
+        decisions: list[Decision] = []
         for hook in hooks:
             request = hooks_pb2.PreToolCallRequest(call=call.message(current, attributes))
             began = time.monotonic()
@@ -139,17 +140,14 @@ class HookChain:
                 answer = await self._ask(hook, Phase.PRE, request, hooks_pb2.PreToolCallResponse)
                 verdict, reason, changed = _pre_verdict(answer, call.definition)
             except Exception as exc:  # any failure counts as the hook's
-                decision = _failed(hook, Phase.PRE, exc, began)
-                decisions.append(decision)
-                self._recorded(decision)
+                decision = self._noted(decisions, _failed(hook, Phase.PRE, exc, began))
                 if decision.applied:
                     return Before(current, attributes, tuple(decisions), denied=decision)
                 continue
             enforced = hook.mode is Mode.ENFORCE
             applied = enforced and verdict is not Verdict.ALLOW
-            decision = _decided(hook, Phase.PRE, verdict, applied, began, reason)
-            decisions.append(decision)
-            self._recorded(decision)
+            decided = _decided(hook, Phase.PRE, verdict, applied, began, reason)
+            decision = self._noted(decisions, decided)
             if not enforced:
                 continue
             attributes.update(answer.attributes)
@@ -172,7 +170,8 @@ class HookChain:
         hooks = self.active(Phase.POST, call.server, call.tool)
         if not hooks:
             return After(result)
-        current, attributes, decisions = dict(result), dict(before.attributes), []
+        current, attributes = dict(result), dict(before.attributes)
+        decisions: list[Decision] = []
         for hook in hooks:
             request = hooks_pb2.PostToolCallRequest(
                 call=call.message(before.arguments, attributes),
@@ -184,18 +183,15 @@ class HookChain:
                 answer = await self._ask(hook, Phase.POST, request, hooks_pb2.PostToolCallResponse)
                 verdict, reason, changed = _post_verdict(answer, current, call.definition)
             except Exception as exc:  # any failure counts as the hook's
-                decision = _failed(hook, Phase.POST, exc, began)
-                decisions.append(decision)
-                self._recorded(decision)
+                decision = self._noted(decisions, _failed(hook, Phase.POST, exc, began))
                 if decision.applied:
                     denial = error_result(decision.reason, hook.name)
                     return After(denial, tuple(decisions), decision)
                 continue
             enforced = hook.mode is Mode.ENFORCE
             applied = enforced and verdict is not Verdict.ALLOW
-            decision = _decided(hook, Phase.POST, verdict, applied, began, reason)
-            decisions.append(decision)
-            self._recorded(decision)
+            decided = _decided(hook, Phase.POST, verdict, applied, began, reason)
+            decision = self._noted(decisions, decided)
             if not enforced:
                 continue
             attributes.update(answer.attributes)
@@ -261,6 +257,12 @@ class HookChain:
                 )
             return set()
         return hidden
+
+    def _noted(self, decisions: list[Decision], decision: Decision) -> Decision:
+        """``decision``, kept with the call's and recorded (the metrics)."""
+        decisions.append(decision)
+        self._recorded(decision)
+        return decision
 
     async def _ask(
         self, hook: Hook, phase: Phase, request: message.Message, answer: type[Answer]

@@ -29,7 +29,6 @@ from gateway.mcpfront.spec import (
     inherited_environment,
 )
 from gateway.mcpfront.toolbox import Caller, CallerKind
-from gateway.mcpfront.upstream import State
 from gateway.mcpfront.upstream_errors import (
     UnknownTool,
     UpstreamDied,
@@ -54,6 +53,7 @@ from tests.gateway.mcp.clients import (
     request,
 )
 from tests.gateway.mcp.conftest import ISSUER, mcp_config
+from tests.gateway.mcp.federating import ready
 from tests.gateway.mcp_upstreams.conftest import ROOT, SERVER
 from tests.support.waiting import eventually
 
@@ -106,17 +106,7 @@ async def federating(mesh: Mesh) -> AsyncIterator[Gateway]:
     gateway = Gateway(mcp_config(mesh, settings), register=False, registry_backoff=FAST)
     await gateway.start()
     try:
-
-        async def ready() -> bool | None:
-            upstream = gateway.mcp_upstreams.get(UP)
-            services = [gateway.catalog.service(name) for name in ("machine-users", "users")]
-            if upstream is None or upstream.state is not State.READY:
-                return None
-            if not gateway.auth.events.live or not all(s and s.serving for s in services):
-                return None
-            return True
-
-        await eventually(ready, timeout_seconds=40, what="the upstream READY, the mesh linked")
+        await ready(gateway)
         yield gateway
     finally:
         await gateway.stop()
