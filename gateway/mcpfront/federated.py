@@ -170,7 +170,12 @@ class FederatedTools:
             caller,
             call.server,
             call.tool,
-            definition=self._upstreams.find_tool(call.server, call.tool),
+            # Only hooks read the definition: a call no hook sees does not look it up.
+            definition=(
+                self._upstreams.find_tool(call.server, call.tool)
+                if self._hooks.any_for(call.server, call.tool)
+                else None
+            ),
             session_id=session_id,
             protocol_version=protocol_version,
             trace=call.trace,

@@ -24,9 +24,7 @@ from plugmesh.events.v1 import mcp_server_events_pb2
 from plugmesh.mcp.v1 import servers_pb2
 from plugmesh.options.v1 import options_pb2
 
-__all__ = ["HOOK_UPDATED", "HookModes", "mode_of", "valid_hook_name"]
-
-HOOK_UPDATED = "mcp.hook.updated"
+__all__ = ["HookModes", "mode_of", "valid_hook_name"]
 
 _NAMES = {mode.name: mode for mode in Mode}
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+import grpc
 import mcp.types as types
 from google.protobuf import message
 
@@ -122,6 +123,13 @@ class HookChain:
     def filtering(self) -> bool:
         """Whether any hook takes part in listings."""
         return any(hook.runs(Phase.FILTER) for hook in self._hooks())
+
+    def any_for(self, server: str, tool: str) -> bool:
+        """Whether any hook runs, in any phase, for ``tool`` on ``server``."""
+        return any(
+            hook.applies_to(server, tool) and any(hook.runs(phase) for phase in Phase)
+            for hook in self._hooks()
+        )
 
     def active(self, phase: Phase, server: str, tool: str) -> list[Hook]:
         """The hooks that run in ``phase`` for ``tool`` on ``server``, in order."""
@@ -336,10 +344,6 @@ def _describe(exc: Exception) -> str:
         return "no answer within its timeout"
     if isinstance(exc, BadAnswer):
         return str(exc)
-    code = getattr(exc, "code", None)
-    if callable(code):
-        try:
-            return f"gRPC {code().name}"
-        except Exception:  # not a gRPC error after all
-            pass
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"gRPC {exc.code().name}"
     return type(exc).__name__

@@ -28,7 +28,6 @@ __all__ = [
     "error_result",
     "from_struct",
     "redacted",
-    "result_json",
     "to_struct",
     "tool_message",
 ]
@@ -144,13 +143,6 @@ def _whole_numbers(value: Any) -> Any:
     if isinstance(value, list):
         return [_whole_numbers(item) for item in value]
     return value
-
-
-def result_json(result: types.CallToolResult | Mapping[str, Any]) -> dict[str, Any]:
-    """A ``tools/call`` result as a JSON object."""
-    if isinstance(result, types.CallToolResult):
-        return result.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return dict(result)
 
 
 def checked_result(result: dict[str, Any], tool: types.Tool | None) -> dict[str, Any]:
