@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from launcher.addresses import split_address
+from launcher.migrate import PROCESSES as DATABASE_PROCESSES
 from launcher.processes import PROCESSES, ProcessSpec, needed_variables
 from tests.deploy.files import (
     COMPOSE,
@@ -34,6 +35,7 @@ MANIFESTS: list[dict[str, Any]] = [
     for doc in load_documents(path)
 ]
 by_process = pytest.mark.parametrize("spec", PROCESSES, ids=PROCESS_NAMES)
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 
 
 def objects(kind: str) -> dict[str, dict[str, Any]]:
@@ -147,9 +149,12 @@ def test_ports_agree_between_address_container_service_and_probes(spec: ProcessS
         port = listen_port(spec, variable, plain(spec))
         assert port in ports.values(), f"{spec.name}: no containerPort {port} ({variable})"
         assert port in targets, f"Service {spec.name} does not reach port {port} ({variable})"
-    grpc_port = listen_port(spec, spec.grpc_address_var, plain(spec))
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container(spec)[probe]["grpc"]["port"] == grpc_port, probe
+    served = {listen_port(spec, v, plain(spec)) for v in spec.address_vars}
+    served.discard(listen_port(spec, spec.metrics_address_var, plain(spec)))
+    for probe in PROBES:
+        action = container(spec)[probe]
+        asked = (action.get("grpc") or action.get("httpGet") or {}).get("port", "")
+        assert ports.get(asked, asked) in served, f"{spec.name}: {probe} asks port {asked}"
 
 
 @by_process
@@ -215,3 +220,96 @@ def test_nats_is_the_helm_release_the_readme_installs_with_jetstream() -> None:
     assert install[1] == host
     values = load_yaml(Path(DEPLOY.parent / install[2]))
     assert values["config"]["jetstream"]["enabled"] is True
+
+
+@by_process
+def test_each_process_has_a_startup_liveness_and_readiness_probe(spec: ProcessSpec) -> None:
+    found = container(spec)
+    missing = [probe for probe in PROBES if probe not in found]
+    assert not missing, f"{spec.name} has no {missing}"
+    # The startup probe holds the others off; a fixed delay would guess instead.
+    assert "initialDelaySeconds" not in found["livenessProbe"]
+
+
+def _quantity(value: str | int) -> float:
+    """A CPU or memory quantity as a number (cores, bytes)."""
+    text = str(value)
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    for suffix, factor in units.items():
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    return float(text)
+
+
+def all_containers() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for doc in MANIFESTS:
+        template = doc.get("spec", {}).get("template")
+        for item in (template or {}).get("spec", {}).get("containers", []):
+            found.append((f"{doc['kind']}/{doc['metadata']['name']}/{item['name']}", item))
+    return found
+
+
+@pytest.mark.parametrize(("where", "item"), all_containers(), ids=[w for w, _ in all_containers()])
+def test_each_container_requests_and_limits_cpu_and_memory(
+    where: str, item: dict[str, Any]
+) -> None:
+    resources = item.get("resources", {})
+    for resource in ("cpu", "memory"):
+        request = resources.get("requests", {}).get(resource)
+        limit = resources.get("limits", {}).get(resource)
+        assert request, f"{where} requests no {resource}"
+        assert limit, f"{where} sets no {resource} limit"
+        assert _quantity(request) <= _quantity(limit), f"{where}: {resource} {request} > {limit}"
+
+
+@by_process
+def test_each_deployment_has_a_disruption_budget_that_lets_a_node_drain(spec: ProcessSpec) -> None:
+    deployment = objects("Deployment")[spec.name]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    budgets = [
+        pdb
+        for pdb in objects("PodDisruptionBudget").values()
+        if pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    ]
+    assert len(budgets) == 1, f"{spec.name} has {len(budgets)} PodDisruptionBudgets"
+    (budget,) = budgets
+    replicas = deployment["spec"]["replicas"]
+    unavailable = budget["spec"].get("maxUnavailable")
+    if unavailable is None:
+        unavailable = replicas - budget["spec"]["minAvailable"]
+    # At least one pod may go (a drain never waits forever), and with replicas to spare
+    # one stays.
+    assert unavailable >= 1
+    assert replicas == 1 or unavailable < replicas
+
+
+def test_every_disruption_budget_selects_a_deployment() -> None:
+    selected = {pdb["metadata"]["name"] for pdb in objects("PodDisruptionBudget").values()}
+    assert selected == set(objects("Deployment"))
+
+
+def migration_containers() -> dict[str, dict[str, Any]]:
+    jobs = objects("Job")
+    assert "migrate" in jobs, "deploy/k8s has no Job 'migrate'"
+    template = jobs["migrate"]["spec"]["template"]["spec"]
+    return {item["name"]: item for item in template["containers"]}
+
+
+def test_the_migration_job_migrates_every_database_with_its_processes_url() -> None:
+    found = migration_containers()
+    assert set(found) == set(DATABASE_PROCESSES)
+    by_name = {spec.name: spec for spec in PROCESSES}
+    for name, item in found.items():
+        args = plugmesh_args(item["args"])
+        assert (args.command, args.names, args.check) == ("migrate", [name], False), name
+        env = {e["name"]: e.get("valueFrom") for e in item["env"]}
+        assert env["PLUGMESH_DATABASE_URL"] == environment(by_name[name])["PLUGMESH_DATABASE_URL"]
+        assert item["image"] == container(by_name[name])["image"]
+
+
+def test_the_migration_job_retries_and_cleans_up_after_itself() -> None:
+    job = objects("Job")["migrate"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] in {"OnFailure", "Never"}
+    assert job["spec"]["backoffLimit"] >= 1
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0
