@@ -9,6 +9,7 @@ package knows and against the oldest that deploy/README.md supports.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -75,3 +76,17 @@ def test_a_wrongly_typed_value_is_refused() -> None:
 def test_an_unknown_kind_is_refused() -> None:
     with pytest.raises(kubernetes.SchemaNotFoundError):
         validate({"apiVersion": "v1", "kind": "Deploymnet", "metadata": {"name": "x"}}, NEWEST)
+
+
+def test_every_namespaced_object_lands_in_the_kustomizations_namespace() -> None:
+    namespaces = {o["metadata"].get("namespace") for o in OBJECTS if o["kind"] != "Namespace"}
+    assert namespaces == {"plugmesh"}
+
+
+def test_the_renderer_refuses_a_kustomization_field_it_would_ignore(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "resources: []\npatches: [{path: patch.yaml}]\n"
+    )
+    with pytest.raises(AssertionError, match="patches"):
+        render(tmp_path)
