@@ -13,7 +13,9 @@ What crosses the proxy:
   ``grpc-status-details-bin`` trailer, so ``google.rpc.Status`` details survive;
 - the trace: each call is a span of the caller's trace (or of a new one), and its
   ``traceparent`` goes upstream (:class:`meshkit.interceptors.MeshInterceptor`, which
-  also counts the calls by method and status code when given metrics);
+  also counts the calls by method, type and status code when given metrics: the type,
+  ``grpc_type``, is that of the handler, which :class:`ProxyHandler` picks from the
+  method's descriptor);
 - an access line per call when the access log is on (:mod:`gateway.access_log`).
 
 With a ``guard`` (the gateway passes :class:`gateway.auth.GrpcGuard`), every proxied
@@ -259,7 +261,8 @@ class IngressServer:
         max_message_bytes: Largest request message accepted.
         guard: Authenticates and authorizes each proxied call; None proxies every call.
         metrics: Where calls are counted; a method no registered service has counts as
-            ``unknown``.
+            service and method ``unknown``, type ``bidi_stream`` (its handler reads and
+            writes a stream, as nothing tells its cardinality).
         access_log: Where each call gets its line (:mod:`gateway.access_log`).
     """
 

@@ -9,7 +9,8 @@ For each call it wraps the handler once, so that the handler:
   calls it makes through :mod:`meshkit.discovery` pass on;
 - has its exceptions mapped at one boundary: a :class:`MeshError` becomes its
   ``google.rpc.Status``, any other exception INTERNAL (and a log line);
-- is counted and timed by method and status code (:class:`meshkit.metrics.RpcMetrics`).
+- is counted and timed by method, type (unary, client_stream, server_stream, bidi_stream)
+  and status code (:class:`meshkit.metrics.RpcMetrics`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import grpc
 from meshkit.errors import MeshError, abort, internal_status, to_status
 from meshkit.grpc_types import Context
 from meshkit.inbound import InboundCall, enter_call, leave_call
-from meshkit.metrics import RpcMetrics, RpcSeries
+from meshkit.metrics import RpcMetrics, RpcSeries, grpc_type
 from meshkit.tracing import TRACEPARENT, TRACESTATE, TraceContext, continue_trace, use_trace
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,10 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
-        series = self._metrics.series(method) if self._metrics is not None else None
+        series = None
+        if self._metrics is not None:
+            kind = grpc_type(handler.request_streaming, handler.response_streaming)
+            series = self._metrics.series(method, kind)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, method, series),
@@ -105,6 +109,8 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
             metadata = context.invocation_metadata() or ()
             with use_trace(_trace_of(metadata)):
                 inbound = enter_call(InboundCall.of(metadata, context.time_remaining()))
+                if series is not None:
+                    series.start()
                 started = time.perf_counter()
                 ended = _OK
                 try:
@@ -134,6 +140,8 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
             metadata = context.invocation_metadata() or ()
             trace = _trace_of(metadata)
             inbound = InboundCall.of(metadata, context.time_remaining())
+            if series is not None:
+                series.start()
             started = time.perf_counter()
             ended = _OK
             try:

@@ -12,13 +12,10 @@ the standard ``process_*`` (CPU, memory, open files) and ``python_*`` (GC, versi
 collectors of ``prometheus_client``, and ``plugmesh_build_info{version, process,
 python}`` (always 1), the series a dashboard joins on to show versions.
 
-Metrics of the gRPC server:
-
-| name | labels | meaning |
-|---|---|---|
-| ``plugmesh_grpc_server_handled_total`` | service, method, code | calls answered |
-| ``plugmesh_grpc_server_handling_seconds`` | service, method | histogram of their duration |
-"""
+The gRPC server's series (``grpc_server_started_total``, ``grpc_server_handled_total``,
+``grpc_server_handling_seconds``) have the names and labels of the widely used gRPC
+interceptors for Prometheus (``grpc_type``, ``grpc_service``, ``grpc_method``,
+``grpc_code``): see :mod:`meshkit._grpc_series`."""
 
 from __future__ import annotations
 
@@ -26,22 +23,27 @@ import asyncio
 import contextlib
 import logging
 import platform
-from collections.abc import Callable
 
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
     PROCESS_COLLECTOR,
     CollectorRegistry,
-    Counter,
     Gauge,
-    Histogram,
 )
 from prometheus_client.exposition import choose_encoder
 
+from meshkit._grpc_series import LATENCY_BUCKETS, RpcMetrics, RpcSeries, grpc_type
 from meshkit.version import package_version
 
-__all__ = ["LATENCY_BUCKETS", "MetricsEndpoint", "RpcMetrics", "RpcSeries", "process_registry"]
+__all__ = [
+    "LATENCY_BUCKETS",
+    "MetricsEndpoint",
+    "RpcMetrics",
+    "RpcSeries",
+    "grpc_type",
+    "process_registry",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,90 +62,6 @@ def process_registry(process: str) -> CollectorRegistry:
     )
     build.labels(package_version(), process, platform.python_version()).set(1)
     return registry
-
-
-#: Seconds; from a millisecond (an in-process call) to half a minute (a default deadline).
-LATENCY_BUCKETS = (
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-)
-
-
-class RpcSeries:
-    """The series of one method: a counter per status code and a latency histogram."""
-
-    __slots__ = ("_codes", "_handled", "_labels", "_latency")
-
-    def __init__(self, handled: Counter, latency: Histogram, service: str, method: str) -> None:
-        self._handled = handled
-        self._labels = (service, method)
-        self._latency = latency.labels(service, method)
-        self._codes: dict[str, Counter] = {}
-
-    def observe(self, code: str, seconds: float) -> None:
-        """Count one call that ended with ``code`` (``"OK"``, ``"NOT_FOUND"``, …)."""
-        counter = self._codes.get(code)
-        if counter is None:
-            # labels() validates and locks: once per series, not per call.
-            counter = self._codes[code] = self._handled.labels(*self._labels, code)
-        counter.inc()
-        self._latency.observe(seconds)
-
-
-class RpcMetrics:
-    """Counts and times the calls a gRPC server answers, by method and status code.
-
-    Args:
-        registry: Where the metrics go.
-        known: Which methods get series of their own; the others (names a client made
-            up, on a server that answers any name) share ``unknown``, so that the number
-            of series stays bounded. Default: every method the server has.
-    """
-
-    def __init__(
-        self, registry: CollectorRegistry, known: Callable[[str], bool] | None = None
-    ) -> None:
-        self._handled = Counter(
-            "plugmesh_grpc_server_handled",
-            "gRPC calls answered, by method and status code.",
-            ("service", "method", "code"),
-            registry=registry,
-        )
-        self._latency = Histogram(
-            "plugmesh_grpc_server_handling_seconds",
-            "Time from a gRPC call's start to its status (a stream: its whole life).",
-            ("service", "method"),
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self._series: dict[str, RpcSeries] = {}
-        self._known = known
-        self._unknown = RpcSeries(self._handled, self._latency, "unknown", "unknown")
-
-    def series(self, full_method: str) -> RpcSeries:
-        """The series of ``/package.Service/Method``."""
-        series = self._series.get(full_method)
-        if series is None:
-            if self._known is not None and not self._known(full_method):
-                return self._unknown
-            service, _, method = full_method.lstrip("/").rpartition("/")
-            series = self._series[full_method] = RpcSeries(
-                self._handled, self._latency, service or "unknown", method
-            )
-        return series
 
 
 class MetricsEndpoint:

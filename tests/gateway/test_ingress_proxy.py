@@ -1,4 +1,5 @@
-"""The gRPC ingress proxies every cardinality, with metadata, statuses and deadlines intact."""
+"""The gRPC ingress proxies every cardinality, with metadata, statuses and deadlines intact,
+and counts each call by its type as the plugin does."""
 
 from __future__ import annotations
 
@@ -131,6 +132,51 @@ async def test_bidi_streaming_is_proxied_message_by_message(
 
     assert answers == ["one", "two", "three"]
     assert await call.code() == grpc.StatusCode.OK
+
+
+async def _call_once(channel: grpc.aio.Channel, name: str, streaming: tuple[bool, bool]) -> None:
+    """One call of ``name`` that ends with OK, whatever its cardinality."""
+
+    async def requests() -> AsyncIterator[Any]:
+        yield EchoRequest(message="m")
+
+    method = stub(channel, name, streaming=streaming)
+    call = (
+        method(requests(), timeout=5) if streaming[0] else method(EchoRequest(count=1), timeout=5)
+    )
+    if streaming[1]:
+        assert len([reply async for reply in call]) == 1
+    else:
+        await call
+    assert await call.code() == grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize(
+    ("name", "streaming", "kind"),
+    [
+        ("Echo", (False, False), "unary"),
+        ("Collect", (True, False), "client_stream"),
+        ("Stream", (False, True), "server_stream"),
+        ("Chat", (True, True), "bidi_stream"),
+    ],
+    ids=["unary", "client_stream", "server_stream", "bidi_stream"],
+)
+async def test_a_proxied_call_is_counted_with_its_grpc_type_by_the_gateway_and_the_plugin(
+    gateway: Gateway,
+    channel: grpc.aio.Channel,
+    echo: EchoPlugin,
+    name: str,
+    streaming: tuple[bool, bool],
+    kind: str,
+) -> None:
+    await _call_once(channel, name, streaming)
+
+    labels = {"grpc_type": kind, "grpc_service": SERVICE, "grpc_method": name}
+    for registry in (gateway.metrics_registry, echo.server.metrics_registry):
+        assert registry.get_sample_value("grpc_server_started_total", labels) == 1
+        ok = {**labels, "grpc_code": "OK"}
+        assert registry.get_sample_value("grpc_server_handled_total", ok) == 1
+        assert registry.get_sample_value("grpc_server_handling_seconds_count", labels) == 1
 
 
 async def test_deadline_exceeded_through_the_ingress(

@@ -10,10 +10,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 @dataclass(frozen=True)
 class Scrape:
-    """One scrape: every sample, by name and labels, and the families it declares."""
+    """One scrape: every sample, by name and labels, and the families it declares.
+
+    ``declared`` holds the sample names the declared families may have (a counter's
+    ``_total``, a histogram's ``_bucket``, ``_count`` and ``_sum``, …), samples or not:
+    a labelled series that never moved is declared without a sample.
+    """
 
     samples: tuple[tuple[str, dict[str, str], float], ...]
     families: frozenset[str]
+    declared: frozenset[str]
 
     def value(self, name: str, **labels: str) -> float:
         """The sum of the samples called ``name`` whose labels include ``labels``."""
@@ -30,6 +36,15 @@ class Scrape:
         )
 
 
+#: The sample names of a family of each type, as suffixes of its name.
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "summary": ("", "_count", "_sum", "_created"),
+    "info": ("_info",),
+}
+
+
 def parse(text: str) -> Scrape:
     """Parse the Prometheus text format."""
     families = list(text_string_to_metric_families(text))
@@ -40,6 +55,11 @@ def parse(text: str) -> Scrape:
             for sample in family.samples
         ),
         frozenset(family.name for family in families),
+        frozenset(
+            family.name + suffix
+            for family in families
+            for suffix in _SUFFIXES.get(family.type, ("",))
+        ),
     )
 
 

@@ -13,8 +13,9 @@ from tests.support.waiting import eventually
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
 USERS = "plugmesh.users.v1.UserService"
-HANDLED = "plugmesh_grpc_server_handled_total"
-LATENCY_COUNT = "plugmesh_grpc_server_handling_seconds_count"
+HANDLED = "grpc_server_handled_total"
+STARTED = "grpc_server_started_total"
+LATENCY_COUNT = "grpc_server_handling_seconds_count"
 
 
 def metrics_addresses(observed_mesh: Mesh) -> dict[str, str]:
@@ -36,13 +37,14 @@ async def test_every_process_serves_metrics_on_its_own_address(observed_mesh: Me
     # Each process counted the calls it served: the registry its registrations, the
     # machine-users plugin the gateway's token validations.
     registry = "plugmesh.registry.v1.RegistryService"
-    assert (
-        scrapes["registry"].value(HANDLED, service=registry, method="RegisterInstance", code="OK")
-        >= 4
-    )
+    registered = {"grpc_service": registry, "grpc_method": "RegisterInstance"}
+    assert scrapes["registry"].value(HANDLED, grpc_type="unary", grpc_code="OK", **registered) >= 4
+    # The gateway's watch of the registry: a response stream, started and still open.
+    watching = {"grpc_service": registry, "grpc_method": "WatchServices"}
+    assert scrapes["registry"].value(STARTED, grpc_type="server_stream", **watching) >= 1
     machine_users = "plugmesh.machineusers.v1.MachineUserService"
     created = scrapes["machine-users"].value(
-        HANDLED, service=machine_users, method="CreateMachineUser", code="OK"
+        HANDLED, grpc_service=machine_users, grpc_method="CreateMachineUser", grpc_code="OK"
     )
     assert created >= 2
     # The event bus shares its process's registry: the plugin published what it wrote.
@@ -61,7 +63,7 @@ async def test_every_process_serves_metrics_on_its_own_address(observed_mesh: Me
     await eventually(audited, what="the audit plugin counting what it consumed")
     for name, found in scrapes.items():
         if name != "gateway":
-            assert found.has("plugmesh_grpc_server_handling_seconds_bucket", le="+Inf"), name
+            assert found.has("grpc_server_handling_seconds_bucket", le="+Inf"), name
 
 
 async def test_calls_through_the_gateway_are_counted_by_method_and_code(
@@ -82,12 +84,15 @@ async def test_calls_through_the_gateway_are_counted_by_method_and_code(
     def moved(name: str, **labels: str) -> float:
         return after.value(name, **labels) - before.value(name, **labels)
 
-    assert moved(HANDLED, service=USERS, method="ListUsers", code="OK") == 2
-    assert moved(HANDLED, service=USERS, method="GetUser", code="NOT_FOUND") == 1
-    assert moved(HANDLED, service=USERS, method="GetUser", code="OK") == 0
-    assert moved(LATENCY_COUNT, service=USERS, method="ListUsers") == 2
-    assert moved(LATENCY_COUNT, service=USERS, method="GetUser") == 1
-    assert moved("plugmesh_grpc_server_handling_seconds_sum", service=USERS, method="ListUsers") > 0
+    assert moved(STARTED, grpc_type="unary", grpc_service=USERS, grpc_method="ListUsers") == 2
+    assert moved(HANDLED, grpc_service=USERS, grpc_method="ListUsers", grpc_code="OK") == 2
+    assert moved(HANDLED, grpc_service=USERS, grpc_method="GetUser", grpc_code="NotFound") == 1
+    assert moved(HANDLED, grpc_service=USERS, grpc_method="GetUser", grpc_code="OK") == 0
+    assert moved(LATENCY_COUNT, grpc_service=USERS, grpc_method="ListUsers") == 2
+    assert moved(LATENCY_COUNT, grpc_service=USERS, grpc_method="GetUser") == 1
+    assert (
+        moved("grpc_server_handling_seconds_sum", grpc_service=USERS, grpc_method="ListUsers") > 0
+    )
 
 
 async def test_the_gateway_serves_one_registry_on_both_metrics_endpoints(
@@ -123,11 +128,13 @@ async def test_the_gateway_ingress_counts_proxied_calls_and_unknown_methods(
     assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
     after = await scrape(gateway)
-    ok = {"service": USERS, "method": "ListUsers", "code": "OK"}
+    ok = {"grpc_service": USERS, "grpc_method": "ListUsers", "grpc_code": "OK"}
     assert after.value(HANDLED, **ok) - before.value(HANDLED, **ok) == 1
-    unknown = {"service": "unknown", "method": "unknown", "code": "UNIMPLEMENTED"}
+    unknown = {"grpc_service": "unknown", "grpc_method": "unknown", "grpc_code": "Unimplemented"}
+    # Nothing tells an unknown method's cardinality: its handler streams both ways.
+    unknown["grpc_type"] = "bidi_stream"
     assert after.value(HANDLED, **unknown) - before.value(HANDLED, **unknown) == 1
-    assert not after.has(HANDLED, service="made.up.Service"), "names a client made up"
+    assert not after.has(HANDLED, grpc_service="made.up.Service"), "names a client made up"
 
 
 async def test_the_gateway_counts_the_calls_each_plugin_instance_served(

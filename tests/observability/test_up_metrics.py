@@ -29,7 +29,7 @@ async def test_every_process_started_by_plugmesh_up_serves_its_metrics(up: Up) -
     assert len({addresses[p.metrics_address_var] for p in PROCESSES}) == len(PROCESSES)
     version = importlib.metadata.version("plugmesh")
     for name, found in served.items():
-        assert "plugmesh_grpc_server_handled" in found.families, name
+        assert "grpc_server_handled" in found.families, name
         # What every process exports besides its own series, for the usual dashboards.
         assert found.value("process_cpu_seconds_total") > 0, name
         assert found.value("process_resident_memory_bytes") > 0, name
@@ -39,14 +39,14 @@ async def test_every_process_started_by_plugmesh_up_serves_its_metrics(up: Up) -
     assert "plugmesh_gateway_http_requests" in served["gateway"].families
     assert "plugmesh_events_published" in served["machine-users"].families
     registered = served["registry"].value(
-        "plugmesh_grpc_server_handled_total",
-        service="plugmesh.registry.v1.RegistryService",
-        method="RegisterInstance",
-        code="OK",
+        "grpc_server_handled_total",
+        grpc_service="plugmesh.registry.v1.RegistryService",
+        grpc_method="RegisterInstance",
+        grpc_code="OK",
     )
     assert registered >= len(PROCESSES) - 1, "every other process registered"
     # The first admin was created through the machine-users plugin's gRPC server.
     created = served["machine-users"].value(
-        "plugmesh_grpc_server_handled_total", method="CreateMachineUser", code="OK"
+        "grpc_server_handled_total", grpc_method="CreateMachineUser", grpc_code="OK"
     )
     assert created == 1
