@@ -59,6 +59,7 @@ from gateway.mcpfront.federated import FederatedTools
 from gateway.mcpfront.federation import Upstreams as McpUpstreams
 from gateway.mcpfront.hooks import CatalogHooks, HookChain, MeshHookTransport
 from gateway.mcpfront.hooks.metrics import HookMetrics
+from gateway.mcpfront.plugin_tools import PluginTools
 from gateway.mcpservers.app import build as build_mcp_servers
 from gateway.mcpservers.tables import MIGRATIONS as MCP_SERVER_MIGRATIONS
 from gateway.upstream import Upstreams
@@ -66,7 +67,7 @@ from gateway.upstream_metrics import UpstreamCollector
 from meshkit.config import advertised_host
 from meshkit.db import Database
 from meshkit.events import EventBus
-from meshkit.identity import Identity, PrincipalKind
+from meshkit.identity import Identity, PrincipalKind, signing_key
 from meshkit.logging import configure_logging
 from meshkit.metrics import MetricsEndpoint, RpcMetrics, process_registry
 from meshkit.registration import Backoff, Registrar, Registration
@@ -161,11 +162,24 @@ class Gateway:
         )
         self._hooks = hooks
         self._filtering = hooks.filtering()
+        #: The plugins' RPCs offered as MCP tools, as the registry declares them.
+        self.plugin_tools = PluginTools(
+            lambda: self.catalog.snapshot,
+            self.upstreams,
+            signing_key=signing_key(config.mesh.registration_secret),
+            timeout_seconds=config.default_deadline_seconds,
+        )
+        self._plugin_listing = self.plugin_tools.offered()
         #: The MCP endpoint, on the HTTP port.
         self.mcp = McpFront(
             toolbox
             if toolbox is not None
-            else FederatedTools(self.mcp_upstreams, calls=self.mcp_calls, hooks=self.mcp_hooks),
+            else FederatedTools(
+                self.mcp_upstreams,
+                calls=self.mcp_calls,
+                hooks=self.mcp_hooks,
+                plugins=self.plugin_tools,
+            ),
             self.auth.http,
             config.mcp,
             issuer=config.auth.jwt_issuer,
@@ -190,7 +204,7 @@ class Gateway:
         self._stopped = asyncio.Event()
         self._announcing: set[asyncio.Task[None]] = set()
         self._unlisten = self.mcp_upstreams.add_listener(self._tools_changed)
-        self._unwatch = self.catalog.subscribe(lambda _: self._filters_changed())
+        self._unwatch = self.catalog.subscribe(lambda _: self._catalog_changed())
         hooks.overrides.add_listener(self._filters_changed)
 
     @property
@@ -332,6 +346,14 @@ class Gateway:
         task = asyncio.get_running_loop().create_task(self.mcp.tools_changed())
         self._announcing.add(task)
         task.add_done_callback(self._announcing.discard)
+
+    def _catalog_changed(self) -> None:
+        """The mesh changed: a plugin's tools, or its hook, may have come or gone."""
+        listing = self.plugin_tools.offered()
+        if listing != self._plugin_listing:
+            self._plugin_listing = listing
+            self._tools_changed()
+        self._filters_changed()
 
     def _filters_changed(self) -> None:
         """A FilterTools hook came, left or changed mode: what callers list may differ."""

@@ -22,52 +22,13 @@ from google.protobuf import descriptor
 from gateway.auth.access import access_of, needs_credentials
 from gateway.http.routes import HttpRoute
 from gateway.http.template import PathTemplate, SegmentKind, Variable
+from gateway.json_schemas import WELL_KNOWN, MessageSchemas
 from plugmesh.options.v1 import options_pb2
 
 __all__ = ["openapi_document"]
 
 _FD = descriptor.FieldDescriptor
 _STATUS = "google.rpc.Status"
-_SCALARS: dict[int, dict[str, Any]] = {
-    _FD.TYPE_DOUBLE: {"type": "number", "format": "double"},
-    _FD.TYPE_FLOAT: {"type": "number", "format": "float"},
-    _FD.TYPE_INT64: {"type": "string", "format": "int64"},
-    _FD.TYPE_UINT64: {"type": "string", "format": "uint64"},
-    _FD.TYPE_SINT64: {"type": "string", "format": "int64"},
-    _FD.TYPE_FIXED64: {"type": "string", "format": "uint64"},
-    _FD.TYPE_SFIXED64: {"type": "string", "format": "int64"},
-    _FD.TYPE_INT32: {"type": "integer", "format": "int32"},
-    _FD.TYPE_SINT32: {"type": "integer", "format": "int32"},
-    _FD.TYPE_SFIXED32: {"type": "integer", "format": "int32"},
-    _FD.TYPE_UINT32: {"type": "integer", "format": "uint32"},
-    _FD.TYPE_FIXED32: {"type": "integer", "format": "uint32"},
-    _FD.TYPE_BOOL: {"type": "boolean"},
-    _FD.TYPE_STRING: {"type": "string"},
-    _FD.TYPE_BYTES: {"type": "string", "format": "byte"},
-}
-_WELL_KNOWN: dict[str, dict[str, Any]] = {
-    "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
-    "google.protobuf.Duration": {"type": "string", "pattern": r"^-?\d+(\.\d+)?s$"},
-    "google.protobuf.FieldMask": {"type": "string", "description": "comma-separated paths"},
-    "google.protobuf.Struct": {"type": "object"},
-    "google.protobuf.Value": {},
-    "google.protobuf.ListValue": {"type": "array"},
-    "google.protobuf.Empty": {"type": "object"},
-    "google.protobuf.Any": {
-        "type": "object",
-        "properties": {"@type": {"type": "string"}},
-        "additionalProperties": True,
-    },
-    "google.protobuf.DoubleValue": {"type": ["number", "null"]},
-    "google.protobuf.FloatValue": {"type": ["number", "null"]},
-    "google.protobuf.Int64Value": {"type": ["string", "null"], "format": "int64"},
-    "google.protobuf.UInt64Value": {"type": ["string", "null"], "format": "uint64"},
-    "google.protobuf.Int32Value": {"type": ["integer", "null"], "format": "int32"},
-    "google.protobuf.UInt32Value": {"type": ["integer", "null"], "format": "uint32"},
-    "google.protobuf.BoolValue": {"type": ["boolean", "null"]},
-    "google.protobuf.StringValue": {"type": ["string", "null"]},
-    "google.protobuf.BytesValue": {"type": ["string", "null"], "format": "byte"},
-}
 _QUERY_DEPTH = 3
 # How callers authenticate: what Swagger UI's Authorize button fills in.
 _BEARER = "bearer"
@@ -81,7 +42,7 @@ _OPENAPI_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD",
 
 def openapi_document(routes: Iterable[HttpRoute[Any]], *, title: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document describing ``routes``."""
-    schemas = _Schemas()
+    schemas = MessageSchemas("#/components/schemas/")
     paths: dict[str, dict[str, Any]] = {}
     operation_ids: set[str] = set()
     for route in routes:
@@ -103,7 +64,7 @@ def openapi_document(routes: Iterable[HttpRoute[Any]], *, title: str) -> dict[st
         "properties": {
             "code": {"type": "integer", "format": "int32"},
             "message": {"type": "string"},
-            "details": {"type": "array", "items": _WELL_KNOWN["google.protobuf.Any"]},
+            "details": {"type": "array", "items": WELL_KNOWN["google.protobuf.Any"]},
         },
     }
     return {
@@ -117,7 +78,7 @@ def openapi_document(routes: Iterable[HttpRoute[Any]], *, title: str) -> dict[st
     }
 
 
-def _operation(route: HttpRoute[Any], schemas: _Schemas) -> dict[str, Any]:
+def _operation(route: HttpRoute[Any], schemas: MessageSchemas) -> dict[str, Any]:
     rpc = route.rpc
     request_type = rpc.input_type
     operation: dict[str, Any] = {
@@ -208,7 +169,7 @@ def _path(template: PathTemplate) -> tuple[str, list[tuple[str, Variable | None]
     return path, parameters
 
 
-def _path_parameters(route: HttpRoute[Any], schemas: _Schemas) -> list[dict[str, Any]]:
+def _path_parameters(route: HttpRoute[Any], schemas: MessageSchemas) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for name, variable in _path(route.template)[1]:
         parameter: dict[str, Any] = {"name": name, "in": "path", "required": True}
@@ -240,50 +201,14 @@ def _query_fields(
     prefix: tuple[str, ...],
     bound: set[tuple[str, ...]],
     body: str,
-    schemas: _Schemas,
+    schemas: MessageSchemas,
 ) -> Iterable[tuple[str, dict[str, Any]]]:
     for field in message_type.fields:
         path = (*prefix, field.name)
         if path in bound or (body and path[0] == body):
             continue
         nested = field.message_type
-        if nested is None or nested.full_name in _WELL_KNOWN:
+        if nested is None or nested.full_name in WELL_KNOWN:
             yield ".".join(path), schemas.field(field)
         elif not field.is_repeated and len(path) < _QUERY_DEPTH:
             yield from _query_fields(nested, path, bound, body, schemas)
-
-
-class _Schemas:
-    """Collects a component per message reached from the routes."""
-
-    def __init__(self) -> None:
-        self.components: dict[str, dict[str, Any]] = {}
-
-    def ref(self, message_type: descriptor.Descriptor) -> dict[str, Any]:
-        name = message_type.full_name
-        if name in _WELL_KNOWN:
-            return dict(_WELL_KNOWN[name])
-        if name not in self.components:
-            self.components[name] = {}  # placeholder: recursive messages stop here
-            self.components[name] = {
-                "type": "object",
-                "title": message_type.name,
-                "properties": {f.json_name: self.field(f) for f in message_type.fields},
-            }
-        return {"$ref": f"#/components/schemas/{name}"}
-
-    def field(self, field: _FD) -> dict[str, Any]:
-        message_type = field.message_type
-        if message_type is not None and message_type.GetOptions().map_entry:
-            value_field = message_type.fields_by_name["value"]
-            return {"type": "object", "additionalProperties": self._single(value_field)}
-        single = self._single(field)
-        return {"type": "array", "items": single} if field.is_repeated else single
-
-    def _single(self, field: _FD) -> dict[str, Any]:
-        if field.message_type is not None:
-            return self.ref(field.message_type)
-        if field.enum_type is not None:
-            names = [value.name for value in field.enum_type.values]
-            return {"type": "string", "enum": names}
-        return dict(_SCALARS.get(field.type, {}))

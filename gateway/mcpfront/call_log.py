@@ -43,6 +43,7 @@ __all__ = [
     "Failed",
     "Outcome",
     "ToolCall",
+    "admin_only",
     "broken",
     "cancelled",
     "denied",
@@ -186,6 +187,13 @@ def hook_denied(call: ToolCall, decision: HookDecision) -> Failed:
     }
     message = f"{call.server}/{call.tool}: denied by hook {decision.hook!r}: {decision.reason}"
     return Failed(grpc.StatusCode.PERMISSION_DENIED, "TOOL_CALL_DENIED_BY_HOOK", message, metadata)
+
+
+def admin_only(call: ToolCall) -> Failed:
+    """The tool is a plugin's RPC for admins only, and the caller is not one."""
+    metadata = {"server": call.server, "tool": call.tool, "rule": "for admins only"}
+    message = f"{call.server}/{call.tool}: for admins only"
+    return Failed(grpc.StatusCode.PERMISSION_DENIED, "TOOL_CALL_DENIED", message, metadata)
 
 
 def hidden(call: ToolCall) -> Failed:

@@ -42,6 +42,7 @@ from gateway.mcpfront.call_log import (
     Completed,
     Outcome,
     ToolCall,
+    admin_only,
     broken,
     cancelled,
     denied,
@@ -53,8 +54,9 @@ from gateway.mcpfront.call_log import (
 from gateway.mcpfront.federation import Upstreams
 from gateway.mcpfront.hooks import NO_HOOKS, HookChain, HookedCall, Phase
 from gateway.mcpfront.hooks.wire import error_result
+from gateway.mcpfront.plugin_tools import PluginTools
+from gateway.mcpfront.tool_servers import ToolServers
 from gateway.mcpfront.toolbox import Caller, Progress, ToolResult
-from gateway.mcpfront.upstream import State
 from gateway.mcpfront.upstream_errors import (
     UnknownTool,
     UpstreamError,
@@ -74,31 +76,37 @@ UPSTREAM_UNAVAILABLE = types.INTERNAL_ERROR
 
 
 class FederatedTools:
-    """The tools of every READY upstream server, per caller.
+    """The tools of every READY upstream server and of the plugins, per caller.
 
     Args:
         upstreams: The servers; the caller of :meth:`Upstreams.apply` keeps them current.
         calls: Where each call is recorded; nowhere by default.
         hooks: The plugins' hooks into calls and listings; none by default.
+        plugins: The plugins' RPCs offered as tools; none by default.
     """
 
     def __init__(
-        self, upstreams: Upstreams, *, calls: CallLog = NO_CALL_LOG, hooks: HookChain = NO_HOOKS
+        self,
+        upstreams: Upstreams,
+        *,
+        calls: CallLog = NO_CALL_LOG,
+        hooks: HookChain = NO_HOOKS,
+        plugins: PluginTools | None = None,
     ) -> None:
-        self._upstreams = upstreams
+        self._servers = ToolServers(upstreams, plugins)
         self._calls = calls
         self._hooks = hooks
 
     def has_server(self, server: str) -> bool:
-        """Whether the manager has ``server``, in any state."""
-        return self._upstreams.get(server) is not None
+        """Whether ``server`` is an upstream, in any state, or a plugin offering tools."""
+        return self._servers.has_server(server)
 
     async def list_tools(self, caller: Caller, server: str | None) -> Sequence[types.Tool]:
         """The READY servers' tools ``caller`` may call and no hook hides, under the
         view's names."""
         allowed = [
             tool
-            for tool in self._upstreams.list_tools(server)
+            for tool in self._servers.list_tools(server)
             if self._allowed(caller, server, tool.name)
         ]
         if not self._hooks.filtering:
@@ -110,16 +118,16 @@ class FederatedTools:
 
     def _owner(self, server: str | None, name: str) -> tuple[str, str]:
         """The server and own name of a listed tool of the view."""
-        if server is not None:
-            return server, name
-        upstream, own = self._upstreams.resolve(name)
-        return upstream.name, own
+        target = self._servers.target(server, name)
+        if target is None:
+            raise UnknownTool(tool=name)
+        return target
 
     def input_schema(
         self, caller: Caller, server: str | None, name: str
     ) -> Mapping[str, Any] | None:
         """The input schema of a listed tool ``caller`` may call; None otherwise."""
-        tool = self._upstreams.find_tool(server, name)
+        tool = self._servers.find_tool(server, name)
         if tool is None or not self._allowed(caller, server, name):
             return None
         return tool.input_schema
@@ -148,7 +156,7 @@ class FederatedTools:
                 could not be recorded: then it was not made.
         """
         began = time.monotonic()
-        target = self._target(server, name)
+        target = self._servers.target(server, name)
         call = ToolCall(
             call_id=str(uuid.uuid4()),
             caller=caller,
@@ -165,6 +173,9 @@ class FederatedTools:
         if not decision.allowed:
             await self._refused(call, denied(call, decision), began)
             raise UnknownTool(tool=name)
+        if not self._servers.admits(caller, call.server, call.tool):
+            await self._refused(call, admin_only(call), began)
+            raise UnknownTool(tool=name)
         hooked = HookedCall(
             call.call_id,
             caller,
@@ -172,7 +183,7 @@ class FederatedTools:
             call.tool,
             # Only hooks read the definition: a call no hook sees does not look it up.
             definition=(
-                self._upstreams.find_tool(call.server, call.tool)
+                self._servers.find_tool(call.server, call.tool)
                 if self._hooks.any_for(call.server, call.tool)
                 else None
             ),
@@ -196,8 +207,13 @@ class FederatedTools:
         try:
             result = before.response
             if result is None:
-                result = await self._upstreams.call_tool(
-                    call.server, call.tool, dict(before.arguments), meta=meta, progress=progress
+                result = await self._servers.call_tool(
+                    caller,
+                    call.server,
+                    call.tool,
+                    dict(before.arguments),
+                    meta=meta,
+                    progress=progress,
                 )
             after = await self._hooks.after(hooked, before, result, time.monotonic() - began)
         except UpstreamError as exc:
@@ -224,23 +240,6 @@ class FederatedTools:
             call.caller, [(call.server, call.definition)], call.session_id
         )
         return bool(found)
-
-    def _target(self, server: str | None, name: str) -> tuple[str, str] | None:
-        """The server and own name that the view's ``name`` calls; None when it names no
-        tool. On ``/mcp/s/<server>`` a server that is not READY may have tools it has not
-        listed yet: the call goes on, to fail as the server's state says."""
-        if server is None:
-            try:
-                upstream, own = self._upstreams.resolve(name)
-            except UnknownTool:
-                return None
-            return upstream.name, own
-        found = self._upstreams.get(server)
-        if found is None:
-            return None
-        if found.state is State.READY and self._upstreams.find_tool(server, name) is None:
-            return None
-        return server, name
 
     async def _refused(self, call: ToolCall, outcome: Outcome, began: float) -> None:
         """Record a call that ends before it is made: started, and ``outcome``."""
@@ -280,13 +279,10 @@ class FederatedTools:
 
     def _allowed(self, caller: Caller, server: str | None, name: str) -> bool:
         """Whether ``caller`` may call the view's tool ``name`` (False when unknown)."""
-        if server is None:
-            try:
-                upstream, own = self._upstreams.resolve(name)
-            except UnknownTool:
-                return False
-            server, name = upstream.name, own
-        return decide(caller.permissions, server, name).allowed
+        target = self._servers.target(server, name)
+        if target is None:
+            return False
+        return decide(caller.permissions, *target).allowed and self._servers.admits(caller, *target)
 
 
 def _answer(exc: UpstreamError, name: str) -> Exception:

@@ -25,27 +25,29 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!plugmesh/options/v1/options.proto\x12\x13plugmesh.options.v1\x1a google/protobuf/descriptor.proto\"\xa6\x01\n\x06Plugin\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08produces\x18\x02 \x03(\t\x12\x10\n\x08\x63onsumes\x18\x03 \x03(\t\x12\x35\n\x0c\x64\x65pendencies\x18\x04 \x03(\x0b\x32\x1f.plugmesh.options.v1.Dependency\x12\x30\n\ttool_hook\x18\x05 \x01(\x0b\x32\x1d.plugmesh.options.v1.ToolHook\"\xd4\x01\n\x08ToolHook\x12.\n\x06phases\x18\x01 \x03(\x0e\x32\x1e.plugmesh.options.v1.HookPhase\x12\x10\n\x08priority\x18\x02 \x01(\x05\x12\r\n\x05match\x18\x03 \x03(\t\x12+\n\x04mode\x18\x04 \x01(\x0e\x32\x1d.plugmesh.options.v1.HookMode\x12\x36\n\x0c\x66\x61ilure_mode\x18\x05 \x01(\x0e\x32 .plugmesh.options.v1.FailureMode\x12\x12\n\ntimeout_ms\x18\x06 \x01(\r\"F\n\nDependency\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x15\n\rversion_range\x18\x02 \x01(\t\x12\x10\n\x08optional\x18\x03 \x01(\x08\"\x19\n\tEventType\x12\x0c\n\x04type\x18\x01 \x01(\t*\x81\x01\n\tHookPhase\x12\x1a\n\x16HOOK_PHASE_UNSPECIFIED\x10\x00\x12\x1c\n\x18HOOK_PHASE_PRE_TOOL_CALL\x10\x01\x12\x1d\n\x19HOOK_PHASE_POST_TOOL_CALL\x10\x02\x12\x1b\n\x17HOOK_PHASE_FILTER_TOOLS\x10\x03*k\n\x08HookMode\x12\x19\n\x15HOOK_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11HOOK_MODE_ENFORCE\x10\x01\x12\x15\n\x11HOOK_MODE_DRY_RUN\x10\x02\x12\x16\n\x12HOOK_MODE_DISABLED\x10\x03*e\n\x0b\x46\x61ilureMode\x12\x1c\n\x18\x46\x41ILURE_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x41ILURE_MODE_FAIL_OPEN\x10\x01\x12\x1c\n\x18\x46\x41ILURE_MODE_FAIL_CLOSED\x10\x02*t\n\x06\x41\x63\x63\x65ss\x12\x16\n\x12\x41\x43\x43\x45SS_UNSPECIFIED\x10\x00\x12\x11\n\rACCESS_PUBLIC\x10\x01\x12\x18\n\x14\x41\x43\x43\x45SS_AUTHENTICATED\x10\x02\x12\x10\n\x0c\x41\x43\x43\x45SS_ADMIN\x10\x03\x12\x13\n\x0f\x41\x43\x43\x45SS_INTERNAL\x10\x04:N\n\x06plugin\x12\x1f.google.protobuf.ServiceOptions\x18\xb4\x87\x03 \x01(\x0b\x32\x1b.plugmesh.options.v1.Plugin:M\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xb5\x87\x03 \x01(\x0e\x32\x1b.plugmesh.options.v1.Access:P\n\x05\x65vent\x12\x1f.google.protobuf.MessageOptions\x18\xb6\x87\x03 \x01(\x0b\x32\x1e.plugmesh.options.v1.EventTypeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!plugmesh/options/v1/options.proto\x12\x13plugmesh.options.v1\x1a google/protobuf/descriptor.proto\"\xa6\x01\n\x06Plugin\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08produces\x18\x02 \x03(\t\x12\x10\n\x08\x63onsumes\x18\x03 \x03(\t\x12\x35\n\x0c\x64\x65pendencies\x18\x04 \x03(\x0b\x32\x1f.plugmesh.options.v1.Dependency\x12\x30\n\ttool_hook\x18\x05 \x01(\x0b\x32\x1d.plugmesh.options.v1.ToolHook\"\xd4\x01\n\x08ToolHook\x12.\n\x06phases\x18\x01 \x03(\x0e\x32\x1e.plugmesh.options.v1.HookPhase\x12\x10\n\x08priority\x18\x02 \x01(\x05\x12\r\n\x05match\x18\x03 \x03(\t\x12+\n\x04mode\x18\x04 \x01(\x0e\x32\x1d.plugmesh.options.v1.HookMode\x12\x36\n\x0c\x66\x61ilure_mode\x18\x05 \x01(\x0e\x32 .plugmesh.options.v1.FailureMode\x12\x12\n\ntimeout_ms\x18\x06 \x01(\r\"\xd8\x01\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x16\n\tread_only\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65structive\x18\x05 \x01(\x08H\x01\x88\x01\x01\x12\x17\n\nidempotent\x18\x06 \x01(\x08H\x02\x88\x01\x01\x12\x17\n\nopen_world\x18\x07 \x01(\x08H\x03\x88\x01\x01\x42\x0c\n\n_read_onlyB\x0e\n\x0c_destructiveB\r\n\x0b_idempotentB\r\n\x0b_open_world\"F\n\nDependency\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x15\n\rversion_range\x18\x02 \x01(\t\x12\x10\n\x08optional\x18\x03 \x01(\x08\"\x19\n\tEventType\x12\x0c\n\x04type\x18\x01 \x01(\t*\x81\x01\n\tHookPhase\x12\x1a\n\x16HOOK_PHASE_UNSPECIFIED\x10\x00\x12\x1c\n\x18HOOK_PHASE_PRE_TOOL_CALL\x10\x01\x12\x1d\n\x19HOOK_PHASE_POST_TOOL_CALL\x10\x02\x12\x1b\n\x17HOOK_PHASE_FILTER_TOOLS\x10\x03*k\n\x08HookMode\x12\x19\n\x15HOOK_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11HOOK_MODE_ENFORCE\x10\x01\x12\x15\n\x11HOOK_MODE_DRY_RUN\x10\x02\x12\x16\n\x12HOOK_MODE_DISABLED\x10\x03*e\n\x0b\x46\x61ilureMode\x12\x1c\n\x18\x46\x41ILURE_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x41ILURE_MODE_FAIL_OPEN\x10\x01\x12\x1c\n\x18\x46\x41ILURE_MODE_FAIL_CLOSED\x10\x02*t\n\x06\x41\x63\x63\x65ss\x12\x16\n\x12\x41\x43\x43\x45SS_UNSPECIFIED\x10\x00\x12\x11\n\rACCESS_PUBLIC\x10\x01\x12\x18\n\x14\x41\x43\x43\x45SS_AUTHENTICATED\x10\x02\x12\x10\n\x0c\x41\x43\x43\x45SS_ADMIN\x10\x03\x12\x13\n\x0f\x41\x43\x43\x45SS_INTERNAL\x10\x04:N\n\x06plugin\x12\x1f.google.protobuf.ServiceOptions\x18\xb4\x87\x03 \x01(\x0b\x32\x1b.plugmesh.options.v1.Plugin:M\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xb5\x87\x03 \x01(\x0e\x32\x1b.plugmesh.options.v1.Access:I\n\x04tool\x12\x1e.google.protobuf.MethodOptions\x18\xb7\x87\x03 \x01(\x0b\x32\x19.plugmesh.options.v1.Tool:P\n\x05\x65vent\x12\x1f.google.protobuf.MessageOptions\x18\xb6\x87\x03 \x01(\x0b\x32\x1e.plugmesh.options.v1.EventTypeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'plugmesh.options.v1.options_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_HOOKPHASE']._serialized_start=576
-  _globals['_HOOKPHASE']._serialized_end=705
-  _globals['_HOOKMODE']._serialized_start=707
-  _globals['_HOOKMODE']._serialized_end=814
-  _globals['_FAILUREMODE']._serialized_start=816
-  _globals['_FAILUREMODE']._serialized_end=917
-  _globals['_ACCESS']._serialized_start=919
-  _globals['_ACCESS']._serialized_end=1035
+  _globals['_HOOKPHASE']._serialized_start=795
+  _globals['_HOOKPHASE']._serialized_end=924
+  _globals['_HOOKMODE']._serialized_start=926
+  _globals['_HOOKMODE']._serialized_end=1033
+  _globals['_FAILUREMODE']._serialized_start=1035
+  _globals['_FAILUREMODE']._serialized_end=1136
+  _globals['_ACCESS']._serialized_start=1138
+  _globals['_ACCESS']._serialized_end=1254
   _globals['_PLUGIN']._serialized_start=93
   _globals['_PLUGIN']._serialized_end=259
   _globals['_TOOLHOOK']._serialized_start=262
   _globals['_TOOLHOOK']._serialized_end=474
-  _globals['_DEPENDENCY']._serialized_start=476
-  _globals['_DEPENDENCY']._serialized_end=546
-  _globals['_EVENTTYPE']._serialized_start=548
-  _globals['_EVENTTYPE']._serialized_end=573
+  _globals['_TOOL']._serialized_start=477
+  _globals['_TOOL']._serialized_end=693
+  _globals['_DEPENDENCY']._serialized_start=695
+  _globals['_DEPENDENCY']._serialized_end=765
+  _globals['_EVENTTYPE']._serialized_start=767
+  _globals['_EVENTTYPE']._serialized_end=792
 # @@protoc_insertion_point(module_scope)

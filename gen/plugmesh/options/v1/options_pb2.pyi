@@ -249,6 +249,86 @@ class ToolHook(_message.Message):
 Global___ToolHook: _TypeAlias = ToolHook  # noqa: Y015
 
 @_typing.final
+class Tool(_message.Message):
+    """Tool offers a unary RPC as a tool of the MCP gateway: a tool of the MCP
+    server named after the plugin ("audit" on /mcp/s/audit, "audit__<tool>" on
+    /mcp), whose input schema is the JSON Schema of the request message and whose
+    result's structuredContent is the response. Callers see and call it under
+    the same permissions ("<plugin>/<tool>" rules), hooks and tool.call events
+    as any upstream tool, and only when the RPC's access admits them (an
+    ACCESS_ADMIN RPC is a tool of admins only; an ACCESS_INTERNAL one is never
+    offered). The plugin gets the caller's signed identity, as over HTTP.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    READ_ONLY_FIELD_NUMBER: _builtins.int
+    DESTRUCTIVE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENT_FIELD_NUMBER: _builtins.int
+    OPEN_WORLD_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The tool's name, [A-Za-z0-9_.-]; empty is the RPC's name in snake_case
+    ("ListAuditEntries" is "list_audit_entries").
+    """
+    title: _builtins.str
+    """A short title for people."""
+    description: _builtins.str
+    """What the tool does, for the model; empty is "Calls <pkg.Service.Method>."."""
+    read_only: _builtins.bool
+    """MCP's readOnlyHint: the tool changes nothing. Unset is true when the RPC's
+    idempotency_level is NO_SIDE_EFFECTS.
+    """
+    destructive: _builtins.bool
+    """MCP's destructiveHint: a change it makes may destroy data. Unset is left to
+    the client's default.
+    """
+    idempotent: _builtins.bool
+    """MCP's idempotentHint: calling it again with the same arguments changes
+    nothing more. Unset is true when the RPC's idempotency_level is
+    NO_SIDE_EFFECTS or IDEMPOTENT.
+    """
+    open_world: _builtins.bool
+    """MCP's openWorldHint: it reaches beyond the mesh. Unset is false: a
+    plugin's data is the mesh's own.
+    """
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        title: _builtins.str = ...,
+        description: _builtins.str = ...,
+        read_only: _builtins.bool | None = ...,
+        destructive: _builtins.bool | None = ...,
+        idempotent: _builtins.bool | None = ...,
+        open_world: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_destructive", b"_destructive", "_idempotent", b"_idempotent", "_open_world", b"_open_world", "_read_only", b"_read_only", "destructive", b"destructive", "idempotent", b"idempotent", "open_world", b"open_world", "read_only", b"read_only"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_destructive", b"_destructive", "_idempotent", b"_idempotent", "_open_world", b"_open_world", "_read_only", b"_read_only", "description", b"description", "destructive", b"destructive", "idempotent", b"idempotent", "name", b"name", "open_world", b"open_world", "read_only", b"read_only", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__destructive: _TypeAlias = _typing.Literal["destructive"]  # noqa: Y015
+    _WhichOneofArgType__destructive: _TypeAlias = _typing.Literal["_destructive", b"_destructive"]  # noqa: Y015
+    _WhichOneofReturnType__idempotent: _TypeAlias = _typing.Literal["idempotent"]  # noqa: Y015
+    _WhichOneofArgType__idempotent: _TypeAlias = _typing.Literal["_idempotent", b"_idempotent"]  # noqa: Y015
+    _WhichOneofReturnType__open_world: _TypeAlias = _typing.Literal["open_world"]  # noqa: Y015
+    _WhichOneofArgType__open_world: _TypeAlias = _typing.Literal["_open_world", b"_open_world"]  # noqa: Y015
+    _WhichOneofReturnType__read_only: _TypeAlias = _typing.Literal["read_only"]  # noqa: Y015
+    _WhichOneofArgType__read_only: _TypeAlias = _typing.Literal["_read_only", b"_read_only"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__destructive) -> _WhichOneofReturnType__destructive | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__idempotent) -> _WhichOneofReturnType__idempotent | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__open_world) -> _WhichOneofReturnType__open_world | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__read_only) -> _WhichOneofReturnType__read_only | None: ...
+
+Global___Tool: _TypeAlias = Tool  # noqa: Y015
+
+@_typing.final
 class Dependency(_message.Message):
     """Dependency names another service and the versions of it that are accepted."""
 
@@ -304,10 +384,13 @@ Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 PLUGIN_FIELD_NUMBER: _builtins.int
 ACCESS_FIELD_NUMBER: _builtins.int
+TOOL_FIELD_NUMBER: _builtins.int
 EVENT_FIELD_NUMBER: _builtins.int
 plugin: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.ServiceOptions, Global___Plugin]
 """The plugin that serves this service."""
 access: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___Access.ValueType]
 """Who may call this RPC through the gateway."""
+tool: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___Tool]
+"""Offers this RPC as an MCP tool of the gateway."""
 event: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MessageOptions, Global___EventType]
 """The event type whose payload this message is."""

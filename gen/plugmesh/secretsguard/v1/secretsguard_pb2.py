@@ -27,7 +27,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from plugmesh.options.v1 import options_pb2 as plugmesh_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+plugmesh/secretsguard/v1/secretsguard.proto\x12\x18plugmesh.secretsguard.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a!plugmesh/options/v1/options.proto\"%\n\x0fScanTextRequest\x12\x12\n\x04text\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"G\n\x10ScanTextResponse\x12\x33\n\x08\x66indings\x18\x01 \x03(\x0b\x32!.plugmesh.secretsguard.v1.Finding\"7\n\x07\x46inding\x12\x10\n\x08\x64\x65tector\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x05\"\x16\n\x14ListDetectorsRequest\"N\n\x15ListDetectorsResponse\x12\x35\n\tdetectors\x18\x01 \x03(\x0b\x32\".plugmesh.secretsguard.v1.Detector\"-\n\x08\x44\x65tector\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t2\xe7\x02\n\x13SecretsGuardService\x12\x8b\x01\n\x08ScanText\x12).plugmesh.secretsguard.v1.ScanTextRequest\x1a*.plugmesh.secretsguard.v1.ScanTextResponse\"(\x90\x02\x01\xa8\xbb\x18\x02\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/secrets-guard:scan:\x01*\x12\x9c\x01\n\rListDetectors\x12..plugmesh.secretsguard.v1.ListDetectorsRequest\x1a/.plugmesh.secretsguard.v1.ListDetectorsResponse\"*\x90\x02\x01\xa8\xbb\x18\x02\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/secrets-guard/detectors\x1a#\xa2\xbb\x18\x1f\n\x05\x31.0.0*\x16\n\x02\x01\x02\x10\x98\xf8\xff\xff\xff\xff\xff\xff\xff\x01 \x01(\x02\x30\xd0\x0f\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+plugmesh/secretsguard/v1/secretsguard.proto\x12\x18plugmesh.secretsguard.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a!plugmesh/options/v1/options.proto\"%\n\x0fScanTextRequest\x12\x12\n\x04text\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"G\n\x10ScanTextResponse\x12\x33\n\x08\x66indings\x18\x01 \x03(\x0b\x32!.plugmesh.secretsguard.v1.Finding\"7\n\x07\x46inding\x12\x10\n\x08\x64\x65tector\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x05\"\x16\n\x14ListDetectorsRequest\"N\n\x15ListDetectorsResponse\x12\x35\n\tdetectors\x18\x01 \x03(\x0b\x32\".plugmesh.secretsguard.v1.Detector\"-\n\x08\x44\x65tector\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t2\xa0\x04\n\x13SecretsGuardService\x12\x8b\x01\n\x08ScanText\x12).plugmesh.secretsguard.v1.ScanTextRequest\x1a*.plugmesh.secretsguard.v1.ScanTextResponse\"(\x90\x02\x01\xa8\xbb\x18\x02\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/secrets-guard:scan:\x01*\x12\xd5\x02\n\rListDetectors\x12..plugmesh.secretsguard.v1.ListDetectorsRequest\x1a/.plugmesh.secretsguard.v1.ListDetectorsResponse\"\xe2\x01\x90\x02\x01\xa8\xbb\x18\x02\xba\xbb\x18\xb3\x01\x12\"List the secrets guard\'s detectors\x1a\x8c\x01Lists the kinds of credentials the secrets guard finds in tool arguments (where it refuses the call) and in results (where it redacts them).\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/secrets-guard/detectors\x1a#\xa2\xbb\x18\x1f\n\x05\x31.0.0*\x16\n\x02\x01\x02\x10\x98\xf8\xff\xff\xff\xff\xff\xff\xff\x01 \x01(\x02\x30\xd0\x0f\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,7 +41,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SECRETSGUARDSERVICE'].methods_by_name['ScanText']._loaded_options = None
   _globals['_SECRETSGUARDSERVICE'].methods_by_name['ScanText']._serialized_options = b'\220\002\001\250\273\030\002\202\323\344\223\002\033\"\026/v1/secrets-guard:scan:\001*'
   _globals['_SECRETSGUARDSERVICE'].methods_by_name['ListDetectors']._loaded_options = None
-  _globals['_SECRETSGUARDSERVICE'].methods_by_name['ListDetectors']._serialized_options = b'\220\002\001\250\273\030\002\202\323\344\223\002\035\022\033/v1/secrets-guard/detectors'
+  _globals['_SECRETSGUARDSERVICE'].methods_by_name['ListDetectors']._serialized_options = b'\220\002\001\250\273\030\002\272\273\030\263\001\022\"List the secrets guard\'s detectors\032\214\001Lists the kinds of credentials the secrets guard finds in tool arguments (where it refuses the call) and in results (where it redacts them).\202\323\344\223\002\035\022\033/v1/secrets-guard/detectors'
   _globals['_SCANTEXTREQUEST']._serialized_start=171
   _globals['_SCANTEXTREQUEST']._serialized_end=208
   _globals['_SCANTEXTRESPONSE']._serialized_start=210
@@ -55,5 +55,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DETECTOR']._serialized_start=444
   _globals['_DETECTOR']._serialized_end=489
   _globals['_SECRETSGUARDSERVICE']._serialized_start=492
-  _globals['_SECRETSGUARDSERVICE']._serialized_end=851
+  _globals['_SECRETSGUARDSERVICE']._serialized_end=1036
 # @@protoc_insertion_point(module_scope)
