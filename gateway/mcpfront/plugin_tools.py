@@ -42,7 +42,12 @@ from gateway.json_schemas import message_schema
 from gateway.mcpfront.paths import SERVER_NAME
 from gateway.mcpfront.tool_names import MAX_EXPOSED_NAME_LENGTH, exposed_name
 from gateway.mcpfront.toolbox import Caller, CallerKind
-from gateway.mcpfront.upstream_errors import UpstreamDied, UpstreamNotReady, UpstreamTimeout
+from gateway.mcpfront.upstream_errors import (
+    UpstreamDied,
+    UpstreamNotReady,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+)
 from gateway.model import Method, Snapshot
 from gateway.upstream import NoHealthyInstance, Upstreams
 from meshkit.identity import Identity, PrincipalKind, to_metadata
@@ -228,6 +233,7 @@ class PluginTools:
             UpstreamNotReady: No instance of the plugin serves.
             UpstreamDied: The plugin became unreachable during the call (UNAVAILABLE).
             UpstreamTimeout: It did not answer in time.
+            UpstreamProtocolError: Its answer does not decode as the response message.
         """
         descriptor = tool.method.descriptor
         try:
@@ -255,8 +261,16 @@ class PluginTools:
             if exc.code() in _UNREACHABLE:
                 raise self._unreachable(tool, exc) from None
             return _error(f"{exc.code().name}: {exc.details()}")
-        response = message_factory.GetMessageClass(descriptor.output_type).FromString(reply.body)
-        return _result(tool, response)
+        try:
+            response = message_factory.GetMessageClass(descriptor.output_type)
+            return _result(tool, response.FromString(reply.body))
+        except message.DecodeError as exc:
+            raise UpstreamProtocolError(
+                f"{tool.server}: {tool.name} answered what is not a "
+                f"{descriptor.output_type.full_name}: {exc}",
+                server=tool.server,
+                tool=tool.name,
+            ) from None
 
     def _metadata(self, caller: Caller) -> tuple[tuple[str, str], ...]:
         """The caller's signed identity and the call's trace context."""

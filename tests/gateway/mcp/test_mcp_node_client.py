@@ -99,13 +99,20 @@ async def test_the_typescript_sdk_client_lists_and_calls_tools_with_a_bearer_tok
         [
             {"name": "up__echo", "arguments": {"text": "from node"}},
             {"name": "up__add", "arguments": {"a": 2, "b": 3}},
+            {"name": "registry__list_services", "arguments": {}},
         ],
     )
 
     assert seen["protocolVersion"] == "2025-11-25"
     assert seen["server"]["name"] == "plugmesh"
-    assert seen["tools"] == [f"up__{tool}" for tool in UP_TOOLS]
-    echoed, added = (call["result"] for call in seen["calls"])
+    tools = seen["tools"]
+    assert [name for name in tools if name.startswith("up__")] == [f"up__{t}" for t in UP_TOOLS]
+    assert "registry__list_services" in tools, "a plugin's RPC is a tool too"
+    echoed, added, services = (call["result"] for call in seen["calls"])
+    # A plugin's tool: the client checks its structured content against the JSON Schema
+    # of the RPC's response.
+    assert not services.get("isError")
+    assert "users" in [service["name"] for service in services["structuredContent"]["services"]]
     assert echoed["content"] == [{"type": "text", "text": "echo:from node"}]
     # The client checks structured content against the tool's output schema itself.
     assert added["structuredContent"] == {"total": 5}
