@@ -5,7 +5,8 @@ checked to be a ``CallToolResult``, redaction by JSON Pointer and by value."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,22 +183,86 @@ def error_result(reason: str, hook: str) -> dict[str, Any]:
 def redacted(result: Mapping[str, Any], redact: hooks_pb2.Redact) -> dict[str, Any]:
     """``result`` with what ``redact`` names replaced: the values at its JSON Pointers
     (a pointer to nothing is ignored), and its values wherever they occur in the result's
-    data: the text of its content blocks (embedded resources' too) and any string of its
-    structured content. The rest (types, MIME types, URIs, ``_meta``) is not data and
-    keeps its form."""
+    data: the text of its content blocks (embedded resources' too), any string of its
+    structured content and of the ``_meta`` of the result and of its blocks. Types, MIME
+    types and URIs keep their form.
+
+    What a pointer removed does not survive elsewhere: the text blocks mirror structured
+    content (the specification asks tools to), so each string of at least
+    :data:`_SHORTEST` characters that a pointer removed is also replaced wherever it
+    occurs, and a text block that was the structured content as JSON is written again
+    from the redacted structured content."""
     replacement = redact.replacement or REDACTED
-    values = tuple(value for value in redact.values if value)
     changed: Any = dict(result)
-    if values:
-        changed["content"] = [
-            _block(block, values, replacement) for block in result.get("content", [])
-        ]
-        if "structuredContent" in result:
-            structured = result["structuredContent"]
-            changed["structuredContent"] = _replace_values(structured, values, replacement)
     for pointer in redact.json_pointers:
         changed = _replace_at(changed, _tokens(pointer), replacement)
+    removed = [s for s in _strings(result, redact.json_pointers) if len(s) >= _SHORTEST]
+    values = tuple(value for value in (*redact.values, *removed) if value)
+    structured = result.get("structuredContent")
+    mirror = _json(structured) if changed.get("structuredContent") != structured else None
+    content = [_mirrored(block, mirror, changed) for block in changed.get("content", [])]
+    if values:
+        content = [_block(block, values, replacement) for block in content]
+        if "structuredContent" in changed:
+            structured = changed["structuredContent"]
+            changed["structuredContent"] = _replace_values(structured, values, replacement)
+        if "_meta" in changed:
+            changed["_meta"] = _replace_values(changed["_meta"], values, replacement)
+    if "content" in result:
+        changed["content"] = content
     return changed  # type: ignore[no-any-return]
+
+
+#: The shortest string a pointer removed that is also replaced elsewhere (a shorter one,
+#: "a" or "no", would mangle the text around it).
+_SHORTEST = 4
+
+
+def _strings(result: Mapping[str, Any], pointers: Sequence[str]) -> tuple[str, ...]:
+    """Every string at or under ``pointers`` in ``result``."""
+    found: list[str] = []
+    for pointer in pointers:
+        tokens = _tokens(pointer)
+        value: Any = result if tokens else None
+        for token in tokens or []:
+            if isinstance(value, dict):
+                value = value.get(token)
+            elif isinstance(value, list) and token.isdigit() and int(token) < len(value):
+                value = value[int(token)]
+            else:
+                value = None
+        found.extend(_leaves(value))
+    return tuple(found)
+
+
+def _leaves(value: Any) -> list[str]:
+    """The strings in ``value``, nested ones included."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return []
+
+
+def _json(value: Any) -> Any:
+    """``value`` as a JSON text would decode it again, to compare with a text block."""
+    return json.loads(json.dumps(value))
+
+
+def _mirrored(block: Any, mirror: Any, changed: Mapping[str, Any]) -> Any:
+    """A text block that was ``mirror`` (the structured content before a pointer changed
+    it) as JSON, written again from the changed structured content; others unchanged."""
+    if mirror is None or not isinstance(block, dict) or not isinstance(block.get("text"), str):
+        return block
+    try:
+        was = json.loads(block["text"])
+    except ValueError:
+        return block
+    if was != mirror:
+        return block
+    return {**block, "text": json.dumps(changed.get("structuredContent"), ensure_ascii=False)}
 
 
 def _block(block: Any, values: tuple[str, ...], replacement: str) -> Any:
@@ -205,6 +270,8 @@ def _block(block: Any, values: tuple[str, ...], replacement: str) -> Any:
     if not isinstance(block, dict):
         return block
     changed = dict(block)
+    if isinstance(block.get("_meta"), dict):
+        changed["_meta"] = _replace_values(block["_meta"], values, replacement)
     if isinstance(block.get("text"), str):
         changed["text"] = _replace_values(block["text"], values, replacement)
     resource = block.get("resource")

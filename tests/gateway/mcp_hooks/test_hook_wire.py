@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import mcp.types as types
@@ -38,7 +39,40 @@ def test_redacting_json_pointers_replaces_the_values_they_name_and_ignores_the_r
     changed = redacted(RESULT, redact)
 
     assert changed["structuredContent"] == {"token": "***", "count": 2, "items": ["a", "***"]}
-    assert changed["content"] == RESULT["content"]
+    # What the pointers removed goes from the text too.
+    assert changed["content"] == [{"type": "text", "text": "key *** and ***"}]
+
+
+def test_a_text_block_mirroring_the_structured_content_is_written_again_from_it() -> None:
+    structured = {"user": "ada", "pin": 1234, "note": "ok"}
+    result = {
+        "content": [
+            {"type": "text", "text": json.dumps(structured)},
+            {"type": "text", "text": "pin 1234 for ada"},
+        ],
+        "structuredContent": structured,
+    }
+
+    changed = redacted(result, hooks_pb2.Redact(json_pointers=["/structuredContent/pin"]))
+
+    mirrored = {"user": "ada", "pin": "[redacted]", "note": "ok"}
+    assert changed["structuredContent"] == mirrored
+    assert json.loads(changed["content"][0]["text"]) == mirrored
+    # A number, and strings shorter than four characters, are not searched for elsewhere.
+    assert changed["content"][1]["text"] == "pin 1234 for ada"
+
+
+def test_a_removed_string_is_replaced_in_the_meta_and_everywhere_else() -> None:
+    result = {
+        "content": [{"type": "text", "text": "see s3cr3t", "_meta": {"echo": "s3cr3t"}}],
+        "structuredContent": {"secret": "s3cr3t", "copy": "s3cr3t!"},
+        "_meta": {"trace": {"last": "s3cr3t"}},
+    }
+
+    changed = redacted(result, hooks_pb2.Redact(json_pointers=["/structuredContent/secret"]))
+
+    assert "s3cr3t" not in json.dumps(changed)
+    assert changed["structuredContent"] == {"secret": "[redacted]", "copy": "[redacted]!"}
 
 
 def test_json_pointer_escapes_name_keys_with_slashes_and_tildes() -> None:
@@ -86,13 +120,13 @@ def test_whole_numbers_come_back_from_a_struct_as_integers() -> None:
     }
 
 
-def test_redacting_values_leaves_what_is_not_data_in_its_form() -> None:
+def test_redacting_values_leaves_types_uris_and_keys_in_their_form() -> None:
     result = {
         "content": [
             {"type": "text", "text": "text"},
             {"type": "resource", "resource": {"uri": "file:///text", "text": "a text"}},
         ],
-        "_meta": {"note": "text"},
+        "_meta": {"note": "text", "text": 1},
     }
 
     changed = redacted(result, hooks_pb2.Redact(values=["x"]))
@@ -101,4 +135,4 @@ def test_redacting_values_leaves_what_is_not_data_in_its_form() -> None:
         {"type": "text", "text": "te[redacted]t"},
         {"type": "resource", "resource": {"uri": "file:///text", "text": "a te[redacted]t"}},
     ]
-    assert changed["_meta"] == {"note": "text"}
+    assert changed["_meta"] == {"note": "te[redacted]t", "text": 1}
