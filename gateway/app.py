@@ -184,6 +184,7 @@ class Gateway:
             config.mcp,
             issuer=config.auth.jwt_issuer,
             version=VERSION,
+            nats_url=config.mesh.nats_url,
         )
         #: The admin API of the upstream MCP servers (``McpServerService``, its own port).
         self.mcp_servers = build_mcp_servers(

@@ -55,6 +55,7 @@ from gateway.http.errors import PayloadTooLarge
 from gateway.http.headers import scope_trace
 from gateway.mcpfront import metadata
 from gateway.mcpfront.callers import Authenticator, authenticated_user, caller_of
+from gateway.mcpfront.cancel_relay import CancelRelay
 from gateway.mcpfront.legacy import (
     Cancellations,
     ListChangedStreams,
@@ -82,6 +83,8 @@ class McpFront:
         bus: Where tool-list changes are fanned out to the open ``subscriptions/listen``
             streams; an in-process one when None.
         version: The gateway's version, in the server's info.
+        nats_url: Where the replicas tell each other of a handshake-era client's
+            cancellations (:mod:`gateway.mcpfront.cancel_relay`); none when None.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class McpFront:
         issuer: str | None = None,
         bus: SubscriptionBus | None = None,
         version: str = "",
+        nats_url: str | None = None,
     ) -> None:
         self._toolbox = toolbox
         self._authenticator = authenticator
@@ -103,7 +107,13 @@ class McpFront:
         self.server = build_server(
             toolbox, page_size=settings.page_size, listen=self._listen, version=version
         )
-        self.server.middleware.append(Cancellations())
+        cancellations = Cancellations()
+        self.server.middleware.append(cancellations)
+        #: Tells the other replicas of cancellations this one runs no call for.
+        self.cancel_relay: CancelRelay | None = None
+        if nats_url:
+            self.cancel_relay = CancelRelay(nats_url, on_cancel=cancellations.cancel_here)
+            cancellations.tell_others = self.cancel_relay.tell
         self._streams = ListChangedStreams(self._bus, settings.transport_security)
         self._manager = StreamableHTTPSessionManager(
             self.server,
@@ -125,6 +135,8 @@ class McpFront:
         """Start the transport. Safe to call twice."""
         if self._task is not None:
             return
+        if self.cancel_relay is not None:
+            await self.cancel_relay.start()
         running = asyncio.Event()
         self._task = asyncio.create_task(self._run(running), name="mcp-front")
         waiting = asyncio.ensure_future(running.wait())
@@ -146,6 +158,8 @@ class McpFront:
         self._closing.set()
         if self._task is not None:
             await self._task
+        if self.cancel_relay is not None:
+            await self.cancel_relay.close()
 
     async def tools_changed(self) -> None:
         """Tell every listening client of this replica that its tool list changed."""

@@ -19,12 +19,13 @@ front gives both back, with nothing any replica must remember:
   ``tools/call`` is known by (caller, session id, request id); the
   ``notifications/cancelled`` of that key cancels it (task cancellation, so the toolbox
   call is cancelled), and the request is answered with an error its client has already
-  forgotten.
+  forgotten. A replica that runs no call of that key tells the others
+  (:mod:`gateway.mcpfront.cancel_relay`), since a load balancer may have sent the
+  cancellation elsewhere.
 
 Still out of reach: server-to-client requests (sampling, elicitation) and resumption
-(``Last-Event-ID``); and, until the subscription bus and the cancellations span
-replicas (over NATS), a change or a cancellation reaches only the replica where it
-happens.
+(``Last-Event-ID``). A change of the tool list is heard from each replica's own view of
+the servers, which the replicas keep alike (:mod:`gateway.mcpservers.events`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from starlette.requests import Request
 
 from gateway.http.asgi import Message, Receive, Scope, Send, header
 from gateway.mcpfront.callers import caller_of
+from gateway.mcpfront.cancel_relay import CallKey
 from gateway.mcpfront.replies import send_error
 from meshkit.tasks import cancel_and_wait
 
@@ -163,10 +165,23 @@ class ListChangedStreams:
 
 class Cancellations:
     """A middleware of the SDK server: ``notifications/cancelled`` of a handshake-era
-    client cancels its running ``tools/call``, found by (caller, session id, request id)."""
+    client cancels its running ``tools/call``, found by (caller, session id, request id),
+    on this replica or, through :attr:`tell_others`, on the one running it.
+    """
 
     def __init__(self) -> None:
-        self._running: dict[tuple[str, str, str], anyio.CancelScope] = {}
+        self._running: dict[CallKey, anyio.CancelScope] = {}
+        #: Tells the other replicas of a cancellation this one runs no call for
+        #: (:meth:`~gateway.mcpfront.cancel_relay.CancelRelay.tell`); nobody when None.
+        self.tell_others: Callable[[CallKey], None] | None = None
+
+    def cancel_here(self, key: CallKey) -> bool:
+        """Cancel the call ``key`` if this replica runs it; whether it did."""
+        running = self._running.get(key)
+        if running is None:
+            return False
+        running.cancel()
+        return True
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
@@ -177,10 +192,9 @@ class Cancellations:
             return await call_next(ctx)
         caller = caller_of(request.scope).id
         if ctx.method == "notifications/cancelled":
-            cancelled = (ctx.params or {}).get("requestId")
-            running = self._running.get((caller, session, str(cancelled)))
-            if running is not None:
-                running.cancel()
+            cancelled = (caller, session, str((ctx.params or {}).get("requestId")))
+            if not self.cancel_here(cancelled) and self.tell_others is not None:
+                self.tell_others(cancelled)
             return await call_next(ctx)
         if ctx.method != "tools/call" or ctx.request_id is None:
             return await call_next(ctx)

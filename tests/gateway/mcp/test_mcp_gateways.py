@@ -10,9 +10,10 @@ import pytest
 
 from gateway.http import HttpSettings
 from tests.gateway.auth.mesh import Mesh
-from tests.gateway.mcp.clients import ACCEPT, ERAS, MODERN, connected, every_page
-from tests.gateway.mcp.conftest import running_front
+from tests.gateway.mcp.clients import ACCEPT, ERAS, MODERN, connected, every_page, request
+from tests.gateway.mcp.conftest import Front, running_front
 from tests.gateway.mcp.proxy import RoundRobinProxy
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -40,6 +41,52 @@ async def test_two_replicas_behind_one_address_serve_one_client_between_them(
     assert b.workbench.listings
     assert {text.partition(":")[0] for text in texts} == {"a", "b"}
     assert sorted(text.partition(":")[2] for text in texts) == ["0", "1", "2", "3"]
+
+
+async def test_a_cancellation_sent_to_the_other_replica_cancels_the_call(auth_mesh: Mesh) -> None:
+    headers = {**ACCEPT, **auth_mesh.bearer(auth_mesh.admin_token)}
+    hello = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": CLIENT}
+    call = request(
+        "tools/call",
+        {"name": "alpha__slow", "arguments": {"steps": 1, "hold": True}, "_meta": PROGRESS},
+        7,
+    )
+    async with (
+        running_front(auth_mesh, replica="a") as a,
+        running_front(auth_mesh, replica="b") as b,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        await until(lambda: _relaying(a, b), what="both replicas on NATS")
+        opened = await http.post(a.url, json=request("initialize", hello), headers=headers)
+        headers |= {"MCP-Protocol-Version": "2025-11-25", "Mcp-Session-Id": _session(opened)}
+        async with http.stream("POST", a.url, json=call, headers=headers) as running:
+            lines = running.aiter_lines()
+            await anext(line async for line in lines if "notifications/progress" in line)
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled"}
+            told = await http.post(
+                b.url, json={**cancel, "params": {"requestId": 7}}, headers=headers
+            )
+            rest = [line async for line in lines]
+
+    assert told.status_code == 202
+    assert a.workbench.cancelled == ["alpha__slow"]
+    assert b.workbench.cancelled == []
+    assert any("Request cancelled" in line for line in rest)
+
+
+CLIENT = {"name": "cancel-test", "version": "0"}
+PROGRESS = {"progressToken": "p1"}
+
+
+def _relaying(*fronts: Front) -> bool:
+    relays = [front.gateway.mcp.cancel_relay for front in fronts]
+    return all(relay is not None and relay.connected for relay in relays)
+
+
+def _session(response: httpx.Response) -> str:
+    session = response.headers.get("mcp-session-id")
+    assert session, response.text
+    return str(session)
 
 
 async def test_a_stopping_gateway_ends_its_notification_streams(auth_mesh: Mesh) -> None:
