@@ -82,6 +82,8 @@ class PlannedHook(hooks_pb2_grpc.ToolCallHookServiceServicer):
             answer.respond.result.update(
                 {"content": [{"type": "text", "text": text}], "structuredContent": {"result": text}}
             )
+            if "meta" in plan:
+                answer.respond.result.update({"_meta": plan["meta"]})
         elif "protocol" in plan:
             # The revision the caller speaks, as the call's text.
             arguments["text"] = request.call.protocol_version

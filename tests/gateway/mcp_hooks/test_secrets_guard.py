@@ -85,9 +85,12 @@ async def test_credentials_in_a_result_are_redacted_after_every_other_hook(
     _, token = await caller(auth_mesh)
     leaked = CREDENTIALS["plugmesh-machine-token"]
     # Another hook answers in the upstream's place with a credential in its result.
-    leaky = plan("hook-leaky", PRE, priority=5, pre={"respond": f"your token is {leaked}"})
+    answer = {"respond": f"your token is {leaked}", "meta": {"debug": {"token": leaked}}}
+    leaky = plan("hook-leaky", PRE, priority=5, pre=answer)
     async with hooks(auth_mesh, gateway, leaky):
         result = await call(gateway, token, "echo", {"text": "x"})
 
     assert text(result) == "your token is [redacted]"
     assert result["structuredContent"] == {"result": "your token is [redacted]"}
+    assert result["_meta"]["debug"] == {"token": "[redacted]"}
+    assert leaked not in json.dumps(result)
