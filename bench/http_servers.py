@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -209,6 +209,7 @@ def serve_gateway_app_granian(sock: socket.socket) -> None:
 @dataclass(frozen=True)
 class _Method:
     descriptor: Any
+    comments: Any = field(default_factory=dict)
 
 
 class _Snapshot:

@@ -3,18 +3,20 @@
 lowerCamelCase properties, 64-bit integers as strings, enums by name,
 Timestamp/Duration/FieldMask as strings, wrappers as their value, maps as objects.
 Each message is one named schema that others reference, so recursive messages
-stop::
+stop. Given the contract's comments (:attr:`gateway.schemas.Schema.comments`), a
+commented message or field has its comment as ``description``::
 
-    schemas = MessageSchemas("#/components/schemas/")   # OpenAPI
+    schemas = MessageSchemas("#/components/schemas/", comments)   # OpenAPI
     schemas.ref(request_descriptor)          # {"$ref": "#/components/schemas/pkg.Request"}
     schemas.components                       # full name -> schema, every message reached
 
-    message_schema(request_descriptor)       # one self-contained JSON Schema (MCP tools)
+    message_schema(request_descriptor, comments)   # one self-contained JSON Schema (MCP tools)
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import descriptor
@@ -67,11 +69,13 @@ _DEFS = "#/$defs/"
 
 
 class MessageSchemas:
-    """Collects a schema per message reached, referenced as ``<prefix><full name>``."""
+    """Collects a schema per message reached, referenced as ``<prefix><full name>``;
+    ``comments`` (full name -> comment) describe messages and fields."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, comments: Mapping[str, str] | None = None) -> None:
         self.components: dict[str, dict[str, Any]] = {}
         self._prefix = prefix
+        self._comments: Mapping[str, str] = comments or {}
 
     def ref(self, message_type: descriptor.Descriptor) -> dict[str, Any]:
         name = message_type.full_name
@@ -79,20 +83,30 @@ class MessageSchemas:
             return dict(WELL_KNOWN[name])
         if name not in self.components:
             self.components[name] = {}  # placeholder: recursive messages stop here
-            self.components[name] = {
-                "type": "object",
-                "title": message_type.name,
-                "properties": {f.json_name: self.field(f) for f in message_type.fields},
-            }
+            schema: dict[str, Any] = {"type": "object", "title": message_type.name}
+            self._describe(schema, name)
+            schema["properties"] = {f.json_name: self.field(f) for f in message_type.fields}
+            self.components[name] = schema
         return {"$ref": f"{self._prefix}{name}"}
 
     def field(self, field: _FD) -> dict[str, Any]:
+        """The schema of ``field``'s value, with its comment as ``description``."""
         message_type = field.message_type
         if message_type is not None and message_type.GetOptions().map_entry:
             value_field = message_type.fields_by_name["value"]
-            return {"type": "object", "additionalProperties": self._single(value_field)}
-        single = self._single(field)
-        return {"type": "array", "items": single} if field.is_repeated else single
+            schema = {"type": "object", "additionalProperties": self._single(value_field)}
+        else:
+            single = self._single(field)
+            schema = {"type": "array", "items": single} if field.is_repeated else single
+        return self._describe(schema, field.full_name)
+
+    def _describe(self, schema: dict[str, Any], name: str) -> dict[str, Any]:
+        comment = self._comments.get(name)
+        if comment:
+            # A well-known type's own note (FieldMask's) stays, after the comment.
+            note = schema.get("description")
+            schema["description"] = f"{comment}\n\n{note}" if note else comment
+        return schema
 
     def _single(self, field: _FD) -> dict[str, Any]:
         if field.message_type is not None:
@@ -103,10 +117,13 @@ class MessageSchemas:
         return dict(_SCALARS.get(field.type, {}))
 
 
-def message_schema(message_type: descriptor.Descriptor) -> dict[str, Any]:
+def message_schema(
+    message_type: descriptor.Descriptor, comments: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """One self-contained JSON Schema of ``message_type``: the message's own schema at
-    the root, the messages it reaches under ``$defs``."""
-    schemas = MessageSchemas(_DEFS)
+    the root, the messages it reaches under ``$defs``; ``comments`` as for
+    :class:`MessageSchemas`."""
+    schemas = MessageSchemas(_DEFS, comments)
     root = schemas.ref(message_type)
     name = message_type.full_name
     if name not in schemas.components:

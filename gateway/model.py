@@ -86,16 +86,24 @@ class Method:
     """An RPC the gateway can route, and the mesh service that serves it.
 
     ``service`` is the mesh service's name; look its instances up in the current
-    snapshot, since a ``Method`` outlives health changes.
+    snapshot, since a ``Method`` outlives health changes. ``comments`` are those of its
+    contract (:attr:`gateway.schemas.Schema.comments`): the RPC's, its messages' and
+    their fields', by full name.
     """
 
     service: str
     descriptor: descriptor.MethodDescriptor
+    comments: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def full_name(self) -> str:
         """``pkg.Service.Method``."""
         return self.descriptor.full_name
+
+    @property
+    def comment(self) -> str:
+        """The RPC's leading comment in its proto, or ``""``."""
+        return self.comments.get(self.full_name, "")
 
     @cached_property
     def path(self) -> str:
@@ -189,7 +197,7 @@ def build_snapshot(services: Mapping[str, Service], previous: Snapshot) -> Snaps
                 continue
             owners[grpc_service] = name
             for method in found.methods:
-                methods[method.full_name] = Method(name, method)
+                methods[method.full_name] = Method(name, method, service.schema.comments)
     return Snapshot(
         MappingProxyType(dict(services)),
         MappingProxyType(methods),

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from google.api import annotations_pb2  # noqa: F401  # registers google.api.http
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 
+from gateway.comments import leading_comments
 from meshkit.descriptors import PoolError, build_pool
 from plugmesh.options.v1 import options_pb2  # noqa: F401  # registers the plugmesh options
 
@@ -35,11 +36,14 @@ class Schema:
         digest: The registry's digest of the files.
         pool: A pool holding every file and everything it imports.
         files: Each file, serialized, by name (what server reflection sends).
+        comments: The leading comment of each commented message, field, service and
+            method, by full name (:mod:`gateway.comments`); the pool keeps none.
     """
 
     digest: str
     pool: descriptor_pool.DescriptorPool
     files: Mapping[str, bytes]
+    comments: Mapping[str, str]
 
     @classmethod
     def build(cls, digest: str, files: descriptor_pb2.FileDescriptorSet) -> Schema:
@@ -52,7 +56,8 @@ class Schema:
             pool, added = build_pool(files.file)
         except PoolError as exc:
             raise SchemaError(str(exc)) from exc
-        return cls(digest, pool, MappingProxyType(added))
+        comments = leading_comments(files.file)
+        return cls(digest, pool, MappingProxyType(added), MappingProxyType(comments))
 
     def service(self, full_name: str) -> descriptor.ServiceDescriptor | None:
         """The gRPC service called ``full_name``, if this schema defines it."""

@@ -1,19 +1,44 @@
 """Descriptors on the wire: the ``FileDescriptorSet`` a plugin sends to the registry at
-registration, and a pool built from one a process receives (:func:`build_pool`)."""
+registration, and a pool built from one a process receives (:func:`build_pool`).
+
+Generated code keeps no comments, so the files a plugin sends get theirs
+(``source_code_info``) from a descriptor set written by ``protoc --include_source_info``:
+plugmesh's own protos ship one beside their generated code
+(``gen/plugmesh/descriptors.binpb``, written by ``make gen``); a plugin with protos of
+its own passes its set to :func:`file_descriptor_set`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import logging
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from types import MappingProxyType
 
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 
 from plugmesh.options.v1 import options_pb2
 
+log = logging.getLogger(__name__)
+
+_SHIPPED = "descriptors.binpb"
+
 
 def file_descriptor_set(
     services: Iterable[descriptor.ServiceDescriptor],
+    *,
+    source_info: descriptor_pb2.FileDescriptorSet | None = None,
 ) -> descriptor_pb2.FileDescriptorSet:
-    """Return the files defining ``services`` and everything they import, imports first."""
+    """Return the files defining ``services`` and everything they import, imports first.
+
+    Each file carries the ``source_code_info`` of the file of the same name in
+    ``source_info`` or in plugmesh's own set, when there is one that declares the same
+    elements; otherwise it goes without.
+    """
+    commented = dict(shipped_source_info())
+    if source_info is not None:
+        commented.update((file.name, file) for file in source_info.file)
     result = descriptor_pb2.FileDescriptorSet()
     seen: set[str] = set()
 
@@ -23,11 +48,59 @@ def file_descriptor_set(
         seen.add(file.name)
         for dependency in file.dependencies:
             add(dependency)
-        file.CopyToProto(result.file.add())
+        proto = result.file.add()
+        file.CopyToProto(proto)
+        source = commented.get(file.name)
+        if source is None:
+            return
+        if _outline(source) != _outline(proto):
+            log.warning(
+                "a file's source info is not of its generated code", extra={"file": file.name}
+            )
+            return
+        proto.source_code_info.CopyFrom(source.source_code_info)
 
     for service in services:
         add(service.file)
     return result
+
+
+@functools.cache
+def shipped_source_info() -> Mapping[str, descriptor_pb2.FileDescriptorProto]:
+    """The files of plugmesh's own protos with their source info, by name; empty when
+    the set is not installed."""
+    try:
+        data = resources.files("plugmesh").joinpath(_SHIPPED).read_bytes()
+    except FileNotFoundError:
+        return MappingProxyType({})
+    files = descriptor_pb2.FileDescriptorSet.FromString(data).file
+    return MappingProxyType({file.name: file for file in files})
+
+
+def _outline(file: descriptor_pb2.FileDescriptorProto) -> tuple[object, ...]:
+    """The names of the file's elements in order: what the paths of source locations
+    index. Two files with one outline take the same source info."""
+
+    def message(m: descriptor_pb2.DescriptorProto) -> tuple[object, ...]:
+        return (
+            m.name,
+            [f.name for f in m.field],
+            [message(n) for n in m.nested_type],
+            [enum(e) for e in m.enum_type],
+            [f.name for f in m.extension],
+            [o.name for o in m.oneof_decl],
+        )
+
+    def enum(e: descriptor_pb2.EnumDescriptorProto) -> tuple[object, ...]:
+        return (e.name, [v.name for v in e.value])
+
+    return (
+        file.package,
+        [message(m) for m in file.message_type],
+        [enum(e) for e in file.enum_type],
+        [(s.name, [m.name for m in s.method]) for s in file.service],
+        [f.name for f in file.extension],
+    )
 
 
 _SAFE_LEVELS = frozenset(

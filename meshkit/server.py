@@ -34,7 +34,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import descriptor
+from google.protobuf import descriptor, descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from meshkit.config import ConfigError, MeshConfig, advertised_host
@@ -95,6 +95,9 @@ class PluginServer:
         metrics_address: Where to serve the metrics, ``host:port`` (port 0 picks a free
             port); default: ``PLUGMESH_<NAME>_METRICS_ADDRESS`` of ``config``, and none
             when that is unset.
+        source_info: The contract's files as ``protoc --include_source_info`` writes
+            them, for their comments (see :mod:`meshkit.descriptors`); plugmesh's own
+            protos need none.
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class PluginServer:
         version: str | None = None,
         metadata: Mapping[str, str] | None = None,
         metrics_address: str | None = None,
+        source_info: descriptor_pb2.FileDescriptorSet | None = None,
     ) -> None:
         self.name = name
         #: The process's Prometheus registry: its calls, its event bus.
@@ -122,6 +126,7 @@ class PluginServer:
         self._register = register
         self._version = version
         self._metadata = dict(metadata or {})
+        self._source_info = source_info
         self._server: grpc.aio.Server | None = None
         self._registrar: Registrar | None = None
         self._startups: list[Closer] = []
@@ -202,7 +207,9 @@ class PluginServer:
                     address=self._address,
                     version=self._version or self._contract_version(),
                     grpc_services=tuple(names),
-                    file_descriptor_set=file_descriptor_set(s.descriptor for s in self._servicers),
+                    file_descriptor_set=file_descriptor_set(
+                        (s.descriptor for s in self._servicers), source_info=self._source_info
+                    ),
                     metadata=self._metadata,
                 ),
                 registry_address=self._config.registry_address,

@@ -1,5 +1,10 @@
 """Generate Python code, with typed stubs, from `protos/` into `gen/`.
 
+Beside the code, `gen/plugmesh/descriptors.binpb` is a FileDescriptorSet of the files of
+`protos/` with their source info: the comments, which generated code does not keep. The
+toolkit sends them to the registry with a plugin's descriptors (meshkit/descriptors.py),
+so the gateway can describe operations, tools and fields with them.
+
 `--check` generates into a scratch directory and fails when `gen/` differs, so stale
 generated code is caught by `make lint`.
 """
@@ -20,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 DEPS = ROOT / ".build" / "protodeps"
 GEN = ROOT / "gen"
+#: The descriptor set with source info, relative to the output directory.
+DESCRIPTORS = Path("plugmesh") / "descriptors.binpb"
 BIN = Path(sys.executable).parent
 
 
@@ -27,7 +34,7 @@ def generate(out: Path) -> None:
     """Run protoc over every file under protos/ and write the results to `out`."""
     files = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     wkt = Path(next(iter(grpc_tools.__path__))) / "_proto"
-    out.mkdir(parents=True, exist_ok=True)
+    (out / DESCRIPTORS).parent.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable,
         "-m",
@@ -41,6 +48,8 @@ def generate(out: Path) -> None:
         f"--grpc_python_out={out}",
         f"--mypy_out={out}",
         f"--mypy_grpc_out={out}",
+        "--include_source_info",
+        f"--descriptor_set_out={out / DESCRIPTORS}",
         *files,
     ]
     # protoc-gen-mypy reports every file it writes on stderr; show its output only on failure.

@@ -8,13 +8,15 @@ out: an OpenAPI path item cannot hold them.
 Schemas follow the proto3 JSON mapping the gateway speaks: lowerCamelCase properties,
 64-bit integers as strings, enums by name, Timestamp/Duration/FieldMask as strings,
 wrappers as their value. Each message is one component named by its full name; errors
-are ``google.rpc.Status``. Streaming methods answer ``application/x-ndjson`` (and
+are ``google.rpc.Status``. The protos' comments describe what they are on: an RPC's
+its operation, a service's its tag, a message's and a field's their schemas (and a
+field's its parameter). Streaming methods answer ``application/x-ndjson`` (and
 ``text/event-stream``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from google.protobuf import descriptor
@@ -42,13 +44,18 @@ _OPENAPI_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD",
 
 def openapi_document(routes: Iterable[HttpRoute[Any]], *, title: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document describing ``routes``."""
-    schemas = MessageSchemas("#/components/schemas/")
+    routes = list(routes)
+    comments = _comments(routes)
+    schemas = MessageSchemas("#/components/schemas/", comments)
+    tags: dict[str, dict[str, Any]] = {}
     paths: dict[str, dict[str, Any]] = {}
     operation_ids: set[str] = set()
     for route in routes:
         if route.http_method not in _OPENAPI_METHODS:
             continue  # a custom HTTP method (SEARCH) has no place in an OpenAPI path item
-        operation = _operation(route, schemas)
+        operation = _operation(route, schemas, comments)
+        service = route.rpc.containing_service.full_name
+        tags.setdefault(service, _tag(service, comments))
         base = route.rpc.full_name
         operation_id, n = base, 1
         while operation_id in operation_ids:
@@ -70,6 +77,7 @@ def openapi_document(routes: Iterable[HttpRoute[Any]], *, title: str) -> dict[st
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1"},
+        "tags": [tags[name] for name in sorted(tags)],
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": dict(sorted(schemas.components.items())),
@@ -78,25 +86,50 @@ def openapi_document(routes: Iterable[HttpRoute[Any]], *, title: str) -> dict[st
     }
 
 
-def _operation(route: HttpRoute[Any], schemas: MessageSchemas) -> dict[str, Any]:
+def _comments(routes: Iterable[HttpRoute[Any]]) -> Mapping[str, str]:
+    """The comments of every contract the routes come from, the first one's winning for
+    a name two define (as the first one's schema wins in the components)."""
+    merged: dict[str, str] = {}
+    seen: set[int] = set()
+    for route in routes:
+        comments = route.method.comments
+        if id(comments) not in seen:
+            seen.add(id(comments))
+            for name, comment in comments.items():
+                merged.setdefault(name, comment)
+    return merged
+
+
+def _tag(service: str, comments: Mapping[str, str]) -> dict[str, Any]:
+    tag: dict[str, Any] = {"name": service}
+    if comments.get(service):
+        tag["description"] = comments[service]
+    return tag
+
+
+def _operation(
+    route: HttpRoute[Any], schemas: MessageSchemas, comments: Mapping[str, str]
+) -> dict[str, Any]:
     rpc = route.rpc
     request_type = rpc.input_type
+    notes = [comments.get(rpc.full_name) or f"gRPC method {rpc.full_name}."]
+    if not route.annotated:
+        notes.append("No google.api.http rule: the whole request is the body.")
+    access = access_of(rpc)
+    if access == options_pb2.ACCESS_ADMIN:
+        notes.append("Admins only.")
     operation: dict[str, Any] = {
         "tags": [rpc.containing_service.full_name],
         "summary": rpc.name,
-        "description": f"gRPC method {rpc.full_name}"
-        + ("" if route.annotated else " (no google.api.http rule: whole request as body)"),
+        "description": "\n\n".join(notes),
     }
-    access = access_of(rpc)
     # A public RPC takes a credential when one is given, and works without.
     operation["security"] = [{_BEARER: []}] if needs_credentials(access) else [{}, {_BEARER: []}]
-    if access == options_pb2.ACCESS_ADMIN:
-        operation["description"] += ". Admins only."
     parameters = _path_parameters(route, schemas)
     bound = {variable.field_path for variable in route.template.variables}
     if route.body != "*":
         for name, schema in _query_fields(request_type, (), bound, route.body, schemas):
-            parameters.append({"name": name, "in": "query", "schema": schema})
+            parameters.append(_described({"name": name, "in": "query", "schema": schema}))
     if parameters:
         operation["parameters"] = parameters
     if route.body:
@@ -175,6 +208,7 @@ def _path_parameters(route: HttpRoute[Any], schemas: MessageSchemas) -> list[dic
         parameter: dict[str, Any] = {"name": name, "in": "path", "required": True}
         if variable is not None and name == variable.name:
             parameter["schema"] = schemas.field(_leaf_field(route.rpc.input_type, variable))
+            _described(parameter)
         else:
             parameter["schema"] = {"type": "string"}
             if variable is not None:
@@ -184,6 +218,15 @@ def _path_parameters(route: HttpRoute[Any], schemas: MessageSchemas) -> list[dic
                 )
         found.append(parameter)
     return found
+
+
+def _described(parameter: dict[str, Any]) -> dict[str, Any]:
+    """The parameter with its field's comment as its own description, where Swagger UI
+    shows it."""
+    description = parameter["schema"].pop("description", None)
+    if description:
+        parameter["description"] = description
+    return parameter
 
 
 def _leaf_field(message_type: descriptor.Descriptor, variable: Variable) -> _FD:

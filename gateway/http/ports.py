@@ -38,6 +38,12 @@ class MethodInfo(Protocol):
         """Its descriptor (input and output types, options with the ``google.api.http`` rule)."""
         ...
 
+    @property
+    def comments(self) -> Mapping[str, str]:
+        """The comments of its contract by full name (``gateway.comments``): the RPC's, its
+        messages' and their fields'; empty when the contract came without."""
+        ...
+
 
 M = TypeVar("M", bound=MethodInfo)
 M_contra = TypeVar("M_contra", bound=MethodInfo, contravariant=True)

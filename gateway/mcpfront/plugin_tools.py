@@ -13,7 +13,10 @@ after it::
 
 A tool's input schema is the JSON Schema of the request message and its
 ``structuredContent`` the response, both in the proto3 JSON mapping the HTTP API
-speaks. A plugin's tools are listed while one of its instances is SERVING. The plugin
+speaks, their messages and fields described by their comments in the proto. A tool's
+description is the option's, else the RPC's leading comment, else "Calls <RPC>.".
+
+A plugin's tools are listed while one of its instances is SERVING. The plugin
 gets the caller's signed identity, as from an HTTP call, so its own checks hold; the
 RPC's declared access decides who sees the tool (an ACCESS_ADMIN RPC is a tool of
 admins only; ACCESS_INTERNAL and streaming RPCs are never offered, with a warning).
@@ -112,12 +115,12 @@ def _tool_of(method: Method, declared: options_pb2.Tool) -> PluginTool | None:
     if refused is not None:
         _skipped(method, refused)
         return None
-    output = message_schema(method.descriptor.output_type)
+    output = message_schema(method.descriptor.output_type, method.comments)
     tool = types.Tool(
         name=name,
         title=declared.title or None,
-        description=declared.description or f"Calls {method.full_name}.",
-        input_schema=message_schema(method.descriptor.input_type),
+        description=declared.description or method.comment or f"Calls {method.full_name}.",
+        input_schema=message_schema(method.descriptor.input_type, method.comments),
         output_schema=output if output.get("type") == "object" else None,
         annotations=_annotations(method, declared),
     )

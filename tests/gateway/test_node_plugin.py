@@ -244,6 +244,9 @@ async def test_listed_described_and_called_with_grpcurl_through_the_ingress(
     assert 'option (.google.api.http) = { get:"/v1/greetings/{name}"' in described.stdout
     assert message.returncode == 0, message.stderr
     assert "int32 excitement = 2;" in message.stdout
+    # The comments the plugin's descriptors carry, through the registry and the gateway.
+    assert "// Greets one person." in described.stdout
+    assert "// How many exclamation marks to add." in message.stdout
     assert called.returncode == 0, called.stderr
     assert called.json() == {"message": "Hello, grpcurl!", "servedBy": f"node {plugin.pid}"}
     assert failed.returncode != 0

@@ -12,6 +12,11 @@
 // format is the same. The field is added to the options types of
 // `protobufjs/ext/descriptor`, which @grpc/reflection decodes and re-encodes with, so it
 // survives the round trip. File-level options (go_package, ...) are left out.
+//
+// Comments go into source_code_info as protoc records leading comments, so the gateway can
+// describe operations, tools and fields with them. protobufjs keeps one comment per
+// element, the leading one or else the trailing one on the same line, and no positions:
+// every span is the start of the file (three numbers, as the field requires).
 'use strict';
 
 const fs = require('node:fs');
@@ -76,7 +81,7 @@ function loadDescriptors(file, includeDirs) {
     }
   }
   try {
-    root.loadSync(file, { keepCase: true });
+    root.loadSync(file, { keepCase: true, alternateCommentMode: true });
   } finally {
     Object.assign(protobuf.common, hidden);
   }
@@ -139,7 +144,7 @@ class FileWriter {
   }
 
   file(name, objects) {
-    this.current = { name, dependencies: new Set() };
+    this.current = { name, dependencies: new Set(), locations: [] };
     const edition = objects.find((object) => object._edition)?._edition || 'proto3';
     const file = {
       name,
@@ -156,13 +161,32 @@ class FileWriter {
       file.edition = EDITION_2023;
     }
     for (const object of objects) {
-      if (object instanceof Type) file.messageType.push(this.message(object, edition));
-      else if (object instanceof Enum) file.enumType.push(this.enumeration(object));
-      else if (object instanceof Service) file.service.push(this.service(object));
-      else file.extension.push(this.field(object, edition, []));
+      if (object instanceof Type) {
+        file.messageType.push(this.message(object, edition, [4, file.messageType.length]));
+      } else if (object instanceof Enum) {
+        file.enumType.push(this.enumeration(object, [5, file.enumType.length]));
+      } else if (object instanceof Service) {
+        file.service.push(this.service(object, [6, file.service.length]));
+      } else {
+        file.extension.push(this.field(object, edition, [], [7, file.extension.length]));
+      }
     }
     file.dependency = [...this.current.dependencies].sort();
+    if (this.current.locations.length) {
+      file.sourceCodeInfo = { location: this.current.locations };
+    }
     return descriptor.FileDescriptorProto.fromObject(file);
+  }
+
+  // Records `comment` as the leading comment of the element at `path`, laid out as protoc
+  // lays it out (the text after each `//`, one line each).
+  note(path, comment) {
+    if (!comment) return;
+    const text = comment
+      .split('\n')
+      .map((line) => ` ${line}\n`)
+      .join('');
+    this.current.locations.push({ path, span: [0, 0, 0], leadingComments: text });
   }
 
   use(object) {
@@ -170,7 +194,8 @@ class FileWriter {
     if (name !== this.current.name) this.current.dependencies.add(name);
   }
 
-  message(type, edition) {
+  message(type, edition, path) {
+    this.note(path, type.comment);
     const synthetic = (oneof) =>
       oneof.fieldsArray.length === 1 && Boolean(oneof.fieldsArray[0].options?.proto3_optional);
     // Synthetic oneofs (proto3 `optional`) come after the real ones.
@@ -184,10 +209,10 @@ class FileWriter {
       nestedType: [],
       enumType: [],
       extension: [],
-      oneofDecl: oneofs.map((oneof) => ({
-        name: oneof.name,
-        options: this.options(oneof, descriptor.OneofOptions),
-      })),
+      oneofDecl: oneofs.map((oneof, index) => {
+        this.note([...path, 8, index], oneof.comment);
+        return { name: oneof.name, options: this.options(oneof, descriptor.OneofOptions) };
+      }),
       extensionRange: (type.extensions || []).map(([start, end]) => ({ start, end: end + 1 })),
       reservedRange: [],
       reservedName: [],
@@ -195,13 +220,19 @@ class FileWriter {
     };
     // Extensions of this type declared elsewhere appear among its fields too.
     for (const field of type.fieldsArray.filter((one) => !one.declaringField)) {
-      message.field.push(this.field(field, edition, oneofs));
+      message.field.push(this.field(field, edition, oneofs, [...path, 2, message.field.length]));
       if (field.map) message.nestedType.push(this.mapEntry(field));
     }
     for (const nested of type.nestedArray) {
-      if (nested instanceof Type) message.nestedType.push(this.message(nested, edition));
-      else if (nested instanceof Enum) message.enumType.push(this.enumeration(nested));
-      else if (nested instanceof Field) message.extension.push(this.field(nested, edition, []));
+      if (nested instanceof Type) {
+        const at = [...path, 3, message.nestedType.length];
+        message.nestedType.push(this.message(nested, edition, at));
+      } else if (nested instanceof Enum) {
+        message.enumType.push(this.enumeration(nested, [...path, 4, message.enumType.length]));
+      } else if (nested instanceof Field) {
+        const at = [...path, 6, message.extension.length];
+        message.extension.push(this.field(nested, edition, [], at));
+      }
     }
     this.reserved(type, message, 1);
     return message;
@@ -244,7 +275,8 @@ class FileWriter {
     }
   }
 
-  field(field, edition, oneofs) {
+  field(field, edition, oneofs, path) {
+    this.note(path, field.comment);
     const proto = { name: field.name, number: field.id };
     if (field.map) {
       proto.label = LABEL_REPEATED;
@@ -278,10 +310,12 @@ class FileWriter {
     return proto;
   }
 
-  enumeration(enumeration) {
+  enumeration(enumeration, path) {
+    this.note(path, enumeration.comment);
     const proto = {
       name: enumeration.name,
-      value: Object.entries(enumeration.values).map(([name, number]) => {
+      value: Object.entries(enumeration.values).map(([name, number], index) => {
+        this.note([...path, 2, index], enumeration.comments?.[name]);
         const value = { name, number };
         const options = enumeration.valuesOptions?.[name];
         if (options) {
@@ -300,10 +334,12 @@ class FileWriter {
     return proto;
   }
 
-  service(service) {
+  service(service, path) {
+    this.note(path, service.comment);
     return {
       name: service.name,
-      method: service.methodsArray.map((method) => {
+      method: service.methodsArray.map((method, index) => {
+        this.note([...path, 2, index], method.comment);
         method.resolve();
         this.use(method.resolvedRequestType);
         this.use(method.resolvedResponseType);

@@ -275,15 +275,23 @@ async def test_schema_is_fetched_over_reflection_when_not_sent(
     assert schema.schema_digest == got.service.schema_digest
 
 
-async def test_schema_sent_at_registration_is_returned_as_sent(stub: Stub) -> None:
-    await stub.RegisterInstance(register_request())
+async def test_schema_sent_at_registration_is_returned_as_sent_comments_included(
+    stub: Stub,
+) -> None:
+    file = contract_file(WIDGETS)
+    # The service's and GetWidget's comments, as protoc records them.
+    for path, comment in [([6, 0], " Widgets.\n"), ([6, 0, 2, 0], " Gets one widget.\n")]:
+        file.source_code_info.location.add(path=path, span=[3, 0, 12], leading_comments=comment)
+    sent = build_descriptor_set([file])
+    await stub.RegisterInstance(register_request(file_descriptor_set=sent))
 
     schema = await stub.GetServiceSchema(
         registry_pb2.GetServiceSchemaRequest(service=WIDGETS.full_name)
     )
 
-    sent = build_descriptor_set([contract_file(WIDGETS)])
-    assert {f.name for f in schema.file_descriptor_set.file} == {f.name for f in sent.file}
+    returned = {f.name: f for f in schema.file_descriptor_set.file}
+    assert returned == {f.name: f for f in sent.file}
+    assert returned[file.name].source_code_info == file.source_code_info
 
 
 async def test_process_serving_only_health_and_reflection_registers_with_no_contract(

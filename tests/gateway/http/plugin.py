@@ -3,7 +3,7 @@
 Its contract (``protos/test/transcoding/v1/transcoding.proto`` beside this file) has an
 HTTP rule of every shape. It is compiled with ``grpc_tools.protoc`` when first needed
 and added to the default descriptor pool, so the toolkit's :class:`PluginServer` serves
-its reflection and registers it like a generated plugin's.
+its reflection and registers it like a generated plugin's, with its comments.
 
 Every method answers ``EchoReply`` with the request it received, the text metadata it
 received and its own name. ``fail`` names a status code to fail with (an ``ErrorInfo``
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -37,12 +36,12 @@ from google.protobuf import (
     timestamp_pb2,  # noqa: F401
     wrappers_pb2,  # noqa: F401
 )
-from grpc_tools import protoc
 
 from meshkit.config import MeshConfig
 from meshkit.errors import MeshError
 from meshkit.grpc_types import Context
 from meshkit.server import PluginServer, Servicer
+from tests.support.protoc import compiled
 
 PACKAGE = "test.transcoding.v1"
 SERVICE = f"{PACKAGE}.TranscodingService"
@@ -52,27 +51,16 @@ PROTOS = Path(__file__).parent / "protos"
 
 @functools.cache
 def descriptor_set() -> descriptor_pb2.FileDescriptorSet:
-    """The compiled contract with everything it imports."""
-    import google.api
+    """The compiled contract with everything it imports, and their comments."""
+    return compiled(PROTOS, FILE)
 
-    site = Path(next(iter(google.api.__path__))).parent.parent
-    well_known = Path(protoc.__file__).parent / "_proto"
-    with tempfile.TemporaryDirectory() as directory:
-        out = Path(directory) / "set.pb"
-        code = protoc.main(
-            [
-                "protoc",
-                f"-I{PROTOS}",
-                f"-I{site}",
-                f"-I{well_known}",
-                "--include_imports",
-                f"--descriptor_set_out={out}",
-                str(PROTOS / FILE),
-            ]
-        )
-        if code != 0:
-            raise RuntimeError(f"protoc failed on {FILE} with exit code {code}")
-        return descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+
+def own_files() -> descriptor_pb2.FileDescriptorSet:
+    """The contract's own file, with its comments: the files it imports are the default
+    pool's, which may be other versions than protoc's."""
+    return descriptor_pb2.FileDescriptorSet(
+        file=[f for f in descriptor_set().file if f.name == FILE]
+    )
 
 
 @functools.cache
@@ -209,6 +197,7 @@ class TranscodingPlugin:
             address="127.0.0.1:0",
             config=config,
             version="1.0.0",
+            source_info=own_files(),
         )
 
     @property

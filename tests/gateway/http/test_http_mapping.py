@@ -5,7 +5,8 @@ contract yields."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ class Rpc:
     """The least a route needs of a catalog method."""
 
     descriptor: descriptor.MethodDescriptor
+    comments: Mapping[str, str] = field(default_factory=dict)
 
 
 def routes_by_rpc() -> dict[str, HttpRoute[Rpc]]:

@@ -167,7 +167,11 @@ async def test_openapi_is_valid_3_1_and_lists_every_route(http_mesh: Mesh) -> No
     assert parameters["id"]["in"] == "path"
     assert parameters["inner.deep.leaf"]["in"] == "query"
     schema = document["components"]["schemas"]["test.transcoding.v1.ThingRequest"]
-    assert schema["properties"]["int64Value"] == {"type": "string", "format": "int64"}
+    assert schema["properties"]["int64Value"] == {
+        "type": "string",
+        "format": "int64",
+        "description": "int64 (a string in JSON).",
+    }
     assert schema["properties"]["color"]["enum"][1] == "COLOR_RED"
     assert schema["properties"]["time"]["format"] == "date-time"
     assert "/v1/services" in paths  # the registry's own rule
@@ -175,6 +179,44 @@ async def test_openapi_is_valid_3_1_and_lists_every_route(http_mesh: Mesh) -> No
     scheme = document["components"]["securitySchemes"]["bearer"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     assert get["security"] == [{"bearer": []}]  # declares no access: AUTHENTICATED
+
+
+@module_loop
+async def test_openapi_describes_operations_and_fields_with_the_protos_comments(
+    http_mesh: Mesh,
+) -> None:
+    document = (await http_mesh.client.get("/openapi.json")).json()
+
+    paths = document["paths"]
+    get = paths["/v1/things/{id}"]["get"]
+    assert get["description"] == "A single-segment variable, with an additional binding."
+    plain = paths["/test.transcoding.v1.TranscodingService/Plain"]["post"]
+    assert plain["description"] == (
+        "No rule: POST /test.transcoding.v1.TranscodingService/Plain.\n\n"
+        "No google.api.http rule: the whole request is the body."
+    )
+    parameters = {p["name"]: p for p in get["parameters"]}
+    assert parameters["id"]["description"] == "Single-segment path variable."
+    assert parameters["inner.deep.leaf"]["description"] == "A leaf."
+    assert "description" not in parameters["id"]["schema"]
+    schemas = document["components"]["schemas"]
+    thing = schemas["test.transcoding.v1.ThingRequest"]
+    assert thing["description"] == "ThingRequest has a field of every kind the gateway maps."
+    assert thing["properties"]["inner"] == {
+        "$ref": "#/components/schemas/test.transcoding.v1.Inner",
+        "description": "A nested message.",
+    }
+    assert thing["properties"]["tags"]["description"] == "Repeated strings."
+    assert thing["properties"]["mask"]["description"] == "A field mask.\n\ncomma-separated paths"
+    assert {
+        "name": "test.transcoding.v1.TranscodingService",
+        "description": "TranscodingService echoes requests back through every kind of binding.",
+    } in document["tags"]
+    # The registry's own contract, with the comments plugmesh ships beside its generated code.
+    services = paths["/v1/services"]["get"]
+    assert services["description"] == (
+        "Lists every registered service with its instances and their health."
+    )
 
 
 @module_loop

@@ -85,6 +85,13 @@ def _contract() -> descriptor_pb2.FileDescriptorSet:
     rpc("GetThingAgain", tool=options_pb2.Tool(name="get_thing"))
     rpc("ListHTTPThings", tool=options_pb2.Tool())
     rpc("CountThings")
+    # Comments as protoc records them: on Thing, on Reply.ok, on ListHTTPThings (method 6).
+    for path, comment in [
+        ([4, 0], " A thing.\n"),
+        ([4, 1, 2, 0], " Whether it worked.\n"),
+        ([6, 0, 2, 6], " Lists the things\n over HTTP.\n"),
+    ]:
+        file.source_code_info.location.add(path=path, span=[1, 0, 1], leading_comments=comment)
     files = descriptor_pb2.FileDescriptorSet()
     files.file.append(file)
     return files
@@ -121,6 +128,18 @@ def test_a_tool_is_named_after_its_rpc_in_snake_case_unless_it_says_otherwise() 
     assert tools["get_thing"].tool.description == "Gets a thing."
     assert tools["remove"].tool.title == "Remove"
     assert tools["remove"].tool.description == f"Calls {SERVICE}.DeleteThing."
+
+
+def test_without_a_declared_description_a_tool_has_its_rpcs_comment() -> None:
+    tool = _tools()["list_http_things"].tool
+
+    assert tool.description == "Lists the things\nover HTTP."
+    assert tool.input_schema["description"] == "A thing."
+    assert tool.output_schema is not None
+    assert tool.output_schema["properties"]["ok"] == {
+        "type": "boolean",
+        "description": "Whether it worked.",
+    }
 
 
 def test_hints_follow_the_idempotency_level_unless_declared() -> None:

@@ -1,6 +1,7 @@
 """A plugin in another language offers an RPC as a tool: the Node test plugin marks
 ``SendGreeting`` with ``(plugmesh.options.v1.tool)`` in its own proto; the gateway offers
-it as ``node-greeter__send_greeting``, and the plugin acts for the caller it is given."""
+it as ``node-greeter__send_greeting``, described by the RPC's comment (the option declares
+no description), and the plugin acts for the caller it is given."""
 
 from __future__ import annotations
 
@@ -50,10 +51,16 @@ async def test_a_node_plugins_rpc_is_a_tool_that_acts_for_its_caller(
         result = await client.call_tool(TOOL, {"name": "Ada"})
 
     tool = listed[TOOL]
-    assert tool.description == "Greets someone on behalf of the caller; the mesh hears of it."
+    # The comments came from the .proto over the plugin's server reflection.
+    assert tool.description == (
+        "Greets one person on behalf of the caller and tells the mesh: answers once\n"
+        'JetStream has acknowledged the "greeter.greeted" event.'
+    )
     assert tool.annotations is not None
     assert tool.annotations.destructive_hint is False
-    assert set(tool.input_schema["properties"]) == {"name"}
+    assert tool.input_schema["properties"] == {
+        "name": {"type": "string", "description": "Who to greet."}
+    }
     assert result.is_error is False
     assert result.structured_content is not None
     assert result.structured_content["message"] == "Hello, Ada"

@@ -130,13 +130,21 @@ async def test_marked_rpcs_are_tools_of_servers_named_after_their_plugins(
     schema = check["inputSchema"]
     assert schema["type"] == "object"
     assert set(schema["properties"]) == {"userId", "server", "tool"}
+    # The fields' comments in users.proto, as plugmesh ships them beside its generated code.
+    user_id = schema["properties"]["userId"]
+    assert user_id["description"] == "The user whose permissions to evaluate."
     assert check["outputSchema"]["type"] == "object"
-    assert "allowed" in check["outputSchema"]["properties"]
+    allowed = check["outputSchema"]["properties"]["allowed"]
+    assert allowed["description"] == "Whether the user may call the tool."
     assert check["annotations"]["readOnlyHint"] is True
     assert check["annotations"]["idempotentHint"] is True
     assert check["annotations"]["openWorldHint"] is False
     listing = tools["audit__list_audit_entries"]["inputSchema"]
-    assert listing["properties"]["startTime"] == {"type": "string", "format": "date-time"}
+    assert listing["properties"]["startTime"] == {
+        "type": "string",
+        "format": "date-time",
+        "description": "Only entries that occurred at or after this time.",
+    }
     assert listing["properties"]["outcome"]["type"] == "string"
 
 
