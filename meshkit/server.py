@@ -17,8 +17,12 @@ Prometheus registry (:mod:`meshkit.interceptors`), which the plugin's event bus 
 with a metrics address (``PLUGMESH_<NAME>_METRICS_ADDRESS``) the registry is served at
 ``http://<address>/metrics`` (:mod:`meshkit.metrics`).
 
+With traces on (``OTEL_EXPORTER_OTLP_ENDPOINT``, :mod:`meshkit.spans`) every call is a
+span too, and so are the calls and events of the clients attached to the server
+(discovery, the event bus), all exported under the server's name.
+
 Shutdown runs in order: health NOT_SERVING, deregister, stop with grace, close clients,
-stop serving metrics.
+stop serving metrics, export the last spans.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from meshkit.malformed import MalformedRequestInterceptor
 from meshkit.metrics import MetricsEndpoint, RpcMetrics, process_registry
 from meshkit.reflection import enable_reflection
 from meshkit.registration import Registrar, Registration
+from meshkit.spans import SpanRecorder, open_recorder
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +100,9 @@ class PluginServer:
         metrics_address: Where to serve the metrics, ``host:port`` (port 0 picks a free
             port); default: ``PLUGMESH_<NAME>_METRICS_ADDRESS`` of ``config``, and none
             when that is unset.
+        spans: Where the spans go when the server is part of a process that has its
+            recorder (the gateway), which closes it; default: a recorder of the server's
+            own when ``config`` turns traces on.
     """
 
     def __init__(
@@ -108,6 +116,7 @@ class PluginServer:
         version: str | None = None,
         metadata: Mapping[str, str] | None = None,
         metrics_address: str | None = None,
+        spans: SpanRecorder | None = None,
     ) -> None:
         self.name = name
         #: The process's Prometheus registry: its calls, its event bus.
@@ -115,6 +124,9 @@ class PluginServer:
         self._rpc_metrics = RpcMetrics(self.metrics_registry)
         listen = metrics_address or config.metrics_address_of(name)
         self._metrics = MetricsEndpoint(self.metrics_registry, listen) if listen else None
+        #: Where the process's spans go; ``None`` with traces off.
+        self.spans = spans if spans is not None else open_recorder(config.otel, name)
+        self._own_spans = spans is None
         self.health = HealthServicer()
         self._servicers = tuple(servicers)
         self._listen = address
@@ -172,7 +184,7 @@ class PluginServer:
         server = grpc.aio.server(
             # Outermost, so that calls refused as malformed are counted and traced too.
             interceptors=[
-                MeshInterceptor(f"{self.name}.plugmesh", self._rpc_metrics),
+                MeshInterceptor(f"{self.name}.plugmesh", self._rpc_metrics, spans=self.spans),
                 MalformedRequestInterceptor(f"{self.name}.plugmesh"),
             ],
             options=[("grpc.so_reuseport", 0)],
@@ -246,6 +258,8 @@ class PluginServer:
                 log.exception("closing a client failed")
         if self._metrics is not None:
             await self._metrics.stop()
+        if self.spans is not None and self._own_spans:
+            await self.spans.close()
         log.info("stopped")
 
     def _contract_version(self) -> str:
