@@ -66,6 +66,7 @@ from gateway.mcpfront.replies import send_error
 from gateway.mcpfront.server import build_server, serving
 from gateway.mcpfront.settings import McpSettings
 from gateway.mcpfront.toolbox import Toolbox
+from meshkit.spans import SpanRecorder
 from meshkit.tracing import use_trace
 
 __all__ = ["McpFront"]
@@ -82,6 +83,7 @@ class McpFront:
         bus: Where tool-list changes are fanned out to the open ``subscriptions/listen``
             streams; an in-process one when None.
         version: The gateway's version, in the server's info.
+        spans: Where each tool call's span goes (traces on); none when ``None``.
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class McpFront:
         issuer: str | None = None,
         bus: SubscriptionBus | None = None,
         version: str = "",
+        spans: SpanRecorder | None = None,
     ) -> None:
         self._toolbox = toolbox
         self._authenticator = authenticator
@@ -101,7 +104,11 @@ class McpFront:
         self._bus: SubscriptionBus = bus if bus is not None else InMemorySubscriptionBus()
         self._listen = ListenHandler(self._bus)
         self.server = build_server(
-            toolbox, page_size=settings.page_size, listen=self._listen, version=version
+            toolbox,
+            page_size=settings.page_size,
+            listen=self._listen,
+            version=version,
+            spans=spans,
         )
         self.server.middleware.append(Cancellations())
         self._streams = ListChangedStreams(self._bus, settings.transport_security)
