@@ -11,8 +11,14 @@ from meshkit.tracing import TRACEPARENT, TRACESTATE, TraceContext
 
 __all__ = ["UNTRACED", "end_rpc_span", "metadata_trace", "start_rpc_span"]
 
-#: Calls of the mesh's plumbing, made all the time and on behalf of no request: no span.
-UNTRACED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+#: Calls of the mesh's plumbing, made all the time and on behalf of no request: no span
+#: (health checks, reflection, every process's lease renewals and registry watch).
+UNTRACED = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.",
+    "/plugmesh.registry.v1.RegistryService/RenewLease",
+    "/plugmesh.registry.v1.RegistryService/WatchServices",
+)
 
 #: Codes that fail a server span; the others are the client's doing (the conventions).
 _SERVER_ERRORS = frozenset(

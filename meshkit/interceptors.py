@@ -12,8 +12,8 @@ For each call it wraps the handler once, so that the handler:
 - is counted and timed by method, type (unary, client_stream, server_stream, bidi_stream)
   and status code (:class:`meshkit.metrics.RpcMetrics`);
 - with traces on (``spans``), is a server span (:mod:`meshkit.spans`), the child of the
-  caller's ``traceparent`` or the root of a new trace, whose context is the call's; health
-  and reflection calls are not spans.
+  caller's ``traceparent`` or the root of a new trace, whose context is the call's; the
+  mesh's plumbing (health, reflection, lease renewals, the registry watch) is no span.
 """
 
 from __future__ import annotations

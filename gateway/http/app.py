@@ -140,7 +140,7 @@ class GatewayApp(Generic[M]):
             seconds = time.perf_counter() - started
             self.metrics.observe(label, method, status, seconds)
             if span is not None:
-                end_request_span(span, method, None if label == _UNMATCHED else label, status)
+                end_request_span(span, method, label, status)
             self._settings.access_log.http(
                 method=method,
                 route=label,

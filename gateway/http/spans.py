@@ -35,12 +35,14 @@ def start_request_span(spans: SpanRecorder, scope: Scope) -> OpenSpan | None:
     return span
 
 
-def end_request_span(span: OpenSpan, method: str, route: str | None, status: int) -> None:
+def end_request_span(span: OpenSpan, method: str, label: str, status: int) -> None:
     """End the request's span: named after its route (``POST /v1/users``) when one
-    matched, a failure when the gateway answered 5xx."""
+    matched (``label``, the metrics label: a route's ``GET /v1/users/{user_id}``, the MCP
+    front's ``/mcp``, ``unmatched``), a failure when the gateway answered 5xx."""
     attributes: dict[str, str | int] = {"http.response.status_code": status}
     name = method
-    if route is not None:
+    route = label.split(" ", 1)[-1]
+    if route.startswith("/"):
         attributes["http.route"] = route
         name = f"{method} {route}"
     error = str(status) if status >= 500 else None
