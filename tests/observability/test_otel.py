@@ -7,12 +7,15 @@ import json
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_asyncio
+from mcp_types import RequestParamsMeta
 
+from plugmesh.users.v1 import users_pb2
 from tests.gateway.auth.mesh import Mesh, running_mesh
+from tests.gateway.mcp.clients import MODERN, connected
 from tests.observability.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.waiting import eventually
 
@@ -74,7 +77,9 @@ async def test_a_request_is_one_trace_from_the_gateway_to_the_plugin_to_the_even
         audited = [s for s in spans if s.service == "audit" and s.kind == "CONSUMER"]
         return spans if audited else None
 
-    spans = await eventually(consumed, what="the audit plugin's span of the event")
+    spans = await eventually(
+        consumed, what="the audit plugin's span of the event", timeout_seconds=15
+    )
     method = "plugmesh.machineusers.v1.MachineUserService/CreateMachineUser"
     http = one(spans, "gateway", "SERVER", "POST /v1/machine-users")
     client = one(spans, "gateway", "CLIENT", method)
@@ -125,7 +130,7 @@ async def test_a_request_the_caller_did_not_sample_is_not_exported(
 
     # Each process exports its spans in the order they ended: once both processes sent
     # the later request's, they would have sent the earlier one's.
-    await eventually(exported, what="the sampled request's spans")
+    await eventually(exported, what="the sampled request's spans", timeout_seconds=15)
     assert receiver.spans_of(trace_id) == []
 
 
@@ -142,6 +147,49 @@ async def test_a_request_without_traceparent_starts_a_sampled_trace_at_the_gatew
         spans = receiver.spans_of(trace_id)
         return spans if any(span.service == "users" for span in spans) else None
 
-    spans = await eventually(exported, what="the request's spans")
+    spans = await eventually(exported, what="the request's spans", timeout_seconds=15)
     http = one(spans, "gateway", "SERVER", "GET /v1/users")
     assert (http.span_id, http.parent_id) == (span_id, "")
+
+
+async def test_a_tool_call_is_a_span_continuing_the_traceparent_of_its_meta(
+    traced_mesh: Mesh, receiver: OtlpReceiver
+) -> None:
+    async def offered() -> bool | None:
+        return (
+            "verify_audit_chain" in traced_mesh.gateway.plugin_tools.offered().get("audit", {})
+            or None
+        )
+
+    await eventually(offered, timeout_seconds=30, what="the audit plugin's tools offered")
+    everything = users_pb2.PermissionRule(effect=users_pb2.EFFECT_ALLOW, pattern="*/*")
+    caller = await traced_mesh.create_machine_user(
+        "otel-tools", admin=True, permissions=users_pb2.Permissions(rules=[everything])
+    )
+    trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
+    url = f"http://{traced_mesh.gateway.http_address}/mcp"
+
+    async with connected(url, caller.token, MODERN) as client:
+        result = await client.call_tool(
+            "audit__verify_audit_chain",
+            {},
+            # An open map (extra_items), which mypy does not know yet.
+            meta=cast(RequestParamsMeta, {"traceparent": f"00-{trace_id}-{caller_span}-01"}),
+        )
+    assert not result.is_error, result
+
+    method = "plugmesh.audit.v1.AuditService/VerifyAuditChain"
+
+    async def exported() -> list[ReceivedSpan] | None:
+        spans = receiver.spans_of(trace_id)
+        return spans if any(s.service == "audit" and s.name == method for s in spans) else None
+
+    spans = await eventually(exported, what="the tool call's spans", timeout_seconds=15)
+    tool = one(spans, "gateway", "SERVER", "tools/call audit__verify_audit_chain")
+    upstream = one(spans, "gateway", "CLIENT", method)
+    served = one(spans, "audit", "SERVER", method)
+    assert tool.parent_id == caller_span
+    assert upstream.parent_id == tool.span_id
+    assert served.parent_id == upstream.span_id
+    assert tool.attributes["gen_ai.tool.name"] == "audit__verify_audit_chain"
+    assert not tool.failed
