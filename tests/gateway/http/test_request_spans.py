@@ -3,61 +3,17 @@ it becomes (with a recorder that only records)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from gateway.http.headers import scope_trace
 from gateway.http.spans import end_request_span, start_request_span
-from meshkit.spans import Attributes, SpanKind
-from meshkit.tracing import TraceContext, new_trace
+from meshkit.spans import SpanKind
+from meshkit.tracing import TraceContext
+from tests.support.spans import RecordedSpan, Recorder
 
 CALLER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-@dataclass
-class RecordedSpan:
-    name: str
-    kind: SpanKind
-    parent: TraceContext | None
-    remote: bool
-    attributes: dict[str, Any]
-    trace: TraceContext = field(default_factory=new_trace)
-    error: str | None = None
-    ended: bool = False
-
-    def end(
-        self,
-        *,
-        error: str | None = None,
-        attributes: Attributes | None = None,
-        name: str | None = None,
-    ) -> None:
-        self.ended, self.error = True, error
-        self.attributes.update(attributes or {})
-        self.name = name or self.name
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.started: list[RecordedSpan] = []
-
-    def start(
-        self,
-        name: str,
-        kind: SpanKind,
-        parent: TraceContext | None,
-        *,
-        remote: bool = False,
-        attributes: Attributes | None = None,
-    ) -> RecordedSpan:
-        span = RecordedSpan(name, kind, parent, remote, dict(attributes or {}))
-        self.started.append(span)
-        return span
-
-    async def close(self) -> None:
-        pass
 
 
 def scope(path: str, method: str = "GET", traceparent: str = "") -> dict[str, Any]:
