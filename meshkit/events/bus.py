@@ -249,8 +249,7 @@ class EventBus:
         """Start with ``server`` (before it serves) and close after it stopped; count in
         its metrics registry unless the bus was given one, and trace in its spans."""
         self.count_in(server.metrics_registry)
-        if self.outbox.spans is None:
-            self.outbox.spans = server.spans
+        self.trace_in(server.spans)
         server.add_startup(self.start)
         server.add_closer(self.close)
 
@@ -260,6 +259,12 @@ class EventBus:
         if self._own_metrics and self.status is EventBusStatus.NEW:
             self.metrics = EventMetrics(registry)
             self._own_metrics = False
+
+    def trace_in(self, spans: SpanRecorder | None) -> None:
+        """Record the spans of the events it publishes and handles in ``spans`` (a
+        process's) unless the bus was given a recorder; call before :meth:`start`."""
+        if self.outbox.spans is None:
+            self.outbox.spans = spans
 
     async def start(self) -> None:
         """Connect, create tables and streams, start relaying and consuming. Safe to call twice.
