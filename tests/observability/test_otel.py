@@ -72,14 +72,20 @@ async def test_a_request_is_one_trace_from_the_gateway_to_the_plugin_to_the_even
 
     subject = "plugmesh.events.machine_user.created"
 
-    async def consumed() -> list[ReceivedSpan] | None:
-        spans = receiver.spans_of(trace_id)
-        audited = [s for s in spans if s.service == "audit" and s.kind == "CONSUMER"]
-        return spans if audited else None
+    # Each process exports on its own: wait for every one's spans.
+    hops = {
+        ("gateway", "SERVER"),
+        ("gateway", "CLIENT"),
+        ("machine-users", "SERVER"),
+        ("machine-users", "PRODUCER"),
+        ("audit", "CONSUMER"),
+    }
 
-    spans = await eventually(
-        consumed, what="the audit plugin's span of the event", timeout_seconds=15
-    )
+    async def exported() -> list[ReceivedSpan] | None:
+        spans = receiver.spans_of(trace_id)
+        return spans if hops <= {(s.service, s.kind) for s in spans} else None
+
+    spans = await eventually(exported, what="every hop's span", timeout_seconds=15)
     method = "plugmesh.machineusers.v1.MachineUserService/CreateMachineUser"
     http = one(spans, "gateway", "SERVER", "POST /v1/machine-users")
     client = one(spans, "gateway", "CLIENT", method)
@@ -145,7 +151,7 @@ async def test_a_request_without_traceparent_starts_a_sampled_trace_at_the_gatew
 
     async def exported() -> list[ReceivedSpan] | None:
         spans = receiver.spans_of(trace_id)
-        return spans if any(span.service == "users" for span in spans) else None
+        return spans if {"gateway", "users"} <= {span.service for span in spans} else None
 
     spans = await eventually(exported, what="the request's spans", timeout_seconds=15)
     http = one(spans, "gateway", "SERVER", "GET /v1/users")
@@ -182,7 +188,13 @@ async def test_a_tool_call_is_a_span_continuing_the_traceparent_of_its_meta(
 
     async def exported() -> list[ReceivedSpan] | None:
         spans = receiver.spans_of(trace_id)
-        return spans if any(s.service == "audit" and s.name == method for s in spans) else None
+        names = {(s.service, s.kind, s.name) for s in spans}
+        wanted = {
+            ("gateway", "SERVER", "tools/call audit__verify_audit_chain"),
+            ("gateway", "CLIENT", method),
+            ("audit", "SERVER", method),
+        }
+        return spans if wanted <= names else None
 
     spans = await eventually(exported, what="the tool call's spans", timeout_seconds=15)
     tool = one(spans, "gateway", "SERVER", "tools/call audit__verify_audit_chain")
