@@ -33,6 +33,10 @@ stdio children included, after the HTTP server.
 Metrics: one Prometheus registry for the process (the HTTP side's requests, the ingress's
 calls), served at the HTTP port's ``/metrics`` and, when ``metrics_address`` is set, on
 that address too, as every meshkit process serves its own.
+
+Traces (on when ``config.mesh.otel`` names an OTLP endpoint): one span recorder for the
+process (:mod:`meshkit.spans`), shared by the HTTP side, the ingress, the upstream calls,
+the event bus and the admin API, closed last.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ from meshkit.logging import configure_logging
 from meshkit.metrics import MetricsEndpoint, RpcMetrics, process_registry
 from meshkit.registration import Backoff, Registrar, Registration
 from meshkit.server import until_signal
+from meshkit.spans import open_recorder
 from meshkit.version import package_version
 
 log = logging.getLogger(__name__)
@@ -111,7 +116,11 @@ class Gateway:
             secret=config.mesh.registration_secret,
             backoff=registry_backoff,
         )
-        self.upstreams = Upstreams(self.catalog, close_grace_seconds=config.shutdown_grace_seconds)
+        #: Where the process's spans go; ``None`` with traces off.
+        self.spans = open_recorder(config.mesh.otel, SERVICE_NAME)
+        self.upstreams = Upstreams(
+            self.catalog, close_grace_seconds=config.shutdown_grace_seconds, spans=self.spans
+        )
         self.health = GatewayHealth()
         #: The process's Prometheus registry.
         self.metrics_registry = process_registry("gateway")
@@ -132,6 +141,7 @@ class Gateway:
             grace_seconds=config.shutdown_grace_seconds,
             connect_in_background=True,
             metrics_registry=self.metrics_registry,
+            spans=self.spans,
         )
         self.auth = GatewayAuth(config.auth, config.mesh, self.catalog, self.upstreams)
         self.ingress = IngressServer(
@@ -144,6 +154,7 @@ class Gateway:
             guard=self.auth.grpc,
             metrics=RpcMetrics(self.metrics_registry, known=self._known_method),
             access_log=config.http.access_log,
+            spans=self.spans,
         )
         #: The upstream MCP servers whose tools the MCP front serves.
         self.mcp_upstreams = McpUpstreams(
@@ -185,6 +196,7 @@ class Gateway:
             issuer=config.auth.jwt_issuer,
             version=VERSION,
             nats_url=config.mesh.nats_url,
+            spans=self.spans,
         )
         #: The admin API of the upstream MCP servers (``McpServerService``, its own port).
         self.mcp_servers = build_mcp_servers(
@@ -195,6 +207,7 @@ class Gateway:
             address=config.mcp_servers_address,
             mesh=config.mesh,
             register=register,
+            spans=self.spans,
         )
         self.http: HttpServer | None = None
         self._http_app: GatewayApp[Any] | None = None
@@ -259,6 +272,7 @@ class Gateway:
             guard=self.auth.http,
             metrics_registry=self.metrics_registry,
             mcp=self.mcp,
+            spans=self.spans,
         )
         self.http = HttpServer(
             self._http_app,
@@ -324,6 +338,8 @@ class Gateway:
             await _within("the database", self.database.close(), bound)
             if self._metrics is not None:
                 await self._metrics.stop()
+            if self.spans is not None:
+                await self.spans.close()
         finally:
             self._stopped.set()
         log.info("gateway stopped")

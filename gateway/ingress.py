@@ -53,6 +53,7 @@ from meshkit.interceptors import MeshInterceptor
 from meshkit.malformed import MalformedRequestInterceptor
 from meshkit.metrics import RpcMetrics
 from meshkit.server import AddressInUseError
+from meshkit.spans import SpanRecorder
 from meshkit.tracing import TRACEPARENT, TRACESTATE, current_trace
 
 log = logging.getLogger(__name__)
@@ -264,6 +265,8 @@ class IngressServer:
             service and method ``unknown``, type ``bidi_stream`` (its handler reads and
             writes a stream, as nothing tells its cardinality).
         access_log: Where each call gets its line (:mod:`gateway.access_log`).
+        spans: Where each call's server span goes (traces on); its upstream call is a
+            client span of it (:class:`gateway.upstream.Upstreams`).
     """
 
     def __init__(
@@ -278,13 +281,16 @@ class IngressServer:
         guard: Guard | None = None,
         metrics: RpcMetrics | None = None,
         access_log: AccessLog | None = None,
+        spans: SpanRecorder | None = None,
     ) -> None:
         self._listen = address
         self._health = health
         on_call = None
         if access_log is not None and access_log.enabled:
             on_call = partial(_log_call, access_log)
-        self._interceptor = MeshInterceptor("gateway.plugmesh", metrics, on_call=on_call)
+        self._interceptor = MeshInterceptor(
+            "gateway.plugmesh", metrics, on_call=on_call, spans=spans
+        )
         self._reflection = AggregatedReflection(catalog)
         self._proxy = ProxyHandler(
             catalog, upstreams, default_deadline_seconds=default_deadline_seconds, guard=guard

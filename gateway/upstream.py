@@ -50,7 +50,9 @@ from gateway.catalog import Catalog
 from gateway.metadata import STATUS_DETAILS_KEY, Metadata
 from gateway.model import Instance, Method, Snapshot
 from meshkit.channels import UNLIMITED, ChannelPool
+from meshkit.client_spans import client_interceptors
 from meshkit.picker import Deadline, Picker
+from meshkit.spans import SpanRecorder
 
 __all__ = ["NoHealthyInstance", "ResponseStream", "UnaryResponse", "Upstreams"]
 
@@ -95,11 +97,22 @@ class Upstreams:
     Args:
         catalog: Where instances and their health come from.
         close_grace_seconds: How long calls in flight to an instance that left may finish.
+        spans: Where the calls' client spans go; none when ``None`` (traces off).
     """
 
-    def __init__(self, catalog: Catalog, *, close_grace_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        close_grace_seconds: float = 5.0,
+        spans: SpanRecorder | None = None,
+    ) -> None:
         self._catalog = catalog
-        self._channels = ChannelPool(grace_seconds=close_grace_seconds, options=UNLIMITED)
+        self._channels = ChannelPool(
+            grace_seconds=close_grace_seconds,
+            options=UNLIMITED,
+            interceptors=client_interceptors(spans),
+        )
         self._picker = Picker(self._serving)
         self._served: collections.Counter[tuple[str, str]] = collections.Counter()
         self._last_serving: frozenset[tuple[str, str]] = frozenset()

@@ -3,8 +3,9 @@
 :data:`PROCESSES` is the one table of what ``plugmesh up`` starts and ``plugmesh serve``
 runs: each process's name, its Python module, and the variables holding its addresses,
 with the defaults each process declares in its own configuration module.
-:data:`ENVIRONMENT` is the one table of every ``PLUGMESH_`` variable; the README's
-configuration table is generated from it (``python -m launcher.processes``).
+:data:`ENVIRONMENT` is the one table of every ``PLUGMESH_`` variable and of the standard
+``OTEL_`` ones the processes read; the README's configuration table is generated from it
+(``python -m launcher.processes``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from gateway import addresses as gateway
 from meshkit.config import DEFAULT_NATS_ADDRESS, address_variable, metrics_variable
 from meshkit.events.settings import VARIABLES as EVENT_VARIABLES
+from meshkit.otel_settings import VARIABLES as OTEL_VARIABLES
 from registry import config as registry
 from services.audit import config as audit
 from services.machineusers import config as machineusers
@@ -183,8 +185,8 @@ PROCESSES: tuple[ProcessSpec, ...] = (
 )
 
 
-#: Every ``PLUGMESH_`` variable. A port of 0 in an address makes ``plugmesh up`` pick a
-#: free port and hand the concrete address to every child.
+#: Every ``PLUGMESH_`` variable, then the ``OTEL_`` ones. A port of 0 in an address makes
+#: ``plugmesh up`` pick a free port and hand the concrete address to every child.
 ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar(
         "PLUGMESH_DATA_DIR",
@@ -388,6 +390,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "PLUGMESH_MACHINE_USERS_LAST_USED_INTERVAL_SECONDS",
         "60",
         "a machine user's last-used time is written at most this often (not once per request)",
+    ),
+    # OpenTelemetry, every process (meshkit.otel_settings.VARIABLES); export headers may
+    # carry a collector's API key.
+    *(
+        EnvVar(name, default, meaning, secret=name.endswith("_HEADERS"))
+        for name, default, meaning in OTEL_VARIABLES
     ),
 )
 

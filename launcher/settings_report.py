@@ -1,9 +1,10 @@
 """The effective settings of the mesh, as ``plugmesh config`` prints them.
 
-Every setting is a ``PLUGMESH_`` variable of :data:`launcher.processes.ENVIRONMENT`, the
-one table the README's configuration section is generated from, so a variable added
-there shows up here without a second list. Each setting is either set in the environment
-(a non-blank value, which the processes read) or left at its documented default.
+Every setting is a variable of :data:`launcher.processes.ENVIRONMENT` (``PLUGMESH_`` and
+the standard ``OTEL_`` ones), the one table the README's configuration section is
+generated from, so a variable added there shows up here without a second list. Each
+setting is either set in the environment (a non-blank value, which the processes read) or
+left at its documented default.
 
 Secrets never reach the output: a variable the table marks as secret, or whose name says
 it holds a secret, token or password, shows ``****``; a URL (a database's, NATS's) shows

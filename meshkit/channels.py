@@ -11,7 +11,7 @@ their channels here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import grpc
@@ -29,13 +29,20 @@ class InstanceChannel:
     """A channel to one address and its bytes-level callables by path (no
     (de)serializers)."""
 
-    def __init__(self, address: str, options: Options = ()) -> None:
+    def __init__(
+        self,
+        address: str,
+        options: Options = (),
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    ) -> None:
         self.address = address
         # A subchannel of its own: gRPC otherwise shares one between the channels of a
         # process with the same address and options, so a fresh channel would inherit
         # the reconnect backoff of the one it replaces while that one is retiring.
         own = (*options, ("grpc.use_local_subchannel_pool", 1))
-        self.channel = grpc.aio.insecure_channel(address, options=own)
+        self.channel = grpc.aio.insecure_channel(
+            address, options=own, interceptors=interceptors or None
+        )
         self._unary_unary: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
         self._unary_stream: dict[str, grpc.aio.UnaryStreamMultiCallable[bytes, bytes]] = {}
         self._stream_unary: dict[str, grpc.aio.StreamUnaryMultiCallable[bytes, bytes]] = {}
@@ -76,11 +83,22 @@ class ChannelPool:
     Args:
         grace_seconds: How long calls in flight on a retired channel may finish.
         options: The channels' options (:data:`UNLIMITED`, say).
+        interceptors: The channels' interceptors (client spans, say).
+
+    Attributes:
+        interceptors: Those of the channels opened from now on.
     """
 
-    def __init__(self, *, grace_seconds: float, options: Options = ()) -> None:
+    def __init__(
+        self,
+        *,
+        grace_seconds: float,
+        options: Options = (),
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    ) -> None:
         self._grace = grace_seconds
         self._options = options
+        self.interceptors = tuple(interceptors)
         self._open: dict[str, InstanceChannel] = {}
         self._retiring: dict[asyncio.Task[None], InstanceChannel] = {}
 
@@ -93,7 +111,7 @@ class ChannelPool:
         """The channel to ``address``, opened if needed."""
         found = self._open.get(address)
         if found is None:
-            found = self._open[address] = InstanceChannel(address, self._options)
+            found = self._open[address] = InstanceChannel(address, self._options, self.interceptors)
         return found
 
     def keep(self, addresses: Iterable[str]) -> None:

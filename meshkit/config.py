@@ -11,9 +11,11 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
-_N = TypeVar("_N", int, float)
+from meshkit._env import ConfigError as ConfigError
+from meshkit._env import env_int as env_int
+from meshkit._env import env_number as env_number
+from meshkit.otel_settings import OtelSettings
 
 #: Where every process finds the registry unless ``PLUGMESH_REGISTRY_ADDRESS`` says otherwise.
 DEFAULT_REGISTRY_ADDRESS = "127.0.0.1:50050"
@@ -62,10 +64,6 @@ def advertised_host(listen_host: str, configured: str | None) -> str:
         return "127.0.0.1"
 
 
-class ConfigError(ValueError):
-    """An environment variable holds a value that cannot be used."""
-
-
 @dataclass(frozen=True)
 class MeshConfig:
     """Settings shared by every process of the mesh."""
@@ -81,6 +79,8 @@ class MeshConfig:
     addresses: Mapping[str, str] = field(default_factory=dict)
     """The listen and metrics addresses that are set, by variable
     (``PLUGMESH_<NAME>_ADDRESS``, ``PLUGMESH_<PROCESS>_METRICS_ADDRESS``)."""
+    otel: OtelSettings = field(default_factory=OtelSettings)
+    """OpenTelemetry: off unless an OTLP endpoint is set (``OTEL_*``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MeshConfig:
@@ -104,6 +104,7 @@ class MeshConfig:
             ),
             advertise_host=env.get("PLUGMESH_ADVERTISE_HOST") or None,
             addresses=addresses,
+            otel=OtelSettings.from_env(env),
         )
 
     def address_of(self, name: str, default: str | None = None) -> str:
@@ -128,47 +129,3 @@ class MeshConfig:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / (process + '.db')}"
-
-
-def env_number(
-    env: Mapping[str, str],
-    name: str,
-    default: float,
-    *,
-    positive: bool = False,
-    unit: str = "a number",
-) -> float:
-    """Read a number from ``env[name]``; ``default`` when unset or empty.
-
-    Raises:
-        ConfigError: the value is not a number (``unit`` says what was expected), or is
-            not above zero when ``positive``; the message names the variable.
-    """
-    return _parse(env, name, default, float, positive=positive, unit=unit)
-
-
-def env_int(
-    env: Mapping[str, str],
-    name: str,
-    default: int,
-    *,
-    positive: bool = False,
-    unit: str = "a whole number",
-) -> int:
-    """Read a whole number from ``env[name]``, as :func:`env_number` reads a number."""
-    return _parse(env, name, default, int, positive=positive, unit=unit)
-
-
-def _parse(
-    env: Mapping[str, str], name: str, default: _N, kind: type[_N], *, positive: bool, unit: str
-) -> _N:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be {unit}, got {raw!r}") from None
-    if positive and value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw!r}")
-    return value

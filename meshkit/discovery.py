@@ -28,7 +28,9 @@ each call carries the handler's call along:
   signature itself);
 - its deadline: a call never outlives the handler's caller; a shorter ``timeout`` wins.
 
-Metadata the caller passes itself takes precedence over what is carried along.
+Metadata the caller passes itself takes precedence over what is carried along. With
+traces on, each call is a client span of the server it is attached to
+(:mod:`meshkit.spans`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import grpc
 from meshkit._directory import Directory
 from meshkit._routes import Route, StreamStream, StreamUnary, UnaryStream, UnaryUnary
 from meshkit.channels import ChannelPool, InstanceChannel
+from meshkit.client_spans import client_interceptors
 from meshkit.events.bus import Lifecycle
 from meshkit.picker import Deadline, Picker
 from meshkit.registration import Backoff
@@ -84,7 +87,8 @@ class Discovery:
 
     def attach(self, server: Lifecycle) -> None:
         """Start with ``server`` (a :class:`~meshkit.server.PluginServer`) and close after
-        it stopped."""
+        it stopped; its calls are client spans of the server's (with traces on)."""
+        self._pool.interceptors = client_interceptors(server.spans)
         server.add_startup(self.start)
         server.add_closer(self.close)
 

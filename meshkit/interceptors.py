@@ -10,7 +10,10 @@ For each call it wraps the handler once, so that the handler:
 - has its exceptions mapped at one boundary: a :class:`MeshError` becomes its
   ``google.rpc.Status``, any other exception INTERNAL (and a log line);
 - is counted and timed by method, type (unary, client_stream, server_stream, bidi_stream)
-  and status code (:class:`meshkit.metrics.RpcMetrics`).
+  and status code (:class:`meshkit.metrics.RpcMetrics`);
+- with traces on (``spans``), is a server span (:mod:`meshkit.spans`), the child of the
+  caller's ``traceparent`` or the root of a new trace, whose context is the call's; the
+  mesh's plumbing (health, reflection, lease renewals, the registry watch) is no span.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from typing import Any, TypeAlias
 
 import grpc
 
+from meshkit._rpc_spans import UNTRACED, end_rpc_span, metadata_trace, start_rpc_span
 from meshkit.errors import MeshError, abort, internal_status, to_status
 from meshkit.grpc_types import Context
 from meshkit.inbound import InboundCall, enter_call, leave_call
 from meshkit.metrics import RpcMetrics, RpcSeries, grpc_type
+from meshkit.spans import OpenSpan, SpanKind, SpanRecorder
 from meshkit.tracing import TRACEPARENT, TRACESTATE, TraceContext, continue_trace, use_trace
 
 log = logging.getLogger(__name__)
@@ -50,6 +55,7 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
         domain: The ``google.rpc.ErrorInfo`` domain of the errors, ``<service>.plugmesh``.
         metrics: Where calls are counted; not counted when ``None``.
         on_call: Told of each call once it ended; must not raise.
+        spans: Where the calls' spans go; none when ``None`` (traces off).
     """
 
     def __init__(
@@ -58,10 +64,12 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
         metrics: RpcMetrics | None = None,
         *,
         on_call: CallObserver | None = None,
+        spans: SpanRecorder | None = None,
     ) -> None:
         self._domain = domain
         self._metrics = metrics
         self._on_call = on_call
+        self._spans = spans
 
     async def intercept_service(
         self,
@@ -76,38 +84,46 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
         if self._metrics is not None:
             kind = grpc_type(handler.request_streaming, handler.response_streaming)
             series = self._metrics.series(method, kind)
+        spans = self._spans
+        if spans is not None and method.startswith(UNTRACED):
+            spans = None
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method, series),
+                self._unary(handler.unary_unary, method, series, spans),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._unary(handler.stream_unary, method, series),
+                self._unary(handler.stream_unary, method, series, spans),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._streaming(handler.unary_stream, method, series),
+                self._streaming(handler.unary_stream, method, series, spans),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                self._streaming(handler.stream_stream, method, series),
+                self._streaming(handler.stream_stream, method, series, spans),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
 
     def _unary(
-        self, behavior: Callable[..., Any], method: str, series: RpcSeries | None
+        self,
+        behavior: Callable[..., Any],
+        method: str,
+        series: RpcSeries | None,
+        spans: SpanRecorder | None,
     ) -> Callable[..., Any]:
         async def call(request: Any, context: Context) -> Any:
             metadata = context.invocation_metadata() or ()
-            with use_trace(_trace_of(metadata)):
+            span = None if spans is None else _server_span(spans, method, metadata)
+            with use_trace(_trace_of(metadata) if span is None else span.trace):
                 inbound = enter_call(InboundCall.of(metadata, context.time_remaining()))
                 if series is not None:
                     series.start()
@@ -122,23 +138,28 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
                     ended = "UNKNOWN"
                     await self._abort(exc, context, method)
                 finally:
-                    self._ended(method, _code(context, ended), started, series, metadata)
+                    self._ended(method, _code(context, ended), started, series, metadata, span)
                     leave_call(inbound)
 
         return call
 
     def _streaming(
-        self, behavior: Callable[..., Any], method: str, series: RpcSeries | None
+        self,
+        behavior: Callable[..., Any],
+        method: str,
+        series: RpcSeries | None,
+        spans: SpanRecorder | None,
     ) -> Callable[..., Any]:
         if not inspect.isasyncgenfunction(behavior):
             # Written with context.write(): a coroutine, not a generator.
-            return self._unary(behavior, method, series)
+            return self._unary(behavior, method, series, spans)
 
         async def stream(request: Any, context: Context) -> Any:
             # Set around each step, not once: an async generator's steps may run in
             # different contexts, and a token must be reset in the context that set it.
             metadata = context.invocation_metadata() or ()
-            trace = _trace_of(metadata)
+            span = None if spans is None else _server_span(spans, method, metadata)
+            trace = _trace_of(metadata) if span is None else span.trace
             inbound = InboundCall.of(metadata, context.time_remaining())
             if series is not None:
                 series.start()
@@ -165,7 +186,7 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
                     await self._abort(exc, context, method)
             finally:
                 with use_trace(trace):
-                    self._ended(method, _code(context, ended), started, series, metadata)
+                    self._ended(method, _code(context, ended), started, series, metadata, span)
 
         return stream
 
@@ -176,10 +197,13 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
         started: float,
         series: RpcSeries | None,
         metadata: Iterable[tuple[str, str | bytes]],
+        span: OpenSpan | None,
     ) -> None:
         seconds = time.perf_counter() - started
         if series is not None:
             series.observe(code, seconds)
+        if span is not None:
+            end_rpc_span(span, code, SpanKind.SERVER)
         if self._on_call is not None:
             self._on_call(method, code, seconds, metadata)
 
@@ -203,6 +227,12 @@ def _trace_of(metadata: Iterable[tuple[str, str | bytes]]) -> TraceContext:
         elif key == TRACESTATE and isinstance(value, str):
             tracestate = value
     return continue_trace(traceparent, tracestate)
+
+
+def _server_span(
+    spans: SpanRecorder, method: str, metadata: Iterable[tuple[str, str | bytes]]
+) -> OpenSpan:
+    return start_rpc_span(spans, method, SpanKind.SERVER, metadata_trace(metadata))
 
 
 def _code(context: Context, ended: str) -> str:

@@ -17,8 +17,12 @@ Prometheus registry (:mod:`meshkit.interceptors`), which the plugin's event bus 
 with a metrics address (``PLUGMESH_<NAME>_METRICS_ADDRESS``) the registry is served at
 ``http://<address>/metrics`` (:mod:`meshkit.metrics`).
 
+With traces on (``OTEL_EXPORTER_OTLP_ENDPOINT``, :mod:`meshkit.spans`) every call is a
+span too, and so are the calls and events of the clients attached to the server
+(discovery, the event bus), all exported under the server's name.
+
 Shutdown runs in order: health NOT_SERVING, deregister, stop with grace, close clients,
-stop serving metrics.
+stop serving metrics, export the last spans.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from meshkit.malformed import MalformedRequestInterceptor
 from meshkit.metrics import MetricsEndpoint, RpcMetrics, process_registry
 from meshkit.reflection import enable_reflection
 from meshkit.registration import Registrar, Registration
+from meshkit.spans import SpanRecorder, open_recorder
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +103,9 @@ class PluginServer:
         source_info: The contract's files as ``protoc --include_source_info`` writes
             them, for their comments (see :mod:`meshkit.descriptors`); plugmesh's own
             protos need none.
+        spans: Where the spans go when the server is part of a process that has its
+            recorder (the gateway), which closes it; default: a recorder of the server's
+            own when ``config`` turns traces on.
     """
 
     def __init__(
@@ -112,6 +120,7 @@ class PluginServer:
         metadata: Mapping[str, str] | None = None,
         metrics_address: str | None = None,
         source_info: descriptor_pb2.FileDescriptorSet | None = None,
+        spans: SpanRecorder | None = None,
     ) -> None:
         self.name = name
         #: The process's Prometheus registry: its calls, its event bus.
@@ -119,6 +128,9 @@ class PluginServer:
         self._rpc_metrics = RpcMetrics(self.metrics_registry)
         listen = metrics_address or config.metrics_address_of(name)
         self._metrics = MetricsEndpoint(self.metrics_registry, listen) if listen else None
+        #: Where the process's spans go; ``None`` with traces off.
+        self.spans = spans if spans is not None else open_recorder(config.otel, name)
+        self._own_spans = spans is None
         self.health = HealthServicer()
         self._servicers = tuple(servicers)
         self._listen = address
@@ -177,7 +189,7 @@ class PluginServer:
         server = grpc.aio.server(
             # Outermost, so that calls refused as malformed are counted and traced too.
             interceptors=[
-                MeshInterceptor(f"{self.name}.plugmesh", self._rpc_metrics),
+                MeshInterceptor(f"{self.name}.plugmesh", self._rpc_metrics, spans=self.spans),
                 MalformedRequestInterceptor(f"{self.name}.plugmesh"),
             ],
             options=[("grpc.so_reuseport", 0)],
@@ -253,6 +265,8 @@ class PluginServer:
                 log.exception("closing a client failed")
         if self._metrics is not None:
             await self._metrics.stop()
+        if self.spans is not None and self._own_spans:
+            await self.spans.close()
         log.info("stopped")
 
     def _contract_version(self) -> str:

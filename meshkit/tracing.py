@@ -11,10 +11,12 @@ JSON log lines written meanwhile carry its ``trace_id`` and ``span_id``
 
 Each hop that handles the context (the gateway, a plugin's call) continues it as a span of
 its own: same trace id, a new span id (:meth:`TraceContext.child`), so the span id in a log
-line tells the hops apart. Nothing records or exports spans; the ids are for correlating
-logs and events. A small implementation of the W3C format rather than OpenTelemetry: the
-contextvar and the header are all the mesh needs, and the gateway's request path stays
-cheap.
+line tells the hops apart. This small implementation of the W3C format is the mesh's one
+trace system, and all it needs with traces off: the contextvar and the header, and the
+gateway's request path stays cheap. With OpenTelemetry on (:mod:`meshkit.spans`) the hops
+start exported spans instead of calling :meth:`~TraceContext.child`, and each span's
+context, as a :class:`TraceContext`, is the one made current and passed on: the same ids
+in the logs, the headers and the exported spans.
 """
 
 from __future__ import annotations

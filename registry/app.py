@@ -87,6 +87,7 @@ class RegistryServer:
         )
         if event_bus is not None:
             event_bus.count_in(self._server.metrics_registry)
+            event_bus.trace_in(self._server.spans)
         self._instance_id = ""
         self._renewer: asyncio.Task[None] | None = None
         self._started = False

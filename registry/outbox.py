@@ -52,6 +52,8 @@ class RegistryOutbox:
 
     def add(self, session: Session, events: Sequence[RegistryEvent]) -> None:
         """Add ``events`` to the transaction of ``session`` (a synchronous session)."""
+        # The bus's recorder, once the registry's server gave it one (traces on).
+        self._outbox.spans = self._bus.outbox.spans
         for event in events:
             self._outbox.add(
                 session,

@@ -46,7 +46,7 @@ ORDER = (
     Lock(
         "runtime.txt",
         ("pyproject.toml", "requirements/build.in"),
-        ("postgres",),
+        ("postgres", "otel"),
         constrained_by="dev.txt",
     ),
     Lock(

@@ -38,6 +38,8 @@ from gateway.http.render import dumps
 from gateway.http.router import split_path
 from gateway.http.routes import RouteTable, build_routes
 from gateway.http.settings import HttpSettings
+from gateway.http.spans import end_request_span, start_request_span
+from meshkit.spans import SpanRecorder
 
 __all__ = ["GatewayApp", "build_app"]
 
@@ -64,9 +66,11 @@ class GatewayApp(Generic[M]):
         metrics_registry: CollectorRegistry | None = None,
         guard: RequestGuard | None = None,
         mcp: McpEndpoint | None = None,
+        spans: SpanRecorder | None = None,
     ) -> None:
         self._catalog = catalog
         self._mcp = mcp
+        self._spans = spans
         self._settings = settings
         self._transcoder = Transcoder(upstreams, settings, guard)
         self.metrics = HttpMetrics(metrics_registry)
@@ -102,6 +106,7 @@ class GatewayApp(Generic[M]):
         label = _UNMATCHED
         status = 500
         cors = self._settings.cors
+        span = None if self._spans is None else start_request_span(self._spans, scope)
         trace, _ = scope_trace(scope)
         send = answering_with_trace(scope, send, trace)
         try:
@@ -134,6 +139,8 @@ class GatewayApp(Generic[M]):
         finally:
             seconds = time.perf_counter() - started
             self.metrics.observe(label, method, status, seconds)
+            if span is not None:
+                end_request_span(span, method, label, status)
             self._settings.access_log.http(
                 method=method,
                 route=label,
@@ -236,6 +243,7 @@ def build_app(
     metrics_registry: CollectorRegistry | None = None,
     guard: RequestGuard | None = None,
     mcp: McpEndpoint | None = None,
+    spans: SpanRecorder | None = None,
 ) -> GatewayApp[M]:
     """Build the gateway's ASGI app over ``catalog`` and ``upstreams``.
 
@@ -249,6 +257,8 @@ def build_app(
             :class:`gateway.auth.HttpGuard`); ``None`` transcodes without authentication,
             for tests of transcoding alone.
         mcp: The MCP front, served at the paths it claims; none when ``None``.
+        spans: Where each request's server span goes (:mod:`gateway.http.spans`); none
+            when ``None`` (traces off).
     """
     return GatewayApp(
         catalog,
@@ -257,6 +267,7 @@ def build_app(
         metrics_registry=metrics_registry,
         guard=guard,
         mcp=mcp,
+        spans=spans,
     )
 
 

@@ -28,11 +28,13 @@ from meshkit.tracing import TRACEPARENT, TRACESTATE, TraceContext, new_trace
 
 __all__ = [
     "IDENTITY_PREFIXES",
+    "caller_trace",
     "deadline_seconds",
     "forwarded_metadata",
     "request_trace",
     "response_headers",
     "scope_trace",
+    "set_scope_trace",
     "with_trace",
 ]
 
@@ -92,25 +94,37 @@ def scope_trace(scope: MutableMapping[str, Any]) -> tuple[TraceContext, bool]:
     return found
 
 
+def set_scope_trace(scope: MutableMapping[str, Any], trace: TraceContext) -> None:
+    """Decide the request's trace: ``trace``, a span of the gateway's own
+    (:mod:`gateway.http.spans`), which :func:`with_trace` puts in the metadata."""
+    scope[_SCOPE_TRACE] = (trace, False)
+
+
 def request_trace(headers: RawHeaders) -> tuple[TraceContext, bool]:
     """The request's trace context, and whether the caller sent it.
 
     A valid ``traceparent`` from the caller is the context; otherwise (none, or a
     malformed one) a new trace is, which :func:`with_trace` puts in the metadata.
     """
+    found = caller_trace(headers)
+    if found is not None:
+        return found, True
+    return new_trace(), False
+
+
+def caller_trace(headers: RawHeaders) -> TraceContext | None:
+    """The valid trace context the caller sent, if any."""
     parent = state = b""
     for name, value in headers:
         if name == b"traceparent":
             parent = value
         elif name == b"tracestate":
             state = value
-    if parent:
-        found = TraceContext.from_headers(
-            {TRACEPARENT: parent.decode("latin-1"), TRACESTATE: state.decode("latin-1")}
-        )
-        if found is not None:
-            return found, True
-    return new_trace(), False
+    if not parent:
+        return None
+    return TraceContext.from_headers(
+        {TRACEPARENT: parent.decode("latin-1"), TRACESTATE: state.decode("latin-1")}
+    )
 
 
 def with_trace(metadata: Metadata, trace: TraceContext) -> Metadata:

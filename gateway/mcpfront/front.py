@@ -67,6 +67,7 @@ from gateway.mcpfront.replies import send_error
 from gateway.mcpfront.server import build_server, serving
 from gateway.mcpfront.settings import McpSettings
 from gateway.mcpfront.toolbox import Toolbox
+from meshkit.spans import SpanRecorder
 from meshkit.tracing import use_trace
 
 __all__ = ["McpFront"]
@@ -85,6 +86,7 @@ class McpFront:
         version: The gateway's version, in the server's info.
         nats_url: Where the replicas tell each other of a handshake-era client's
             cancellations (:mod:`gateway.mcpfront.cancel_relay`); none when None.
+        spans: Where each tool call's span goes (traces on); none when ``None``.
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class McpFront:
         bus: SubscriptionBus | None = None,
         version: str = "",
         nats_url: str | None = None,
+        spans: SpanRecorder | None = None,
     ) -> None:
         self._toolbox = toolbox
         self._authenticator = authenticator
@@ -105,7 +108,11 @@ class McpFront:
         self._bus: SubscriptionBus = bus if bus is not None else InMemorySubscriptionBus()
         self._listen = ListenHandler(self._bus)
         self.server = build_server(
-            toolbox, page_size=settings.page_size, listen=self._listen, version=version
+            toolbox,
+            page_size=settings.page_size,
+            listen=self._listen,
+            version=version,
+            spans=spans,
         )
         cancellations = Cancellations()
         self.server.middleware.append(cancellations)

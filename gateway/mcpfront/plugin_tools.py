@@ -278,7 +278,9 @@ class PluginTools:
     def _metadata(self, caller: Caller) -> tuple[tuple[str, str], ...]:
         """The caller's signed identity and the call's trace context."""
         trace = current_trace()
-        metadata = tuple(trace.child().headers().items()) if trace is not None else ()
+        # The call's context as it is: the plugin's server span continues it, and with
+        # traces on the call is a client span in between (meshkit.client_spans).
+        metadata = tuple(trace.headers().items()) if trace is not None else ()
         if self._key is None:
             return metadata
         kind = PrincipalKind.USER if caller.kind is CallerKind.PERSON else PrincipalKind.MACHINE

@@ -10,7 +10,9 @@ only the upstream's own ``io.modelcontextprotocol/serverInfo`` stamp is taken ou
 
 A ``tools/call`` runs in its trace and passes it upstream as ``_meta.traceparent`` (and
 ``_meta.tracestate``), see :func:`_call_trace`; the toolbox records the call in that trace,
-with the caller's session id when it has one.
+with the caller's session id when it has one. With traces on (``spans``) the call is a
+span of its own, ``tools/call <tool>``, the child of that context (OpenTelemetry's MCP
+conventions), and its context is the call's.
 
 The 2026-07-28 transport checks a ``tools/call``'s ``Mcp-Param-*`` headers against the
 tool's input schema before any handler runs, with no request context: the front names
@@ -36,6 +38,7 @@ from gateway.mcpfront.callers import caller_of
 from gateway.mcpfront.paging import InvalidCursor, page_of
 from gateway.mcpfront.paths import route_of
 from gateway.mcpfront.toolbox import Caller, Toolbox, ToolResult, UnknownTool
+from meshkit.spans import OpenSpan, SpanKind, SpanRecorder
 from meshkit.tracing import (
     TRACEPARENT,
     TRACESTATE,
@@ -93,9 +96,15 @@ class GatewayServer(Server[dict[str, Any]]):
 
 
 def build_server(
-    toolbox: Toolbox, *, page_size: int, listen: ListenHandler, version: str
+    toolbox: Toolbox,
+    *,
+    page_size: int,
+    listen: ListenHandler,
+    version: str,
+    spans: SpanRecorder | None = None,
 ) -> GatewayServer:
-    """The MCP server answering from ``toolbox``, ``page_size`` tools a page."""
+    """The MCP server answering from ``toolbox``, ``page_size`` tools a page; each tool
+    call a span in ``spans`` (none when ``None``)."""
 
     def input_schema(name: str) -> Mapping[str, Any] | None:
         visit = _VISIT.get()
@@ -120,9 +129,14 @@ def build_server(
             await ctx.session.report_progress(done, total, message)
 
         meta = _forwarded_meta(ctx.meta)
-        trace = _call_trace(meta)
+        trace, remote = _call_trace(meta)
+        span = None
+        if spans is not None:
+            span = _tool_span(spans, params.name, trace, remote)
+            trace = span.trace
         meta = {k: v for k, v in meta.items() if k not in (TRACEPARENT, TRACESTATE)}
         meta.update(trace.headers())
+        error: str | None = "cancelled"
         try:
             with use_trace(trace):
                 result = await toolbox.call_tool(
@@ -137,10 +151,21 @@ def build_server(
                     session_id=_session_of(ctx),
                     protocol_version=_protocol_of(ctx),
                 )
+            error = "tool_error" if _is_error(result) else None
         except UnknownTool:
+            error = str(types.INVALID_PARAMS)
             # The name the caller used, whatever the toolbox knows it as: an unknown
             # tool and a forbidden one read alike.
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}") from None
+        except MCPError as exc:
+            error = str(exc.error.code)
+            raise
+        except Exception as exc:
+            error = type(exc).__qualname__
+            raise
+        finally:
+            if span is not None:
+                span.end(error=error)
         return _passed_through(result)
 
     server = GatewayServer(
@@ -197,8 +222,26 @@ def _forwarded_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _call_trace(meta: Mapping[str, Any]) -> TraceContext:
-    """The trace context of a ``tools/call``, which goes upstream in its ``_meta``.
+def _tool_span(spans: SpanRecorder, tool: str, parent: TraceContext, remote: bool) -> OpenSpan:
+    attributes = {
+        "mcp.method.name": "tools/call",
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": tool,
+    }
+    return spans.start(
+        f"tools/call {tool}", SpanKind.SERVER, parent, remote=remote, attributes=attributes
+    )
+
+
+def _is_error(result: ToolResult) -> bool:
+    if isinstance(result, types.CallToolResult):
+        return result.is_error is True
+    return result.get("isError") is True
+
+
+def _call_trace(meta: Mapping[str, Any]) -> tuple[TraceContext, bool]:
+    """The trace context of a ``tools/call``, which goes upstream in its ``_meta``, and
+    whether it came in the ``_meta`` (from the caller's process).
 
     The gateway continues the caller's trace, as it does for a transcoded call: the
     context passes on as the caller sent it. The call's own ``_meta.traceparent`` (with
@@ -215,8 +258,8 @@ def _call_trace(meta: Mapping[str, Any]) -> TraceContext:
             {TRACEPARENT: parent, TRACESTATE: state if isinstance(state, str) else ""}
         )
         if found is not None:
-            return found
-    return current_trace() or new_trace()
+            return found, True
+    return current_trace() or new_trace(), False
 
 
 def _passed_through(result: ToolResult) -> HandlerResult:

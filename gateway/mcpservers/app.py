@@ -26,6 +26,7 @@ from meshkit.db import Database
 from meshkit.events import EventBus
 from meshkit.identity import signing_key
 from meshkit.server import PluginServer, Servicer
+from meshkit.spans import SpanRecorder
 from plugmesh.mcp.v1 import servers_pb2, servers_pb2_grpc
 
 __all__ = ["SERVICE_NAME", "McpServersHost", "build"]
@@ -54,6 +55,7 @@ def build(
     mesh: MeshConfig,
     register: bool = True,
     clock: Clock = SYSTEM_CLOCK,
+    spans: SpanRecorder | None = None,
 ) -> McpServersHost:
     """Wire the admin API; nothing runs until the gateway starts it.
 
@@ -66,6 +68,7 @@ def build(
         mesh: The mesh settings (registry, secret, NATS).
         register: Whether to register with the registry.
         clock: Tells the time of changes.
+        spans: The gateway's spans, which the admin API's calls join (traces on).
     """
     servers = McpServers(
         database,
@@ -81,7 +84,9 @@ def build(
         servers_pb2_grpc.add_McpServerServiceServicer_to_server,
         McpServerServicer(servers, hook_modes, Access(signing_key(mesh.registration_secret))),
     )
-    server = PluginServer(SERVICE_NAME, [servicer], address=address, config=mesh, register=register)
+    server = PluginServer(
+        SERVICE_NAME, [servicer], address=address, config=mesh, register=register, spans=spans
+    )
 
     async def reload() -> None:
         await servers.apply()

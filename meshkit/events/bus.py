@@ -53,6 +53,7 @@ from meshkit.events.streams import ensure_streams
 from meshkit.events.subscriber import EventHandler, Subscription
 from meshkit.events.tables import MIGRATIONS
 from meshkit.registration import Backoff
+from meshkit.spans import SpanRecorder
 from meshkit.tasks import cancel_and_wait
 from meshkit.tracing import TraceContext
 from plugmesh.events.v1 import event_pb2
@@ -72,6 +73,11 @@ class Lifecycle(db.Lifecycle, Protocol):
     @property
     def metrics_registry(self) -> CollectorRegistry:
         """The process's Prometheus registry."""
+        ...
+
+    @property
+    def spans(self) -> SpanRecorder | None:
+        """Where the process's spans go; ``None`` with traces off."""
         ...
 
 
@@ -142,6 +148,8 @@ class EventBus:
             meanwhile. For a process that must run while NATS is away (the registry).
         metrics_registry: Where its metrics go; by default the registry of the server it
             is attached to, else one of its own.
+        spans: Where the spans of the events it publishes and handles go; by default
+            those of the server it is attached to; none with traces off.
     """
 
     def __init__(
@@ -155,6 +163,7 @@ class EventBus:
         connect_timeout_seconds: float = 10.0,
         connect_in_background: bool = False,
         metrics_registry: CollectorRegistry | None = None,
+        spans: SpanRecorder | None = None,
     ) -> None:
         self.service = service
         self._own_metrics = metrics_registry is None
@@ -163,6 +172,7 @@ class EventBus:
         self.settings = settings or EventSettings()
         self.status = EventBusStatus.NEW
         self.outbox = Outbox(source_of(service))
+        self.outbox.spans = spans
         self._nats_url = nats_url
         self._grace = grace_seconds
         self._connect_timeout = connect_timeout_seconds
@@ -237,8 +247,9 @@ class EventBus:
 
     def attach(self, server: Lifecycle) -> None:
         """Start with ``server`` (before it serves) and close after it stopped; count in
-        its metrics registry unless the bus was given one."""
+        its metrics registry unless the bus was given one, and trace in its spans."""
         self.count_in(server.metrics_registry)
+        self.trace_in(server.spans)
         server.add_startup(self.start)
         server.add_closer(self.close)
 
@@ -248,6 +259,12 @@ class EventBus:
         if self._own_metrics and self.status is EventBusStatus.NEW:
             self.metrics = EventMetrics(registry)
             self._own_metrics = False
+
+    def trace_in(self, spans: SpanRecorder | None) -> None:
+        """Record the spans of the events it publishes and handles in ``spans`` (a
+        process's) unless the bus was given a recorder; call before :meth:`start`."""
+        if self.outbox.spans is None:
+            self.outbox.spans = spans
 
     async def start(self) -> None:
         """Connect, create tables and streams, start relaying and consuming. Safe to call twice.
@@ -329,6 +346,7 @@ class EventBus:
                 batch_handler=subscribed.batch_handler,
                 settings=self.settings,
                 metrics=self.metrics,
+                spans=self.outbox.spans,
             )
             self._running.append(subscription)
             await subscription.start()

@@ -15,6 +15,10 @@ added inside a savepoint that rolls back are dropped with it, like the savepoint
 writes. Right after the commit the outbox hands the rows to the relay of this process,
 so an event leaves within milliseconds without being read back; rows the relay never
 got this way (a crash, another process) it finds by polling the table.
+
+An event carries the trace context it was added in. With traces on (``spans``, see
+:mod:`meshkit.spans`) adding it is a producer span, the child of that context, and the
+event carries the span's context: its consumers' spans are the span's children.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from meshkit.events.envelope import build_event, subject_of
 from meshkit.events.errors import EventError
 from meshkit.events.tables import OutboxRecord, utcnow
+from meshkit.spans import SpanKind, SpanRecorder
 from meshkit.tracing import TraceContext, current_trace, new_trace
 from plugmesh.events.v1 import event_pb2
 
@@ -75,10 +80,14 @@ class Outbox:
 
     Args:
         source: The CloudEvents source of this process, ``/plugmesh/<service>``.
+
+    Attributes:
+        spans: Where the events' producer spans go; none when ``None`` (traces off).
     """
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.spans: SpanRecorder | None = None
         self._on_commit: list[Callable[[Sequence[OutboxRow]], None]] = []
 
     def on_commit(self, callback: Callable[[Sequence[OutboxRow]], None]) -> Callable[[], None]:
@@ -136,11 +145,15 @@ class Outbox:
         Raises:
             EventError: The session has no transaction and cannot begin one.
         """
-        trace = trace or current_trace() or new_trace()
+        subject = subject_of(event.type)
+        if self.spans is not None:
+            trace = _published(self.spans, trace or current_trace(), event, subject)
+        else:
+            trace = trace or current_trace() or new_trace()
         row = OutboxRow(
             event_id=event.id,
             event_type=event.type,
-            nats_subject=subject_of(event.type),
+            nats_subject=subject,
             envelope=event.SerializeToString(),
             traceparent=trace.traceparent,
             tracestate=trace.tracestate,
@@ -186,6 +199,21 @@ class Outbox:
             return
         added: list[tuple[SessionTransaction, OutboxRow]] = session.info.get(_ADDED, [])
         added[:] = [(t, row) for t, row in added if not _within(t, rolled_back)]
+
+
+def _published(
+    spans: SpanRecorder, parent: TraceContext | None, event: event_pb2.Event, subject: str
+) -> TraceContext:
+    """The producer span of an event (it ends here: the relay sends the event later)."""
+    attributes = {
+        "messaging.system": "nats",
+        "messaging.operation.type": "create",
+        "messaging.destination.name": subject,
+        "messaging.message.id": event.id,
+    }
+    span = spans.start(f"publish {subject}", SpanKind.PRODUCER, parent, attributes=attributes)
+    span.end()
+    return span.trace
 
 
 def _within(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:

@@ -20,6 +20,10 @@ than once for an event, but only one run's writes ever commit. A subscription ma
 cheaper ``batch_handler`` for the first pass: one allowed to fail the batch where the
 handler would cope (the audit log skips looking an event id up and lets a unique index
 catch a repeat), since the second pass runs the handler itself.
+
+A handler runs in the event's trace. With traces on (:mod:`meshkit.spans`) each run is a
+consumer span, the child of the span that published the event, and its context is the
+handler's; a run in a first pass that was rolled back is a span too, as it ran.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from meshkit.events.metrics import EventMetrics
 from meshkit.events.relay import MSG_ID
 from meshkit.events.settings import EventSettings
 from meshkit.events.streams import EVENTS_STREAM
+from meshkit.spans import SpanKind, SpanRecorder
 from meshkit.tasks import cancel_and_wait
 from meshkit.tracing import TraceContext, use_trace
 
@@ -118,6 +123,7 @@ class Subscription:
         fetch_wait_seconds: How long one fetch waits for events; bounds how long a
             drain waits for an idle subscription.
         metrics: Where consumed, redelivered and dead-lettered events are counted.
+        spans: Where the handlers' spans go; none when ``None`` (traces off).
     """
 
     def __init__(
@@ -132,6 +138,7 @@ class Subscription:
         settings: EventSettings,
         fetch_wait_seconds: float = 0.5,
         metrics: EventMetrics | None = None,
+        spans: SpanRecorder | None = None,
     ) -> None:
         if not _CONSUMER_NAME.match(consumer):
             raise ValueError(
@@ -154,6 +161,7 @@ class Subscription:
         self._last_prune = 0.0
         self._inbox = Inbox(consumer)
         self._metrics = metrics
+        self._spans = spans
 
     def consumer_config(self) -> ConsumerConfig:
         """The durable consumer's configuration.
@@ -355,18 +363,57 @@ class Subscription:
     async def _call(
         self, handler: EventHandler, event: ReceivedEvent, session: AsyncSession
     ) -> None:
+        if self._spans is not None:
+            await self._call_in_span(self._spans, handler, event, session)
+            return
         with use_trace(event.trace):
-            await handler(event, session)
-            if log.isEnabledFor(logging.DEBUG):  # spares building the fields per event
-                log.debug(
-                    "event handled",
-                    extra={
-                        "consumer": self.consumer,
-                        "event_id": event.id,
-                        "event_type": event.type,
-                        "attempt": event.attempt,
-                    },
-                )
+            await self._call_handler(handler, event, session)
+
+    async def _call_in_span(
+        self,
+        spans: SpanRecorder,
+        handler: EventHandler,
+        event: ReceivedEvent,
+        session: AsyncSession,
+    ) -> None:
+        attributes = {
+            "messaging.system": "nats",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": event.subject,
+            "messaging.consumer.group.name": self.consumer,
+            "messaging.message.id": event.id,
+        }
+        span = spans.start(
+            f"process {event.subject}",
+            SpanKind.CONSUMER,
+            event.trace,
+            remote=True,
+            attributes=attributes,
+        )
+        error = None
+        try:
+            with use_trace(span.trace):
+                await self._call_handler(handler, event, session)
+        except BaseException as exc:
+            error = _describe(exc)
+            raise
+        finally:
+            span.end(error=error)
+
+    async def _call_handler(
+        self, handler: EventHandler, event: ReceivedEvent, session: AsyncSession
+    ) -> None:
+        await handler(event, session)
+        if log.isEnabledFor(logging.DEBUG):  # spares building the fields per event
+            log.debug(
+                "event handled",
+                extra={
+                    "consumer": self.consumer,
+                    "event_id": event.id,
+                    "event_type": event.type,
+                    "attempt": event.attempt,
+                },
+            )
 
     async def _dead_letter(self, msg: Msg, *, event_id: str, event_type: str, error: str) -> None:
         attempts = msg.metadata.num_delivered

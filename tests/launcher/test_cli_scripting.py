@@ -173,6 +173,8 @@ SECRETS = {
         "postgresql://db/registry?user=reg&password=****",
     ),
     "PLUGMESH_NATS_URL": (f"nats://{SECRET}@nats.example:4222", "nats://****@nats.example:4222"),
+    # A collector's API key.
+    "OTEL_EXPORTER_OTLP_HEADERS": (f"api-key={SECRET}", "****"),
 }
 
 

@@ -33,7 +33,9 @@ class MeshHookTransport:
         """Call ``hook``'s method of ``phase``; raises what the call raises (a
         ``grpc.aio.AioRpcError``, :class:`gateway.upstream.NoHealthyInstance`)."""
         trace = current_trace()
-        metadata = tuple(trace.child().headers().items()) if trace is not None else ()
+        # The call's context as it is: the plugin's server span continues it, and with
+        # traces on the call is a client span in between (meshkit.client_spans).
+        metadata = tuple(trace.headers().items()) if trace is not None else ()
         reply = await self._upstreams.unary(
             hook.methods[phase],
             request.SerializeToString(),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,15 +184,18 @@ def logs_in(path: Path) -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def running_mesh(data_dir: Path) -> AsyncIterator[Mesh]:
-    """Start the whole mesh, its logs in ``data_dir/logs``; stop it after."""
+async def running_mesh(
+    data_dir: Path, extra_env: Mapping[str, str] | None = None
+) -> AsyncIterator[Mesh]:
+    """Start the whole mesh, its logs in ``data_dir/logs``; stop it after. Every process
+    reads ``extra_env`` besides the mesh's own settings (``OTEL_*``, say)."""
     with logs_in(data_dir / "logs" / "mesh.log"):
-        async with _started(data_dir) as mesh:
+        async with _started(data_dir, extra_env or {}) as mesh:
             yield mesh
 
 
 @contextlib.asynccontextmanager
-async def _started(data_dir: Path) -> AsyncIterator[Mesh]:
+async def _started(data_dir: Path, extra_env: Mapping[str, str]) -> AsyncIterator[Mesh]:
     async with contextlib.AsyncExitStack() as stack:
         nats = await stack.enter_async_context(NatsServer(data_dir / "jetstream"))
         registry = RegistryServer(
@@ -202,13 +205,15 @@ async def _started(data_dir: Path) -> AsyncIterator[Mesh]:
                 registration_secret=SECRET,
                 shutdown_grace_seconds=0.2,
                 reflection_timeout_seconds=2.0,
-                mesh=MeshConfig.from_env({metrics_variable("registry"): "127.0.0.1:0"}),
+                mesh=MeshConfig.from_env(
+                    {**extra_env, metrics_variable("registry"): "127.0.0.1:0"}
+                ),
             ),
             health_backoff=FAST_BACKOFF,
         )
         await registry.start()
         stack.push_async_callback(registry.close)
-        env = _mesh_env(data_dir, nats.url, registry.address)
+        env = {**extra_env, **_mesh_env(data_dir, nats.url, registry.address)}
         machine_users = build_machine_users(MachineUsersConfig.from_env(env))
         users = build_users(UsersConfig.from_env(env))
         audit = build_audit(AuditConfig.from_env(env))
