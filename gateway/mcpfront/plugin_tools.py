@@ -7,7 +7,7 @@ after it::
 
     plugins = PluginTools(lambda: catalog.snapshot, upstreams, signing_key=key)
     plugins.servers()                      # {"audit", "registry", "users"}
-    plugins.tools("audit")                 # the audit's tools, under their own names
+    plugins.offered()["audit"]             # the audit's tools, by their own names
     tool = plugins.find("audit", "verify_audit_chain")
     await plugins.call(caller, tool, {"fromSequence": "1"})
 
@@ -217,11 +217,6 @@ class PluginTools:
     def servers(self) -> frozenset[str]:
         """The plugins whose tools are offered now."""
         return frozenset(self.offered())
-
-    def tools(self, server: str) -> list[PluginTool]:
-        """The tools ``server`` offers now, by name."""
-        tools = self.offered().get(server, {})
-        return [tools[name] for name in sorted(tools)]
 
     def find(self, server: str, name: str) -> PluginTool | None:
         """The tool ``name`` of ``server``, if offered now."""
