@@ -201,8 +201,12 @@ def _up(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from launcher.status import print_status
 
-    address = registry_address(args.registry, _data_dir(args.data_dir, env), env)
-    return asyncio.run(print_status(address, sys.stdout, sys.stderr, args.timeout, args.output))
+    data_dir = _data_dir(args.data_dir, env)
+    address = registry_address(args.registry, data_dir, env)
+    secret = _registration_secret(data_dir, env)
+    return asyncio.run(
+        print_status(address, sys.stdout, sys.stderr, args.timeout, args.output, secret=secret)
+    )
 
 
 def _config(args: argparse.Namespace, env: Mapping[str, str]) -> int:

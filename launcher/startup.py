@@ -151,6 +151,7 @@ class Startup:
                 names,
                 timeout_seconds=self.timeout_seconds,
                 check=self._no_exits,
+                secret=env.get("PLUGMESH_REGISTRATION_SECRET"),
             )
             self._no_exits()
         except (RegistryUnreachable, StartupFailed) as exc:

@@ -15,6 +15,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from meshkit.errors import InvalidArgument, ResourceExhausted, Unauthenticated, Unavailable
 from meshkit.grpc_types import Context
+from meshkit.identity import from_metadata, signing_key
 from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.broadcast import BroadcastClosed, WatcherOverflowed
@@ -50,13 +51,17 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     Args:
         registry: The state behind the API.
-        registration_secret: When set, RegisterInstance, RenewLease and
-            DeregisterInstance need it in the ``plugmesh-registration-secret`` metadata.
+        registration_secret: When set, the methods the mesh keeps to itself
+            (ACCESS_INTERNAL: registration, the watch, schemas) need it in the
+            ``plugmesh-registration-secret`` metadata, and the others (ACCESS_AUTHENTICATED
+            reads) need it or a caller's identity signed with the key derived from it (the
+            gateway passing a call on): the registry's port refuses what the gateway would.
     """
 
     def __init__(self, registry: Registry, *, registration_secret: str | None = None) -> None:
         self._registry = registry
         self._secret = registration_secret
+        self._signing_key = signing_key(registration_secret)
 
     async def RegisterInstance(
         self, request: registry_pb2.RegisterInstanceRequest, context: Context
@@ -103,6 +108,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.GetServiceRequest, context: Context
     ) -> registry_pb2.GetServiceResponse:
         """Get one service."""
+        self._authenticate_reader(context)
         _require("service", request.service)
         return registry_pb2.GetServiceResponse(
             service=_service(self._registry.get(request.service))
@@ -112,6 +118,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.ListServicesRequest, context: Context
     ) -> registry_pb2.ListServicesResponse:
         """List every service, ordered by name."""
+        self._authenticate_reader(context)
         return registry_pb2.ListServicesResponse(
             services=[_service(view) for view in self._registry.list_services()]
         )
@@ -125,6 +132,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         ``WATCHER_TOO_SLOW``) and should watch again; at shutdown watchers get
         UNAVAILABLE (reason ``SHUTTING_DOWN``).
         """
+        self._authenticate(context)
         snapshot, subscription = self._registry.subscribe()
         with subscription:
             for view in snapshot:
@@ -147,6 +155,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.GetServiceSchemaRequest, context: Context
     ) -> registry_pb2.GetServiceSchemaResponse:
         """Return a service's descriptors."""
+        self._authenticate(context)
         _require("service", request.service)
         spec = self._registry.get(request.service).spec
         response = registry_pb2.GetServiceSchemaResponse(schema_digest=spec.schema_digest)
@@ -157,6 +166,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.ListEventServicesRequest, context: Context
     ) -> registry_pb2.ListEventServicesResponse:
         """List the producers and consumers of an event type."""
+        self._authenticate_reader(context)
         _require("event_type", request.event_type)
         producers, consumers = self._registry.event_services(request.event_type)
         return registry_pb2.ListEventServicesResponse(producers=producers, consumers=consumers)
@@ -165,12 +175,26 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.CheckDependenciesRequest, context: Context
     ) -> registry_pb2.CheckDependenciesResponse:
         """Check a service's declared dependencies."""
+        self._authenticate_reader(context)
         _require("service", request.service)
         checks = self._registry.check_dependencies(request.service)
         return registry_pb2.CheckDependenciesResponse(
             satisfied=all(check.satisfied or check.dependency.optional for check in checks),
             checks=[_check(check) for check in checks],
         )
+
+    def _authenticate_reader(self, context: Context) -> None:
+        """A mesh member (the secret) or a caller the gateway vouches for."""
+        metadata = context.invocation_metadata() or ()
+        if self._secret is None or any(key == SECRET_METADATA_KEY for key, _ in metadata):
+            self._authenticate(context)
+            return
+        if from_metadata(metadata, self._signing_key) is None:
+            raise Unauthenticated(
+                "the registry answers mesh members (the registration secret) and callers"
+                " the gateway signed for",
+                reason="AUTHENTICATION_REQUIRED",
+            )
 
     def _authenticate(self, context: Context) -> None:
         if self._secret is None:

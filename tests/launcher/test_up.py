@@ -89,18 +89,21 @@ async def _wait_ready(up: Up, timeout_seconds: float = 60.0) -> None:
     await wait_up(up.process, up.output, timeout_seconds)
 
 
-async def _view(address: str) -> MeshView | None:
+async def _view(address: str, secret: str) -> MeshView | None:
     try:
-        return await fetch_view(address, timeout_seconds=1.0)
+        return await fetch_view(address, timeout_seconds=1.0, secret=secret)
     except RegistryUnreachable:
         return None
 
 
-async def _until_health(address: str, name: str, serving: bool, timeout_seconds: float) -> str:
+async def _until_health(
+    up: Up, address: str, name: str, serving: bool, timeout_seconds: float
+) -> str:
     """Poll the registry until ``name`` is (not) SERVING; return the health it reported."""
+    secret = (up.data_dir / "registration.secret").read_text().strip()
 
     async def reported() -> str | None:
-        view = await _view(address)
+        view = await _view(address, secret)
         health = view.health_of(name) if view is not None else None
         return health if health is not None and (health == "SERVING") == serving else None
 
@@ -141,7 +144,7 @@ async def test_up_serves_everything_restarts_a_killed_plugin_and_stops_cleanly(u
     # at once (its lease would still run for seconds); then restarted, SERVING again.
     killed = state["children"]["users"]
     os.kill(killed, signal.SIGKILL)
-    reported = await _until_health(registry, "users", serving=False, timeout_seconds=10.0)
+    reported = await _until_health(up, registry, "users", serving=False, timeout_seconds=10.0)
     assert reported == "UNREACHABLE"
     await until(
         lambda: up.state()["children"].get("users") not in (None, killed),
@@ -149,7 +152,7 @@ async def test_up_serves_everything_restarts_a_killed_plugin_and_stops_cleanly(u
         what="the supervisor to restart users",
     )
     # A new Python process: on a loaded machine its imports alone take seconds.
-    await _until_health(registry, "users", serving=True, timeout_seconds=30.0)
+    await _until_health(up, registry, "users", serving=True, timeout_seconds=30.0)
     assert f"users (pid {killed}) killed by SIGKILL" in up.text()
 
     # SIGTERM: every child gone, nothing left listening, the state file removed.

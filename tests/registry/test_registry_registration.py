@@ -151,10 +151,38 @@ async def test_registration_without_the_secret_is_refused(
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.RegisterInstance(register_request(), metadata=metadata)
-        listed = await stub.ListServices(registry_pb2.ListServicesRequest())
+        listed = await stub.ListServices(
+            registry_pb2.ListServicesRequest(), metadata=(("plugmesh-registration-secret", SECRET),)
+        )
 
     assert code_and_reason(caught.value) == (grpc.StatusCode.UNAUTHENTICATED, reason)
     assert [s.name for s in listed.services] == ["registry"]
+
+
+@pytest.mark.parametrize(
+    "method", ["ListServices", "GetService", "WatchServices", "GetServiceSchema"]
+)
+async def test_with_a_secret_the_registry_reads_nothing_to_a_caller_without_it(
+    start_registry: StartRegistry, method: str
+) -> None:
+    registry = await start_registry(registration_secret=SECRET)
+    requests = {
+        "ListServices": registry_pb2.ListServicesRequest(),
+        "GetService": registry_pb2.GetServiceRequest(service="registry"),
+        "WatchServices": registry_pb2.WatchServicesRequest(),
+        "GetServiceSchema": registry_pb2.GetServiceSchemaRequest(service="registry"),
+    }
+
+    async def first_answer() -> object:
+        answer = call(requests[method], timeout=5)
+        return await (anext(aiter(answer)) if method == "WatchServices" else answer)
+
+    async with grpc.aio.insecure_channel(registry.address) as channel:
+        call = getattr(registry_pb2_grpc.RegistryServiceStub(channel), method)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await first_answer()
+
+    assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_registration_with_the_secret_is_accepted(start_registry: StartRegistry) -> None:

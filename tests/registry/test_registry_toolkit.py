@@ -45,7 +45,8 @@ async def test_toolkit_plugin_registers_with_the_secret_and_serves(
             async def serving() -> registry_pb2.Service | None:
                 try:
                     got = await stub.GetService(
-                        registry_pb2.GetServiceRequest(service="plugmesh.users.v1.UserService")
+                        registry_pb2.GetServiceRequest(service="plugmesh.users.v1.UserService"),
+                        metadata=(("plugmesh-registration-secret", SECRET),),
                     )
                 except grpc.aio.AioRpcError:
                     return None

@@ -116,7 +116,9 @@ class _AccessEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Access.ValueTy
     option never opens an RPC to anonymous callers.
     """
     ACCESS_PUBLIC: _Access.ValueType  # 1
-    """Anyone, without credentials."""
+    """Anyone, without credentials; a request presenting a credential the gateway
+    refuses (unknown, expired, badly signed) is refused all the same.
+    """
     ACCESS_AUTHENTICATED: _Access.ValueType  # 2
     """Any caller with a valid token or JWT."""
     ACCESS_ADMIN: _Access.ValueType  # 3
@@ -132,7 +134,9 @@ ACCESS_UNSPECIFIED: Access.ValueType  # 0
 option never opens an RPC to anonymous callers.
 """
 ACCESS_PUBLIC: Access.ValueType  # 1
-"""Anyone, without credentials."""
+"""Anyone, without credentials; a request presenting a credential the gateway
+refuses (unknown, expired, badly signed) is refused all the same.
+"""
 ACCESS_AUTHENTICATED: Access.ValueType  # 2
 """Any caller with a valid token or JWT."""
 ACCESS_ADMIN: Access.ValueType  # 3
