@@ -35,7 +35,7 @@ from tests.gateway import node
 from tests.gateway.conftest import FAST
 from tests.gateway.node import GREETER, NAME, NEEDS_NODE, NodePlugin, spawn
 from tests.grpcurl import GRPCURL, grpcurl
-from tests.support.registry import StartRegistry
+from tests.support.registry import StartRegistry, member_channel
 from tests.support.waiting import eventually
 
 SECRET = "node-test-secret"
@@ -107,7 +107,7 @@ async def start_node(registry: RegistryServer, tmp_path: Path) -> AsyncIterator[
 async def registry_stub(
     registry: RegistryServer,
 ) -> AsyncIterator[registry_pb2_grpc.RegistryServiceAsyncStub]:
-    async with grpc.aio.insecure_channel(registry.address) as channel:
+    async with member_channel(registry.address, SECRET) as channel:
         yield registry_pb2_grpc.RegistryServiceStub(channel)
 
 
@@ -345,7 +345,7 @@ async def test_renews_its_lease(
     try:
         assert line, (tmp_path / "renew.log").read_text()
         instance_id = json.loads(line)["instance_id"]
-        async with grpc.aio.insecure_channel(short.address) as channel:
+        async with member_channel(short.address, SECRET) as channel:
             stub = registry_pb2_grpc.RegistryServiceStub(channel)
             first = await serving(stub)
             first_expiry = first.instances[0].lease_expire_time.ToDatetime()

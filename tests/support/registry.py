@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import _async as reflection_async
 from grpc_reflection.v1alpha import reflection_pb2_grpc
 
 from meshkit.descriptors import file_from_default_pool
+from meshkit.registration import SECRET_METADATA_KEY
 from plugmesh.options.v1 import options_pb2
 
 if TYPE_CHECKING:
@@ -248,3 +249,26 @@ class StartPlugin(Protocol):
     ) -> FakePlugin:
         """Start a fake plugin serving ``services`` described by ``files``."""
         ...
+
+
+class _WithSecret(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    """Adds the registration secret to every call, as a mesh member sends it."""
+
+    def __init__(self, secret: str) -> None:
+        self._entry = (SECRET_METADATA_KEY, secret)
+
+    def _details(self, details: Any) -> Any:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._entry)
+        return details._replace(metadata=metadata)
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+def member_channel(address: str, secret: str) -> grpc.aio.Channel:
+    """A channel to the registry at ``address`` whose calls carry ``secret``, as a mesh
+    member's do (the registry reads nothing to callers without it)."""
+    return grpc.aio.insecure_channel(address, interceptors=[_WithSecret(secret)])

@@ -9,7 +9,8 @@ plugin's own port and through the gateway's ingress, with and without credential
   a plugin, only an identity signed with the mesh secret counts (DESIGN §5,
   meshkit/identity.py): a bearer token is not read, so that caller is anonymous and
   refused, as is an identity sent to the ingress (the gateway drops it). The registry's
-  reads are open on its own port. Public methods answer everyone.
+  reads too want that identity (or the registration secret) on its own port. Public
+  methods answer everyone.
 
 Each service by path by credential is its own test id.
 """
@@ -150,8 +151,6 @@ class Call:
     request: dict[str, Any]
     succeeded: Callable[[Any], bool]
     public: bool = False
-    #: Answers anonymous callers on the service's own port.
-    open_directly: bool = False
 
 
 CALLS = (
@@ -161,7 +160,6 @@ CALLS = (
         "ListServices",
         {},
         lambda out: "node-greeter" in {s["name"] for s in out["services"]},
-        open_directly=True,
     ),
     Call(
         "users-ListUsers",
@@ -243,7 +241,7 @@ def expected_to_succeed(call: Call, path: str, credential: str) -> bool:
         return True
     if path == INGRESS:
         return credential == TOKEN
-    return call.open_directly or credential == IDENTITY
+    return credential == IDENTITY
 
 
 def cases(*credentials: str) -> list[Any]:

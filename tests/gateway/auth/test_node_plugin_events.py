@@ -28,8 +28,9 @@ from meshkit.events.relay import MSG_ID
 from meshkit.events.streams import EVENTS_STREAM
 from plugmesh.events.v1 import event_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
-from tests.gateway.auth.mesh import Mesh
+from tests.gateway.auth.mesh import SECRET, Mesh
 from tests.gateway.node import GREETER, NAME, NEEDS_NODE, NodePlugin
+from tests.support.registry import member_channel
 from tests.support.waiting import eventually
 
 pytestmark = [*NEEDS_NODE, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
@@ -115,8 +116,8 @@ async def audited(auth_mesh: Mesh, entry_id: str) -> dict[str, Any]:
 
 
 async def registered(auth_mesh: Mesh) -> registry_pb2.Service:
-    """The Node plugin as the registry has it (registry reads are open on its own port)."""
-    async with grpc.aio.insecure_channel(auth_mesh.registry.address) as channel:
+    """The Node plugin as the registry has it, asked as a mesh member."""
+    async with member_channel(auth_mesh.registry.address, SECRET) as channel:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         response = await stub.GetService(registry_pb2.GetServiceRequest(service=NAME), timeout=5)
     return response.service
@@ -126,7 +127,7 @@ async def test_the_registry_has_it_serving_and_producing_its_event(
     auth_mesh: Mesh, node_plugin: NodePlugin
 ) -> None:
     service = await registered(auth_mesh)
-    async with grpc.aio.insecure_channel(auth_mesh.registry.address) as channel:
+    async with member_channel(auth_mesh.registry.address, SECRET) as channel:
         stub = registry_pb2_grpc.RegistryServiceStub(channel)
         who = await stub.ListEventServices(
             registry_pb2.ListEventServicesRequest(event_type=EVENT_TYPE), timeout=5
