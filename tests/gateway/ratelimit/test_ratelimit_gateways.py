@@ -179,5 +179,4 @@ async def test_two_replicas_under_concurrent_load_admit_the_limit_within_ten_per
     assert sum(answers.values()) == total
     assert abs(admitted - LIST_SERVICES_LIMIT) <= 0.1 * LIST_SERVICES_LIMIT
     # Both replicas admitted calls and refused calls: the count was the shared one.
-    assert answers[("a", 200)] > 0 and answers[("b", 200)] > 0
-    assert answers[("a", 429)] > 0 and answers[("b", 429)] > 0
+    assert min(answers[(name, status)] for name in "ab" for status in (200, 429)) > 0
