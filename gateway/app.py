@@ -66,6 +66,7 @@ from gateway.mcpfront.hooks.metrics import HookMetrics
 from gateway.mcpfront.plugin_tools import PluginTools
 from gateway.mcpservers.app import build as build_mcp_servers
 from gateway.mcpservers.tables import MIGRATIONS as MCP_SERVER_MIGRATIONS
+from gateway.ratelimit import RateLimits
 from gateway.upstream import Upstreams
 from gateway.upstream_metrics import UpstreamCollector
 from meshkit.config import advertised_host
@@ -144,6 +145,17 @@ class Gateway:
             spans=self.spans,
         )
         self.auth = GatewayAuth(config.auth, config.mesh, self.catalog, self.upstreams)
+        #: The callers' rate limits, counted in NATS; None when no limit is set.
+        self.rate_limits = (
+            RateLimits(
+                config.rate_limits,
+                config.mesh.nats_url,
+                replicas=config.events.stream_replicas,
+                metrics_registry=self.metrics_registry,
+            )
+            if config.rate_limits.enabled
+            else None
+        )
         self.ingress = IngressServer(
             self.catalog,
             self.upstreams,
@@ -151,7 +163,9 @@ class Gateway:
             address=config.grpc_address,
             default_deadline_seconds=config.default_deadline_seconds,
             max_message_bytes=config.max_message_bytes,
-            guard=self.auth.grpc,
+            guard=self.auth.grpc
+            if self.rate_limits is None
+            else self.rate_limits.grpc(self.auth.grpc),
             metrics=RpcMetrics(self.metrics_registry, known=self._known_method),
             access_log=config.http.access_log,
             spans=self.spans,
@@ -190,6 +204,7 @@ class Gateway:
                 calls=self.mcp_calls,
                 hooks=self.mcp_hooks,
                 plugins=self.plugin_tools,
+                limits=None if self.rate_limits is None else self.rate_limits.tools(),
             ),
             self.auth.http,
             config.mcp,
@@ -258,6 +273,8 @@ class Gateway:
         await self.upstreams.start()
         await self._health_sync.start()
         await self.auth.start()
+        if self.rate_limits is not None:
+            await self.rate_limits.start()
         await self.ingress.start()
         await self.mcp.start()
         await self.mcp_servers.servers.seed(_GATEWAY, self.config.mcp.servers)
@@ -269,7 +286,9 @@ class Gateway:
             self.catalog,
             self.upstreams,
             self.config.http,
-            guard=self.auth.http,
+            guard=self.auth.http
+            if self.rate_limits is None
+            else self.rate_limits.http(self.auth.http),
             metrics_registry=self.metrics_registry,
             mcp=self.mcp,
             spans=self.spans,
@@ -331,6 +350,8 @@ class Gateway:
             )
             await self._health_sync.close()
             await self.auth.close()
+            if self.rate_limits is not None:
+                await self.rate_limits.close()
             await self.upstreams.close()
             await self.catalog.close()
             await _within("the tool call events", self.mcp_calls.close(), bound)

@@ -12,7 +12,8 @@
 the HTTP side's ``PLUGMESH_GATEWAY_HTTP_*`` ones (:class:`gateway.http.HttpSettings`), the
 authentication's ``PLUGMESH_GATEWAY_JWT_*`` and ``PLUGMESH_GATEWAY_AUTH_*`` ones
 (:class:`gateway.auth.AuthSettings`), the MCP front's ``PLUGMESH_GATEWAY_MCP_*`` ones
-(:class:`gateway.mcpfront.McpSettings`), and the mesh-wide ones of
+(:class:`gateway.mcpfront.McpSettings`), the rate limits' ``PLUGMESH_GATEWAY_RATE_LIMIT*``
+ones (:class:`gateway.ratelimit.RateLimitSettings`), and the mesh-wide ones of
 :class:`meshkit.config.MeshConfig` (registry address, registration secret, shutdown grace,
 log level, advertised host).
 """
@@ -31,6 +32,7 @@ from gateway.addresses import (
 from gateway.auth.settings import AuthSettings
 from gateway.http import HttpSettings
 from gateway.mcpfront.settings import McpSettings
+from gateway.ratelimit.settings import RateLimitSettings
 from meshkit.config import MeshConfig, env_int, env_number
 from meshkit.events import EventSettings
 
@@ -53,6 +55,7 @@ class GatewayConfig:
         http: The HTTP side's settings (body limit, deadlines, OpenAPI title).
         auth: How callers are authenticated (JWT keys, token cache).
         mcp: How the MCP front serves (resource URL, allowed hosts, page size).
+        rate_limits: The callers' rate limits (none by default).
         mcp_servers_address: Listen address of the admin API of the upstream MCP servers
             (``plugmesh.mcp.v1.McpServerService``); port 0 picks a free port.
         events: The event bus's settings (the outbox of ``mcp.server.*`` and
@@ -68,6 +71,7 @@ class GatewayConfig:
     http: HttpSettings = field(default_factory=HttpSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     mcp: McpSettings = field(default_factory=McpSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     mcp_servers_address: str = DEFAULT_MCP_SERVERS_ADDRESS
     events: EventSettings = field(default_factory=EventSettings)
     mesh: MeshConfig = field(default_factory=lambda: MeshConfig.from_env({}))
@@ -119,6 +123,7 @@ class GatewayConfig:
             http=HttpSettings.from_env(values),
             auth=AuthSettings.from_env(values),
             mcp=McpSettings.from_env(values),
+            rate_limits=RateLimitSettings.from_env(values),
             events=EventSettings.from_env(values),
             mesh=mesh,
         )

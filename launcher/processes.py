@@ -368,6 +368,34 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         " log) records: `keys` (their names, every value `[redacted]`), `full` (as sent)"
         " or `none`",
     ),
+    # The gateway's rate limits (gateway.ratelimit.settings.VARIABLES).
+    EnvVar(
+        "PLUGMESH_GATEWAY_RATE_LIMIT",
+        "off",
+        "calls one caller may make per RPC or MCP tool in a window (`100/1m`, `5/10s`, "
+        "`20/s`), counted in NATS for every gateway replica; beyond it HTTP 429 with "
+        "`Retry-After`, gRPC RESOURCE_EXHAUSTED, a JSON-RPC error on `/mcp` (see *Rate limits*); "
+        "`off`: no limit",
+    ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_RATE_LIMIT_RULES",
+        "(none)",
+        "comma-separated `<glob>=<limit>` overriding the default for the keys the glob "
+        "matches (`/plugmesh.users.v1.UserService/*=10/1s`, `github/create_issue=5/1m`, "
+        "`/plugmesh.audit.v1.AuditService/*=off`); the first match decides",
+    ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_RATE_LIMIT_ADMINS",
+        "limited",
+        "`limited`: admins are counted like every caller; `exempt`: no limit for admins (mesh"
+        " services, with the registration secret, are never limited)",
+    ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_RATE_LIMIT_TIMEOUT_SECONDS",
+        "0.5",
+        "how long a call waits for its count from NATS; past it, or while NATS is away, the "
+        "call goes through uncounted (the limits fail open)",
+    ),
     EnvVar(
         "PLUGMESH_AUDIT_RETENTION_DAYS",
         "0",

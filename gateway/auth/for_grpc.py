@@ -18,7 +18,7 @@ from meshkit.errors import STATUS_DETAILS_KEY
 from meshkit.grpc_types import Context
 from meshkit.registration import SECRET_METADATA_KEY
 
-__all__ = ["ERROR_DOMAIN", "GrpcGuard"]
+__all__ = ["ERROR_DOMAIN", "GrpcGuard", "peer_ip"]
 
 ERROR_DOMAIN = "gateway.plugmesh"
 
@@ -39,7 +39,7 @@ class GrpcGuard:
             rpc=rpc,
             authorization=entries.get("authorization"),
             service_secret=entries.get(SECRET_METADATA_KEY),
-            ip_address=_ip(context.peer()),
+            ip_address=peer_ip(context.peer()),
             user_agent=entries.get("user-agent", ""),
             request_id=entries.get("x-request-id", ""),
         )
@@ -58,7 +58,7 @@ class GrpcGuard:
         raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
 
-def _ip(peer: str | None) -> str:
+def peer_ip(peer: str | None) -> str:
     """``ipv4:127.0.0.1:5000`` → ``127.0.0.1``; ``ipv6:[::1]:5000`` → ``::1``."""
     if not peer:
         return ""

@@ -29,7 +29,8 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import anyio
 import mcp.types as types
@@ -40,6 +41,7 @@ from gateway.mcpfront.call_log import (
     CallLog,
     CallNotRecorded,
     Completed,
+    Failed,
     Outcome,
     ToolCall,
     admin_only,
@@ -66,13 +68,29 @@ from gateway.mcpfront.upstream_errors import (
 from meshkit.permissions import decide
 from meshkit.tracing import current_trace
 
-__all__ = ["UPSTREAM_UNAVAILABLE", "FederatedTools"]
+__all__ = ["UPSTREAM_UNAVAILABLE", "CallLimits", "FederatedTools", "LimitRefusal"]
 
 log = logging.getLogger(__name__)
 
 #: The JSON-RPC code of a call whose server is down, died during the call, or answered
 #: what is not MCP (the JSON-RPC "internal error": the gateway could not complete it).
 UPSTREAM_UNAVAILABLE = types.INTERNAL_ERROR
+
+
+@dataclass(frozen=True)
+class LimitRefusal:
+    """A call over its caller's rate limit: what is recorded, and what the caller gets."""
+
+    outcome: Failed
+    error: MCPError
+
+
+class CallLimits(Protocol):
+    """Rate limits of tool calls (:class:`gateway.ratelimit.ToolLimits`)."""
+
+    async def refusal(self, caller: Caller, server: str, tool: str) -> LimitRefusal | None:
+        """Count a call of ``server/tool`` by ``caller``; None when it may go on."""
+        ...
 
 
 class FederatedTools:
@@ -83,6 +101,8 @@ class FederatedTools:
         calls: Where each call is recorded; nowhere by default.
         hooks: The plugins' hooks into calls and listings; none by default.
         plugins: The plugins' RPCs offered as tools; none by default.
+        limits: The callers' rate limits; none by default. A call is counted once the
+            caller may call the tool, before any hook sees it.
     """
 
     def __init__(
@@ -92,8 +112,10 @@ class FederatedTools:
         calls: CallLog = NO_CALL_LOG,
         hooks: HookChain = NO_HOOKS,
         plugins: PluginTools | None = None,
+        limits: CallLimits | None = None,
     ) -> None:
         self._servers = ToolServers(upstreams, plugins)
+        self._limits = limits
         self._calls = calls
         self._hooks = hooks
 
@@ -153,7 +175,8 @@ class FederatedTools:
                 sent them); :data:`UPSTREAM_UNAVAILABLE` when it is not connected, died
                 or answered what is not MCP; ``REQUEST_TIMEOUT`` when the call's deadline
                 passed. The message names the server. ``INTERNAL_ERROR`` when the call
-                could not be recorded: then it was not made.
+                could not be recorded: then it was not made. The limits' error when
+                the caller is over its rate limit: then it was not made either.
         """
         began = time.monotonic()
         target = self._servers.target(server, name)
@@ -176,6 +199,11 @@ class FederatedTools:
         if not self._servers.admits(caller, call.server, call.tool):
             await self._refused(call, admin_only(call), began)
             raise UnknownTool(tool=name)
+        limits = self._limits
+        refusal = None if limits is None else await limits.refusal(caller, call.server, call.tool)
+        if refusal is not None:
+            await self._refused(call, refusal.outcome, began)
+            raise refusal.error
         hooked = HookedCall(
             call.call_id,
             caller,

@@ -1,0 +1,172 @@
+"""The counts every gateway replica shares: a JetStream counter stream.
+
+::
+
+    counters = JetStreamCounters(nats_url, keep_seconds=60, replicas=1)
+    await counters.start()                  # connects in the background
+    total = await counters.increment("ab12….28934", timeout_seconds=0.5)
+    await counters.close()
+
+Why a counter stream (ADR-49, nats-server 2.12 and later) and not a key-value bucket
+updated by compare-and-set: an increment is one publish whose acknowledgement carries
+the new total, atomic on the server, so a call costs one round trip however many
+replicas count the same key at once. With compare-and-set, every replica that loses a
+race reads and writes again, and under load the round trips grow with the number of
+contenders. The stream keeps one message per subject (its total) in memory, and drops
+it ``keep_seconds`` after its last increment (the stream's ``max_age``): a count
+outlives its window, then disappears, so the store does not grow. A NATS restart loses
+the counts of the windows then open; the limits start those windows again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js import api
+
+from meshkit.tasks import cancel_and_wait
+
+__all__ = ["STREAM", "SUBJECT_PREFIX", "CounterStore", "JetStreamCounters", "StoreUnavailable"]
+
+log = logging.getLogger(__name__)
+
+#: The stream of the counts, and the subjects it holds.
+STREAM = "PLUGMESH_RATE_LIMITS"
+SUBJECT_PREFIX = "plugmesh.ratelimit."
+_INCREMENT = {"Nats-Incr": "1"}
+#: How long to wait before trying NATS again when it cannot be reached at start.
+_RETRY_SECONDS = 1.0
+
+
+class StoreUnavailable(Exception):
+    """The count could not be had: NATS is away, slow, or refused the increment."""
+
+
+class CounterStore(Protocol):
+    """Counts shared by every replica."""
+
+    async def increment(self, counter: str, *, timeout_seconds: float) -> int:
+        """Add one to ``counter`` (a subject token) and return its new total.
+
+        Raises:
+            StoreUnavailable: The total could not be had in time.
+        """
+        ...
+
+
+class JetStreamCounters:
+    """Counters in the JetStream counter stream :data:`STREAM`.
+
+    Args:
+        nats_url: Where NATS runs.
+        keep_seconds: How long a counter is kept after its last increment.
+        replicas: The stream's replicas in a NATS cluster.
+    """
+
+    def __init__(self, nats_url: str, *, keep_seconds: float, replicas: int = 1) -> None:
+        self._url = nats_url
+        self._keep_seconds = max(keep_seconds, 1.0)
+        self._replicas = replicas
+        self._nc: Client | None = None
+        self._ready = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether increments can be made now (connected, the stream in place)."""
+        return self._ready and self._nc is not None and self._nc.is_connected
+
+    async def start(self) -> None:
+        """Connect and set the stream up in the background; returns at once."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._connect(), name="gateway-rate-limits")
+
+    async def close(self) -> None:
+        """Stop. Safe to call twice."""
+        if self._task is not None:
+            await cancel_and_wait(self._task)
+        self._ready = False
+        nc, self._nc = self._nc, None
+        if nc is not None and not nc.is_closed:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await nc.close()
+
+    async def increment(self, counter: str, *, timeout_seconds: float) -> int:
+        """Add one to ``counter`` and return its new total.
+
+        Raises:
+            StoreUnavailable: Not connected yet, NATS did not answer in time, or the
+                stream refused the increment.
+        """
+        nc = self._nc
+        if nc is None or not self.ready:
+            raise StoreUnavailable("the rate limits' NATS stream is not reachable yet")
+        try:
+            ack = await nc.jetstream().publish(
+                SUBJECT_PREFIX + counter, b"", timeout=timeout_seconds, headers=dict(_INCREMENT)
+            )
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreUnavailable(f"the count of a call could not be had: {exc}") from exc
+        if ack.val is None:
+            raise StoreUnavailable(f"stream {STREAM} is not a counter stream")
+        return int(ack.val)
+
+    async def _connect(self) -> None:
+        async def error(exc: Exception) -> None:
+            log.debug("NATS client error: %s", exc)
+
+        warned = False
+        while True:
+            try:
+                nc = await nats.connect(
+                    self._url,
+                    name="plugmesh-gateway-rate-limits",
+                    connect_timeout=2,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.25,
+                    error_cb=error,
+                )
+                try:
+                    await self._ensure_stream(nc)
+                except BaseException:
+                    await nc.close()
+                    raise
+            except (nats.errors.Error, OSError, ValueError) as exc:
+                if not warned:
+                    log.warning("rate limits cannot reach NATS yet; calls go uncounted: %s", exc)
+                    warned = True
+                await asyncio.sleep(_RETRY_SECONDS)
+                continue
+            self._nc = nc
+            self._ready = True
+            log.info("rate limits counted in NATS", extra={"stream": STREAM})
+            return
+
+    async def _ensure_stream(self, nc: Client) -> None:
+        """Create the stream, or widen its ``max_age`` when this replica keeps counts
+        longer than the replica that made it (a longer window)."""
+        js = nc.jetstream()
+        config = api.StreamConfig(
+            name=STREAM,
+            description="plugmesh gateway: calls per caller, key and window",
+            subjects=[SUBJECT_PREFIX + ">"],
+            allow_msg_counter=True,
+            max_msgs_per_subject=1,
+            max_age=self._keep_seconds,
+            storage=api.StorageType.MEMORY,
+            num_replicas=self._replicas,
+        )
+        try:
+            info = await js.stream_info(STREAM)
+        except nats.js.errors.NotFoundError:
+            await js.add_stream(config)
+            return
+        if (info.config.max_age or 0) < self._keep_seconds:
+            await js.update_stream(config)

@@ -1,0 +1,231 @@
+"""The rate limits' parts: limits and rules as written in the settings, and the limiter
+over a real nats-server (fixed windows, Retry-After, remembered refusals, admins,
+failing open)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from gateway.ratelimit import JetStreamCounters, Limit, Limiter, RateLimitSettings, Subject
+from gateway.ratelimit.settings import VARIABLES, AdminPolicy, Rule, parse_limit
+from launcher.natsd import NatsServer
+from launcher.processes import ENVIRONMENT
+from meshkit.config import ConfigError
+from tests.support.waiting import until
+
+KEY = "/plugmesh.registry.v1.RegistryService/GetService"
+CALLER = Subject("machine:mu_1")
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        ("100/1m", Limit(100, 60.0)),
+        ("5/10s", Limit(5, 10.0)),
+        ("20/s", Limit(20, 1.0)),
+        (" 1000 / 1h ", Limit(1000, 3600.0)),
+        ("3/0.5s", Limit(3, 0.5)),
+        ("off", None),
+        ("OFF", None),
+    ],
+    ids=["per-minute", "ten-seconds", "per-second", "spaces", "half-second", "off", "OFF"],
+)
+def test_a_limit_is_read_as_count_per_window(text: str, limit: Limit | None) -> None:
+    assert parse_limit(text) == limit
+
+
+@pytest.mark.parametrize("text", ["100", "0/1m", "10/0s", "x/1m", "10/1d", "-1/1s", ""], ids=repr)
+def test_a_malformed_limit_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        parse_limit(text)
+
+
+def test_the_first_matching_rule_decides_and_the_default_covers_the_rest() -> None:
+    settings = RateLimitSettings.from_env(
+        {
+            "PLUGMESH_GATEWAY_RATE_LIMIT": "100/1m",
+            "PLUGMESH_GATEWAY_RATE_LIMIT_RULES": (
+                "/plugmesh.audit.v1.AuditService/*=off, github/create_issue=5/1m, github/*=30/1s"
+            ),
+            "PLUGMESH_GATEWAY_RATE_LIMIT_ADMINS": "exempt",
+        }
+    )
+
+    assert settings.limit_for("/plugmesh.audit.v1.AuditService/ListEntries") is None
+    assert settings.limit_for("github/create_issue") == Limit(5, 60.0)
+    assert settings.limit_for("github/search") == Limit(30, 1.0)
+    assert settings.limit_for(KEY) == Limit(100, 60.0)
+    assert settings.admins is AdminPolicy.EXEMPT
+    assert settings.longest_window_seconds == 60.0
+
+
+def test_no_setting_means_no_limit() -> None:
+    settings = RateLimitSettings.from_env({})
+
+    assert not settings.enabled
+    assert settings.limit_for(KEY) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PLUGMESH_GATEWAY_RATE_LIMIT", "lots"),
+        ("PLUGMESH_GATEWAY_RATE_LIMIT_RULES", "github/*"),
+        ("PLUGMESH_GATEWAY_RATE_LIMIT_RULES", "=5/1m"),
+        ("PLUGMESH_GATEWAY_RATE_LIMIT_RULES", "github/*=5"),
+        ("PLUGMESH_GATEWAY_RATE_LIMIT_ADMINS", "sometimes"),
+        ("PLUGMESH_GATEWAY_RATE_LIMIT_TIMEOUT_SECONDS", "0"),
+    ],
+    ids=[
+        "default",
+        "rule-without-limit",
+        "rule-without-glob",
+        "bad-rule-limit",
+        "admins",
+        "timeout",
+    ],
+)
+def test_an_unusable_setting_is_refused_naming_its_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        RateLimitSettings.from_env({name: value})
+
+
+def test_every_rate_limit_variable_is_in_the_mesh_table() -> None:
+    documented = {v.name: (v.default, v.description) for v in ENVIRONMENT}
+
+    for name, default, meaning in VARIABLES:
+        assert documented[name] == (default, meaning), name
+
+
+class Clock:
+    """Seconds since the epoch, moved by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Counted:
+    """The real counters, and how often they were asked."""
+
+    def __init__(self, counters: JetStreamCounters) -> None:
+        self.counters = counters
+        self.asked = 0
+
+    async def increment(self, counter: str, *, timeout_seconds: float) -> int:
+        self.asked += 1
+        return await self.counters.increment(counter, timeout_seconds=timeout_seconds)
+
+
+@pytest.fixture
+async def counters(nats_server: NatsServer) -> AsyncIterator[Counted]:
+    """Counters in a real nats-server, once it has the stream."""
+    store = JetStreamCounters(nats_server.url, keep_seconds=60)
+    await store.start()
+    try:
+        await until(lambda: store.ready, what="the counter stream")
+        yield Counted(store)
+    finally:
+        await store.close()
+        await store.close()  # safe twice
+
+
+def _limiter(counters: Counted, clock: Clock, admins: AdminPolicy = AdminPolicy.LIMITED) -> Limiter:
+    limits = RateLimitSettings(rules=(Rule(KEY, Limit(2, 10.0)),), admins=admins)
+    return Limiter(limits, counters, metrics_registry=CollectorRegistry(), clock=clock)
+
+
+async def test_a_caller_over_the_limit_waits_until_its_window_ends(counters: Counted) -> None:
+    clock = Clock(1_000_003.2)  # 6.8 s before the 10 s window ends
+    limiter = _limiter(counters, clock)
+
+    verdicts = [await limiter.check(CALLER, KEY, protocol="http") for _ in range(3)]
+    clock.now = 1_000_010.0
+    next_window = await limiter.check(CALLER, KEY, protocol="http")
+
+    assert [verdict.admitted for verdict in verdicts] == [True, True, False]
+    assert verdicts[2].retry_after_seconds == 7
+    assert verdicts[2].limit == Limit(2, 10.0)
+    assert next_window.admitted
+
+
+async def test_a_refusal_is_remembered_without_asking_nats_again(counters: Counted) -> None:
+    limiter = _limiter(counters, Clock(2_000_000.0))
+
+    for _ in range(3):
+        await limiter.check(CALLER, KEY, protocol="grpc")
+    asked = counters.asked
+    again = await limiter.check(CALLER, KEY, protocol="grpc")
+
+    assert not again.admitted
+    assert counters.asked == asked == 3
+
+
+async def test_a_key_without_a_limit_is_not_counted(counters: Counted) -> None:
+    limiter = _limiter(counters, Clock(3_000_000.0))
+
+    verdicts = [await limiter.check(CALLER, "up/echo", protocol="mcp") for _ in range(5)]
+
+    assert all(verdict.admitted for verdict in verdicts)
+    assert counters.asked == 0
+
+
+@pytest.mark.parametrize(
+    ("policy", "refused"),
+    [(AdminPolicy.LIMITED, True), (AdminPolicy.EXEMPT, False)],
+    ids=["limited", "exempt"],
+)
+async def test_admins_are_limited_unless_exempt(
+    counters: Counted, policy: AdminPolicy, refused: bool
+) -> None:
+    limiter = _limiter(counters, Clock(4_000_000.0), admins=policy)
+    admin = Subject("user:root", admin=True)
+
+    verdicts = [await limiter.check(admin, KEY, protocol="http") for _ in range(3)]
+
+    assert (not verdicts[2].admitted) is refused
+
+
+async def test_callers_are_counted_apart(counters: Counted) -> None:
+    clock = Clock(5_000_000.0)
+    limiter = _limiter(counters, clock)
+
+    first = [await limiter.check(CALLER, KEY, protocol="http") for _ in range(3)]
+    other = [await limiter.check(Subject("user:ada"), KEY, protocol="http") for _ in range(2)]
+
+    assert not first[2].admitted
+    assert all(verdict.admitted for verdict in other)
+
+
+async def test_calls_go_through_uncounted_while_nats_is_unreachable() -> None:
+    store = JetStreamCounters("nats://127.0.0.1:1", keep_seconds=60)
+    registry = CollectorRegistry()
+    limiter = Limiter(
+        RateLimitSettings(rules=(Rule(KEY, Limit(1, 10.0)),)), store, metrics_registry=registry
+    )
+    await store.start()
+    try:
+        verdicts = [await limiter.check(CALLER, KEY, protocol="http") for _ in range(3)]
+    finally:
+        await store.close()
+
+    assert all(verdict.admitted for verdict in verdicts)
+    assert registry.get_sample_value("plugmesh_gateway_rate_limit_unchecked_total") == 3
+    assert not store.ready
+
+
+async def test_refusals_are_counted_by_protocol(counters: Counted) -> None:
+    registry = CollectorRegistry()
+    limits = RateLimitSettings(rules=(Rule(KEY, Limit(1, 10.0)),))
+    limiter = Limiter(limits, counters, metrics_registry=registry, clock=Clock(6_000_000.0))
+
+    for _ in range(3):
+        await limiter.check(CALLER, KEY, protocol="grpc")
+
+    sample = registry.get_sample_value("plugmesh_gateway_rate_limited_total", {"protocol": "grpc"})
+    assert sample == 2
