@@ -113,6 +113,7 @@ class IssuerKeys:
         self._keys: dict[str, IssuerKey] | None = None
         self._problem = "not fetched yet"
         self._last_fetch: float | None = None
+        self._failures = 0
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -174,34 +175,35 @@ class IssuerKeys:
         return last is None or time.monotonic() - last >= self._min_gap
 
     async def _keep_fresh(self) -> None:
-        failures = 0
         while True:
             async with self._lock:
                 if self._may_fetch():
-                    ok = await self._fetch_logged()
-                    failures = 0 if ok else failures + 1
+                    await self._fetch_logged()
+            # The last fetch may have been a request's: its outcome decides all the same.
+            failures = self._failures
             await asyncio.sleep(
                 self._backoff.delay(failures) if failures else self._refresh_seconds
             )
 
-    async def _fetch_logged(self) -> bool:
+    async def _fetch_logged(self) -> None:
         was_ready = self.ready
         try:
             self._keys = await self._fetch()
         except FetchFailed as exc:
+            self._failures += 1
             self._problem = str(exc)
             log.warning(
                 "the OpenID issuer's keys could not be fetched",
                 extra={"issuer": self.issuer, "problem": self._problem},
             )
-            return False
+            return
+        self._failures = 0
         self._problem = ""
         log.log(
             logging.DEBUG if was_ready else logging.INFO,
             "the OpenID issuer's keys were fetched",
             extra={"issuer": self.issuer, "kids": sorted(self._keys)},
         )
-        return True
 
     async def _fetch(self) -> dict[str, IssuerKey]:
         self._last_fetch = time.monotonic()

@@ -1,7 +1,8 @@
 // A real OpenID provider for the gateway's OpenID Connect tests (tests/gateway/auth/oidc):
-// oidc-provider on 127.0.0.1, on a free port, its issuer http://127.0.0.1:<port>.
+// oidc-provider on 127.0.0.1, on a free port (or <port>), its issuer
+// http://127.0.0.1:<port>.
 //
-//   node provider.mjs <keys.json>
+//   node provider.mjs <keys.json> [<port>]
 //
 // Its signing keys (one RSA, one P-256, one Ed25519, kids "rsa-1", "ec-1", "ed-1") are
 // read from <keys.json>, or made and written there when the file does not exist: a second
@@ -44,7 +45,7 @@ function generation(n) {
 
 const keysPath = process.argv[2];
 if (!keysPath) {
-  console.error('usage: node provider.mjs <keys.json>');
+  console.error('usage: node provider.mjs <keys.json> [<port>]');
   process.exit(2);
 }
 let keys;
@@ -120,7 +121,7 @@ const server = http.createServer((req, res) => {
   current.callback()(req, res);
 });
 
-server.listen(0, '127.0.0.1', () => {
+server.listen(Number(process.argv[3] ?? 0), '127.0.0.1', () => {
   const { port } = server.address();
   current = provider(`http://127.0.0.1:${port}`);
   console.log(JSON.stringify({ issuer: current.issuer, kids: keys.map((key) => key.kid) }));
