@@ -107,9 +107,9 @@ class IssuerKeys:
         self._refresh_seconds = refresh_seconds
         self._min_gap = min_refresh_seconds
         self._backoff = backoff or Backoff(initial_seconds=1.0, maximum_seconds=60.0)
-        self._http = httpx2.AsyncClient(
-            timeout=timeout_seconds, transport=transport, follow_redirects=False
-        )
+        self._timeout = timeout_seconds
+        self._transport = transport
+        self._http: httpx2.AsyncClient | None = None
         self._keys: dict[str, IssuerKey] | None = None
         self._problem = "not fetched yet"
         self._last_fetch: float | None = None
@@ -135,7 +135,9 @@ class IssuerKeys:
         self._closed = True
         task, self._task = self._task, None
         await cancel_and_wait(task)
-        await self._http.aclose()
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
 
     async def key(self, kid: str) -> IssuerKey:
         """The issuer's key ``kid``; fetches the keys again first when it is unknown and
@@ -224,6 +226,13 @@ class IssuerKeys:
         return {key.kid: key for key in keys if key is not None}
 
     async def _document(self, url: str) -> dict[str, Any]:
+        if self._closed:
+            raise FetchFailed("the gateway is shutting down")
+        if self._http is None:
+            # Made on first use, inside the event loop, and closed by close().
+            self._http = httpx2.AsyncClient(
+                timeout=self._timeout, transport=self._transport, follow_redirects=False
+            )
         try:
             response = await self._http.get(url, headers={"accept": "application/json"})
         except httpx2.HTTPError as exc:
