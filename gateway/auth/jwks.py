@@ -117,8 +117,6 @@ class IssuerKeys:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        #: How many fetches were made (for logs and tests).
-        self.fetches = 0
 
     @property
     def ready(self) -> bool:
@@ -145,8 +143,8 @@ class IssuerKeys:
 
         Raises:
             AuthFailed: The issuer has no such key (INVALID_SIGNATURE).
-            AuthUnavailable: The keys have never been fetched, or could not be fetched
-                again to look for ``kid``.
+            AuthUnavailable: The keys have never been fetched, or the last fetch failed:
+                ``kid`` may be a key the issuer has just rotated in.
         """
         found = self._known(kid)
         if found is not None:
@@ -158,9 +156,10 @@ class IssuerKeys:
                 found = self._known(kid)
         if found is not None:
             return found
-        if self._keys is None:
+        if self._keys is None or self._failures:
+            known = "are not known yet" if self._keys is None else "could not be fetched again"
             raise AuthUnavailable(
-                f"the keys of the OpenID issuer {self.issuer} are not known yet: {self._problem}",
+                f"the keys of the OpenID issuer {self.issuer} {known}: {self._problem}",
                 reason="ISSUER_KEYS_UNAVAILABLE",
             )
         raise AuthFailed(
@@ -188,7 +187,7 @@ class IssuerKeys:
             )
 
     async def _fetch_logged(self) -> None:
-        was_ready = self.ready
+        before = None if self._keys is None else set(self._keys)
         try:
             self._keys = await self._fetch()
         except FetchFailed as exc:
@@ -202,14 +201,13 @@ class IssuerKeys:
         self._failures = 0
         self._problem = ""
         log.log(
-            logging.DEBUG if was_ready else logging.INFO,
+            logging.DEBUG if before == set(self._keys) else logging.INFO,
             "the OpenID issuer's keys were fetched",
             extra={"issuer": self.issuer, "kids": sorted(self._keys)},
         )
 
     async def _fetch(self) -> dict[str, IssuerKey]:
         self._last_fetch = time.monotonic()
-        self.fetches += 1
         discovery = await self._document(self.issuer.rstrip("/") + _DISCOVERY)
         if discovery.get("issuer") != self.issuer:
             raise FetchFailed(

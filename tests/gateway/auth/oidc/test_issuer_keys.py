@@ -152,6 +152,21 @@ async def test_an_unreachable_issuer_leaves_jwts_unavailable_until_it_answers(
     assert key.algorithms == {"RS256"}
 
 
+async def test_while_the_issuer_is_down_its_cached_keys_still_verify(tmp_path: Path) -> None:
+    async with running_provider(tmp_path / "keys.json", tmp_path / "provider.log") as provider:
+        keys = await started(issuer_keys(provider.issuer, gap_seconds=0.2))
+    try:
+        await asyncio.sleep(0.3)
+        with pytest.raises(AuthUnavailable) as unavailable:
+            await keys.key("rsa-2")  # maybe rotated in: cannot tell now
+        cached = await keys.key("rsa-1")
+    finally:
+        await keys.close()
+
+    assert "could not be fetched again" in unavailable.value.message
+    assert cached.algorithms == {"RS256"}
+
+
 async def test_a_discovery_document_of_another_issuer_is_not_trusted(
     provider: OidcProvider,
 ) -> None:
