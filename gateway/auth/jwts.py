@@ -105,6 +105,13 @@ class JwtVerifier:
     async def _issued(
         self, token: str, issuer: IssuerKeys, kid: str, algorithm: object
     ) -> dict[str, Any]:
+        if algorithm not in self._settings.oidc_algorithms:
+            # Refused before its kid may cost a fetch of the issuer's keys.
+            accepted = ", ".join(self._settings.oidc_algorithms)
+            raise _failed(
+                f"JWTs signed with {algorithm!r} are not accepted (only {accepted})",
+                events.AUTH_FAILURE_REASON_INVALID_SIGNATURE,
+            )
         key = await issuer.key(kid)
         if not isinstance(algorithm, str) or algorithm not in key.algorithms:
             accepted = ", ".join(sorted(key.algorithms))

@@ -21,8 +21,10 @@ from gateway.auth.jwts import JwtVerifier
 from gateway.auth.settings import AuthSettings
 from meshkit.identity import Identity, PrincipalKind
 from plugmesh.events.v1 import auth_events_pb2 as events
+from tests.gateway.auth.oidc.provider import forged
 
 ISSUER = "https://idp.example"
+ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
 AUDIENCE = "plugmesh"
 SECRET = "an-hs256-secret-that-is-long-enough-for-pyjwt"
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -52,7 +54,12 @@ JWKS = [
 ]
 
 
+#: The paths the issuer was asked for, in order.
+SERVED: list[str] = []
+
+
 def serve(request: httpx2.Request) -> httpx2.Response:
+    SERVED.append(request.url.path)
     if request.url.path == "/.well-known/openid-configuration":
         return httpx2.Response(200, json={"issuer": ISSUER, "jwks_uri": f"{ISSUER}/jwks"})
     return httpx2.Response(200, json={"keys": JWKS})
@@ -62,9 +69,9 @@ def serve(request: httpx2.Request) -> httpx2.Response:
 async def issuer() -> AsyncIterator[IssuerKeys]:
     keys = IssuerKeys(
         ISSUER,
-        algorithms=("RS256", "PS256", "ES256", "EdDSA"),
+        algorithms=ALGORITHMS,
         refresh_seconds=3600,
-        min_refresh_seconds=3600,
+        min_refresh_seconds=0.001,
         timeout_seconds=5,
         transport=httpx2.MockTransport(serve),
     )
@@ -82,7 +89,12 @@ def signed(key: Any, algorithm: str, kid: str | None, **claims: Any) -> str:
 
 
 def verifier(issuer: IssuerKeys, **settings: Any) -> JwtVerifier:
-    return JwtVerifier(AuthSettings(oidc_issuer=ISSUER, jwt_audience=AUDIENCE, **settings), issuer)
+    return JwtVerifier(
+        AuthSettings(
+            oidc_issuer=ISSUER, jwt_audience=AUDIENCE, oidc_algorithms=ALGORITHMS, **settings
+        ),
+        issuer,
+    )
 
 
 @pytest.mark.parametrize(
@@ -157,3 +169,18 @@ async def test_a_token_without_kid_is_checked_with_the_static_key_beside_the_iss
         await both.verify(
             jwt.encode(claims, SECRET, algorithm="HS256", headers={"kid": "rsa-rs256"})
         )
+
+
+@pytest.mark.parametrize("algorithm", ["none", "HS256", "RS512"])
+async def test_an_algorithm_not_accepted_costs_no_fetch_for_its_made_up_kid(
+    issuer: IssuerKeys, algorithm: str
+) -> None:
+    await verifier(issuer).verify(signed(EC_KEY, "ES256", "ec"))  # the keys are fetched
+    SERVED.clear()
+    token = forged(signed(EC_KEY, "ES256", "made-up"), alg=algorithm, secret=b"x" * 32)
+
+    with pytest.raises(AuthFailed) as refused:
+        await verifier(issuer).verify(token)
+
+    assert refused.value.failure == events.AUTH_FAILURE_REASON_INVALID_SIGNATURE
+    assert SERVED == []
