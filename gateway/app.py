@@ -208,7 +208,7 @@ class Gateway:
             ),
             self.auth.http,
             config.mcp,
-            issuer=config.auth.jwt_issuer,
+            issuer=config.auth.authorization_server,
             version=VERSION,
             nats_url=config.mesh.nats_url,
             spans=self.spans,

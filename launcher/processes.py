@@ -305,7 +305,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "the `iss` a JWT must carry, when set; the MCP endpoint's protected resource metadata"
         " names it as authorization server",
     ),
-    EnvVar("PLUGMESH_GATEWAY_JWT_AUDIENCE", "(any)", "the `aud` a JWT must carry, when set"),
+    EnvVar(
+        "PLUGMESH_GATEWAY_JWT_AUDIENCE",
+        "(any)",
+        "the `aud` a JWT must carry, when set; required with an OpenID Connect issuer",
+    ),
     EnvVar(
         "PLUGMESH_GATEWAY_JWT_LEEWAY_SECONDS",
         "30",
@@ -327,6 +331,31 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "20",
         "most `auth.failed` events the gateway publishes a second (bursts of ten times"
         " that); refusals beyond it are still refused, counted and logged, not published",
+    ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_OIDC_ISSUER",
+        "(none)",
+        "OpenID Connect issuer (`https://idp.example/realms/x`) whose JWTs of people the"
+        " gateway accepts: its discovery document and JWKS are fetched, cached and"
+        " refreshed; a token's `kid` picks the key, its `iss` must be this issuer and its"
+        " `aud` the one configured",
+    ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_OIDC_ALGORITHMS",
+        "RS256,ES256,EdDSA",
+        "signature algorithms accepted with the issuer's keys (comma-separated; RS*, PS*,"
+        " ES*, EdDSA); a key is used only with the algorithm its type and `alg` allow",
+    ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_OIDC_REFRESH_SECONDS",
+        "3600",
+        "how often the issuer's discovery document and JWKS are fetched again",
+    ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_OIDC_MIN_REFRESH_SECONDS",
+        "30",
+        "least time between two fetches: a token naming an unknown `kid` triggers one at"
+        " most this often, then is refused",
     ),
     # The gateway's MCP front (gateway.mcpfront.settings.VARIABLES).
     EnvVar(

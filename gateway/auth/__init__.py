@@ -14,8 +14,10 @@ machine-users service's ``ValidateToken`` through the upstreams and cached brief
 (:mod:`~gateway.auth.machine`, :mod:`~gateway.auth.cache`); the cache is dropped at once
 on ``machine_user.deleted`` and ``machine_user.token_rotated``
 (:mod:`~gateway.auth.events`). A JWT of a person is verified here with the configured
-HS256 secret or RS256 public key (:mod:`~gateway.auth.jwts`); the person is an admin when
-their user record has ROLE_ADMIN (:mod:`~gateway.auth.roles`). The RPC's declared
+HS256 secret or RS256 public key, or with the keys of an OpenID Connect issuer, fetched
+and kept fresh in the background (:mod:`~gateway.auth.jwts`, :mod:`~gateway.auth.jwks`);
+the person is an admin when their user record has ROLE_ADMIN
+(:mod:`~gateway.auth.roles`). The RPC's declared
 ``(plugmesh.options.v1.access)`` decides (:mod:`~gateway.auth.access`): 401, 403, or the
 call goes upstream with the caller's identity signed into its metadata
 (:mod:`meshkit.identity`). Every 401 is published as ``auth.failed``, with a fingerprint
@@ -32,6 +34,7 @@ from gateway.auth.events import AuthEvents
 from gateway.auth.for_grpc import GrpcGuard
 from gateway.auth.for_http import HttpGuard
 from gateway.auth.guard import Guard, Request
+from gateway.auth.jwks import IssuerKeys
 from gateway.auth.jwts import JwtVerifier
 from gateway.auth.machine import MachineTokens, UpstreamValidator
 from gateway.auth.roles import PersonRecord, PersonRoles
@@ -84,11 +87,23 @@ class GatewayAuth:
             max_sessions=size,
         )
         timeout = settings.timeout_seconds
+        #: The OpenID issuer's keys, when one is configured.
+        self.issuer_keys = (
+            IssuerKeys(
+                settings.oidc_issuer,
+                algorithms=settings.oidc_algorithms,
+                refresh_seconds=settings.oidc_refresh_seconds,
+                min_refresh_seconds=settings.oidc_min_refresh_seconds,
+                timeout_seconds=timeout,
+            )
+            if settings.oidc_issuer
+            else None
+        )
         self.guard = Guard(
             machine=MachineTokens(
                 UpstreamValidator(catalog, upstreams, timeout_seconds=timeout), self.tokens
             ),
-            jwts=JwtVerifier(settings),
+            jwts=JwtVerifier(settings, self.issuer_keys),
             roles=PersonRoles(
                 catalog, upstreams, signing_key=key, cache=self.roles, timeout_seconds=timeout
             ),
@@ -100,11 +115,16 @@ class GatewayAuth:
         self.grpc = GrpcGuard(self.guard)
 
     async def start(self) -> None:
-        """Connect to NATS in the background. Safe to call twice."""
+        """Connect to NATS and fetch the OpenID issuer's keys, both in the background.
+        Safe to call twice."""
         await self.events.start()
+        if self.issuer_keys is not None:
+            await self.issuer_keys.start()
 
     async def close(self) -> None:
-        """Close the NATS link. Safe to call twice."""
+        """Close the NATS link, stop refreshing the issuer's keys. Safe to call twice."""
+        if self.issuer_keys is not None:
+            await self.issuer_keys.close()
         await self.events.close()
 
     def _live(self, live: bool) -> None:

@@ -190,7 +190,7 @@ class Guard:
             return None
         if credential.kind is CredentialKind.MACHINE_TOKEN:
             return await self._machine.authenticate(credential.secret)
-        person, login = self._jwts.verify_session(credential.secret)
+        person, login = await self._jwts.verify_session(credential.secret)
         if self._events is not None:
             self._events.logged_in(
                 login, ip_address=request.ip_address, user_agent=request.user_agent

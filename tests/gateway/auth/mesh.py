@@ -185,17 +185,24 @@ def logs_in(path: Path) -> Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def running_mesh(
-    data_dir: Path, extra_env: Mapping[str, str] | None = None
+    data_dir: Path,
+    extra_env: Mapping[str, str] | None = None,
+    *,
+    auth: AuthSettings | None = None,
 ) -> AsyncIterator[Mesh]:
     """Start the whole mesh, its logs in ``data_dir/logs``; stop it after. Every process
-    reads ``extra_env`` besides the mesh's own settings (``OTEL_*``, say)."""
+    reads ``extra_env`` besides the mesh's own settings (``OTEL_*``, say). The gateway
+    authenticates with ``auth`` (default: HS256 JWTs signed with :data:`JWT_SECRET`)."""
+    auth = auth or AuthSettings(jwt_hs256_secret=JWT_SECRET, cache_ttl_seconds=CACHE_TTL_SECONDS)
     with logs_in(data_dir / "logs" / "mesh.log"):
-        async with _started(data_dir, extra_env or {}) as mesh:
+        async with _started(data_dir, extra_env or {}, auth) as mesh:
             yield mesh
 
 
 @contextlib.asynccontextmanager
-async def _started(data_dir: Path, extra_env: Mapping[str, str]) -> AsyncIterator[Mesh]:
+async def _started(
+    data_dir: Path, extra_env: Mapping[str, str], auth: AuthSettings
+) -> AsyncIterator[Mesh]:
     async with contextlib.AsyncExitStack() as stack:
         nats = await stack.enter_async_context(NatsServer(data_dir / "jetstream"))
         registry = RegistryServer(
@@ -227,7 +234,7 @@ async def _started(data_dir: Path, extra_env: Mapping[str, str]) -> AsyncIterato
                 mcp_servers_address="127.0.0.1:0",
                 default_deadline_seconds=5.0,
                 metrics_address="127.0.0.1:0",
-                auth=AuthSettings(jwt_hs256_secret=JWT_SECRET, cache_ttl_seconds=CACHE_TTL_SECONDS),
+                auth=auth,
                 mesh=MeshConfig.from_env(env),
             ),
             registry_backoff=FAST,

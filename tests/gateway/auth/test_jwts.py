@@ -51,16 +51,16 @@ BOTH = AuthSettings(jwt_hs256_secret=SECRET, jwt_rs256_public_key=RSA_PUBLIC_PEM
 
 
 @pytest.mark.parametrize("make", [hs256, rs256], ids=["hs256", "rs256"])
-def test_a_valid_jwt_is_the_person_of_its_sub_claim(make: Callable[..., str]) -> None:
-    assert JwtVerifier(BOTH).verify(make()) == ALICE
+async def test_a_valid_jwt_is_the_person_of_its_sub_claim(make: Callable[..., str]) -> None:
+    assert await JwtVerifier(BOTH).verify(make()) == ALICE
 
 
-def test_an_rs256_key_may_come_from_a_file(tmp_path: Path) -> None:
+async def test_an_rs256_key_may_come_from_a_file(tmp_path: Path) -> None:
     path = tmp_path / "key.pem"
     path.write_text(RSA_PUBLIC_PEM)
     settings = AuthSettings.from_env({"PLUGMESH_GATEWAY_JWT_RS256_PUBLIC_KEY": str(path)})
 
-    assert JwtVerifier(settings).verify(rs256()) == ALICE
+    assert await JwtVerifier(settings).verify(rs256()) == ALICE
 
 
 def _forged_hs256_with_the_public_key() -> str:
@@ -152,23 +152,23 @@ def _forged_hs256_with_the_public_key() -> str:
         ),
     ],
 )
-def test_bad_jwts_are_refused_with_their_reason(
+async def test_bad_jwts_are_refused_with_their_reason(
     settings: AuthSettings, token: str, failure: int
 ) -> None:
     with pytest.raises(AuthFailed) as refused:
-        JwtVerifier(settings).verify(token)
+        await JwtVerifier(settings).verify(token)
 
     assert refused.value.failure == failure
     assert refused.value.credential_type == events.CREDENTIAL_TYPE_JWT
     assert token not in refused.value.message
 
 
-def test_issuer_and_audience_are_accepted_when_they_match() -> None:
+async def test_issuer_and_audience_are_accepted_when_they_match() -> None:
     settings = AuthSettings(
         jwt_hs256_secret=SECRET, jwt_issuer="https://idp.example", jwt_audience="plugmesh"
     )
 
-    verified = JwtVerifier(settings).verify(hs256(iss="https://idp.example", aud="plugmesh"))
+    verified = await JwtVerifier(settings).verify(hs256(iss="https://idp.example", aud="plugmesh"))
 
     assert verified == ALICE
 

@@ -60,6 +60,62 @@ def test_a_bad_setting_names_its_variable(variable: str, value: str) -> None:
         AuthSettings.from_env({variable: value})
 
 
+def test_openid_connect_settings_are_read_from_the_environment() -> None:
+    settings = AuthSettings.from_env(
+        {
+            "PLUGMESH_GATEWAY_OIDC_ISSUER": "https://idp.example/realms/acme/",
+            "PLUGMESH_GATEWAY_JWT_AUDIENCE": "plugmesh",
+            "PLUGMESH_GATEWAY_OIDC_ALGORITHMS": " ES256 , EdDSA ",
+            "PLUGMESH_GATEWAY_OIDC_REFRESH_SECONDS": "600",
+            "PLUGMESH_GATEWAY_OIDC_MIN_REFRESH_SECONDS": "10",
+        }
+    )
+
+    assert settings.accepts_jwts
+    # Exactly as the issuer's tokens say it, trailing slash included.
+    assert settings.oidc_issuer == "https://idp.example/realms/acme/"
+    assert settings.authorization_server == settings.oidc_issuer
+    assert settings.oidc_algorithms == ("ES256", "EdDSA")
+    assert (settings.oidc_refresh_seconds, settings.oidc_min_refresh_seconds) == (600, 10)
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        pytest.param(
+            {"PLUGMESH_GATEWAY_OIDC_ISSUER": "https://idp.example"},
+            "PLUGMESH_GATEWAY_JWT_AUDIENCE",
+            id="issuer-without-audience",
+        ),
+        pytest.param(
+            {"PLUGMESH_GATEWAY_OIDC_ISSUER": "idp.example", "PLUGMESH_GATEWAY_JWT_AUDIENCE": "a"},
+            "PLUGMESH_GATEWAY_OIDC_ISSUER",
+            id="issuer-not-a-url",
+        ),
+        pytest.param(
+            {"PLUGMESH_GATEWAY_OIDC_ALGORITHMS": "RS256,HS256"},
+            "PLUGMESH_GATEWAY_OIDC_ALGORITHMS",
+            id="symmetric-algorithm",
+        ),
+        pytest.param(
+            {"PLUGMESH_GATEWAY_OIDC_ALGORITHMS": "none"},
+            "PLUGMESH_GATEWAY_OIDC_ALGORITHMS",
+            id="alg-none",
+        ),
+        pytest.param(
+            {"PLUGMESH_GATEWAY_OIDC_MIN_REFRESH_SECONDS": "0"},
+            "PLUGMESH_GATEWAY_OIDC_MIN_REFRESH_SECONDS",
+            id="no-gap",
+        ),
+    ],
+)
+def test_a_bad_openid_connect_setting_names_its_variable(
+    env: dict[str, str], variable: str
+) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        AuthSettings.from_env(env)
+
+
 # --- credentials -----------------------------------------------------------------------
 
 
