@@ -1,10 +1,11 @@
 // The console's shell: sign-in, the navigation between views, the status line.
 import { h, replace } from "./dom.js";
+import { mcpView } from "./mcp.js";
 import { meshView } from "./mesh.js";
 import { routesView } from "./routes.js";
 import { ApiError, api, session } from "./session.js";
 
-const VIEWS = [meshView, routesView];
+const VIEWS = [meshView, routesView, mcpView];
 
 const $ = (id) => document.getElementById(id);
 let caller = null;
