@@ -2,10 +2,11 @@
 import { h, replace } from "./dom.js";
 import { mcpView } from "./mcp.js";
 import { meshView } from "./mesh.js";
+import { peopleView } from "./people.js";
 import { routesView } from "./routes.js";
 import { ApiError, api, session } from "./session.js";
 
-const VIEWS = [meshView, routesView, mcpView];
+const VIEWS = [meshView, routesView, mcpView, peopleView];
 
 const $ = (id) => document.getElementById(id);
 let caller = null;
