@@ -53,7 +53,7 @@ from grpc_health.v1 import health_pb2
 from gateway.auth import GatewayAuth
 from gateway.catalog import Catalog
 from gateway.config import GatewayConfig
-from gateway.console import Console
+from gateway.console import Console, NatsEvents
 from gateway.health import GatewayHealth, HealthSync
 from gateway.http import GatewayApp, HttpServer, build_app
 from gateway.ingress import IngressServer
@@ -211,7 +211,7 @@ class Gateway:
             spans=self.spans,
         )
         #: The live console at ``/console`` on the HTTP port.
-        self.console = Console(self.catalog, self.auth.http)
+        self.console = Console(self.catalog, self.auth.http, NatsEvents(config.mesh.nats_url))
         self.http: HttpServer | None = None
         self._http_app: GatewayApp[Any] | None = None
         self._register = register

@@ -7,6 +7,9 @@
 | ``GET /console/api/me`` | signed in | who the caller is, whether an admin |
 | ``GET /console/api/mesh`` | signed in | SSE: the mesh, a frame per change of the catalog |
 | ``GET /console/api/routes`` | signed in | every HTTP route and gRPC method with its access |
+| ``GET /console/api/events?type=&subject=`` | admins | SSE: the events as they are published |
+| ``GET /console/api/deadletters`` | admins | the dead letters, oldest first |
+| ``POST /console/api/deadletters/<id>:replay`` | admins | replay one (by sequence or event id) |
 
 The gateway's app hands this endpoint every request of those paths
 (:class:`gateway.http.ports.ConsoleEndpoint`); answers are JSON, errors
@@ -17,22 +20,34 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qs
 
+from gateway.auth.for_http import HttpUnavailable
 from gateway.catalog import Catalog
 from gateway.console import assets
 from gateway.console.callers import CallerCheck, caller_of, identity_view
+from gateway.console.events import EventsUnavailable, NatsEvents, letter_view
 from gateway.console.mesh import mesh_frames
 from gateway.console.routes import RouteView
 from gateway.console.sse import serve_stream
 from gateway.http.asgi import Receive, Scope, Send, send_response
-from gateway.http.errors import HttpError, MethodNotAllowed, RouteNotFound, status_json
+from gateway.http.errors import (
+    BadRequest,
+    HttpError,
+    MethodNotAllowed,
+    RouteNotFound,
+    status_json,
+)
 from gateway.http.render import dumps
+from meshkit.events.errors import DeadLetterNotFound
 
 __all__ = ["PREFIX", "Console"]
 
 PREFIX = "/console"
 _STATIC = f"{PREFIX}/static/"
 _API = f"{PREFIX}/api/"
+_LETTERS = "deadletters/"
+_REPLAY = ":replay"
 Handler = Callable[[Scope, Receive, Send], Awaitable[int]]
 
 
@@ -42,14 +57,21 @@ class Console:
     Args:
         catalog: The mesh, as the registry's watch keeps it.
         callers: Checks the bearer credential of each API request.
+        events: The mesh's events and dead letters.
         heartbeat_seconds: How often an idle live feed says it is alive.
     """
 
     def __init__(
-        self, catalog: Catalog, callers: CallerCheck, *, heartbeat_seconds: float = 15.0
+        self,
+        catalog: Catalog,
+        callers: CallerCheck,
+        events: NatsEvents,
+        *,
+        heartbeat_seconds: float = 15.0,
     ) -> None:
         self._catalog = catalog
         self._callers = callers
+        self._events = events
         self._heartbeat = heartbeat_seconds
         self._routes = RouteView()
         self._closing = asyncio.Event()
@@ -57,6 +79,8 @@ class Console:
             "me": self._me,
             "mesh": self._mesh,
             "routes": self._route_view,
+            "events": self._event_tail,
+            "deadletters": self._dead_letters,
         }
 
     def route(self, path: str) -> str | None:
@@ -67,6 +91,8 @@ class Console:
             return _STATIC
         if path.startswith(_API):
             name = path[len(_API) :]
+            if name.startswith(_LETTERS) and name.endswith(_REPLAY):
+                return f"{_API}{_LETTERS}{{id}}{_REPLAY}"
             return path if name in self._api else _API
         if path.startswith(f"{PREFIX}/"):
             return PREFIX
@@ -88,7 +114,11 @@ class Console:
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> int:
         path: str = scope["path"]
         if path.startswith(_API):
-            handler = self._api.get(path[len(_API) :])
+            name = path[len(_API) :]
+            if name.startswith(_LETTERS) and name.endswith(_REPLAY):
+                _only(scope, "POST")
+                return await self._replay(scope, send, name[len(_LETTERS) : -len(_REPLAY)])
+            handler = self._api.get(name)
             if handler is None:
                 raise RouteNotFound(f"no console API {path}", reason="ROUTE_NOT_FOUND")
             _only(scope, "GET")
@@ -119,6 +149,44 @@ class Console:
             closing=self._closing,
             heartbeat_seconds=self._heartbeat,
         )
+
+    async def _event_tail(self, scope: Scope, receive: Receive, send: Send) -> int:
+        await caller_of(self._callers, scope, admin=True)
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        pattern = query.get("type", [""])[0].strip()
+        subject = query.get("subject", [""])[0].strip()
+        try:
+            frames = await self._events.tail(pattern, subject)
+        except ValueError as exc:
+            raise BadRequest(
+                str(exc), reason="INVALID_ARGUMENT", metadata={"field": "type"}
+            ) from None
+        except EventsUnavailable as exc:
+            raise HttpUnavailable(str(exc), reason="EVENTS_UNAVAILABLE") from None
+        return await serve_stream(
+            receive, send, frames, closing=self._closing, heartbeat_seconds=self._heartbeat
+        )
+
+    async def _dead_letters(self, scope: Scope, receive: Receive, send: Send) -> int:
+        await caller_of(self._callers, scope, admin=True)
+        try:
+            letters = await self._events.dead_letters()
+        except EventsUnavailable as exc:
+            raise HttpUnavailable(str(exc), reason="EVENTS_UNAVAILABLE") from None
+        body = {"deadLetters": [letter_view(letter) for letter in letters]}
+        await send_response(send, 200, dumps(body))
+        return 200
+
+    async def _replay(self, scope: Scope, send: Send, letter_id: str) -> int:
+        await caller_of(self._callers, scope, admin=True)
+        try:
+            letter = await self._events.replay(letter_id)
+        except DeadLetterNotFound as exc:
+            raise RouteNotFound(str(exc), reason="DEAD_LETTER_NOT_FOUND") from None
+        except EventsUnavailable as exc:
+            raise HttpUnavailable(str(exc), reason="EVENTS_UNAVAILABLE") from None
+        await send_response(send, 200, dumps({"replayed": letter_view(letter)}))
+        return 200
 
 
 def _only(scope: Scope, *methods: str) -> None:

@@ -1,12 +1,13 @@
 // The console's shell: sign-in, the navigation between views, the status line.
 import { h, replace } from "./dom.js";
+import { eventsView } from "./events.js";
 import { mcpView } from "./mcp.js";
 import { meshView } from "./mesh.js";
 import { peopleView } from "./people.js";
 import { routesView } from "./routes.js";
 import { ApiError, api, session } from "./session.js";
 
-const VIEWS = [meshView, routesView, mcpView, peopleView];
+const VIEWS = [meshView, routesView, mcpView, peopleView, eventsView];
 
 const $ = (id) => document.getElementById(id);
 let caller = null;
