@@ -1,5 +1,6 @@
 // The console's shell: sign-in, the navigation between views, the status line.
 import { h, replace } from "./dom.js";
+import { auditView } from "./audit.js";
 import { eventsView } from "./events.js";
 import { mcpView } from "./mcp.js";
 import { meshView } from "./mesh.js";
@@ -7,7 +8,7 @@ import { peopleView } from "./people.js";
 import { routesView } from "./routes.js";
 import { ApiError, api, session } from "./session.js";
 
-const VIEWS = [meshView, routesView, mcpView, peopleView, eventsView];
+const VIEWS = [meshView, routesView, mcpView, peopleView, eventsView, auditView];
 
 const $ = (id) => document.getElementById(id);
 let caller = null;
