@@ -211,7 +211,12 @@ class Gateway:
             spans=self.spans,
         )
         #: The live console at ``/console`` on the HTTP port.
-        self.console = Console(self.catalog, self.auth.http, NatsEvents(config.mesh.nats_url))
+        self.console = Console(
+            self.catalog,
+            self.auth.http,
+            NatsEvents(config.mesh.nats_url),
+            mcp_changes=self.mcp_upstreams.add_listener,
+        )
         self.http: HttpServer | None = None
         self._http_app: GatewayApp[Any] | None = None
         self._register = register

@@ -7,6 +7,7 @@
 | ``GET /console/api/me`` | signed in | who the caller is, whether an admin |
 | ``GET /console/api/mesh`` | signed in | SSE: the mesh, a frame per change of the catalog |
 | ``GET /console/api/routes`` | signed in | every HTTP route and gRPC method with its access |
+| ``GET /console/api/mcp`` | admins | SSE: a frame whenever the served MCP tools change |
 | ``GET /console/api/events?type=&subject=`` | admins | SSE: the events as they are published |
 | ``GET /console/api/deadletters`` | admins | the dead letters, oldest first |
 | ``POST /console/api/deadletters/<id>:replay`` | admins | replay one (by sequence or event id) |
@@ -27,6 +28,7 @@ from gateway.catalog import Catalog
 from gateway.console import assets
 from gateway.console.callers import CallerCheck, caller_of, identity_view
 from gateway.console.events import EventsUnavailable, NatsEvents, letter_view
+from gateway.console.mcp import AddListener, change_frames
 from gateway.console.mesh import mesh_frames
 from gateway.console.routes import RouteView
 from gateway.console.sse import serve_stream
@@ -58,6 +60,8 @@ class Console:
         catalog: The mesh, as the registry's watch keeps it.
         callers: Checks the bearer credential of each API request.
         events: The mesh's events and dead letters.
+        mcp_changes: Registers a listener of changes of the served MCP tools; the MCP
+            feed sends only its first frame when None.
         heartbeat_seconds: How often an idle live feed says it is alive.
     """
 
@@ -67,11 +71,13 @@ class Console:
         callers: CallerCheck,
         events: NatsEvents,
         *,
+        mcp_changes: AddListener | None = None,
         heartbeat_seconds: float = 15.0,
     ) -> None:
         self._catalog = catalog
         self._callers = callers
         self._events = events
+        self._mcp_changes: AddListener = mcp_changes or _no_changes
         self._heartbeat = heartbeat_seconds
         self._routes = RouteView()
         self._closing = asyncio.Event()
@@ -79,6 +85,7 @@ class Console:
             "me": self._me,
             "mesh": self._mesh,
             "routes": self._route_view,
+            "mcp": self._mcp,
             "events": self._event_tail,
             "deadletters": self._dead_letters,
         }
@@ -150,6 +157,16 @@ class Console:
             heartbeat_seconds=self._heartbeat,
         )
 
+    async def _mcp(self, scope: Scope, receive: Receive, send: Send) -> int:
+        await caller_of(self._callers, scope, admin=True)
+        return await serve_stream(
+            receive,
+            send,
+            change_frames(self._mcp_changes),
+            closing=self._closing,
+            heartbeat_seconds=self._heartbeat,
+        )
+
     async def _event_tail(self, scope: Scope, receive: Receive, send: Send) -> int:
         await caller_of(self._callers, scope, admin=True)
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -187,6 +204,10 @@ class Console:
             raise HttpUnavailable(str(exc), reason="EVENTS_UNAVAILABLE") from None
         await send_response(send, 200, dumps({"replayed": letter_view(letter)}))
         return 200
+
+
+def _no_changes(_listener: Callable[[], None]) -> Callable[[], None]:
+    return lambda: None
 
 
 def _only(scope: Scope, *methods: str) -> None:

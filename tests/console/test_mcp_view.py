@@ -1,6 +1,7 @@
 """The console's MCP view in headless Chromium: an upstream MCP server added from the
 page (our test server over Streamable HTTP) becomes ready with its tools, is disabled,
-enabled and refreshed from the page, all through the gateway's ``/v1/mcp/servers`` API."""
+enabled and refreshed from the page, all through the gateway's ``/v1/mcp/servers`` API;
+one added elsewhere appears on the page without a reload."""
 
 from __future__ import annotations
 
@@ -78,6 +79,17 @@ async def test_a_server_added_on_the_page_shows_its_state_and_tools_and_can_be_d
         await page.wait_for_selector(f'{row}[data-state="ready"]', timeout=READY_MILLIS)
         await page.get_by_role("button", name="Refresh web").click()
         await page.wait_for_selector("#status:has-text('refreshed web')")
+
+        # Added elsewhere (here: the API), it comes to the page by itself.
+        added = await mesh.http.post(
+            "/v1/mcp/servers",
+            json={"name": "web2", "streamableHttp": {"url": upstream.url}},
+            headers=mesh.bearer(mesh.admin_token),
+        )
+        assert added.status_code == 200, added.text
+        await page.wait_for_selector(
+            'tr[data-server="web2"][data-state="ready"]', timeout=READY_MILLIS
+        )
         errors = console.errors
 
     assert "web__echo" in shown_tools

@@ -96,6 +96,7 @@ def test_the_console_claims_its_paths_with_bounded_labels(
     [
         (_scope("/console/api/me", token=None), 401),
         (_scope("/console/api/me", token="bad"), 401),
+        (_scope("/console/api/mcp"), 403),
         (_scope("/console/api/events"), 403),
         (_scope("/console/api/deadletters"), 403),
         (_scope("/console/api/deadletters/1:replay", method="POST"), 403),
@@ -109,6 +110,7 @@ def test_the_console_claims_its_paths_with_bounded_labels(
     ids=[
         "no-token",
         "bad-token",
+        "mcp-not-admin",
         "tail-not-admin",
         "letters-not-admin",
         "replay-not-admin",

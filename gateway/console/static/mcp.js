@@ -1,7 +1,9 @@
 // MCP: the upstream servers the gateway federates, with their state, last error and
-// tools; add, disable or enable, and refresh a server (the /v1/mcp/servers API).
+// tools; add, disable or enable, and refresh a server (the /v1/mcp/servers API). The
+// list is read again whenever the gateway says the served tools changed
+// (GET /console/api/mcp, SSE), and while a server is connecting.
 import { badge, field, h, replace, table, when } from "./dom.js";
-import { api } from "./session.js";
+import { api, live } from "./session.js";
 
 const SERVERS = "/v1/mcp/servers";
 const STATES = {
@@ -28,7 +30,9 @@ export const mcpView = {
       addForm(view),
       list,
       tools);
-    await load(view);
+    live("/console/api/mcp", (type) => {
+      if (type === "changed") load(view).catch((error) => status(`MCP servers: ${error.message}`));
+    }, { signal, onState: (state) => status(`MCP feed: ${state}`) });
   },
 };
 
