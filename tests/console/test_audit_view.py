@@ -91,3 +91,23 @@ async def test_the_audit_log_is_searched_paged_read_and_verified(
     assert "entries checked" in verdict
     assert violations == []
     assert errors == []
+
+
+async def test_new_entries_come_to_the_first_page_without_a_reload(
+    auth_mesh: Mesh, browser: Browser
+) -> None:
+    base = f"http://{auth_mesh.gateway.http_address}"
+    async with ConsolePage.opened(browser, base) as console:
+        await console.sign_in(auth_mesh.admin_token)
+        await console.open("audit")
+        await console.page.wait_for_selector("caption:has-text('page 1')")
+        created = await auth_mesh.http.post(
+            "/v1/users",
+            json={"email": "late@example.com"},
+            headers=auth_mesh.bearer(auth_mesh.admin_token),
+        )
+        user_id = created.json()["user"]["userId"]
+        await console.page.wait_for_selector(f"#audit-results td:has-text('users/{user_id}')")
+        errors = console.errors
+
+    assert errors == []

@@ -140,3 +140,24 @@ async def test_a_new_machine_users_token_is_shown_once(mesh: Mesh, browser: Brow
     assert me.status_code == 200
     assert me.json()["kind"] == "MACHINE"
     assert errors == []
+
+
+async def test_people_added_elsewhere_appear_on_the_page_without_a_reload(
+    mesh: Mesh, browser: Browser
+) -> None:
+    base = f"http://{mesh.gateway.http_address}"
+    async with ConsolePage.opened(browser, base) as console:
+        await console.sign_in(mesh.admin_token)
+        await console.open("people")
+        await console.page.wait_for_selector(f'tr[data-user="{EMAIL}"]')
+        created = await mesh.http.post(
+            "/v1/users", json={"email": "grace@example.com"}, headers=mesh.bearer(mesh.admin_token)
+        )
+        assert created.status_code == 200, created.text
+        await console.page.wait_for_selector('tr[data-user="grace@example.com"]')
+        machine = await mesh.create_machine_user("made-elsewhere")
+        await console.page.wait_for_selector('tr[data-machine-user="made-elsewhere"]')
+        errors = console.errors
+
+    assert machine.token
+    assert errors == []

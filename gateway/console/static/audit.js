@@ -1,7 +1,7 @@
 // Audit: search the hash-chained log with filters and cursor paging, read one entry,
 // and verify the chain (the /v1/audit API).
 import { badge, field, h, replace, table, when } from "./dom.js";
-import { api } from "./session.js";
+import { api, onEvents } from "./session.js";
 
 const OUTCOMES = { OUTCOME_SUCCESS: ["success", "good"], OUTCOME_FAILURE: ["failure", "bad"], OUTCOME_DENIED: ["denied", "warn"] };
 
@@ -36,6 +36,10 @@ export const auditView = {
       results,
       detail);
     await search(view);
+    // The log records every event: on the first page, new entries come in as they do.
+    onEvents(">", () => {
+      if (view.tokens.length === 1) search(view).catch((error) => status(error.message));
+    }, { signal, quietMillis: 500 });
   },
 };
 

@@ -3,7 +3,7 @@
 import { badge, field, h, replace, table, when } from "./dom.js";
 import { explainer, toolsOf } from "./decisions.js";
 import { rulesEditor, parseRules, ruleText } from "./rules.js";
-import { api } from "./session.js";
+import { api, onEvents } from "./session.js";
 
 export const peopleView = {
   id: "people",
@@ -13,9 +13,16 @@ export const peopleView = {
     const people = h("section", { "aria-labelledby": "people-title" });
     const detail = h("section", { id: "person", "aria-live": "polite" });
     const machines = h("section", { "aria-labelledby": "machines-title" });
-    const view = { people, detail, machines, signal, status };
-    replace(container, h("h2", {}, "People and machine users"), people, detail, machines);
+    // Outside the list, which is re-read on events: the token stays until the view is left.
+    const newToken = h("div", { id: "new-token", "aria-live": "assertive" });
+    const view = { people, detail, machines, newToken, signal, status };
+    replace(container, h("h2", {}, "People and machine users"), people, detail, machines, newToken);
     await Promise.all([loadPeople(view), loadMachines(view)]);
+    // Changes made elsewhere (another admin, a login that provisions a person) come in
+    // as events; the lists are read again, the open person's form is left alone.
+    const quietly = (load) => () => load(view).catch((error) => status(error.message));
+    onEvents("user.>", quietly(loadPeople), { signal });
+    onEvents("machine_user.>", quietly(loadMachines), { signal });
   },
 };
 
@@ -69,7 +76,6 @@ async function loadMachines(view) {
   const name = h("input", { required: true, autocomplete: "off" });
   const role = h("select", {}, h("option", { value: "ROLE_USER" }, "user"), h("option", { value: "ROLE_ADMIN" }, "admin"));
   const rules = h("textarea", { placeholder: "allow github/*\ndeny */delete_*" });
-  const shown = h("div", { id: "new-token", "aria-live": "assertive" });
   replace(view.machines,
     h("h3", { id: "machines-title" }, "Machine users"),
     table(`Machine users (${machineUsers.length})`, ["Name", "Role", "Rules", "Token", "Expires", "Last used", ""],
@@ -93,12 +99,11 @@ async function loadMachines(view) {
         const created = await guarded(view, `added ${body.name}`, () => api("/v1/machine-users", { method: "POST", body }));
         if (!created) return;
         await loadMachines(view);
-        replace(view.machines.querySelector("#new-token"),
+        replace(view.newToken,
           h("p", { class: "secret" }, h("strong", {}, `The token of ${body.name}, shown this once: `),
             h("code", { id: "new-token-value" }, created.token)));
       },
-    }, field("Name", name), field("Role", role), field("Rules, one a line", rules), h("button", { type: "submit" }, "Add machine user")),
-    shown);
+    }, field("Name", name), field("Role", role), field("Rules, one a line", rules), h("button", { type: "submit" }, "Add machine user")));
 }
 
 async function guarded(view, what, call) {

@@ -73,3 +73,18 @@ export async function live(path, onEvent, { signal, onState = () => {} }) {
     await new Promise((resolve) => setTimeout(resolve, delay));
   }
 }
+
+/**
+ * Call onChange() after events of the type pattern are published (bursts coalesce into
+ * one call `quietMillis` after the last), until `signal` aborts. Admins only: it follows
+ * GET /console/api/events.
+ */
+export function onEvents(pattern, onChange, { signal, quietMillis = 300 }) {
+  let timer = null;
+  signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+  live(`/console/api/events?${new URLSearchParams({ type: pattern })}`, (type) => {
+    if (type !== "event") return;
+    clearTimeout(timer);
+    timer = setTimeout(onChange, quietMillis);
+  }, { signal });
+}
