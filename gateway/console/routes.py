@@ -25,8 +25,16 @@ GATEWAY_PATHS = (
     ("GET", "/metrics", "PUBLIC", "Prometheus metrics"),
     ("GET", "/openapi.json", "PUBLIC", "OpenAPI 3 of the route table"),
     ("GET", "/docs", "PUBLIC", "Swagger UI"),
-    ("POST", "/mcp", "AUTHENTICATED", "the MCP front (Streamable HTTP)"),
-    ("GET", "/console", "PUBLIC", "this console (its feeds need a bearer token)"),
+    ("POST", "/mcp", "AUTHENTICATED", "the MCP front (Streamable HTTP), every server"),
+    ("POST", "/mcp/s/{server}", "AUTHENTICATED", "one upstream MCP server, its own tool names"),
+    ("GET", "/console", "PUBLIC", "this console; its page and assets"),
+    ("GET", "/console/api/me", "AUTHENTICATED", "the signed-in caller"),
+    ("GET", "/console/api/mesh", "AUTHENTICATED", "the mesh, as Server-Sent Events"),
+    ("GET", "/console/api/routes", "AUTHENTICATED", "this table"),
+    ("GET", "/console/api/mcp", "ADMIN", "changes of the served MCP tools, as SSE"),
+    ("GET", "/console/api/events", "ADMIN", "the events as they are published, as SSE"),
+    ("GET", "/console/api/deadletters", "ADMIN", "the dead letters"),
+    ("POST", "/console/api/deadletters/{id}:replay", "ADMIN", "replay one dead letter"),
 )
 
 

@@ -83,7 +83,7 @@ async def test_a_killed_plugin_turns_unhealthy_on_the_page_and_back_after_its_re
             await console.page.wait_for_selector(
                 f'{_card(NAME)}[data-serving="true"] '
                 f'tr[data-instance="{restarted.instance_id}"][data-health="SERVING"]',
-                timeout=HEALTH_SHOWN_MILLIS + 8_000,  # the restart itself is not the page's
+                timeout=HEALTH_SHOWN_MILLIS + 18_000,  # the restart itself is not the page's
             )
         finally:
             await restarted.stop()
@@ -94,10 +94,12 @@ async def test_a_killed_plugin_turns_unhealthy_on_the_page_and_back_after_its_re
 
 
 async def test_a_caller_who_is_no_admin_sees_no_admin_view_and_the_feeds_need_a_token(
-    auth_mesh: Mesh, browser: Browser
+    auth_mesh: Mesh, browser: Browser, tmp_path: Path
 ) -> None:
     base = f"http://{auth_mesh.gateway.http_address}"
     async with ConsolePage.opened(browser, base) as console:
+        sign_in_violations = await console.serious_violations()
+        await console.screenshot(tmp_path, "sign-in", full_page=False)
         await console.sign_in(auth_mesh.user_token)
         views = await console.views()
         who = await console.page.inner_text("#who-text")
@@ -107,6 +109,7 @@ async def test_a_caller_who_is_no_admin_sees_no_admin_view_and_the_feeds_need_a_
         "/console/api/me", headers=auth_mesh.bearer(auth_mesh.user_token)
     )
 
+    assert sign_in_violations == []
     assert views == ["mesh", "routes"]
     assert "admin" not in who
     assert anonymous.status_code == 401
@@ -139,7 +142,10 @@ async def test_the_mesh_feed_sends_the_current_state_at_once(auth_mesh: Mesh) ->
 async def test_the_routes_view_lists_every_route_and_method_with_its_access(
     auth_mesh: Mesh, browser: Browser, tmp_path: Path
 ) -> None:
-    methods = auth_mesh.gateway.catalog.methods()
+    # The services every test of the module leaves in place (the Node plugin of the
+    # killing test may be leaving the mesh while this one runs).
+    stable = {"registry", "mcp-servers", *SERVICES}
+    methods = [m for m in auth_mesh.gateway.catalog.methods() if m.service in stable]
     base = f"http://{auth_mesh.gateway.http_address}"
     async with ConsolePage.opened(browser, base) as console:
         await console.sign_in(auth_mesh.user_token)
@@ -163,7 +169,7 @@ async def test_the_routes_view_lists_every_route_and_method_with_its_access(
     table = build_routes(methods)
     assert {route.label for route in table.routes} <= http
     assert "GET /openapi.json" in http
-    assert {method.path for method in methods} == grpc
+    assert {method.path for method in methods} <= grpc
     assert "ADMIN" in list_users
     assert violations == []
     assert errors == []
