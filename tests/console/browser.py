@@ -3,10 +3,12 @@ and page error, runs axe-core, and keeps screenshots as artifacts."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from tests.debian import require_binary
@@ -89,6 +91,11 @@ class ConsolePage:
 
     async def serious_violations(self) -> list[str]:
         """axe-core's serious and critical violations on the page as it is now."""
+        if not AXE.is_file():
+            message = f"{AXE} is missing; `make console-tests` installs it"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
         if not await self.page.evaluate("typeof axe !== 'undefined'"):
             await self.page.add_script_tag(path=str(AXE))
         found: list[str] = await self.page.evaluate(_SERIOUS)

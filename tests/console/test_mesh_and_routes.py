@@ -13,7 +13,7 @@ from playwright.async_api import Browser
 
 from gateway.http.routes import build_routes
 from tests.console.browser import ConsolePage
-from tests.gateway.auth.mesh import SECRET, SERVICES, Mesh
+from tests.gateway.auth.mesh import SECRET, SERVICES, Mesh, person_jwt
 from tests.gateway.node import NAME, NEEDS_NODE, NodePlugin, start_node
 
 pytestmark = [
@@ -115,6 +115,35 @@ async def test_a_caller_who_is_no_admin_sees_no_admin_view_and_the_feeds_need_a_
     assert anonymous.status_code == 401
     assert anonymous.headers["www-authenticate"].startswith("Bearer")
     assert mine.json()["admin"] is False
+    assert errors == []
+
+
+async def test_a_person_signs_in_with_a_jwt_and_an_admin_record_shows_every_view(
+    auth_mesh: Mesh, browser: Browser
+) -> None:
+    made = await auth_mesh.http.post(
+        "/v1/users",
+        headers=auth_mesh.bearer(auth_mesh.admin_token),
+        json={"userId": "erin", "email": "erin@example.com", "role": "ROLE_ADMIN"},
+    )
+    assert made.status_code == 200, made.text
+    token = person_jwt("erin", email="erin@example.com")
+    auth_mesh.tokens.append(token)  # the leak scan looks for it in the data dir
+    base = f"http://{auth_mesh.gateway.http_address}"
+    async with ConsolePage.opened(browser, base) as console:
+        await console.sign_in(token)
+        views = await console.views()
+        who = await console.page.inner_text("#who-text")
+        kept = await console.page.evaluate("Object.values(sessionStorage)")
+        await console.page.click("#sign-out")
+        await console.page.wait_for_selector("#sign-in-form")
+        forgotten = await console.page.evaluate("Object.values(sessionStorage)")
+        errors = console.errors
+
+    assert views == ["mesh", "routes", "mcp", "people", "events", "audit"]
+    assert who == "user erin@example.com (admin)"
+    assert kept == [token]
+    assert forgotten == []
     assert errors == []
 
 
