@@ -58,12 +58,13 @@ export async function live(path, onEvent, { signal, onState = () => {} }) {
       if (!response.ok) {
         const data = await response.json().catch(() => ({}));
         onState(data.message || `${response.status}`);
-        return;
+        if (response.status < 500) return; // refused: asking again would not help
+        throw new ApiError(response.status, data.message);
       }
       attempt = 0;
       onState("live");
       await readEvents(response, (type, data) => onEvent(type, JSON.parse(data)));
-    } catch (error) {
+    } catch {
       if (signal.aborted) return;
     }
     if (signal.aborted) return;
@@ -76,14 +77,15 @@ export async function live(path, onEvent, { signal, onState = () => {} }) {
 
 /**
  * Call onChange() after events of the type pattern are published (bursts coalesce into
- * one call `quietMillis` after the last), until `signal` aborts. Admins only: it follows
- * GET /console/api/events.
+ * one call `quietMillis` after the last), until `signal` aborts; and once the gateway has
+ * subscribed (after every reconnection too), for what happened before. Admins only: it
+ * follows GET /console/api/events.
  */
 export function onEvents(pattern, onChange, { signal, quietMillis = 300 }) {
   let timer = null;
   signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
   live(`/console/api/events?${new URLSearchParams({ type: pattern })}`, (type) => {
-    if (type !== "event") return;
+    if (type !== "event" && type !== "ready") return;
     clearTimeout(timer);
     timer = setTimeout(onChange, quietMillis);
   }, { signal });
