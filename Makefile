@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv bench-deps lock lock-check debs node-modules mcp-peers oidc-provider gen gen-check run test conformance lint breaking format protodeps clean
+.PHONY: help venv bench-deps lock lock-check debs node-modules mcp-peers oidc-provider console-tests gen gen-check run test conformance lint breaking format protodeps clean
 
 # What `make breaking` compares protos/ against: a branch, tag or commit.
 AGAINST ?= main
@@ -91,6 +91,17 @@ $(OIDC_PROVIDER_STAMP): $(OIDC_PROVIDER_DIR)/package.json $(OIDC_PROVIDER_DIR)/p
 	cd $(OIDC_PROVIDER_DIR) && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
+# What the console's browser tests inject into the page (tests/console): axe-core, for the
+# accessibility check, exactly as its committed lock file says. Nothing of it ships.
+CONSOLE_TESTS_DIR := tests/console
+CONSOLE_TESTS_STAMP := $(CONSOLE_TESTS_DIR)/node_modules/.installed
+
+console-tests: $(CONSOLE_TESTS_STAMP)
+
+$(CONSOLE_TESTS_STAMP): $(CONSOLE_TESTS_DIR)/package.json $(CONSOLE_TESTS_DIR)/package-lock.json
+	cd $(CONSOLE_TESTS_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
 # Debian packages some tests need (tools/debian-packages.txt): installed when missing.
 debs:
 	tools/install_debs.sh
@@ -167,7 +178,7 @@ run: $(STAMP)
 
 PYTEST_ARGS ?=
 
-test: $(STAMP) $(NODE_STAMP) $(MCP_PEERS_STAMP) $(OIDC_PROVIDER_STAMP) debs clients
+test: $(STAMP) $(NODE_STAMP) $(MCP_PEERS_STAMP) $(OIDC_PROVIDER_STAMP) $(CONSOLE_TESTS_STAMP) debs clients
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The table of the README's "MCP conformance", as the test prints it.
@@ -196,4 +207,5 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .build .mypy_cache .ruff_cache .pytest_cache $(NODE_DIR)/node_modules
+	rm -rf $(CONSOLE_TESTS_DIR)/node_modules $(OIDC_PROVIDER_DIR)/node_modules
 	rm -rf $(CLIENT_NODE_DIR)/node_modules $(CLIENT_NODE_DIR)/dist

@@ -17,9 +17,9 @@ own, and since the registry would otherwise read its contract over reflection (w
 lists every plugin), it sends a descriptor set holding only the health protocol. The
 gateway reports NOT_SERVING until the catalog has synced once.
 
-Shutdown, safe to call twice: NOT_SERVING, deregister, end the MCP notification streams,
-stop HTTP and the ingress with grace, stop the MCP front and the upstream MCP servers,
-then stop following the catalog and close the upstream channels.
+Shutdown, safe to call twice: NOT_SERVING, deregister, end the MCP notification streams
+and the console's live feeds, stop HTTP and the ingress with grace, stop the MCP front and
+the upstream MCP servers, then stop following the catalog and close the upstream channels.
 
 The MCP front serves the tools of the upstream MCP servers of ``config.mcp.servers``
 (:class:`gateway.mcpfront.federated.FederatedTools` over
@@ -53,6 +53,7 @@ from grpc_health.v1 import health_pb2
 from gateway.auth import GatewayAuth
 from gateway.catalog import Catalog
 from gateway.config import GatewayConfig
+from gateway.console import Console, NatsEvents
 from gateway.health import GatewayHealth, HealthSync
 from gateway.http import GatewayApp, HttpServer, build_app
 from gateway.ingress import IngressServer
@@ -224,6 +225,13 @@ class Gateway:
             register=register,
             spans=self.spans,
         )
+        #: The live console at ``/console`` on the HTTP port.
+        self.console = Console(
+            self.catalog,
+            self.auth.http,
+            NatsEvents(config.mesh.nats_url),
+            mcp_changes=self.mcp_upstreams.add_listener,
+        )
         self.http: HttpServer | None = None
         self._http_app: GatewayApp[Any] | None = None
         self._register = register
@@ -291,6 +299,7 @@ class Gateway:
             else self.rate_limits.http(self.auth.http),
             metrics_registry=self.metrics_registry,
             mcp=self.mcp,
+            console=self.console,
             spans=self.spans,
         )
         self.http = HttpServer(
@@ -368,6 +377,7 @@ class Gateway:
     async def _stop_http(self) -> None:
         # Open notification streams would hold the HTTP server for its whole grace.
         self.mcp.drain()
+        self.console.drain()
         if self.http is not None:
             await self.http.stop()
         if self._http_app is not None:

@@ -180,7 +180,7 @@ class Catalog:
             version=pb.version,
             grpc_services=tuple(pb.grpc_services),
             routes=tuple(Route(r.method, r.path, r.rpc) for r in pb.routes),
-            instances=tuple(Instance(i.instance_id, i.address, i.health) for i in pb.instances),
+            instances=tuple(_instance(i) for i in pb.instances),
             schema_digest=pb.schema_digest,
             schema=schema,
         )
@@ -221,3 +221,14 @@ class Catalog:
                 subscriber(self._snapshot)
             except Exception:
                 log.exception("a catalog subscriber failed")
+
+
+def _instance(pb: registry_pb2.Instance) -> Instance:
+    return Instance(
+        pb.instance_id,
+        pb.address,
+        pb.health,
+        version=pb.version,
+        register_time_seconds=pb.register_time.ToNanoseconds() / 1e9,
+        health_change_time_seconds=pb.health_change_time.ToNanoseconds() / 1e9,
+    )

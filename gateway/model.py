@@ -38,6 +38,12 @@ class Instance:
     instance_id: str
     address: str
     health: registry_pb2.HealthStatus.ValueType
+    #: The version the instance declared.
+    version: str = ""
+    #: When it first registered and when its health last changed, in Unix seconds; 0
+    #: when unknown.
+    register_time_seconds: float = 0.0
+    health_change_time_seconds: float = 0.0
 
     @property
     def serving(self) -> bool:

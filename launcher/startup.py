@@ -172,6 +172,9 @@ class Startup:
             return 1
         gateway_http = addresses.get("PLUGMESH_GATEWAY_HTTP_ADDRESS")
         print(f"\nHTTP/JSON gateway: http://{gateway_http}", file=self.out)
+        print(
+            f"console: http://{gateway_http}/console (sign in with the admin token)", file=self.out
+        )
         if admin.created:
             print(f"admin token (shown once; kept in {admin.path}): {admin.token}", file=self.out)
         else:

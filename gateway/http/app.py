@@ -1,7 +1,8 @@
 """The gateway's HTTP application: a plain ASGI app.
 
 Routes, in order: the MCP front's paths (``/mcp``, ``/mcp/s/<server>``, the protected
-resource metadata; :mod:`gateway.mcpfront`), ``/healthz``, ``/readyz``, ``/metrics``,
+resource metadata; :mod:`gateway.mcpfront`), the console's (``/console`` and below;
+:mod:`gateway.console`), ``/healthz``, ``/readyz``, ``/metrics``,
 ``/openapi.json``, ``/docs`` (and its assets), then every route of the route table. The
 table is rebuilt when the catalog's set of methods changes (its ``schema_generation``),
 in the catalog's callback, so a request only looks its path up in the compiled table it
@@ -28,6 +29,7 @@ from gateway.http.metrics import CONTENT_TYPE, HttpMetrics
 from gateway.http.openapi import openapi_document
 from gateway.http.ports import (
     CatalogView,
+    ConsoleEndpoint,
     M,
     McpEndpoint,
     RequestGuard,
@@ -66,10 +68,12 @@ class GatewayApp(Generic[M]):
         metrics_registry: CollectorRegistry | None = None,
         guard: RequestGuard | None = None,
         mcp: McpEndpoint | None = None,
+        console: ConsoleEndpoint | None = None,
         spans: SpanRecorder | None = None,
     ) -> None:
         self._catalog = catalog
         self._mcp = mcp
+        self._console = console
         self._spans = spans
         self._settings = settings
         self._transcoder = Transcoder(upstreams, settings, guard)
@@ -116,10 +120,14 @@ class GatewayApp(Generic[M]):
                 return
             send = cors.wrap(scope, send)
             mcp_label = self._mcp.route(scope["path"]) if self._mcp is not None else None
+            console_label = self._console.route(scope["path"]) if self._console else None
             fixed = self._fixed.get(scope["path"])
             if self._mcp is not None and mcp_label is not None:
                 label = mcp_label
                 status = await self._mcp(scope, receive, send)
+            elif self._console is not None and console_label is not None:
+                label = console_label
+                status = await self._console(scope, receive, send)
             elif fixed is not None and method in ("GET", "HEAD"):
                 label = scope["path"]
                 status = await fixed(send)
@@ -243,6 +251,7 @@ def build_app(
     metrics_registry: CollectorRegistry | None = None,
     guard: RequestGuard | None = None,
     mcp: McpEndpoint | None = None,
+    console: ConsoleEndpoint | None = None,
     spans: SpanRecorder | None = None,
 ) -> GatewayApp[M]:
     """Build the gateway's ASGI app over ``catalog`` and ``upstreams``.
@@ -257,6 +266,8 @@ def build_app(
             :class:`gateway.auth.HttpGuard`); ``None`` transcodes without authentication,
             for tests of transcoding alone.
         mcp: The MCP front, served at the paths it claims; none when ``None``.
+        console: The console (:class:`gateway.console.Console`), served at the paths it
+            claims; none when ``None``.
         spans: Where each request's server span goes (:mod:`gateway.http.spans`); none
             when ``None`` (traces off).
     """
@@ -267,6 +278,7 @@ def build_app(
         metrics_registry=metrics_registry,
         guard=guard,
         mcp=mcp,
+        console=console,
         spans=spans,
     )
 

@@ -17,6 +17,7 @@ from gateway.http.asgi import Receive, Scope, Send
 
 __all__ = [
     "CatalogView",
+    "ConsoleEndpoint",
     "McpEndpoint",
     "Metadata",
     "MethodInfo",
@@ -170,6 +171,19 @@ class McpEndpoint(Protocol):
     """The MCP front (:class:`gateway.mcpfront.McpFront`): the app hands it, untouched and
     before any route of the table, the requests of the paths it claims. The limits of
     transcoded calls (body size, deadline) do not apply to them."""
+
+    def route(self, path: str) -> str | None:
+        """The metrics label of ``path`` when the endpoint answers it, else None."""
+        ...
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Answer the request; returns the HTTP status sent."""
+        ...
+
+
+class ConsoleEndpoint(Protocol):
+    """The console (:class:`gateway.console.Console`): the app hands it, untouched, the
+    requests of the paths it claims (``/console`` and below)."""
 
     def route(self, path: str) -> str | None:
         """The metrics label of ``path`` when the endpoint answers it, else None."""

@@ -9,8 +9,6 @@ browser downloads are never used.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,33 +16,16 @@ from playwright.async_api import async_playwright
 
 from tests.debian import require_binary
 from tests.gateway.auth.mesh import SERVICES, Mesh
+from tests.support.chromium import CHROMIUM_ARGS, keep_artifact
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
 RENDER_TIMEOUT_MILLIS = 30_000
-#: Flags this machine and CI need: no sandbox (root), no GPU, nothing fetched from outside.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: What the page shows for each operation: its method and its path.
 _RENDERED = """() => Array.from(document.querySelectorAll('.opblock')).map(block => [
     block.querySelector('.opblock-summary-method')?.textContent.trim().toLowerCase(),
     block.querySelector('.opblock-summary-path')?.getAttribute('data-path'),
 ])"""
-
-
-def keep_artifact(path: Path, name: str) -> None:
-    """Copy ``path`` into ``$PLUGMESH_ARTIFACTS_DIR`` as ``name``, when that is set."""
-    artifacts = os.environ.get("PLUGMESH_ARTIFACTS_DIR")
-    if artifacts:
-        Path(artifacts).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(artifacts) / name)
 
 
 async def test_the_docs_page_renders_every_operation_of_every_service(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from launcher.processes import PROCESSES
@@ -139,6 +140,12 @@ async def test_up_serves_everything_restarts_a_killed_plugin_and_stops_cleanly(u
     assert status.returncode == 0, status.stderr
     health = {row.split()[0]: row.split()[3] for row in status.stdout.splitlines()[1:]}
     assert health == dict.fromkeys(SERVICES, "SERVING"), status.stdout
+    # The console's address is printed beside the gateway's, and it answers there.
+    gateway_http = addresses["PLUGMESH_GATEWAY_HTTP_ADDRESS"]
+    assert f"console: http://{gateway_http}/console" in up.text()
+    async with httpx.AsyncClient() as client:
+        console = await client.get(f"http://{gateway_http}/console")
+    assert console.status_code == 200
 
     # kill -9 of a plugin: its health stream breaks, so the registry reports it UNREACHABLE
     # at once (its lease would still run for seconds); then restarted, SERVING again.
