@@ -115,11 +115,15 @@ class Gateway:
             config.registry_address,
             secret=config.mesh.registration_secret,
             backoff=registry_backoff,
+            tls=config.mesh.tls,
         )
         #: Where the process's spans go; ``None`` with traces off.
         self.spans = open_recorder(config.mesh.otel, SERVICE_NAME)
         self.upstreams = Upstreams(
-            self.catalog, close_grace_seconds=config.shutdown_grace_seconds, spans=self.spans
+            self.catalog,
+            close_grace_seconds=config.shutdown_grace_seconds,
+            spans=self.spans,
+            tls=config.mesh.tls,
         )
         self.health = GatewayHealth()
         #: The process's Prometheus registry.
@@ -281,17 +285,21 @@ class Gateway:
         )
         await self.http.start()
         if self._register:
+            # With mutual TLS the gRPC port is a front door, which the mesh's channels do
+            # not dial: the gateway registers its admin server's address, a mesh port.
+            mesh_port = self.config.mesh.tls is not None
             self._registrar = Registrar(
                 Registration(
                     service=SERVICE_NAME,
-                    address=self.grpc_address,
+                    address=self.mcp_servers.server.address if mesh_port else self.grpc_address,
                     version=VERSION,
                     grpc_services=(),
                     file_descriptor_set=_health_only(),
-                    metadata={"http_address": self.http_address},
+                    metadata={"http_address": self.http_address, "grpc_address": self.grpc_address},
                 ),
                 registry_address=self.config.registry_address,
                 secret=self.config.mesh.registration_secret,
+                tls=self.config.mesh.tls,
             )
             await self._registrar.start()
         log.info(

@@ -35,12 +35,16 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from launcher.addresses import split_address
 from launcher.output import OUTPUT_FORMATS
 from launcher.processes import ENVIRONMENT, NATS, PROCESSES, process_named, process_names
 from meshkit.config import DEFAULT_NATS_ADDRESS, DEFAULT_REGISTRY_ADDRESS
 from meshkit.version import package_version
+
+if TYPE_CHECKING:
+    from meshkit.tls_settings import MeshTls
 
 __all__ = ["build_parser", "main", "registry_address"]
 
@@ -179,6 +183,22 @@ def registry_address(flag: str | None, data_dir: Path, env: Mapping[str, str]) -
     return DEFAULT_REGISTRY_ADDRESS
 
 
+def _mesh_tls(data_dir: Path, env: Mapping[str, str]) -> MeshTls | None:
+    """The certificate to call the mesh with: ``PLUGMESH_TLS_*`` when set, else the one
+    ``plugmesh up`` made for itself in the data dir, else none (plaintext)."""
+    from launcher.certs import LAUNCHER_IDENTITY, TLS_DIR
+    from meshkit.tls_settings import MeshTls
+
+    configured = MeshTls.from_env(env)
+    if configured is not None:
+        return configured
+    directory = data_dir / TLS_DIR
+    files = [directory / f"{LAUNCHER_IDENTITY}.{ext}" for ext in ("crt", "key")]
+    if not all(path.is_file() for path in (*files, directory / "ca.crt")):
+        return None
+    return MeshTls(files[0], files[1], directory / "ca.crt")
+
+
 def _configure_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("plugmesh: %(message)s"))
@@ -201,8 +221,12 @@ def _up(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from launcher.status import print_status
 
-    address = registry_address(args.registry, _data_dir(args.data_dir, env), env)
-    return asyncio.run(print_status(address, sys.stdout, sys.stderr, args.timeout, args.output))
+    data_dir = _data_dir(args.data_dir, env)
+    address = registry_address(args.registry, data_dir, env)
+    tls = _mesh_tls(data_dir, env)
+    return asyncio.run(
+        print_status(address, sys.stdout, sys.stderr, args.timeout, args.output, tls=tls)
+    )
 
 
 def _config(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -215,7 +239,11 @@ def _health(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from launcher.health import check_health, dial_address
 
     address = args.address or dial_address(args.name, env)
-    return asyncio.run(check_health(address, args.service, args.timeout, sys.stdout, sys.stderr))
+    # The gateway's gRPC port is its front door, not a mesh port: no client certificate.
+    tls = None if args.name == "gateway" else _mesh_tls(_data_dir(None, env), env)
+    return asyncio.run(
+        check_health(address, args.service, args.timeout, sys.stdout, sys.stderr, tls)
+    )
 
 
 def _admin_token(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -229,7 +257,7 @@ def _admin_token(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         return 2
     address = args.address or dial_address("machine-users", env)
     try:
-        admin = asyncio.run(ensure_admin(data_dir, address, secret))
+        admin = asyncio.run(ensure_admin(data_dir, address, secret, tls=_mesh_tls(data_dir, env)))
     except BootstrapError as exc:
         print(f"plugmesh: {exc}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ from gateway import addresses as gateway
 from meshkit.config import DEFAULT_NATS_ADDRESS, address_variable, metrics_variable
 from meshkit.events.settings import VARIABLES as EVENT_VARIABLES
 from meshkit.otel_settings import VARIABLES as OTEL_VARIABLES
+from meshkit.tls_settings import VARIABLES as TLS_VARIABLES
 from registry import config as registry
 from services.audit import config as audit
 from services.machineusers import config as machineusers
@@ -211,6 +212,21 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "shared secret a process needs to register; `plugmesh up` generates one into "
         "<data dir>/registration.secret (mode 0600) when unset",
         secret=True,
+    ),
+    # Mutual TLS inside the mesh (meshkit.tls_settings.VARIABLES), and how `plugmesh up`
+    # makes its certificates.
+    *(EnvVar(name, default, meaning) for name, default, meaning in TLS_VARIABLES),
+    EnvVar(
+        "PLUGMESH_MESH_TLS",
+        "on",
+        "`plugmesh up` makes a mesh CA and a certificate per process in <data dir>/tls and"
+        " runs every internal gRPC hop over mutual TLS; `off` runs the mesh in plaintext",
+    ),
+    EnvVar(
+        "PLUGMESH_MESH_TLS_CERT_LIFETIME_SECONDS",
+        "604800",
+        "lifetime of the certificates `plugmesh up` issues; each is renewed after two thirds"
+        " of it, while the mesh runs, without a restart",
     ),
     EnvVar(
         "PLUGMESH_DATABASE_URL",

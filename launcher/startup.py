@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from launcher.addresses import split_address
+from launcher.certs import LAUNCHER_IDENTITY, MeshCertificates
 from launcher.natsd import NatsServerError, nats_command, wait_until_accepting
 from launcher.output import render_table
 from launcher.processes import PROCESSES, ProcessSpec, process_named
 from launcher.redaction import redact_url
 from launcher.status import STATUS_HEADERS, RegistryUnreachable, status_rows, wait_until_serving
 from launcher.supervisor import Child, ChildSpec, Supervisor, describe_returncode
+from meshkit.tls import MeshTls
 from services.machineusers.bootstrap import BootstrapError, ensure_admin
 
 __all__ = ["NATS_ADDRESS_VAR", "Startup", "StartupFailed"]
@@ -104,6 +106,13 @@ async def _all_or_none(steps: Sequence[Coroutine[Any, Any, None]]) -> None:
             raise error
 
 
+def _member_tls(certificates: MeshCertificates | None, name: str) -> MeshTls | None:
+    if certificates is None:
+        return None
+    files = certificates.files_of(name)
+    return MeshTls(files.cert_file, files.key_file, files.ca_file)
+
+
 class Startup:
     """Starts the mesh's processes under ``supervisor``, in order, and reports on ``out``.
 
@@ -112,12 +121,22 @@ class Startup:
         supervisor: Runs the processes.
         out: Where the progress and the summary go.
         timeout_seconds: How long each step may take.
+        certificates: The processes' certificates, with mutual TLS on; ``None`` runs
+            the mesh in plaintext.
     """
 
     def __init__(
-        self, data_dir: Path, supervisor: Supervisor, out: TextIO, *, timeout_seconds: float
+        self,
+        data_dir: Path,
+        supervisor: Supervisor,
+        out: TextIO,
+        *,
+        timeout_seconds: float,
+        certificates: MeshCertificates | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.certificates = certificates
+        self._tls = _member_tls(certificates, LAUNCHER_IDENTITY)
         self.supervisor = supervisor
         self.out = out
         self.timeout_seconds = timeout_seconds
@@ -151,6 +170,7 @@ class Startup:
                 names,
                 timeout_seconds=self.timeout_seconds,
                 check=self._no_exits,
+                tls=self._tls,
             )
             self._no_exits()
         except (RegistryUnreachable, StartupFailed) as exc:
@@ -165,6 +185,7 @@ class Startup:
                 self.data_dir,
                 env[process_named("machine-users").grpc_address_var],
                 env["PLUGMESH_REGISTRATION_SECRET"],
+                tls=self._tls,
             )
         except BootstrapError as exc:
             print(f"plugmesh: {exc}", file=sys.stderr)
@@ -214,6 +235,8 @@ class Startup:
     async def _start_process(
         self, process: ProcessSpec, env: Mapping[str, str], progress: _Progress
     ) -> None:
+        if self.certificates is not None:
+            env = {**env, **self.certificates.env_for(process.name)}
         spec = ChildSpec(
             process.name,
             (sys.executable, "-m", process.module),

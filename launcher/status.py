@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from launcher.output import JSON, TABLE, print_json, render_table
+from meshkit.tls import MeshTls, dial
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 
 _PREFIX = "HEALTH_STATUS_"
@@ -65,13 +66,16 @@ def health_name(health: registry_pb2.HealthStatus.ValueType) -> str:
     return registry_pb2.HealthStatus.Name(health).removeprefix(_PREFIX)
 
 
-async def fetch_view(address: str, timeout_seconds: float = 3.0) -> MeshView:
-    """Ask the registry at ``address`` for every service and for its own health.
+async def fetch_view(
+    address: str, timeout_seconds: float = 3.0, tls: MeshTls | None = None
+) -> MeshView:
+    """Ask the registry at ``address`` for every service and for its own health (over
+    mutual TLS with ``tls``).
 
     Raises:
         RegistryUnreachable: The registry did not answer in time.
     """
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with dial(address, tls) as channel:
         try:
             listed = await registry_pb2_grpc.RegistryServiceStub(channel).ListServices(
                 registry_pb2.ListServicesRequest(), timeout=timeout_seconds
@@ -98,6 +102,7 @@ async def wait_until_serving(
     timeout_seconds: float,
     interval_seconds: float = 0.2,
     check: Callable[[], None] = lambda: None,
+    tls: MeshTls | None = None,
 ) -> MeshView:
     """Poll the registry until every one of ``names`` is SERVING or the time is up.
 
@@ -108,7 +113,7 @@ async def wait_until_serving(
     while True:
         check()
         try:
-            view = await fetch_view(address, timeout_seconds=min(3.0, timeout_seconds))
+            view = await fetch_view(address, timeout_seconds=min(3.0, timeout_seconds), tls=tls)
         except RegistryUnreachable:
             if time.monotonic() > deadline:
                 raise
@@ -195,12 +200,18 @@ def status_document(view: MeshView, now: float | None = None) -> dict[str, Any]:
 
 
 async def print_status(
-    address: str, out: TextIO, err: TextIO, timeout_seconds: float, output: str = TABLE
+    address: str,
+    out: TextIO,
+    err: TextIO,
+    timeout_seconds: float,
+    output: str = TABLE,
+    *,
+    tls: MeshTls | None = None,
 ) -> int:
     """``plugmesh status``: print the table, or the JSON document when ``output`` is
     ``json``; 1 when the registry cannot be reached (nothing on ``out`` then)."""
     try:
-        view = await fetch_view(address, timeout_seconds)
+        view = await fetch_view(address, timeout_seconds, tls)
     except RegistryUnreachable as exc:
         print(f"plugmesh: {exc}", file=err)
         print("plugmesh: is the mesh running? start it with `plugmesh up`", file=err)

@@ -16,6 +16,7 @@ from meshkit._env import ConfigError as ConfigError
 from meshkit._env import env_int as env_int
 from meshkit._env import env_number as env_number
 from meshkit.otel_settings import OtelSettings
+from meshkit.tls_settings import MeshTls
 
 #: Where every process finds the registry unless ``PLUGMESH_REGISTRY_ADDRESS`` says otherwise.
 DEFAULT_REGISTRY_ADDRESS = "127.0.0.1:50050"
@@ -81,6 +82,8 @@ class MeshConfig:
     (``PLUGMESH_<NAME>_ADDRESS``, ``PLUGMESH_<PROCESS>_METRICS_ADDRESS``)."""
     otel: OtelSettings = field(default_factory=OtelSettings)
     """OpenTelemetry: off unless an OTLP endpoint is set (``OTEL_*``)."""
+    tls: MeshTls | None = None
+    """Mutual TLS inside the mesh (``PLUGMESH_TLS_*``); plaintext when ``None``."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MeshConfig:
@@ -105,6 +108,7 @@ class MeshConfig:
             advertise_host=env.get("PLUGMESH_ADVERTISE_HOST") or None,
             addresses=addresses,
             otel=OtelSettings.from_env(env),
+            tls=MeshTls.from_env(env),
         )
 
     def address_of(self, name: str, default: str | None = None) -> str:

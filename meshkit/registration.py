@@ -19,6 +19,7 @@ from google.protobuf import descriptor_pb2
 
 from meshkit.errors import error_info
 from meshkit.tasks import cancel_and_wait
+from meshkit.tls import MeshTls, dial
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,10 @@ class Registrar:
         secret: str | None,
         backoff: Backoff | None = None,
         call_timeout_seconds: float = 5.0,
+        tls: MeshTls | None = None,
     ) -> None:
         self._registration = registration
+        self._tls = tls
         self._registry_address = registry_address
         self._metadata = secret_metadata(secret)
         self._backoff = backoff or Backoff()
@@ -125,7 +128,7 @@ class Registrar:
         """Start registering in the background; returns at once. Safe to call twice."""
         if self._task is not None:
             return
-        self._channel = grpc.aio.insecure_channel(self._registry_address)
+        self._channel = dial(self._registry_address, self._tls)
         self._task = asyncio.create_task(self._run(), name="registrar")
 
     async def wait(self) -> None:

@@ -53,7 +53,11 @@ def build(
         grace_seconds=config.mesh.shutdown_grace_seconds,
     )
     pins = ToolPins(database, bus, clock=clock)
-    discovery = Discovery(config.mesh.registry_address, secret=config.mesh.registration_secret)
+    discovery = Discovery(
+        config.mesh.registry_address,
+        secret=config.mesh.registration_secret,
+        tls=config.mesh.tls,
+    )
     servers = servers_pb2_grpc.McpServerServiceStub(discovery.channel(SERVERS))
     server = PluginServer(
         SERVICE_NAME,
