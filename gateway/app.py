@@ -141,6 +141,7 @@ class Gateway:
             SERVICE_NAME,
             database=self.database,
             nats_url=config.mesh.nats_url,
+            nats_tls=config.mesh.nats_tls,
             settings=config.events,
             grace_seconds=config.shutdown_grace_seconds,
             connect_in_background=True,
@@ -159,6 +160,7 @@ class Gateway:
             metrics=RpcMetrics(self.metrics_registry, known=self._known_method),
             access_log=config.http.access_log,
             spans=self.spans,
+            tls=config.front_door,
         )
         #: The upstream MCP servers whose tools the MCP front serves.
         self.mcp_upstreams = McpUpstreams(
@@ -200,6 +202,7 @@ class Gateway:
             issuer=config.auth.jwt_issuer,
             version=VERSION,
             nats_url=config.mesh.nats_url,
+            nats_tls=config.mesh.nats_tls,
             spans=self.spans,
         )
         #: The admin API of the upstream MCP servers (``McpServerService``, its own port).
@@ -282,6 +285,7 @@ class Gateway:
             self._http_app,
             self.config.http_address,
             shutdown_grace_seconds=self.config.shutdown_grace_seconds,
+            tls=self.config.front_door,
         )
         await self.http.start()
         if self._register:

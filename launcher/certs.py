@@ -178,10 +178,11 @@ class CertificateAuthority:
         service: str,
         *,
         lifetime: datetime.timedelta = MEMBER_LIFETIME,
+        extra_services: tuple[str, ...] = (),
     ) -> MemberFiles:
-        """Issue a certificate for ``service`` into ``directory`` (``<service>.crt``,
-        ``<service>.key``), replacing the files there."""
-        certificate, key = self.issue(service, lifetime=lifetime)
+        """Issue a certificate for ``service`` (and ``extra_services``) into
+        ``directory`` (``<service>.crt``, ``<service>.key``), replacing the files there."""
+        certificate, key = self.issue(service, lifetime=lifetime, extra_services=extra_services)
         files = MemberFiles(
             directory / f"{service}.crt", directory / f"{service}.key", directory / "ca.crt"
         )

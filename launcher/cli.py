@@ -271,7 +271,11 @@ def _admin_token(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def _events(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from launcher import events
 
-    url = events.nats_url(args.nats, _data_dir(args.data_dir, env), env)
+    data_dir = _data_dir(args.data_dir, env)
+    url = events.nats_url(args.nats, data_dir, env)
+    # The mesh's certificate for the NATS `plugmesh up` runs, not for an external one.
+    external = args.nats or env.get("PLUGMESH_NATS_URL") or env.get("PLUGMESH_NATS_TLS") == "off"
+    tls = None if external else _mesh_tls(data_dir, env)
     if args.action == "tail":
         return asyncio.run(
             events.tail(
@@ -281,11 +285,14 @@ def _events(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 sys.stderr,
                 count=args.count,
                 duration_seconds=args.seconds,
+                tls=tls,
             )
         )
     if args.replay:
-        return asyncio.run(events.replay(url, args.replay, sys.stdout, sys.stderr))
-    return asyncio.run(events.print_dead_letters(url, sys.stdout, sys.stderr, limit=args.limit))
+        return asyncio.run(events.replay(url, args.replay, sys.stdout, sys.stderr, tls=tls))
+    return asyncio.run(
+        events.print_dead_letters(url, sys.stdout, sys.stderr, limit=args.limit, tls=tls)
+    )
 
 
 def _registration_secret(data_dir: Path, env: Mapping[str, str]) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway import addresses as gateway
+from gateway.front_door import VARIABLES as FRONT_DOOR_VARIABLES
 from meshkit.config import DEFAULT_NATS_ADDRESS, address_variable, metrics_variable
 from meshkit.events.settings import VARIABLES as EVENT_VARIABLES
 from meshkit.otel_settings import VARIABLES as OTEL_VARIABLES
@@ -217,6 +218,13 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     # makes its certificates.
     *(EnvVar(name, default, meaning) for name, default, meaning in TLS_VARIABLES),
     EnvVar(
+        "PLUGMESH_NATS_TLS",
+        "on",
+        "with the PLUGMESH_TLS_* files set, NATS connections are TLS presenting the same"
+        " certificate and trusting the same CA (the embedded nats-server of `plugmesh up`"
+        " requires it); `off` for a NATS that does not know the mesh CA",
+    ),
+    EnvVar(
         "PLUGMESH_MESH_TLS",
         "on",
         "`plugmesh up` makes a mesh CA and a certificate per process in <data dir>/tls and"
@@ -274,6 +282,8 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "4194304",
         "largest request message the gateway's gRPC port accepts",
     ),
+    # TLS at the gateway's front door (gateway.front_door.VARIABLES).
+    *(EnvVar(name, default, meaning) for name, default, meaning in FRONT_DOOR_VARIABLES),
     EnvVar(
         "PLUGMESH_GATEWAY_ACCESS_LOG",
         "on",

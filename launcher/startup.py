@@ -191,16 +191,23 @@ class Startup:
             print(f"plugmesh: {exc}", file=sys.stderr)
             return 1
         gateway_http = addresses.get("PLUGMESH_GATEWAY_HTTP_ADDRESS")
-        print(f"\nHTTP/JSON gateway: http://{gateway_http}", file=self.out)
+        scheme = "https" if env.get("PLUGMESH_GATEWAY_TLS_CERT_FILE") else "http"
+        print(f"\nHTTP/JSON gateway: {scheme}://{gateway_http}", file=self.out)
         if admin.created:
             print(f"admin token (shown once; kept in {admin.path}): {admin.token}", file=self.out)
         else:
             print(f"admin token: {admin.path}", file=self.out)
         print(
-            f'  curl -H "Authorization: Bearer $(cat {admin.path})" http://{gateway_http}/v1/users',
+            f'  curl -H "Authorization: Bearer $(cat {admin.path})" {scheme}://{gateway_http}/v1/users',
             file=self.out,
         )
         print(f"NATS: {redact_url(env['PLUGMESH_NATS_URL'])}", file=self.out)
+        if self.certificates is not None:
+            print(
+                f"internal gRPC and NATS: mutual TLS, CA and certificates in"
+                f" {self.certificates.directory}",
+                file=self.out,
+            )
         print(f"logs: {self.logs}/<process>.log — Ctrl-C stops the mesh", file=self.out)
         self.out.flush()
         return 0
@@ -215,8 +222,11 @@ class Startup:
         host, port = split_address(address)
         store = self.data_dir / "jetstream"
         store.mkdir(parents=True, exist_ok=True)
+        tls = _member_tls(self.certificates, "nats")
         spec = ChildSpec(
-            "nats", nats_command(store, host=host, port=port), log_path=self.log_path("nats")
+            "nats",
+            nats_command(store, host=host, port=port, tls=tls),
+            log_path=self.log_path("nats"),
         )
         (child,) = await self.supervisor.start(spec)
         try:

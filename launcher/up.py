@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Mapping
@@ -20,7 +21,7 @@ from typing import Any, TextIO
 
 from launcher.addresses import AddressUnavailable, resolve_ports
 from launcher.certs import MEMBER_LIFETIME, TLS_DIR, MeshCertificates
-from launcher.processes import PROCESSES
+from launcher.processes import NATS, PROCESSES
 from launcher.startup import NATS_ADDRESS_VAR, Startup
 from launcher.state import SECRET_FILE, STATE_FILE, UpState, load_or_create_secret, read_state
 from launcher.supervisor import Supervisor
@@ -102,6 +103,9 @@ def child_env(settings: UpSettings, addresses: Mapping[str, str], secret: str) -
     env["PLUGMESH_NATS_URL"] = settings.nats_url or f"nats://{addresses[NATS_ADDRESS_VAR]}"
     env["PLUGMESH_REGISTRATION_SECRET"] = secret
     env["PYTHONUNBUFFERED"] = "1"
+    if settings.nats_url and not env.get("PLUGMESH_NATS_TLS"):
+        # An external NATS knows nothing of the mesh CA made here.
+        env["PLUGMESH_NATS_TLS"] = "off"
     return env
 
 
@@ -160,22 +164,31 @@ def _certificates(settings: UpSettings) -> MeshCertificates | None:
         return None
     certificates = MeshCertificates(
         settings.data_dir / TLS_DIR,
-        tuple(spec.name for spec in PROCESSES),
+        (NATS, *(spec.name for spec in PROCESSES)),
         lifetime=datetime.timedelta(seconds=settings.certificate_lifetime_seconds),
     )
     certificates.renew_due()
     return certificates
 
 
-async def _renew_forever(certificates: MeshCertificates, settings: UpSettings) -> None:
-    """Renew each certificate after two thirds of its lifetime: the servers serve the
-    new files from their next handshake on, new channels present them."""
+async def _renew_forever(
+    certificates: MeshCertificates, settings: UpSettings, supervisor: Supervisor
+) -> None:
+    """Renew each certificate after two thirds of its lifetime: the gRPC servers serve
+    the new files from their next handshake on, new channels present them, and the
+    embedded nats-server reads them again on SIGHUP (its configuration reload)."""
     interval = min(60.0, settings.certificate_lifetime_seconds / 10)
     while True:
         await asyncio.sleep(interval)
         renewed = await asyncio.to_thread(certificates.renew_due)
-        if renewed:
-            log.info("certificates renewed", extra={"processes": renewed})
+        if not renewed:
+            continue
+        log.info("certificates renewed", extra={"processes": renewed})
+        if NATS in renewed:
+            for child in supervisor.children:
+                if child.name == NATS and child.pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(child.pid, signal.SIGHUP)
 
 
 async def run_up(settings: UpSettings, out: TextIO) -> int:
@@ -206,7 +219,9 @@ async def run_up(settings: UpSettings, out: TextIO) -> int:
         certificates=certificates,
     )
     renewing = (
-        asyncio.create_task(_renew_forever(certificates, settings), name="renew certificates")
+        asyncio.create_task(
+            _renew_forever(certificates, settings, supervisor), name="renew certificates"
+        )
         if certificates is not None
         else None
     )

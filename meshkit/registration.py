@@ -169,6 +169,8 @@ class Registrar:
                 return
             except grpc.aio.AioRpcError as exc:
                 failures += 1
+                if self._tls is not None and exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    stub = await self._redial()
                 delay = self._backoff.delay(failures)
                 log.warning(
                     "registry call failed; retrying",
@@ -176,6 +178,14 @@ class Registrar:
                 )
                 self.registered.clear()
                 await asyncio.sleep(delay)
+
+    async def _redial(self) -> registry_pb2_grpc.RegistryServiceAsyncStub:
+        # A channel presents the certificate read when it was made: after a failure, a
+        # fresh one presents a renewed certificate (the old one may have expired).
+        old, self._channel = self._channel, dial(self._registry_address, self._tls)
+        if old is not None:
+            await old.close()
+        return registry_pb2_grpc.RegistryServiceStub(self._channel)
 
     async def _register(self, stub: registry_pb2_grpc.RegistryServiceAsyncStub) -> float:
         r = self._registration

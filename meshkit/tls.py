@@ -8,11 +8,15 @@ The settings (:class:`MeshTls`, from ``PLUGMESH_TLS_*``) are in
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from meshkit.tls_settings import IDENTITY_PREFIX, MESH_SERVER_NAME, MeshTls, identity_uri
 
@@ -24,7 +28,9 @@ __all__ = [
     "channel_credentials",
     "dial",
     "identity_uri",
+    "nats_options",
     "peer_services",
+    "rotating_server_credentials",
     "server_credentials",
 ]
 
@@ -34,7 +40,16 @@ log = logging.getLogger(__name__)
 def server_credentials(tls: MeshTls) -> grpc.ServerCredentials:
     """Credentials of a server that requires a client certificate signed by the CA and
     serves the files' certificate, reread when they change."""
-    return _RotatingServerCredentials(tls).credentials
+    return rotating_server_credentials(tls.cert_file, tls.key_file, tls.ca_file)
+
+
+def rotating_server_credentials(
+    cert_file: Path, key_file: Path, ca_file: Path | None
+) -> grpc.ServerCredentials:
+    """Credentials serving the certificate in ``cert_file``, reread at the next handshake
+    after a file changed; with ``ca_file`` they require a client certificate it signed,
+    without it (a front door) they ask for none."""
+    return _RotatingServerCredentials(cert_file, key_file, ca_file).credentials
 
 
 def channel_credentials(tls: MeshTls) -> grpc.ChannelCredentials:
@@ -51,6 +66,21 @@ CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.ssl_target_name_override", MESH_SERVER_NAME),
     ("grpc.default_authority", MESH_SERVER_NAME),
 )
+
+
+def nats_options(tls: MeshTls | None) -> dict[str, Any]:
+    """The ``nats.connect`` options of a member's connection: TLS presenting its
+    certificate, trusting the mesh CA and checking :data:`MESH_SERVER_NAME`; none (a
+    plaintext connection) without ``tls``.
+
+    The context is made once per connection, so a reconnection presents the certificate
+    read when the connection was made.
+    """
+    if tls is None:
+        return {}
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
+    context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    return {"tls": context, "tls_hostname": MESH_SERVER_NAME}
 
 
 def dial(
@@ -95,22 +125,25 @@ class _RotatingServerCredentials:
     """Server credentials whose certificate follows the files: gRPC asks at each handshake
     for a new configuration, which is read when a file's modification time changed."""
 
-    def __init__(self, tls: MeshTls) -> None:
-        self._tls = tls
+    def __init__(self, cert_file: Path, key_file: Path, ca_file: Path | None) -> None:
+        self._files = (cert_file, key_file, *((ca_file,) if ca_file else ()))
         self._lock = threading.Lock()
         self._stamp = self._stamps()
         self.credentials = grpc.dynamic_ssl_server_credentials(
-            self._configuration(*tls.read()),
+            self._configuration(*self._read()),
             self._fetch,
-            require_client_authentication=True,
+            require_client_authentication=ca_file is not None,
         )
 
     def _stamps(self) -> tuple[int, ...]:
-        tls = self._tls
-        return tuple(path.stat().st_mtime_ns for path in (tls.cert_file, tls.key_file, tls.ca_file))
+        return tuple(path.stat().st_mtime_ns for path in self._files)
+
+    def _read(self) -> tuple[bytes, bytes, bytes | None]:
+        certificate, key, *ca = (path.read_bytes() for path in self._files)
+        return certificate, key, ca[0] if ca else None
 
     @staticmethod
-    def _configuration(certificate: bytes, key: bytes, ca: bytes) -> Any:
+    def _configuration(certificate: bytes, key: bytes, ca: bytes | None) -> Any:
         return grpc.ssl_server_certificate_configuration([(key, certificate)], root_certificates=ca)
 
     def _fetch(self) -> Any:
@@ -120,20 +153,17 @@ class _RotatingServerCredentials:
                 stamp = self._stamps()
                 if stamp == self._stamp:
                     return None
-                certificate, key, ca = self._tls.read()
+                certificate, key, ca = self._read()
             except OSError:
                 return None
             if not _key_matches(certificate, key):
                 return None  # between the key's rewrite and the certificate's: wait
             self._stamp = stamp
-            log.info("serving a renewed certificate", extra={"cert_file": str(self._tls.cert_file)})
+            log.info("serving a renewed certificate", extra={"cert_file": str(self._files[0])})
             return self._configuration(certificate, key, ca)
 
 
 def _key_matches(certificate: bytes, key: bytes) -> bool:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
     try:
         public = x509.load_pem_x509_certificate(certificate).public_key()
         private = serialization.load_pem_private_key(key, password=None)

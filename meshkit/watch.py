@@ -133,12 +133,22 @@ class RegistryWatch(Generic[_Entry]):
                 synced, reason = False, "an unexpected error"
             self._connected = False
             failures = 0 if synced else failures + 1
+            if not synced and self._tls is not None:
+                stub = await self._redial()
             delay = self._backoff.delay(failures)
             log.warning(
                 "registry watch lost; watching again",
                 extra={"watch": self._name, "reason": reason, "retry_in_seconds": round(delay, 2)},
             )
             await asyncio.sleep(delay)
+
+    async def _redial(self) -> RegistryStub:
+        # A channel presents the certificate read when it was made: after a failure, a
+        # fresh one presents a renewed certificate (the old one may have expired).
+        old, self._channel = self._channel, dial(self._registry_address, self._tls)
+        if old is not None:
+            await old.close()
+        return registry_pb2_grpc.RegistryServiceStub(self._channel)
 
     async def _follow(self, stub: RegistryStub) -> bool:
         """Follow one watch stream until it ends; return whether it got as far as SYNCED."""

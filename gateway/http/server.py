@@ -25,6 +25,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gateway.front_door import FrontDoorTls
 from gateway.http.asgi import Receive, Scope, Send
 from meshkit.server import AddressInUseError
 
@@ -151,10 +152,19 @@ class HttpServer:
         app: The ASGI app (:func:`gateway.http.build_app`).
         address: ``host:port`` to listen on; port 0 picks a free port.
         shutdown_grace_seconds: How long requests in flight may finish on :meth:`stop`.
+        tls: The front door's certificate; plaintext without one.
     """
 
-    def __init__(self, app: AsgiApp, address: str, *, shutdown_grace_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        app: AsgiApp,
+        address: str,
+        *,
+        shutdown_grace_seconds: float = 5.0,
+        tls: FrontDoorTls | None = None,
+    ) -> None:
         self._app = app
+        self._tls = tls or FrontDoorTls()
         self._listen = address
         self._grace = shutdown_grace_seconds
         self._server: _EmbeddedServer | None = None
@@ -193,6 +203,8 @@ class HttpServer:
             server_header=False,
             proxy_headers=False,
             timeout_graceful_shutdown=max(math.ceil(self._grace), 1),
+            ssl_certfile=self._tls.cert_file,
+            ssl_keyfile=self._tls.key_file,
         )
         server = _EmbeddedServer(config)
         self._server = server

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import nats.errors
 import pytest
 from cryptography import x509
 
@@ -20,14 +21,15 @@ from launcher.status import fetch_view
 from meshkit.tls import MeshTls, dial
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
 from tests.launcher.helpers import stop_up, up_tls, wait_up
+from tests.launcher.test_nats_tls import _round_trip
 from tests.launcher.test_up import Up
 from tests.meshkit.test_mutual_tls import presented_certificate
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(180)
 
-#: Short enough to see a renewal in the test: renewed after 20 s.
-LIFETIME_SECONDS = 30
+#: Short enough to see a renewal in the test: renewed after 30 s.
+LIFETIME_SECONDS = 45
 
 
 @pytest.fixture
@@ -87,6 +89,12 @@ async def test_up_runs_the_mesh_over_mutual_tls_and_renews_certificates_live(up:
     users = addresses["PLUGMESH_USERS_ADDRESS"]
     assert await _list_users(users, None) == grpc.StatusCode.UNAVAILABLE
     assert await _list_users(users, tls) == grpc.StatusCode.UNAUTHENTICATED
+
+    # NATS too: TLS with a client certificate of the mesh CA, or nothing.
+    nats_url = up.state()["nats_url"]
+    assert await _round_trip(nats_url, tls) == b"over tls"
+    with pytest.raises((nats.errors.Error, OSError)):
+        await _round_trip(nats_url, None)
 
     # The users plugin serves its renewed certificate without a restart.
     pid = up.state()["children"]["users"]

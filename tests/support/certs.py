@@ -21,8 +21,14 @@ class TestCa:
         self.authority = CertificateAuthority.open(directory)
 
     def member(
-        self, service: str, *, lifetime: datetime.timedelta = datetime.timedelta(days=1)
+        self,
+        service: str,
+        *,
+        lifetime: datetime.timedelta = datetime.timedelta(days=1),
+        extra_services: tuple[str, ...] = (),
     ) -> MeshTls:
         """A fresh certificate for ``service`` (rewrites its files when it has some)."""
-        files = self.authority.write_member(self.directory, service, lifetime=lifetime)
+        files = self.authority.write_member(
+            self.directory, service, lifetime=lifetime, extra_services=extra_services
+        )
         return MeshTls(files.cert_file, files.key_file, files.ca_file)
