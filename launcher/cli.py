@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 from launcher.addresses import split_address
 from launcher.output import OUTPUT_FORMATS
 from launcher.processes import ENVIRONMENT, NATS, PROCESSES, process_named, process_names
-from meshkit.config import DEFAULT_NATS_ADDRESS, DEFAULT_REGISTRY_ADDRESS
+from meshkit.config import DEFAULT_NATS_ADDRESS, DEFAULT_REGISTRY_ADDRESS, ConfigError
 from meshkit.version import package_version
 
 if TYPE_CHECKING:
@@ -192,6 +192,11 @@ def _mesh_tls(data_dir: Path, env: Mapping[str, str]) -> MeshTls | None:
     configured = MeshTls.from_env(env)
     if configured is not None:
         return configured
+    from launcher.state import read_state
+
+    state = read_state(data_dir)
+    if state is not None and not state.get("mesh_tls", True):
+        return None  # `plugmesh up` runs in plaintext (PLUGMESH_MESH_TLS=off)
     directory = data_dir / TLS_DIR
     files = [directory / f"{LAUNCHER_IDENTITY}.{ext}" for ext in ("crt", "key")]
     if not all(path.is_file() for path in (*files, directory / "ca.crt")):
@@ -357,6 +362,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         return 130
+    except ConfigError as exc:
+        # A setting that cannot be used (PLUGMESH_MESH_TLS, the PLUGMESH_TLS_* files).
+        print(f"plugmesh: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # `plugmesh status -o json | head`: the reader left. End as a tool killed by
         # SIGPIPE does, without the traceback (and the second one at exit) Python prints.

@@ -208,7 +208,12 @@ async def run_up(settings: UpSettings, out: TextIO) -> int:
         return 1
     env = child_env(settings, addresses, secret)
     certificates = _certificates(settings)
-    state = UpState(data_dir / STATE_FILE, addresses, env["PLUGMESH_NATS_URL"])
+    state = UpState(
+        data_dir / STATE_FILE,
+        addresses,
+        env["PLUGMESH_NATS_URL"],
+        mesh_tls=certificates is not None,
+    )
     stop = asyncio.Event()
     supervisor = Supervisor(grace_seconds=settings.grace_seconds, listener=state)
     mesh = Startup(
