@@ -1,8 +1,9 @@
 """TLS at the gateway's front door: its HTTP and gRPC ports.
 
 With a certificate and key (``PLUGMESH_GATEWAY_TLS_CERT_FILE``,
-``PLUGMESH_GATEWAY_TLS_KEY_FILE``), both ports serve TLS; the gRPC port serves a renewed
-certificate from its next handshake on, the HTTP port from its next start. Without them
+``PLUGMESH_GATEWAY_TLS_KEY_FILE``), both ports serve TLS, and a renewed certificate
+(the files rewritten) without a restart: the gRPC port from its next handshake, the HTTP
+port after its next check of the files (every 30 s). Without them
 both serve plaintext, which is allowed on a loopback address only (``curl`` and
 ``grpcurl -plaintext`` on one machine), unless ``PLUGMESH_GATEWAY_PLAINTEXT=allow`` says
 that something in front (a load balancer, an ingress controller) terminates TLS.

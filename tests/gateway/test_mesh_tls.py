@@ -3,7 +3,9 @@ certificate: a real registry, echo plugin and gateway on free ports."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,10 +13,13 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from cryptography import x509
 
 from gateway.app import Gateway
 from gateway.config import GatewayConfig
 from gateway.front_door import FrontDoorTls
+from gateway.http.asgi import Receive, Scope, Send
+from gateway.http.server import HttpServer
 from meshkit.config import ConfigError, MeshConfig
 from meshkit.registration import Backoff
 from meshkit.tls import dial
@@ -213,3 +218,47 @@ def test_a_certificate_allows_any_address(public_ca: TestCa) -> None:
         "PLUGMESH_GATEWAY_TLS_KEY_FILE": str(served.key_file),
     }
     assert GatewayConfig.from_env(env).front_door.enabled
+
+
+async def test_the_http_front_door_serves_its_renewed_certificate_without_a_restart(
+    public_ca: TestCa,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    served = public_ca.member("localhost")
+    server = HttpServer(
+        app,
+        "127.0.0.1:0",
+        tls=FrontDoorTls(served.cert_file, served.key_file),
+        certificate_check_seconds=0.05,
+    )
+    await server.start()
+    try:
+        address = f"localhost:{server.port}"
+        first = await asyncio.to_thread(_served_serial, address, served.ca_file)
+        public_ca.member("localhost")  # rewrites the files in place
+
+        async def renewed() -> int | None:
+            serial = await asyncio.to_thread(_served_serial, address, served.ca_file)
+            return serial if serial != first else None
+
+        second = await eventually(renewed, what="the renewed certificate served")
+    finally:
+        await server.stop()
+
+    on_disk = x509.load_pem_x509_certificate(served.cert_file.read_bytes())
+    assert second == on_disk.serial_number
+
+
+def _served_serial(address: str, ca_file: Path) -> int:
+    host, _, port = address.rpartition(":")
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
