@@ -8,7 +8,11 @@ reached three ways, all in one run on this machine:
 - **gateway**: ``GET /v1/items/{item_id}`` through the real gateway (``python -m gateway``),
   which found the plugin's route through the real registry (``python -m registry``);
 - **FastAPI**: a hand-written FastAPI route on uvicorn that calls the same stub over one
-  ``grpc.aio`` channel and returns ``JSONResponse(MessageToDict(reply))``.
+  ``grpc.aio`` channel and returns ``JSONResponse(MessageToDict(reply))``;
+- **gateway, mTLS**: the gateway path again, in a second mesh (registry, plugin, gateway)
+  whose internal hops are mutual TLS, with a CA and certificates made for the run as
+  ``plugmesh up`` makes them: the cost of mTLS on the gateway → plugin hop (the front
+  door stays plaintext HTTP on loopback in both).
 
 Each server is its own process (registry, plugin, gateway, FastAPI app), as in a real
 deployment, and so is each load generator run: one process per measurement, so the
@@ -171,8 +175,9 @@ def serve_plugin(port: int, registry_address: str) -> None:
     """The plugin: a PluginServer that registers with the registry."""
     from meshkit.server import PluginServer, Servicer, run
 
+    tls = {k: v for k, v in os.environ.items() if k.startswith("PLUGMESH_TLS_")}
     config = MeshConfig.from_env(
-        {"PLUGMESH_REGISTRY_ADDRESS": registry_address, "PLUGMESH_LOG_LEVEL": "WARNING"}
+        {**tls, "PLUGMESH_REGISTRY_ADDRESS": registry_address, "PLUGMESH_LOG_LEVEL": "WARNING"}
     )
     server = PluginServer(
         PLUGIN_NAME,
@@ -383,6 +388,7 @@ class Target:
     kind: str  # "http" or "grpc"
     address: str
     server: str  # the process between the load generator and the plugin, or ""
+    plugin: str = "plugin"  # the plugin process it reaches
 
 
 def cpu_seconds(pid: int) -> float:
@@ -467,6 +473,62 @@ def _listening(address: str) -> Callable[[], bool]:
     return check
 
 
+def _mutual_tls_mesh(logs: Path, processes: Processes, quiet: dict[str, str]) -> str:
+    """A second registry, plugin and gateway whose hops are mutual TLS; the gateway's
+    HTTP address."""
+    from launcher.certs import EXTRA_IDENTITIES, CertificateAuthority
+
+    directory = logs / "tls"
+    authority = CertificateAuthority.open(directory)
+
+    def tls_env(service: str) -> dict[str, str]:
+        files = authority.write_member(
+            directory, service, extra_services=EXTRA_IDENTITIES.get(service, ())
+        )
+        return {
+            "PLUGMESH_TLS_CERT_FILE": str(files.cert_file),
+            "PLUGMESH_TLS_KEY_FILE": str(files.key_file),
+            "PLUGMESH_TLS_CA_FILE": str(files.ca_file),
+        }
+
+    python = sys.executable
+    registry = f"127.0.0.1:{_free_port()}"
+    plugin = f"127.0.0.1:{_free_port()}"
+    gateway_http = f"127.0.0.1:{_free_port()}"
+    processes.start(
+        "registry-mtls",
+        [python, "-m", "registry"],
+        {
+            **quiet,
+            **tls_env("registry"),
+            "PLUGMESH_REGISTRY_ADDRESS": registry,
+            "PLUGMESH_DATA_DIR": str(logs / "data-mtls"),
+        },
+    )
+    _wait("the mTLS registry", _listening(registry), processes, 30)
+    this = [python, str(Path(__file__).resolve())]
+    processes.start(
+        "plugin-mtls",
+        [*this, "--serve-plugin", plugin, registry],
+        {**quiet, **tls_env(PLUGIN_NAME)},
+    )
+    processes.start(
+        "gateway-mtls",
+        [python, "-m", "gateway"],
+        {
+            **quiet,
+            **tls_env("gateway"),
+            "PLUGMESH_DATA_DIR": str(logs / "data-mtls"),
+            "PLUGMESH_REGISTRY_ADDRESS": registry,
+            "PLUGMESH_GATEWAY_HTTP_ADDRESS": gateway_http,
+            "PLUGMESH_GATEWAY_GRPC_ADDRESS": f"127.0.0.1:{_free_port()}",
+            "PLUGMESH_GATEWAY_MCP_SERVERS_ADDRESS": f"127.0.0.1:{_free_port()}",
+        },
+    )
+    _wait("the plugin through the mTLS gateway", _answers_http(gateway_http), processes, 60)
+    return gateway_http
+
+
 @contextlib.contextmanager
 def mesh(logs: Path) -> Iterator[tuple[list[Target], Processes]]:
     """Start registry, plugin, gateway and the FastAPI app; yield the three targets."""
@@ -504,10 +566,12 @@ def mesh(logs: Path) -> Iterator[tuple[list[Target], Processes]]:
         processes.start("fastapi", [*this, "--serve-fastapi", fastapi, plugin], quiet)
         _wait("the plugin through the gateway", _answers_http(gateway_http), processes, 60)
         _wait("the FastAPI route", _answers_http(fastapi), processes, 30)
+        mtls_http = _mutual_tls_mesh(logs, processes, quiet)
         targets = [
             Target("direct grpc.aio", "grpc", plugin, ""),
             Target("gateway (HTTP→gRPC)", "http", gateway_http, "gateway"),
             Target("FastAPI + uvicorn route", "http", fastapi, "fastapi"),
+            Target("gateway, mTLS to plugin", "http", mtls_http, "gateway-mtls", "plugin-mtls"),
         ]
         yield targets, processes
     finally:
@@ -528,7 +592,7 @@ def measure(
 ) -> Measured:
     """One load run in a process of its own."""
     server = processes.pid(target.server) if target.server else None
-    plugin = processes.pid("plugin")
+    plugin = processes.pid(target.plugin)
     server_before = cpu_seconds(server) if server else 0.0
     plugin_before = cpu_seconds(plugin)
     done = subprocess.run(
@@ -629,7 +693,14 @@ def _report(
                 f" {result.p99_ms:>8.2f} {errors:>6} {result.client_cpu_ms:>18.3f} {server:>7}"
                 f" {median.plugin_cpu_ms:>7.3f}"
             )
-    direct, gateway, fastapi = (target.name for target in targets)
+    direct, gateway, fastapi, gateway_mtls = (target.name for target in targets)
+    for concurrency in (1, 32):
+        plain = _median(cells[(gateway, concurrency)]).result
+        mtls = _median(cells[(gateway_mtls, concurrency)]).result
+        print(
+            f"c={concurrency}: mTLS on the gateway → plugin hop: {mtls.rps / plain.rps:.0%} of"
+            f" the plaintext gateway's req/s, p50 {mtls.p50_ms - plain.p50_ms:+.2f} ms"
+        )
     for concurrency in (1, 32):
         via_gateway = _median(cells[(gateway, concurrency)]).result.rps
         versus_fastapi = via_gateway / _median(cells[(fastapi, concurrency)]).result.rps

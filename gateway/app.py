@@ -117,11 +117,15 @@ class Gateway:
             config.registry_address,
             secret=config.mesh.registration_secret,
             backoff=registry_backoff,
+            tls=config.mesh.tls,
         )
         #: Where the process's spans go; ``None`` with traces off.
         self.spans = open_recorder(config.mesh.otel, SERVICE_NAME)
         self.upstreams = Upstreams(
-            self.catalog, close_grace_seconds=config.shutdown_grace_seconds, spans=self.spans
+            self.catalog,
+            close_grace_seconds=config.shutdown_grace_seconds,
+            spans=self.spans,
+            tls=config.mesh.tls,
         )
         self.health = GatewayHealth()
         #: The process's Prometheus registry.
@@ -139,6 +143,7 @@ class Gateway:
             SERVICE_NAME,
             database=self.database,
             nats_url=config.mesh.nats_url,
+            nats_tls=config.mesh.nats_tls,
             settings=config.events,
             grace_seconds=config.shutdown_grace_seconds,
             connect_in_background=True,
@@ -152,6 +157,7 @@ class Gateway:
                 config.rate_limits,
                 config.mesh.nats_url,
                 replicas=config.events.stream_replicas,
+                nats_tls=config.mesh.nats_tls,
                 metrics_registry=self.metrics_registry,
             )
             if config.rate_limits.enabled
@@ -170,6 +176,7 @@ class Gateway:
             metrics=RpcMetrics(self.metrics_registry, known=self._known_method),
             access_log=config.http.access_log,
             spans=self.spans,
+            tls=config.front_door,
         )
         #: The upstream MCP servers whose tools the MCP front serves.
         self.mcp_upstreams = McpUpstreams(
@@ -212,6 +219,7 @@ class Gateway:
             issuer=config.auth.authorization_server,
             version=VERSION,
             nats_url=config.mesh.nats_url,
+            nats_tls=config.mesh.nats_tls,
             spans=self.spans,
         )
         #: The admin API of the upstream MCP servers (``McpServerService``, its own port).
@@ -229,7 +237,7 @@ class Gateway:
         self.console = Console(
             self.catalog,
             self.auth.http,
-            NatsEvents(config.mesh.nats_url),
+            NatsEvents(config.mesh.nats_url, tls=config.mesh.nats_tls),
             mcp_changes=self.mcp_upstreams.add_listener,
         )
         self.http: HttpServer | None = None
@@ -306,20 +314,25 @@ class Gateway:
             self._http_app,
             self.config.http_address,
             shutdown_grace_seconds=self.config.shutdown_grace_seconds,
+            tls=self.config.front_door,
         )
         await self.http.start()
         if self._register:
+            # With mutual TLS the gRPC port is a front door, which the mesh's channels do
+            # not dial: the gateway registers its admin server's address, a mesh port.
+            mesh_port = self.config.mesh.tls is not None
             self._registrar = Registrar(
                 Registration(
                     service=SERVICE_NAME,
-                    address=self.grpc_address,
+                    address=self.mcp_servers.server.address if mesh_port else self.grpc_address,
                     version=VERSION,
                     grpc_services=(),
                     file_descriptor_set=_health_only(),
-                    metadata={"http_address": self.http_address},
+                    metadata={"http_address": self.http_address, "grpc_address": self.grpc_address},
                 ),
                 registry_address=self.config.registry_address,
                 secret=self.config.mesh.registration_secret,
+                tls=self.config.mesh.tls,
             )
             await self._registrar.start()
         log.info(

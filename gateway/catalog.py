@@ -43,6 +43,7 @@ from google.protobuf import descriptor, message, message_factory
 from gateway.model import Instance, Method, Route, Service, Snapshot, build_snapshot
 from gateway.schemas import Schema, SchemaError
 from meshkit.registration import Backoff, secret_metadata
+from meshkit.tls import MeshTls
 from meshkit.watch import RegistryStub, RegistryWatch
 from plugmesh.registry.v1 import registry_pb2
 
@@ -69,6 +70,7 @@ class Catalog:
         secret: The registration secret, sent with every registry call when set.
         backoff: Delays between reconnections of a broken watch.
         call_timeout_seconds: Deadline of each ``GetServiceSchema`` call.
+        tls: Mutual TLS to the registry; plaintext when ``None``.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class Catalog:
         secret: str | None = None,
         backoff: Backoff | None = None,
         call_timeout_seconds: float = 5.0,
+        tls: MeshTls | None = None,
     ) -> None:
         self._watch = RegistryWatch(
             registry_address,
@@ -86,6 +89,7 @@ class Catalog:
             secret=secret,
             backoff=backoff,
             name="catalog",
+            tls=tls,
         )
         self._metadata = secret_metadata(secret)
         self._timeout = call_timeout_seconds

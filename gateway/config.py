@@ -8,6 +8,9 @@
 | ``PLUGMESH_GATEWAY_GRPC_DEFAULT_DEADLINE_SECONDS`` | ``30`` | default gRPC deadline |
 | ``PLUGMESH_GATEWAY_GRPC_MAX_MESSAGE_BYTES`` | ``4194304`` | largest gRPC request message |
 | ``PLUGMESH_GATEWAY_METRICS_ADDRESS`` | (none) | Prometheus metrics, also at ``/metrics`` |
+| ``PLUGMESH_GATEWAY_TLS_CERT_FILE`` | (none) | TLS of the HTTP and gRPC ports |
+| ``PLUGMESH_GATEWAY_TLS_KEY_FILE`` | (none) | its key |
+| ``PLUGMESH_GATEWAY_PLAINTEXT`` | ``loopback`` | ``allow``: plaintext on any address |
 
 the HTTP side's ``PLUGMESH_GATEWAY_HTTP_*`` ones (:class:`gateway.http.HttpSettings`), the
 authentication's ``PLUGMESH_GATEWAY_JWT_*`` and ``PLUGMESH_GATEWAY_AUTH_*`` ones
@@ -30,10 +33,11 @@ from gateway.addresses import (
     DEFAULT_MCP_SERVERS_ADDRESS,
 )
 from gateway.auth.settings import AuthSettings
+from gateway.front_door import FrontDoorTls
 from gateway.http import HttpSettings
 from gateway.mcpfront.settings import McpSettings
 from gateway.ratelimit.settings import RateLimitSettings
-from meshkit.config import MeshConfig, env_int, env_number
+from meshkit.config import MeshConfig, address_variable, env_int, env_number
 from meshkit.events import EventSettings
 
 DEFAULT_DEADLINE_SECONDS = 30.0
@@ -61,6 +65,7 @@ class GatewayConfig:
         events: The event bus's settings (the outbox of ``mcp.server.*`` and
             ``tool.call.*``).
         mesh: The mesh-wide settings.
+        front_door: TLS of the HTTP and gRPC ports (:mod:`gateway.front_door`).
     """
 
     grpc_address: str = DEFAULT_GRPC_ADDRESS
@@ -75,6 +80,7 @@ class GatewayConfig:
     mcp_servers_address: str = DEFAULT_MCP_SERVERS_ADDRESS
     events: EventSettings = field(default_factory=EventSettings)
     mesh: MeshConfig = field(default_factory=lambda: MeshConfig.from_env({}))
+    front_door: FrontDoorTls = field(default_factory=FrontDoorTls)
 
     @property
     def registry_address(self) -> str:
@@ -101,9 +107,15 @@ class GatewayConfig:
         """
         mesh = MeshConfig.from_env(env)
         values = os.environ if env is None else env
+        front_door = FrontDoorTls.from_env(values)
+        grpc_address = mesh.address_of("gateway-grpc", DEFAULT_GRPC_ADDRESS)
+        http_address = mesh.address_of("gateway-http", DEFAULT_HTTP_ADDRESS)
+        front_door.check(address_variable("gateway-grpc"), grpc_address)
+        front_door.check(address_variable("gateway-http"), http_address)
         return cls(
-            grpc_address=mesh.address_of("gateway-grpc", DEFAULT_GRPC_ADDRESS),
-            http_address=mesh.address_of("gateway-http", DEFAULT_HTTP_ADDRESS),
+            front_door=front_door,
+            grpc_address=grpc_address,
+            http_address=http_address,
             mcp_servers_address=mesh.address_of("gateway-mcp-servers", DEFAULT_MCP_SERVERS_ADDRESS),
             default_deadline_seconds=env_number(
                 values,

@@ -43,6 +43,7 @@ from grpc_health.v1 import health_pb2_grpc
 from gateway.access_log import AccessLog
 from gateway.auth.guard import verified_caller
 from gateway.catalog import Catalog
+from gateway.front_door import FrontDoorTls
 from gateway.health import GatewayHealth
 from gateway.metadata import Metadata, request_metadata, response_metadata
 from gateway.model import Method
@@ -54,6 +55,7 @@ from meshkit.malformed import MalformedRequestInterceptor
 from meshkit.metrics import RpcMetrics
 from meshkit.server import AddressInUseError
 from meshkit.spans import SpanRecorder
+from meshkit.tls import rotating_server_credentials
 from meshkit.tracing import TRACEPARENT, TRACESTATE, current_trace
 
 log = logging.getLogger(__name__)
@@ -267,6 +269,7 @@ class IngressServer:
         access_log: Where each call gets its line (:mod:`gateway.access_log`).
         spans: Where each call's server span goes (traces on); its upstream call is a
             client span of it (:class:`gateway.upstream.Upstreams`).
+        tls: The front door's certificate; plaintext without one.
     """
 
     def __init__(
@@ -282,8 +285,10 @@ class IngressServer:
         metrics: RpcMetrics | None = None,
         access_log: AccessLog | None = None,
         spans: SpanRecorder | None = None,
+        tls: FrontDoorTls | None = None,
     ) -> None:
         self._listen = address
+        self._tls = tls or FrontDoorTls()
         self._health = health
         on_call = None
         if access_log is not None and access_log.enabled:
@@ -328,7 +333,13 @@ class IngressServer:
         add_reflection(server, self._reflection)
         server.add_generic_rpc_handlers((self._proxy,))  # after the own services: they win
         try:
-            self._port = server.add_insecure_port(self._listen)
+            if self._tls.cert_file is not None and self._tls.key_file is not None:
+                credentials = rotating_server_credentials(
+                    self._tls.cert_file, self._tls.key_file, None
+                )
+                self._port = server.add_secure_port(self._listen, credentials)
+            else:
+                self._port = server.add_insecure_port(self._listen)
         except RuntimeError as exc:
             raise AddressInUseError(f"gateway cannot listen on {self._listen}: {exc}") from exc
         await server.start()

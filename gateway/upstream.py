@@ -53,6 +53,7 @@ from meshkit.channels import UNLIMITED, ChannelPool
 from meshkit.client_spans import client_interceptors
 from meshkit.picker import Deadline, Picker
 from meshkit.spans import SpanRecorder
+from meshkit.tls import MeshTls
 
 __all__ = ["NoHealthyInstance", "ResponseStream", "UnaryResponse", "Upstreams"]
 
@@ -98,6 +99,7 @@ class Upstreams:
         catalog: Where instances and their health come from.
         close_grace_seconds: How long calls in flight to an instance that left may finish.
         spans: Where the calls' client spans go; none when ``None`` (traces off).
+        tls: Mutual TLS to the instances; plaintext when ``None``.
     """
 
     def __init__(
@@ -106,12 +108,14 @@ class Upstreams:
         *,
         close_grace_seconds: float = 5.0,
         spans: SpanRecorder | None = None,
+        tls: MeshTls | None = None,
     ) -> None:
         self._catalog = catalog
         self._channels = ChannelPool(
             grace_seconds=close_grace_seconds,
             options=UNLIMITED,
             interceptors=client_interceptors(spans),
+            tls=tls,
         )
         self._picker = Picker(self._serving)
         self._served: collections.Counter[tuple[str, str]] = collections.Counter()

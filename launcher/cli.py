@@ -35,12 +35,16 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from launcher.addresses import split_address
 from launcher.output import OUTPUT_FORMATS
 from launcher.processes import ENVIRONMENT, NATS, PROCESSES, process_named, process_names
-from meshkit.config import DEFAULT_NATS_ADDRESS, DEFAULT_REGISTRY_ADDRESS
+from meshkit.config import DEFAULT_NATS_ADDRESS, DEFAULT_REGISTRY_ADDRESS, ConfigError
 from meshkit.version import package_version
+
+if TYPE_CHECKING:
+    from meshkit.tls_settings import MeshTls
 
 __all__ = ["build_parser", "main", "registry_address"]
 
@@ -179,6 +183,27 @@ def registry_address(flag: str | None, data_dir: Path, env: Mapping[str, str]) -
     return DEFAULT_REGISTRY_ADDRESS
 
 
+def _mesh_tls(data_dir: Path, env: Mapping[str, str]) -> MeshTls | None:
+    """The certificate to call the mesh with: ``PLUGMESH_TLS_*`` when set, else the one
+    ``plugmesh up`` made for itself in the data dir, else none (plaintext)."""
+    from launcher.certs import LAUNCHER_IDENTITY, TLS_DIR
+    from meshkit.tls_settings import MeshTls
+
+    configured = MeshTls.from_env(env)
+    if configured is not None:
+        return configured
+    from launcher.state import read_state
+
+    state = read_state(data_dir)
+    if state is not None and not state.get("mesh_tls", True):
+        return None  # `plugmesh up` runs in plaintext (PLUGMESH_MESH_TLS=off)
+    directory = data_dir / TLS_DIR
+    files = [directory / f"{LAUNCHER_IDENTITY}.{ext}" for ext in ("crt", "key")]
+    if not all(path.is_file() for path in (*files, directory / "ca.crt")):
+        return None
+    return MeshTls(files[0], files[1], directory / "ca.crt")
+
+
 def _configure_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("plugmesh: %(message)s"))
@@ -204,8 +229,11 @@ def _status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     data_dir = _data_dir(args.data_dir, env)
     address = registry_address(args.registry, data_dir, env)
     secret = _registration_secret(data_dir, env)
+    tls = _mesh_tls(data_dir, env)
     return asyncio.run(
-        print_status(address, sys.stdout, sys.stderr, args.timeout, args.output, secret=secret)
+        print_status(
+            address, sys.stdout, sys.stderr, args.timeout, args.output, secret=secret, tls=tls
+        )
     )
 
 
@@ -219,7 +247,11 @@ def _health(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from launcher.health import check_health, dial_address
 
     address = args.address or dial_address(args.name, env)
-    return asyncio.run(check_health(address, args.service, args.timeout, sys.stdout, sys.stderr))
+    # The gateway's gRPC port is its front door, not a mesh port: no client certificate.
+    tls = None if args.name == "gateway" else _mesh_tls(_data_dir(None, env), env)
+    return asyncio.run(
+        check_health(address, args.service, args.timeout, sys.stdout, sys.stderr, tls)
+    )
 
 
 def _admin_token(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -233,7 +265,7 @@ def _admin_token(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         return 2
     address = args.address or dial_address("machine-users", env)
     try:
-        admin = asyncio.run(ensure_admin(data_dir, address, secret))
+        admin = asyncio.run(ensure_admin(data_dir, address, secret, tls=_mesh_tls(data_dir, env)))
     except BootstrapError as exc:
         print(f"plugmesh: {exc}", file=sys.stderr)
         return 1
@@ -247,7 +279,11 @@ def _admin_token(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def _events(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from launcher import events
 
-    url = events.nats_url(args.nats, _data_dir(args.data_dir, env), env)
+    data_dir = _data_dir(args.data_dir, env)
+    url = events.nats_url(args.nats, data_dir, env)
+    # The mesh's certificate for the NATS `plugmesh up` runs, not for an external one.
+    external = args.nats or env.get("PLUGMESH_NATS_URL") or env.get("PLUGMESH_NATS_TLS") == "off"
+    tls = None if external else _mesh_tls(data_dir, env)
     if args.action == "tail":
         return asyncio.run(
             events.tail(
@@ -257,11 +293,14 @@ def _events(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 sys.stderr,
                 count=args.count,
                 duration_seconds=args.seconds,
+                tls=tls,
             )
         )
     if args.replay:
-        return asyncio.run(events.replay(url, args.replay, sys.stdout, sys.stderr))
-    return asyncio.run(events.print_dead_letters(url, sys.stdout, sys.stderr, limit=args.limit))
+        return asyncio.run(events.replay(url, args.replay, sys.stdout, sys.stderr, tls=tls))
+    return asyncio.run(
+        events.print_dead_letters(url, sys.stdout, sys.stderr, limit=args.limit, tls=tls)
+    )
 
 
 def _registration_secret(data_dir: Path, env: Mapping[str, str]) -> str | None:
@@ -326,6 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         return 130
+    except ConfigError as exc:
+        # A setting that cannot be used (PLUGMESH_MESH_TLS, the PLUGMESH_TLS_* files).
+        print(f"plugmesh: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # `plugmesh status -o json | head`: the reader left. End as a tool killed by
         # SIGPIPE does, without the traceback (and the second one at exit) Python prints.

@@ -28,6 +28,7 @@ from meshkit.events.envelope import parse_event, type_of_subject, unpack_payload
 from meshkit.events.errors import DeadLetterNotFound, EnvelopeError
 from meshkit.events.streams import DLQ_STREAM
 from meshkit.events.subscriber import filter_subject
+from meshkit.tls import MeshTls, nats_options
 
 __all__ = ["format_event", "nats_url", "print_dead_letters", "replay", "tail"]
 
@@ -70,7 +71,7 @@ def format_event(subject: str, data: bytes, *, payload_chars: int = 120) -> str:
     )
 
 
-async def _connect(url: str, timeout_seconds: float) -> Client:
+async def _connect(url: str, timeout_seconds: float, tls: MeshTls | None) -> Client:
     async def quiet(_exc: Exception) -> None:
         pass
 
@@ -84,6 +85,7 @@ async def _connect(url: str, timeout_seconds: float) -> Client:
                 max_reconnect_attempts=1,
                 reconnect_time_wait=0.2,
                 error_cb=quiet,
+                **nats_options(tls),
             )
     except TimeoutError:
         raise nats.errors.NoServersError from None
@@ -98,6 +100,7 @@ async def tail(
     count: int | None = None,
     duration_seconds: float | None = None,
     payload_chars: int = 120,
+    tls: MeshTls | None = None,
 ) -> int:
     """Print events matching ``pattern`` as they flow; return the exit code.
 
@@ -109,7 +112,7 @@ async def tail(
         print(f"plugmesh: {exc}", file=err)
         return 2
     try:
-        client = await _connect(url, 5.0)
+        client = await _connect(url, 5.0, tls)
     except (nats.errors.Error, OSError, TimeoutError) as exc:
         print(f"plugmesh: cannot reach NATS at {url}: {exc}", file=err)
         return 1
@@ -147,11 +150,17 @@ def _letter_line(letter: DeadLetter, error_chars: int) -> str:
 
 
 async def print_dead_letters(
-    url: str, out: TextIO, err: TextIO, *, limit: int = 100, error_chars: int = 80
+    url: str,
+    out: TextIO,
+    err: TextIO,
+    *,
+    limit: int = 100,
+    error_chars: int = 80,
+    tls: MeshTls | None = None,
 ) -> int:
     """List the oldest ``limit`` dead letters; return the exit code."""
     try:
-        client = await _connect(url, 5.0)
+        client = await _connect(url, 5.0, tls)
     except (nats.errors.Error, OSError, TimeoutError) as exc:
         print(f"plugmesh: cannot reach NATS at {url}: {exc}", file=err)
         return 1
@@ -177,10 +186,12 @@ async def print_dead_letters(
         await client.close()
 
 
-async def replay(url: str, letter_id: str, out: TextIO, err: TextIO) -> int:
+async def replay(
+    url: str, letter_id: str, out: TextIO, err: TextIO, *, tls: MeshTls | None = None
+) -> int:
     """Republish one dead letter on its original subject; return the exit code."""
     try:
-        client = await _connect(url, 5.0)
+        client = await _connect(url, 5.0, tls)
     except (nats.errors.Error, OSError, TimeoutError) as exc:
         print(f"plugmesh: cannot reach NATS at {url}: {exc}", file=err)
         return 1

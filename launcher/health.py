@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2
 from launcher.addresses import join_address, split_address
 from launcher.processes import process_named
 from meshkit.config import WILDCARD_HOSTS
+from meshkit.tls import MeshTls, dial
 
 __all__ = ["check_health", "dial_address"]
 
@@ -37,13 +38,19 @@ def dial_address(name: str, env: Mapping[str, str]) -> str:
 
 
 async def check_health(
-    address: str, service: str, timeout_seconds: float, out: TextIO, err: TextIO
+    address: str,
+    service: str,
+    timeout_seconds: float,
+    out: TextIO,
+    err: TextIO,
+    tls: MeshTls | None = None,
 ) -> int:
-    """Ask ``address`` for the health of ``service`` (``""``: the whole server).
+    """Ask ``address`` for the health of ``service`` (``""``: the whole server), over
+    mutual TLS with ``tls``.
 
     Prints the status; returns 0 when SERVING, 1 otherwise (unreachable included).
     """
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with dial(address, tls) as channel:
         check = channel.unary_unary(
             _HEALTH_CHECK,
             request_serializer=health_pb2.HealthCheckRequest.SerializeToString,

@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 
 from launcher.addresses import join_address, resolve_ports
 from launcher.supervisor import describe_returncode, terminate
+from meshkit.tls_settings import MeshTls
 
 __all__ = [
     "NatsServer",
@@ -78,8 +79,36 @@ def nats_server_binary() -> Path:
     )
 
 
-def nats_command(store_dir: Path, *, host: str, port: int, binary: Path | None = None) -> list[str]:
-    """The command line of a nats-server with JetStream storing under ``store_dir``."""
+def nats_command(
+    store_dir: Path,
+    *,
+    host: str,
+    port: int,
+    binary: Path | None = None,
+    tls: MeshTls | None = None,
+) -> list[str]:
+    """The command line of a nats-server with JetStream storing under ``store_dir``;
+    with ``tls``, it serves TLS only and requires a client certificate signed by the
+    mesh CA.
+
+    With TLS every setting goes in a configuration file next to the store
+    (``nats-tls.conf``, written here): nats-server reloads a configuration file on
+    SIGHUP, and so a renewed certificate; it cannot reload command-line flags.
+    """
+    if tls is not None:
+        config = store_dir.parent / "nats-tls.conf"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(
+            f"server_name: plugmesh\nhost: {json.dumps(host)}\nport: {port}\n"
+            f"jetstream {{\n  store_dir: {json.dumps(str(store_dir))}\n}}\n"
+            "tls {\n"
+            f"  cert_file: {json.dumps(str(tls.cert_file))}\n"
+            f"  key_file: {json.dumps(str(tls.key_file))}\n"
+            f"  ca_file: {json.dumps(str(tls.ca_file))}\n"
+            "  verify: true\n"
+            "}\n"
+        )
+        return [str(binary or nats_server_binary()), "--config", str(config)]
     return [
         str(binary or nats_server_binary()),
         "--addr",
@@ -160,6 +189,8 @@ class NatsServer:
         port: Listen port; 0 picks a free one.
         log_path: File for the server's output; ``None`` discards it.
         extra_args: More command-line options.
+        tls: The server's certificate: it then serves TLS only and requires client
+            certificates signed by the same CA.
     """
 
     def __init__(
@@ -170,8 +201,10 @@ class NatsServer:
         port: int = 0,
         log_path: Path | None = None,
         extra_args: Sequence[str] = (),
+        tls: MeshTls | None = None,
     ) -> None:
         self.store_dir = store_dir
+        self._tls = tls
         self.host = host
         self.port = port
         self.status = NatsServerStatus.NEW
@@ -202,7 +235,7 @@ class NatsServer:
             address = resolve_ports({"nats": join_address(self.host, 0)})["nats"]
             self.port = int(address.rpartition(":")[2])
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        command = [*nats_command(self.store_dir, host=self.host, port=self.port)]
+        command = [*nats_command(self.store_dir, host=self.host, port=self.port, tls=self._tls)]
         command += self._extra_args
         output: int = asyncio.subprocess.DEVNULL
         if self._log_path is not None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway import addresses as gateway
+from gateway.front_door import VARIABLES as FRONT_DOOR_VARIABLES
 from meshkit.config import DEFAULT_NATS_ADDRESS, address_variable, metrics_variable
 from meshkit.events.settings import VARIABLES as EVENT_VARIABLES
 from meshkit.otel_settings import VARIABLES as OTEL_VARIABLES
+from meshkit.tls_settings import VARIABLES as TLS_VARIABLES
 from registry import config as registry
 from services.audit import config as audit
 from services.machineusers import config as machineusers
@@ -212,6 +214,28 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "<data dir>/registration.secret (mode 0600) when unset",
         secret=True,
     ),
+    # Mutual TLS inside the mesh (meshkit.tls_settings.VARIABLES), and how `plugmesh up`
+    # makes its certificates.
+    *(EnvVar(name, default, meaning) for name, default, meaning in TLS_VARIABLES),
+    EnvVar(
+        "PLUGMESH_NATS_TLS",
+        "on",
+        "with the PLUGMESH_TLS_* files set, NATS connections are TLS presenting the same"
+        " certificate and trusting the same CA (the embedded nats-server of `plugmesh up`"
+        " requires it); `off` for a NATS that does not know the mesh CA",
+    ),
+    EnvVar(
+        "PLUGMESH_MESH_TLS",
+        "on",
+        "`plugmesh up` makes a mesh CA and a certificate per process in <data dir>/tls and"
+        " runs every internal gRPC hop over mutual TLS; `off` runs the mesh in plaintext",
+    ),
+    EnvVar(
+        "PLUGMESH_MESH_TLS_CERT_LIFETIME_SECONDS",
+        "604800",
+        "lifetime of the certificates `plugmesh up` issues; each is renewed after two thirds"
+        " of it, while the mesh runs, without a restart",
+    ),
     EnvVar(
         "PLUGMESH_DATABASE_URL",
         "(SQLite in the data dir)",
@@ -258,6 +282,8 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "4194304",
         "largest request message the gateway's gRPC port accepts",
     ),
+    # TLS at the gateway's front door (gateway.front_door.VARIABLES).
+    *(EnvVar(name, default, meaning) for name, default, meaning in FRONT_DOOR_VARIABLES),
     EnvVar(
         "PLUGMESH_GATEWAY_ACCESS_LOG",
         "on",

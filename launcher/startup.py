@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from launcher.addresses import split_address
+from launcher.certs import LAUNCHER_IDENTITY, MeshCertificates
 from launcher.natsd import NatsServerError, nats_command, wait_until_accepting
 from launcher.output import render_table
 from launcher.processes import PROCESSES, ProcessSpec, process_named
 from launcher.redaction import redact_url
 from launcher.status import STATUS_HEADERS, RegistryUnreachable, status_rows, wait_until_serving
 from launcher.supervisor import Child, ChildSpec, Supervisor, describe_returncode
+from meshkit.tls import MeshTls
 from services.machineusers.bootstrap import BootstrapError, ensure_admin
 
 __all__ = ["NATS_ADDRESS_VAR", "Startup", "StartupFailed"]
@@ -104,6 +106,13 @@ async def _all_or_none(steps: Sequence[Coroutine[Any, Any, None]]) -> None:
             raise error
 
 
+def _member_tls(certificates: MeshCertificates | None, name: str) -> MeshTls | None:
+    if certificates is None:
+        return None
+    files = certificates.files_of(name)
+    return MeshTls(files.cert_file, files.key_file, files.ca_file)
+
+
 class Startup:
     """Starts the mesh's processes under ``supervisor``, in order, and reports on ``out``.
 
@@ -112,12 +121,22 @@ class Startup:
         supervisor: Runs the processes.
         out: Where the progress and the summary go.
         timeout_seconds: How long each step may take.
+        certificates: The processes' certificates, with mutual TLS on; ``None`` runs
+            the mesh in plaintext.
     """
 
     def __init__(
-        self, data_dir: Path, supervisor: Supervisor, out: TextIO, *, timeout_seconds: float
+        self,
+        data_dir: Path,
+        supervisor: Supervisor,
+        out: TextIO,
+        *,
+        timeout_seconds: float,
+        certificates: MeshCertificates | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.certificates = certificates
+        self._tls = _member_tls(certificates, LAUNCHER_IDENTITY)
         self.supervisor = supervisor
         self.out = out
         self.timeout_seconds = timeout_seconds
@@ -152,6 +171,7 @@ class Startup:
                 timeout_seconds=self.timeout_seconds,
                 check=self._no_exits,
                 secret=env.get("PLUGMESH_REGISTRATION_SECRET"),
+                tls=self._tls,
             )
             self._no_exits()
         except (RegistryUnreachable, StartupFailed) as exc:
@@ -166,24 +186,33 @@ class Startup:
                 self.data_dir,
                 env[process_named("machine-users").grpc_address_var],
                 env["PLUGMESH_REGISTRATION_SECRET"],
+                tls=self._tls,
             )
         except BootstrapError as exc:
             print(f"plugmesh: {exc}", file=sys.stderr)
             return 1
         gateway_http = addresses.get("PLUGMESH_GATEWAY_HTTP_ADDRESS")
-        print(f"\nHTTP/JSON gateway: http://{gateway_http}", file=self.out)
+        scheme = "https" if env.get("PLUGMESH_GATEWAY_TLS_CERT_FILE") else "http"
+        print(f"\nHTTP/JSON gateway: {scheme}://{gateway_http}", file=self.out)
         print(
-            f"console: http://{gateway_http}/console (sign in with the admin token)", file=self.out
+            f"console: {scheme}://{gateway_http}/console (sign in with the admin token)",
+            file=self.out,
         )
         if admin.created:
             print(f"admin token (shown once; kept in {admin.path}): {admin.token}", file=self.out)
         else:
             print(f"admin token: {admin.path}", file=self.out)
         print(
-            f'  curl -H "Authorization: Bearer $(cat {admin.path})" http://{gateway_http}/v1/users',
+            f'  curl -H "Authorization: Bearer $(cat {admin.path})" {scheme}://{gateway_http}/v1/users',
             file=self.out,
         )
         print(f"NATS: {redact_url(env['PLUGMESH_NATS_URL'])}", file=self.out)
+        if self.certificates is not None:
+            print(
+                f"internal gRPC and NATS: mutual TLS, CA and certificates in"
+                f" {self.certificates.directory}",
+                file=self.out,
+            )
         print(f"logs: {self.logs}/<process>.log — Ctrl-C stops the mesh", file=self.out)
         self.out.flush()
         return 0
@@ -198,8 +227,11 @@ class Startup:
         host, port = split_address(address)
         store = self.data_dir / "jetstream"
         store.mkdir(parents=True, exist_ok=True)
+        tls = _member_tls(self.certificates, "nats")
         spec = ChildSpec(
-            "nats", nats_command(store, host=host, port=port), log_path=self.log_path("nats")
+            "nats",
+            nats_command(store, host=host, port=port, tls=tls),
+            log_path=self.log_path("nats"),
         )
         (child,) = await self.supervisor.start(spec)
         try:
@@ -218,6 +250,8 @@ class Startup:
     async def _start_process(
         self, process: ProcessSpec, env: Mapping[str, str], progress: _Progress
     ) -> None:
+        if self.certificates is not None:
+            env = {**env, **self.certificates.env_for(process.name)}
         spec = ChildSpec(
             process.name,
             (sys.executable, "-m", process.module),

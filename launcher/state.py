@@ -64,12 +64,15 @@ def _is_plugmesh(pid: int) -> bool:
 class UpState:
     """Keeps ``up.json`` current; a :class:`~launcher.supervisor.SupervisorListener`."""
 
-    def __init__(self, path: Path, addresses: Mapping[str, str], nats_url: str) -> None:
+    def __init__(
+        self, path: Path, addresses: Mapping[str, str], nats_url: str, *, mesh_tls: bool = False
+    ) -> None:
         self._path = path
         self._data: dict[str, Any] = {
             "pid": os.getpid(),
             "nats_url": redact_url(nats_url),
             "addresses": dict(addresses),
+            "mesh_tls": mesh_tls,
             "children": {},
         }
         self.write()

@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2
 
 from launcher.output import JSON, TABLE, print_json, render_table
 from meshkit.registration import secret_metadata
+from meshkit.tls import MeshTls, dial
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 
 _PREFIX = "HEALTH_STATUS_"
@@ -67,15 +68,20 @@ def health_name(health: registry_pb2.HealthStatus.ValueType) -> str:
 
 
 async def fetch_view(
-    address: str, timeout_seconds: float = 3.0, *, secret: str | None = None
+    address: str,
+    timeout_seconds: float = 3.0,
+    tls: MeshTls | None = None,
+    *,
+    secret: str | None = None,
 ) -> MeshView:
-    """Ask the registry at ``address`` for every service and for its own health, as a
-    mesh member when given the registration ``secret`` (the registry wants it).
+    """Ask the registry at ``address`` for every service and for its own health (over
+    mutual TLS with ``tls``), as a mesh member when given the registration ``secret``
+    (the registry wants it).
 
     Raises:
         RegistryUnreachable: The registry did not answer in time.
     """
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with dial(address, tls) as channel:
         try:
             listed = await registry_pb2_grpc.RegistryServiceStub(channel).ListServices(
                 registry_pb2.ListServicesRequest(),
@@ -104,6 +110,7 @@ async def wait_until_serving(
     timeout_seconds: float,
     interval_seconds: float = 0.2,
     check: Callable[[], None] = lambda: None,
+    tls: MeshTls | None = None,
     secret: str | None = None,
 ) -> MeshView:
     """Poll the registry until every one of ``names`` is SERVING or the time is up.
@@ -116,7 +123,7 @@ async def wait_until_serving(
         check()
         try:
             view = await fetch_view(
-                address, timeout_seconds=min(3.0, timeout_seconds), secret=secret
+                address, timeout_seconds=min(3.0, timeout_seconds), tls=tls, secret=secret
             )
         except RegistryUnreachable:
             if time.monotonic() > deadline:
@@ -210,12 +217,13 @@ async def print_status(
     timeout_seconds: float,
     output: str = TABLE,
     *,
+    tls: MeshTls | None = None,
     secret: str | None = None,
 ) -> int:
     """``plugmesh status``: print the table, or the JSON document when ``output`` is
     ``json``; 1 when the registry cannot be reached (nothing on ``out`` then)."""
     try:
-        view = await fetch_view(address, timeout_seconds, secret=secret)
+        view = await fetch_view(address, timeout_seconds, tls, secret=secret)
     except RegistryUnreachable as exc:
         print(f"plugmesh: {exc}", file=err)
         print("plugmesh: is the mesh running? start it with `plugmesh up`", file=err)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Mapping
@@ -17,11 +20,20 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from launcher.addresses import AddressUnavailable, resolve_ports
-from launcher.processes import PROCESSES
+from launcher.certs import MEMBER_LIFETIME, TLS_DIR, MeshCertificates
+from launcher.processes import NATS, PROCESSES
 from launcher.startup import NATS_ADDRESS_VAR, Startup
 from launcher.state import SECRET_FILE, STATE_FILE, UpState, load_or_create_secret, read_state
 from launcher.supervisor import Supervisor
-from meshkit.config import DEFAULT_NATS_ADDRESS
+from meshkit.config import DEFAULT_NATS_ADDRESS, ConfigError, env_number
+from meshkit.tasks import cancel_and_wait
+
+#: ``off`` runs ``plugmesh up``'s mesh in plaintext.
+MESH_TLS_VAR = "PLUGMESH_MESH_TLS"
+#: How long the certificates ``plugmesh up`` issues live.
+LIFETIME_VAR = "PLUGMESH_MESH_TLS_CERT_LIFETIME_SECONDS"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,9 @@ class UpSettings:
     verbose: bool = False
     start_timeout_seconds: float = 60.0
     grace_seconds: float = 10.0
+    mesh_tls: bool = True
+    """Mutual TLS between the processes, with a CA and certificates made in the data dir."""
+    certificate_lifetime_seconds: float = MEMBER_LIFETIME.total_seconds()
 
     @classmethod
     def from_env(
@@ -48,7 +63,18 @@ class UpSettings:
         nats_url = env.get("PLUGMESH_NATS_URL") or None
         if nats_url is None:
             addresses[NATS_ADDRESS_VAR] = env.get(NATS_ADDRESS_VAR) or DEFAULT_NATS_ADDRESS
+        mesh_tls = (env.get(MESH_TLS_VAR) or "on").strip().lower()
+        if mesh_tls not in ("on", "off"):
+            raise ConfigError(f"{MESH_TLS_VAR} must be on or off, got {mesh_tls!r}")
         return cls(
+            mesh_tls=mesh_tls == "on",
+            certificate_lifetime_seconds=env_number(
+                env,
+                LIFETIME_VAR,
+                MEMBER_LIFETIME.total_seconds(),
+                positive=True,
+                unit="a number of seconds",
+            ),
             data_dir=Path(data_dir or env.get("PLUGMESH_DATA_DIR") or ".plugmesh").absolute(),
             nats_url=nats_url,
             addresses=addresses,
@@ -71,12 +97,15 @@ def _signal_handlers(handler: Callable[[signal.Signals], None]) -> Iterator[None
 
 
 def child_env(settings: UpSettings, addresses: Mapping[str, str], secret: str) -> dict[str, str]:
-    env = dict(settings.environ)
+    env = {k: v for k, v in settings.environ.items() if not k.startswith("PLUGMESH_TLS_")}
     env.update(addresses)
     env["PLUGMESH_DATA_DIR"] = str(settings.data_dir)
     env["PLUGMESH_NATS_URL"] = settings.nats_url or f"nats://{addresses[NATS_ADDRESS_VAR]}"
     env["PLUGMESH_REGISTRATION_SECRET"] = secret
     env["PYTHONUNBUFFERED"] = "1"
+    if settings.nats_url and not env.get("PLUGMESH_NATS_TLS"):
+        # An external NATS knows nothing of the mesh CA made here.
+        env["PLUGMESH_NATS_TLS"] = "off"
     return env
 
 
@@ -128,6 +157,40 @@ async def _run_until_signal(start: Coroutine[Any, Any, int], stop: asyncio.Event
         await asyncio.wait([starting, stopping])
 
 
+def _certificates(settings: UpSettings) -> MeshCertificates | None:
+    """The CA and the processes' certificates in the data dir, issued or renewed now;
+    ``None`` with mutual TLS off."""
+    if not settings.mesh_tls:
+        return None
+    certificates = MeshCertificates(
+        settings.data_dir / TLS_DIR,
+        (NATS, *(spec.name for spec in PROCESSES)),
+        lifetime=datetime.timedelta(seconds=settings.certificate_lifetime_seconds),
+    )
+    certificates.renew_due()
+    return certificates
+
+
+async def _renew_forever(
+    certificates: MeshCertificates, settings: UpSettings, supervisor: Supervisor
+) -> None:
+    """Renew each certificate after two thirds of its lifetime: the gRPC servers serve
+    the new files from their next handshake on, new channels present them, and the
+    embedded nats-server reads them again on SIGHUP (its configuration reload)."""
+    interval = min(60.0, settings.certificate_lifetime_seconds / 10)
+    while True:
+        await asyncio.sleep(interval)
+        renewed = await asyncio.to_thread(certificates.renew_due)
+        if not renewed:
+            continue
+        log.info("certificates renewed", extra={"processes": renewed})
+        if NATS in renewed:
+            for child in supervisor.children:
+                if child.name == NATS and child.pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(child.pid, signal.SIGHUP)
+
+
 async def run_up(settings: UpSettings, out: TextIO) -> int:
     """Run the mesh until Ctrl-C or SIGTERM; return the exit code."""
     data_dir = settings.data_dir
@@ -144,10 +207,29 @@ async def run_up(settings: UpSettings, out: TextIO) -> int:
         print(f"plugmesh: set {exc.variable} (port 0 picks a free port)", file=sys.stderr)
         return 1
     env = child_env(settings, addresses, secret)
-    state = UpState(data_dir / STATE_FILE, addresses, env["PLUGMESH_NATS_URL"])
+    certificates = _certificates(settings)
+    state = UpState(
+        data_dir / STATE_FILE,
+        addresses,
+        env["PLUGMESH_NATS_URL"],
+        mesh_tls=certificates is not None,
+    )
     stop = asyncio.Event()
     supervisor = Supervisor(grace_seconds=settings.grace_seconds, listener=state)
-    mesh = Startup(data_dir, supervisor, out, timeout_seconds=settings.start_timeout_seconds)
+    mesh = Startup(
+        data_dir,
+        supervisor,
+        out,
+        timeout_seconds=settings.start_timeout_seconds,
+        certificates=certificates,
+    )
+    renewing = (
+        asyncio.create_task(
+            _renew_forever(certificates, settings, supervisor), name="renew certificates"
+        )
+        if certificates is not None
+        else None
+    )
 
     def on_signal(sig: signal.Signals) -> None:
         if not stop.is_set():
@@ -171,6 +253,7 @@ async def run_up(settings: UpSettings, out: TextIO) -> int:
             finally:
                 await supervisor.stop()
     finally:
+        await cancel_and_wait(renewing)
         state.remove()
         if echo is not None and echoing is not None:
             echoing.cancel()

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 
 from meshkit.registration import Backoff
+from meshkit.tls import MeshTls
 from meshkit.watch import RegistryStub, RegistryWatch
 from plugmesh.registry.v1 import registry_pb2
 
@@ -25,6 +26,7 @@ class Directory:
         secret: The registration secret, sent with the watch when set.
         backoff: Delays between reconnections of a broken watch.
         on_change: Called with every address the table holds, after each change.
+        tls: Mutual TLS to the registry; plaintext when ``None``.
     """
 
     def __init__(
@@ -34,6 +36,7 @@ class Directory:
         secret: str | None = None,
         backoff: Backoff | None = None,
         on_change: Callable[[frozenset[str]], None] = lambda _: None,
+        tls: MeshTls | None = None,
     ) -> None:
         self._watch = RegistryWatch(
             registry_address,
@@ -42,6 +45,7 @@ class Directory:
             secret=secret,
             backoff=backoff,
             name="discovery",
+            tls=tls,
         )
         self._on_change = on_change
         self._serving: dict[str, Instances] = {}

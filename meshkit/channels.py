@@ -16,6 +16,8 @@ from typing import Any
 
 import grpc
 
+from meshkit.tls import MeshTls, dial
+
 Options = tuple[tuple[str, Any], ...]
 
 #: No message size limits: for a proxy, whose limits apply at its own edges.
@@ -34,15 +36,16 @@ class InstanceChannel:
         address: str,
         options: Options = (),
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+        tls: MeshTls | None = None,
     ) -> None:
         self.address = address
         # A subchannel of its own: gRPC otherwise shares one between the channels of a
         # process with the same address and options, so a fresh channel would inherit
         # the reconnect backoff of the one it replaces while that one is retiring.
         own = (*options, ("grpc.use_local_subchannel_pool", 1))
-        self.channel = grpc.aio.insecure_channel(
-            address, options=own, interceptors=interceptors or None
-        )
+        # Made with the certificate the files hold now: a replacement channel
+        # (:meth:`ChannelPool.reconnect`) presents a renewed one.
+        self.channel = dial(address, tls, options=own, interceptors=interceptors or None)
         self._unary_unary: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
         self._unary_stream: dict[str, grpc.aio.UnaryStreamMultiCallable[bytes, bytes]] = {}
         self._stream_unary: dict[str, grpc.aio.StreamUnaryMultiCallable[bytes, bytes]] = {}
@@ -84,6 +87,7 @@ class ChannelPool:
         grace_seconds: How long calls in flight on a retired channel may finish.
         options: The channels' options (:data:`UNLIMITED`, say).
         interceptors: The channels' interceptors (client spans, say).
+        tls: Mutual TLS of the channels; plaintext when ``None``.
 
     Attributes:
         interceptors: Those of the channels opened from now on.
@@ -95,8 +99,10 @@ class ChannelPool:
         grace_seconds: float,
         options: Options = (),
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+        tls: MeshTls | None = None,
     ) -> None:
         self._grace = grace_seconds
+        self._tls = tls
         self._options = options
         self.interceptors = tuple(interceptors)
         self._open: dict[str, InstanceChannel] = {}
@@ -111,7 +117,9 @@ class ChannelPool:
         """The channel to ``address``, opened if needed."""
         found = self._open.get(address)
         if found is None:
-            found = self._open[address] = InstanceChannel(address, self._options, self.interceptors)
+            found = self._open[address] = InstanceChannel(
+                address, self._options, self.interceptors, self._tls
+            )
         return found
 
     def keep(self, addresses: Iterable[str]) -> None:

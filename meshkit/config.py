@@ -16,6 +16,7 @@ from meshkit._env import ConfigError as ConfigError
 from meshkit._env import env_int as env_int
 from meshkit._env import env_number as env_number
 from meshkit.otel_settings import OtelSettings
+from meshkit.tls_settings import MeshTls
 
 #: Where every process finds the registry unless ``PLUGMESH_REGISTRY_ADDRESS`` says otherwise.
 DEFAULT_REGISTRY_ADDRESS = "127.0.0.1:50050"
@@ -81,6 +82,11 @@ class MeshConfig:
     (``PLUGMESH_<NAME>_ADDRESS``, ``PLUGMESH_<PROCESS>_METRICS_ADDRESS``)."""
     otel: OtelSettings = field(default_factory=OtelSettings)
     """OpenTelemetry: off unless an OTLP endpoint is set (``OTEL_*``)."""
+    tls: MeshTls | None = None
+    """Mutual TLS inside the mesh (``PLUGMESH_TLS_*``); plaintext when ``None``."""
+    nats_tls: MeshTls | None = None
+    """The certificate NATS connections present over TLS: the mesh's, unless
+    ``PLUGMESH_NATS_TLS=off``; plaintext when ``None``."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MeshConfig:
@@ -92,6 +98,10 @@ class MeshConfig:
             if name.startswith("PLUGMESH_") and name.endswith("_ADDRESS") and value.strip()
         }
         nats_address = addresses.get("PLUGMESH_NATS_ADDRESS") or DEFAULT_NATS_ADDRESS
+        tls = MeshTls.from_env(env)
+        nats_tls = (env.get("PLUGMESH_NATS_TLS") or "on").strip().lower()
+        if nats_tls not in ("on", "off"):
+            raise ConfigError(f"PLUGMESH_NATS_TLS must be on or off, got {nats_tls!r}")
         return cls(
             data_dir=Path(env.get("PLUGMESH_DATA_DIR") or ".plugmesh"),
             registry_address=addresses.get("PLUGMESH_REGISTRY_ADDRESS") or DEFAULT_REGISTRY_ADDRESS,
@@ -105,6 +115,8 @@ class MeshConfig:
             advertise_host=env.get("PLUGMESH_ADVERTISE_HOST") or None,
             addresses=addresses,
             otel=OtelSettings.from_env(env),
+            tls=tls,
+            nats_tls=tls if nats_tls == "on" else None,
         )
 
     def address_of(self, name: str, default: str | None = None) -> str:

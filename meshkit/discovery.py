@@ -2,7 +2,9 @@
 
 ::
 
-    discovery = Discovery(config.registry_address, secret=config.registration_secret)
+    discovery = Discovery(
+        config.registry_address, secret=config.registration_secret, tls=config.tls
+    )
     discovery.attach(server)       # follows the registry from start to stop
 
     users = UserServiceStub(discovery.channel("plugmesh.users.v1.UserService"))
@@ -49,6 +51,7 @@ from meshkit.client_spans import client_interceptors
 from meshkit.events.bus import Lifecycle
 from meshkit.picker import Deadline, Picker
 from meshkit.registration import Backoff
+from meshkit.tls import MeshTls
 
 __all__ = ["Discovery", "ServiceChannel"]
 
@@ -64,6 +67,7 @@ class Discovery:
         secret: The registration secret, sent with the registry watch when set.
         backoff: Delays between reconnections of a broken registry watch.
         grace_seconds: How long calls in flight to an instance that left may finish.
+        tls: Mutual TLS to the registry and the instances; plaintext when ``None``.
     """
 
     def __init__(
@@ -73,10 +77,11 @@ class Discovery:
         secret: str | None = None,
         backoff: Backoff | None = None,
         grace_seconds: float = 5.0,
+        tls: MeshTls | None = None,
     ) -> None:
-        self._pool = ChannelPool(grace_seconds=grace_seconds)
+        self._pool = ChannelPool(grace_seconds=grace_seconds, tls=tls)
         self._directory = Directory(
-            registry_address, secret=secret, backoff=backoff, on_change=self._retire
+            registry_address, secret=secret, backoff=backoff, on_change=self._retire, tls=tls
         )
         self._picker = Picker(self._directory.instances)
         self._closed = False

@@ -19,6 +19,7 @@ from google.protobuf import descriptor_pb2
 
 from meshkit.errors import error_info
 from meshkit.tasks import cancel_and_wait
+from meshkit.tls import MeshTls, dial
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,10 @@ class Registrar:
         secret: str | None,
         backoff: Backoff | None = None,
         call_timeout_seconds: float = 5.0,
+        tls: MeshTls | None = None,
     ) -> None:
         self._registration = registration
+        self._tls = tls
         self._registry_address = registry_address
         self._metadata = secret_metadata(secret)
         self._backoff = backoff or Backoff()
@@ -125,7 +128,7 @@ class Registrar:
         """Start registering in the background; returns at once. Safe to call twice."""
         if self._task is not None:
             return
-        self._channel = grpc.aio.insecure_channel(self._registry_address)
+        self._channel = dial(self._registry_address, self._tls)
         self._task = asyncio.create_task(self._run(), name="registrar")
 
     async def wait(self) -> None:
@@ -166,6 +169,8 @@ class Registrar:
                 return
             except grpc.aio.AioRpcError as exc:
                 failures += 1
+                if self._tls is not None and exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    stub = await self._redial()
                 delay = self._backoff.delay(failures)
                 log.warning(
                     "registry call failed; retrying",
@@ -173,6 +178,14 @@ class Registrar:
                 )
                 self.registered.clear()
                 await asyncio.sleep(delay)
+
+    async def _redial(self) -> registry_pb2_grpc.RegistryServiceAsyncStub:
+        # A channel presents the certificate read when it was made: after a failure, a
+        # fresh one presents a renewed certificate (the old one may have expired).
+        old, self._channel = self._channel, dial(self._registry_address, self._tls)
+        if old is not None:
+            await old.close()
+        return registry_pb2_grpc.RegistryServiceStub(self._channel)
 
     async def _register(self, stub: registry_pb2_grpc.RegistryServiceAsyncStub) -> float:
         r = self._registration

@@ -51,6 +51,7 @@ from meshkit.metrics import MetricsEndpoint, RpcMetrics, process_registry
 from meshkit.reflection import enable_reflection
 from meshkit.registration import Registrar, Registration
 from meshkit.spans import SpanRecorder, open_recorder
+from meshkit.tls import add_port
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ class PluginServer:
         )
         host, _, _ = self._listen.rpartition(":")
         try:
-            port = server.add_insecure_port(self._listen)
+            port = add_port(server, self._listen, self._config.tls)
         except RuntimeError as exc:
             raise AddressInUseError(f"{self.name} cannot listen on {self._listen}: {exc}") from exc
         self._address = f"{advertised_host(host, self._config.advertise_host)}:{port}"
@@ -226,6 +227,7 @@ class PluginServer:
                 ),
                 registry_address=self._config.registry_address,
                 secret=self._config.registration_secret,
+                tls=self._config.tls,
             )
             await self._registrar.start()
 

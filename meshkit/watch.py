@@ -29,6 +29,7 @@ import grpc
 
 from meshkit.registration import Backoff, secret_metadata
 from meshkit.tasks import cancel_and_wait
+from meshkit.tls import MeshTls, dial
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 
 __all__ = ["RegistryStub", "RegistryWatch"]
@@ -57,6 +58,7 @@ class RegistryWatch(Generic[_Entry]):
         secret: The registration secret, sent with every registry call when set.
         backoff: Delays between reconnections of a broken watch.
         name: Who follows (``catalog``, ``discovery``), for log lines and the task.
+        tls: Mutual TLS to the registry; plaintext when ``None``.
     """
 
     def __init__(
@@ -68,8 +70,10 @@ class RegistryWatch(Generic[_Entry]):
         secret: str | None = None,
         backoff: Backoff | None = None,
         name: str = "registry watch",
+        tls: MeshTls | None = None,
     ) -> None:
         self._registry_address = registry_address
+        self._tls = tls
         self._read = read
         self._on_change = on_change
         self._metadata = secret_metadata(secret)
@@ -101,7 +105,7 @@ class RegistryWatch(Generic[_Entry]):
         does nothing after :meth:`close`."""
         if self._task is not None or self._closed:
             return
-        self._channel = grpc.aio.insecure_channel(self._registry_address)
+        self._channel = dial(self._registry_address, self._tls)
         stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
         self._task = asyncio.create_task(self._run(stub), name=f"{self._name} watch")
 
@@ -129,12 +133,22 @@ class RegistryWatch(Generic[_Entry]):
                 synced, reason = False, "an unexpected error"
             self._connected = False
             failures = 0 if synced else failures + 1
+            if not synced and self._tls is not None:
+                stub = await self._redial()
             delay = self._backoff.delay(failures)
             log.warning(
                 "registry watch lost; watching again",
                 extra={"watch": self._name, "reason": reason, "retry_in_seconds": round(delay, 2)},
             )
             await asyncio.sleep(delay)
+
+    async def _redial(self) -> RegistryStub:
+        # A channel presents the certificate read when it was made: after a failure, a
+        # fresh one presents a renewed certificate (the old one may have expired).
+        old, self._channel = self._channel, dial(self._registry_address, self._tls)
+        if old is not None:
+            await old.close()
+        return registry_pb2_grpc.RegistryServiceStub(self._channel)
 
     async def _follow(self, stub: RegistryStub) -> bool:
         """Follow one watch stream until it ends; return whether it got as far as SYNCED."""

@@ -26,6 +26,7 @@ async def serve(config: RegistryConfig) -> int:
         "registry",
         database=database,
         nats_url=config.mesh.nats_url,
+        nats_tls=config.mesh.nats_tls,
         settings=config.events,
         grace_seconds=config.shutdown_grace_seconds,
         # The registry serves while NATS is away; its events wait in the outbox.

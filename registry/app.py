@@ -30,6 +30,7 @@ from registry.config import RegistryConfig
 from registry.core import Registry
 from registry.model import Registration
 from registry.outbox import RegistryOutbox
+from registry.reflection_client import descriptor_fetcher
 from registry.service import RegistryServicer
 from registry.store import RegistryStore
 
@@ -69,6 +70,8 @@ class RegistryServer:
             reflection_timeout_seconds=config.reflection_timeout_seconds,
             health_backoff=health_backoff,
             watcher_capacity=watcher_capacity,
+            fetch=descriptor_fetcher(config.mesh.tls),
+            tls=config.mesh.tls,
         )
         self._server = PluginServer(
             SERVICE_NAME,
@@ -77,7 +80,9 @@ class RegistryServer:
                     descriptor=_DESCRIPTOR,
                     add_to_server=registry_pb2_grpc.add_RegistryServiceServicer_to_server,
                     implementation=RegistryServicer(
-                        self.registry, registration_secret=config.registration_secret
+                        self.registry,
+                        registration_secret=config.registration_secret,
+                        check_identity=config.mesh.tls is not None,
                     ),
                 )
             ],

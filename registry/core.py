@@ -25,6 +25,7 @@ from meshkit.clock import SYSTEM_CLOCK, Clock
 from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from meshkit.registration import Backoff
 from meshkit.tasks import cancel_and_wait
+from meshkit.tls import MeshTls
 from meshkit.tracing import current_trace
 from registry import schemas
 from registry.broadcast import Broadcaster, Subscription
@@ -65,6 +66,7 @@ class Registry:
         health_backoff: Delays between reconnections of a broken health watch.
         watcher_capacity: Changes a watcher may leave unread before its stream is ended.
         clock: Source of the current time.
+        tls: Mutual TLS of the health watches; plaintext when ``None``.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class Registry:
         health_backoff: Backoff | None = None,
         watcher_capacity: int = 1024,
         clock: Clock = SYSTEM_CLOCK,
+        tls: MeshTls | None = None,
     ) -> None:
         self._store = store
         self._lease = timedelta(seconds=lease_seconds)
@@ -85,7 +88,7 @@ class Registry:
         self._fetch = fetch
         self._reflection_timeout = reflection_timeout_seconds
         self._clock = clock
-        self._health = HealthWatcher(self._on_health, backoff=health_backoff)
+        self._health = HealthWatcher(self._on_health, backoff=health_backoff, tls=tls)
         self._broadcaster = Broadcaster(capacity=watcher_capacity)
         self._lock = asyncio.Lock()
         self._specs: dict[str, ServiceSpec] = {}
@@ -203,6 +206,11 @@ class Registry:
             extra={"service": spec.name, "address": record.address, "id": record.instance_id},
         )
         return instance
+
+    def service_of(self, instance_id: str) -> str | None:
+        """The service of a registered instance; ``None`` when it is unknown."""
+        instance = self._instances.get(instance_id)
+        return instance.record.service if instance is not None else None
 
     def renew(self, instance_id: str) -> datetime:
         """Renew a lease and return when the new one runs out.

@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2
 
 from meshkit.registration import Backoff
 from meshkit.tasks import cancel_and_wait
+from meshkit.tls import MeshTls, dial
 from registry.model import Health
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,18 @@ class HealthWatcher:
         on_health: Receives every status an instance reports, and UNREACHABLE when its
             stream breaks. Repeated statuses are reported again; the callback dedupes.
         backoff: Delays between reconnection attempts.
+        tls: Mutual TLS to the instances; plaintext when ``None``.
     """
 
-    def __init__(self, on_health: HealthCallback, *, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        on_health: HealthCallback,
+        *,
+        backoff: Backoff | None = None,
+        tls: MeshTls | None = None,
+    ) -> None:
         self._on_health = on_health
+        self._tls = tls
         self._backoff = backoff or DEFAULT_BACKOFF
         self._tasks: dict[str, tuple[str, asyncio.Task[None]]] = {}
 
@@ -81,7 +90,7 @@ class HealthWatcher:
         request = health_pb2.HealthCheckRequest(service="")
         while True:
             try:
-                async with grpc.aio.insecure_channel(address) as channel:
+                async with dial(address, self._tls) as channel:
                     watch = channel.unary_stream(
                         _WATCH,
                         request_serializer=health_pb2.HealthCheckRequest.SerializeToString,

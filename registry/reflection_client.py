@@ -16,6 +16,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.message import DecodeError
 from grpc_reflection.v1alpha import reflection_pb2
 
+from meshkit.tls import MeshTls, dial
 from registry.schemas import is_infrastructure
 
 _METHOD = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
@@ -49,8 +50,25 @@ class DescriptorFetcher(Protocol):
         ...
 
 
+def descriptor_fetcher(tls: MeshTls | None) -> DescriptorFetcher:
+    """:func:`fetch_descriptors` over mutual TLS with ``tls`` (plaintext when ``None``)."""
+
+    async def fetch(
+        address: str, grpc_services: Sequence[str], *, timeout_seconds: float
+    ) -> FetchedSchema:
+        return await fetch_descriptors(
+            address, grpc_services, timeout_seconds=timeout_seconds, tls=tls
+        )
+
+    return fetch
+
+
 async def fetch_descriptors(
-    address: str, grpc_services: Sequence[str], *, timeout_seconds: float = 5.0
+    address: str,
+    grpc_services: Sequence[str],
+    *,
+    timeout_seconds: float = 5.0,
+    tls: MeshTls | None = None,
 ) -> FetchedSchema:
     """Fetch the descriptors of ``grpc_services`` from the instance at ``address``.
 
@@ -61,7 +79,7 @@ async def fetch_descriptors(
         ReflectionError: the instance cannot be reached or does not describe a service.
     """
     try:
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with dial(address, tls) as channel:
             open_stream: grpc.aio.StreamStreamMultiCallable[_Request, _Response]
             open_stream = channel.stream_stream(
                 _METHOD,

@@ -13,9 +13,16 @@ from datetime import datetime
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from meshkit.errors import InvalidArgument, ResourceExhausted, Unauthenticated, Unavailable
+from meshkit.errors import (
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+)
 from meshkit.grpc_types import Context
 from meshkit.identity import from_metadata, signing_key
+from meshkit.tls import peer_services
 from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.broadcast import BroadcastClosed, WatcherOverflowed
@@ -56,18 +63,28 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             ``plugmesh-registration-secret`` metadata, and the others (ACCESS_AUTHENTICATED
             reads) need it or a caller's identity signed with the key derived from it (the
             gateway passing a call on): the registry's port refuses what the gateway would.
+        check_identity: Whether registration, renewal and deregistration must come with
+            a client certificate that names the service they are for (mutual TLS on).
     """
 
-    def __init__(self, registry: Registry, *, registration_secret: str | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        registration_secret: str | None = None,
+        check_identity: bool = False,
+    ) -> None:
         self._registry = registry
         self._secret = registration_secret
         self._signing_key = signing_key(registration_secret)
+        self._check_identity = check_identity
 
     async def RegisterInstance(
         self, request: registry_pb2.RegisterInstanceRequest, context: Context
     ) -> registry_pb2.RegisterInstanceResponse:
         """Register or refresh an instance."""
         self._authenticate(context)
+        self._check_peer(context, request.service)
         descriptors = request.file_descriptor_set
         registration = Registration(
             service=request.service,
@@ -92,6 +109,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         """Renew an instance's lease."""
         self._authenticate(context)
         _require("instance_id", request.instance_id)
+        self._check_peer(context, self._registry.service_of(request.instance_id))
         expires = self._registry.renew(request.instance_id)
         return registry_pb2.RenewLeaseResponse(lease_expire_time=_timestamp(expires))
 
@@ -101,6 +119,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         """Remove an instance; removing an unknown one succeeds."""
         self._authenticate(context)
         _require("instance_id", request.instance_id)
+        self._check_peer(context, self._registry.service_of(request.instance_id))
         await self._registry.deregister(request.instance_id)
         return registry_pb2.DeregisterInstanceResponse()
 
@@ -211,6 +230,19 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         if not hmac.compare_digest(sent.encode(), self._secret.encode()):
             raise Unauthenticated(
                 "the registration secret is wrong", reason="REGISTRATION_SECRET_INVALID"
+            )
+
+    def _check_peer(self, context: Context, service: str | None) -> None:
+        # An unknown instance (None) is left to the call: NOT_FOUND, or a no-op.
+        if not self._check_identity or service is None:
+            return
+        named = peer_services(context)
+        if service not in named:
+            raise PermissionDenied(
+                f"the client certificate names {sorted(named) or 'no service'}, not"
+                f" {service!r}: a process registers only the service its certificate names",
+                reason="IDENTITY_MISMATCH",
+                metadata={"service": service, "certificate": ",".join(sorted(named))},
             )
 
 

@@ -85,6 +85,7 @@ class GatewayAuth:
             on_live=self._live,
             failed_events_per_second=settings.failed_events_per_second,
             max_sessions=size,
+            nats_tls=mesh.nats_tls,
         )
         timeout = settings.timeout_seconds
         #: The OpenID issuer's keys, when one is configured.

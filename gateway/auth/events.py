@@ -51,6 +51,7 @@ from meshkit.events import (
     unpack_payload,
 )
 from meshkit.tasks import cancel_and_wait
+from meshkit.tls import MeshTls, nats_options
 from meshkit.tracing import current_trace
 from plugmesh.events.v1 import auth_events_pb2, machine_user_events_pb2, user_events_pb2
 
@@ -99,6 +100,7 @@ class AuthEvents:
         on_user: Called with a user id when their cached role must be dropped.
         on_live: Called with True once invalidations are received, False when they
             may be missed.
+        nats_tls: The certificate of its NATS connection over TLS; plaintext when ``None``.
     """
 
     def __init__(
@@ -110,8 +112,10 @@ class AuthEvents:
         on_live: Callable[[bool], None],
         failed_events_per_second: float = 20.0,
         max_sessions: int = 10_000,
+        nats_tls: MeshTls | None = None,
     ) -> None:
         self._url = nats_url
+        self._nats_tls = nats_tls
         self._on_machine_user = on_machine_user
         self._on_user = on_user
         self._on_live = on_live
@@ -235,6 +239,7 @@ class AuthEvents:
                 disconnected_cb=disconnected,
                 reconnected_cb=reconnected,
                 error_cb=error,
+                **nats_options(self._nats_tls),
             )
             for subject in _MACHINE_USER_SUBJECTS + _USER_SUBJECTS:
                 await nc.subscribe(subject, cb=self._received)

@@ -27,6 +27,7 @@ from meshkit.events.deadletters import DeadLetter, list_dead_letters, replay_dea
 from meshkit.events.envelope import parse_event, unpack_payload
 from meshkit.events.errors import EnvelopeError
 from meshkit.events.subscriber import filter_subject
+from meshkit.tls import MeshTls, nats_options
 
 __all__ = ["EventsUnavailable", "NatsEvents", "event_view", "letter_view"]
 
@@ -44,10 +45,14 @@ class NatsEvents:
     Args:
         url: The NATS server.
         timeout_seconds: How long connecting and each JetStream call may take.
+        tls: The certificate of the NATS connection over TLS; plaintext when None.
     """
 
-    def __init__(self, url: str, *, timeout_seconds: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, timeout_seconds: float = 5.0, tls: MeshTls | None = None
+    ) -> None:
         self._url = url
+        self._tls = tls
         self._timeout = timeout_seconds
 
     async def tail(self, type_pattern: str, subject_prefix: str) -> AsyncIterator[bytes]:
@@ -128,6 +133,7 @@ class NatsEvents:
                     allow_reconnect=False,
                     max_reconnect_attempts=1,
                     error_cb=quiet,
+                    **nats_options(self._tls),
                 )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             raise EventsUnavailable(f"cannot reach NATS: {exc or type(exc).__name__}") from exc

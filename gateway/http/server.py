@@ -19,14 +19,18 @@ import contextlib
 import logging
 import math
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Generator, Iterable
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gateway.front_door import FrontDoorTls
 from gateway.http.asgi import Receive, Scope, Send
 from meshkit.server import AddressInUseError
+from meshkit.tasks import cancel_and_wait
 
 __all__ = ["AsgiApp", "CoalescingTransport", "HttpServer", "parse_address"]
 
@@ -151,10 +155,24 @@ class HttpServer:
         app: The ASGI app (:func:`gateway.http.build_app`).
         address: ``host:port`` to listen on; port 0 picks a free port.
         shutdown_grace_seconds: How long requests in flight may finish on :meth:`stop`.
+        tls: The front door's certificate; plaintext without one. A renewed one (its
+            files rewritten) is served from the next handshake after the next check.
+        certificate_check_seconds: How often the certificate's files are checked.
     """
 
-    def __init__(self, app: AsgiApp, address: str, *, shutdown_grace_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        app: AsgiApp,
+        address: str,
+        *,
+        shutdown_grace_seconds: float = 5.0,
+        tls: FrontDoorTls | None = None,
+        certificate_check_seconds: float = 30.0,
+    ) -> None:
         self._app = app
+        self._tls = tls or FrontDoorTls()
+        self._check_every = certificate_check_seconds
+        self._renewals: asyncio.Task[None] | None = None
         self._listen = address
         self._grace = shutdown_grace_seconds
         self._server: _EmbeddedServer | None = None
@@ -193,6 +211,8 @@ class HttpServer:
             server_header=False,
             proxy_headers=False,
             timeout_graceful_shutdown=max(math.ceil(self._grace), 1),
+            ssl_certfile=self._tls.cert_file,
+            ssl_keyfile=self._tls.key_file,
         )
         server = _EmbeddedServer(config)
         self._server = server
@@ -203,6 +223,10 @@ class HttpServer:
                 raise RuntimeError("the HTTP server stopped while starting")
             await asyncio.sleep(0.005)
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if server.config.ssl is not None:
+            self._renewals = asyncio.create_task(
+                self._follow_certificate(server.config.ssl), name="http-certificate"
+            )
         log.info("HTTP serving", extra={"address": self._address})
 
     async def stop(self) -> None:
@@ -211,12 +235,42 @@ class HttpServer:
         Safe to call twice.
         """
         self._stopped = True
+        await cancel_and_wait(self._renewals)
         server, task = self._server, self._task
         self._task = None
         if server is None or task is None:
             return
         server.should_exit = True
         await task
+
+    async def _follow_certificate(self, context: ssl.SSLContext) -> None:
+        """Load the certificate into the serving context again when its files change:
+        new handshakes get it, open connections keep theirs."""
+        cert, key = self._tls.cert_file, self._tls.key_file
+        assert cert is not None
+        assert key is not None
+        seen = _stamps(cert, key)
+        while True:
+            await asyncio.sleep(self._check_every)
+            stamps = _stamps(cert, key)
+            if stamps == seen:
+                continue
+            try:
+                # On a scratch context first: a key that does not match the certificate
+                # (read between their rewrites) must not reach the serving one.
+                ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+                context.load_cert_chain(cert, key)
+            except (OSError, ssl.SSLError):
+                continue  # retried at the next check
+            seen = stamps
+            log.info("serving a renewed certificate", extra={"cert_file": str(cert)})
+
+
+def _stamps(*paths: Path) -> tuple[int, ...]:
+    try:
+        return tuple(path.stat().st_mtime_ns for path in paths)
+    except OSError:
+        return ()
 
 
 def _bind(address: str) -> socket.socket:

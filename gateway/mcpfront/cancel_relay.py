@@ -30,6 +30,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from meshkit.tasks import cancel_and_wait
+from meshkit.tls import MeshTls, nats_options
 
 __all__ = ["SUBJECT", "CallKey", "CancelRelay"]
 
@@ -50,11 +51,19 @@ class CancelRelay:
 
     Args:
         nats_url: Where NATS runs.
+        nats_tls: The certificate of its NATS connection over TLS; plaintext when ``None``.
         on_cancel: Cancels the call of that key if this replica runs it.
     """
 
-    def __init__(self, nats_url: str, on_cancel: Callable[[CallKey], object]) -> None:
+    def __init__(
+        self,
+        nats_url: str,
+        on_cancel: Callable[[CallKey], object],
+        *,
+        nats_tls: MeshTls | None = None,
+    ) -> None:
         self._url = nats_url
+        self._nats_tls = nats_tls
         self._on_cancel = on_cancel
         self._nc: Client | None = None
         self._task: asyncio.Task[None] | None = None
@@ -105,6 +114,7 @@ class CancelRelay:
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.25,
                     error_cb=error,
+                    **nats_options(self._nats_tls),
                 )
                 await nc.subscribe(SUBJECT, cb=self._received)
                 await nc.flush()

@@ -68,6 +68,7 @@ from gateway.mcpfront.server import build_server, serving
 from gateway.mcpfront.settings import McpSettings
 from gateway.mcpfront.toolbox import Toolbox
 from meshkit.spans import SpanRecorder
+from meshkit.tls import MeshTls
 from meshkit.tracing import use_trace
 
 __all__ = ["McpFront"]
@@ -86,6 +87,7 @@ class McpFront:
         version: The gateway's version, in the server's info.
         nats_url: Where the replicas tell each other of a handshake-era client's
             cancellations (:mod:`gateway.mcpfront.cancel_relay`); none when None.
+        nats_tls: The certificate of that NATS connection over TLS; plaintext when None.
         spans: Where each tool call's span goes (traces on); none when ``None``.
     """
 
@@ -99,6 +101,7 @@ class McpFront:
         bus: SubscriptionBus | None = None,
         version: str = "",
         nats_url: str | None = None,
+        nats_tls: MeshTls | None = None,
         spans: SpanRecorder | None = None,
     ) -> None:
         self._toolbox = toolbox
@@ -119,7 +122,9 @@ class McpFront:
         #: Tells the other replicas of cancellations this one runs no call for.
         self.cancel_relay: CancelRelay | None = None
         if nats_url:
-            self.cancel_relay = CancelRelay(nats_url, on_cancel=cancellations.cancel_here)
+            self.cancel_relay = CancelRelay(
+                nats_url, on_cancel=cancellations.cancel_here, nats_tls=nats_tls
+            )
             cancellations.tell_others = self.cancel_relay.tell
         self._streams = ListChangedStreams(self._bus, settings.transport_security)
         self._manager = StreamableHTTPSessionManager(

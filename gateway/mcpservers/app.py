@@ -96,5 +96,5 @@ def build(
         server=server,
         servers=servers,
         hook_modes=hook_modes,
-        follower=Follower(mesh.nats_url, reload),
+        follower=Follower(mesh.nats_url, reload, nats_tls=mesh.nats_tls),
     )

@@ -32,6 +32,7 @@ from meshkit.events import subject_of
 from meshkit.events.bus import Publisher
 from meshkit.identity import Identity, event_actor
 from meshkit.tasks import cancel_and_wait
+from meshkit.tls import MeshTls, nats_options
 from plugmesh.events.v1 import mcp_server_events_pb2
 
 __all__ = ["CREATED", "DELETED", "UPDATED", "Follower", "OutboxSink", "subject_of_server"]
@@ -100,8 +101,10 @@ class Follower:
         reload: Callable[[], Awaitable[None]],
         *,
         resync_seconds: float = DEFAULT_RESYNC_SECONDS,
+        nats_tls: MeshTls | None = None,
     ) -> None:
         self._url = nats_url
+        self._nats_tls = nats_tls
         self._reload = reload
         self._resync = resync_seconds
         self._wanted = asyncio.Event()
@@ -157,6 +160,7 @@ class Follower:
                 reconnect_time_wait=0.25,
                 reconnected_cb=reconnected,
                 error_cb=error,
+                **nats_options(self._nats_tls),
             )
             await nc.subscribe(subject_of("mcp.server.>"), cb=self._received)
             await nc.subscribe(subject_of("mcp.hook.>"), cb=self._received)

@@ -20,6 +20,7 @@ from gateway.ratelimit.for_mcp import ToolLimits
 from gateway.ratelimit.limiter import Limiter
 from gateway.ratelimit.settings import RateLimitSettings
 from gateway.ratelimit.store import JetStreamCounters
+from meshkit.tls import MeshTls
 
 __all__ = ["RateLimits"]
 
@@ -31,6 +32,7 @@ class RateLimits:
         settings: The limits.
         nats_url: Where NATS runs.
         replicas: The counter stream's replicas in a NATS cluster.
+        nats_tls: The certificate of the NATS connection over TLS; plaintext when None.
         metrics_registry: Where refusals and uncounted calls are counted.
     """
 
@@ -40,10 +42,14 @@ class RateLimits:
         nats_url: str,
         *,
         replicas: int = 1,
+        nats_tls: MeshTls | None = None,
         metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self.counters = JetStreamCounters(
-            nats_url, keep_seconds=settings.longest_window_seconds, replicas=replicas
+            nats_url,
+            keep_seconds=settings.longest_window_seconds,
+            replicas=replicas,
+            tls=nats_tls,
         )
         self.limiter = Limiter(settings, self.counters, metrics_registry=metrics_registry)
 

@@ -32,6 +32,7 @@ from nats.aio.client import Client
 from nats.js import api
 
 from meshkit.tasks import cancel_and_wait
+from meshkit.tls import MeshTls, nats_options
 
 __all__ = ["STREAM", "SUBJECT_PREFIX", "CounterStore", "JetStreamCounters", "StoreUnavailable"]
 
@@ -68,10 +69,19 @@ class JetStreamCounters:
         nats_url: Where NATS runs.
         keep_seconds: How long a counter is kept after its last increment.
         replicas: The stream's replicas in a NATS cluster.
+        tls: The certificate of the NATS connection over TLS; plaintext when None.
     """
 
-    def __init__(self, nats_url: str, *, keep_seconds: float, replicas: int = 1) -> None:
+    def __init__(
+        self,
+        nats_url: str,
+        *,
+        keep_seconds: float,
+        replicas: int = 1,
+        tls: MeshTls | None = None,
+    ) -> None:
         self._url = nats_url
+        self._tls = tls
         self._keep_seconds = max(keep_seconds, 1.0)
         self._replicas = replicas
         self._nc: Client | None = None
@@ -132,6 +142,7 @@ class JetStreamCounters:
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.25,
                     error_cb=error,
+                    **nats_options(self._tls),
                 )
                 try:
                     await self._ensure_stream(nc)

@@ -17,6 +17,7 @@ from nats.aio.subscription import Subscription
 
 from meshkit.events.errors import EventError
 from meshkit.events.relay import Outgoing
+from meshkit.tls import MeshTls, nats_options
 
 __all__ = ["JetStreamPublisher", "connect_nats"]
 
@@ -31,8 +32,10 @@ async def connect_nats(
     name: str,
     timeout_seconds: float = 10.0,
     on_reconnect: Sequence[Callable[[], None]] = (),
+    tls: MeshTls | None = None,
 ) -> Client:
-    """Connect to NATS, retrying until ``timeout_seconds``; reconnect forever afterwards.
+    """Connect to NATS, retrying until ``timeout_seconds``; reconnect forever afterwards;
+    over TLS with the member's certificate with ``tls``.
 
     Raises:
         EventError: No server answered in time.
@@ -68,6 +71,7 @@ async def connect_nats(
                 disconnected_cb=disconnected,
                 error_cb=error,
                 drain_timeout=2,
+                **nats_options(tls),
             )
     except TimeoutError:
         detail = f": {errors[-1]}" if errors else ""

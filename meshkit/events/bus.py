@@ -55,6 +55,7 @@ from meshkit.events.tables import MIGRATIONS
 from meshkit.registration import Backoff
 from meshkit.spans import SpanRecorder
 from meshkit.tasks import cancel_and_wait
+from meshkit.tls_settings import MeshTls
 from meshkit.tracing import TraceContext
 from plugmesh.events.v1 import event_pb2
 
@@ -150,6 +151,8 @@ class EventBus:
             is attached to, else one of its own.
         spans: Where the spans of the events it publishes and handles go; by default
             those of the server it is attached to; none with traces off.
+        nats_tls: The certificate its NATS connection presents over TLS
+            (``MeshConfig.nats_tls``); plaintext when ``None``.
     """
 
     def __init__(
@@ -164,8 +167,10 @@ class EventBus:
         connect_in_background: bool = False,
         metrics_registry: CollectorRegistry | None = None,
         spans: SpanRecorder | None = None,
+        nats_tls: MeshTls | None = None,
     ) -> None:
         self.service = service
+        self._nats_tls = nats_tls
         self._own_metrics = metrics_registry is None
         self.metrics = EventMetrics(metrics_registry or CollectorRegistry())
         self.database = database
@@ -325,6 +330,7 @@ class EventBus:
             name=f"plugmesh-{self.service}",
             timeout_seconds=self._connect_timeout,
             on_reconnect=[self._reconnected],
+            tls=self._nats_tls,
         )
         self._js = self._nc.jetstream(timeout=self.settings.publish_timeout_seconds)
         await ensure_streams(self._js, self.settings)

@@ -67,11 +67,14 @@ def build(
         SERVICE_NAME,
         database=database,
         nats_url=config.mesh.nats_url,
+        nats_tls=config.mesh.nats_tls,
         settings=config.events,
         grace_seconds=config.mesh.shutdown_grace_seconds,
     )
     # Payloads declared in a producer's own contract are decoded with it (any language).
-    schemas = RegistrySchemas(config.mesh.registry_address, config.mesh.registration_secret)
+    schemas = RegistrySchemas(
+        config.mesh.registry_address, config.mesh.registration_secret, tls=config.mesh.tls
+    )
     subscribe(bus, EventRecorder(audit_log, ContractPayloads(schemas)))
     server = api_server(audit_log, config, address=address, register=register)
     server.add_closer(schemas.close)  # closers run newest first: after the bus stopped

@@ -29,6 +29,7 @@ from meshkit.events import ReceivedEvent
 from meshkit.events.envelope import event_type_of
 from meshkit.events.errors import NotAnEventPayload
 from meshkit.registration import SECRET_METADATA_KEY
+from meshkit.tls import MeshTls, dial
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 
 __all__ = ["ContractPayloads", "RegistrySchemas", "SchemaSource"]
@@ -51,17 +52,26 @@ class RegistrySchemas:
         address: The registry.
         secret: The mesh registration secret, sent as ``GetServiceSchema`` is internal.
         timeout_seconds: How long one lookup may take.
+        tls: Mutual TLS to the registry; plaintext when ``None``.
     """
 
-    def __init__(self, address: str, secret: str | None, *, timeout_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        secret: str | None,
+        *,
+        timeout_seconds: float = 2.0,
+        tls: MeshTls | None = None,
+    ) -> None:
         self._address = address
+        self._tls = tls
         self._metadata = ((SECRET_METADATA_KEY, secret),) if secret else ()
         self._timeout = timeout_seconds
         self._channel: grpc.aio.Channel | None = None
 
     async def schema(self, service: str) -> descriptor_pb2.FileDescriptorSet | None:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self._address)
+            self._channel = dial(self._address, self._tls)
         stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
         try:
             response = await stub.GetServiceSchema(

@@ -58,6 +58,7 @@ def build(
         SERVICE_NAME,
         database=database,
         nats_url=config.mesh.nats_url,
+        nats_tls=config.mesh.nats_tls,
         settings=config.events,
         grace_seconds=config.mesh.shutdown_grace_seconds,
     )

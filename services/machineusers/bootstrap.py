@@ -23,6 +23,7 @@ from pathlib import Path
 import grpc
 
 from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
+from meshkit.tls import MeshTls, dial
 from plugmesh.machineusers.v1 import machineusers_pb2, machineusers_pb2_grpc
 from plugmesh.users.v1 import users_pb2
 
@@ -54,7 +55,12 @@ class AdminToken:
 
 
 async def ensure_admin(
-    data_dir: Path, address: str, secret: str, *, timeout_seconds: float = 10.0
+    data_dir: Path,
+    address: str,
+    secret: str,
+    *,
+    timeout_seconds: float = 10.0,
+    tls: MeshTls | None = None,
 ) -> AdminToken:
     """Reuse the admin token in ``data_dir``, or make one.
 
@@ -63,6 +69,8 @@ async def ensure_admin(
         address: The machine-users service's gRPC address.
         secret: The mesh registration secret (signs the caller's identity).
         timeout_seconds: Deadline of each call.
+        tls: Mutual TLS to the service (the launcher's own certificate); plaintext when
+            ``None``.
 
     Raises:
         BootstrapError: The machine-users service refused or could not be reached.
@@ -71,7 +79,7 @@ async def ensure_admin(
     if key is None:
         raise BootstrapError("no registration secret: cannot prove who makes the admin")
     path = data_dir / ADMIN_TOKEN_FILE
-    async with grpc.aio.insecure_channel(_dialable(address)) as channel:
+    async with dial(_dialable(address), tls) as channel:
         client = _Client(
             machineusers_pb2_grpc.MachineUserServiceStub(channel),
             to_metadata(_CALLER, key),

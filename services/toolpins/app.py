@@ -49,11 +49,16 @@ def build(
         SERVICE_NAME,
         database=database,
         nats_url=config.mesh.nats_url,
+        nats_tls=config.mesh.nats_tls,
         settings=config.events,
         grace_seconds=config.mesh.shutdown_grace_seconds,
     )
     pins = ToolPins(database, bus, clock=clock)
-    discovery = Discovery(config.mesh.registry_address, secret=config.mesh.registration_secret)
+    discovery = Discovery(
+        config.mesh.registry_address,
+        secret=config.mesh.registration_secret,
+        tls=config.mesh.tls,
+    )
     servers = servers_pb2_grpc.McpServerServiceStub(discovery.channel(SERVERS))
     server = PluginServer(
         SERVICE_NAME,

@@ -13,6 +13,7 @@ every call with UNAVAILABLE.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,6 +26,7 @@ from meshkit.config import MeshConfig
 from meshkit.errors import MeshError, Unavailable
 from meshkit.grpc_types import Context
 from meshkit.server import PluginServer, Servicer
+from meshkit.tls import MeshTls
 from plugmesh.options.v1 import options_pb2
 
 PACKAGE = "test.echo.v1"
@@ -200,6 +202,7 @@ class EchoPlugin:
         name: str = "echo",
         address: str = "127.0.0.1:0",
         register: bool = True,
+        tls: MeshTls | None = None,
     ) -> None:
         self.servicer = EchoServicer()
         config = MeshConfig.from_env(
@@ -208,6 +211,7 @@ class EchoPlugin:
                 "PLUGMESH_SHUTDOWN_GRACE_SECONDS": "0.5",
             }
         )
+        config = dataclasses.replace(config, tls=tls)
         self.server = PluginServer(
             name,
             [Servicer(DESCRIPTOR, _add, self.servicer)],

@@ -20,6 +20,8 @@ import google.api
 import grpc_tools
 import pytest
 
+from meshkit.tls import MeshTls
+
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 PLUGIN = NODE_DIR / "plugin.js"
 NODE = shutil.which("node")
@@ -94,9 +96,10 @@ async def spawn(
     *,
     nats_url: str | None = None,
     hook: bool = False,
+    tls: MeshTls | None = None,
 ) -> tuple[asyncio.subprocess.Process, bytes]:
-    """Start the plugin (with its tool-call hook when ``hook``); the process and the first
-    line it printed (empty if it exited)."""
+    """Start the plugin (with its tool-call hook when ``hook``, its certificate when
+    ``tls``); the process and the first line it printed (empty if it exited)."""
     assert NODE is not None
     arguments = [arg for directory in include_dirs() for arg in ("--include", directory)]
     if hook:
@@ -108,6 +111,10 @@ async def spawn(
     }
     if nats_url is not None:
         env["PLUGMESH_NATS_URL"] = nats_url
+    if tls is not None:
+        env["PLUGMESH_TLS_CERT_FILE"] = str(tls.cert_file)
+        env["PLUGMESH_TLS_KEY_FILE"] = str(tls.key_file)
+        env["PLUGMESH_TLS_CA_FILE"] = str(tls.ca_file)
     with log.open("wb") as stderr:
         process = await asyncio.create_subprocess_exec(
             NODE,
@@ -137,6 +144,7 @@ async def start_node(
     *,
     nats_url: str | None = None,
     hook: bool = False,
+    tls: MeshTls | None = None,
 ) -> NodePlugin:
     """Start the plugin (with its tool-call hook when ``hook``) and wait until it
     registered.
@@ -144,7 +152,9 @@ async def start_node(
     Raises:
         AssertionError: It exited first; the message holds its log.
     """
-    process, line = await spawn(registry_address, secret, log, nats_url=nats_url, hook=hook)
+    process, line = await spawn(
+        registry_address, secret, log, nats_url=nats_url, hook=hook, tls=tls
+    )
     if not line:
         code = await process.wait()
         logged = await asyncio.to_thread(log.read_text)

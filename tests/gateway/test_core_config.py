@@ -27,10 +27,12 @@ def test_every_setting_is_read_from_its_variable() -> None:
             "PLUGMESH_REGISTRY_ADDRESS": "10.0.0.1:3",
             "PLUGMESH_SHUTDOWN_GRACE_SECONDS": "7",
             "PLUGMESH_GATEWAY_HTTP_BODY_LIMIT_BYTES": "2048",
+            "PLUGMESH_GATEWAY_PLAINTEXT": "allow",
         }
     )
 
     assert (config.grpc_address, config.http_address) == ("0.0.0.0:1", "0.0.0.0:2")
+    assert config.front_door.plaintext_anywhere
     assert (config.default_deadline_seconds, config.max_message_bytes) == (2.5, 1024)
     assert (config.registry_address, config.shutdown_grace_seconds) == ("10.0.0.1:3", 7.0)
     assert config.http.body_limit_bytes == 2048

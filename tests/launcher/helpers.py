@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from launcher.certs import LAUNCHER_IDENTITY, TLS_DIR
+from meshkit.tls import MeshTls
+
 
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie does not count: it has exited)."""
@@ -124,3 +127,14 @@ def stop_up(process: subprocess.Popen[bytes], grace_seconds: float) -> None:
     for pid in leftovers + descendants(process.pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def up_tls(data_dir: Path) -> MeshTls:
+    """The certificate ``plugmesh up`` made for itself in ``data_dir``: a client of the
+    mesh's internal ports presents it."""
+    directory = data_dir / TLS_DIR
+    return MeshTls(
+        directory / f"{LAUNCHER_IDENTITY}.crt",
+        directory / f"{LAUNCHER_IDENTITY}.key",
+        directory / "ca.crt",
+    )

@@ -18,7 +18,8 @@ import pytest
 
 from launcher.processes import PROCESSES
 from launcher.status import MeshView, RegistryUnreachable, fetch_view
-from tests.launcher.helpers import listening, pid_alive, stop_up, wait_up
+from meshkit.tls import MeshTls
+from tests.launcher.helpers import listening, pid_alive, stop_up, up_tls, wait_up
 from tests.support.waiting import eventually, until
 
 _MISSING = [
@@ -90,21 +91,21 @@ async def _wait_ready(up: Up, timeout_seconds: float = 60.0) -> None:
     await wait_up(up.process, up.output, timeout_seconds)
 
 
-async def _view(address: str, secret: str) -> MeshView | None:
+async def _view(address: str, tls: MeshTls | None, secret: str) -> MeshView | None:
     try:
-        return await fetch_view(address, timeout_seconds=1.0, secret=secret)
+        return await fetch_view(address, timeout_seconds=1.0, tls=tls, secret=secret)
     except RegistryUnreachable:
         return None
 
 
 async def _until_health(
-    up: Up, address: str, name: str, serving: bool, timeout_seconds: float
+    up: Up, address: str, name: str, serving: bool, timeout_seconds: float, tls: MeshTls | None
 ) -> str:
     """Poll the registry until ``name`` is (not) SERVING; return the health it reported."""
     secret = (up.data_dir / "registration.secret").read_text().strip()
 
     async def reported() -> str | None:
-        view = await _view(address, secret)
+        view = await _view(address, tls, secret)
         health = view.health_of(name) if view is not None else None
         return health if health is not None and (health == "SERVING") == serving else None
 
@@ -151,7 +152,10 @@ async def test_up_serves_everything_restarts_a_killed_plugin_and_stops_cleanly(u
     # at once (its lease would still run for seconds); then restarted, SERVING again.
     killed = state["children"]["users"]
     os.kill(killed, signal.SIGKILL)
-    reported = await _until_health(up, registry, "users", serving=False, timeout_seconds=10.0)
+    tls = up_tls(up.data_dir)
+    reported = await _until_health(
+        up, registry, "users", serving=False, timeout_seconds=10.0, tls=tls
+    )
     assert reported == "UNREACHABLE"
     await until(
         lambda: up.state()["children"].get("users") not in (None, killed),
@@ -159,7 +163,7 @@ async def test_up_serves_everything_restarts_a_killed_plugin_and_stops_cleanly(u
         what="the supervisor to restart users",
     )
     # A new Python process: on a loaded machine its imports alone take seconds.
-    await _until_health(up, registry, "users", serving=True, timeout_seconds=30.0)
+    await _until_health(up, registry, "users", serving=True, timeout_seconds=30.0, tls=tls)
     assert f"users (pid {killed}) killed by SIGKILL" in up.text()
 
     # SIGTERM: every child gone, nothing left listening, the state file removed.

@@ -18,6 +18,7 @@
 // Once registered it prints one JSON line to stdout: {"address", "instance_id", "pid"}.
 'use strict';
 
+const fs = require('node:fs');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
@@ -193,9 +194,36 @@ function sendGreeting(publisher, key, errors) {
   };
 }
 
-function bind(server, address) {
+// Mutual TLS inside the mesh when PLUGMESH_TLS_CERT_FILE, _KEY_FILE and _CA_FILE are set:
+// the server requires a client certificate of the mesh CA, the registry channel presents
+// the plugin's own and checks the mesh-wide name every member's certificate carries.
+const MESH_SERVER_NAME = 'mesh.plugmesh.internal';
+
+function meshTls() {
+  const files = ['CERT', 'KEY', 'CA'].map((name) => process.env[`PLUGMESH_TLS_${name}_FILE`]);
+  if (!files.every(Boolean)) return null;
+  const [cert, key, ca] = files.map((file) => fs.readFileSync(file));
+  return { cert, key, ca };
+}
+
+function serverCredentials(tls) {
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  const pair = { cert_chain: tls.cert, private_key: tls.key };
+  return grpc.ServerCredentials.createSsl(tls.ca, [pair], true);
+}
+
+function channelArguments(tls) {
+  if (!tls) return [grpc.credentials.createInsecure(), {}];
+  const options = {
+    'grpc.ssl_target_name_override': MESH_SERVER_NAME,
+    'grpc.default_authority': MESH_SERVER_NAME,
+  };
+  return [grpc.credentials.createSsl(tls.ca, tls.key, tls.cert), options];
+}
+
+function bind(server, address, tls) {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+    server.bindAsync(address, serverCredentials(tls), (error, port) => {
       if (error) reject(error);
       else resolve(port);
     });
@@ -357,13 +385,14 @@ async function main() {
   new ReflectionService(reflectionDefinition(files), { services: reflected }).addToServer(server);
 
   const host = options.address.slice(0, options.address.lastIndexOf(':'));
-  const port = await bind(server, options.address);
+  const tls = meshTls();
+  const port = await bind(server, options.address, tls);
   const address = `${host}:${port}`;
 
   const registryPackage = grpc.loadPackageDefinition(registryDefinition);
   const RegistryService = registryPackage.plugmesh.registry.v1.RegistryService;
   const registryAddress = process.env.PLUGMESH_REGISTRY_ADDRESS || '127.0.0.1:50050';
-  const client = new RegistryService(registryAddress, grpc.credentials.createInsecure());
+  const client = new RegistryService(registryAddress, ...channelArguments(tls));
   const registrar = new Registrar(
     client,
     {

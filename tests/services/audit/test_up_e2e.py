@@ -14,10 +14,11 @@ import pytest
 
 from launcher.processes import PROCESSES
 from meshkit.identity import Identity, PrincipalKind, signing_key, to_metadata
+from meshkit.tls import dial
 from plugmesh.audit.v1 import audit_pb2, audit_pb2_grpc
 from plugmesh.events.v1 import event_pb2
 from plugmesh.users.v1 import users_pb2, users_pb2_grpc
-from tests.launcher.helpers import stop_up, wait_up
+from tests.launcher.helpers import stop_up, up_tls, wait_up
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
@@ -57,8 +58,8 @@ async def test_a_user_created_in_the_mesh_is_audited(up_data_dir: Path) -> None:
     admin = to_metadata(Identity(PrincipalKind.USER, "root", admin=True), key)
 
     async with (
-        grpc.aio.insecure_channel(addresses["PLUGMESH_USERS_ADDRESS"]) as users_channel,
-        grpc.aio.insecure_channel(addresses["PLUGMESH_AUDIT_ADDRESS"]) as audit_channel,
+        dial(addresses["PLUGMESH_USERS_ADDRESS"], up_tls(up_data_dir)) as users_channel,
+        dial(addresses["PLUGMESH_AUDIT_ADDRESS"], up_tls(up_data_dir)) as audit_channel,
     ):
         users = users_pb2_grpc.UserServiceStub(users_channel)
         audit = audit_pb2_grpc.AuditServiceStub(audit_channel)
