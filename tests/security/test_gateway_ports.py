@@ -17,6 +17,7 @@ from tests.gateway.auth.mesh import Mesh
 from tests.security.credentials import Caller, Callers
 from tests.security.expected import at_the_gateway
 from tests.security.probes import PROBES, grpc_outcome, http_outcome
+from tests.support.calls import call_empty
 
 #: The services whose methods the probes must reach.
 SERVICES = {"registry", "machine-users", "users", "audit"}
@@ -59,21 +60,15 @@ async def test_every_http_route_refuses_or_admits_the_caller_as_its_proto_declar
     assert wrong == []
 
 
-async def _call(channel: Any, method: Method, metadata: tuple[tuple[str, str], ...]) -> str:
+async def _call(
+    channel: grpc.aio.Channel, method: Method, metadata: tuple[tuple[str, str], ...]
+) -> str:
     """Call ``method`` with an empty request: what the gateway did with it."""
-    try:
-        if method.server_streaming:
-            call: Any = channel.unary_stream(method.path)(b"", metadata=metadata, timeout=2)
-            try:
-                async for _ in call:
-                    break
-            finally:
-                call.cancel()
-        else:
-            await channel.unary_unary(method.path)(b"", metadata=metadata, timeout=2)
-    except grpc.aio.AioRpcError as exc:
-        return grpc_outcome(exc)
-    return grpc_outcome(None)
+    return grpc_outcome(
+        await call_empty(
+            channel, method.path, server_streaming=method.server_streaming, metadata=metadata
+        )
+    )
 
 
 @pytest.mark.parametrize("caller", list(Caller), ids=lambda c: c.value)

@@ -4,8 +4,6 @@ the mesh's, and with an admin's bearer token (which only the gateway understands
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 import pytest
 
@@ -15,6 +13,7 @@ from plugmesh.options.v1 import options_pb2
 from tests.gateway.auth.mesh import Mesh
 from tests.security.credentials import Caller, Callers
 from tests.security.probes import PROBES
+from tests.support.calls import call_empty
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(300)]
 
@@ -29,21 +28,11 @@ def _ports(mesh: Mesh) -> dict[str, str]:
 
 
 async def _code(address: str, method: Method, metadata: tuple[tuple[str, str], ...]) -> str:
-    async with grpc.aio.insecure_channel(address) as opened:
-        channel: Any = opened  # raw bytes in, raw bytes out: no stubs
-        try:
-            if method.server_streaming:
-                call: Any = channel.unary_stream(method.path)(b"", metadata=metadata, timeout=2)
-                try:
-                    async for _ in call:
-                        break
-                finally:
-                    call.cancel()
-            else:
-                await channel.unary_unary(method.path)(b"", metadata=metadata, timeout=2)
-        except grpc.aio.AioRpcError as exc:
-            return exc.code().name
-    return "OK"
+    async with grpc.aio.insecure_channel(address) as channel:
+        error = await call_empty(
+            channel, method.path, server_streaming=method.server_streaming, metadata=metadata
+        )
+    return error.code().name if error is not None else "OK"
 
 
 #: What a caller the mesh did not sign meets on a plugin's own port, by the method's

@@ -39,6 +39,7 @@ from services.machineusers.config import MachineUsersConfig
 from services.users.app import build as build_users
 from services.users.config import UsersConfig
 from tests.security.probes import PROBES
+from tests.support.calls import call_empty
 from tests.support.certs import TestCa
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(300)]
@@ -130,21 +131,10 @@ def _client(kind: str, address: str, member: MeshTls, forged: MeshTls) -> grpc.a
     return dial(address, forged)
 
 
-async def _code(channel: Any, path: str, server_streaming: bool, metadata: Any = ()) -> str:
+async def _code(channel: grpc.aio.Channel, path: str, server_streaming: bool) -> str:
     """The status one call with an empty request ends in."""
-    try:
-        if server_streaming:
-            call = channel.unary_stream(path)(b"", metadata=metadata, timeout=3)
-            try:
-                async for _ in call:
-                    break
-            finally:
-                call.cancel()
-        else:
-            await channel.unary_unary(path)(b"", metadata=metadata, timeout=3)
-    except grpc.aio.AioRpcError as exc:
-        return exc.code().name
-    return "OK"
+    error = await call_empty(channel, path, server_streaming=server_streaming, timeout_seconds=3)
+    return error.code().name if error is not None else "OK"
 
 
 def _methods(service: str) -> list[tuple[str, bool]]:

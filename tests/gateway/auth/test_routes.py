@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 import pytest
 
 from gateway.auth.access import access_of
@@ -16,6 +15,7 @@ from meshkit.errors import error_info
 from meshkit.registration import SECRET_METADATA_KEY
 from plugmesh.options.v1 import options_pb2
 from tests.gateway.auth.mesh import SECRET, Mesh, person_jwt
+from tests.support.calls import call_empty
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -114,21 +114,12 @@ def _ingress_methods(auth_mesh: Mesh) -> list[Method]:
 async def _call(auth_mesh: Mesh, method: Method, metadata: tuple[tuple[str, str], ...]) -> str:
     """Call ``method`` with an empty request through the ingress: ``"through"`` when the
     gateway let it pass (whatever the plugin answered), else the gateway's refusal."""
-    channel: Any = auth_mesh.channel  # raw bytes in, raw bytes out: no stubs
-    try:
-        if method.server_streaming:
-            call: Any = channel.unary_stream(method.path)(b"", metadata=metadata, timeout=2)
-            try:
-                async for _ in call:
-                    break
-            finally:
-                call.cancel()
-        else:
-            await channel.unary_unary(method.path)(b"", metadata=metadata, timeout=2)
-    except grpc.aio.AioRpcError as exc:
-        info = error_info(exc)
-        if info is not None and info.domain == GATEWAY:
-            return exc.code().name
+    error = await call_empty(
+        auth_mesh.channel, method.path, server_streaming=method.server_streaming, metadata=metadata
+    )
+    info = error_info(error) if error is not None else None
+    if error is not None and info is not None and info.domain == GATEWAY:
+        return error.code().name
     return "through"
 
 
