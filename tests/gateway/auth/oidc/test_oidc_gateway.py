@@ -68,11 +68,20 @@ async def oidc_mesh(
 async def provider(
     oidc_mesh: Mesh, issuer_port: int, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[OidcProvider]:
-    """The provider, started once the mesh runs, on the port of the gateway's issuer."""
+    """The provider, started once the mesh runs, on the port of the gateway's issuer;
+    yielded once the gateway has its keys (until then a JWT is 503, tested above: the
+    gateway fetches again at its own pace, which a loaded machine stretches)."""
     directory = tmp_path_factory.mktemp("provider")
     async with running_provider(
         directory / "keys.json", directory / "provider.log", port=issuer_port
     ) as running:
+        token = await running.token()
+        oidc_mesh.tokens.append(token)
+
+        async def keys_known() -> bool | None:
+            return (await get(oidc_mesh, token)).status_code != 503 or None
+
+        await eventually(keys_known, timeout_seconds=30, what="the gateway to fetch the keys")
         yield running
 
 
