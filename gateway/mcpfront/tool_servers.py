@@ -36,6 +36,10 @@ class ToolServers:
     def __init__(self, upstreams: Upstreams, plugins: PluginTools | None = None) -> None:
         self._upstreams = upstreams
         self._plugins = plugins
+        #: The exposed names of the plugins' tools, for the catalog's offer and the
+        #: plugin servers an upstream shadows it was built from (a tools/call looks it
+        #: up two or three times).
+        self._exposed: tuple[object, frozenset[str], dict[str, PluginTool]] | None = None
 
     def has_server(self, server: str) -> bool:
         """Whether ``server`` is an upstream (in any state) or a plugin offering tools."""
@@ -123,9 +127,16 @@ class ToolServers:
         """The plugins' tools under their names on ``/mcp``."""
         if self._plugins is None:
             return {}
-        return {
+        offered = self._plugins.offered()
+        shadowed = frozenset(s for s in offered if self._upstreams.get(s) is not None)
+        cached = self._exposed
+        if cached is not None and cached[0] is offered and cached[1] == shadowed:
+            return cached[2]
+        exposed = {
             exposed_name(server, name): tool
-            for server, tools in self._plugins.offered().items()
-            if self._upstreams.get(server) is None
+            for server, tools in offered.items()
+            if server not in shadowed
             for name, tool in tools.items()
         }
+        self._exposed = (offered, shadowed, exposed)
+        return exposed
