@@ -53,7 +53,7 @@ from grpc_health.v1 import health_pb2
 from gateway.auth import GatewayAuth
 from gateway.catalog import Catalog
 from gateway.config import GatewayConfig
-from gateway.console import Console, NatsEvents
+from gateway.console import Console, Leases, NatsEvents
 from gateway.health import GatewayHealth, HealthSync
 from gateway.http import GatewayApp, HttpServer, build_app
 from gateway.ingress import IngressServer
@@ -238,7 +238,13 @@ class Gateway:
             self.catalog,
             self.auth.http,
             NatsEvents(config.mesh.nats_url, tls=config.mesh.nats_tls),
-            mcp_changes=self.mcp_upstreams.add_listener,
+            mcp_changes=self.mcp_upstreams.add_status_listener,
+            leases=Leases(
+                config.registry_address,
+                secret=config.mesh.registration_secret,
+                backoff=registry_backoff,
+                tls=config.mesh.tls,
+            ),
         )
         self.http: HttpServer | None = None
         self._http_app: GatewayApp[Any] | None = None
@@ -395,6 +401,7 @@ class Gateway:
             await self.http.stop()
         if self._http_app is not None:
             self._http_app.close()
+        await self.console.close()
         await self.mcp.close()
         self._unlisten()
         self._unwatch()

@@ -235,4 +235,5 @@ def _instance(pb: registry_pb2.Instance) -> Instance:
         version=pb.version,
         register_time_seconds=pb.register_time.ToNanoseconds() / 1e9,
         health_change_time_seconds=pb.health_change_time.ToNanoseconds() / 1e9,
+        lease_expire_time_seconds=pb.lease_expire_time.ToNanoseconds() / 1e9,
     )

@@ -44,6 +44,9 @@ class Instance:
     #: when unknown.
     register_time_seconds: float = 0.0
     health_change_time_seconds: float = 0.0
+    #: When its lease runs out unless renewed, in Unix seconds, as of the last change the
+    #: watch reported (renewals are not reported to the catalog); 0 when unknown.
+    lease_expire_time_seconds: float = 0.0
 
     @property
     def serving(self) -> bool:

@@ -59,6 +59,8 @@ class RegistryWatch(Generic[_Entry]):
         backoff: Delays between reconnections of a broken watch.
         name: Who follows (``catalog``, ``discovery``), for log lines and the task.
         tls: Mutual TLS to the registry; plaintext when ``None``.
+        lease_renewals: Ask for every lease renewal too (an UPSERTED per renewal); only
+            for a follower that shows leases, such as the gateway's console.
     """
 
     def __init__(
@@ -71,8 +73,10 @@ class RegistryWatch(Generic[_Entry]):
         backoff: Backoff | None = None,
         name: str = "registry watch",
         tls: MeshTls | None = None,
+        lease_renewals: bool = False,
     ) -> None:
         self._registry_address = registry_address
+        self._request = registry_pb2.WatchServicesRequest(include_lease_renewals=lease_renewals)
         self._tls = tls
         self._read = read
         self._on_change = on_change
@@ -152,7 +156,7 @@ class RegistryWatch(Generic[_Entry]):
 
     async def _follow(self, stub: RegistryStub) -> bool:
         """Follow one watch stream until it ends; return whether it got as far as SYNCED."""
-        call = stub.WatchServices(registry_pb2.WatchServicesRequest(), metadata=self._metadata)
+        call = stub.WatchServices(self._request, metadata=self._metadata)
         fresh: dict[str, _Entry] | None = {}
         try:
             async for change in call:

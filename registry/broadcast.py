@@ -5,6 +5,8 @@ full is *overflowed*: it gets nothing more, and the watch stream ends with
 RESOURCE_EXHAUSTED so that the caller reconnects and starts again from a fresh snapshot.
 Publishing never blocks, so one slow watcher cannot hold up the registry. Closing the
 broadcaster ends every subscription, so watch streams finish before the server stops.
+Lease renewals (``ServiceChange.renewal``) go only to the subscriptions that asked for
+them, so the gateway's catalog and discovery never see one.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ _CLOSED = "closed"
 class Subscription:
     """One watcher's queue of changes. Use :meth:`Broadcaster.subscribe` to make one."""
 
-    def __init__(self, broadcaster: Broadcaster, capacity: int) -> None:
+    def __init__(self, broadcaster: Broadcaster, capacity: int, *, renewals: bool) -> None:
         self._broadcaster = broadcaster
+        self.renewals = renewals
         # One slot beyond the capacity is kept free for the end-of-stream marker.
         self._queue: asyncio.Queue[ServiceChange | str] = asyncio.Queue(maxsize=capacity + 1)
         self._capacity = capacity
@@ -62,7 +65,7 @@ class Subscription:
         self.close()
 
     def _offer(self, change: ServiceChange) -> None:
-        if self._ended:
+        if self._ended or (change.renewal and not self.renewals):
             return
         if self._queue.qsize() >= self._capacity:
             self.overflowed = True
@@ -88,9 +91,10 @@ class Broadcaster:
         self._subscriptions: set[Subscription] = set()
         self._closed = False
 
-    def subscribe(self) -> Subscription:
-        """Start receiving every change published from now on."""
-        subscription = Subscription(self, self._capacity)
+    def subscribe(self, *, renewals: bool = False) -> Subscription:
+        """Start receiving every change published from now on, lease renewals included
+        when ``renewals``."""
+        subscription = Subscription(self, self._capacity, renewals=renewals)
         if self._closed:
             subscription._end(_CLOSED)
         else:
@@ -114,6 +118,11 @@ class Broadcaster:
             subscription._offer(change)
             if subscription._ended:
                 self._subscriptions.discard(subscription)
+
+    @property
+    def renewal_watchers(self) -> int:
+        """How many open subscriptions want lease renewals."""
+        return sum(1 for subscription in self._subscriptions if subscription.renewals)
 
     @property
     def subscriber_count(self) -> int:

@@ -215,7 +215,8 @@ class Registry:
     def renew(self, instance_id: str) -> datetime:
         """Renew a lease and return when the new one runs out.
 
-        Renewals are not pushed to watchers: they change nothing a router cares about.
+        Renewals are pushed only to the watchers that asked for them (a view of the
+        leases): they change nothing a router cares about.
 
         Raises:
             NotFound: the instance is unknown or its lease has run out.
@@ -230,6 +231,11 @@ class Registry:
             )
         record = replace(instance.record, lease_expire_time=now + self._lease)
         self._instances[instance_id] = replace(instance, record=record)
+        if self._broadcaster.renewal_watchers:
+            spec = self._specs[record.service]
+            self._broadcaster.publish(
+                ServiceChange(ChangeKind.UPSERTED, spec.name, self._view(spec), renewal=True)
+            )
         return record.lease_expire_time
 
     async def deregister(self, instance_id: str) -> None:
@@ -275,10 +281,11 @@ class Registry:
         """Return an instance by id, or ``None``."""
         return self._instances.get(instance_id)
 
-    def subscribe(self) -> tuple[list[ServiceView], Subscription]:
-        """Return every service now and a subscription to every change after this moment."""
+    def subscribe(self, *, renewals: bool = False) -> tuple[list[ServiceView], Subscription]:
+        """Return every service now and a subscription to every change after this moment,
+        lease renewals included when ``renewals``."""
         # No await between the snapshot and the subscription: no change falls in between.
-        return self.list_services(), self._broadcaster.subscribe()
+        return self.list_services(), self._broadcaster.subscribe(renewals=renewals)
 
     def event_services(self, event_type: str) -> tuple[list[str], list[str]]:
         """Return the names of the services producing and consuming ``event_type``."""

@@ -126,11 +126,16 @@ class ServiceView:
 
 @dataclass(frozen=True)
 class ServiceChange:
-    """One change pushed to watchers: a service's new state, or its removal."""
+    """One change pushed to watchers: a service's new state, or its removal.
+
+    ``renewal`` marks an UPSERTED whose only news is a renewed lease: only the watchers
+    that asked for renewals get it.
+    """
 
     kind: ChangeKind
     name: str
     service: ServiceView | None = None
+    renewal: bool = False
 
 
 @dataclass(frozen=True)

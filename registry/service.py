@@ -147,12 +147,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     ) -> AsyncIterator[registry_pb2.WatchServicesResponse]:
         """Stream every service, then SYNCED, then every change.
 
-        A watcher that leaves too many changes unread gets RESOURCE_EXHAUSTED (reason
-        ``WATCHER_TOO_SLOW``) and should watch again; at shutdown watchers get
-        UNAVAILABLE (reason ``SHUTTING_DOWN``).
+        With ``include_lease_renewals`` every renewal comes too, as an UPSERTED of the
+        renewed instance's service. A watcher that leaves too many changes unread gets
+        RESOURCE_EXHAUSTED (reason ``WATCHER_TOO_SLOW``) and should watch again; at
+        shutdown watchers get UNAVAILABLE (reason ``SHUTTING_DOWN``).
         """
         self._authenticate(context)
-        snapshot, subscription = self._registry.subscribe()
+        snapshot, subscription = self._registry.subscribe(renewals=request.include_lease_renewals)
         with subscription:
             for view in snapshot:
                 yield registry_pb2.WatchServicesResponse(

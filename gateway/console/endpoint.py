@@ -5,9 +5,9 @@
 | ``GET /console`` | anyone | the page (it signs in with a token kept in the tab) |
 | ``GET /console/static/<file>`` | anyone | its scripts and styles |
 | ``GET /console/api/me`` | signed in | who the caller is, whether an admin |
-| ``GET /console/api/mesh`` | signed in | SSE: the mesh, a frame per change of the catalog |
+| ``GET /console/api/mesh`` | signed in | SSE: the mesh, a frame per change and per lease renewal |
 | ``GET /console/api/routes`` | signed in | every HTTP route and gRPC method with its access |
-| ``GET /console/api/mcp`` | admins | SSE: a frame whenever the served MCP tools change |
+| ``GET /console/api/mcp`` | admins | SSE: a frame when a server's state, error or tools change |
 | ``GET /console/api/events?type=&subject=`` | admins | SSE: the events as they are published |
 | ``GET /console/api/deadletters`` | admins | the dead letters, oldest first |
 | ``POST /console/api/deadletters/<id>:replay`` | admins | replay one (by sequence or event id) |
@@ -28,6 +28,7 @@ from gateway.catalog import Catalog
 from gateway.console import assets
 from gateway.console.callers import CallerCheck, caller_of, identity_view
 from gateway.console.events import EventsUnavailable, NatsEvents, letter_view
+from gateway.console.leases import Leases
 from gateway.console.mcp import AddListener, change_frames
 from gateway.console.mesh import mesh_frames
 from gateway.console.routes import RouteView
@@ -60,8 +61,10 @@ class Console:
         catalog: The mesh, as the registry's watch keeps it.
         callers: Checks the bearer credential of each API request.
         events: The mesh's events and dead letters.
-        mcp_changes: Registers a listener of changes of the served MCP tools; the MCP
-            feed sends only its first frame when None.
+        mcp_changes: Registers a listener of changes of the MCP servers (state, last
+            error, tools); the MCP feed sends only its first frame when None.
+        leases: The instances' leases, renewals included; the mesh feed shows the
+            leases as of the catalog's last change when None.
         heartbeat_seconds: How often an idle live feed says it is alive.
     """
 
@@ -72,8 +75,10 @@ class Console:
         events: NatsEvents,
         *,
         mcp_changes: AddListener | None = None,
+        leases: Leases | None = None,
         heartbeat_seconds: float = 15.0,
     ) -> None:
+        self._leases = leases
         self._catalog = catalog
         self._callers = callers
         self._events = events
@@ -108,6 +113,14 @@ class Console:
     def drain(self) -> None:
         """End the open live feeds (the gateway is stopping). Safe to call twice."""
         self._closing.set()
+
+    async def close(self) -> None:
+        """End the live feeds and close what they shared: the leases' watch and the NATS
+        connection. Safe to call twice."""
+        self.drain()
+        if self._leases is not None:
+            await self._leases.close()
+        await self._events.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> int:
         """Answer a request under ``/console``; returns the HTTP status sent."""
@@ -152,7 +165,7 @@ class Console:
         return await serve_stream(
             receive,
             send,
-            mesh_frames(self._catalog),
+            mesh_frames(self._catalog, self._leases),
             closing=self._closing,
             heartbeat_seconds=self._heartbeat,
         )

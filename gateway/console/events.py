@@ -5,8 +5,13 @@ events stream captures (``plugmesh.events.<type pattern>``, core NATS: no consum
 created, nothing is acknowledged, as ``plugmesh events tail`` does), and sends each event
 as one SSE frame; ``subject`` keeps only events whose CloudEvents subject starts with it.
 Dead letters are listed and replayed with :mod:`meshkit.events.deadletters`, as
-``plugmesh events dlq`` does. Each feed or call opens its own NATS connection and closes
-it when done: an admin's console needs no connection while nobody looks.
+``plugmesh events dlq`` does.
+
+Every feed and call shares one NATS connection (:func:`meshkit.events._nats.connect_nats`,
+with the mesh's TLS options): opened on first use, so an admin's console costs nothing
+while nobody looks; reconnecting by itself, so a tail outlives a NATS restart (nats-py
+subscribes again on the new connection); closed by :meth:`NatsEvents.close`, which the
+console calls when the gateway stops. A tail ends with its own subscription only.
 """
 
 from __future__ import annotations
@@ -16,23 +21,25 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import nats
 import nats.errors
 from google.protobuf import json_format
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from gateway.console.sse import frame
+from meshkit.events._nats import connect_nats
 from meshkit.events.deadletters import DeadLetter, list_dead_letters, replay_dead_letter
 from meshkit.events.envelope import parse_event, unpack_payload
-from meshkit.events.errors import EnvelopeError
+from meshkit.events.errors import EnvelopeError, EventError
 from meshkit.events.subscriber import filter_subject
-from meshkit.tls import MeshTls, nats_options
+from meshkit.tls import MeshTls
 
 __all__ = ["EventsUnavailable", "NatsEvents", "event_view", "letter_view"]
 
 #: Events held for a slow page before the oldest are dropped.
 _BACKLOG = 256
+_NAME = "plugmesh-gateway-console"
 
 
 class EventsUnavailable(Exception):
@@ -40,7 +47,7 @@ class EventsUnavailable(Exception):
 
 
 class NatsEvents:
-    """The mesh's events on NATS.
+    """The mesh's events on NATS, over one connection shared by every feed and call.
 
     Args:
         url: The NATS server.
@@ -54,6 +61,9 @@ class NatsEvents:
         self._url = url
         self._tls = tls
         self._timeout = timeout_seconds
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
 
     async def tail(self, type_pattern: str, subject_prefix: str) -> AsyncIterator[bytes]:
         """An ``event`` frame per event of the types ``type_pattern`` matches, as they
@@ -64,7 +74,7 @@ class NatsEvents:
             EventsUnavailable: NATS cannot be reached.
         """
         subject = filter_subject(type_pattern or ">")
-        client = await self._connect()
+        client = await self._connection()
         queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=_BACKLOG)
 
         async def received(msg: Msg) -> None:
@@ -82,8 +92,9 @@ class NatsEvents:
         queue: asyncio.Queue[Msg],
         received: Callable[[Msg], Awaitable[None]],
     ) -> AsyncIterator[bytes]:
+        subscription: Subscription | None = None
         try:
-            await client.subscribe(subject, cb=received)
+            subscription = await client.subscribe(subject, cb=received)
             await client.flush(timeout=int(self._timeout))
             yield frame("ready", {"subject": subject})
             while True:
@@ -92,7 +103,9 @@ class NatsEvents:
                 if view["subject"].startswith(subject_prefix):
                     yield frame("event", view)
         finally:
-            await _close(client)
+            if subscription is not None:
+                with contextlib.suppress(nats.errors.Error, OSError):
+                    await subscription.unsubscribe()
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The oldest ``limit`` dead letters.
@@ -100,11 +113,11 @@ class NatsEvents:
         Raises:
             EventsUnavailable: NATS cannot be reached.
         """
-        client = await self._connect()
+        js = (await self._connection()).jetstream(timeout=self._timeout)
         try:
-            return await list_dead_letters(client.jetstream(timeout=self._timeout), limit=limit)
-        finally:
-            await _close(client)
+            return await list_dead_letters(js, limit=limit)
+        except (TimeoutError, nats.errors.Error) as exc:
+            raise EventsUnavailable(f"NATS did not answer: {exc or type(exc).__name__}") from exc
 
     async def replay(self, letter_id: str) -> DeadLetter:
         """Republish one dead letter on its subject and remove it from the stream.
@@ -113,35 +126,34 @@ class NatsEvents:
             DeadLetterNotFound: There is none with that sequence or event id.
             EventsUnavailable: NATS cannot be reached.
         """
-        client = await self._connect()
+        js = (await self._connection()).jetstream(timeout=self._timeout)
         try:
-            js = client.jetstream(timeout=self._timeout)
             return await replay_dead_letter(js, letter_id, timeout_seconds=self._timeout)
-        finally:
-            await _close(client)
+        except (TimeoutError, nats.errors.Error) as exc:
+            raise EventsUnavailable(f"NATS did not answer: {exc or type(exc).__name__}") from exc
 
-    async def _connect(self) -> Client:
-        async def quiet(_exc: Exception) -> None:
-            pass
+    async def close(self) -> None:
+        """Close the shared connection; later calls find NATS unavailable. Safe to call
+        twice."""
+        async with self._lock:
+            self._closed = True
+            client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await client.close()
 
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await nats.connect(
-                    self._url,
-                    name="plugmesh-gateway-console",
-                    connect_timeout=self._timeout,
-                    allow_reconnect=False,
-                    max_reconnect_attempts=1,
-                    error_cb=quiet,
-                    **nats_options(self._tls),
-                )
-        except (TimeoutError, OSError, nats.errors.Error) as exc:
-            raise EventsUnavailable(f"cannot reach NATS: {exc or type(exc).__name__}") from exc
-
-
-async def _close(client: Client) -> None:
-    with contextlib.suppress(nats.errors.Error, OSError):
-        await client.close()
+    async def _connection(self) -> Client:
+        async with self._lock:
+            if self._closed:
+                raise EventsUnavailable("the gateway is stopping")
+            if self._client is None or self._client.is_closed:
+                try:
+                    self._client = await connect_nats(
+                        self._url, name=_NAME, timeout_seconds=self._timeout, tls=self._tls
+                    )
+                except EventError as exc:
+                    raise EventsUnavailable(f"cannot reach NATS: {exc}") from exc
+            return self._client
 
 
 def event_view(subject: str, data: bytes) -> dict[str, Any]:

@@ -19,7 +19,10 @@ Only READY servers' tools are listed; a call to a known tool of a server that is
 READY fails with :class:`~gateway.mcpfront.upstream_errors.UpstreamNotReady`. Exposed
 names are looked up in a map built from the servers' tool lists, never parsed. Listeners
 are told (synchronously, in the event loop) whenever what is listed changes: a server
-became READY or stopped being, its tools changed, a spec was applied.
+became READY or stopped being, its tools changed, a spec was applied. Status listeners
+(:meth:`Upstreams.add_status_listener`, the console's MCP view) are told of more: every
+change of a server's state or last error and every tools fetch, even one that finds the
+same tools, and every spec applied.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class Upstreams:
         # what is listed on /mcp: exposed name -> the tool under that name
         self._listed: dict[str, types.Tool] = {}
         self._listeners: list[Listener] = []
+        self._status_listeners: list[Listener] = []
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -112,6 +116,7 @@ class Upstreams:
                     self._upstreams[name] = upstream
                     await upstream.start()
             self._rebuild()
+        self._tell(self._status_listeners)
 
     async def close(self) -> None:
         """Stop every server (stdio children included). Safe to call twice."""
@@ -120,6 +125,7 @@ class Upstreams:
             stopping = list(self._upstreams.values())
             self._upstreams.clear()
             self._rebuild()
+        self._tell(self._status_listeners)
         await asyncio.gather(*(upstream.close() for upstream in stopping))
 
     # -- what there is ----------------------------------------------------------------
@@ -197,17 +203,21 @@ class Upstreams:
 
         Listeners run in the event loop, must not block and should not raise.
         """
-        self._listeners.append(listener)
+        return _added(self._listeners, listener)
 
-        def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
+    def add_status_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener()`` whenever a server's state, last error or tools may have
+        changed (a tools fetch that found the same ones included) and after every
+        :meth:`apply`; returns the way to stop. Bursts are the listener's to coalesce.
 
-        return remove
+        Listeners run in the event loop, must not block and should not raise.
+        """
+        return _added(self._status_listeners, listener)
 
     def _on_change(self, upstream: Upstream) -> None:
         if self._upstreams.get(upstream.name) is upstream:
             self._rebuild()
+            self._tell(self._status_listeners)
 
     def _rebuild(self) -> None:
         names: dict[str, tuple[str, str]] = {}
@@ -222,8 +232,22 @@ class Upstreams:
         if listed == self._listed:
             return
         self._listed = listed
-        for listener in list(self._listeners):
+        self._tell(self._listeners)
+
+    @staticmethod
+    def _tell(listeners: list[Listener]) -> None:
+        for listener in list(listeners):
             try:
                 listener()
             except Exception:
-                log.exception("a listener of the upstream tools failed")
+                log.exception("a listener of the upstreams failed")
+
+
+def _added(listeners: list[Listener], listener: Listener) -> Callable[[], None]:
+    listeners.append(listener)
+
+    def remove() -> None:
+        if listener in listeners:
+            listeners.remove(listener)
+
+    return remove

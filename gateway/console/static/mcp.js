@@ -1,7 +1,7 @@
 // MCP: the upstream servers the gateway federates, with their state, last error and
 // tools; add, disable or enable, and refresh a server (the /v1/mcp/servers API). The
-// list is read again whenever the gateway says the served tools changed
-// (GET /console/api/mcp, SSE), and while a server is connecting.
+// list is read again whenever the gateway says a server's state, last error or tools
+// changed (GET /console/api/mcp, SSE): nothing is polled.
 import { badge, field, h, replace, table, when } from "./dom.js";
 import { api, live } from "./session.js";
 
@@ -12,8 +12,6 @@ const STATES = {
   SERVER_STATE_FAILING: ["failing", "bad"],
   SERVER_STATE_DISABLED: ["disabled", "warn"],
 };
-// While a server is connecting, its state is read again this often.
-const SETTLING_MILLIS = 1000;
 
 export const mcpView = {
   id: "mcp",
@@ -22,8 +20,7 @@ export const mcpView = {
   async mount(container, { signal, status }) {
     const list = h("div", { id: "mcp-servers" }, h("p", { class: "hint" }, "Loading…"));
     const tools = h("section", { id: "mcp-tools", "aria-live": "polite" });
-    const view = { list, tools, signal, status, timer: null };
-    signal.addEventListener("abort", () => clearTimeout(view.timer));
+    const view = { list, tools, signal, status };
     replace(container,
       h("h2", {}, "MCP servers"),
       h("p", { class: "hint" }, "The upstream MCP servers the gateway serves on /mcp, as this gateway replica sees them."),
@@ -37,12 +34,9 @@ export const mcpView = {
 };
 
 async function load(view) {
+  const read = (view.reads = (view.reads || 0) + 1);
   const { servers = [] } = await api(`${SERVERS}?pageSize=100`, { signal: view.signal });
-  render(view, servers);
-  clearTimeout(view.timer);
-  if (servers.some((s) => s.status?.state === "SERVER_STATE_CONNECTING")) {
-    view.timer = setTimeout(() => load(view).catch(() => {}), SETTLING_MILLIS);
-  }
+  if (read === view.reads) render(view, servers); // an older read answering late is stale
 }
 
 async function act(view, what, call) {

@@ -551,12 +551,21 @@ class WatchServicesRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    INCLUDE_LEASE_RENEWALS_FIELD_NUMBER: _builtins.int
+    include_lease_renewals: _builtins.bool
+    """Also report every lease renewal, as a CHANGE_TYPE_UPSERTED of the renewed
+    instance's service with its new lease_expire_time. Off by default: a renewal
+    changes nothing a router cares about, and instances renew several times per
+    lease. Meant for views that show leases, such as the gateway's console.
+    """
     def __init__(
         self,
+        *,
+        include_lease_renewals: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_lease_renewals", b"include_lease_renewals"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
