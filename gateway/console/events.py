@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import nats.errors
@@ -65,7 +65,7 @@ class NatsEvents:
         self._lock = asyncio.Lock()
         self._closed = False
 
-    async def tail(self, type_pattern: str, subject_prefix: str) -> AsyncIterator[bytes]:
+    async def tail(self, type_pattern: str, subject_prefix: str) -> AsyncGenerator[bytes, None]:
         """An ``event`` frame per event of the types ``type_pattern`` matches, as they
         are published.
 
@@ -91,7 +91,7 @@ class NatsEvents:
         subject_prefix: str,
         queue: asyncio.Queue[Msg],
         received: Callable[[Msg], Awaitable[None]],
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         subscription: Subscription | None = None
         try:
             subscription = await client.subscribe(subject, cb=received)

@@ -13,7 +13,7 @@ a spec applied touches every server) makes one frame: after a change the feed wa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 from gateway.console.sse import frame
 
@@ -28,7 +28,7 @@ SETTLE_SECONDS = 0.1
 
 async def change_frames(
     add_listener: AddListener, *, settle_seconds: float = SETTLE_SECONDS
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """``changed`` now, then after every burst of changes."""
     changed = asyncio.Event()
     changed.set()

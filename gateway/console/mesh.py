@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from gateway.catalog import Catalog, Instance, Service, Snapshot
@@ -36,7 +36,7 @@ def mesh_view(snapshot: Snapshot, leases: Mapping[str, float] | None = None) -> 
     }
 
 
-async def mesh_frames(catalog: Catalog, leases: Leases | None) -> AsyncIterator[bytes]:
+async def mesh_frames(catalog: Catalog, leases: Leases | None) -> AsyncGenerator[bytes, None]:
     """A ``mesh`` frame with the current state, then one after every change of the
     catalog and a ``lease`` frame after every renewal (a slow reader skips intermediate
     states, never the last)."""

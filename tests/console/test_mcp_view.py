@@ -1,10 +1,13 @@
 """The console's MCP view in headless Chromium: an upstream MCP server added from the
 page (our test server over Streamable HTTP) becomes ready with its tools, is disabled,
 enabled and refreshed from the page, all through the gateway's ``/v1/mcp/servers`` API;
-one added elsewhere appears on the page without a reload."""
+one added elsewhere appears on the page without a reload, and a server's state and last
+error changing (it cannot be reached; it is killed, then back) show on the page as they
+happen, with no reload, no click and no polling."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -94,5 +97,70 @@ async def test_a_server_added_on_the_page_shows_its_state_and_tools_and_can_be_d
 
     assert "web__echo" in shown_tools
     assert disabled["server"]["enabled"] is False
+    assert violations == []
+    assert errors == []
+
+
+def _dead_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}/mcp"  # nothing listens there
+
+
+async def test_a_server_failing_and_back_shows_its_state_and_last_error_without_a_reload(
+    mesh: Mesh, browser: Browser, tmp_path: Path
+) -> None:
+    admin = mesh.bearer(mesh.admin_token)
+    flaky = HttpServer()
+    await flaky.start()
+    base = f"http://{mesh.gateway.http_address}"
+    try:
+        async with ConsolePage.opened(browser, base) as console:
+            await console.sign_in(mesh.admin_token)
+            await console.open("mcp")
+            page = console.page
+            await page.wait_for_selector("#mcp-servers table, #mcp-servers p")
+            for name, url in (("nowhere", _dead_url()), ("flaky", flaky.url)):
+                added = await mesh.http.post(
+                    "/v1/mcp/servers",
+                    json={"name": name, "streamableHttp": {"url": url}},
+                    headers=admin,
+                )
+                assert added.status_code == 200, added.text
+            # Nothing listens: connecting fails, and the page is told.
+            nowhere = 'tr[data-server="nowhere"]'
+            await page.wait_for_selector(f'{nowhere}[data-state="failing"]', timeout=READY_MILLIS)
+            nowhere_error = await page.inner_text(f"{nowhere} td.error")
+            flaky_row = 'tr[data-server="flaky"]'
+            await page.wait_for_selector(f'{flaky_row}[data-state="ready"]', timeout=READY_MILLIS)
+
+            # Killed, then refreshed by another admin (here: the API): failing, with why.
+            await flaky.stop()
+            refreshed = await mesh.http.post(
+                "/v1/mcp/servers/flaky:refresh", json={}, headers=admin
+            )
+            assert refreshed.status_code == 200, refreshed.text
+            await page.wait_for_selector(f'{flaky_row}[data-state="failing"]', timeout=READY_MILLIS)
+            await page.wait_for_function(
+                "row => document.querySelector(row + ' td.error')?.textContent !== ''",
+                arg=flaky_row,
+                timeout=READY_MILLIS,
+            )
+            flaky_error = await page.inner_text(f"{flaky_row} td.error")
+            violations = await console.serious_violations()
+            await console.screenshot(tmp_path, "mcp-failing")
+
+            # Back on the same port: it connects again by itself and the page shows it.
+            await flaky.start()
+            await mesh.http.post("/v1/mcp/servers/flaky:refresh", json={}, headers=admin)
+            await page.wait_for_selector(f'{flaky_row}[data-state="ready"]', timeout=READY_MILLIS)
+            errors = console.errors
+    finally:
+        await flaky.stop()
+        for name in ("nowhere", "flaky"):
+            await mesh.http.delete(f"/v1/mcp/servers/{name}", headers=admin)
+
+    assert nowhere_error
+    assert flaky_error
     assert violations == []
     assert errors == []

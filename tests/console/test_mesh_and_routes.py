@@ -1,6 +1,8 @@
 """The console's shell and mesh view in headless Chromium, against a whole running mesh:
-sign-in, the services and their instances as the registry reports them, health pushed
-to the page as it changes, and what a caller who is no admin is shown and refused."""
+sign-in, the services and their instances as the registry reports them, health and
+leases pushed to the page as they change (a lease moving forward at each renewal, a
+killed plugin's lease running out before the registry removes it), and what a caller
+who is no admin is shown and refused."""
 
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ pytestmark = [
 
 #: The issue's bound: a killed plugin is shown unhealthy, and back, within two seconds.
 HEALTH_SHOWN_MILLIS = 2_000
+#: The registry's default lease (the test mesh keeps it): instances renew thrice per lease.
+LEASE_MILLIS = 10_000
 
 
 def _card(service: str) -> str:
@@ -51,8 +55,37 @@ async def test_the_mesh_view_shows_every_service_with_its_instances(
     assert users.version in shown
     assert all(instance.address in shown for instance in users.instances)
     assert "serving" in shown
+    assert " s" in shown  # each lease's seconds left
     assert violations == []
     assert not token_in_url
+    assert errors == []
+
+
+async def test_a_lease_moves_forward_on_the_page_as_the_instance_renews_it(
+    auth_mesh: Mesh, browser: Browser
+) -> None:
+    users = auth_mesh.gateway.catalog.service("users")
+    assert users is not None
+    lease = f'td[data-lease-for="{users.instances[0].instance_id}"]'
+    base = f"http://{auth_mesh.gateway.http_address}"
+    async with ConsolePage.opened(browser, base) as console:
+        await console.sign_in(auth_mesh.user_token)
+        await console.open("mesh")
+        await console.page.wait_for_selector(f"{lease}[data-lease-expire]")
+        first = float(await console.page.get_attribute(lease, "data-lease-expire") or 0)
+        # A renewal comes every third of a lease; the page hears it without a reload.
+        await console.page.wait_for_function(
+            "([selector, first]) => Number(document.querySelector(selector)"
+            "?.dataset.leaseExpire) > first",
+            arg=[lease, first],
+            timeout=LEASE_MILLIS,
+        )
+        renewed = float(await console.page.get_attribute(lease, "data-lease-expire") or 0)
+        left = int(await console.page.get_attribute(lease, "data-lease-left") or 0)
+        errors = console.errors
+
+    assert renewed > first
+    assert 0 < left <= LEASE_MILLIS / 1000
     assert errors == []
 
 
@@ -73,7 +106,20 @@ async def test_a_killed_plugin_turns_unhealthy_on_the_page_and_back_after_its_re
             f'{_card(NAME)}[data-serving="false"]', timeout=HEALTH_SHOWN_MILLIS
         )
         unhealthy = await console.page.get_attribute(instance, "data-health")
+        lease = f"{instance} td[data-lease-for]"
+        held_until = await console.page.get_attribute(lease, "data-lease-expire")
         await console.screenshot(tmp_path, "mesh-unhealthy")
+
+        # Nobody renews the lease any more: the page counts it down to the end, then the
+        # registry removes the instance.
+        await console.page.wait_for_selector(
+            f'{lease}[data-lease-left="1"], {lease}[data-lease-left="0"]',
+            timeout=LEASE_MILLIS + HEALTH_SHOWN_MILLIS,
+        )
+        held_at_the_end = await console.page.get_attribute(lease, "data-lease-expire")
+        await console.page.wait_for_selector(
+            instance, state="detached", timeout=LEASE_MILLIS + HEALTH_SHOWN_MILLIS
+        )
 
         log = auth_mesh.data_dir / "logs" / "node-restarted.log"
         restarted = await start_node(
@@ -90,6 +136,7 @@ async def test_a_killed_plugin_turns_unhealthy_on_the_page_and_back_after_its_re
         errors = console.errors
 
     assert unhealthy in ("NOT_SERVING", "UNREACHABLE")
+    assert held_until == held_at_the_end  # never renewed after the kill
     assert errors == []
 
 
