@@ -28,11 +28,11 @@ _HEALTH_PREFIX = "HEALTH_STATUS_"
 def mesh_view(snapshot: Snapshot, leases: Mapping[str, float] | None = None) -> dict[str, Any]:
     """The snapshot as the page shows it, services ordered by name; ``leases`` (instance
     id -> Unix seconds) are newer than the catalog's when given."""
-    services = snapshot.services
+    services, now = snapshot.services, time.time()
     return {
         "generation": snapshot.generation,
-        "now": time.time(),
-        "services": [_service(services[name], leases or {}) for name in sorted(services)],
+        "now": now,
+        "services": [_service(services[name], leases or {}, now) for name in sorted(services)],
     }
 
 
@@ -63,17 +63,17 @@ async def mesh_frames(catalog: Catalog, leases: Leases | None) -> AsyncGenerator
         unsubscribe()
 
 
-def _service(service: Service, leases: Mapping[str, float]) -> dict[str, Any]:
+def _service(service: Service, leases: Mapping[str, float], now: float) -> dict[str, Any]:
     return {
         "name": service.name,
         "version": service.version,
         "serving": service.serving,
         "grpcServices": list(service.grpc_services),
-        "instances": [_instance(instance, leases) for instance in service.instances],
+        "instances": [_instance(instance, leases, now) for instance in service.instances],
     }
 
 
-def _instance(instance: Instance, leases: Mapping[str, float]) -> dict[str, Any]:
+def _instance(instance: Instance, leases: Mapping[str, float], now: float) -> dict[str, Any]:
     return {
         "id": instance.instance_id,
         "address": instance.address,
@@ -81,8 +81,15 @@ def _instance(instance: Instance, leases: Mapping[str, float]) -> dict[str, Any]
         "health": registry_pb2.HealthStatus.Name(instance.health).removeprefix(_HEALTH_PREFIX),
         "registerTime": instance.register_time_seconds,
         "healthChangeTime": instance.health_change_time_seconds,
-        # The catalog's is as of the last registration or health change: the later wins.
-        "leaseExpireTime": max(
-            leases.get(instance.instance_id, 0.0), instance.lease_expire_time_seconds
-        ),
+        "leaseExpireTime": _lease_end(instance, leases, now),
     }
+
+
+def _lease_end(instance: Instance, leases: Mapping[str, float], now: float) -> float:
+    # The catalog's lease is as of the instance's last registration or health change. The
+    # leases' watch knows better; until it has synced, a catalogued lease already past
+    # was renewed since, as far as anyone knows: unknown (0), not "ran out".
+    catalogued = instance.lease_expire_time_seconds
+    if instance.instance_id in leases:
+        return max(leases[instance.instance_id], catalogued)
+    return catalogued if catalogued > now else 0.0

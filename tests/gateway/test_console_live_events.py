@@ -1,6 +1,7 @@
 """The console's event feeds share one NATS connection, against a real nats-server: many
 tails and a dead-letter call make one connection (as the server's ``/connz`` counts
-them), closing it is idempotent and leaves none, and a tail outlives a NATS restart."""
+them), the console's close (after its drain, when the gateway stops) closes it, twice
+without harm, and a tail outlives a NATS restart."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import asyncio
 import socket
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import nats
 import pytest
 
-from gateway.console import NatsEvents
+from gateway.catalog import Catalog
+from gateway.console import Console, NatsEvents
 from gateway.console.events import EventsUnavailable
 from launcher.natsd import NatsServer
 from tests.support.waiting import until
@@ -100,8 +103,10 @@ async def test_many_tails_and_calls_share_one_connection_closed_by_close(
         for tail in tails:
             await tail.aclose()
     still_open = await monitored.console_connections()
-    await events.close()
-    await events.close()
+    console = Console(Catalog("127.0.0.1:1"), _Nobody(), events)  # never started
+    console.drain()
+    await console.close()
+    await console.close()
     await until(lambda: _counted(monitored, 0), timeout_seconds=5, what="the connection gone")
     with pytest.raises(EventsUnavailable):
         await events.tail("", "")
@@ -133,6 +138,13 @@ async def test_a_tail_hears_events_again_after_nats_restarts(monitored: Monitore
 
     assert b"plugmesh.events.test.again" in heard
     assert connections == 1
+
+
+class _Nobody:
+    """No caller is ever identified: the console here is only closed."""
+
+    async def identify(self, scope: object) -> NoReturn:
+        raise AssertionError("no request is made here")
 
 
 async def _counted(monitored: Monitored, expected: int) -> bool:
