@@ -1,14 +1,17 @@
 """Leases on the console, against a real registry: a watcher that asks for renewals hears
 each one (and only such a watcher: the catalog's kind hears none), the console's
 :class:`~gateway.console.Leases` follows them while somebody looks and stops its watch
-when nobody does, and the mesh feed sends a ``lease`` frame per renewal."""
+when nobody does, also over mutual TLS with the gateway's certificate, and the mesh feed
+sends a ``lease`` frame per renewal."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,11 +20,13 @@ import pytest
 from gateway.catalog import Catalog
 from gateway.console import Leases
 from gateway.console.mesh import mesh_frames
+from meshkit.config import MeshConfig
 from meshkit.registration import SECRET_METADATA_KEY
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
 from registry.app import RegistryServer
 from tests.registry.conftest import FAST_BACKOFF, registry_config, start_registry
 from tests.registry.test_registry_watch import next_message, register_request
+from tests.support.certs import TestCa
 from tests.support.registry import StartRegistry
 from tests.support.waiting import until
 
@@ -152,3 +157,25 @@ async def test_the_mesh_feed_sends_a_lease_frame_per_renewal(
 def _parse(raw: bytes) -> tuple[str, dict[str, Any]]:
     lines = raw.decode().splitlines()
     return lines[0].removeprefix("event: "), json.loads(lines[1].removeprefix("data: "))
+
+
+async def test_leases_follow_renewals_over_mutual_tls(
+    start_registry: StartRegistry, tmp_path: Path
+) -> None:
+    ca = TestCa(tmp_path / "mesh")
+    mesh = dataclasses.replace(MeshConfig.from_env({}), tls=ca.member("registry"))
+    registry = await start_registry(mesh=mesh)
+    leases = Leases(registry.address, backoff=FAST_BACKOFF, tls=ca.member("gateway"))
+    try:
+        async with leases.following(lambda: None):
+            await until(lambda: bool(leases.expire_times), what="the leases synced")
+            (own,) = leases.expire_times  # the registry's own instance
+            first = leases.expire_times[own]
+            # The registry renews its own lease every third of it, as every instance does.
+            await until(
+                lambda: leases.expire_times.get(own, 0) > first,
+                timeout_seconds=registry.registry.lease_seconds,
+                what="a renewal over mutual TLS",
+            )
+    finally:
+        await leases.close()
