@@ -121,10 +121,10 @@ async def test_a_role_downgrade_refuses_the_next_admin_rpc(auth_mesh: Mesh) -> N
     updated = await _patch(
         auth_mesh,
         created.machine_user.machine_user_id,
-        "role",
-        {"role": "ROLE_USER", "etag": created.machine_user.etag},
+        "role,description",
+        {"role": "ROLE_USER", "description": "demoted", "etag": created.machine_user.etag},
     )
-    assert updated["role"] == "ROLE_USER"
+    assert (updated["role"], updated["description"]) == ("ROLE_USER", "demoted")
     await _until_dropped(auth_mesh.gateway, token)
     refused = await auth_mesh.http.get(ADMIN_PATH, headers=auth_mesh.bearer(token))
 
