@@ -345,7 +345,8 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "PLUGMESH_GATEWAY_AUTH_CACHE_TTL_SECONDS",
         "10",
         "how long the gateway trusts a machine token it validated; dropped at once on"
-        " `machine_user.deleted` and `machine_user.token_rotated` (0: never cached)",
+        " `machine_user.deleted`, `machine_user.token_rotated` and `machine_user.updated`"
+        " (0: never cached)",
     ),
     EnvVar(
         "PLUGMESH_GATEWAY_AUTH_TIMEOUT_SECONDS",

@@ -11,19 +11,20 @@
 Flow (:mod:`~gateway.auth.guard`): the caller presents ``Authorization: Bearer <token>``
 (HTTP header or gRPC metadata). A machine token (``pmk_…``) is validated by the
 machine-users service's ``ValidateToken`` through the upstreams and cached briefly
-(:mod:`~gateway.auth.machine`, :mod:`~gateway.auth.cache`); the cache is dropped at once
-on ``machine_user.deleted`` and ``machine_user.token_rotated``
-(:mod:`~gateway.auth.events`). A JWT of a person is verified here with the configured
-HS256 secret or RS256 public key, or with the keys of an OpenID Connect issuer, fetched
-and kept fresh in the background (:mod:`~gateway.auth.jwts`, :mod:`~gateway.auth.jwks`);
-the person is an admin when their user record has ROLE_ADMIN
-(:mod:`~gateway.auth.roles`). The RPC's declared
-``(plugmesh.options.v1.access)`` decides (:mod:`~gateway.auth.access`): 401, 403, or the
-call goes upstream with the caller's identity signed into its metadata
-(:mod:`meshkit.identity`). Every 401 is published as ``auth.failed``, with a fingerprint
-of the credential, never the credential. :mod:`~gateway.auth.for_http` and
-:mod:`~gateway.auth.for_grpc` adapt the guard to each port; :mod:`~gateway.auth.errors`
-holds the refusals, :mod:`~gateway.auth.settings` the configuration.
+(:mod:`~gateway.auth.machine`, :mod:`~gateway.auth.cache`); a machine user's entries are
+dropped at once on ``machine_user.deleted``, ``machine_user.token_rotated`` and
+``machine_user.updated`` (:mod:`~gateway.auth.events`), so its next request is validated
+again and carries its new role and permissions. A JWT of a person is verified here with
+the configured HS256 secret or RS256 public key, or with the keys of an OpenID Connect
+issuer, fetched and kept fresh in the background (:mod:`~gateway.auth.jwts`,
+:mod:`~gateway.auth.jwks`); the person is an admin when their user record has ROLE_ADMIN
+(:mod:`~gateway.auth.roles`). The RPC's declared ``(plugmesh.options.v1.access)``
+decides (:mod:`~gateway.auth.access`): 401, 403, or the call goes upstream with the
+caller's identity signed into its metadata (:mod:`meshkit.identity`). Every 401 is
+published as ``auth.failed``, with a fingerprint of the credential, never the
+credential. :mod:`~gateway.auth.for_http` and :mod:`~gateway.auth.for_grpc` adapt the
+guard to each port; :mod:`~gateway.auth.errors` holds the refusals,
+:mod:`~gateway.auth.settings` the configuration.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """The gateway's NATS link for authentication: cache invalidation in, ``auth.failed`` out.
 
 In: a core NATS subscription (not a durable consumer: every gateway replica must hear
-every change) to ``machine_user.deleted`` and ``machine_user.token_rotated``, which drop
-that machine user's cached tokens, and to ``user.*``, which drop that person's cached
-role. While the link is down the caches are cleared and switched off, so no answer is
-trusted past a change the gateway could not hear of; they come back on (empty) once the
-subscription is in place again.
+every change) to ``machine_user.deleted``, ``machine_user.token_rotated`` and
+``machine_user.updated``, which drop that machine user's cached tokens (so a new role or
+new permissions apply to its next request, which validates the token again), and to
+``user.*``, which drop that person's cached role. While the link is down the caches are
+cleared and switched off, so no answer is trusted past a change the gateway could not
+hear of; they come back on (empty) once the subscription is in place again.
 
 Out: every refused authentication as an ``auth.failed`` event (actor anonymous, reason,
 credential type, a fingerprint of the credential, never the credential), published on
@@ -62,6 +63,7 @@ log = logging.getLogger(__name__)
 _MACHINE_USER_SUBJECTS = (
     subject_of("machine_user.deleted"),
     subject_of("machine_user.token_rotated"),
+    subject_of("machine_user.updated"),
 )
 _USER_SUBJECTS = (subject_of("user.>"),)
 
@@ -261,7 +263,8 @@ class AuthEvents:
         if isinstance(
             payload,
             machine_user_events_pb2.MachineUserDeleted
-            | machine_user_events_pb2.MachineUserTokenRotated,
+            | machine_user_events_pb2.MachineUserTokenRotated
+            | machine_user_events_pb2.MachineUserUpdated,
         ):
             self._on_machine_user(payload.machine_user.machine_user_id)
         elif isinstance(

@@ -1,4 +1,5 @@
-"""Who may manage machine users: admins, with the identity the gateway verified.
+"""Who may manage machine users: admins, with the identity the gateway verified; and who
+may check a machine user's permissions: admins, and the machine user itself.
 
 The gateway signs the caller's identity into the call's metadata
 (:mod:`meshkit.identity`); the gateway also decides, from the protos' access options,
@@ -6,13 +7,18 @@ that only admins reach the admin RPCs, and this module checks it again, since a 
 can be called without the gateway. An admin is a caller whose signed identity carries
 the admin flag (an admin machine user, or a person the gateway found to be an admin) or
 a mesh service acting for itself (``plugmesh up``'s bootstrap); see ARCHITECTURE.md,
-"Authorization". ``ValidateToken`` is public and needs no identity.
+"Authorization". ``CheckMachineUserPermission`` is open to any authenticated caller at
+the gateway, and here narrowed to admins and the machine user asking about itself (a
+machine identity whose subject is the machine user id), as the users plugin does for
+people; authorization comes before existence, so anyone else learns nothing about
+whether the machine user exists. ``ValidateToken`` is public and needs no identity.
 """
 
 from __future__ import annotations
 
+from meshkit.errors import PermissionDenied
 from meshkit.grpc_types import Context
-from meshkit.identity import Identity, caller, require_admin
+from meshkit.identity import Identity, PrincipalKind, caller, is_admin, require_admin
 
 __all__ = ["Access"]
 
@@ -35,3 +41,21 @@ class Access:
             PermissionDenied: The caller is not an admin.
         """
         return require_admin(caller(context, self._key, rpc), rpc, services=True)
+
+    def self_or_admin(self, context: Context, rpc: str, machine_user_id: str) -> Identity:
+        """The caller, when it is the machine user ``machine_user_id`` or an admin.
+
+        Raises:
+            Unauthenticated: The caller is anonymous or its identity is forged.
+            PermissionDenied: The caller is someone else and not an admin.
+        """
+        identity = caller(context, self._key, rpc)
+        if identity.kind is PrincipalKind.MACHINE and identity.subject == machine_user_id:
+            return identity
+        if not is_admin(identity, services=True):
+            raise PermissionDenied(
+                f"{rpc}: only admins may act on other machine users than themselves",
+                reason="NOT_SELF",
+                metadata={"rpc": rpc, "machine_user_id": machine_user_id},
+            )
+        return identity

@@ -10,28 +10,34 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Collection
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from meshkit.errors import invalid_field
-from meshkit.permissions import Policy
+from meshkit.permissions import Decision, Policy, Reason
 from meshkit.permissions.convert import (
     policy_from_proto,
     policy_to_proto,
     role_from_proto,
     role_to_proto,
+    rule_to_proto,
 )
 from plugmesh.machineusers.v1 import machineusers_pb2
+from plugmesh.users.v1 import users_pb2
 from services.machineusers.model import (
     MAX_DESCRIPTION_LENGTH,
     MAX_NAME_LENGTH,
     InvalidReason,
     MachineUser,
+    MachineUserChanges,
     NewMachineUser,
     Validation,
 )
 
 __all__ = [
+    "changes_of",
+    "decision_to_proto",
     "duration",
     "machine_user_to_proto",
     "new_machine_user",
@@ -44,6 +50,11 @@ _REASONS = {
     InvalidReason.MALFORMED: machineusers_pb2.INVALID_REASON_MALFORMED,
     InvalidReason.UNKNOWN: machineusers_pb2.INVALID_REASON_UNKNOWN,
     InvalidReason.EXPIRED: machineusers_pb2.INVALID_REASON_EXPIRED,
+}
+_DECISION_REASONS = {
+    Reason.RULE: users_pb2.DECISION_REASON_RULE,
+    Reason.ADMIN: users_pb2.DECISION_REASON_ADMIN,
+    Reason.DEFAULT_DENY: users_pb2.DECISION_REASON_DEFAULT_DENY,
 }
 
 
@@ -60,6 +71,7 @@ def machine_user_to_proto(user: MachineUser) -> machineusers_pb2.MachineUser:
         permissions=policy_to_proto(user.policy),
         create_time=timestamp(user.create_time),
         creator_id=user.creator_id,
+        etag=user.etag,
     )
     if user.expire_time is not None:
         message.expire_time.CopyFrom(timestamp(user.expire_time))
@@ -87,6 +99,18 @@ def validation_to_proto(validation: Validation) -> machineusers_pb2.ValidateToke
     return response
 
 
+def decision_to_proto(decision: Decision) -> machineusers_pb2.CheckMachineUserPermissionResponse:
+    """The CheckMachineUserPermission answer for ``decision``, shaped as the users
+    plugin's CheckPermission answer."""
+    response = machineusers_pb2.CheckMachineUserPermissionResponse(
+        allowed=decision.allowed, reason=_DECISION_REASONS[decision.reason]
+    )
+    if decision.rule is not None and decision.rule_index is not None:
+        response.matched_rule.index = decision.rule_index
+        response.matched_rule.rule.CopyFrom(rule_to_proto(decision.rule))
+    return response
+
+
 def timestamp(time: dt.datetime) -> timestamp_pb2.Timestamp:
     """``time`` as a Timestamp."""
     stamp = timestamp_pb2.Timestamp()
@@ -103,19 +127,8 @@ def new_machine_user(message: machineusers_pb2.MachineUser, field: str) -> NewMa
     Raises:
         InvalidArgument: A field is missing or malformed; the error names it.
     """
-    name = message.name.strip()
-    if not name:
-        raise invalid_field(f"{field}.name", "is required")
-    if len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name):
-        raise invalid_field(
-            f"{field}.name",
-            f"must be 1 to {MAX_NAME_LENGTH} letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit",
-        )
-    if len(message.description) > MAX_DESCRIPTION_LENGTH:
-        raise invalid_field(
-            f"{field}.description", f"must be at most {MAX_DESCRIPTION_LENGTH} characters"
-        )
+    name = _valid_name(message.name, f"{field}.name")
+    description = _valid_description(message.description, f"{field}.description")
     expire_time: dt.datetime | None = None
     ttl: dt.timedelta | None = None
     which = message.WhichOneof("expiration")
@@ -128,7 +141,7 @@ def new_machine_user(message: machineusers_pb2.MachineUser, field: str) -> NewMa
         ttl = duration(message.ttl, f"{field}.ttl")
     return NewMachineUser(
         name=name,
-        description=message.description,
+        description=description,
         role=role_from_proto(message.role, f"{field}.role"),
         policy=(
             policy_from_proto(message.permissions, f"{field}.permissions")
@@ -138,6 +151,50 @@ def new_machine_user(message: machineusers_pb2.MachineUser, field: str) -> NewMa
         expire_time=expire_time,
         ttl=ttl,
     )
+
+
+def changes_of(
+    message: machineusers_pb2.MachineUser, paths: Collection[str], field: str
+) -> MachineUserChanges:
+    """The changes an UpdateMachineUser asks for: the fields in ``paths`` (API names),
+    validated as on create.
+
+    Raises:
+        InvalidArgument: A field to change is malformed; the error names it.
+    """
+    return MachineUserChanges(
+        name=_valid_name(message.name, f"{field}.name") if "name" in paths else None,
+        description=(
+            _valid_description(message.description, f"{field}.description")
+            if "description" in paths
+            else None
+        ),
+        role=role_from_proto(message.role, f"{field}.role") if "role" in paths else None,
+        policy=(
+            policy_from_proto(message.permissions, f"{field}.permissions")
+            if "permissions" in paths
+            else None
+        ),
+    )
+
+
+def _valid_name(value: str, field: str) -> str:
+    name = value.strip()
+    if not name:
+        raise invalid_field(field, "is required")
+    if len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name):
+        raise invalid_field(
+            field,
+            f"must be 1 to {MAX_NAME_LENGTH} letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+        )
+    return name
+
+
+def _valid_description(value: str, field: str) -> str:
+    if len(value) > MAX_DESCRIPTION_LENGTH:
+        raise invalid_field(field, f"must be at most {MAX_DESCRIPTION_LENGTH} characters")
+    return value
 
 
 def duration(message: duration_pb2.Duration, field: str) -> dt.timedelta:

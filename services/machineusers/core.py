@@ -1,6 +1,9 @@
-"""What the machine-users plugin does, whoever asks: create, read, delete, rotate, validate.
+"""What the machine-users plugin does, whoever asks: create, read, update, delete, rotate,
+validate, and decide a permission.
 
-Rules kept here: names are unique; a machine user's expiry is in the future and within
+Rules kept here: names are unique; an update or a rotation bumps the revision (the
+etag's version), an etag that does not match is ABORTED, and an update that changes
+nothing changes and publishes nothing; a machine user's expiry is in the future and within
 the configured maximum lifetime (one created without an expiry gets the maximum); a
 token is returned once and stored only as a hash; each change publishes its event in
 its own transaction (the outbox). Validation refuses a malformed token before touching
@@ -23,12 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit.clock import SYSTEM_CLOCK, Clock
 from meshkit.db import Database
-from meshkit.errors import AlreadyExists, FailedPrecondition, NotFound, invalid_field
+from meshkit.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound, invalid_field
 from meshkit.identity import Identity
+from meshkit.permissions import Decision, decide
 from services.machineusers import tokens
 from services.machineusers.model import (
     InvalidReason,
     MachineUser,
+    MachineUserChanges,
     NewMachineUser,
     Rotation,
     TokenInfo,
@@ -46,6 +51,11 @@ class ChangeSink(Protocol):
 
     def created(self, session: AsyncSession, actor: Identity, user: MachineUser) -> None:
         """``user`` was created."""
+
+    def updated(
+        self, session: AsyncSession, actor: Identity, user: MachineUser, fields: Sequence[str]
+    ) -> None:
+        """``fields`` (API names) of ``user`` changed; ``user`` is the new state."""
 
     def deleted(self, session: AsyncSession, actor: Identity, user: MachineUser) -> None:
         """``user`` was deleted; it is its last state."""
@@ -105,6 +115,17 @@ class MachineUsers:
             raise _not_found(machine_user_id)
         return user
 
+    async def decide(self, machine_user_id: str, server: str, tool: str) -> Decision:
+        """Whether the machine user ``machine_user_id`` may call ``tool`` on ``server``,
+        by the toolkit's :func:`~meshkit.permissions.decide` on its stored permissions
+        (what the gateway applies on ``tools/call``). Expiry is not looked at: an expired
+        machine user's token is refused before any tool is.
+
+        Raises:
+            NotFound: There is none.
+        """
+        return decide((await self.get(machine_user_id)).policy, server, tool)
+
     async def page(
         self, *, before_seq: int | None, limit: int
     ) -> tuple[Sequence[MachineUser], bool]:
@@ -150,6 +171,52 @@ class MachineUsers:
             extra={"machine_user_id": user.machine_user_id, "token_prefix": issued.prefix},
         )
         return user, issued.token
+
+    async def update(
+        self,
+        actor: Identity,
+        machine_user_id: str,
+        changes: MachineUserChanges,
+        *,
+        etag: str = "",
+    ) -> MachineUser:
+        """Change fields of a machine user; publish ``machine_user.updated`` when one
+        changed. The token and the expiry are left as they are.
+
+        Raises:
+            NotFound: There is no such machine user.
+            Aborted: ``etag`` is set and is not the machine user's, or a concurrent
+                change won.
+            AlreadyExists: The new name is another machine user's.
+        """
+        try:
+            async with self._db.transaction() as session:
+                user = await self._store.get(session, machine_user_id, lock=True)
+                if user is None:
+                    raise _not_found(machine_user_id)
+                _check_etag(user, etag)
+                fields = changes.changed_fields(user)
+                if not fields:
+                    return user
+                taken = changes.name is not None and "name" in fields
+                if taken and await self._store.name_taken(session, changes.name or ""):
+                    raise _name_taken(changes.name or "")
+                updated = await self._store.update(session, user, changes.only(fields))
+                if updated is None:
+                    raise Aborted(
+                        f"machine user {machine_user_id!r} changed concurrently; retry the call",
+                        reason="CONCURRENT_CHANGE",
+                        metadata={"machine_user_id": machine_user_id},
+                    )
+                self._sink.updated(session, actor, updated, fields)
+        except IntegrityError:
+            # Only the name is unique among the fields an update writes.
+            raise _name_taken(changes.name or "") from None
+        log.info(
+            "machine user updated",
+            extra={"machine_user_id": machine_user_id, "fields": ",".join(fields)},
+        )
+        return updated
 
     async def delete(self, actor: Identity, machine_user_id: str, *, allow_missing: bool) -> None:
         """Delete a machine user and its tokens.
@@ -268,6 +335,16 @@ def _not_found(machine_user_id: str) -> NotFound:
         reason="MACHINE_USER_NOT_FOUND",
         metadata={"machine_user_id": machine_user_id},
     )
+
+
+def _check_etag(user: MachineUser, etag: str) -> None:
+    if etag and etag != user.etag:
+        raise Aborted(
+            f"machine user {user.machine_user_id!r} changed since etag {etag!r} was read "
+            f"(now {user.etag!r})",
+            reason="ETAG_MISMATCH",
+            metadata={"machine_user_id": user.machine_user_id, "etag": user.etag},
+        )
 
 
 def _name_taken(name: str) -> AlreadyExists:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 from dataclasses import dataclass, field
 
 from meshkit.permissions import Policy, Role
@@ -20,6 +21,7 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "InvalidReason",
     "MachineUser",
+    "MachineUserChanges",
     "NewMachineUser",
     "Rotation",
     "TokenInfo",
@@ -58,6 +60,8 @@ class MachineUser:
         last_used_time: When a token of it was last validated (throttled), or None.
         creator_id: Who created it.
         seq: Position in creation order, never reused (keyset paging).
+        revision: 1 at creation, one more on every update and token rotation (not on
+            a use: the last-used time is bookkeeping).
     """
 
     machine_user_id: str
@@ -71,6 +75,15 @@ class MachineUser:
     last_used_time: dt.datetime | None
     creator_id: str
     seq: int
+    revision: int = 1
+
+    @property
+    def etag(self) -> str:
+        """Opaque version for optimistic concurrency (AIP-154), as the users plugin's:
+        the sequence number keeps a machine user deleted and created again under the
+        same name from matching."""
+        digest = hashlib.sha256(f"{self.seq}:{self.revision}".encode()).hexdigest()
+        return digest[:20]
 
     def expired(self, now: dt.datetime) -> bool:
         """Whether it has expired at ``now``."""
@@ -87,6 +100,35 @@ class NewMachineUser:
     policy: Policy = field(default_factory=Policy)
     expire_time: dt.datetime | None = None
     ttl: dt.timedelta | None = None
+
+
+@dataclass(frozen=True)
+class MachineUserChanges:
+    """New values for some fields of a machine user; None leaves a field as it is."""
+
+    name: str | None = None
+    description: str | None = None
+    role: Role | None = None
+    policy: Policy | None = None
+
+    def changed_fields(self, user: MachineUser) -> tuple[str, ...]:
+        """The API names of the fields whose new value differs from ``user``'s, in order."""
+        pairs = (
+            ("name", self.name, user.name),
+            ("description", self.description, user.description),
+            ("role", self.role, user.role),
+            ("permissions", self.policy, user.policy),
+        )
+        return tuple(name for name, new, old in pairs if new is not None and new != old)
+
+    def only(self, names: tuple[str, ...]) -> MachineUserChanges:
+        """These changes restricted to the fields named (API names)."""
+        return MachineUserChanges(
+            name=self.name if "name" in names else None,
+            description=self.description if "description" in names else None,
+            role=self.role if "role" in names else None,
+            policy=self.policy if "permissions" in names else None,
+        )
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Each admin method authorizes the caller (:mod:`services.machineusers.access`), turns
 the request into domain terms (:mod:`services.machineusers.convert`, which names the
 field that is wrong), asks :class:`~services.machineusers.core.MachineUsers`, and turns
-the answer back. ``ValidateToken`` is public and answers ``valid: false`` with a reason
+the answer back. ``CheckMachineUserPermission`` is open to admins and to the machine
+user itself. ``ValidateToken`` is public and answers ``valid: false`` with a reason
 for any bad token instead of failing. Errors are :mod:`meshkit.errors` exceptions; the
 server's interceptor turns them into ``google.rpc.Status``.
 """
@@ -14,8 +15,11 @@ from meshkit.errors import invalid_field
 from meshkit.grpc_types import Context
 from meshkit.paging import decode_page_token, encode_page_token, page_size
 from plugmesh.machineusers.v1 import machineusers_pb2, machineusers_pb2_grpc
+from plugmesh.users.v1 import users_pb2
 from services.machineusers.access import Access
 from services.machineusers.convert import (
+    changes_of,
+    decision_to_proto,
     duration,
     machine_user_to_proto,
     new_machine_user,
@@ -24,10 +28,27 @@ from services.machineusers.convert import (
 from services.machineusers.core import MachineUsers
 from services.machineusers.model import MAX_GRACE
 
-__all__ = ["MachineUserServicer"]
+__all__ = ["UPDATABLE_FIELDS", "MachineUserServicer"]
 
 
 _MAX_ID_LENGTH = 64
+#: The fields UpdateMachineUser changes, by their update_mask path.
+UPDATABLE_FIELDS = ("name", "description", "role", "permissions")
+# Paths of fields an update cannot change: the id (it names the machine user), the expiry
+# (fixed at creation; INPUT_ONLY ttl with it), and the output-only ones. Named in a mask,
+# they are refused rather than silently ignored, so a caller never believes they changed.
+_FIXED_PATHS = frozenset(
+    {
+        "machine_user_id",
+        "expire_time",
+        "ttl",
+        "token_info",
+        "create_time",
+        "last_used_time",
+        "creator_id",
+        "etag",
+    }
+)
 
 
 class MachineUserServicer(machineusers_pb2_grpc.MachineUserServiceServicer):
@@ -73,6 +94,23 @@ class MachineUserServicer(machineusers_pb2_grpc.MachineUserServiceServicer):
             response.next_page_token = encode_page_token(users[-1].seq)
         return response
 
+    async def UpdateMachineUser(
+        self, request: machineusers_pb2.UpdateMachineUserRequest, context: Context
+    ) -> machineusers_pb2.UpdateMachineUserResponse:
+        """Update the fields the mask names (or, without one, those populated)."""
+        actor = self._access.admin(context, "UpdateMachineUser")
+        if not request.HasField("machine_user"):
+            raise invalid_field("machine_user", "is required")
+        message = request.machine_user
+        machine_user_id = _valid_id(message.machine_user_id, "machine_user.machine_user_id")
+        changes = changes_of(message, _paths(request), "machine_user")
+        updated = await self._machine_users.update(
+            actor, machine_user_id, changes, etag=message.etag
+        )
+        return machineusers_pb2.UpdateMachineUserResponse(
+            machine_user=machine_user_to_proto(updated)
+        )
+
     async def DeleteMachineUser(
         self, request: machineusers_pb2.DeleteMachineUserRequest, context: Context
     ) -> machineusers_pb2.DeleteMachineUserResponse:
@@ -100,6 +138,18 @@ class MachineUserServicer(machineusers_pb2_grpc.MachineUserServiceServicer):
             machine_user=machine_user_to_proto(rotation.machine_user), token=rotation.token
         )
 
+    async def CheckMachineUserPermission(
+        self, request: machineusers_pb2.CheckMachineUserPermissionRequest, context: Context
+    ) -> machineusers_pb2.CheckMachineUserPermissionResponse:
+        """Decide whether a machine user may call a tool, and say which rule decided."""
+        self._access.self_or_admin(context, "CheckMachineUserPermission", request.machine_user_id)
+        machine_user_id = _valid_id(request.machine_user_id)
+        for field in ("server", "tool"):
+            if not getattr(request, field):
+                raise invalid_field(field, "is required")
+        decision = await self._machine_users.decide(machine_user_id, request.server, request.tool)
+        return decision_to_proto(decision)
+
     async def ValidateToken(
         self, request: machineusers_pb2.ValidateTokenRequest, context: Context
     ) -> machineusers_pb2.ValidateTokenResponse:
@@ -107,9 +157,41 @@ class MachineUserServicer(machineusers_pb2_grpc.MachineUserServiceServicer):
         return validation_to_proto(await self._machine_users.validate(request.token))
 
 
-def _valid_id(value: str) -> str:
+def _valid_id(value: str, field: str = "machine_user_id") -> str:
     if not value:
-        raise invalid_field("machine_user_id", "is required")
+        raise invalid_field(field, "is required")
     if len(value) > _MAX_ID_LENGTH or not value.isprintable() or "/" in value:
-        raise invalid_field("machine_user_id", "is not a machine user id")
+        raise invalid_field(field, "is not a machine user id")
     return value
+
+
+def _paths(request: machineusers_pb2.UpdateMachineUserRequest) -> frozenset[str]:
+    """The updatable fields an UpdateMachineUser changes.
+
+    Raises:
+        InvalidArgument: The mask names a field that does not exist or cannot be updated.
+    """
+    if not request.update_mask.paths:
+        message = request.machine_user
+        populated = {
+            "name": bool(message.name),
+            "description": bool(message.description),
+            "role": message.role != users_pb2.ROLE_UNSPECIFIED,
+            "permissions": message.HasField("permissions"),
+        }
+        return frozenset(name for name, present in populated.items() if present)
+    paths: set[str] = set()
+    for path in request.update_mask.paths:
+        if path == "*":
+            paths.update(UPDATABLE_FIELDS)
+        elif path in UPDATABLE_FIELDS:
+            paths.add(path)
+        elif path in _FIXED_PATHS:
+            raise invalid_field("update_mask", f"field {path!r} cannot be updated", path=path)
+        else:
+            raise invalid_field(
+                "update_mask",
+                f"unknown field {path!r}; updatable fields are {', '.join(UPDATABLE_FIELDS)}",
+                path=path,
+            )
+    return frozenset(paths)

@@ -23,7 +23,7 @@ from sqlmodel import col, select
 
 from meshkit.db import aware_utc, naive_utc
 from meshkit.permissions import rules_to_json
-from services.machineusers.model import MachineUser
+from services.machineusers.model import MachineUser, MachineUserChanges
 from services.machineusers.tables import MachineUserRow, TokenRow, machine_user_of
 from services.machineusers.tokens import IssuedToken
 
@@ -51,7 +51,13 @@ class MachineUserStore:
     ) -> MachineUser | None:
         """The machine user ``machine_user_id``, or None; ``lock`` holds its row until the
         transaction ends (PostgreSQL; SQLite's write transactions hold the whole file)."""
-        query = select(MachineUserRow).where(MachineUserRow.machine_user_id == machine_user_id)
+        query = (
+            select(MachineUserRow)
+            .where(MachineUserRow.machine_user_id == machine_user_id)
+            # Read the row again even when the session holds it: an update or a rotation
+            # in this transaction changed it behind the session's back.
+            .execution_options(populate_existing=True)
+        )
         if lock:
             query = query.with_for_update()
         row = (await session.scalars(query)).first()
@@ -121,9 +127,47 @@ class MachineUserStore:
                 .execution_options(synchronize_session=False)
             )
         await self._add_token(session, user.seq, token, now)
+        await session.execute(
+            update(MachineUserRow)
+            .where(col(MachineUserRow.seq) == user.seq)
+            .values(revision=col(MachineUserRow.revision) + 1)
+            .execution_options(synchronize_session=False)
+        )
         rotated = await self.get(session, user.machine_user_id)
         assert rotated is not None
         return rotated
+
+    async def update(
+        self, session: AsyncSession, user: MachineUser, changes: MachineUserChanges
+    ) -> MachineUser | None:
+        """Apply ``changes`` to ``user`` if it is still at the revision it was read at.
+
+        Returns the machine user after the change, or None when its revision moved on.
+
+        Raises:
+            sqlalchemy.exc.IntegrityError: The new name is taken.
+        """
+        values: dict[str, Any] = {"revision": user.revision + 1}
+        if changes.name is not None:
+            values["name"] = changes.name
+        if changes.description is not None:
+            values["description"] = changes.description
+        if changes.role is not None:
+            values["role"] = changes.role.value
+        if changes.policy is not None:
+            values.update(admin=changes.policy.admin, rules=rules_to_json(changes.policy.rules))
+        statement = (
+            update(MachineUserRow)
+            .where(
+                col(MachineUserRow.seq) == user.seq,
+                col(MachineUserRow.revision) == user.revision,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if _rowcount(await session.execute(statement)) != 1:
+            return None
+        return await self.get(session, user.machine_user_id)
 
     async def delete(self, session: AsyncSession, user: MachineUser) -> bool:
         """Delete ``user`` and every token of it; False when it was already gone."""

@@ -48,6 +48,9 @@ class MachineUserRow(_Table, table=True):
     create_time: dt.datetime = Field(sa_column=Column(DateTime(), nullable=False))
     last_used_time: dt.datetime | None = Field(sa_column=Column(DateTime(), nullable=True))
     creator_id: str = Field(default="", max_length=256)
+    # One more on every update and rotation: the etag's version, and the guard of an
+    # update against a concurrent one (``WHERE revision = :read``).
+    revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class TokenRow(_Table, table=True):
@@ -103,4 +106,5 @@ def machine_user_of(row: MachineUserRow, tokens: Sequence[TokenRow]) -> MachineU
         last_used_time=aware_utc(row.last_used_time),
         creator_id=row.creator_id,
         seq=row.seq,
+        revision=row.revision,
     )

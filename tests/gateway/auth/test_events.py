@@ -82,6 +82,9 @@ async def test_the_link_comes_up_when_nats_does_and_hears_invalidations(tmp_path
                     machine_user_events_pb2.MachineUserTokenRotated(
                         machine_user=machineusers_pb2.MachineUser(machine_user_id="mu-2")
                     ),
+                    machine_user_events_pb2.MachineUserUpdated(
+                        machine_user=machineusers_pb2.MachineUser(machine_user_id="mu-3")
+                    ),
                     user_events_pb2.UserUpdated(user=users_pb2.User(user_id="alice")),
                     user_events_pb2.UserPermissionsUpdated(user_id="bob"),
                 ):
@@ -93,10 +96,13 @@ async def test_the_link_comes_up_when_nats_does_and_hears_invalidations(tmp_path
                 await nc.close()
 
             async def heard() -> bool | None:
-                return True if len(seen.machine_users) + len(seen.users) == 4 else None
+                return True if len(seen.machine_users) + len(seen.users) == 5 else None
 
             await eventually(heard, what="the invalidations")
-            assert (seen.machine_users, seen.users) == (["mu-1", "mu-2"], ["alice", "bob"])
+            assert (seen.machine_users, seen.users) == (
+                ["mu-1", "mu-2", "mu-3"],
+                ["alice", "bob"],
+            )
         # NATS went away: the caches must stop trusting what they hold.
 
         async def down() -> bool | None:

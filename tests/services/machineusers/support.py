@@ -89,6 +89,29 @@ class Api:
         )
         return await self.stub.ListMachineUsers(request, metadata=self.metadata(by))
 
+    async def update(
+        self,
+        machine_user: machineusers_pb2.MachineUser,
+        paths: tuple[str, ...] | None = None,
+        *,
+        by: Identity | None = ADMIN,
+    ) -> machineusers_pb2.MachineUser:
+        """UpdateMachineUser with ``paths`` as the mask (no mask when None)."""
+        request = machineusers_pb2.UpdateMachineUserRequest(machine_user=machine_user)
+        if paths is not None:
+            request.update_mask.paths.extend(paths)
+        response = await self.stub.UpdateMachineUser(request, metadata=self.metadata(by))
+        return response.machine_user
+
+    async def check(
+        self, machine_user_id: str, server: str, tool: str, *, by: Identity | None = ADMIN
+    ) -> machineusers_pb2.CheckMachineUserPermissionResponse:
+        """CheckMachineUserPermission."""
+        request = machineusers_pb2.CheckMachineUserPermissionRequest(
+            machine_user_id=machine_user_id, server=server, tool=tool
+        )
+        return await self.stub.CheckMachineUserPermission(request, metadata=self.metadata(by))
+
     async def delete(
         self, machine_user_id: str, *, by: Identity | None = ADMIN, allow_missing: bool = False
     ) -> None:

@@ -148,6 +148,9 @@ async def _admin_call(api: Api, rpc: str, machine_user_id: str, by: Identity | N
     if rpc == "DeleteMachineUser":
         await api.delete(machine_user_id, by=by)
         return None
+    if rpc == "UpdateMachineUser":
+        change = machineusers_pb2.MachineUser(machine_user_id=machine_user_id, description="x")
+        return await api.update(change, by=by)
     return await api.rotate(machine_user_id, by=by)
 
 
@@ -157,6 +160,7 @@ ADMIN_RPCS = [
     "ListMachineUsers",
     "DeleteMachineUser",
     "RotateMachineUserToken",
+    "UpdateMachineUser",
 ]
 
 

@@ -22,13 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from plugmesh.events.v1 import event_pb2 as plugmesh_dot_events_dot_v1_dot_event__pb2
 from plugmesh.machineusers.v1 import machineusers_pb2 as plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2
 from plugmesh.options.v1 import options_pb2 as plugmesh_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,plugmesh/events/v1/machine_user_events.proto\x12\x12plugmesh.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eplugmesh/events/v1/event.proto\x1a+plugmesh/machineusers/v1/machineusers.proto\x1a!plugmesh/options/v1/options.proto\"\x97\x01\n\x12MachineUserCreated\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12;\n\x0cmachine_user\x18\x02 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser:\x1a\xb2\xbb\x18\x16\n\x14machine_user.created\"\x97\x01\n\x12MachineUserDeleted\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12;\n\x0cmachine_user\x18\x02 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser:\x1a\xb2\xbb\x18\x16\n\x14machine_user.deleted\"\xe2\x01\n\x17MachineUserTokenRotated\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12;\n\x0cmachine_user\x18\x02 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser\x12>\n\x1aprevious_token_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp: \xb2\xbb\x18\x1c\n\x1amachine_user.token_rotatedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,plugmesh/events/v1/machine_user_events.proto\x12\x12plugmesh.events.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eplugmesh/events/v1/event.proto\x1a+plugmesh/machineusers/v1/machineusers.proto\x1a!plugmesh/options/v1/options.proto\"\x97\x01\n\x12MachineUserCreated\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12;\n\x0cmachine_user\x18\x02 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser:\x1a\xb2\xbb\x18\x16\n\x14machine_user.created\"\xc8\x01\n\x12MachineUserUpdated\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12;\n\x0cmachine_user\x18\x02 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask:\x1a\xb2\xbb\x18\x16\n\x14machine_user.updated\"\x97\x01\n\x12MachineUserDeleted\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12;\n\x0cmachine_user\x18\x02 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser:\x1a\xb2\xbb\x18\x16\n\x14machine_user.deleted\"\xe2\x01\n\x17MachineUserTokenRotated\x12(\n\x05\x61\x63tor\x18\x01 \x01(\x0b\x32\x19.plugmesh.events.v1.Actor\x12;\n\x0cmachine_user\x18\x02 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser\x12>\n\x1aprevious_token_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp: \xb2\xbb\x18\x1c\n\x1amachine_user.token_rotatedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,14 +38,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MACHINEUSERCREATED']._loaded_options = None
   _globals['_MACHINEUSERCREATED']._serialized_options = b'\262\273\030\026\n\024machine_user.created'
+  _globals['_MACHINEUSERUPDATED']._loaded_options = None
+  _globals['_MACHINEUSERUPDATED']._serialized_options = b'\262\273\030\026\n\024machine_user.updated'
   _globals['_MACHINEUSERDELETED']._loaded_options = None
   _globals['_MACHINEUSERDELETED']._serialized_options = b'\262\273\030\026\n\024machine_user.deleted'
   _globals['_MACHINEUSERTOKENROTATED']._loaded_options = None
   _globals['_MACHINEUSERTOKENROTATED']._serialized_options = b'\262\273\030\034\n\032machine_user.token_rotated'
-  _globals['_MACHINEUSERCREATED']._serialized_start=214
-  _globals['_MACHINEUSERCREATED']._serialized_end=365
-  _globals['_MACHINEUSERDELETED']._serialized_start=368
-  _globals['_MACHINEUSERDELETED']._serialized_end=519
-  _globals['_MACHINEUSERTOKENROTATED']._serialized_start=522
-  _globals['_MACHINEUSERTOKENROTATED']._serialized_end=748
+  _globals['_MACHINEUSERCREATED']._serialized_start=248
+  _globals['_MACHINEUSERCREATED']._serialized_end=399
+  _globals['_MACHINEUSERUPDATED']._serialized_start=402
+  _globals['_MACHINEUSERUPDATED']._serialized_end=602
+  _globals['_MACHINEUSERDELETED']._serialized_start=605
+  _globals['_MACHINEUSERDELETED']._serialized_end=756
+  _globals['_MACHINEUSERTOKENROTATED']._serialized_start=759
+  _globals['_MACHINEUSERTOKENROTATED']._serialized_end=985
 # @@protoc_insertion_point(module_scope)

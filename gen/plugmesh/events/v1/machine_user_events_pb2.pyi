@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from plugmesh.events.v1 import event_pb2 as _event_pb2
@@ -50,6 +51,48 @@ class MachineUserCreated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MachineUserCreated: _TypeAlias = MachineUserCreated  # noqa: Y015
+
+@_typing.final
+class MachineUserUpdated(_message.Message):
+    """Payload of "machine_user.updated": fields of a machine user changed (name,
+    description, role or permissions). Token caches drop the machine user's
+    tokens on this event, so its new role and permissions apply to the next
+    request. It never carries a token.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    MACHINE_USER_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def actor(self) -> _event_pb2.Actor:
+        """Who updated the machine user."""
+
+    @_builtins.property
+    def machine_user(self) -> _machineusers_pb2.MachineUser:
+        """The machine user after the update."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields whose value changed, as update_mask paths ("name",
+        "description", "role", "permissions"); never empty.
+        """
+
+    def __init__(
+        self,
+        *,
+        actor: _event_pb2.Actor | None = ...,
+        machine_user: _machineusers_pb2.MachineUser | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "machine_user", b"machine_user", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "machine_user", b"machine_user", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MachineUserUpdated: _TypeAlias = MachineUserUpdated  # noqa: Y015
 
 @_typing.final
 class MachineUserDeleted(_message.Message):

@@ -25,12 +25,13 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from plugmesh.options.v1 import options_pb2 as plugmesh_dot_options_dot_v1_dot_options__pb2
 from plugmesh.users.v1 import users_pb2 as plugmesh_dot_users_dot_v1_dot_users__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+plugmesh/machineusers/v1/machineusers.proto\x12\x18plugmesh.machineusers.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!plugmesh/options/v1/options.proto\x1a\x1dplugmesh/users/v1/users.proto\"\x9e\x01\n\tTokenInfo\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tlast_four\x18\x02 \x01(\t\x12.\n\nissue_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12>\n\x1aprevious_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xec\x03\n\x0bMachineUser\x12\x1d\n\x0fmachine_user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12%\n\x04role\x18\x04 \x01(\x0e\x32\x17.plugmesh.users.v1.Role\x12\x33\n\x0bpermissions\x18\x05 \x01(\x0b\x32\x1e.plugmesh.users.v1.Permissions\x12\x31\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12.\n\x03ttl\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x04H\x00\x12=\n\ntoken_info\x18\x08 \x01(\x0b\x32#.plugmesh.machineusers.v1.TokenInfoB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x38\n\x0elast_used_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x18\n\ncreator_id\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03\x42\x0c\n\nexpiration\"]\n\x18\x43reateMachineUserRequest\x12\x41\n\x0cmachine_user\x18\x01 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUserB\x04\xe2\x41\x01\x02\"g\n\x19\x43reateMachineUserResponse\x12;\n\x0cmachine_user\x18\x01 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser\x12\r\n\x05token\x18\x02 \x01(\t\"6\n\x15GetMachineUserRequest\x12\x1d\n\x0fmachine_user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"U\n\x16GetMachineUserResponse\x12;\n\x0cmachine_user\x18\x01 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser\"@\n\x17ListMachineUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"q\n\x18ListMachineUsersResponse\x12<\n\rmachine_users\x18\x01 \x03(\x0b\x32%.plugmesh.machineusers.v1.MachineUser\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x18\x44\x65leteMachineUserRequest\x12\x1d\n\x0fmachine_user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\rallow_missing\x18\x02 \x01(\x08\"\x1b\n\x19\x44\x65leteMachineUserResponse\"o\n\x1dRotateMachineUserTokenRequest\x12\x1d\n\x0fmachine_user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x0cgrace_period\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"l\n\x1eRotateMachineUserTokenResponse\x12;\n\x0cmachine_user\x18\x01 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser\x12\r\n\x05token\x18\x02 \x01(\t\"+\n\x14ValidateTokenRequest\x12\x13\n\x05token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xd5\x01\n\x15ValidateTokenResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12?\n\x0einvalid_reason\x18\x02 \x01(\x0e\x32\'.plugmesh.machineusers.v1.InvalidReason\x12;\n\x0cmachine_user\x18\x03 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x85\x01\n\rInvalidReason\x12\x1e\n\x1aINVALID_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18INVALID_REASON_MALFORMED\x10\x01\x12\x1a\n\x16INVALID_REASON_UNKNOWN\x10\x02\x12\x1a\n\x16INVALID_REASON_EXPIRED\x10\x03\x32\x81\x0b\n\x12MachineUserService\x12\xe3\x01\n\x11\x43reateMachineUser\x12\x32.plugmesh.machineusers.v1.CreateMachineUserRequest\x1a\x33.plugmesh.machineusers.v1.CreateMachineUserResponse\"e\xa8\xbb\x18\x03\x82\xd3\xe4\x93\x02[\"\x11/v1/machine-users:\x0cmachine_userZ8\"(/api/plugins/machine-users/machine-users:\x0cmachine_user\x12\xa7\x01\n\x0eGetMachineUser\x12/.plugmesh.machineusers.v1.GetMachineUserRequest\x1a\x30.plugmesh.machineusers.v1.GetMachineUserResponse\"2\x90\x02\x01\xa8\xbb\x18\x03\x82\xd3\xe4\x93\x02%\x12#/v1/machine-users/{machine_user_id}\x12\xc7\x01\n\x10ListMachineUsers\x12\x31.plugmesh.machineusers.v1.ListMachineUsersRequest\x1a\x32.plugmesh.machineusers.v1.ListMachineUsersResponse\"L\x90\x02\x01\xa8\xbb\x18\x03\x82\xd3\xe4\x93\x02?\x12\x11/v1/machine-usersZ*\x12(/api/plugins/machine-users/machine-users\x12\xee\x01\n\x11\x44\x65leteMachineUser\x12\x32.plugmesh.machineusers.v1.DeleteMachineUserRequest\x1a\x33.plugmesh.machineusers.v1.DeleteMachineUserResponse\"p\x90\x02\x02\xa8\xbb\x18\x03\x82\xd3\xe4\x93\x02\x63*#/v1/machine-users/{machine_user_id}Z<*:/api/plugins/machine-users/machine-users/{machine_user_id}\x12\xcb\x01\n\x16RotateMachineUserToken\x12\x37.plugmesh.machineusers.v1.RotateMachineUserTokenRequest\x1a\x38.plugmesh.machineusers.v1.RotateMachineUserTokenResponse\">\xa8\xbb\x18\x03\x82\xd3\xe4\x93\x02\x34\"//v1/machine-users/{machine_user_id}:rotateToken:\x01*\x12\xc7\x01\n\rValidateToken\x12..plugmesh.machineusers.v1.ValidateTokenRequest\x1a/.plugmesh.machineusers.v1.ValidateTokenResponse\"U\x90\x02\x02\xa8\xbb\x18\x01\x82\xd3\xe4\x93\x02H\"\x13/v1/tokens:validate:\x01*Z.\")/api/plugins/machine-users/validate-token:\x01*\x1a\x87\x01\xa2\xbb\x18\x82\x01\n\x05\x31.0.0\x12\x14machine_user.created\x12\x14machine_user.deleted\x12\x1amachine_user.token_rotated\"1\n\x1dplugmesh.users.v1.UserService\x12\x0e>=1.0.0,<2.0.0\x18\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+plugmesh/machineusers/v1/machineusers.proto\x12\x18plugmesh.machineusers.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!plugmesh/options/v1/options.proto\x1a\x1dplugmesh/users/v1/users.proto\"\x9e\x01\n\tTokenInfo\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tlast_four\x18\x02 \x01(\t\x12.\n\nissue_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12>\n\x1aprevious_token_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfa\x03\n\x0bMachineUser\x12\x1d\n\x0fmachine_user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12%\n\x04role\x18\x04 \x01(\x0e\x32\x17.plugmesh.users.v1.Role\x12\x33\n\x0bpermissions\x18\x05 \x01(\x0b\x32\x1e.plugmesh.users.v1.Permissions\x12\x31\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12.\n\x03ttl\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x04H\x00\x12=\n\ntoken_info\x18\x08 \x01(\x0b\x32#.plugmesh.machineusers.v1.TokenInfoB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x38\n\x0elast_used_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x18\n\ncreator_id\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03\x12\x0c\n\x04\x65tag\x18\x0c \x01(\tB\x0c\n\nexpiration\"]\n\x18\x43reateMachineUserRequest\x12\x41\n\x0cmachine_user\x18\x01 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUserB\x04\xe2\x41\x01\x02\"g\n\x19\x43reateMachineUserResponse\x12;\n\x0cmachine_user\x18\x01 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser\x12\r\n\x05token\x18\x02 \x01(\t\"6\n\x15GetMachineUserRequest\x12\x1d\n\x0fmachine_user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"U\n\x16GetMachineUserResponse\x12;\n\x0cmachine_user\x18\x01 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser\"@\n\x17ListMachineUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"q\n\x18ListMachineUsersResponse\x12<\n\rmachine_users\x18\x01 \x03(\x0b\x32%.plugmesh.machineusers.v1.MachineUser\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8e\x01\n\x18UpdateMachineUserRequest\x12\x41\n\x0cmachine_user\x18\x01 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUserB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"X\n\x19UpdateMachineUserResponse\x12;\n\x0cmachine_user\x18\x01 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser\"P\n\x18\x44\x65leteMachineUserRequest\x12\x1d\n\x0fmachine_user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\rallow_missing\x18\x02 \x01(\x08\"\x1b\n\x19\x44\x65leteMachineUserResponse\"o\n\x1dRotateMachineUserTokenRequest\x12\x1d\n\x0fmachine_user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x0cgrace_period\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"l\n\x1eRotateMachineUserTokenResponse\x12;\n\x0cmachine_user\x18\x01 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser\x12\r\n\x05token\x18\x02 \x01(\t\"l\n!CheckMachineUserPermissionRequest\x12\x1d\n\x0fmachine_user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06server\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04tool\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"\x9e\x01\n\"CheckMachineUserPermissionResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x31\n\x06reason\x18\x02 \x01(\x0e\x32!.plugmesh.users.v1.DecisionReason\x12\x34\n\x0cmatched_rule\x18\x03 \x01(\x0b\x32\x1e.plugmesh.users.v1.MatchedRule\"+\n\x14ValidateTokenRequest\x12\x13\n\x05token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xd5\x01\n\x15ValidateTokenResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12?\n\x0einvalid_reason\x18\x02 \x01(\x0e\x32\'.plugmesh.machineusers.v1.InvalidReason\x12;\n\x0cmachine_user\x18\x03 \x01(\x0b\x32%.plugmesh.machineusers.v1.MachineUser\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x85\x01\n\rInvalidReason\x12\x1e\n\x1aINVALID_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18INVALID_REASON_MALFORMED\x10\x01\x12\x1a\n\x16INVALID_REASON_UNKNOWN\x10\x02\x12\x1a\n\x16INVALID_REASON_EXPIRED\x10\x03\x32\xc6\x0e\n\x12MachineUserService\x12\xe3\x01\n\x11\x43reateMachineUser\x12\x32.plugmesh.machineusers.v1.CreateMachineUserRequest\x1a\x33.plugmesh.machineusers.v1.CreateMachineUserResponse\"e\xa8\xbb\x18\x03\x82\xd3\xe4\x93\x02[\"\x11/v1/machine-users:\x0cmachine_userZ8\"(/api/plugins/machine-users/machine-users:\x0cmachine_user\x12\xa7\x01\n\x0eGetMachineUser\x12/.plugmesh.machineusers.v1.GetMachineUserRequest\x1a\x30.plugmesh.machineusers.v1.GetMachineUserResponse\"2\x90\x02\x01\xa8\xbb\x18\x03\x82\xd3\xe4\x93\x02%\x12#/v1/machine-users/{machine_user_id}\x12\xc7\x01\n\x10ListMachineUsers\x12\x31.plugmesh.machineusers.v1.ListMachineUsersRequest\x1a\x32.plugmesh.machineusers.v1.ListMachineUsersResponse\"L\x90\x02\x01\xa8\xbb\x18\x03\x82\xd3\xe4\x93\x02?\x12\x11/v1/machine-usersZ*\x12(/api/plugins/machine-users/machine-users\x12\xcb\x01\n\x11UpdateMachineUser\x12\x32.plugmesh.machineusers.v1.UpdateMachineUserRequest\x1a\x33.plugmesh.machineusers.v1.UpdateMachineUserResponse\"M\x90\x02\x02\xa8\xbb\x18\x03\x82\xd3\xe4\x93\x02@20/v1/machine-users/{machine_user.machine_user_id}:\x0cmachine_user\x12\xee\x01\n\x11\x44\x65leteMachineUser\x12\x32.plugmesh.machineusers.v1.DeleteMachineUserRequest\x1a\x33.plugmesh.machineusers.v1.DeleteMachineUserResponse\"p\x90\x02\x02\xa8\xbb\x18\x03\x82\xd3\xe4\x93\x02\x63*#/v1/machine-users/{machine_user_id}Z<*:/api/plugins/machine-users/machine-users/{machine_user_id}\x12\xcb\x01\n\x16RotateMachineUserToken\x12\x37.plugmesh.machineusers.v1.RotateMachineUserTokenRequest\x1a\x38.plugmesh.machineusers.v1.RotateMachineUserTokenResponse\">\xa8\xbb\x18\x03\x82\xd3\xe4\x93\x02\x34\"//v1/machine-users/{machine_user_id}:rotateToken:\x01*\x12\xde\x01\n\x1a\x43heckMachineUserPermission\x12;.plugmesh.machineusers.v1.CheckMachineUserPermissionRequest\x1a<.plugmesh.machineusers.v1.CheckMachineUserPermissionResponse\"E\x90\x02\x01\xa8\xbb\x18\x02\x82\xd3\xe4\x93\x02\x38\"3/v1/machine-users/{machine_user_id}:checkPermission:\x01*\x12\xc7\x01\n\rValidateToken\x12..plugmesh.machineusers.v1.ValidateTokenRequest\x1a/.plugmesh.machineusers.v1.ValidateTokenResponse\"U\x90\x02\x02\xa8\xbb\x18\x01\x82\xd3\xe4\x93\x02H\"\x13/v1/tokens:validate:\x01*Z.\")/api/plugins/machine-users/validate-token:\x01*\x1a\x9d\x01\xa2\xbb\x18\x98\x01\n\x05\x31.0.0\x12\x14machine_user.created\x12\x14machine_user.deleted\x12\x1amachine_user.token_rotated\x12\x14machine_user.updated\"1\n\x1dplugmesh.users.v1.UserService\x12\x0e>=1.0.0,<2.0.0\x18\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,56 +56,76 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEMACHINEUSERREQUEST'].fields_by_name['machine_user']._serialized_options = b'\342A\001\002'
   _globals['_GETMACHINEUSERREQUEST'].fields_by_name['machine_user_id']._loaded_options = None
   _globals['_GETMACHINEUSERREQUEST'].fields_by_name['machine_user_id']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEMACHINEUSERREQUEST'].fields_by_name['machine_user']._loaded_options = None
+  _globals['_UPDATEMACHINEUSERREQUEST'].fields_by_name['machine_user']._serialized_options = b'\342A\001\002'
   _globals['_DELETEMACHINEUSERREQUEST'].fields_by_name['machine_user_id']._loaded_options = None
   _globals['_DELETEMACHINEUSERREQUEST'].fields_by_name['machine_user_id']._serialized_options = b'\342A\001\002'
   _globals['_ROTATEMACHINEUSERTOKENREQUEST'].fields_by_name['machine_user_id']._loaded_options = None
   _globals['_ROTATEMACHINEUSERTOKENREQUEST'].fields_by_name['machine_user_id']._serialized_options = b'\342A\001\002'
+  _globals['_CHECKMACHINEUSERPERMISSIONREQUEST'].fields_by_name['machine_user_id']._loaded_options = None
+  _globals['_CHECKMACHINEUSERPERMISSIONREQUEST'].fields_by_name['machine_user_id']._serialized_options = b'\342A\001\002'
+  _globals['_CHECKMACHINEUSERPERMISSIONREQUEST'].fields_by_name['server']._loaded_options = None
+  _globals['_CHECKMACHINEUSERPERMISSIONREQUEST'].fields_by_name['server']._serialized_options = b'\342A\001\002'
+  _globals['_CHECKMACHINEUSERPERMISSIONREQUEST'].fields_by_name['tool']._loaded_options = None
+  _globals['_CHECKMACHINEUSERPERMISSIONREQUEST'].fields_by_name['tool']._serialized_options = b'\342A\001\002'
   _globals['_VALIDATETOKENREQUEST'].fields_by_name['token']._loaded_options = None
   _globals['_VALIDATETOKENREQUEST'].fields_by_name['token']._serialized_options = b'\342A\001\002'
   _globals['_MACHINEUSERSERVICE']._loaded_options = None
-  _globals['_MACHINEUSERSERVICE']._serialized_options = b'\242\273\030\202\001\n\0051.0.0\022\024machine_user.created\022\024machine_user.deleted\022\032machine_user.token_rotated\"1\n\035plugmesh.users.v1.UserService\022\016>=1.0.0,<2.0.0\030\001'
+  _globals['_MACHINEUSERSERVICE']._serialized_options = b'\242\273\030\230\001\n\0051.0.0\022\024machine_user.created\022\024machine_user.deleted\022\032machine_user.token_rotated\022\024machine_user.updated\"1\n\035plugmesh.users.v1.UserService\022\016>=1.0.0,<2.0.0\030\001'
   _globals['_MACHINEUSERSERVICE'].methods_by_name['CreateMachineUser']._loaded_options = None
   _globals['_MACHINEUSERSERVICE'].methods_by_name['CreateMachineUser']._serialized_options = b'\250\273\030\003\202\323\344\223\002[\"\021/v1/machine-users:\014machine_userZ8\"(/api/plugins/machine-users/machine-users:\014machine_user'
   _globals['_MACHINEUSERSERVICE'].methods_by_name['GetMachineUser']._loaded_options = None
   _globals['_MACHINEUSERSERVICE'].methods_by_name['GetMachineUser']._serialized_options = b'\220\002\001\250\273\030\003\202\323\344\223\002%\022#/v1/machine-users/{machine_user_id}'
   _globals['_MACHINEUSERSERVICE'].methods_by_name['ListMachineUsers']._loaded_options = None
   _globals['_MACHINEUSERSERVICE'].methods_by_name['ListMachineUsers']._serialized_options = b'\220\002\001\250\273\030\003\202\323\344\223\002?\022\021/v1/machine-usersZ*\022(/api/plugins/machine-users/machine-users'
+  _globals['_MACHINEUSERSERVICE'].methods_by_name['UpdateMachineUser']._loaded_options = None
+  _globals['_MACHINEUSERSERVICE'].methods_by_name['UpdateMachineUser']._serialized_options = b'\220\002\002\250\273\030\003\202\323\344\223\002@20/v1/machine-users/{machine_user.machine_user_id}:\014machine_user'
   _globals['_MACHINEUSERSERVICE'].methods_by_name['DeleteMachineUser']._loaded_options = None
   _globals['_MACHINEUSERSERVICE'].methods_by_name['DeleteMachineUser']._serialized_options = b'\220\002\002\250\273\030\003\202\323\344\223\002c*#/v1/machine-users/{machine_user_id}Z<*:/api/plugins/machine-users/machine-users/{machine_user_id}'
   _globals['_MACHINEUSERSERVICE'].methods_by_name['RotateMachineUserToken']._loaded_options = None
   _globals['_MACHINEUSERSERVICE'].methods_by_name['RotateMachineUserToken']._serialized_options = b'\250\273\030\003\202\323\344\223\0024\"//v1/machine-users/{machine_user_id}:rotateToken:\001*'
+  _globals['_MACHINEUSERSERVICE'].methods_by_name['CheckMachineUserPermission']._loaded_options = None
+  _globals['_MACHINEUSERSERVICE'].methods_by_name['CheckMachineUserPermission']._serialized_options = b'\220\002\001\250\273\030\002\202\323\344\223\0028\"3/v1/machine-users/{machine_user_id}:checkPermission:\001*'
   _globals['_MACHINEUSERSERVICE'].methods_by_name['ValidateToken']._loaded_options = None
   _globals['_MACHINEUSERSERVICE'].methods_by_name['ValidateToken']._serialized_options = b'\220\002\002\250\273\030\001\202\323\344\223\002H\"\023/v1/tokens:validate:\001*Z.\")/api/plugins/machine-users/validate-token:\001*'
-  _globals['_INVALIDREASON']._serialized_start=2043
-  _globals['_INVALIDREASON']._serialized_end=2176
-  _globals['_TOKENINFO']._serialized_start=268
-  _globals['_TOKENINFO']._serialized_end=426
-  _globals['_MACHINEUSER']._serialized_start=429
-  _globals['_MACHINEUSER']._serialized_end=921
-  _globals['_CREATEMACHINEUSERREQUEST']._serialized_start=923
-  _globals['_CREATEMACHINEUSERREQUEST']._serialized_end=1016
-  _globals['_CREATEMACHINEUSERRESPONSE']._serialized_start=1018
-  _globals['_CREATEMACHINEUSERRESPONSE']._serialized_end=1121
-  _globals['_GETMACHINEUSERREQUEST']._serialized_start=1123
-  _globals['_GETMACHINEUSERREQUEST']._serialized_end=1177
-  _globals['_GETMACHINEUSERRESPONSE']._serialized_start=1179
-  _globals['_GETMACHINEUSERRESPONSE']._serialized_end=1264
-  _globals['_LISTMACHINEUSERSREQUEST']._serialized_start=1266
-  _globals['_LISTMACHINEUSERSREQUEST']._serialized_end=1330
-  _globals['_LISTMACHINEUSERSRESPONSE']._serialized_start=1332
-  _globals['_LISTMACHINEUSERSRESPONSE']._serialized_end=1445
-  _globals['_DELETEMACHINEUSERREQUEST']._serialized_start=1447
-  _globals['_DELETEMACHINEUSERREQUEST']._serialized_end=1527
-  _globals['_DELETEMACHINEUSERRESPONSE']._serialized_start=1529
-  _globals['_DELETEMACHINEUSERRESPONSE']._serialized_end=1556
-  _globals['_ROTATEMACHINEUSERTOKENREQUEST']._serialized_start=1558
-  _globals['_ROTATEMACHINEUSERTOKENREQUEST']._serialized_end=1669
-  _globals['_ROTATEMACHINEUSERTOKENRESPONSE']._serialized_start=1671
-  _globals['_ROTATEMACHINEUSERTOKENRESPONSE']._serialized_end=1779
-  _globals['_VALIDATETOKENREQUEST']._serialized_start=1781
-  _globals['_VALIDATETOKENREQUEST']._serialized_end=1824
-  _globals['_VALIDATETOKENRESPONSE']._serialized_start=1827
-  _globals['_VALIDATETOKENRESPONSE']._serialized_end=2040
-  _globals['_MACHINEUSERSERVICE']._serialized_start=2179
-  _globals['_MACHINEUSERSERVICE']._serialized_end=3588
+  _globals['_INVALIDREASON']._serialized_start=2597
+  _globals['_INVALIDREASON']._serialized_end=2730
+  _globals['_TOKENINFO']._serialized_start=302
+  _globals['_TOKENINFO']._serialized_end=460
+  _globals['_MACHINEUSER']._serialized_start=463
+  _globals['_MACHINEUSER']._serialized_end=969
+  _globals['_CREATEMACHINEUSERREQUEST']._serialized_start=971
+  _globals['_CREATEMACHINEUSERREQUEST']._serialized_end=1064
+  _globals['_CREATEMACHINEUSERRESPONSE']._serialized_start=1066
+  _globals['_CREATEMACHINEUSERRESPONSE']._serialized_end=1169
+  _globals['_GETMACHINEUSERREQUEST']._serialized_start=1171
+  _globals['_GETMACHINEUSERREQUEST']._serialized_end=1225
+  _globals['_GETMACHINEUSERRESPONSE']._serialized_start=1227
+  _globals['_GETMACHINEUSERRESPONSE']._serialized_end=1312
+  _globals['_LISTMACHINEUSERSREQUEST']._serialized_start=1314
+  _globals['_LISTMACHINEUSERSREQUEST']._serialized_end=1378
+  _globals['_LISTMACHINEUSERSRESPONSE']._serialized_start=1380
+  _globals['_LISTMACHINEUSERSRESPONSE']._serialized_end=1493
+  _globals['_UPDATEMACHINEUSERREQUEST']._serialized_start=1496
+  _globals['_UPDATEMACHINEUSERREQUEST']._serialized_end=1638
+  _globals['_UPDATEMACHINEUSERRESPONSE']._serialized_start=1640
+  _globals['_UPDATEMACHINEUSERRESPONSE']._serialized_end=1728
+  _globals['_DELETEMACHINEUSERREQUEST']._serialized_start=1730
+  _globals['_DELETEMACHINEUSERREQUEST']._serialized_end=1810
+  _globals['_DELETEMACHINEUSERRESPONSE']._serialized_start=1812
+  _globals['_DELETEMACHINEUSERRESPONSE']._serialized_end=1839
+  _globals['_ROTATEMACHINEUSERTOKENREQUEST']._serialized_start=1841
+  _globals['_ROTATEMACHINEUSERTOKENREQUEST']._serialized_end=1952
+  _globals['_ROTATEMACHINEUSERTOKENRESPONSE']._serialized_start=1954
+  _globals['_ROTATEMACHINEUSERTOKENRESPONSE']._serialized_end=2062
+  _globals['_CHECKMACHINEUSERPERMISSIONREQUEST']._serialized_start=2064
+  _globals['_CHECKMACHINEUSERPERMISSIONREQUEST']._serialized_end=2172
+  _globals['_CHECKMACHINEUSERPERMISSIONRESPONSE']._serialized_start=2175
+  _globals['_CHECKMACHINEUSERPERMISSIONRESPONSE']._serialized_end=2333
+  _globals['_VALIDATETOKENREQUEST']._serialized_start=2335
+  _globals['_VALIDATETOKENREQUEST']._serialized_end=2378
+  _globals['_VALIDATETOKENRESPONSE']._serialized_start=2381
+  _globals['_VALIDATETOKENRESPONSE']._serialized_end=2594
+  _globals['_MACHINEUSERSERVICE']._serialized_start=2733
+  _globals['_MACHINEUSERSERVICE']._serialized_end=4595
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -113,6 +114,7 @@ class MachineUser(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     LAST_USED_TIME_FIELD_NUMBER: _builtins.int
     CREATOR_ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
     machine_user_id: _builtins.str
     """Identifier assigned by the service."""
     name: _builtins.str
@@ -123,6 +125,11 @@ class MachineUser(_message.Message):
     """Rights on the plugmesh API; ROLE_USER when not set."""
     creator_id: _builtins.str
     """ID of the principal that created it."""
+    etag: _builtins.str
+    """Opaque version for optimistic concurrency (AIP-154): it changes on every
+    update and token rotation. Send it back on update to fail with ABORTED
+    if the machine user changed meanwhile; ignored on create.
+    """
     @_builtins.property
     def permissions(self) -> _users_pb2.Permissions:
         """Rights on MCP servers and tools, in the grammar of the users plugin."""
@@ -161,10 +168,11 @@ class MachineUser(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         last_used_time: _timestamp_pb2.Timestamp | None = ...,
         creator_id: _builtins.str = ...,
+        etag: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expiration", b"expiration", "expire_time", b"expire_time", "last_used_time", b"last_used_time", "permissions", b"permissions", "token_info", b"token_info", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "creator_id", b"creator_id", "description", b"description", "expiration", b"expiration", "expire_time", b"expire_time", "last_used_time", b"last_used_time", "machine_user_id", b"machine_user_id", "name", b"name", "permissions", b"permissions", "role", b"role", "token_info", b"token_info", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "creator_id", b"creator_id", "description", b"description", "etag", b"etag", "expiration", b"expiration", "expire_time", b"expire_time", "last_used_time", b"last_used_time", "machine_user_id", b"machine_user_id", "name", b"name", "permissions", b"permissions", "role", b"role", "token_info", b"token_info", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_expiration: _TypeAlias = _typing.Literal["expire_time", "ttl"]  # noqa: Y015
     _WhichOneofArgType_expiration: _TypeAlias = _typing.Literal["expiration", b"expiration"]  # noqa: Y015
@@ -327,6 +335,66 @@ class ListMachineUsersResponse(_message.Message):
 Global___ListMachineUsersResponse: _TypeAlias = ListMachineUsersResponse  # noqa: Y015
 
 @_typing.final
+class UpdateMachineUserRequest(_message.Message):
+    """Request for MachineUserService.UpdateMachineUser."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MACHINE_USER_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def machine_user(self) -> Global___MachineUser:
+        """The machine user with its new values; machine_user.machine_user_id names
+        the machine user to update, and machine_user.etag, when set, must be its
+        current etag.
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to update: "name", "description", "role", "permissions", or
+        "*" for all four. When not set, every populated updatable field. Naming
+        an output-only or unknown field is INVALID_ARGUMENT.
+        """
+
+    def __init__(
+        self,
+        *,
+        machine_user: Global___MachineUser | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["machine_user", b"machine_user", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["machine_user", b"machine_user", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateMachineUserRequest: _TypeAlias = UpdateMachineUserRequest  # noqa: Y015
+
+@_typing.final
+class UpdateMachineUserResponse(_message.Message):
+    """Response for MachineUserService.UpdateMachineUser."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MACHINE_USER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def machine_user(self) -> Global___MachineUser:
+        """The machine user after the update."""
+
+    def __init__(
+        self,
+        *,
+        machine_user: Global___MachineUser | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["machine_user", b"machine_user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["machine_user", b"machine_user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateMachineUserResponse: _TypeAlias = UpdateMachineUserResponse  # noqa: Y015
+
+@_typing.final
 class DeleteMachineUserRequest(_message.Message):
     """Request for MachineUserService.DeleteMachineUser."""
 
@@ -428,6 +496,70 @@ class RotateMachineUserTokenResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RotateMachineUserTokenResponse: _TypeAlias = RotateMachineUserTokenResponse  # noqa: Y015
+
+@_typing.final
+class CheckMachineUserPermissionRequest(_message.Message):
+    """Request for MachineUserService.CheckMachineUserPermission."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MACHINE_USER_ID_FIELD_NUMBER: _builtins.int
+    SERVER_FIELD_NUMBER: _builtins.int
+    TOOL_FIELD_NUMBER: _builtins.int
+    machine_user_id: _builtins.str
+    """The machine user whose permissions to evaluate."""
+    server: _builtins.str
+    """Name of the MCP server, for example "github"."""
+    tool: _builtins.str
+    """Name of the tool on that server, for example "create_issue"."""
+    def __init__(
+        self,
+        *,
+        machine_user_id: _builtins.str = ...,
+        server: _builtins.str = ...,
+        tool: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["machine_user_id", b"machine_user_id", "server", b"server", "tool", b"tool"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckMachineUserPermissionRequest: _TypeAlias = CheckMachineUserPermissionRequest  # noqa: Y015
+
+@_typing.final
+class CheckMachineUserPermissionResponse(_message.Message):
+    """Response for MachineUserService.CheckMachineUserPermission, shaped as
+    plugmesh.users.v1.CheckPermissionResponse.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MATCHED_RULE_FIELD_NUMBER: _builtins.int
+    allowed: _builtins.bool
+    """Whether the machine user may call the tool."""
+    reason: _users_pb2.DecisionReason.ValueType
+    """What decided."""
+    @_builtins.property
+    def matched_rule(self) -> _users_pb2.MatchedRule:
+        """The deciding rule; set only when reason is DECISION_REASON_RULE."""
+
+    def __init__(
+        self,
+        *,
+        allowed: _builtins.bool = ...,
+        reason: _users_pb2.DecisionReason.ValueType = ...,
+        matched_rule: _users_pb2.MatchedRule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["matched_rule", b"matched_rule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "matched_rule", b"matched_rule", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckMachineUserPermissionResponse: _TypeAlias = CheckMachineUserPermissionResponse  # noqa: Y015
 
 @_typing.final
 class ValidateTokenRequest(_message.Message):

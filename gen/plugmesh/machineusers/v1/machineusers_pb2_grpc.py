@@ -57,6 +57,11 @@ class MachineUserServiceStub:
                 request_serializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.ListMachineUsersRequest.SerializeToString,
                 response_deserializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.ListMachineUsersResponse.FromString,
                 _registered_method=True)
+        self.UpdateMachineUser = channel.unary_unary(
+                '/plugmesh.machineusers.v1.MachineUserService/UpdateMachineUser',
+                request_serializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.UpdateMachineUserRequest.SerializeToString,
+                response_deserializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.UpdateMachineUserResponse.FromString,
+                _registered_method=True)
         self.DeleteMachineUser = channel.unary_unary(
                 '/plugmesh.machineusers.v1.MachineUserService/DeleteMachineUser',
                 request_serializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.DeleteMachineUserRequest.SerializeToString,
@@ -66,6 +71,11 @@ class MachineUserServiceStub:
                 '/plugmesh.machineusers.v1.MachineUserService/RotateMachineUserToken',
                 request_serializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.RotateMachineUserTokenRequest.SerializeToString,
                 response_deserializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.RotateMachineUserTokenResponse.FromString,
+                _registered_method=True)
+        self.CheckMachineUserPermission = channel.unary_unary(
+                '/plugmesh.machineusers.v1.MachineUserService/CheckMachineUserPermission',
+                request_serializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.CheckMachineUserPermissionRequest.SerializeToString,
+                response_deserializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.CheckMachineUserPermissionResponse.FromString,
                 _registered_method=True)
         self.ValidateToken = channel.unary_unary(
                 '/plugmesh.machineusers.v1.MachineUserService/ValidateToken',
@@ -107,6 +117,20 @@ class MachineUserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateMachineUser(self, request, context):
+        """Updates the fields of a machine user named by the update mask:
+        "name", "description", "role" and "permissions". Without a mask, every
+        populated updatable field is updated; "*" updates them all. The token
+        and the expiry stay as they are. Send the etag back to fail with ABORTED
+        if the machine user changed meanwhile. An update that changes something
+        publishes "machine_user.updated" (the gateway then drops the machine
+        user's cached tokens, so the next request gets the new role and
+        permissions); one that changes nothing publishes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteMachineUser(self, request, context):
         """Deletes a machine user; its tokens stop working at once.
         """
@@ -118,6 +142,15 @@ class MachineUserServiceServicer:
         """Issues a new token for a machine user. The old token stops working at
         once, or at the end of the grace period. The response is the only time
         the new token is shown. Not idempotent: every call issues a new token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckMachineUserPermission(self, request, context):
+        """Decides whether a machine user may call a tool on an MCP server, with
+        the same function the gateway applies on tools/call, and says which rule
+        decided. Callers who are not admins may only check themselves.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -153,6 +186,11 @@ def add_MachineUserServiceServicer_to_server(servicer, server):
                     request_deserializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.ListMachineUsersRequest.FromString,
                     response_serializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.ListMachineUsersResponse.SerializeToString,
             ),
+            'UpdateMachineUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMachineUser,
+                    request_deserializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.UpdateMachineUserRequest.FromString,
+                    response_serializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.UpdateMachineUserResponse.SerializeToString,
+            ),
             'DeleteMachineUser': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteMachineUser,
                     request_deserializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.DeleteMachineUserRequest.FromString,
@@ -162,6 +200,11 @@ def add_MachineUserServiceServicer_to_server(servicer, server):
                     servicer.RotateMachineUserToken,
                     request_deserializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.RotateMachineUserTokenRequest.FromString,
                     response_serializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.RotateMachineUserTokenResponse.SerializeToString,
+            ),
+            'CheckMachineUserPermission': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckMachineUserPermission,
+                    request_deserializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.CheckMachineUserPermissionRequest.FromString,
+                    response_serializer=plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.CheckMachineUserPermissionResponse.SerializeToString,
             ),
             'ValidateToken': grpc.unary_unary_rpc_method_handler(
                     servicer.ValidateToken,
@@ -269,6 +312,33 @@ class MachineUserService:
             _registered_method=True)
 
     @staticmethod
+    def UpdateMachineUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/plugmesh.machineusers.v1.MachineUserService/UpdateMachineUser',
+            plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.UpdateMachineUserRequest.SerializeToString,
+            plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.UpdateMachineUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def DeleteMachineUser(request,
             target,
             options=(),
@@ -312,6 +382,33 @@ class MachineUserService:
             '/plugmesh.machineusers.v1.MachineUserService/RotateMachineUserToken',
             plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.RotateMachineUserTokenRequest.SerializeToString,
             plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.RotateMachineUserTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckMachineUserPermission(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/plugmesh.machineusers.v1.MachineUserService/CheckMachineUserPermission',
+            plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.CheckMachineUserPermissionRequest.SerializeToString,
+            plugmesh_dot_machineusers_dot_v1_dot_machineusers__pb2.CheckMachineUserPermissionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,12 +49,27 @@ class MachineUserServiceStub:
     """Gets one machine user, without any secret."""
     ListMachineUsers: _grpc.UnaryUnaryMultiCallable[_machineusers_pb2.ListMachineUsersRequest, _machineusers_pb2.ListMachineUsersResponse]
     """Lists machine users, newest first, without any secret."""
+    UpdateMachineUser: _grpc.UnaryUnaryMultiCallable[_machineusers_pb2.UpdateMachineUserRequest, _machineusers_pb2.UpdateMachineUserResponse]
+    """Updates the fields of a machine user named by the update mask:
+    "name", "description", "role" and "permissions". Without a mask, every
+    populated updatable field is updated; "*" updates them all. The token
+    and the expiry stay as they are. Send the etag back to fail with ABORTED
+    if the machine user changed meanwhile. An update that changes something
+    publishes "machine_user.updated" (the gateway then drops the machine
+    user's cached tokens, so the next request gets the new role and
+    permissions); one that changes nothing publishes nothing.
+    """
     DeleteMachineUser: _grpc.UnaryUnaryMultiCallable[_machineusers_pb2.DeleteMachineUserRequest, _machineusers_pb2.DeleteMachineUserResponse]
     """Deletes a machine user; its tokens stop working at once."""
     RotateMachineUserToken: _grpc.UnaryUnaryMultiCallable[_machineusers_pb2.RotateMachineUserTokenRequest, _machineusers_pb2.RotateMachineUserTokenResponse]
     """Issues a new token for a machine user. The old token stops working at
     once, or at the end of the grace period. The response is the only time
     the new token is shown. Not idempotent: every call issues a new token.
+    """
+    CheckMachineUserPermission: _grpc.UnaryUnaryMultiCallable[_machineusers_pb2.CheckMachineUserPermissionRequest, _machineusers_pb2.CheckMachineUserPermissionResponse]
+    """Decides whether a machine user may call a tool on an MCP server, with
+    the same function the gateway applies on tools/call, and says which rule
+    decided. Callers who are not admins may only check themselves.
     """
     ValidateToken: _grpc.UnaryUnaryMultiCallable[_machineusers_pb2.ValidateTokenRequest, _machineusers_pb2.ValidateTokenResponse]
     """Says whether a token is valid and whose it is. The comparison is
@@ -86,12 +101,27 @@ class MachineUserServiceAsyncStub(MachineUserServiceStub):
     """Gets one machine user, without any secret."""
     ListMachineUsers: _aio.UnaryUnaryMultiCallable[_machineusers_pb2.ListMachineUsersRequest, _machineusers_pb2.ListMachineUsersResponse]  # type: ignore[assignment]
     """Lists machine users, newest first, without any secret."""
+    UpdateMachineUser: _aio.UnaryUnaryMultiCallable[_machineusers_pb2.UpdateMachineUserRequest, _machineusers_pb2.UpdateMachineUserResponse]  # type: ignore[assignment]
+    """Updates the fields of a machine user named by the update mask:
+    "name", "description", "role" and "permissions". Without a mask, every
+    populated updatable field is updated; "*" updates them all. The token
+    and the expiry stay as they are. Send the etag back to fail with ABORTED
+    if the machine user changed meanwhile. An update that changes something
+    publishes "machine_user.updated" (the gateway then drops the machine
+    user's cached tokens, so the next request gets the new role and
+    permissions); one that changes nothing publishes nothing.
+    """
     DeleteMachineUser: _aio.UnaryUnaryMultiCallable[_machineusers_pb2.DeleteMachineUserRequest, _machineusers_pb2.DeleteMachineUserResponse]  # type: ignore[assignment]
     """Deletes a machine user; its tokens stop working at once."""
     RotateMachineUserToken: _aio.UnaryUnaryMultiCallable[_machineusers_pb2.RotateMachineUserTokenRequest, _machineusers_pb2.RotateMachineUserTokenResponse]  # type: ignore[assignment]
     """Issues a new token for a machine user. The old token stops working at
     once, or at the end of the grace period. The response is the only time
     the new token is shown. Not idempotent: every call issues a new token.
+    """
+    CheckMachineUserPermission: _aio.UnaryUnaryMultiCallable[_machineusers_pb2.CheckMachineUserPermissionRequest, _machineusers_pb2.CheckMachineUserPermissionResponse]  # type: ignore[assignment]
+    """Decides whether a machine user may call a tool on an MCP server, with
+    the same function the gateway applies on tools/call, and says which rule
+    decided. Callers who are not admins may only check themselves.
     """
     ValidateToken: _aio.UnaryUnaryMultiCallable[_machineusers_pb2.ValidateTokenRequest, _machineusers_pb2.ValidateTokenResponse]  # type: ignore[assignment]
     """Says whether a token is valid and whose it is. The comparison is
@@ -140,6 +170,22 @@ class MachineUserServiceServicer(metaclass=_abc_1.ABCMeta):
         """Lists machine users, newest first, without any secret."""
 
     @_abc_1.abstractmethod
+    def UpdateMachineUser(
+        self,
+        request: _machineusers_pb2.UpdateMachineUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_machineusers_pb2.UpdateMachineUserResponse, _abc.Awaitable[_machineusers_pb2.UpdateMachineUserResponse]]:
+        """Updates the fields of a machine user named by the update mask:
+        "name", "description", "role" and "permissions". Without a mask, every
+        populated updatable field is updated; "*" updates them all. The token
+        and the expiry stay as they are. Send the etag back to fail with ABORTED
+        if the machine user changed meanwhile. An update that changes something
+        publishes "machine_user.updated" (the gateway then drops the machine
+        user's cached tokens, so the next request gets the new role and
+        permissions); one that changes nothing publishes nothing.
+        """
+
+    @_abc_1.abstractmethod
     def DeleteMachineUser(
         self,
         request: _machineusers_pb2.DeleteMachineUserRequest,
@@ -156,6 +202,17 @@ class MachineUserServiceServicer(metaclass=_abc_1.ABCMeta):
         """Issues a new token for a machine user. The old token stops working at
         once, or at the end of the grace period. The response is the only time
         the new token is shown. Not idempotent: every call issues a new token.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckMachineUserPermission(
+        self,
+        request: _machineusers_pb2.CheckMachineUserPermissionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_machineusers_pb2.CheckMachineUserPermissionResponse, _abc.Awaitable[_machineusers_pb2.CheckMachineUserPermissionResponse]]:
+        """Decides whether a machine user may call a tool on an MCP server, with
+        the same function the gateway applies on tools/call, and says which rule
+        decided. Callers who are not admins may only check themselves.
         """
 
     @_abc_1.abstractmethod
