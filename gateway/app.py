@@ -204,16 +204,15 @@ class Gateway:
         )
         self._plugin_listing = self.plugin_tools.offered()
         #: The MCP endpoint, on the HTTP port.
+        federated = FederatedTools(
+            self.mcp_upstreams,
+            calls=self.mcp_calls,
+            hooks=self.mcp_hooks,
+            plugins=self.plugin_tools,
+            limits=None if self.rate_limits is None else self.rate_limits.tools(),
+        )
         self.mcp = McpFront(
-            toolbox
-            if toolbox is not None
-            else FederatedTools(
-                self.mcp_upstreams,
-                calls=self.mcp_calls,
-                hooks=self.mcp_hooks,
-                plugins=self.plugin_tools,
-                limits=None if self.rate_limits is None else self.rate_limits.tools(),
-            ),
+            toolbox if toolbox is not None else federated,
             self.auth.http,
             config.mcp,
             issuer=config.auth.authorization_server,
@@ -245,6 +244,7 @@ class Gateway:
                 backoff=registry_backoff,
                 tls=config.mesh.tls,
             ),
+            tools=federated if toolbox is None else None,
         )
         self.http: HttpServer | None = None
         self._http_app: GatewayApp[Any] | None = None

@@ -7,6 +7,8 @@
 | ``GET /console/api/me`` | signed in | who the caller is, whether an admin |
 | ``GET /console/api/mesh`` | signed in | SSE: the mesh, a frame per change and per lease renewal |
 | ``GET /console/api/routes`` | signed in | every HTTP route and gRPC method with its access |
+| ``GET /console/api/tools`` | signed in | the MCP tools the caller may call, and why |
+| ``GET /console/api/decision?tool=`` | signed in | may the caller call a server/tool, and why |
 | ``GET /console/api/mcp`` | admins | SSE: a frame when a server's state, error or tools change |
 | ``GET /console/api/events?type=&subject=`` | admins | SSE: the events as they are published |
 | ``GET /console/api/deadletters`` | admins | the dead letters, oldest first |
@@ -33,6 +35,7 @@ from gateway.console.mcp import AddListener, change_frames
 from gateway.console.mesh import mesh_frames
 from gateway.console.routes import RouteView
 from gateway.console.sse import serve_stream
+from gateway.console.tools import CallableTools, decision_view, tools_view
 from gateway.http.asgi import Receive, Scope, Send, send_response
 from gateway.http.errors import (
     BadRequest,
@@ -42,7 +45,9 @@ from gateway.http.errors import (
     status_json,
 )
 from gateway.http.render import dumps
+from gateway.mcpfront.callers import caller_for
 from meshkit.events.errors import DeadLetterNotFound
+from meshkit.permissions import decide
 
 __all__ = ["PREFIX", "Console"]
 
@@ -65,6 +70,7 @@ class Console:
             error, tools); the MCP feed sends only its first frame when None.
         leases: The instances' leases, renewals included; the mesh feed shows the
             leases as of the catalog's last change when None.
+        tools: The MCP front's tools per caller; the "your tools" API is absent when None.
         heartbeat_seconds: How often an idle live feed says it is alive.
     """
 
@@ -76,6 +82,7 @@ class Console:
         *,
         mcp_changes: AddListener | None = None,
         leases: Leases | None = None,
+        tools: CallableTools | None = None,
         heartbeat_seconds: float = 15.0,
     ) -> None:
         self._leases = leases
@@ -83,6 +90,7 @@ class Console:
         self._callers = callers
         self._events = events
         self._mcp_changes: AddListener = mcp_changes or _no_changes
+        self._tools = tools
         self._heartbeat = heartbeat_seconds
         self._routes = RouteView()
         self._closing = asyncio.Event()
@@ -90,6 +98,8 @@ class Console:
             "me": self._me,
             "mesh": self._mesh,
             "routes": self._route_view,
+            "tools": self._tool_view,
+            "decision": self._decision,
             "mcp": self._mcp,
             "events": self._event_tail,
             "deadletters": self._dead_letters,
@@ -158,6 +168,27 @@ class Console:
     async def _route_view(self, scope: Scope, receive: Receive, send: Send) -> int:
         await caller_of(self._callers, scope)
         await send_response(send, 200, dumps(self._routes.of(self._catalog.snapshot)))
+        return 200
+
+    async def _tool_view(self, scope: Scope, receive: Receive, send: Send) -> int:
+        identity = await caller_of(self._callers, scope)
+        if self._tools is None:
+            raise RouteNotFound("this gateway serves no MCP tools", reason="ROUTE_NOT_FOUND")
+        await send_response(send, 200, dumps(await tools_view(self._tools, caller_for(identity))))
+        return 200
+
+    async def _decision(self, scope: Scope, receive: Receive, send: Send) -> int:
+        identity = await caller_of(self._callers, scope)
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        server, _, tool = query.get("tool", [""])[0].strip().partition("/")
+        if not server or not tool:
+            raise BadRequest(
+                "tool must be <server>/<tool>, for example github/create_issue",
+                reason="INVALID_ARGUMENT",
+                metadata={"field": "tool"},
+            )
+        decision = decide(caller_for(identity).permissions, server, tool)
+        await send_response(send, 200, dumps(decision_view(decision)))
         return 200
 
     async def _mesh(self, scope: Scope, receive: Receive, send: Send) -> int:

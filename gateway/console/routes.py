@@ -31,6 +31,8 @@ GATEWAY_PATHS = (
     ("GET", "/console/api/me", "AUTHENTICATED", "the signed-in caller"),
     ("GET", "/console/api/mesh", "AUTHENTICATED", "the mesh, as Server-Sent Events"),
     ("GET", "/console/api/routes", "AUTHENTICATED", "this table"),
+    ("GET", "/console/api/tools", "AUTHENTICATED", "the MCP tools the caller may call, and why"),
+    ("GET", "/console/api/decision", "AUTHENTICATED", "may the caller call a server/tool, and why"),
     ("GET", "/console/api/mcp", "ADMIN", "changes of the served MCP tools, as SSE"),
     ("GET", "/console/api/events", "ADMIN", "the events as they are published, as SSE"),
     ("GET", "/console/api/deadletters", "ADMIN", "the dead letters"),

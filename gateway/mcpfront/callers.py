@@ -23,7 +23,7 @@ from gateway.mcpfront.toolbox import Caller, CallerKind
 from meshkit.identity import Identity, PrincipalKind
 from meshkit.permissions import Policy
 
-__all__ = ["ISSUER", "Authenticator", "authenticated_user", "caller_of"]
+__all__ = ["ISSUER", "Authenticator", "authenticated_user", "caller_for", "caller_of"]
 
 #: The ``iss`` of the principals the front hands the SDK: the gateway vouches for them.
 ISSUER = "plugmesh"
@@ -43,9 +43,20 @@ class Authenticator(Protocol):
         ...
 
 
+def caller_for(identity: Identity) -> Caller:
+    """The MCP caller ``identity`` is, as :func:`caller_of` reads it back from a request."""
+    return Caller(
+        id=identity.subject,
+        kind=_kind(identity),
+        admin=identity.admin,
+        email=identity.email,
+        permissions=identity.permissions or Policy(),
+    )
+
+
 def authenticated_user(identity: Identity, credential: str) -> AuthenticatedUser:
     """The SDK's principal for ``identity``, who presented the bearer ``credential``."""
-    kind = CallerKind.PERSON if identity.kind is PrincipalKind.USER else CallerKind.MACHINE
+    kind = _kind(identity)
     token = AccessToken(
         token=fingerprint(credential),
         client_id=identity.subject,
@@ -81,3 +92,7 @@ def caller_of(scope: Mapping[str, Any]) -> Caller:
         email=str(claims.get("email", "")),
         permissions=permissions if isinstance(permissions, Policy) else Policy(),
     )
+
+
+def _kind(identity: Identity) -> CallerKind:
+    return CallerKind.PERSON if identity.kind is PrincipalKind.USER else CallerKind.MACHINE

@@ -58,7 +58,7 @@ from gateway.mcpfront.hooks import NO_HOOKS, HookChain, HookedCall, Phase
 from gateway.mcpfront.hooks.wire import error_result
 from gateway.mcpfront.plugin_tools import PluginTools
 from gateway.mcpfront.tool_servers import ToolServers
-from gateway.mcpfront.toolbox import Caller, Progress, ToolResult
+from gateway.mcpfront.toolbox import Caller, ListedTool, Progress, ToolResult
 from gateway.mcpfront.upstream_errors import (
     UnknownTool,
     UpstreamError,
@@ -137,6 +137,15 @@ class FederatedTools:
         asked = [(origin[0], tool.model_copy(update={"name": origin[1]})) for origin, tool in owned]
         hidden = await self._hooks.hidden(caller, asked)
         return [tool for origin, tool in owned if origin not in hidden]
+
+    async def callable_tools(self, caller: Caller) -> list[ListedTool]:
+        """The tools ``/mcp`` lists to ``caller`` (:meth:`list_tools`), each with the server
+        and own name it calls: the console's "your tools" view."""
+        listed = []
+        for tool in await self.list_tools(caller, None):
+            server, own = self._owner(None, tool.name)
+            listed.append(ListedTool(server, own, tool.name, tool.description or ""))
+        return listed
 
     def _owner(self, server: str | None, name: str) -> tuple[str, str]:
         """The server and own name of a listed tool of the view."""

@@ -24,6 +24,7 @@ from meshkit.permissions import Policy
 __all__ = [
     "Caller",
     "CallerKind",
+    "ListedTool",
     "Progress",
     "ToolResult",
     "Toolbox",
@@ -68,6 +69,23 @@ class Caller:
     admin: bool = False
     email: str = ""
     permissions: Policy = field(default_factory=Policy)
+
+
+@dataclass(frozen=True)
+class ListedTool:
+    """A tool as ``/mcp`` lists it to a caller, with where it lives.
+
+    Attributes:
+        server: The upstream server or plugin that serves it.
+        tool: Its own name on that server.
+        listed_name: Its name on ``/mcp`` (``<server>__<tool>``).
+        description: What the server says it does.
+    """
+
+    server: str
+    tool: str
+    listed_name: str
+    description: str = ""
 
 
 class Toolbox(Protocol):

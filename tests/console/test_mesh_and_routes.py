@@ -157,7 +157,7 @@ async def test_a_caller_who_is_no_admin_sees_no_admin_view_and_the_feeds_need_a_
     )
 
     assert sign_in_violations == []
-    assert views == ["mesh", "routes"]
+    assert views == ["mesh", "routes", "tools"]
     assert "admin" not in who
     assert anonymous.status_code == 401
     assert anonymous.headers["www-authenticate"].startswith("Bearer")
@@ -187,7 +187,7 @@ async def test_a_person_signs_in_with_a_jwt_and_an_admin_record_shows_every_view
         forgotten = await console.page.evaluate("Object.values(sessionStorage)")
         errors = console.errors
 
-    assert views == ["mesh", "routes", "mcp", "people", "events", "audit"]
+    assert views == ["mesh", "routes", "mcp", "tools", "people", "events", "audit"]
     assert who == "user erin@example.com (admin)"
     assert kept == [token]
     assert forgotten == []

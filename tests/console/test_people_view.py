@@ -11,10 +11,12 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser
 
+from plugmesh.users.v1 import users_pb2
 from tests.console.browser import ConsolePage
+from tests.console.decisions import explain, may_call
 from tests.gateway.auth.mesh import Mesh
-from tests.gateway.mcp_upstreams.conftest import HttpServer
 from tests.support.waiting import eventually
+from tests.support.web_upstream import web_upstream
 
 pytestmark = [
     pytest.mark.browser,
@@ -29,57 +31,16 @@ EMAIL = "ada@example.com"
 async def mesh(auth_mesh: Mesh) -> AsyncIterator[Mesh]:
     """The auth mesh with our test MCP server as upstream ``web`` (READY), and a person
     allowed only ``web/echo``."""
-    upstream = HttpServer()
-    await upstream.start()
-    admin = auth_mesh.bearer(auth_mesh.admin_token)
-
-    async def routed() -> bool | None:
-        service = auth_mesh.gateway.catalog.service("mcp-servers")
-        return True if service and service.serving and service.schema else None
-
-    await eventually(routed, timeout_seconds=20, what="mcp-servers routed")
-    added = await auth_mesh.http.post(
-        "/v1/mcp/servers",
-        json={"name": "web", "streamableHttp": {"url": upstream.url}},
-        headers=admin,
-    )
-    assert added.status_code == 200, added.text
-
-    async def ready() -> bool | None:
-        server = (await auth_mesh.http.get("/v1/mcp/servers/web", headers=admin)).json()
-        return True if server["server"]["status"]["state"] == "SERVER_STATE_READY" else None
-
-    await eventually(ready, timeout_seconds=30, what="web READY")
-    person = {
-        "email": EMAIL,
-        "role": "ROLE_USER",
-        "permissions": {"rules": [{"effect": "EFFECT_ALLOW", "pattern": "web/echo"}]},
-    }
-    created = await auth_mesh.http.post("/v1/users", json=person, headers=admin)
-    assert created.status_code == 200, created.text
-    yield auth_mesh
-    await upstream.stop()
-
-
-async def _may_call(console: ConsolePage) -> list[str]:
-    await console.page.wait_for_selector("#may-call")
-    found: list[str] = await console.page.eval_on_selector_all(
-        "tr[data-may-call]", "rows => rows.map(r => r.dataset.mayCall)"
-    )
-    return sorted(found)
-
-
-async def _explain(console: ConsolePage, target: str) -> tuple[str, str]:
-    await console.page.fill("#explain-target", target)
-    await console.page.click("#explain button[type=submit]")
-    answer = console.page.locator("#explain-answer[data-allowed]")
-    await answer.wait_for()
-    allowed = await answer.get_attribute("data-allowed") or ""
-    text = await answer.inner_text()
-    await console.page.evaluate(
-        "document.getElementById('explain-answer').removeAttribute('data-allowed')"
-    )
-    return allowed, text
+    async with web_upstream(auth_mesh):
+        person = {
+            "email": EMAIL,
+            "role": "ROLE_USER",
+            "permissions": {"rules": [{"effect": "EFFECT_ALLOW", "pattern": "web/echo"}]},
+        }
+        admin = auth_mesh.bearer(auth_mesh.admin_token)
+        created = await auth_mesh.http.post("/v1/users", json=person, headers=admin)
+        assert created.status_code == 200, created.text
+        yield auth_mesh
 
 
 async def test_editing_a_persons_rules_changes_what_they_may_do(
@@ -90,16 +51,16 @@ async def test_editing_a_persons_rules_changes_what_they_may_do(
         await console.sign_in(mesh.admin_token)
         await console.open("people")
         await console.page.get_by_role("button", name=f"Open {EMAIL}").click()
-        before = await _may_call(console)
-        denied = await _explain(console, "web/add")
+        before = await may_call(console)
+        denied = await explain(console, "web/add")
 
         await console.page.click("#permissions-form button:has-text('Add rule')")
         await console.page.get_by_label("Pattern").last.fill("web/a*")
         await console.page.get_by_label("Description").last.fill("arithmetic")
         await console.page.click("#permissions-form button[type=submit]")
         await console.page.wait_for_selector('tr[data-may-call="web/add"]')
-        after = await _may_call(console)
-        allowed = await _explain(console, "web/add")
+        after = await may_call(console)
+        allowed = await explain(console, "web/add")
         violations = await console.serious_violations()
         await console.screenshot(tmp_path, "people")
         errors = console.errors
@@ -139,6 +100,54 @@ async def test_a_new_machine_users_token_is_shown_once(mesh: Mesh, browser: Brow
     assert shown_again == 0
     assert me.status_code == 200
     assert me.json()["kind"] == "MACHINE"
+    assert errors == []
+
+
+async def test_editing_a_machine_users_rules_changes_what_it_may_do(
+    mesh: Mesh, browser: Browser
+) -> None:
+    rules = users_pb2.Permissions(
+        rules=[users_pb2.PermissionRule(effect=users_pb2.EFFECT_ALLOW, pattern="web/echo")]
+    )
+    created = await mesh.create_machine_user("ci-edit", permissions=rules)
+    base = f"http://{mesh.gateway.http_address}"
+    async with ConsolePage.opened(browser, base) as console:
+        await console.sign_in(mesh.admin_token)
+        await console.open("people")
+        await console.page.get_by_role("button", name="Open ci-edit").click()
+        before = await may_call(console)
+        denied = await explain(console, "web/add")
+
+        form = console.page.locator("#machine-form")
+        await form.locator("button:has-text('Add rule')").click()
+        await form.get_by_label("Pattern").last.fill("web/a*")
+        await form.get_by_label("Description").last.fill("arithmetic")
+        await form.locator("button[type=submit]").click()
+        await console.page.wait_for_selector('tr[data-may-call="web/add"]')
+        after = await may_call(console)
+        allowed = await explain(console, "web/add")
+        # The list is read again on the machine_user.updated event.
+        row = 'tr[data-machine-user="ci-edit"]:has-text("allow web/a*")'
+        listed = await console.page.inner_text(row)
+        violations = await console.serious_violations()
+        errors = console.errors
+
+    async def tools_of_its_token() -> list[str] | None:
+        answer = await mesh.http.get("/console/api/tools", headers=mesh.bearer(created.token))
+        names = sorted(tool["tool"] for tool in answer.json()["tools"])
+        return names if names == ["add", "echo"] else None
+
+    # The gateway follows machine_user.updated: the token's next requests have the new rules.
+    tools = await eventually(tools_of_its_token, timeout_seconds=10, what="new rules applied")
+
+    assert before == ["web/echo"]
+    assert denied[0] == "false"
+    assert after == ["web/add", "web/echo"]
+    assert allowed[0] == "true"
+    assert "rule 2: allow web/a* (arithmetic)" in allowed[1]
+    assert "allow web/echo, allow web/a*" in listed
+    assert tools == ["add", "echo"]
+    assert violations == []
     assert errors == []
 
 

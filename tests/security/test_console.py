@@ -19,6 +19,8 @@ ENDPOINTS = (
     ("GET", "/console/api/me", False),
     ("GET", "/console/api/mesh", False),
     ("GET", "/console/api/routes", False),
+    ("GET", "/console/api/tools", False),
+    ("GET", "/console/api/decision?tool=github/create_issue", False),
     ("GET", "/console/api/mcp", True),
     ("GET", "/console/api/events", True),
     ("GET", "/console/api/deadletters", True),

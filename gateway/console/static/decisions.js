@@ -1,5 +1,7 @@
 // "What may this caller do?": every tool of every upstream server, each decided by the
-// users plugin's CheckPermission for the person; and any server/tool explained.
+// plugin that owns the caller's permissions (the users plugin's CheckPermission for a
+// person, the machine-users plugin's CheckMachineUserPermission for a machine user, the
+// gateway's own decision for the signed-in caller); and any server/tool explained.
 import { badge, field, h, replace, table } from "./dom.js";
 import { api } from "./session.js";
 
@@ -9,9 +11,29 @@ const REASONS = {
   DECISION_REASON_DEFAULT_DENY: "no rule matched: denied by default",
 };
 
-function check(user, server, tool, signal) {
-  return api(`/v1/users/${encodeURIComponent(user.userId)}:checkPermission`, { method: "POST", body: { server, tool }, signal });
+/** A person, asked about through the users plugin. */
+export function personAsked(user) {
+  return {
+    label: user.email,
+    check: (server, tool, signal) => api(`/v1/users/${encodeURIComponent(user.userId)}:checkPermission`,
+      { method: "POST", body: { server, tool }, signal }),
+  };
 }
+
+/** A machine user, asked about through the machine-users plugin. */
+export function machineAsked(machine) {
+  return {
+    label: machine.name,
+    check: (server, tool, signal) => api(`/v1/machine-users/${encodeURIComponent(machine.machineUserId)}:checkPermission`,
+      { method: "POST", body: { server, tool }, signal }),
+  };
+}
+
+/** The signed-in caller, asked about through the gateway: what tools/call will decide. */
+export const selfAsked = {
+  label: "you",
+  check: (server, tool, signal) => api(`/console/api/decision?${new URLSearchParams({ tool: `${server}/${tool}` })}`, { signal }),
+};
 
 /** A sentence saying what decided. */
 export function explanation(decision) {
@@ -24,25 +46,30 @@ export function explanation(decision) {
   return `${verdict} by ${REASONS[decision.reason] || decision.reason}`;
 }
 
-/** The tools the person may call, as a table; every upstream tool asked once. */
-export async function toolsOf(user, signal) {
+/** The tools `label` may call, as a table of [server, tool, decision] rows, out of `total` when known. */
+export function mayCallTable(label, rows, total) {
+  const count = total === undefined ? `${rows.length}` : `${rows.length} of ${total}`;
+  return h("div", { id: "may-call" },
+    table(`Tools ${label} may call (${count})`, ["Tool", "Why"],
+      rows.map(([server, tool, decision]) => h("tr", { "data-may-call": `${server}/${tool}` },
+        h("td", { class: "mono" }, `${server}/${tool}`),
+        h("td", {}, explanation(decision))))));
+}
+
+/** The tools `asked` may call, every upstream tool asked once (admins: it lists servers). */
+export async function toolsOf(asked, signal) {
   const { servers = [] } = await api("/v1/mcp/servers?pageSize=100", { signal });
   const rows = [];
   for (const server of servers) {
     const { tools = [] } = await api(`/v1/mcp/servers/${server.name}/tools`, { signal });
-    const decisions = await Promise.all(tools.map((tool) => check(user, server.name, tool.name, signal)));
-    tools.forEach((tool, i) => rows.push([server.name, tool, decisions[i]]));
+    const decisions = await Promise.all(tools.map((tool) => asked.check(server.name, tool.name, signal)));
+    tools.forEach((tool, i) => rows.push([server.name, tool.name, decisions[i]]));
   }
-  const allowed = rows.filter(([, , decision]) => decision.allowed);
-  return h("div", { id: "may-call" },
-    table(`Tools ${user.email} may call (${allowed.length} of ${rows.length})`, ["Tool", "Why"],
-      allowed.map(([server, tool, decision]) => h("tr", { "data-may-call": `${server}/${tool.name}` },
-        h("td", { class: "mono" }, `${server}/${tool.name}`),
-        h("td", {}, explanation(decision))))));
+  return mayCallTable(asked.label, rows.filter(([, , decision]) => decision.allowed), rows.length);
 }
 
 /** A form that explains the decision for any server/tool. */
-export function explainer(user) {
+export function explainer(asked) {
   const target = h("input", { id: "explain-target", required: true, autocomplete: "off", placeholder: "github/create_issue" });
   const answer = h("p", { id: "explain-answer", "aria-live": "polite" });
   return h("form", {
@@ -52,7 +79,7 @@ export function explainer(user) {
       event.preventDefault();
       const [server, ...rest] = target.value.trim().split("/");
       try {
-        const decision = await check(user, server, rest.join("/"));
+        const decision = await asked.check(server, rest.join("/"));
         replace(answer, badge(decision.allowed ? "allowed" : "denied", decision.allowed ? "good" : "bad"), " ", explanation(decision));
         answer.dataset.allowed = String(decision.allowed);
       } catch (error) {

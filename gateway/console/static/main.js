@@ -6,9 +6,10 @@ import { mcpView } from "./mcp.js";
 import { meshView } from "./mesh.js";
 import { peopleView } from "./people.js";
 import { routesView } from "./routes.js";
+import { toolsView } from "./tools.js";
 import { ApiError, api, session } from "./session.js";
 
-const VIEWS = [meshView, routesView, mcpView, peopleView, eventsView, auditView];
+const VIEWS = [meshView, routesView, mcpView, toolsView, peopleView, eventsView, auditView];
 
 const $ = (id) => document.getElementById(id);
 let caller = null;

@@ -1,7 +1,7 @@
 // People and machine users: their permissions as rules, and "what may this caller do?",
 // answered by the users plugin's CheckPermission (the page never decides).
 import { badge, field, h, replace, table, when } from "./dom.js";
-import { explainer, toolsOf } from "./decisions.js";
+import { explainer, machineAsked, personAsked, toolsOf } from "./decisions.js";
 import { rulesEditor, parseRules, ruleText } from "./rules.js";
 import { api, onEvents } from "./session.js";
 
@@ -66,8 +66,8 @@ async function openPerson(view, userId) {
   replace(view.detail,
     h("h3", {}, `What may ${user.email} do?`),
     h("p", { class: "hint" }, "Every decision below is the users plugin's CheckPermission, with the rule that decided."),
-    await toolsOf(user, view.signal),
-    explainer(user),
+    await toolsOf(personAsked(user), view.signal),
+    explainer(personAsked(user)),
     save);
 }
 
@@ -86,7 +86,9 @@ async function loadMachines(view) {
         h("td", { class: "mono" }, machine.tokenInfo?.prefix ? `${machine.tokenInfo.prefix}…${machine.tokenInfo.lastFour || ""}` : ""),
         h("td", {}, when(machine.expireTime) || "never"),
         h("td", {}, when(machine.lastUsedTime) || "never"),
-        h("td", {}, h("button", { type: "button", class: "secondary", "aria-label": `Delete ${machine.name}`,
+        h("td", {}, h("button", { type: "button", class: "secondary", "aria-label": `Open ${machine.name}`,
+          onclick: () => openMachine(view, machine.machineUserId) }, "Open"), " ",
+        h("button", { type: "button", class: "secondary", "aria-label": `Delete ${machine.name}`,
           onclick: async () => {
             await guarded(view, `deleted ${machine.name}`, () => api(`/v1/machine-users/${machine.machineUserId}`, { method: "DELETE" }));
             await loadMachines(view);
@@ -104,6 +106,31 @@ async function loadMachines(view) {
             h("code", { id: "new-token-value" }, created.token)));
       },
     }, field("Name", name), field("Role", role), field("Rules, one a line", rules), h("button", { type: "submit" }, "Add machine user")));
+}
+
+async function openMachine(view, machineUserId) {
+  const path = `/v1/machine-users/${encodeURIComponent(machineUserId)}`;
+  const { machineUser: machine } = await api(path, { signal: view.signal });
+  const editor = rulesEditor(machine.permissions, `Permissions of ${machine.name}`);
+  const role = h("select", {}, h("option", { value: "ROLE_USER" }, "user"), h("option", { value: "ROLE_ADMIN" }, "admin"));
+  role.value = machine.role === "ROLE_ADMIN" ? "ROLE_ADMIN" : "ROLE_USER";
+  const description = h("input", { autocomplete: "off", value: machine.description || "" });
+  const save = h("form", {
+    id: "machine-form",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      const body = { role: role.value, description: description.value.trim(), permissions: editor.value(), etag: machine.etag };
+      const saved = await guarded(view, `saved ${machine.name}`,
+        () => api(`${path}?updateMask=role,description,permissions`, { method: "PATCH", body }));
+      if (saved) await openMachine(view, machineUserId);
+    },
+  }, field("Role", role), field("Description", description), editor.element, h("button", { type: "submit" }, "Save machine user"));
+  replace(view.detail,
+    h("h3", {}, `What may ${machine.name} do?`),
+    h("p", { class: "hint" }, "Every decision below is the machine-users plugin's CheckMachineUserPermission, with the rule that decided."),
+    await toolsOf(machineAsked(machine), view.signal),
+    explainer(machineAsked(machine)),
+    save);
 }
 
 async function guarded(view, what, call) {
