@@ -187,7 +187,7 @@ class Gateway:
         self.mcp_calls = OutboxCallLog(self.database, self.bus, arguments=config.mcp.call_arguments)
         #: The plugins' hooks into tool calls and listings, as the registry declares them
         #: and with the modes admins set (through the admin API below).
-        hooks = CatalogHooks(lambda: self.catalog.snapshot)
+        hooks = CatalogHooks(lambda: self.catalog.snapshot, required=config.mcp.required_hooks)
         self.mcp_hooks = HookChain(
             hooks,
             MeshHookTransport(self.upstreams),

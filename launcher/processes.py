@@ -424,6 +424,13 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         " log) records: `keys` (their names, every value `[redacted]`), `full` (as sent)"
         " or `none`",
     ),
+    EnvVar(
+        "PLUGMESH_GATEWAY_MCP_REQUIRED_HOOKS",
+        "(none)",
+        "comma-separated names of tool-call hook plugins every `tools/call` must pass: while"
+        " one is not in the mesh every call is denied, and its failures count as denies"
+        " whatever failure mode it declares (see *Tool-call hooks*)",
+    ),
     # The gateway's rate limits (gateway.ratelimit.settings.VARIABLES).
     EnvVar(
         "PLUGMESH_GATEWAY_RATE_LIMIT",

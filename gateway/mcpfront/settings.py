@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from mcp.server.transport_security import TransportSecuritySettings
 
 from gateway.mcpfront.call_events import CallArguments
+from gateway.mcpfront.hooks.declared import HOOK_NAME
 from gateway.mcpfront.servers_file import ServersFileError, load_servers
 from gateway.mcpfront.spec import UpstreamSpec, inherited_environment
 from meshkit.config import ConfigError, env_int
@@ -33,6 +34,7 @@ PAGE_SIZE = "PLUGMESH_GATEWAY_MCP_PAGE_SIZE"
 BODY_LIMIT_BYTES = "PLUGMESH_GATEWAY_MCP_BODY_LIMIT_BYTES"
 SERVERS_FILE = "PLUGMESH_GATEWAY_MCP_SERVERS_FILE"
 CALL_ARGUMENTS = "PLUGMESH_GATEWAY_MCP_CALL_ARGUMENTS"
+REQUIRED_HOOKS = "PLUGMESH_GATEWAY_MCP_REQUIRED_HOOKS"
 
 #: Every variable: (name, default as shown, meaning), for the README table.
 VARIABLES: tuple[tuple[str, str, str], ...] = (
@@ -74,6 +76,13 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         " log) records: `keys` (their names, every value `[redacted]`), `full` (as sent)"
         " or `none`",
     ),
+    (
+        REQUIRED_HOOKS,
+        "(none)",
+        "comma-separated names of tool-call hook plugins every `tools/call` must pass: while"
+        " one is not in the mesh every call is denied, and its failures count as denies"
+        " whatever failure mode it declares (see *Tool-call hooks*)",
+    ),
 )
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -94,6 +103,7 @@ class McpSettings:
         servers: The upstream MCP servers (from ``PLUGMESH_GATEWAY_MCP_SERVERS_FILE``).
         child_environment: What a stdio server inherits of the gateway's environment.
         call_arguments: What of a call's arguments its events record.
+        required_hooks: The hooks (by plugin name) every call must pass.
     """
 
     resource_url: str | None = None
@@ -104,8 +114,15 @@ class McpSettings:
     servers: tuple[UpstreamSpec, ...] = ()
     child_environment: Mapping[str, str] = field(default_factory=dict, hash=False, repr=False)
     call_arguments: CallArguments = CallArguments.KEYS
+    required_hooks: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        for name in self.required_hooks:
+            if not HOOK_NAME.fullmatch(name):
+                raise ConfigError(
+                    f"{REQUIRED_HOOKS} must name plugins (lower-case letters, digits, '_' and"
+                    f" '-', up to 63), got {name!r}"
+                )
         if self.resource_url is not None:
             parts = urlsplit(self.resource_url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -169,6 +186,7 @@ class McpSettings:
             servers=servers,
             child_environment=inherited_environment(values),
             call_arguments=_call_arguments(values.get(CALL_ARGUMENTS)),
+            required_hooks=frozenset(_items(values.get(REQUIRED_HOOKS))),
         )
 
 

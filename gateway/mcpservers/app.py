@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.mcpfront.federation import Upstreams
-from gateway.mcpfront.hooks.declared import CatalogHooks
+from gateway.mcpfront.hooks.applied import CatalogHooks
 from gateway.mcpservers.access import Access
 from gateway.mcpservers.core import McpServers
 from gateway.mcpservers.events import Follower, OutboxSink

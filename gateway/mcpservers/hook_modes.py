@@ -3,17 +3,16 @@
 Kept like the servers: a row per hook in the gateway's database, each change published
 as ``mcp.hook.updated`` in the change's own transaction, and every replica reading the
 rows again when told (the :class:`~gateway.mcpservers.events.Follower`) into its
-:class:`~gateway.mcpfront.hooks.declared.ModeOverrides`, which its hooks apply.
+:class:`~gateway.mcpfront.hooks.applied.ModeOverrides`, which its hooks apply.
 """
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import delete
 from sqlmodel import col, select
 
-from gateway.mcpfront.hooks.declared import CatalogHooks, Hook, Mode
+from gateway.mcpfront.hooks.applied import CatalogHooks
+from gateway.mcpfront.hooks.declared import HOOK_NAME, Hook, Mode
 from gateway.mcpservers.tables import HookModeRow
 from meshkit.clock import SYSTEM_CLOCK, Clock
 from meshkit.db import Database, naive_utc
@@ -75,9 +74,9 @@ class HookModes:
         return self.view(name)
 
     def views(self) -> list[servers_pb2.Hook]:
-        """Every hook declared or overridden, by name."""
+        """Every hook declared, overridden or required, by name."""
         declared = {hook.name: hook for hook in self._hooks.declared()}
-        names = sorted(set(declared) | set(self._hooks.overrides.all()))
+        names = sorted(set(declared) | set(self._hooks.overrides.all()) | self._hooks.required)
         return [self._view(name, declared.get(name)) for name in names]
 
     def view(self, name: str) -> servers_pb2.Hook:
@@ -91,16 +90,16 @@ class HookModes:
             name=name,
             mode_override=_value(override),
             serving_instances=self._hooks.serving_instances(name),
+            required=name in self._hooks.required,
         )
         if hook is not None:
             view.declared.CopyFrom(hook.declaration)
             view.mode = (override or hook.mode).value
         elif override is not None:
             view.mode = override.value
+        elif view.required:
+            view.mode = Mode.ENFORCE.value  # it denies every call while absent
         return view
-
-
-_HOOK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 
 
 def valid_hook_name(name: str, field: str) -> str:
@@ -111,7 +110,7 @@ def valid_hook_name(name: str, field: str) -> str:
     """
     if not name:
         raise invalid_field(field, "is required")
-    if not _HOOK_NAME.fullmatch(name):
+    if not HOOK_NAME.fullmatch(name):
         raise invalid_field(
             field, "must be a plugin's name: lower-case letters, digits, '_' and '-', up to 63"
         )

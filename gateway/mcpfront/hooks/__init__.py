@@ -9,9 +9,10 @@
 - :mod:`~gateway.mcpfront.hooks.decision`: what each hook decided, for the events.
 """
 
+from gateway.mcpfront.hooks.applied import CatalogHooks
 from gateway.mcpfront.hooks.chain import NO_HOOKS, After, Before, HookChain, HookTransport
 from gateway.mcpfront.hooks.decision import Decision, Verdict
-from gateway.mcpfront.hooks.declared import CatalogHooks, FailureMode, Hook, Mode, Phase
+from gateway.mcpfront.hooks.declared import FailureMode, Hook, Mode, Phase
 from gateway.mcpfront.hooks.transport import MeshHookTransport
 from gateway.mcpfront.hooks.wire import HookedCall
 

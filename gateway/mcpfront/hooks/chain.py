@@ -35,6 +35,7 @@ from google.protobuf import message
 
 from gateway.mcpfront.hooks.decision import Decision, Verdict
 from gateway.mcpfront.hooks.declared import FailureMode, Hook, Mode, Phase
+from gateway.mcpfront.hooks.required import HookAbsent
 from gateway.mcpfront.hooks.wire import (
     BadAnswer,
     HookedCall,
@@ -275,6 +276,8 @@ class HookChain:
     async def _ask(
         self, hook: Hook, phase: Phase, request: message.Message, answer: type[Answer]
     ) -> Answer:
+        if hook.absent:
+            raise HookAbsent(hook.name)
         async with asyncio.timeout(hook.timeout_seconds):
             return await self._transport.call(hook, phase, request, answer)
 
@@ -342,7 +345,7 @@ def _describe(exc: Exception) -> str:
     error of the gRPC call (its code says enough)."""
     if isinstance(exc, TimeoutError):
         return "no answer within its timeout"
-    if isinstance(exc, BadAnswer):
+    if isinstance(exc, BadAnswer | HookAbsent):
         return str(exc)
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"gRPC {exc.code().name}"

@@ -10,10 +10,10 @@ the hook is named after the plugin.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.model import Method, Service, Snapshot
@@ -22,12 +22,11 @@ from meshkit.permissions import Effect, PatternError, Rule, validate_pattern
 from plugmesh.options.v1 import options_pb2
 
 __all__ = [
+    "HOOK_NAME",
     "HOOK_SERVICE",
-    "CatalogHooks",
     "FailureMode",
     "Hook",
     "Mode",
-    "ModeOverrides",
     "Phase",
     "declared_hooks",
 ]
@@ -38,6 +37,8 @@ log = logging.getLogger(__name__)
 HOOK_SERVICE = "plugmesh.mcp.v1.ToolCallHookService"
 #: A hook's timeout when it declares none.
 DEFAULT_TIMEOUT_SECONDS = 1.0
+#: What can name a plugin, and so a hook.
+HOOK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 
 
 class Phase(enum.Enum):
@@ -84,6 +85,8 @@ class Hook:
         timeout_seconds: How long each answer is waited for.
         methods: The ``ToolCallHookService`` methods of its contract, by phase.
         declaration: The ``tool_hook`` option as the plugin wrote it.
+        absent: A required hook that no plugin of the mesh serves now
+            (:mod:`~gateway.mcpfront.hooks.required`): it is never called, it fails.
     """
 
     name: str
@@ -95,6 +98,7 @@ class Hook:
     timeout_seconds: float
     methods: dict[Phase, Method]
     declaration: options_pb2.ToolHook
+    absent: bool = False
 
     def applies_to(self, server: str, tool: str) -> bool:
         """Whether the hook is called for ``tool`` on ``server``."""
@@ -172,81 +176,3 @@ def _globs(hook: str, patterns: Sequence[str]) -> tuple[Rule, ...]:
             continue
         rules.append(Rule(Effect.ALLOW, pattern))
     return tuple(rules)
-
-
-class ModeOverrides:
-    """The modes admins set over the declared ones, by hook name, as this replica last
-    read them (the admin API keeps them: :mod:`gateway.mcpservers.hook_modes`)."""
-
-    def __init__(self) -> None:
-        self._modes: dict[str, Mode] = {}
-        self._listeners: list[Callable[[], None]] = []
-        #: Grows whenever the overrides change.
-        self.version = 0
-
-    def add_listener(self, listener: Callable[[], None]) -> None:
-        """Call ``listener()`` after every change."""
-        self._listeners.append(listener)
-
-    def get(self, name: str) -> Mode | None:
-        """The mode set for the hook ``name``, if one is."""
-        return self._modes.get(name)
-
-    def all(self) -> dict[str, Mode]:
-        """Every override, by name."""
-        return dict(self._modes)
-
-    def replace(self, modes: Mapping[str, Mode]) -> None:
-        """Hold ``modes`` from now on."""
-        if dict(modes) != self._modes:
-            self._modes = dict(modes)
-            self.version += 1
-            for listener in tuple(self._listeners):
-                listener()
-
-
-class CatalogHooks:
-    """The hooks a catalog's current snapshot declares, with the modes admins set over
-    theirs; read again only when a contract changed (a service came, left or registered
-    a new schema) or an override did. Health changes need no reading: calls go to
-    serving instances anyway.
-
-    Args:
-        snapshot: The catalog's current snapshot, asked on every call.
-        overrides: The modes admins set; none by default.
-    """
-
-    def __init__(
-        self, snapshot: Callable[[], Snapshot], overrides: ModeOverrides | None = None
-    ) -> None:
-        self._snapshot = snapshot
-        self.overrides = overrides if overrides is not None else ModeOverrides()
-        self._read: tuple[int, int] = (-1, -1)
-        self._hooks: tuple[Hook, ...] = ()
-
-    def __call__(self) -> tuple[Hook, ...]:
-        """The hooks as they apply now, by ascending priority."""
-        snapshot = self._snapshot()
-        read = (snapshot.schema_generation, self.overrides.version)
-        if read != self._read:
-            self._hooks = tuple(self._applied(hook) for hook in declared_hooks(snapshot))
-            self._read = read
-        return self._hooks
-
-    def declared(self) -> tuple[Hook, ...]:
-        """The hooks as their plugins declare them."""
-        return declared_hooks(self._snapshot())
-
-    def filtering(self) -> tuple[tuple[str, Mode, tuple[Rule, ...]], ...]:
-        """What decides which tools the FilterTools hooks may hide: each one's name, mode
-        and globs (a change of it may change what callers list)."""
-        return tuple((h.name, h.mode, h.match) for h in self() if Phase.FILTER in h.phases)
-
-    def serving_instances(self, name: str) -> int:
-        """How many instances of the hook's plugin serve."""
-        service = self._snapshot().service(name)
-        return len(service.serving_instances) if service is not None else 0
-
-    def _applied(self, hook: Hook) -> Hook:
-        mode = self.overrides.get(hook.name)
-        return hook if mode is None else dataclasses.replace(hook, mode=mode)

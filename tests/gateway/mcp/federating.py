@@ -24,10 +24,14 @@ UP = "up"
 
 @contextlib.asynccontextmanager
 async def federating(
-    mesh: Mesh, arguments: CallArguments = CallArguments.KEYS
+    mesh: Mesh,
+    arguments: CallArguments = CallArguments.KEYS,
+    *,
+    required_hooks: frozenset[str] = frozenset(),
 ) -> AsyncIterator[Gateway]:
     """A gateway in ``mesh`` serving our test server over stdio as ``up`` (calls time out
-    after 2 s), recording arguments as ``arguments`` says; once READY and linked."""
+    after 2 s), recording arguments as ``arguments`` says and requiring the hooks
+    ``required_hooks``; once READY and linked."""
     spec = UpstreamSpec(
         name=UP,
         transport=StdioTransport(
@@ -39,6 +43,7 @@ async def federating(
         servers=(spec,),
         child_environment=inherited_environment(os.environ),
         call_arguments=arguments,
+        required_hooks=required_hooks,
     )
     gateway = Gateway(mcp_config(mesh, settings), register=False, registry_backoff=FAST)
     await gateway.start()

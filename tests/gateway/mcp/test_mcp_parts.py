@@ -149,11 +149,20 @@ def test_a_star_among_the_hosts_turns_the_dns_rebinding_checks_off() -> None:
         ("PLUGMESH_GATEWAY_MCP_PAGE_SIZE", "0"),
         ("PLUGMESH_GATEWAY_MCP_PAGE_SIZE", "many"),
         ("PLUGMESH_GATEWAY_MCP_BODY_LIMIT_BYTES", "-1"),
+        ("PLUGMESH_GATEWAY_MCP_REQUIRED_HOOKS", "secrets-guard,Tool Pins"),
     ],
 )
 def test_a_bad_setting_names_its_variable(variable: str, value: str) -> None:
     with pytest.raises(ConfigError, match=variable):
         McpSettings.from_env({variable: value})
+
+
+def test_required_hooks_are_read_as_a_set_of_plugin_names() -> None:
+    settings = McpSettings.from_env(
+        {"PLUGMESH_GATEWAY_MCP_REQUIRED_HOOKS": " secrets-guard, tool-pins,,secrets-guard "}
+    )
+
+    assert settings.required_hooks == frozenset({"secrets-guard", "tool-pins"})
 
 
 # --- metadata --------------------------------------------------------------------------

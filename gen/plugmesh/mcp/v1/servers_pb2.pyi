@@ -67,6 +67,7 @@ class Hook(_message.Message):
     DECLARED_FIELD_NUMBER: _builtins.int
     MODE_FIELD_NUMBER: _builtins.int
     SERVING_INSTANCES_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The name of the plugin that serves it, for example "secrets-guard"."""
     mode_override: _options_pb2.HookMode.ValueType
@@ -77,6 +78,11 @@ class Hook(_message.Message):
     """The mode the gateway applies: the override, else the declared one."""
     serving_instances: _builtins.int
     """How many of the plugin's instances the answering replica sees SERVING."""
+    required: _builtins.bool
+    """Whether the operator requires it (PLUGMESH_GATEWAY_MCP_REQUIRED_HOOKS):
+    while no plugin serves it every tool call is denied, and its failures
+    count as denies whatever failure mode it declares.
+    """
     @_builtins.property
     def declared(self) -> _options_pb2.ToolHook:
         """How the plugin declares the hook; unset when no registered plugin
@@ -91,10 +97,11 @@ class Hook(_message.Message):
         declared: _options_pb2.ToolHook | None = ...,
         mode: _options_pb2.HookMode.ValueType = ...,
         serving_instances: _builtins.int = ...,
+        required: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["declared", b"declared"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["declared", b"declared", "mode", b"mode", "mode_override", b"mode_override", "name", b"name", "serving_instances", b"serving_instances"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["declared", b"declared", "mode", b"mode", "mode_override", b"mode_override", "name", b"name", "required", b"required", "serving_instances", b"serving_instances"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

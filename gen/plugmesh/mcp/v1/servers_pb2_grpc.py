@@ -152,8 +152,8 @@ class McpServerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListHooks(self, request, context):
-        """Lists the tool-call hooks: those the mesh's plugins declare, and those
-        an admin set a mode for, by name.
+        """Lists the tool-call hooks: those the mesh's plugins declare, those an
+        admin set a mode for, and those the operator requires, by name.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

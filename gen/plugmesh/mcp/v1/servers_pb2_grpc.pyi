@@ -60,8 +60,8 @@ class McpServerServiceStub:
     its list_changed notification.
     """
     ListHooks: _grpc.UnaryUnaryMultiCallable[_servers_pb2.ListHooksRequest, _servers_pb2.ListHooksResponse]
-    """Lists the tool-call hooks: those the mesh's plugins declare, and those
-    an admin set a mode for, by name.
+    """Lists the tool-call hooks: those the mesh's plugins declare, those an
+    admin set a mode for, and those the operator requires, by name.
     """
     UpdateHook: _grpc.UnaryUnaryMultiCallable[_servers_pb2.UpdateHookRequest, _servers_pb2.UpdateHookResponse]
     """Sets, or clears, the mode an admin chose for a hook over the one its
@@ -102,8 +102,8 @@ class McpServerServiceAsyncStub(McpServerServiceStub):
     its list_changed notification.
     """
     ListHooks: _aio.UnaryUnaryMultiCallable[_servers_pb2.ListHooksRequest, _servers_pb2.ListHooksResponse]  # type: ignore[assignment]
-    """Lists the tool-call hooks: those the mesh's plugins declare, and those
-    an admin set a mode for, by name.
+    """Lists the tool-call hooks: those the mesh's plugins declare, those an
+    admin set a mode for, and those the operator requires, by name.
     """
     UpdateHook: _aio.UnaryUnaryMultiCallable[_servers_pb2.UpdateHookRequest, _servers_pb2.UpdateHookResponse]  # type: ignore[assignment]
     """Sets, or clears, the mode an admin chose for a hook over the one its
@@ -189,8 +189,8 @@ class McpServerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _servers_pb2.ListHooksRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_servers_pb2.ListHooksResponse, _abc.Awaitable[_servers_pb2.ListHooksResponse]]:
-        """Lists the tool-call hooks: those the mesh's plugins declare, and those
-        an admin set a mode for, by name.
+        """Lists the tool-call hooks: those the mesh's plugins declare, those an
+        admin set a mode for, and those the operator requires, by name.
         """
 
     @_abc_1.abstractmethod
