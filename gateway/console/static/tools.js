@@ -9,12 +9,12 @@ export const toolsView = {
   id: "tools",
   title: "Your tools",
   admin: false,
-  async mount(container, { signal, caller }) {
+  async mount(container, { signal }) {
     const list = h("section", { "aria-labelledby": "tools-title" });
     const load = async () => {
       const { tools = [] } = await api("/console/api/tools", { signal });
       replace(list,
-        h("h3", { id: "tools-title" }, `What may ${caller.email || caller.subject} do?`),
+        h("h3", { id: "tools-title" }, "What may you do?"),
         h("p", { class: "hint" }, "What an MCP client signed in as you sees on /mcp, and the rule that allows each tool."),
         mayCallTable("you", tools.map((tool) => [tool.server, tool.tool, tool.decision])),
         h("button", { type: "button", class: "secondary", onclick: () => load() }, "Read again"));
