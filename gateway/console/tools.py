@@ -20,17 +20,11 @@ from typing import Any, Protocol
 from google.protobuf import json_format
 
 from gateway.mcpfront.toolbox import Caller, ListedTool
-from meshkit.permissions import Decision, Reason, decide
-from meshkit.permissions.convert import rule_to_proto
+from meshkit.permissions import Decision, decide
+from meshkit.permissions.convert import matched_rule_to_proto, reason_to_proto
 from plugmesh.users.v1 import users_pb2
 
 __all__ = ["CallableTools", "decision_view", "tools_view"]
-
-_REASONS = {
-    Reason.RULE: users_pb2.DECISION_REASON_RULE,
-    Reason.ADMIN: users_pb2.DECISION_REASON_ADMIN,
-    Reason.DEFAULT_DENY: users_pb2.DECISION_REASON_DEFAULT_DENY,
-}
 
 
 class CallableTools(Protocol):
@@ -62,11 +56,10 @@ async def tools_view(tools: CallableTools, caller: Caller) -> dict[str, Any]:
 def decision_view(decision: Decision) -> dict[str, Any]:
     """``decision`` as the JSON of ``plugmesh.users.v1.CheckPermissionResponse``."""
     message = users_pb2.CheckPermissionResponse(
-        allowed=decision.allowed, reason=_REASONS[decision.reason]
+        allowed=decision.allowed,
+        reason=reason_to_proto(decision.reason),
+        matched_rule=matched_rule_to_proto(decision),
     )
-    if decision.rule is not None and decision.rule_index is not None:
-        message.matched_rule.index = decision.rule_index
-        message.matched_rule.rule.CopyFrom(rule_to_proto(decision.rule))
     view = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
     del view["policyRevision"]  # the gateway's copy of the permissions has no revision
     return view

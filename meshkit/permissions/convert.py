@@ -12,9 +12,11 @@ from __future__ import annotations
 from meshkit.errors import invalid_field
 from meshkit.permissions import (
     MAX_RULES,
+    Decision,
     Effect,
     PatternError,
     Policy,
+    Reason,
     Role,
     Rule,
     validate_pattern,
@@ -23,8 +25,10 @@ from plugmesh.users.v1 import users_pb2
 
 __all__ = [
     "MAX_DESCRIPTION_LENGTH",
+    "matched_rule_to_proto",
     "policy_from_proto",
     "policy_to_proto",
+    "reason_to_proto",
     "role_from_proto",
     "role_to_proto",
     "rule_to_proto",
@@ -35,6 +39,11 @@ MAX_DESCRIPTION_LENGTH = 1024
 _ROLES = {Role.USER: users_pb2.ROLE_USER, Role.ADMIN: users_pb2.ROLE_ADMIN}
 _EFFECTS = {Effect.ALLOW: users_pb2.EFFECT_ALLOW, Effect.DENY: users_pb2.EFFECT_DENY}
 _EFFECTS_FROM_PROTO = {wire: effect for effect, wire in _EFFECTS.items()}
+_REASONS = {
+    Reason.RULE: users_pb2.DECISION_REASON_RULE,
+    Reason.ADMIN: users_pb2.DECISION_REASON_ADMIN,
+    Reason.DEFAULT_DENY: users_pb2.DECISION_REASON_DEFAULT_DENY,
+}
 
 
 def policy_to_proto(policy: Policy) -> users_pb2.Permissions:
@@ -42,6 +51,19 @@ def policy_to_proto(policy: Policy) -> users_pb2.Permissions:
     return users_pb2.Permissions(
         admin=policy.admin, rules=[rule_to_proto(rule) for rule in policy.rules]
     )
+
+
+def reason_to_proto(reason: Reason) -> users_pb2.DecisionReason.ValueType:
+    """The wire value of what decided a check."""
+    return _REASONS[reason]
+
+
+def matched_rule_to_proto(decision: Decision) -> users_pb2.MatchedRule | None:
+    """The rule that decided ``decision`` and its position; None when no rule did (every
+    answer explaining a decision carries it, whoever's permissions were checked)."""
+    if decision.rule is None or decision.rule_index is None:
+        return None
+    return users_pb2.MatchedRule(index=decision.rule_index, rule=rule_to_proto(decision.rule))
 
 
 def rule_to_proto(rule: Rule) -> users_pb2.PermissionRule:

@@ -15,16 +15,16 @@ from collections.abc import Collection
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from meshkit.errors import invalid_field
-from meshkit.permissions import Decision, Policy, Reason
+from meshkit.permissions import Decision, Policy
 from meshkit.permissions.convert import (
+    matched_rule_to_proto,
     policy_from_proto,
     policy_to_proto,
+    reason_to_proto,
     role_from_proto,
     role_to_proto,
-    rule_to_proto,
 )
 from plugmesh.machineusers.v1 import machineusers_pb2
-from plugmesh.users.v1 import users_pb2
 from services.machineusers.model import (
     MAX_DESCRIPTION_LENGTH,
     MAX_NAME_LENGTH,
@@ -50,11 +50,6 @@ _REASONS = {
     InvalidReason.MALFORMED: machineusers_pb2.INVALID_REASON_MALFORMED,
     InvalidReason.UNKNOWN: machineusers_pb2.INVALID_REASON_UNKNOWN,
     InvalidReason.EXPIRED: machineusers_pb2.INVALID_REASON_EXPIRED,
-}
-_DECISION_REASONS = {
-    Reason.RULE: users_pb2.DECISION_REASON_RULE,
-    Reason.ADMIN: users_pb2.DECISION_REASON_ADMIN,
-    Reason.DEFAULT_DENY: users_pb2.DECISION_REASON_DEFAULT_DENY,
 }
 
 
@@ -102,13 +97,11 @@ def validation_to_proto(validation: Validation) -> machineusers_pb2.ValidateToke
 def decision_to_proto(decision: Decision) -> machineusers_pb2.CheckMachineUserPermissionResponse:
     """The CheckMachineUserPermission answer for ``decision``, shaped as the users
     plugin's CheckPermission answer."""
-    response = machineusers_pb2.CheckMachineUserPermissionResponse(
-        allowed=decision.allowed, reason=_DECISION_REASONS[decision.reason]
+    return machineusers_pb2.CheckMachineUserPermissionResponse(
+        allowed=decision.allowed,
+        reason=reason_to_proto(decision.reason),
+        matched_rule=matched_rule_to_proto(decision),
     )
-    if decision.rule is not None and decision.rule_index is not None:
-        response.matched_rule.index = decision.rule_index
-        response.matched_rule.rule.CopyFrom(rule_to_proto(decision.rule))
-    return response
 
 
 def timestamp(time: dt.datetime) -> timestamp_pb2.Timestamp:

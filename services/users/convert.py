@@ -16,8 +16,13 @@ from google.protobuf import timestamp_pb2
 
 from meshkit.errors import invalid_field
 from meshkit.paging import filters_digest
-from meshkit.permissions import Decision, Reason, Role
-from meshkit.permissions.convert import policy_to_proto, role_to_proto, rule_to_proto
+from meshkit.permissions import Decision, Role
+from meshkit.permissions.convert import (
+    matched_rule_to_proto,
+    policy_to_proto,
+    reason_to_proto,
+    role_to_proto,
+)
 from plugmesh.users.v1 import users_pb2
 from services.users.model import (
     MAX_DISPLAY_NAME_LENGTH,
@@ -35,12 +40,6 @@ __all__ = [
     "valid_email",
     "valid_user_id",
 ]
-
-_REASONS = {
-    Reason.RULE: users_pb2.DECISION_REASON_RULE,
-    Reason.ADMIN: users_pb2.DECISION_REASON_ADMIN,
-    Reason.DEFAULT_DENY: users_pb2.DECISION_REASON_DEFAULT_DENY,
-}
 
 
 # --- domain → protobuf ---------------------------------------------------------------
@@ -66,13 +65,12 @@ def user_to_proto(user: User) -> users_pb2.User:
 
 def decision_to_proto(decision: Decision, revision: int) -> users_pb2.CheckPermissionResponse:
     """A CheckPermission answer for ``decision`` on permissions at ``revision``."""
-    response = users_pb2.CheckPermissionResponse(
-        allowed=decision.allowed, reason=_REASONS[decision.reason], policy_revision=revision
+    return users_pb2.CheckPermissionResponse(
+        allowed=decision.allowed,
+        reason=reason_to_proto(decision.reason),
+        matched_rule=matched_rule_to_proto(decision),
+        policy_revision=revision,
     )
-    if decision.rule is not None and decision.rule_index is not None:
-        response.matched_rule.index = decision.rule_index
-        response.matched_rule.rule.CopyFrom(rule_to_proto(decision.rule))
-    return response
 
 
 def _timestamp(time: dt.datetime) -> timestamp_pb2.Timestamp:
