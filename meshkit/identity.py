@@ -172,3 +172,31 @@ def require_admin(identity: Identity | None, action: str, *, services: bool = Fa
             f"{action} is for admins only", reason="ADMIN_REQUIRED", metadata={"action": action}
         )
     return found
+
+
+_NOUNS = {
+    PrincipalKind.USER: "user",
+    PrincipalKind.MACHINE: "machine user",
+    PrincipalKind.SERVICE: "service",
+}
+
+
+def require_self_or_admin(
+    identity: Identity, action: str, kind: PrincipalKind, subject: str, *, field: str
+) -> Identity:
+    """``identity`` when it is the principal ``subject`` of ``kind`` itself, or an admin
+    (mesh services included): the rule of the RPCs where a caller acts on its own record.
+
+    Raises:
+        PermissionDenied: The caller is someone else and not an admin (reason NOT_SELF;
+            the metadata names ``field`` with ``subject``).
+    """
+    if identity.kind is kind and identity.subject == subject:
+        return identity
+    if not is_admin(identity, services=True):
+        raise PermissionDenied(
+            f"{action}: only admins may act for another {_NOUNS[kind]} than themselves",
+            reason="NOT_SELF",
+            metadata={"rpc": action, field: subject},
+        )
+    return identity

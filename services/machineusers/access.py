@@ -16,9 +16,8 @@ whether the machine user exists. ``ValidateToken`` is public and needs no identi
 
 from __future__ import annotations
 
-from meshkit.errors import PermissionDenied
 from meshkit.grpc_types import Context
-from meshkit.identity import Identity, PrincipalKind, caller, is_admin, require_admin
+from meshkit.identity import Identity, PrincipalKind, caller, require_admin, require_self_or_admin
 
 __all__ = ["Access"]
 
@@ -50,12 +49,6 @@ class Access:
             PermissionDenied: The caller is someone else and not an admin.
         """
         identity = caller(context, self._key, rpc)
-        if identity.kind is PrincipalKind.MACHINE and identity.subject == machine_user_id:
-            return identity
-        if not is_admin(identity, services=True):
-            raise PermissionDenied(
-                f"{rpc}: only admins may act on other machine users than themselves",
-                reason="NOT_SELF",
-                metadata={"rpc": rpc, "machine_user_id": machine_user_id},
-            )
-        return identity
+        return require_self_or_admin(
+            identity, rpc, PrincipalKind.MACHINE, machine_user_id, field="machine_user_id"
+        )

@@ -18,9 +18,8 @@ about whether it exists.
 
 from __future__ import annotations
 
-from meshkit.errors import PermissionDenied
 from meshkit.grpc_types import Context
-from meshkit.identity import Identity, PrincipalKind, caller, is_admin, require_admin
+from meshkit.identity import Identity, PrincipalKind, caller, require_admin, require_self_or_admin
 
 __all__ = ["Access"]
 
@@ -52,12 +51,4 @@ class Access:
             PermissionDenied: The caller is someone else and not an admin.
         """
         identity = caller(context, self._key, rpc)
-        if identity.kind is PrincipalKind.USER and identity.subject == user_id:
-            return identity
-        if not is_admin(identity, services=True):
-            raise PermissionDenied(
-                f"{rpc}: only admins may act on other users than themselves",
-                reason="NOT_SELF",
-                metadata={"rpc": rpc, "user_id": user_id},
-            )
-        return identity
+        return require_self_or_admin(identity, rpc, PrincipalKind.USER, user_id, field="user_id")
