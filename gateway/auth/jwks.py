@@ -5,6 +5,7 @@
     keys = IssuerKeys("https://idp.example", algorithms=("RS256", "ES256", "EdDSA"), ...)
     await keys.start()               # fetches in the background; never waits for the issuer
     key = await keys.key("kid-1")    # IssuerKey: the public key and its algorithms
+    key = keys.sole_key("RS256")     # for a JWT naming no kid: the one key of its alg
     await keys.close()
 
 The issuer's discovery document (``<issuer>/.well-known/openid-configuration``) names
@@ -22,6 +23,11 @@ algorithm of their curve, Ed25519 keys EdDSA; a key's own ``alg``, when it has o
 narrows that to itself. So the key decides the algorithm, never the token: an ``alg``
 of ``none`` or HS256 is no algorithm of any key. A fetch replaces the whole set, so a key
 the issuer withdrew stops verifying at the next refresh.
+
+A ``kid`` is optional in a JWKS and in a JWT (RFC 7517 §4.5, RFC 7515 §4.1.4): an issuer
+with one signing key may name none. A JWT without one is verified with the issuer's only
+key that signs with the JWT's algorithm, and refused when the issuer has several (which
+one signed it cannot be known without trying each, which an attacker could make costly).
 """
 
 from __future__ import annotations
@@ -64,7 +70,7 @@ class IssuerKey:
     """One public key of the issuer.
 
     Attributes:
-        kid: Its key id.
+        kid: Its key id; "" when the issuer names none.
         algorithms: The algorithms a token signed with it may name.
         key: The public key, for :func:`jwt.decode`.
     """
@@ -110,7 +116,8 @@ class IssuerKeys:
         self._timeout = timeout_seconds
         self._transport = transport
         self._http: httpx2.AsyncClient | None = None
-        self._keys: dict[str, IssuerKey] | None = None
+        self._keys: tuple[IssuerKey, ...] | None = None
+        self._by_kid: dict[str, IssuerKey] = {}
         self._problem = "not fetched yet"
         self._last_fetch: float | None = None
         self._failures = 0
@@ -157,19 +164,41 @@ class IssuerKeys:
         if found is not None:
             return found
         if self._keys is None or self._failures:
-            known = "are not known yet" if self._keys is None else "could not be fetched again"
-            raise AuthUnavailable(
-                f"the keys of the OpenID issuer {self.issuer} {known}: {self._problem}",
-                reason="ISSUER_KEYS_UNAVAILABLE",
-            )
+            raise self._unavailable()
         raise AuthFailed(
             f"the JWT's key {kid!r} is not one of the OpenID issuer's keys",
             failure=events.AUTH_FAILURE_REASON_INVALID_SIGNATURE,
             credential_type=events.CREDENTIAL_TYPE_JWT,
         )
 
+    def sole_key(self, algorithm: str) -> IssuerKey:
+        """The issuer's one key that signs with ``algorithm``, for a JWT naming no kid.
+
+        Raises:
+            AuthFailed: The issuer has no such key, or several (INVALID_SIGNATURE).
+            AuthUnavailable: The keys have never been fetched.
+        """
+        if self._keys is None:
+            raise self._unavailable()
+        found = [key for key in self._keys if algorithm in key.algorithms]
+        if len(found) == 1:
+            return found[0]
+        problem = "no key" if not found else f"{len(found)} keys"
+        raise AuthFailed(
+            f"the JWT names no key (kid), and the OpenID issuer has {problem} for {algorithm}",
+            failure=events.AUTH_FAILURE_REASON_INVALID_SIGNATURE,
+            credential_type=events.CREDENTIAL_TYPE_JWT,
+        )
+
+    def _unavailable(self) -> AuthUnavailable:
+        known = "are not known yet" if self._keys is None else "could not be fetched again"
+        return AuthUnavailable(
+            f"the keys of the OpenID issuer {self.issuer} {known}: {self._problem}",
+            reason="ISSUER_KEYS_UNAVAILABLE",
+        )
+
     def _known(self, kid: str) -> IssuerKey | None:
-        return None if self._keys is None else self._keys.get(kid)
+        return self._by_kid.get(kid)
 
     def _may_fetch(self) -> bool:
         last = self._last_fetch
@@ -187,9 +216,10 @@ class IssuerKeys:
             )
 
     async def _fetch_logged(self) -> None:
-        before = None if self._keys is None else set(self._keys)
+        before = None if self._keys is None else _kids(self._keys)
         try:
             self._keys = await self._fetch()
+            self._by_kid = {key.kid: key for key in self._keys if key.kid}
         except FetchFailed as exc:
             self._failures += 1
             self._problem = str(exc)
@@ -201,12 +231,12 @@ class IssuerKeys:
         self._failures = 0
         self._problem = ""
         log.log(
-            logging.DEBUG if before == set(self._keys) else logging.INFO,
+            logging.DEBUG if before == _kids(self._keys) else logging.INFO,
             "the OpenID issuer's keys were fetched",
-            extra={"issuer": self.issuer, "kids": sorted(self._keys)},
+            extra={"issuer": self.issuer, "kids": _kids(self._keys)},
         )
 
-    async def _fetch(self) -> dict[str, IssuerKey]:
+    async def _fetch(self) -> tuple[IssuerKey, ...]:
         self._last_fetch = time.monotonic()
         discovery = await self._document(self.issuer.rstrip("/") + _DISCOVERY)
         if discovery.get("issuer") != self.issuer:
@@ -221,7 +251,7 @@ class IssuerKeys:
         if not isinstance(listed, list):
             raise FetchFailed(f"{jwks_uri} holds no keys")
         keys = (self._usable(jwk) for jwk in listed if isinstance(jwk, dict))
-        return {key.kid: key for key in keys if key is not None}
+        return tuple(key for key in keys if key is not None)
 
     async def _document(self, url: str) -> dict[str, Any]:
         if self._closed:
@@ -248,8 +278,8 @@ class IssuerKeys:
         return document
 
     def _usable(self, jwk: dict[str, Any]) -> IssuerKey | None:
-        kid, kty, crv = jwk.get("kid"), jwk.get("kty"), jwk.get("crv")
-        if not isinstance(kid, str) or not kid or jwk.get("use", "sig") != "sig":
+        kid, kty, crv = jwk.get("kid", ""), jwk.get("kty"), jwk.get("crv")
+        if not isinstance(kid, str) or jwk.get("use", "sig") != "sig":
             return None
         if not isinstance(kty, str) or not isinstance(crv, str | None):
             return None
@@ -268,3 +298,7 @@ class IssuerKeys:
             )
             return None
         return IssuerKey(kid, algorithms, key)
+
+
+def _kids(keys: tuple[IssuerKey, ...]) -> list[str]:
+    return sorted(key.kid or "(none)" for key in keys)

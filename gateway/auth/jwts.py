@@ -2,8 +2,9 @@
 or RS256 public key.
 
 With an OpenID Connect issuer configured, a JWT whose header names a ``kid`` is verified
-with the issuer's key of that id (:mod:`gateway.auth.jwks`), with an algorithm that key
-allows (the token's ``alg`` must be one of them: never ``none``, never HS256 with a
+with the issuer's key of that id (:mod:`gateway.auth.jwks`), one naming none (when no
+static key takes its ``alg``) with the issuer's only key of its ``alg``, with an algorithm
+that key allows (the token's ``alg`` must be one of them: never ``none``, never HS256 with a
 public key as its secret); its ``iss`` must be the issuer and its ``aud`` the configured
 audience, both required. Any other JWT is verified with the key of its ``alg`` (HS256 or
 RS256, whichever are configured: never ``none``, never a key of the other kind), and its
@@ -83,6 +84,9 @@ class JwtVerifier:
         algorithm, kid = header.get("alg"), header.get("kid")
         if self._issuer is not None and isinstance(kid, str) and kid:
             return await self._issued(token, self._issuer, kid, algorithm)
+        static = isinstance(algorithm, str) and algorithm in self._keys
+        if self._issuer is not None and not kid and not static:
+            return self._issued_without_kid(token, self._issuer, algorithm)
         if not self._keys:
             raise _failed(
                 "this gateway accepts no JWTs (no key is configured)"
@@ -105,13 +109,8 @@ class JwtVerifier:
     async def _issued(
         self, token: str, issuer: IssuerKeys, kid: str, algorithm: object
     ) -> dict[str, Any]:
-        if algorithm not in self._settings.oidc_algorithms:
-            # Refused before its kid may cost a fetch of the issuer's keys.
-            accepted = ", ".join(self._settings.oidc_algorithms)
-            raise _failed(
-                f"JWTs signed with {algorithm!r} are not accepted (only {accepted})",
-                events.AUTH_FAILURE_REASON_INVALID_SIGNATURE,
-            )
+        # Refused before its kid may cost a fetch of the issuer's keys.
+        self._accepted_by_issuers(algorithm)
         key = await issuer.key(kid)
         if not isinstance(algorithm, str) or algorithm not in key.algorithms:
             accepted = ", ".join(sorted(key.algorithms))
@@ -122,6 +121,25 @@ class JwtVerifier:
         return self._decode(
             token, key.key, algorithm, issuer=issuer.issuer, audience=self._settings.jwt_audience
         )
+
+    def _issued_without_kid(
+        self, token: str, issuer: IssuerKeys, algorithm: object
+    ) -> dict[str, Any]:
+        name = self._accepted_by_issuers(algorithm)
+        key = issuer.sole_key(name)
+        return self._decode(
+            token, key.key, name, issuer=issuer.issuer, audience=self._settings.jwt_audience
+        )
+
+    def _accepted_by_issuers(self, algorithm: object) -> str:
+        """``algorithm`` when JWTs of an OpenID issuer may be signed with it."""
+        if not isinstance(algorithm, str) or algorithm not in self._settings.oidc_algorithms:
+            accepted = ", ".join(self._settings.oidc_algorithms)
+            raise _failed(
+                f"JWTs signed with {algorithm!r} are not accepted (only {accepted})",
+                events.AUTH_FAILURE_REASON_INVALID_SIGNATURE,
+            )
+        return algorithm
 
     def _decode(
         self, token: str, key: Any, algorithm: str, *, issuer: str | None, audience: str | None

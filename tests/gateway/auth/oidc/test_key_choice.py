@@ -156,6 +156,58 @@ async def test_a_token_its_key_does_not_allow_is_refused(
     assert refused.value.failure == failure
 
 
+@pytest.mark.parametrize(
+    ("key", "algorithm"),
+    [pytest.param(EC_KEY, "ES256", id="es256"), pytest.param(ED_KEY, "EdDSA", id="eddsa")],
+)
+async def test_a_token_without_kid_is_verified_with_the_issuers_one_key_of_its_algorithm(
+    issuer: IssuerKeys, key: Any, algorithm: str
+) -> None:
+    await issuer.key("ec")  # the keys are fetched
+
+    assert await verifier(issuer).verify(signed(key, algorithm, None)) == ALICE
+
+
+async def test_a_token_without_kid_is_refused_when_the_issuer_has_several_keys_of_its_algorithm(
+    issuer: IssuerKeys,
+) -> None:
+    await issuer.key("ec")
+
+    with pytest.raises(AuthFailed) as refused:
+        await verifier(issuer).verify(signed(RSA_KEY, "RS256", None))
+
+    assert refused.value.failure == events.AUTH_FAILURE_REASON_INVALID_SIGNATURE
+    assert "the OpenID issuer has 2 keys for RS256" in refused.value.message
+
+
+async def test_an_issuers_key_without_kid_verifies_tokens_without_kid() -> None:
+    def one_unnamed_key(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/.well-known/openid-configuration":
+            return httpx2.Response(200, json={"issuer": ISSUER, "jwks_uri": f"{ISSUER}/jwks"})
+        unnamed = {k: v for k, v in public_jwk(EC_KEY, "").items() if k != "kid"}
+        return httpx2.Response(200, json={"keys": [unnamed]})
+
+    keys = IssuerKeys(
+        ISSUER,
+        algorithms=ALGORITHMS,
+        refresh_seconds=3600,
+        min_refresh_seconds=0.001,
+        timeout_seconds=5,
+        transport=httpx2.MockTransport(one_unnamed_key),
+    )
+    await keys.start()
+    try:
+        with pytest.raises(AuthFailed):
+            await keys.key("anything")  # fetches; no key is named anything
+        verified = await verifier(keys).verify(signed(EC_KEY, "ES256", None))
+        with pytest.raises(AuthFailed):
+            await verifier(keys).verify(signed(RSA_KEY, "RS256", None))
+    finally:
+        await keys.close()
+
+    assert verified == ALICE
+
+
 async def test_a_token_without_kid_is_checked_with_the_static_key_beside_the_issuer(
     issuer: IssuerKeys,
 ) -> None:
