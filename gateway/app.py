@@ -67,7 +67,7 @@ from gateway.mcpfront.hooks.metrics import HookMetrics
 from gateway.mcpfront.plugin_tools import PluginTools
 from gateway.mcpservers.app import build as build_mcp_servers
 from gateway.mcpservers.tables import MIGRATIONS as MCP_SERVER_MIGRATIONS
-from gateway.ratelimit import RateLimits
+from gateway.ratelimit import ExceededEvents, RateLimits
 from gateway.upstream import Upstreams
 from gateway.upstream_metrics import UpstreamCollector
 from meshkit.config import advertised_host
@@ -159,6 +159,7 @@ class Gateway:
                 replicas=config.events.stream_replicas,
                 nats_tls=config.mesh.nats_tls,
                 metrics_registry=self.metrics_registry,
+                exceeded=ExceededEvents(self.database, self.bus.outbox),
             )
             if config.rate_limits.enabled
             else None

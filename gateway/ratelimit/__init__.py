@@ -19,16 +19,19 @@ never counted, and an anonymous caller of a public RPC is counted by its address
 
 from __future__ import annotations
 
+from gateway.ratelimit.exceeded import ExceededEvents
 from gateway.ratelimit.for_grpc import LimitedGrpcGuard
 from gateway.ratelimit.for_http import LimitedHttpGuard, TooManyRequests
 from gateway.ratelimit.for_mcp import RATE_LIMITED, ToolLimits
-from gateway.ratelimit.limiter import Limiter, Subject, Verdict
+from gateway.ratelimit.limiter import Exceeded, Limiter, Subject, Verdict
 from gateway.ratelimit.limits import RateLimits
 from gateway.ratelimit.settings import Limit, RateLimitSettings
 from gateway.ratelimit.store import JetStreamCounters, StoreUnavailable
 
 __all__ = [
     "RATE_LIMITED",
+    "Exceeded",
+    "ExceededEvents",
     "JetStreamCounters",
     "Limit",
     "LimitedGrpcGuard",

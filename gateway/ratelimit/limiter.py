@@ -16,7 +16,9 @@ the price of a count that is one number per window, not one per call.) Replicas 
 the windows as far as their clocks agree.
 
 A refusal is remembered until its window ends: a count only grows within a window, so
-the caller's next calls are refused without asking the store again.
+the caller's next calls are refused without asking the store again. The first refusal of
+a caller, key and window is told to ``on_exceeded`` (:class:`Exceeded`): once per window
+on each replica, however many calls are refused.
 
 The limits fail open: when the store cannot count a call (NATS away or slower than the
 timeout), the call goes through, is counted in ``plugmesh_gateway_rate_limit_unchecked_total``
@@ -38,7 +40,7 @@ from prometheus_client import CollectorRegistry, Counter
 from gateway.ratelimit.settings import AdminPolicy, Limit, RateLimitSettings
 from gateway.ratelimit.store import CounterStore, StoreUnavailable
 
-__all__ = ["Limiter", "Subject", "Verdict"]
+__all__ = ["Exceeded", "Limiter", "Subject", "Verdict"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,28 @@ class Verdict:
 _ADMITTED = Verdict(admitted=True)
 
 
+@dataclass(frozen=True)
+class Exceeded:
+    """A caller went over a limit: the first refusal of its window.
+
+    Attributes:
+        subject: Who.
+        key: What was limited.
+        limit: The limit.
+        window_end_seconds: When the window ends, in seconds since the epoch.
+        protocol: The door of the refused call.
+        counter: The count's name, the same on every replica for this caller, key and
+            window.
+    """
+
+    subject: Subject
+    key: str
+    limit: Limit
+    window_end_seconds: float
+    protocol: str
+    counter: str
+
+
 class Limiter:
     """Counts calls per caller and key, and refuses those over the limit.
 
@@ -87,6 +111,8 @@ class Limiter:
         counters: The shared counts.
         metrics_registry: Where the refusals and the uncounted calls are counted.
         clock: Seconds since the epoch (tests pass their own).
+        on_exceeded: Told of the first refusal of each caller, key and window; must not
+            block.
     """
 
     def __init__(
@@ -96,8 +122,10 @@ class Limiter:
         *,
         metrics_registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.time,
+        on_exceeded: Callable[[Exceeded], None] | None = None,
     ) -> None:
         self._settings = settings
+        self._on_exceeded = on_exceeded
         self._counters = counters
         self._clock = clock
         self._refused: dict[str, float] = {}
@@ -149,6 +177,8 @@ class Limiter:
         if total <= limit.count:
             return Verdict(admitted=True, limit=limit)
         self._remember(counter, ends)
+        if self._on_exceeded is not None:
+            self._on_exceeded(Exceeded(subject, key, limit, ends, protocol, counter))
         return self._refuse(limit, ends - self._clock(), protocol)
 
     def _refuse(self, limit: Limit, seconds_left: float, protocol: str) -> Verdict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from gateway.http.ports import RequestGuard
+from gateway.ratelimit.exceeded import ExceededEvents
 from gateway.ratelimit.for_grpc import Guard, LimitedGrpcGuard
 from gateway.ratelimit.for_http import LimitedHttpGuard
 from gateway.ratelimit.for_mcp import ToolLimits
@@ -34,6 +35,8 @@ class RateLimits:
         replicas: The counter stream's replicas in a NATS cluster.
         nats_tls: The certificate of the NATS connection over TLS; plaintext when None.
         metrics_registry: Where refusals and uncounted calls are counted.
+        exceeded: Where the first refusal of each caller, key and window is recorded
+            (``rate_limit.exceeded``); nowhere when None.
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class RateLimits:
         replicas: int = 1,
         nats_tls: MeshTls | None = None,
         metrics_registry: CollectorRegistry | None = None,
+        exceeded: ExceededEvents | None = None,
     ) -> None:
         self.counters = JetStreamCounters(
             nats_url,
@@ -51,14 +55,19 @@ class RateLimits:
             replicas=replicas,
             tls=nats_tls,
         )
-        self.limiter = Limiter(settings, self.counters, metrics_registry=metrics_registry)
+        self._exceeded = exceeded
+        self.limiter = Limiter(
+            settings, self.counters, metrics_registry=metrics_registry, on_exceeded=exceeded
+        )
 
     async def start(self) -> None:
         """Reach NATS in the background; returns at once."""
         await self.counters.start()
 
     async def close(self) -> None:
-        """Let go of NATS. Safe to call twice."""
+        """Record the refusals being recorded, and let go of NATS. Safe to call twice."""
+        if self._exceeded is not None:
+            await self._exceeded.close()
         await self.counters.close()
 
     def http(self, guard: RequestGuard) -> LimitedHttpGuard:

@@ -28,6 +28,7 @@ from plugmesh.events.v1 import (
     auth_events_pb2,
     event_pb2,
     machine_user_events_pb2,
+    rate_limit_events_pb2,
     registry_events_pb2,
     tool_events_pb2,
     user_events_pb2,
@@ -59,6 +60,7 @@ SUBJECT_PREFIX = "plugmesh.events."
 _MODULES = (
     auth_events_pb2,
     machine_user_events_pb2,
+    rate_limit_events_pb2,
     registry_events_pb2,
     tool_events_pb2,
     user_events_pb2,

@@ -132,7 +132,8 @@ def outcome_of(event_type: str, payload: message.Message | None) -> Outcome:
 
     A tool call that started has no outcome yet; one that completed succeeded unless the
     tool reported an error; one that failed was denied when its error is
-    PERMISSION_DENIED or UNAUTHENTICATED. A failed authentication is a denial. An
+    PERMISSION_DENIED or UNAUTHENTICATED. A failed authentication, and a caller over a
+    rate limit (its calls refused until the window ends), are denials. An
     instance whose health turned NOT_SERVING or UNREACHABLE, or whose lease expired, is a
     failure. Any other ``*.failed`` event is a failure, everything else a success. An
     undecodable payload of a tool call leaves the outcome unknown.
@@ -145,7 +146,7 @@ def outcome_of(event_type: str, payload: message.Message | None) -> Outcome:
         payload is None and event_type.startswith("tool.call.")
     ):
         return Outcome.UNKNOWN
-    if event_type == "auth.failed":
+    if event_type in ("auth.failed", "rate_limit.exceeded"):
         return Outcome.DENIED
     if isinstance(payload, registry_events_pb2.RegistryInstanceHealthChanged):
         return Outcome.FAILURE if payload.instance.health in _DOWN else Outcome.SUCCESS

@@ -130,6 +130,7 @@ EVENT_TYPES = [
     "tool_pin.approved",
     "tool_pin.definition_changed",
     "tool_pin.deleted",
+    "rate_limit.exceeded",
 ]
 
 ROUTES = [

@@ -6,17 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from collections import Counter
+from typing import Any
 
 import grpc
 import httpx
+import nats
 import pytest
 from google.rpc import code_pb2, error_details_pb2
 from mcp import MCPError
+from nats.aio.msg import Msg
 
 from gateway.ratelimit import RATE_LIMITED
 from meshkit.errors import status_of
+from meshkit.events import parse_event, subject_of, unpack_payload
+from plugmesh.events.v1.rate_limit_events_pb2 import RateLimitExceeded
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
+from plugmesh.users.v1 import users_pb2
 from tests.gateway.auth.mesh import Mesh
 from tests.gateway.mcp.clients import MODERN, connected
 from tests.gateway.ratelimit.conftest import (
@@ -28,6 +35,7 @@ from tests.gateway.ratelimit.conftest import (
     Replicas,
     one_window,
 )
+from tests.support.waiting import eventually, until
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
 
@@ -180,3 +188,57 @@ async def test_two_replicas_under_concurrent_load_admit_the_limit_within_ten_per
     assert abs(admitted - LIST_SERVICES_LIMIT) <= 0.1 * LIST_SERVICES_LIMIT
     # Both replicas admitted calls and refused calls: the count was the shared one.
     assert min(answers[(name, status)] for name in "ab" for status in (200, 429)) > 0
+
+
+async def test_a_callers_refusals_in_a_window_are_audited_once_across_replicas(
+    auth_mesh: Mesh, replicas: Replicas
+) -> None:
+    allow = users_pb2.PermissionRule(effect=users_pb2.EFFECT_ALLOW, pattern=f"{UP}/*")
+    created = await auth_mesh.create_machine_user(
+        f"audited-{uuid.uuid4().hex[:8]}", permissions=users_pb2.Permissions(rules=[allow])
+    )
+    actor = created.machine_user.machine_user_id
+    published: list[str] = []
+    nc = await nats.connect(auth_mesh.nats.url)
+
+    async def heard(msg: Msg) -> None:
+        event = parse_event(msg.data)
+        payload = unpack_payload(event)
+        if isinstance(payload, RateLimitExceeded) and payload.actor.id == actor:
+            published.append(event.id)
+
+    await nc.subscribe(subject_of("rate_limit.exceeded"), cb=heard)
+    await nc.flush()
+    await one_window()
+    try:
+        refused = []
+        for gateway in (replicas.a, replicas.b):
+            async with _http(gateway.http_address, created.token) as http:
+                answers = [await http.get("/v1/services/registry") for _ in range(5)]
+            refused += [answer for answer in answers if answer.status_code == 429]
+        # Both replicas refused in this window; the event has one id whoever writes it.
+        await until(lambda: bool(published), timeout_seconds=30, what="the event published")
+    finally:
+        await nc.close()
+    admin = auth_mesh.bearer(auth_mesh.admin_token)
+
+    async def audited() -> list[dict[str, Any]] | None:
+        response = await auth_mesh.http.get(
+            "/v1/audit/entries",
+            params={"action": "rate_limit.exceeded", "userId": actor},
+            headers=admin,
+        )
+        assert response.status_code == 200, response.text
+        entries: list[dict[str, Any]] = response.json().get("entries", [])
+        return entries or None
+
+    entries = await eventually(audited, timeout_seconds=30, what="the refusal audited")
+
+    assert len(refused) == 5 + 5 - GET_SERVICE_LIMIT
+    assert len(set(published)) == 1
+    (entry,) = entries
+    assert entry["entryId"] == published[0]
+    assert entry["outcome"] == "OUTCOME_DENIED"
+    assert (entry["actor"]["type"], entry["actor"]["id"]) == ("ACTOR_TYPE_MACHINE", actor)
+    assert entry["details"]["key"] == GET_SERVICE
+    assert entry["details"]["limit"] == str(GET_SERVICE_LIMIT)

@@ -9,11 +9,21 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.ratelimit import JetStreamCounters, Limit, Limiter, RateLimitSettings, Subject
+from gateway.ratelimit import (
+    Exceeded,
+    JetStreamCounters,
+    Limit,
+    Limiter,
+    RateLimitSettings,
+    Subject,
+)
+from gateway.ratelimit.exceeded import exceeded_event
 from gateway.ratelimit.settings import VARIABLES, AdminPolicy, Rule, parse_limit
 from launcher.natsd import NatsServer
 from launcher.processes import ENVIRONMENT
 from meshkit.config import ConfigError
+from meshkit.events import unpack_payload
+from plugmesh.events.v1 import event_pb2, rate_limit_events_pb2
 from tests.support.waiting import until
 
 KEY = "/plugmesh.registry.v1.RegistryService/GetService"
@@ -229,3 +239,60 @@ async def test_refusals_are_counted_by_protocol(counters: Counted) -> None:
 
     sample = registry.get_sample_value("plugmesh_gateway_rate_limited_total", {"protocol": "grpc"})
     assert sample == 2
+
+
+async def test_only_the_first_refusal_of_a_window_is_told(counters: Counted) -> None:
+    clock = Clock(6_000_003.0)
+    told: list[Exceeded] = []
+    limits = RateLimitSettings(rules=(Rule(KEY, Limit(2, 10.0)),))
+    limiter = Limiter(
+        limits, counters, metrics_registry=CollectorRegistry(), clock=clock, on_exceeded=told.append
+    )
+
+    for _ in range(6):
+        await limiter.check(CALLER, KEY, protocol="http")
+    clock.now = 6_000_010.0
+    for _ in range(3):
+        await limiter.check(CALLER, KEY, protocol="grpc")
+
+    assert [(e.subject, e.key, e.protocol, e.window_end_seconds) for e in told] == [
+        (CALLER, KEY, "http", 6_000_010.0),
+        (CALLER, KEY, "grpc", 6_000_020.0),
+    ]
+
+
+def _exceeded(subject: str, window_end_seconds: float = 6_000_010.0) -> Exceeded:
+    return Exceeded(
+        Subject(subject), KEY, Limit(2, 10.0), window_end_seconds, "http", f"c-{subject}.600001"
+    )
+
+
+@pytest.mark.parametrize(
+    ("subject", "actor_type", "actor_id"),
+    [
+        ("machine:mu_1", event_pb2.ACTOR_TYPE_MACHINE, "mu_1"),
+        ("user:ada", event_pb2.ACTOR_TYPE_USER, "ada"),
+        ("address:127.0.0.1", event_pb2.ACTOR_TYPE_ANONYMOUS, "127.0.0.1"),
+    ],
+    ids=["machine", "person", "anonymous"],
+)
+def test_the_exceeded_event_names_the_caller_the_key_and_the_window(
+    subject: str, actor_type: int, actor_id: str
+) -> None:
+    event = exceeded_event(_exceeded(subject), source="/plugmesh/gateway")
+    payload = unpack_payload(event)
+
+    assert isinstance(payload, rate_limit_events_pb2.RateLimitExceeded)
+    assert (payload.actor.type, payload.actor.id) == (actor_type, actor_id)
+    assert (payload.key, payload.limit, payload.protocol) == (KEY, 2, "http")
+    assert payload.window.ToSeconds() == 10
+    assert payload.window_end_time.ToSeconds() == 6_000_010
+    assert event.type == "rate_limit.exceeded"
+
+
+def test_every_replica_gives_a_windows_exceeded_event_the_same_id() -> None:
+    one = exceeded_event(_exceeded("machine:mu_1"), source="/plugmesh/gateway")
+    again = exceeded_event(_exceeded("machine:mu_1"), source="/plugmesh/gateway")
+    other = exceeded_event(_exceeded("machine:mu_2"), source="/plugmesh/gateway")
+
+    assert one.id == again.id != other.id

@@ -14,6 +14,7 @@ from plugmesh.events.v1 import (
     auth_events_pb2,
     event_pb2,
     machine_user_events_pb2,
+    rate_limit_events_pb2,
     registry_events_pb2,
     tool_events_pb2,
     user_events_pb2,
@@ -54,6 +55,11 @@ def _failed(code: int) -> tool_events_pb2.ToolCallFailed:
         pytest.param(user_events_pb2.UserCreated(actor=USER), Outcome.SUCCESS, id="user.created"),
         pytest.param(auth_events_pb2.AuthLogin(actor=USER), Outcome.SUCCESS, id="auth.login"),
         pytest.param(auth_events_pb2.AuthFailed(), Outcome.DENIED, id="auth.failed"),
+        pytest.param(
+            rate_limit_events_pb2.RateLimitExceeded(actor=USER),
+            Outcome.DENIED,
+            id="rate_limit.exceeded",
+        ),
         pytest.param(tool_events_pb2.ToolCallStarted(actor=USER), Outcome.UNKNOWN, id="started"),
         pytest.param(
             tool_events_pb2.ToolCallCompleted(actor=USER), Outcome.SUCCESS, id="completed"
