@@ -28,6 +28,7 @@ from google.protobuf import descriptor
 
 from meshkit.errors import MeshError, PermissionDenied
 from meshkit.grpc_types import Context
+from meshkit.interceptors import Handler
 from plugmesh.options.v1 import options_pb2
 
 __all__ = [
@@ -42,8 +43,6 @@ __all__ = [
 Access: TypeAlias = options_pb2.Access.ValueType
 #: A call's invocation metadata.
 Metadata: TypeAlias = Sequence[tuple[str, str | bytes]]
-# A string: grpc.RpcMethodHandler is generic only in the type stubs.
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 #: The access levels a policy is asked about; any other declared value is refused.
 KNOWN_ACCESS: frozenset[Access] = frozenset(

@@ -64,55 +64,52 @@ MALFORMED = ("UNAUTHENTICATED", "IDENTITY_MALFORMED")
 NOT_ADMIN = ("PERMISSION_DENIED", "ADMIN_REQUIRED")
 OK = None
 
+#: What a caller sending the secret gets at every access level: the secret is checked
+#: whatever else comes with it.
+_SENDING_THE_SECRET: dict[str, tuple[str, str] | None] = {
+    "secret": OK,
+    "wrong-secret": INVALID,
+    "empty-secret": MISSING,
+    "user-wrong-secret": INVALID,
+}
+
 #: The refusal each caller gets, by access level (None: admitted).
 REFUSALS: dict[Access, dict[str, tuple[str, str] | None]] = {
     options_pb2.ACCESS_INTERNAL: {
+        **_SENDING_THE_SECRET,
         "anonymous": MISSING,
-        "secret": OK,
-        "wrong-secret": INVALID,
-        "empty-secret": MISSING,
         "user": MISSING,
         "admin": MISSING,
         "service": MISSING,
         "forged": MISSING,
         "malformed": MISSING,
-        "user-wrong-secret": INVALID,
     },
     options_pb2.ACCESS_AUTHENTICATED: {
+        **_SENDING_THE_SECRET,
         "anonymous": ANONYMOUS,
-        "secret": OK,
-        "wrong-secret": INVALID,
-        "empty-secret": MISSING,
         "user": OK,
         "admin": OK,
         "service": OK,
         "forged": FORGED,
         "malformed": MALFORMED,
-        "user-wrong-secret": INVALID,
     },
     options_pb2.ACCESS_ADMIN: {
+        **_SENDING_THE_SECRET,
         "anonymous": ANONYMOUS,
-        "secret": OK,
-        "wrong-secret": INVALID,
-        "empty-secret": MISSING,
         "user": NOT_ADMIN,
         "admin": OK,
         "service": OK,
         "forged": FORGED,
         "malformed": MALFORMED,
-        "user-wrong-secret": INVALID,
     },
     options_pb2.ACCESS_PUBLIC: {
+        **_SENDING_THE_SECRET,
         "anonymous": OK,
-        "secret": OK,
-        "wrong-secret": INVALID,
-        "empty-secret": MISSING,
         "user": OK,
         "admin": OK,
         "service": OK,
         "forged": FORGED,
         "malformed": MALFORMED,
-        "user-wrong-secret": INVALID,
     },
 }
 
