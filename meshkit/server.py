@@ -192,14 +192,15 @@ class PluginServer:
                 await self._metrics.start()
             except OSError as exc:
                 raise AddressInUseError(f"{self.name} cannot serve metrics: {exc}") from exc
-        # No SO_REUSEPORT: a second server on a taken port must fail, not share its traffic.
         interceptors: list[grpc.aio.ServerInterceptor] = [
             # Outermost, so that calls refused as malformed are counted and traced too.
             MeshInterceptor(f"{self.name}.plugmesh", self._rpc_metrics, spans=self.spans),
             MalformedRequestInterceptor(f"{self.name}.plugmesh"),
         ]
         if self._access is not None:
+            # Innermost: its refusals are mapped and counted like the servicer's errors.
             interceptors.append(self._access_interceptor(self._access))
+        # No SO_REUSEPORT: a second server on a taken port must fail, not share its traffic.
         server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
         for servicer in self._servicers:
             servicer.add_to_server(servicer.implementation, server)
