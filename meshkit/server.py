@@ -41,6 +41,7 @@ import grpc
 from google.protobuf import descriptor, descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from meshkit.access import AccessInterceptor, AccessPolicy
 from meshkit.config import ConfigError, MeshConfig, advertised_host
 from meshkit.descriptors import file_descriptor_set, plugin_version
 from meshkit.health import SERVING, HealthServicer
@@ -48,7 +49,7 @@ from meshkit.interceptors import MeshInterceptor
 from meshkit.logging import configure_logging
 from meshkit.malformed import MalformedRequestInterceptor
 from meshkit.metrics import MetricsEndpoint, RpcMetrics, process_registry
-from meshkit.reflection import enable_reflection
+from meshkit.reflection import V1, V1ALPHA, enable_reflection
 from meshkit.registration import Registrar, Registration
 from meshkit.spans import SpanRecorder, open_recorder
 from meshkit.tls import add_port
@@ -107,6 +108,9 @@ class PluginServer:
         spans: Where the spans go when the server is part of a process that has its
             recorder (the gateway), which closes it; default: a recorder of the server's
             own when ``config`` turns traces on.
+        access: When set, every call of the servicers is admitted or refused by its
+            method's declared access before the servicer runs (:mod:`meshkit.access`);
+            health and reflection stay open. ``None`` leaves the servicers to check.
     """
 
     def __init__(
@@ -122,6 +126,7 @@ class PluginServer:
         metrics_address: str | None = None,
         source_info: descriptor_pb2.FileDescriptorSet | None = None,
         spans: SpanRecorder | None = None,
+        access: AccessPolicy | None = None,
     ) -> None:
         self.name = name
         #: The process's Prometheus registry: its calls, its event bus.
@@ -140,6 +145,7 @@ class PluginServer:
         self._version = version
         self._metadata = dict(metadata or {})
         self._source_info = source_info
+        self._access = access
         self._server: grpc.aio.Server | None = None
         self._registrar: Registrar | None = None
         self._startups: list[Closer] = []
@@ -186,15 +192,16 @@ class PluginServer:
                 await self._metrics.start()
             except OSError as exc:
                 raise AddressInUseError(f"{self.name} cannot serve metrics: {exc}") from exc
-        # No SO_REUSEPORT: a second server on a taken port must fail, not share its traffic.
-        server = grpc.aio.server(
+        interceptors: list[grpc.aio.ServerInterceptor] = [
             # Outermost, so that calls refused as malformed are counted and traced too.
-            interceptors=[
-                MeshInterceptor(f"{self.name}.plugmesh", self._rpc_metrics, spans=self.spans),
-                MalformedRequestInterceptor(f"{self.name}.plugmesh"),
-            ],
-            options=[("grpc.so_reuseport", 0)],
-        )
+            MeshInterceptor(f"{self.name}.plugmesh", self._rpc_metrics, spans=self.spans),
+            MalformedRequestInterceptor(f"{self.name}.plugmesh"),
+        ]
+        if self._access is not None:
+            # Innermost: its refusals are mapped and counted like the servicer's errors.
+            interceptors.append(self._access_interceptor(self._access))
+        # No SO_REUSEPORT: a second server on a taken port must fail, not share its traffic.
+        server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
         for servicer in self._servicers:
             servicer.add_to_server(servicer.implementation, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -230,6 +237,12 @@ class PluginServer:
                 tls=self._config.tls,
             )
             await self._registrar.start()
+
+    def _access_interceptor(self, policy: AccessPolicy) -> AccessInterceptor:
+        health = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+        return AccessInterceptor(
+            (s.descriptor for s in self._servicers), policy, open_services=(health, V1ALPHA, V1)
+        )
 
     async def wait(self) -> None:
         """Return when the server has stopped or its registration was refused for good."""

@@ -7,6 +7,9 @@ Usable in-process (tests, ``plugmesh up`` in one process)::
     server.address          # "127.0.0.1:<port>"
     await server.close()
 
+Every call is admitted or refused by the access its RPC declares before the servicer
+runs (:mod:`registry.access`).
+
 Startup: start the event bus (when it has one), open the store and load the
 registrations it holds, serve, then register the registry itself as service ``registry``
 so that it is listed like any other. Shutdown: deregister itself, end every watch stream
@@ -26,6 +29,7 @@ from meshkit.registration import Backoff
 from meshkit.server import PluginServer, Servicer
 from meshkit.tasks import cancel_and_wait
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
+from registry.access import RegistryAccess
 from registry.config import RegistryConfig
 from registry.core import Registry
 from registry.model import Registration
@@ -80,15 +84,14 @@ class RegistryServer:
                     descriptor=_DESCRIPTOR,
                     add_to_server=registry_pb2_grpc.add_RegistryServiceServicer_to_server,
                     implementation=RegistryServicer(
-                        self.registry,
-                        registration_secret=config.registration_secret,
-                        check_identity=config.mesh.tls is not None,
+                        self.registry, check_identity=config.mesh.tls is not None
                     ),
                 )
             ],
             address=config.address,
             config=config.mesh,
             register=False,
+            access=RegistryAccess(config.registration_secret),
         )
         if event_bus is not None:
             event_bus.count_in(self._server.metrics_registry)

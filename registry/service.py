@@ -2,26 +2,20 @@
 
 Each method translates its request into a call on :class:`~registry.core.Registry` and
 the result back into a response. Errors are :mod:`meshkit.errors` exceptions; the server's
-error interceptor turns them into ``google.rpc.Status``.
+error interceptor turns them into ``google.rpc.Status``. No method checks its caller: the
+server admits each call by the access its RPC declares before it gets here
+(:mod:`registry.access`).
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator
 from datetime import datetime
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from meshkit.errors import (
-    InvalidArgument,
-    PermissionDenied,
-    ResourceExhausted,
-    Unauthenticated,
-    Unavailable,
-)
+from meshkit.errors import InvalidArgument, PermissionDenied, ResourceExhausted, Unavailable
 from meshkit.grpc_types import Context
-from meshkit.identity import from_metadata, signing_key
 from meshkit.tls import peer_services
 from plugmesh.options.v1 import options_pb2
 from plugmesh.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -38,8 +32,6 @@ from registry.model import (
     ServiceChange,
     ServiceView,
 )
-
-SECRET_METADATA_KEY = "plugmesh-registration-secret"
 
 _HEALTH = {
     Health.UNKNOWN: registry_pb2.HEALTH_STATUS_UNKNOWN,
@@ -58,11 +50,6 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     Args:
         registry: The state behind the API.
-        registration_secret: When set, the methods the mesh keeps to itself
-            (ACCESS_INTERNAL: registration, the watch, schemas) need it in the
-            ``plugmesh-registration-secret`` metadata, and the others (ACCESS_AUTHENTICATED
-            reads) need it or a caller's identity signed with the key derived from it (the
-            gateway passing a call on): the registry's port refuses what the gateway would.
         check_identity: Whether registration, renewal and deregistration must come with
             a client certificate that names the service they are for (mutual TLS on).
     """
@@ -71,19 +58,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self,
         registry: Registry,
         *,
-        registration_secret: str | None = None,
         check_identity: bool = False,
     ) -> None:
         self._registry = registry
-        self._secret = registration_secret
-        self._signing_key = signing_key(registration_secret)
         self._check_identity = check_identity
 
     async def RegisterInstance(
         self, request: registry_pb2.RegisterInstanceRequest, context: Context
     ) -> registry_pb2.RegisterInstanceResponse:
         """Register or refresh an instance."""
-        self._authenticate(context)
         self._check_peer(context, request.service)
         descriptors = request.file_descriptor_set
         registration = Registration(
@@ -107,7 +90,6 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.RenewLeaseRequest, context: Context
     ) -> registry_pb2.RenewLeaseResponse:
         """Renew an instance's lease."""
-        self._authenticate(context)
         _require("instance_id", request.instance_id)
         self._check_peer(context, self._registry.service_of(request.instance_id))
         expires = self._registry.renew(request.instance_id)
@@ -117,7 +99,6 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.DeregisterInstanceRequest, context: Context
     ) -> registry_pb2.DeregisterInstanceResponse:
         """Remove an instance; removing an unknown one succeeds."""
-        self._authenticate(context)
         _require("instance_id", request.instance_id)
         self._check_peer(context, self._registry.service_of(request.instance_id))
         await self._registry.deregister(request.instance_id)
@@ -127,7 +108,6 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.GetServiceRequest, context: Context
     ) -> registry_pb2.GetServiceResponse:
         """Get one service."""
-        self._authenticate_reader(context)
         _require("service", request.service)
         return registry_pb2.GetServiceResponse(
             service=_service(self._registry.get(request.service))
@@ -137,7 +117,6 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.ListServicesRequest, context: Context
     ) -> registry_pb2.ListServicesResponse:
         """List every service, ordered by name."""
-        self._authenticate_reader(context)
         return registry_pb2.ListServicesResponse(
             services=[_service(view) for view in self._registry.list_services()]
         )
@@ -152,7 +131,6 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         RESOURCE_EXHAUSTED (reason ``WATCHER_TOO_SLOW``) and should watch again; at
         shutdown watchers get UNAVAILABLE (reason ``SHUTTING_DOWN``).
         """
-        self._authenticate(context)
         snapshot, subscription = self._registry.subscribe(renewals=request.include_lease_renewals)
         with subscription:
             for view in snapshot:
@@ -175,7 +153,6 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.GetServiceSchemaRequest, context: Context
     ) -> registry_pb2.GetServiceSchemaResponse:
         """Return a service's descriptors."""
-        self._authenticate(context)
         _require("service", request.service)
         spec = self._registry.get(request.service).spec
         response = registry_pb2.GetServiceSchemaResponse(schema_digest=spec.schema_digest)
@@ -186,7 +163,6 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.ListEventServicesRequest, context: Context
     ) -> registry_pb2.ListEventServicesResponse:
         """List the producers and consumers of an event type."""
-        self._authenticate_reader(context)
         _require("event_type", request.event_type)
         producers, consumers = self._registry.event_services(request.event_type)
         return registry_pb2.ListEventServicesResponse(producers=producers, consumers=consumers)
@@ -195,43 +171,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.CheckDependenciesRequest, context: Context
     ) -> registry_pb2.CheckDependenciesResponse:
         """Check a service's declared dependencies."""
-        self._authenticate_reader(context)
         _require("service", request.service)
         checks = self._registry.check_dependencies(request.service)
         return registry_pb2.CheckDependenciesResponse(
             satisfied=all(check.satisfied or check.dependency.optional for check in checks),
             checks=[_check(check) for check in checks],
         )
-
-    def _authenticate_reader(self, context: Context) -> None:
-        """A mesh member (the secret) or a caller the gateway vouches for."""
-        metadata = context.invocation_metadata() or ()
-        if self._secret is None or any(key == SECRET_METADATA_KEY for key, _ in metadata):
-            self._authenticate(context)
-            return
-        if from_metadata(metadata, self._signing_key) is None:
-            raise Unauthenticated(
-                "the registry answers mesh members (the registration secret) and callers"
-                " the gateway signed for",
-                reason="AUTHENTICATION_REQUIRED",
-            )
-
-    def _authenticate(self, context: Context) -> None:
-        if self._secret is None:
-            return
-        sent = ""
-        for key, value in context.invocation_metadata() or ():
-            if key == SECRET_METADATA_KEY:
-                sent = value if isinstance(value, str) else value.decode("utf-8", "replace")
-        if not sent:
-            raise Unauthenticated(
-                f"the registration secret is missing from the {SECRET_METADATA_KEY!r} metadata",
-                reason="REGISTRATION_SECRET_MISSING",
-            )
-        if not hmac.compare_digest(sent.encode(), self._secret.encode()):
-            raise Unauthenticated(
-                "the registration secret is wrong", reason="REGISTRATION_SECRET_INVALID"
-            )
 
     def _check_peer(self, context: Context, service: str | None) -> None:
         # An unknown instance (None) is left to the call: NOT_FOUND, or a no-op.
