@@ -33,6 +33,7 @@ from plugmesh.events.v1 import (
 )
 from plugmesh.machineusers.v1 import machineusers_pb2
 from plugmesh.users.v1 import users_pb2
+from tests.support.nats_servers import MonitoredNats, StalledNats
 from tests.support.waiting import eventually, until
 
 
@@ -112,6 +113,48 @@ async def test_the_link_comes_up_when_nats_does_and_hears_invalidations(tmp_path
     finally:
         await link.close()
         await link.close()  # twice is fine
+
+
+async def test_a_link_whose_first_try_failed_follows_machine_users_once_nats_is_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = _free_port()
+    seen = Recorder()
+    link = _link(f"nats://127.0.0.1:{port}", seen)
+    nats_up = MonitoredNats(tmp_path, port=port)
+    try:
+        # What answers at first accepts the connection, then not the subscription's flush.
+        async with StalledNats(port):
+            await link.start()
+            await until(
+                lambda: "the gateway's auth events cannot use NATS" in caplog.text,
+                timeout_seconds=30,
+                what="the first try to fail",
+            )
+            assert not link.live
+        await nats_up.start()
+        await until(lambda: link.live, timeout_seconds=15, what="the link to connect")
+        connections = await nats_up.connections("plugmesh-gateway")
+        nc = await nats.connect(nats_up.url)
+        try:
+            event = build_event(
+                machine_user_events_pb2.MachineUserDeleted(
+                    machine_user=machineusers_pb2.MachineUser(machine_user_id="mu-1")
+                ),
+                source=source_of("test"),
+            )
+            await nc.publish(subject_of(event.type), event.SerializeToString())
+            await nc.flush()
+        finally:
+            await nc.close()
+        await until(lambda: seen.machine_users == ["mu-1"], what="the invalidation")
+    finally:
+        await link.close()
+        await nats_up.stop()
+
+    assert seen.live[-1] is False  # closed
+    assert True in seen.live
+    assert connections == 1
 
 
 async def test_failures_are_dropped_not_raised_without_nats() -> None:
