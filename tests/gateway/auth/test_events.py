@@ -148,6 +148,8 @@ async def test_a_link_whose_first_try_failed_follows_machine_users_once_nats_is_
         finally:
             await nc.close()
         await until(lambda: seen.machine_users == ["mu-1"], what="the invalidation")
+        await link.close()
+        left = await nats_up.connections("plugmesh-gateway")
     finally:
         await link.close()
         await nats_up.stop()
@@ -155,6 +157,7 @@ async def test_a_link_whose_first_try_failed_follows_machine_users_once_nats_is_
     assert seen.live[-1] is False  # closed
     assert True in seen.live
     assert connections == 1
+    assert left == 0  # the failed try's connection too was closed
 
 
 async def test_failures_are_dropped_not_raised_without_nats() -> None:

@@ -1,0 +1,59 @@
+"""A replica follows ``mcp.server.*`` even when its first try at NATS failed: it tries
+again, and once subscribed it reloads on connecting and on each event; closed, it leaves
+no connection behind (the failed try's neither)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nats
+import pytest
+
+from gateway.mcpservers.events import Follower
+from meshkit.events import subject_of
+from tests.support.nats_servers import MonitoredNats, StalledNats, free_port
+from tests.support.waiting import until
+
+NAME = "plugmesh-gateway-mcp-servers"
+
+
+async def test_a_follower_whose_first_try_failed_reloads_on_events_once_nats_is_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    reloads = 0
+
+    async def reload() -> None:
+        nonlocal reloads
+        reloads += 1
+
+    follower = Follower(f"nats://127.0.0.1:{port}", reload, resync_seconds=3600)
+    nats_up = MonitoredNats(tmp_path, port=port)
+    try:
+        # What answers at first accepts the connection, then not the subscription's flush.
+        async with StalledNats(port):
+            await follower.start()
+            await until(
+                lambda: "cannot follow mcp.server and mcp.hook events" in caplog.text,
+                timeout_seconds=30,
+                what="the first try to fail",
+            )
+        await nats_up.start()
+        await until(lambda: reloads == 1, timeout_seconds=15, what="the reload on connecting")
+        connections = await nats_up.connections(NAME)
+        nc = await nats.connect(nats_up.url)
+        try:
+            await nc.publish(subject_of("mcp.server.created"), b"look now")
+            await nc.flush()
+        finally:
+            await nc.close()
+        await until(lambda: reloads == 2, what="the reload on the event")
+        await follower.close()
+        await follower.close()  # twice is fine
+        left = await nats_up.connections(NAME)
+    finally:
+        await follower.close()
+        await nats_up.stop()
+
+    assert connections == 1
+    assert left == 0  # the failed try's connection too was closed
