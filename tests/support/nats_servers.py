@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 
 import httpx
 
 from launcher.natsd import NatsServer, NatsServerStatus
+from tests.support.waiting import until
 
-__all__ = ["MonitoredNats", "StalledNats", "free_port"]
+__all__ = ["MonitoredNats", "StalledNats", "free_port", "start_behind_stalled_nats"]
 
 
 def free_port() -> int:
@@ -129,3 +131,14 @@ class StalledNats:
             self._handlers.discard(task)
             self._writers.discard(writer)
             writer.close()
+
+
+async def start_behind_stalled_nats(
+    port: int, start: Callable[[], Awaitable[None]], *, failed: Callable[[], bool]
+) -> None:
+    """Run ``start`` while a :class:`StalledNats` answers on ``port``, and wait until
+    ``failed()`` says the first try at NATS has failed (the subscription's flush unanswered);
+    the fake is gone on return, the port free for a real server."""
+    async with StalledNats(port):
+        await start()
+        await until(failed, timeout_seconds=30, what="the first try at NATS to fail")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,15 +32,8 @@ from plugmesh.events.v1 import (
 )
 from plugmesh.machineusers.v1 import machineusers_pb2
 from plugmesh.users.v1 import users_pb2
-from tests.support.nats_servers import MonitoredNats, StalledNats
+from tests.support.nats_servers import MonitoredNats, free_port, start_behind_stalled_nats
 from tests.support.waiting import eventually, until
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Recorder:
@@ -61,7 +53,7 @@ def _link(url: str, seen: Recorder) -> AuthEvents:
 
 
 async def test_the_link_comes_up_when_nats_does_and_hears_invalidations(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     seen = Recorder()
     link = _link(f"nats://127.0.0.1:{port}", seen)
     await link.start()
@@ -118,20 +110,15 @@ async def test_the_link_comes_up_when_nats_does_and_hears_invalidations(tmp_path
 async def test_a_link_whose_first_try_failed_follows_machine_users_once_nats_is_up(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    port = _free_port()
+    port = free_port()
     seen = Recorder()
     link = _link(f"nats://127.0.0.1:{port}", seen)
     nats_up = MonitoredNats(tmp_path, port=port)
     try:
-        # What answers at first accepts the connection, then not the subscription's flush.
-        async with StalledNats(port):
-            await link.start()
-            await until(
-                lambda: "the gateway's auth events cannot use NATS" in caplog.text,
-                timeout_seconds=30,
-                what="the first try to fail",
-            )
-            assert not link.live
+        await start_behind_stalled_nats(
+            port, link.start, failed=lambda: "auth events cannot use NATS" in caplog.text
+        )
+        assert not link.live
         await nats_up.start()
         await until(lambda: link.live, timeout_seconds=15, what="the link to connect")
         connections = await nats_up.connections("plugmesh-gateway")
@@ -162,7 +149,7 @@ async def test_a_link_whose_first_try_failed_follows_machine_users_once_nats_is_
 
 async def test_failures_are_dropped_not_raised_without_nats() -> None:
     seen = Recorder()
-    link = _link(f"nats://127.0.0.1:{_free_port()}", seen)
+    link = _link(f"nats://127.0.0.1:{free_port()}", seen)
     await link.start()
     try:
         await link.failed(
@@ -250,7 +237,7 @@ async def test_a_session_is_announced_once_across_requests_and_gateways(tmp_path
 
 
 async def test_a_login_that_could_not_be_sent_is_sent_on_the_next_request(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     login = Login("bo", "", "", "", "s-9", 1_700_000_000_000)
     link = _link(f"nats://127.0.0.1:{port}", Recorder())
     await link.start()

@@ -11,7 +11,7 @@ import nats
 import pytest
 
 from gateway.mcpfront.cancel_relay import SUBJECT, CallKey, CancelRelay
-from tests.support.nats_servers import MonitoredNats, StalledNats, free_port
+from tests.support.nats_servers import MonitoredNats, free_port, start_behind_stalled_nats
 from tests.support.waiting import until
 
 NAME = "plugmesh-gateway-mcp-cancel"
@@ -25,15 +25,9 @@ async def test_a_relay_whose_first_try_failed_hears_cancellations_once_nats_is_u
     relay = CancelRelay(f"nats://127.0.0.1:{port}", cancelled.append)
     nats_up = MonitoredNats(tmp_path, port=port)
     try:
-        # What answers at first accepts the connection, then not the subscription's flush.
-        async with StalledNats(port):
-            await relay.start()
-            await until(
-                lambda: "cancellations cannot reach the other replicas yet" in caplog.text,
-                timeout_seconds=30,
-                what="the first try to fail",
-            )
-            assert not relay.connected
+        warning = "cancellations cannot reach the other replicas yet"
+        await start_behind_stalled_nats(port, relay.start, failed=lambda: warning in caplog.text)
+        assert not relay.connected
         await nats_up.start()
         await until(lambda: relay.connected, timeout_seconds=15, what="the relay to connect")
         connections = await nats_up.connections(NAME)

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.mcpservers.events import Follower
 from meshkit.events import subject_of
-from tests.support.nats_servers import MonitoredNats, StalledNats, free_port
+from tests.support.nats_servers import MonitoredNats, free_port, start_behind_stalled_nats
 from tests.support.waiting import until
 
 NAME = "plugmesh-gateway-mcp-servers"
@@ -30,14 +30,8 @@ async def test_a_follower_whose_first_try_failed_reloads_on_events_once_nats_is_
     follower = Follower(f"nats://127.0.0.1:{port}", reload, resync_seconds=3600)
     nats_up = MonitoredNats(tmp_path, port=port)
     try:
-        # What answers at first accepts the connection, then not the subscription's flush.
-        async with StalledNats(port):
-            await follower.start()
-            await until(
-                lambda: "cannot follow mcp.server and mcp.hook events" in caplog.text,
-                timeout_seconds=30,
-                what="the first try to fail",
-            )
+        warning = "cannot follow mcp.server and mcp.hook events"
+        await start_behind_stalled_nats(port, follower.start, failed=lambda: warning in caplog.text)
         await nats_up.start()
         await until(lambda: reloads == 1, timeout_seconds=15, what="the reload on connecting")
         connections = await nats_up.connections(NAME)
