@@ -10,7 +10,6 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import NoReturn
 
-import nats
 import pytest
 
 from gateway.catalog import Catalog
@@ -22,6 +21,7 @@ from tests.support.waiting import until
 #: A tail hears again within this long after NATS is back (nats-py retries every 0.25 s).
 BACK_WITHIN_SECONDS = 15.0
 NAME = "plugmesh-gateway-console"
+NOT_AN_ENVELOPE = b"not an envelope"
 
 
 @pytest.fixture
@@ -30,15 +30,6 @@ async def monitored(tmp_path: Path) -> AsyncIterator[MonitoredNats]:
     await running.start()
     yield running
     await running.stop()
-
-
-async def _publish(url: str, subject: str, data: bytes = b"not an envelope") -> None:
-    client = await nats.connect(url)
-    try:
-        await client.publish(subject, data)
-        await client.flush()
-    finally:
-        await client.close()
 
 
 async def _next(
@@ -61,7 +52,7 @@ async def test_many_tails_and_calls_share_one_connection_closed_by_close(
             await _next(tail, "ready")
         letters = await events.dead_letters()
         shared = await monitored.connections(NAME)
-        await _publish(monitored.url, "plugmesh.events.test.happened")
+        await monitored.publish("plugmesh.events.test.happened", NOT_AN_ENVELOPE)
         heard = [await _next(tail, "event") for tail in tails]
         for tail in tails[:3]:
             await tail.aclose()
@@ -95,7 +86,7 @@ async def test_a_tail_hears_events_again_after_nats_restarts(monitored: Monitore
         # Published until it is heard: the tail's subscription comes back with the
         # reconnection, a moment after the server is.
         while not hearing.done():
-            await _publish(monitored.url, "plugmesh.events.test.again")
+            await monitored.publish("plugmesh.events.test.again", NOT_AN_ENVELOPE)
             await asyncio.wait([hearing], timeout=0.5)
         heard = hearing.result()
         connections = await monitored.connections(NAME)

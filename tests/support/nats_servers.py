@@ -11,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+import nats
 
 from launcher.natsd import NatsServer, NatsServerStatus
 from tests.support.waiting import until
@@ -64,6 +65,15 @@ class MonitoredNats:
         """Stop, then start again on the same port."""
         await self.stop()
         await self.start()
+
+    async def publish(self, subject: str, data: bytes) -> None:
+        """Publish one message on core NATS, on a connection of its own."""
+        nc = await nats.connect(self.url)
+        try:
+            await nc.publish(subject, data)
+            await nc.flush()
+        finally:
+            await nc.close()
 
     async def connections(self, name: str) -> int:
         """How many open client connections are named ``name`` (``/connz``)."""

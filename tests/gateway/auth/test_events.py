@@ -122,18 +122,13 @@ async def test_a_link_whose_first_try_failed_follows_machine_users_once_nats_is_
         await nats_up.start()
         await until(lambda: link.live, timeout_seconds=15, what="the link to connect")
         connections = await nats_up.connections("plugmesh-gateway")
-        nc = await nats.connect(nats_up.url)
-        try:
-            event = build_event(
-                machine_user_events_pb2.MachineUserDeleted(
-                    machine_user=machineusers_pb2.MachineUser(machine_user_id="mu-1")
-                ),
-                source=source_of("test"),
-            )
-            await nc.publish(subject_of(event.type), event.SerializeToString())
-            await nc.flush()
-        finally:
-            await nc.close()
+        event = build_event(
+            machine_user_events_pb2.MachineUserDeleted(
+                machine_user=machineusers_pb2.MachineUser(machine_user_id="mu-1")
+            ),
+            source=source_of("test"),
+        )
+        await nats_up.publish(subject_of(event.type), event.SerializeToString())
         await until(lambda: seen.machine_users == ["mu-1"], what="the invalidation")
         await link.close()
         left = await nats_up.connections("plugmesh-gateway")

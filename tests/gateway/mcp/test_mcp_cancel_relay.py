@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nats
 import pytest
 
 from gateway.mcpfront.cancel_relay import SUBJECT, CallKey, CancelRelay
@@ -31,13 +30,8 @@ async def test_a_relay_whose_first_try_failed_hears_cancellations_once_nats_is_u
         await nats_up.start()
         await until(lambda: relay.connected, timeout_seconds=15, what="the relay to connect")
         connections = await nats_up.connections(NAME)
-        nc = await nats.connect(nats_up.url)
-        try:
-            told = {"caller": "c", "session": "s", "request": "7"}
-            await nc.publish(SUBJECT, json.dumps(told).encode())
-            await nc.flush()
-        finally:
-            await nc.close()
+        told = {"caller": "c", "session": "s", "request": "7"}
+        await nats_up.publish(SUBJECT, json.dumps(told).encode())
         await until(lambda: cancelled == [("c", "s", "7")], what="the cancellation")
         await relay.close()
         await relay.close()  # twice is fine

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nats
 import pytest
 
 from gateway.mcpservers.events import Follower
@@ -35,12 +34,7 @@ async def test_a_follower_whose_first_try_failed_reloads_on_events_once_nats_is_
         await nats_up.start()
         await until(lambda: reloads == 1, timeout_seconds=15, what="the reload on connecting")
         connections = await nats_up.connections(NAME)
-        nc = await nats.connect(nats_up.url)
-        try:
-            await nc.publish(subject_of("mcp.server.created"), b"look now")
-            await nc.flush()
-        finally:
-            await nc.close()
+        await nats_up.publish(subject_of("mcp.server.created"), b"look now")
         await until(lambda: reloads == 2, what="the reload on the event")
         await follower.close()
         await follower.close()  # twice is fine
