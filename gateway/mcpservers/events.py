@@ -8,9 +8,9 @@ secret value: the server goes out as the API shows it.
 In: :class:`Follower` is a core NATS subscription (not a durable consumer: every replica
 must hear every change) to ``mcp.server.>`` and ``mcp.hook.>``, made in the background
 (tried again while NATS is away); on each event, on every (re)connection and every
-``resync_seconds`` it calls ``reload``, which applies what the
-database holds, so a change missed while NATS was away is applied all the same. The
-database is the truth; an event only says "look now".
+``resync_seconds`` it calls ``reload``, which applies what the database holds, so a
+change missed while NATS was away is applied all the same. The database is the truth;
+an event only says "look now".
 """
 
 from __future__ import annotations

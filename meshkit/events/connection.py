@@ -139,7 +139,7 @@ async def keep_connecting(
         on_reconnect: Called when a lost connection is back (nats-py has subscribed
             again; what was published meanwhile was missed).
         retry_seconds: The pause after a failed try.
-        attempt_seconds: How long a try (connecting, then ``ready``) may take.
+        attempt_seconds: How long connecting may take in one try, and then ``ready``.
 
     Returns:
         The connected client, set up; the caller closes it.
