@@ -23,14 +23,14 @@ Out too: ``auth.login`` on the first request of each person's session
 acknowledgement; one that did not get through is tried again on the session's next
 request.
 
-The link connects in the background and reconnects by itself; the gateway starts and
-serves without NATS.
+The link connects in the background (:func:`meshkit.events.connection.keep_connecting`:
+trying again every second while NATS is away, even at the gateway's start) and reconnects
+by itself; the gateway starts and serves without NATS.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -51,8 +51,9 @@ from meshkit.events import (
     subject_of,
     unpack_payload,
 )
+from meshkit.events.connection import close_quietly, keep_connecting
 from meshkit.tasks import cancel_and_wait
-from meshkit.tls import MeshTls, nats_options
+from meshkit.tls import MeshTls
 from meshkit.tracing import current_trace
 from plugmesh.events.v1 import auth_events_pb2, machine_user_events_pb2, user_events_pb2
 
@@ -150,9 +151,8 @@ class AuthEvents:
         await cancel_and_wait(*self._announcing)
         nc, self._nc = self._nc, None
         self._on_live(False)
-        if nc is not None and not nc.is_closed:
-            with contextlib.suppress(nats.errors.Error, TimeoutError):
-                await nc.close()
+        if nc is not None:
+            await close_quietly(nc)
 
     async def failed(self, payload: auth_events_pb2.AuthFailed) -> None:
         """Publish ``auth.failed``; dropped (and counted) when NATS is not connected.
@@ -220,39 +220,26 @@ class AuthEvents:
             self._suppressed_since_log = 0
 
     async def _connect(self) -> None:
-        async def disconnected() -> None:
-            self._on_live(False)
-
-        async def reconnected() -> None:
+        # Until NATS can be had, authentication works uncached and without auth.failed
+        # events; it is tried again until it can.
+        nc = await keep_connecting(
+            self._url,
+            name="plugmesh-gateway",
+            tls=self._nats_tls,
+            ready=self._subscribe,
+            on_disconnect=[lambda: self._on_live(False)],
             # nats-py has sent the subscriptions again; what was missed is forgotten.
-            self._on_live(True)
-
-        async def error(exc: Exception) -> None:
-            log.debug("NATS client error: %s", exc)
-
-        try:
-            # With max_reconnect_attempts=-1 nats-py keeps retrying the first connect too.
-            nc = await nats.connect(
-                self._url,
-                name="plugmesh-gateway",
-                connect_timeout=2,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
-                disconnected_cb=disconnected,
-                reconnected_cb=reconnected,
-                error_cb=error,
-                **nats_options(self._nats_tls),
-            )
-            for subject in _MACHINE_USER_SUBJECTS + _USER_SUBJECTS:
-                await nc.subscribe(subject, cb=self._received)
-            await nc.flush()
-        except (nats.errors.Error, OSError, ValueError) as exc:
-            # Authentication still works, uncached and without auth.failed events.
-            log.error("the gateway's auth events cannot use NATS: %s", exc)
-            return
+            on_reconnect=[lambda: self._on_live(True)],
+            unavailable_warning="the gateway's auth events cannot use NATS yet",
+        )
         self._nc = nc
         self._on_live(True)
         log.info("gateway auth events connected", extra={"nats": "connected"})
+
+    async def _subscribe(self, nc: Client) -> None:
+        for subject in _MACHINE_USER_SUBJECTS + _USER_SUBJECTS:
+            await nc.subscribe(subject, cb=self._received)
+        await nc.flush()
 
     async def _received(self, msg: Msg) -> None:
         try:

@@ -7,7 +7,7 @@ as one SSE frame; ``subject`` keeps only events whose CloudEvents subject starts
 Dead letters are listed and replayed with :mod:`meshkit.events.deadletters`, as
 ``plugmesh events dlq`` does.
 
-Every feed and call shares one NATS connection (:func:`meshkit.events._nats.connect_nats`,
+Every feed and call shares one NATS connection (:func:`meshkit.events.connection.connect_nats`,
 with the mesh's TLS options): opened on first use, so an admin's console costs nothing
 while nobody looks; reconnecting by itself, so a tail outlives a NATS restart (nats-py
 subscribes again on the new connection); closed by :meth:`NatsEvents.close`, which the
@@ -28,7 +28,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from gateway.console.sse import frame
-from meshkit.events._nats import connect_nats
+from meshkit.events.connection import close_quietly, connect_nats
 from meshkit.events.deadletters import DeadLetter, list_dead_letters, replay_dead_letter
 from meshkit.events.envelope import parse_event, unpack_payload
 from meshkit.events.errors import EnvelopeError, EventError
@@ -139,8 +139,7 @@ class NatsEvents:
             self._closed = True
             client, self._client = self._client, None
         if client is not None:
-            with contextlib.suppress(nats.errors.Error, OSError):
-                await client.close()
+            await close_quietly(client)
 
     async def _connection(self) -> Client:
         async with self._lock:

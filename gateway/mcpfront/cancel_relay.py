@@ -19,18 +19,16 @@ the same caller in the same session.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
 
-import nats
-import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from meshkit.events.connection import close_quietly, keep_connecting
 from meshkit.tasks import cancel_and_wait
-from meshkit.tls import MeshTls, nats_options
+from meshkit.tls import MeshTls
 
 __all__ = ["SUBJECT", "CallKey", "CancelRelay"]
 
@@ -84,9 +82,8 @@ class CancelRelay:
         if self._task is not None:
             await cancel_and_wait(self._task, *self._sending)
         nc, self._nc = self._nc, None
-        if nc is not None and not nc.is_closed:
-            with contextlib.suppress(nats.errors.Error, TimeoutError):
-                await nc.close()
+        if nc is not None:
+            await close_quietly(nc)
 
     def tell(self, key: CallKey) -> None:
         """Tell the other replicas that the call ``key`` is cancelled (in the background;
@@ -101,31 +98,18 @@ class CancelRelay:
         task.add_done_callback(self._sending.discard)
 
     async def _connect(self) -> None:
-        async def error(exc: Exception) -> None:
-            log.debug("NATS client error: %s", exc)
+        self._nc = await keep_connecting(
+            self._url,
+            name="plugmesh-gateway-mcp-cancel",
+            tls=self._nats_tls,
+            ready=self._subscribe,
+            unavailable_warning="cancellations cannot reach the other replicas yet",
+            retry_seconds=_RETRY_SECONDS,
+        )
 
-        warned = False
-        while True:
-            try:
-                nc = await nats.connect(
-                    self._url,
-                    name="plugmesh-gateway-mcp-cancel",
-                    connect_timeout=2,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.25,
-                    error_cb=error,
-                    **nats_options(self._nats_tls),
-                )
-                await nc.subscribe(SUBJECT, cb=self._received)
-                await nc.flush()
-            except (nats.errors.Error, OSError, ValueError) as exc:
-                if not warned:
-                    log.warning("cancellations cannot reach the other replicas yet: %s", exc)
-                    warned = True
-                await asyncio.sleep(_RETRY_SECONDS)
-                continue
-            self._nc = nc
-            return
+    async def _subscribe(self, nc: Client) -> None:
+        await nc.subscribe(SUBJECT, cb=self._received)
+        await nc.flush()
 
     async def _received(self, msg: Msg) -> None:
         try:

@@ -6,10 +6,11 @@ transaction, so an event exists exactly when the change does. No payload carries
 secret value: the server goes out as the API shows it.
 
 In: :class:`Follower` is a core NATS subscription (not a durable consumer: every replica
-must hear every change) to ``mcp.server.>`` and ``mcp.hook.>``; on each event, on every
-(re)connection and every ``resync_seconds`` it calls ``reload``, which applies what the
-database holds, so a change missed while NATS was away is applied all the same. The
-database is the truth; an event only says "look now".
+must hear every change) to ``mcp.server.>`` and ``mcp.hook.>``, made in the background
+(tried again while NATS is away); on each event, on every (re)connection and every
+``resync_seconds`` it calls ``reload``, which applies what the database holds, so a
+change missed while NATS was away is applied all the same. The database is the truth;
+an event only says "look now".
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-import nats
-import nats.errors
 from google.protobuf import field_mask_pb2
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -30,9 +29,10 @@ from gateway.mcpservers.convert import server_to_proto
 from gateway.mcpservers.model import McpServer
 from meshkit.events import subject_of
 from meshkit.events.bus import Publisher
+from meshkit.events.connection import close_quietly, keep_connecting
 from meshkit.identity import Identity, event_actor
 from meshkit.tasks import cancel_and_wait
-from meshkit.tls import MeshTls, nats_options
+from meshkit.tls import MeshTls
 from plugmesh.events.v1 import mcp_server_events_pb2
 
 __all__ = ["CREATED", "DELETED", "UPDATED", "Follower", "OutboxSink", "subject_of_server"]
@@ -123,9 +123,8 @@ class Follower:
         """Stop. Safe to call twice."""
         await cancel_and_wait(*self._tasks)
         nc, self._nc = self._nc, None
-        if nc is not None and not nc.is_closed:
-            with contextlib.suppress(nats.errors.Error, TimeoutError):
-                await nc.close()
+        if nc is not None:
+            await close_quietly(nc)
 
     def poke(self) -> None:
         """Reload soon (several pokes before it runs make one reload)."""
@@ -145,31 +144,22 @@ class Follower:
                 log.exception("the upstream MCP servers could not be reloaded")
 
     async def _connect(self) -> None:
-        async def reconnected() -> None:
-            self.poke()  # what was published meanwhile was missed
-
-        async def error(exc: Exception) -> None:
-            log.debug("NATS client error: %s", exc)
-
-        try:
-            nc = await nats.connect(
-                self._url,
-                name="plugmesh-gateway-mcp-servers",
-                connect_timeout=2,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
-                reconnected_cb=reconnected,
-                error_cb=error,
-                **nats_options(self._nats_tls),
-            )
-            await nc.subscribe(subject_of("mcp.server.>"), cb=self._received)
-            await nc.subscribe(subject_of("mcp.hook.>"), cb=self._received)
-            await nc.flush()
-        except (nats.errors.Error, OSError, ValueError) as exc:
-            log.error("the gateway cannot follow mcp.server and mcp.hook events: %s", exc)
-            return
+        # Until NATS can be had, the periodic resync alone applies changes.
+        nc = await keep_connecting(
+            self._url,
+            name="plugmesh-gateway-mcp-servers",
+            tls=self._nats_tls,
+            ready=self._subscribe,
+            on_reconnect=[self.poke],  # what was published meanwhile was missed
+            unavailable_warning="the gateway cannot follow mcp.server and mcp.hook events yet",
+        )
         self._nc = nc
         self.poke()
+
+    async def _subscribe(self, nc: Client) -> None:
+        await nc.subscribe(subject_of("mcp.server.>"), cb=self._received)
+        await nc.subscribe(subject_of("mcp.hook.>"), cb=self._received)
+        await nc.flush()
 
     async def _received(self, _msg: Msg) -> None:
         self.poke()

@@ -21,7 +21,6 @@ the counts of the windows then open; the limits start those windows again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Protocol
 
@@ -31,8 +30,9 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.js import api
 
+from meshkit.events.connection import close_quietly, keep_connecting
 from meshkit.tasks import cancel_and_wait
-from meshkit.tls import MeshTls, nats_options
+from meshkit.tls import MeshTls
 
 __all__ = ["STREAM", "SUBJECT_PREFIX", "CounterStore", "JetStreamCounters", "StoreUnavailable"]
 
@@ -104,9 +104,8 @@ class JetStreamCounters:
             await cancel_and_wait(self._task)
         self._ready = False
         nc, self._nc = self._nc, None
-        if nc is not None and not nc.is_closed:
-            with contextlib.suppress(nats.errors.Error, TimeoutError):
-                await nc.close()
+        if nc is not None:
+            await close_quietly(nc)
 
     async def increment(self, counter: str, *, timeout_seconds: float) -> int:
         """Add one to ``counter`` and return its new total.
@@ -129,36 +128,16 @@ class JetStreamCounters:
         return int(ack.val)
 
     async def _connect(self) -> None:
-        async def error(exc: Exception) -> None:
-            log.debug("NATS client error: %s", exc)
-
-        warned = False
-        while True:
-            try:
-                nc = await nats.connect(
-                    self._url,
-                    name="plugmesh-gateway-rate-limits",
-                    connect_timeout=2,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.25,
-                    error_cb=error,
-                    **nats_options(self._tls),
-                )
-                try:
-                    await self._ensure_stream(nc)
-                except BaseException:
-                    await nc.close()
-                    raise
-            except (nats.errors.Error, OSError, ValueError) as exc:
-                if not warned:
-                    log.warning("rate limits cannot reach NATS yet; calls go uncounted: %s", exc)
-                    warned = True
-                await asyncio.sleep(_RETRY_SECONDS)
-                continue
-            self._nc = nc
-            self._ready = True
-            log.info("rate limits counted in NATS", extra={"stream": STREAM})
-            return
+        self._nc = await keep_connecting(
+            self._url,
+            name="plugmesh-gateway-rate-limits",
+            tls=self._tls,
+            ready=self._ensure_stream,
+            unavailable_warning="rate limits cannot reach NATS yet; calls go uncounted",
+            retry_seconds=_RETRY_SECONDS,
+        )
+        self._ready = True
+        log.info("rate limits counted in NATS", extra={"stream": STREAM})
 
     async def _ensure_stream(self, nc: Client) -> None:
         """Create the stream, or widen its ``max_age`` when this replica keeps counts

@@ -21,7 +21,8 @@ with durable consumers that are idempotent on the event id::
 
 Modules: :mod:`~meshkit.events.envelope` (the CloudEvents envelope),
 :mod:`~meshkit.events.outbox` and :mod:`~meshkit.events.relay` (publishing),
-:mod:`~meshkit.events.subscriber` (consuming), :mod:`~meshkit.events.streams`,
+:mod:`~meshkit.events.subscriber` (consuming), :mod:`~meshkit.events.connection`
+(connecting to NATS, once or in the background), :mod:`~meshkit.events.streams`,
 :mod:`~meshkit.events.deadletters`, :mod:`~meshkit.events.settings`,
 :mod:`~meshkit.events.tables`, :mod:`~meshkit.events.bus` (this façade),
 :mod:`~meshkit.events.errors`. The trace an event carries is :mod:`meshkit.tracing`'s.
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from meshkit.events._ids import uuid7_of
     from meshkit.events.bus import EventBus, EventBusStatus
+    from meshkit.events.connection import close_quietly, connect_nats, keep_connecting
     from meshkit.events.envelope import (
         PAYLOAD_TYPES,
         ReceivedEvent,
@@ -64,6 +66,9 @@ if TYPE_CHECKING:
 _WHERE = {
     "EventBus": "bus",
     "EventBusStatus": "bus",
+    "close_quietly": "connection",
+    "connect_nats": "connection",
+    "keep_connecting": "connection",
     "PAYLOAD_TYPES": "envelope",
     "ReceivedEvent": "envelope",
     "build_event": "envelope",
@@ -103,7 +108,10 @@ __all__ = [
     "Subscription",
     "UnknownEventType",
     "build_event",
+    "close_quietly",
+    "connect_nats",
     "event_type_of",
+    "keep_connecting",
     "parse_event",
     "source_of",
     "subject_of",

@@ -1,4 +1,5 @@
-"""The NATS side of the bus: connecting, and publishing batches to JetStream."""
+"""The NATS side of the bus: publishing batches to JetStream (connecting is
+:mod:`meshkit.events.connection`'s)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import json
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import nats
 import nats.errors
@@ -15,71 +15,11 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from meshkit.events.errors import EventError
 from meshkit.events.relay import Outgoing
-from meshkit.tls import MeshTls, nats_options
 
-__all__ = ["JetStreamPublisher", "connect_nats"]
-
-log = logging.getLogger(__name__)
+__all__ = ["JetStreamPublisher"]
 
 _NO_RESPONDERS = "503"
-
-
-async def connect_nats(
-    url: str,
-    *,
-    name: str,
-    timeout_seconds: float = 10.0,
-    on_reconnect: Sequence[Callable[[], None]] = (),
-    tls: MeshTls | None = None,
-) -> Client:
-    """Connect to NATS, retrying until ``timeout_seconds``; reconnect forever afterwards;
-    over TLS with the member's certificate with ``tls``.
-
-    Raises:
-        EventError: No server answered in time.
-    """
-
-    client: list[Client] = []
-
-    async def reconnected() -> None:
-        log.info("NATS connection restored", extra={"nats": name})
-        for callback in on_reconnect:
-            callback()
-
-    async def disconnected() -> None:
-        if client and not (client[0].is_closed or client[0].is_draining):
-            log.warning("NATS connection lost; reconnecting", extra={"nats": name})
-
-    errors: list[Exception] = []
-
-    async def error(exc: Exception) -> None:
-        errors[:] = [exc]
-        log.debug("NATS client error: %s", exc, extra={"nats": name})
-
-    try:
-        async with asyncio.timeout(timeout_seconds):
-            # With max_reconnect_attempts=-1, nats-py also retries the first connect.
-            connected = await nats.connect(
-                url,
-                name=name,
-                connect_timeout=min(2.0, timeout_seconds),
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
-                reconnected_cb=reconnected,
-                disconnected_cb=disconnected,
-                error_cb=error,
-                drain_timeout=2,
-                **nats_options(tls),
-            )
-    except TimeoutError:
-        detail = f": {errors[-1]}" if errors else ""
-        raise EventError(
-            f"cannot connect to NATS at {url} within {timeout_seconds:g}s{detail}"
-        ) from None
-    client.append(connected)
-    return connected
 
 
 class JetStreamPublisher:

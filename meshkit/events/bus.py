@@ -42,7 +42,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meshkit import db
 from meshkit.db import Database
-from meshkit.events._nats import JetStreamPublisher, connect_nats
+from meshkit.events._nats import JetStreamPublisher
+from meshkit.events.connection import connect_nats
 from meshkit.events.envelope import source_of
 from meshkit.events.errors import EventBusStateError
 from meshkit.events.metrics import EventMetrics, Sampler

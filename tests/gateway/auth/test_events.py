@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,14 +32,8 @@ from plugmesh.events.v1 import (
 )
 from plugmesh.machineusers.v1 import machineusers_pb2
 from plugmesh.users.v1 import users_pb2
+from tests.support.nats_servers import MonitoredNats, free_port, start_behind_stalled_nats
 from tests.support.waiting import eventually, until
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Recorder:
@@ -60,7 +53,7 @@ def _link(url: str, seen: Recorder) -> AuthEvents:
 
 
 async def test_the_link_comes_up_when_nats_does_and_hears_invalidations(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     seen = Recorder()
     link = _link(f"nats://127.0.0.1:{port}", seen)
     await link.start()
@@ -114,9 +107,44 @@ async def test_the_link_comes_up_when_nats_does_and_hears_invalidations(tmp_path
         await link.close()  # twice is fine
 
 
+async def test_a_link_whose_first_try_failed_follows_machine_users_once_nats_is_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    seen = Recorder()
+    link = _link(f"nats://127.0.0.1:{port}", seen)
+    nats_up = MonitoredNats(tmp_path, port=port)
+    try:
+        await start_behind_stalled_nats(
+            port, link.start, failed=lambda: "auth events cannot use NATS" in caplog.text
+        )
+        assert not link.live
+        await nats_up.start()
+        await until(lambda: link.live, timeout_seconds=15, what="the link to connect")
+        connections = await nats_up.connections("plugmesh-gateway")
+        event = build_event(
+            machine_user_events_pb2.MachineUserDeleted(
+                machine_user=machineusers_pb2.MachineUser(machine_user_id="mu-1")
+            ),
+            source=source_of("test"),
+        )
+        await nats_up.publish(subject_of(event.type), event.SerializeToString())
+        await until(lambda: seen.machine_users == ["mu-1"], what="the invalidation")
+        await link.close()
+        left = await nats_up.connections("plugmesh-gateway")
+    finally:
+        await link.close()
+        await nats_up.stop()
+
+    assert seen.live[-1] is False  # closed
+    assert True in seen.live
+    assert connections == 1
+    assert left == 0  # the failed try's connection too was closed
+
+
 async def test_failures_are_dropped_not_raised_without_nats() -> None:
     seen = Recorder()
-    link = _link(f"nats://127.0.0.1:{_free_port()}", seen)
+    link = _link(f"nats://127.0.0.1:{free_port()}", seen)
     await link.start()
     try:
         await link.failed(
@@ -204,7 +232,7 @@ async def test_a_session_is_announced_once_across_requests_and_gateways(tmp_path
 
 
 async def test_a_login_that_could_not_be_sent_is_sent_on_the_next_request(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     login = Login("bo", "", "", "", "s-9", 1_700_000_000_000)
     link = _link(f"nats://127.0.0.1:{port}", Recorder())
     await link.start()
