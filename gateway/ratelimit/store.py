@@ -15,13 +15,18 @@ race reads and writes again, and under load the round trips grow with the number
 contenders. The stream keeps one message per subject (its total) in memory, and drops
 it ``keep_seconds`` after its last increment (the stream's ``max_age``): a count
 outlives its window, then disappears, so the store does not grow. A NATS restart loses
-the counts of the windows then open; the limits start those windows again.
+the counts of the windows then open (a memory stream does not outlive its server); the
+limits start those windows again. A stream that is gone (NATS restarted, or someone
+deleted it) is made again at the first increment that finds no stream, at most once every
+few seconds; the calls in between go uncounted, as when NATS is away.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from typing import Protocol
 
 import nats
@@ -44,6 +49,8 @@ SUBJECT_PREFIX = "plugmesh.ratelimit."
 _INCREMENT = {"Nats-Incr": "1"}
 #: How long to wait before trying NATS again when it cannot be reached at start.
 _RETRY_SECONDS = 1.0
+#: Least time between two attempts to make a stream that went missing.
+_REMAKE_SECONDS = 2.0
 
 
 class StoreUnavailable(Exception):
@@ -87,6 +94,8 @@ class JetStreamCounters:
         self._nc: Client | None = None
         self._ready = False
         self._task: asyncio.Task[None] | None = None
+        self._remaking: asyncio.Task[None] | None = None
+        self._remade_at = -math.inf
 
     @property
     def ready(self) -> bool:
@@ -100,8 +109,7 @@ class JetStreamCounters:
 
     async def close(self) -> None:
         """Stop. Safe to call twice."""
-        if self._task is not None:
-            await cancel_and_wait(self._task)
+        await cancel_and_wait(self._task, self._remaking)
         self._ready = False
         nc, self._nc = self._nc, None
         if nc is not None:
@@ -121,6 +129,9 @@ class JetStreamCounters:
             ack = await nc.jetstream().publish(
                 SUBJECT_PREFIX + counter, b"", timeout=timeout_seconds, headers=dict(_INCREMENT)
             )
+        except (nats.js.errors.NoStreamResponseError, nats.errors.NoRespondersError):
+            self._remake_stream(nc)
+            raise StoreUnavailable(f"stream {STREAM} is gone; it is being made again") from None
         except (nats.errors.Error, TimeoutError) as exc:
             raise StoreUnavailable(f"the count of a call could not be had: {exc}") from exc
         if ack.val is None:
@@ -138,6 +149,24 @@ class JetStreamCounters:
         )
         self._ready = True
         log.info("rate limits counted in NATS", extra={"stream": STREAM})
+
+    def _remake_stream(self, nc: Client) -> None:
+        """Make the stream again in the background, unless that was tried just now."""
+        now = time.monotonic()
+        if (self._remaking is not None and not self._remaking.done()) or (
+            now - self._remade_at < _REMAKE_SECONDS
+        ):
+            return
+        self._remade_at = now
+        self._remaking = asyncio.create_task(self._remake(nc), name="gateway-rate-limits-remake")
+
+    async def _remake(self, nc: Client) -> None:
+        try:
+            await self._ensure_stream(nc)
+        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+            log.warning("the rate limits' stream could not be made again: %s", exc)
+            return
+        log.info("the rate limits' stream was made again", extra={"stream": STREAM})
 
     async def _ensure_stream(self, nc: Client) -> None:
         """Create the stream, or widen its ``max_age`` when this replica keeps counts
