@@ -443,9 +443,10 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar(
         "PLUGMESH_GATEWAY_RATE_LIMIT_RULES",
         "(none)",
-        "comma-separated `<glob>=<limit>` overriding the default for the keys the glob "
-        "matches (`/plugmesh.users.v1.UserService/*=10/1s`, `github/create_issue=5/1m`, "
-        "`/plugmesh.audit.v1.AuditService/*=off`); the first match decides",
+        "comma-separated `[<caller glob>@]<key glob>=<limit>` overriding the default for"
+        " the keys (and callers) the globs match (`/plugmesh.users.v1.UserService/*=10/1s`,"
+        " `github/create_issue=5/1m`, `machine:<id>@*=6000/1m`, `address:*@*=10/1s`,"
+        " `/plugmesh.audit.v1.AuditService/*=off`); the first match decides",
     ),
     EnvVar(
         "PLUGMESH_GATEWAY_RATE_LIMIT_ADMINS",

@@ -155,7 +155,7 @@ class Limiter:
             key: ``/<package.Service>/<Method>`` or ``<server>/<tool>``.
             protocol: ``http``, ``grpc`` or ``mcp``, for the refusals' metric.
         """
-        limit = self._settings.limit_for(key)
+        limit = self._settings.limit_for(subject.id, key)
         if limit is None or (subject.admin and self._settings.admins is AdminPolicy.EXEMPT):
             return _ADMITTED
         now = self._clock()

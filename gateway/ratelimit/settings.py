@@ -39,8 +39,9 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     (
         RULES,
         "(none)",
-        "comma-separated `<glob>=<limit>` overriding the default for the keys the glob"
-        " matches (`/plugmesh.users.v1.UserService/*=10/1s`, `github/create_issue=5/1m`,"
+        "comma-separated `[<caller glob>@]<key glob>=<limit>` overriding the default for"
+        " the keys (and callers) the globs match (`/plugmesh.users.v1.UserService/*=10/1s`,"
+        " `github/create_issue=5/1m`, `machine:<id>@*=6000/1m`, `address:*@*=10/1s`,"
         " `/plugmesh.audit.v1.AuditService/*=off`); the first match decides",
     ),
     (
@@ -81,14 +82,17 @@ class Limit:
 
 @dataclass(frozen=True)
 class Rule:
-    """Keys matching ``pattern`` (an ``fnmatch`` glob) get ``limit`` (None: unlimited)."""
+    """Keys matching ``pattern`` (an ``fnmatch`` glob), called by callers matching
+    ``caller`` (a glob over ``machine:<id>``, ``user:<subject>``, ``address:<ip>``), get
+    ``limit`` (None: unlimited)."""
 
     pattern: str
     limit: Limit | None
+    caller: str = "*"
 
-    def matches(self, key: str) -> bool:
-        """Whether the rule applies to ``key``."""
-        return fnmatch.fnmatchcase(key, self.pattern)
+    def matches(self, caller: str, key: str) -> bool:
+        """Whether the rule applies to ``caller`` calling ``key``."""
+        return fnmatch.fnmatchcase(key, self.pattern) and fnmatch.fnmatchcase(caller, self.caller)
 
 
 @dataclass(frozen=True)
@@ -118,10 +122,10 @@ class RateLimitSettings:
         limits = [self.default, *(rule.limit for rule in self.rules)]
         return max((limit.window_seconds for limit in limits if limit is not None), default=0.0)
 
-    def limit_for(self, key: str) -> Limit | None:
-        """The limit of ``key``: the first matching rule's, else the default."""
+    def limit_for(self, caller: str, key: str) -> Limit | None:
+        """The limit of ``caller`` on ``key``: the first matching rule's, else the default."""
         for rule in self.rules:
-            if rule.matches(key):
+            if rule.matches(caller, key):
                 return rule.limit
         return self.default
 
@@ -179,7 +183,11 @@ def _rules(text: str) -> tuple[Rule, ...]:
         if not item:
             continue
         pattern, equals, limit = item.rpartition("=")
-        if not equals or not pattern.strip():
-            raise ConfigError(f"{RULES}: a rule is <glob>=<limit>, got {item!r}")
-        rules.append(Rule(pattern.strip(), _limit(RULES, limit)))
+        # Keys never hold "@"; a person's subject may (an email), so the last one splits.
+        caller, at, key = pattern.rpartition("@")
+        if not equals or not key.strip() or (at and not caller.strip()):
+            raise ConfigError(
+                f"{RULES}: a rule is [<caller glob>@]<key glob>=<limit>, got {item!r}"
+            )
+        rules.append(Rule(key.strip(), _limit(RULES, limit), caller.strip() if at else "*"))
     return tuple(rules)

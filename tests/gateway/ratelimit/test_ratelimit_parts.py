@@ -64,10 +64,10 @@ def test_the_first_matching_rule_decides_and_the_default_covers_the_rest() -> No
         }
     )
 
-    assert settings.limit_for("/plugmesh.audit.v1.AuditService/ListEntries") is None
-    assert settings.limit_for("github/create_issue") == Limit(5, 60.0)
-    assert settings.limit_for("github/search") == Limit(30, 1.0)
-    assert settings.limit_for(KEY) == Limit(100, 60.0)
+    assert settings.limit_for(CALLER.id, "/plugmesh.audit.v1.AuditService/ListEntries") is None
+    assert settings.limit_for(CALLER.id, "github/create_issue") == Limit(5, 60.0)
+    assert settings.limit_for(CALLER.id, "github/search") == Limit(30, 1.0)
+    assert settings.limit_for(CALLER.id, KEY) == Limit(100, 60.0)
     assert settings.admins is AdminPolicy.EXEMPT
     assert settings.longest_window_seconds == 60.0
 
@@ -76,7 +76,40 @@ def test_no_setting_means_no_limit() -> None:
     settings = RateLimitSettings.from_env({})
 
     assert not settings.enabled
-    assert settings.limit_for(KEY) is None
+    assert settings.limit_for(CALLER.id, KEY) is None
+
+
+@pytest.mark.parametrize(
+    ("caller", "key", "limit"),
+    [
+        ("machine:ci-deploy", KEY, Limit(6000, 60.0)),
+        ("machine:ci-deploy", "github/search", Limit(6000, 60.0)),
+        ("user:ada@example.com", "github/search", Limit(1, 1.0)),
+        ("user:bob", "github/search", Limit(30, 1.0)),
+        ("address:10.0.0.7", KEY, Limit(10, 1.0)),
+        ("machine:other", KEY, Limit(100, 60.0)),
+    ],
+    ids=[
+        "the-machine-on-an-rpc",
+        "the-machine-on-a-tool",
+        "a-person-by-email",
+        "anyone-else",
+        "anonymous",
+        "default",
+    ],
+)
+def test_a_rule_may_name_its_callers(caller: str, key: str, limit: Limit) -> None:
+    settings = RateLimitSettings.from_env(
+        {
+            "PLUGMESH_GATEWAY_RATE_LIMIT": "100/1m",
+            "PLUGMESH_GATEWAY_RATE_LIMIT_RULES": (
+                "machine:ci-deploy@*=6000/1m, user:ada@example.com@github/*=1/s,"
+                " github/*=30/1s, address:*@*=10/1s"
+            ),
+        }
+    )
+
+    assert settings.limit_for(caller, key) == limit
 
 
 @pytest.mark.parametrize(
@@ -86,6 +119,7 @@ def test_no_setting_means_no_limit() -> None:
         ("PLUGMESH_GATEWAY_RATE_LIMIT_RULES", "github/*"),
         ("PLUGMESH_GATEWAY_RATE_LIMIT_RULES", "=5/1m"),
         ("PLUGMESH_GATEWAY_RATE_LIMIT_RULES", "github/*=5"),
+        ("PLUGMESH_GATEWAY_RATE_LIMIT_RULES", "@github/*=5/1m"),
         ("PLUGMESH_GATEWAY_RATE_LIMIT_ADMINS", "sometimes"),
         ("PLUGMESH_GATEWAY_RATE_LIMIT_TIMEOUT_SECONDS", "0"),
     ],
@@ -94,6 +128,7 @@ def test_no_setting_means_no_limit() -> None:
         "rule-without-limit",
         "rule-without-glob",
         "bad-rule-limit",
+        "rule-with-an-empty-caller",
         "admins",
         "timeout",
     ],
@@ -296,3 +331,18 @@ def test_every_replica_gives_a_windows_exceeded_event_the_same_id() -> None:
     other = exceeded_event(_exceeded("machine:mu_2"), source="/plugmesh/gateway")
 
     assert one.id == again.id != other.id
+
+
+async def test_a_caller_named_by_a_rule_gets_its_own_limit(counters: Counted) -> None:
+    limits = RateLimitSettings(
+        rules=(Rule(KEY, Limit(4, 10.0), caller="machine:ci-*"), Rule(KEY, Limit(1, 10.0)))
+    )
+    limiter = Limiter(limits, counters, metrics_registry=CollectorRegistry(), clock=Clock(7e6))
+
+    named = [
+        await limiter.check(Subject("machine:ci-deploy"), KEY, protocol="http") for _ in range(5)
+    ]
+    other = [await limiter.check(CALLER, KEY, protocol="http") for _ in range(2)]
+
+    assert [verdict.admitted for verdict in named] == [True] * 4 + [False]
+    assert [verdict.admitted for verdict in other] == [True, False]
