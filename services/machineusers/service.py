@@ -12,6 +12,7 @@ server's interceptor turns them into ``google.rpc.Status``.
 from __future__ import annotations
 
 from meshkit.errors import invalid_field
+from meshkit.field_masks import updated_fields
 from meshkit.grpc_types import Context
 from meshkit.paging import decode_page_token, encode_page_token, page_size
 from plugmesh.machineusers.v1 import machineusers_pb2, machineusers_pb2_grpc
@@ -171,27 +172,13 @@ def _paths(request: machineusers_pb2.UpdateMachineUserRequest) -> frozenset[str]
     Raises:
         InvalidArgument: The mask names a field that does not exist or cannot be updated.
     """
-    if not request.update_mask.paths:
-        message = request.machine_user
-        populated = {
-            "name": bool(message.name),
-            "description": bool(message.description),
-            "role": message.role != users_pb2.ROLE_UNSPECIFIED,
-            "permissions": message.HasField("permissions"),
-        }
-        return frozenset(name for name, present in populated.items() if present)
-    paths: set[str] = set()
-    for path in request.update_mask.paths:
-        if path == "*":
-            paths.update(UPDATABLE_FIELDS)
-        elif path in UPDATABLE_FIELDS:
-            paths.add(path)
-        elif path in _FIXED_PATHS:
-            raise invalid_field("update_mask", f"field {path!r} cannot be updated", path=path)
-        else:
-            raise invalid_field(
-                "update_mask",
-                f"unknown field {path!r}; updatable fields are {', '.join(UPDATABLE_FIELDS)}",
-                path=path,
-            )
-    return frozenset(paths)
+    message = request.machine_user
+    populated = {
+        "name": bool(message.name),
+        "description": bool(message.description),
+        "role": message.role != users_pb2.ROLE_UNSPECIFIED,
+        "permissions": message.HasField("permissions"),
+    }
+    return updated_fields(
+        request.update_mask.paths, populated, updatable=UPDATABLE_FIELDS, fixed=_FIXED_PATHS
+    )

@@ -10,6 +10,7 @@ Errors are :mod:`meshkit.errors` exceptions; the server's interceptor turns them
 from __future__ import annotations
 
 from meshkit.errors import invalid_field
+from meshkit.field_masks import updated_fields
 from meshkit.grpc_types import Context
 from meshkit.paging import decode_page_token, encode_page_token, page_size
 from meshkit.permissions import DEFAULT_POLICY
@@ -162,25 +163,13 @@ def _paths(request: users_pb2.UpdateUserRequest) -> frozenset[str]:
     Raises:
         InvalidArgument: The mask names a field that does not exist or cannot be updated.
     """
-    if not request.update_mask.paths:
-        user = request.user
-        populated = {
-            "email": bool(user.email),
-            "display_name": bool(user.display_name),
-            "role": user.role != users_pb2.ROLE_UNSPECIFIED,
-            "permissions": user.HasField("permissions"),
-        }
-        return frozenset(name for name, present in populated.items() if present)
-    paths: set[str] = set()
-    for path in request.update_mask.paths:
-        if path == "*":
-            paths.update(UPDATABLE_FIELDS)
-        elif path in UPDATABLE_FIELDS:
-            paths.add(path)
-        elif path not in _IGNORED_PATHS:
-            raise invalid_field(
-                "update_mask",
-                f"unknown field {path!r}; updatable fields are {', '.join(UPDATABLE_FIELDS)}",
-                path=path,
-            )
-    return frozenset(paths)
+    user = request.user
+    populated = {
+        "email": bool(user.email),
+        "display_name": bool(user.display_name),
+        "role": user.role != users_pb2.ROLE_UNSPECIFIED,
+        "permissions": user.HasField("permissions"),
+    }
+    return updated_fields(
+        request.update_mask.paths, populated, updatable=UPDATABLE_FIELDS, ignored=_IGNORED_PATHS
+    )
