@@ -5,7 +5,7 @@ the provider would not publish can be tried."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx2
@@ -65,16 +65,21 @@ def serve(request: httpx2.Request) -> httpx2.Response:
     return httpx2.Response(200, json={"keys": JWKS})
 
 
-@pytest_asyncio.fixture
-async def issuer() -> AsyncIterator[IssuerKeys]:
-    keys = IssuerKeys(
+def issuer_keys(handler: Callable[[httpx2.Request], httpx2.Response]) -> IssuerKeys:
+    """The keys of :data:`ISSUER` as ``handler`` serves its documents."""
+    return IssuerKeys(
         ISSUER,
         algorithms=ALGORITHMS,
         refresh_seconds=3600,
         min_refresh_seconds=0.001,
         timeout_seconds=5,
-        transport=httpx2.MockTransport(serve),
+        transport=httpx2.MockTransport(handler),
     )
+
+
+@pytest_asyncio.fixture
+async def issuer() -> AsyncIterator[IssuerKeys]:
+    keys = issuer_keys(serve)
     await keys.start()
     yield keys
     await keys.close()
@@ -187,14 +192,7 @@ async def test_an_issuers_key_without_kid_verifies_tokens_without_kid() -> None:
         unnamed = {k: v for k, v in public_jwk(EC_KEY, "").items() if k != "kid"}
         return httpx2.Response(200, json={"keys": [unnamed]})
 
-    keys = IssuerKeys(
-        ISSUER,
-        algorithms=ALGORITHMS,
-        refresh_seconds=3600,
-        min_refresh_seconds=0.001,
-        timeout_seconds=5,
-        transport=httpx2.MockTransport(one_unnamed_key),
-    )
+    keys = issuer_keys(one_unnamed_key)
     await keys.start()
     try:
         with pytest.raises(AuthFailed):
