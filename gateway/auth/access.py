@@ -15,6 +15,7 @@ from typing import TypeAlias
 from google.protobuf import descriptor
 
 from gateway.auth.errors import AuthFailed, Forbidden
+from meshkit.access import declared_access
 from meshkit.identity import Identity, PrincipalKind
 from plugmesh.events.v1 import auth_events_pb2
 from plugmesh.options.v1 import options_pb2
@@ -25,12 +26,11 @@ Access: TypeAlias = options_pb2.Access.ValueType
 
 
 def access_of(rpc: descriptor.MethodDescriptor) -> Access:
-    """The RPC's declared access; AUTHENTICATED when it declares none."""
-    options = rpc.GetOptions()
-    if not options.HasExtension(options_pb2.access):
-        return options_pb2.ACCESS_AUTHENTICATED
-    access = options.Extensions[options_pb2.access]
-    return options_pb2.ACCESS_AUTHENTICATED if access == options_pb2.ACCESS_UNSPECIFIED else access
+    """The RPC's declared access (:func:`meshkit.access.declared_access`); AUTHENTICATED
+    when it declares none the toolkit knows: the gateway serves plugins of any language,
+    which may not declare it, where the registry's own contract is refused instead."""
+    declared = declared_access(rpc)
+    return options_pb2.ACCESS_AUTHENTICATED if declared is None else declared
 
 
 def needs_credentials(access: Access) -> bool:
